@@ -1,0 +1,51 @@
+# tsgate — every target sets itself up: a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[all,dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create .venv and install tsgate with every extra and the dev tools
+
+services: ## Start PostgreSQL, Redis and RabbitMQ where they are installed but down
+	@bash scripts/services.sh
+
+demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
+	$(VENV)/bin/tsgate serve --demo --port $(PORT)
+
+test: $(STAMP) services ## Run the whole test suite (fails when no test ran)
+	$(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff (lint + format check) and the import contracts
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
+
+types: $(STAMP) ## mypy --strict on src/
+	$(VENV)/bin/mypy
+
+check: lint types test ## What CI runs: lint, types and tests
+
+bench: $(STAMP) ## Benchmarks against the simulator; writes docs/benchmarks.md
+	$(PY) -m benchmarks
+
+fmt: $(STAMP) ## Format and autofix
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean: ## Remove the venv, caches and the embedded data folder
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help venv services demo test lint types check bench fmt clean

@@ -1,0 +1,1 @@
+"""HTTP API: the ACE drop-in paths, the chart API, jobs and operations."""

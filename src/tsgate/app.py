@@ -1,0 +1,58 @@
+"""The ASGI app factory: ``create_app()`` builds routes; the lifespan opens the services."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
+
+from tsgate.api import ace, ops
+from tsgate.api.problems import HANDLERS
+from tsgate.settings import Settings
+from tsgate.upstream.base import Upstream
+from tsgate.wiring import open_services
+
+EXPOSED_HEADERS = (
+    "X-Cache-Status",
+    "X-Cache-Source",
+    "X-Processing-Time",
+    "X-Data-Samples",
+    "Server-Timing",
+    "ETag",
+    "Location",
+    "Retry-After",
+    "X-Request-ID",
+    "Content-Encoding",
+)
+
+
+def create_app(settings: Settings | None = None, *, upstream: Upstream | None = None) -> Starlette:
+    """Build the app; nothing is opened until the lifespan starts."""
+    conf = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with open_services(conf, upstream=upstream) as services:
+            yield {"services": services}
+
+    routes: list[BaseRoute] = [*ops.routes(), *ace.routes()]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(conf.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["*"],
+            expose_headers=list(EXPOSED_HEADERS),
+        )
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=dict(HANDLERS),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

@@ -1,0 +1,101 @@
+"""One error tree for tsgate.
+
+    TsgateError
+    ├── ConfigError               bad TSGATE_* setting or unknown URL scheme
+    ├── MissingDependency         an optional driver is not installed (names the extra)
+    ├── RequestError              the caller asked for something wrong (4xx)
+    │   ├── BadParameter          a query/body parameter is missing or invalid (names it)
+    │   ├── Unauthorized          no token, or a token upstream rejects
+    │   ├── Forbidden             a token without access to what it asks for
+    │   ├── NotFound              unknown site, point, job or path
+    │   ├── TooLarge              the request exceeds a limit (names the limit)
+    │   └── RateLimited           too many requests (carries retry_after_s)
+    ├── UpstreamError             the ACE API failed us (5xx towards the caller)
+    │   ├── UpstreamUnavailable   connection refused, 5xx after retries, truncated bodies
+    │   └── UpstreamTimeout       no answer in time
+    └── StorageError              an object store, database, cache or queue backend failed
+
+HTTP status codes are assigned in one table, ``tsgate.api.problems``; code raising
+these errors never chooses a status.
+"""
+
+from __future__ import annotations
+
+
+class TsgateError(Exception):
+    """Base of every error tsgate raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class ConfigError(TsgateError):
+    """A setting is missing or invalid, or a URL names an unsupported scheme."""
+
+
+class MissingDependency(TsgateError):
+    """An optional backend driver is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"the {package!r} package is needed for this backend: pip install 'tsgate[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class RequestError(TsgateError):
+    """The caller's request cannot be served as asked."""
+
+
+class BadParameter(RequestError):
+    """A parameter is missing or invalid; ``param`` names it."""
+
+    def __init__(self, param: str, detail: str) -> None:
+        super().__init__(f"{param}: {detail}")
+        self.param = param
+
+
+class Unauthorized(RequestError):
+    """No token was given, or upstream rejected it."""
+
+
+class Forbidden(RequestError):
+    """The token is valid but may not read what it asked for."""
+
+
+class NotFound(RequestError):
+    """The site, point, job or path does not exist."""
+
+
+class TooLarge(RequestError):
+    """The request exceeds a configured limit; ``limit`` names it."""
+
+    def __init__(self, limit: str, detail: str) -> None:
+        super().__init__(detail)
+        self.limit = limit
+
+
+class RateLimited(RequestError):
+    """The caller exceeded its request budget."""
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamError(TsgateError):
+    """The upstream ACE API failed."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Upstream refused, failed with 5xx/429 after retries, or sent a broken body."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """Upstream did not answer within the deadline."""
+
+
+class StorageError(TsgateError):
+    """A storage backend (objects, database, cache, queue) failed."""

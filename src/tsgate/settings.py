@@ -1,0 +1,82 @@
+"""Settings from ``TSGATE_*`` environment variables: one URL per seam, plus policy knobs.
+
+Nothing reads the environment at import; ``Settings.from_env()`` is called by the CLI
+and the app factory, and tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tsgate.errors import ConfigError
+
+ENV_PREFIX = "TSGATE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # where to listen
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # one URL per seam (DESIGN §6)
+    upstream_url: str = "sim://?seed=1"
+    objects_url: str = "file://./var/objects"
+    database_url: str = "sqlite:///./var/tsgate.db"
+    cache_url: str = "memory://"
+    queue_url: str = "memory://"
+    # a server-side token used when a request brings none (demo / single-tenant); never logged
+    upstream_token: str | None = field(default=None, repr=False)
+    # upstream client policy
+    upstream_timeout_s: float = 60.0
+    upstream_concurrency: int = 8
+    upstream_retries: int = 4
+    upstream_backoff_s: float = 0.5
+    upstream_backoff_cap_s: float = 10.0
+    upstream_page_size: int = 50000
+    # cache policy
+    settle_s: float = 7200.0
+    open_ttl_s: float = 60.0
+    # responses
+    cors_origins: tuple[str, ...] = ("*",)
+    compress_min_bytes: int = 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``TSGATE_<FIELD>`` variables; ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, str(f.type), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _convert(name: str, type_name: str, raw: str) -> Any:
+    env_name = ENV_PREFIX + name.upper()
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "bool":
+            return _parse_bool(raw)
+        if type_name.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigError(f"{env_name}={raw!r}: expected {type_name}") from exc
+    return raw or None if "None" in type_name else raw
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)

@@ -1,0 +1,67 @@
+"""The upstream seam: what tsgate needs from an ACE API.
+
+Adapters raise only ``tsgate.errors`` (``Unauthorized``, ``Forbidden``, ``NotFound``,
+``BadParameter``, ``UpstreamUnavailable``, ``UpstreamTimeout``); a short or broken
+answer is an error, never a silently short result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tsgate.series.model import Series
+
+
+@dataclass(frozen=True)
+class Forwarded:
+    """An upstream answer passed through unchanged (for paths tsgate does not model)."""
+
+    status: int
+    content: bytes
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class UpstreamCounters:
+    """What was asked of upstream, for stats and for tests that assert zero calls."""
+
+    requests: int = 0
+    retries: int = 0
+    samples: int = 0
+    bytes: int = 0
+
+
+class Upstream(Protocol):
+    counters: UpstreamCounters
+
+    async def get_json(
+        self, path: str, *, token: str, params: Mapping[str, str | int] | None = None
+    ) -> Any:
+        """GET an upstream JSON document (``path`` relative to the API base, e.g. ``/sites``)."""
+
+    def site_pages(
+        self, site: str, start_ms: int, end_ms: int, *, token: str, raw: bool, page_size: int
+    ) -> AsyncIterator[dict[str, Series]]:
+        """The site's paginated stream, one dict of per-point series per upstream page."""
+
+    async def points_series(
+        self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> dict[str, Series]:
+        """Raw samples of the named points (per-point reads in parallel, bounded)."""
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str,
+        query: str = "",
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Forwarded:
+        """Pass a request through (path relative to the API base, query already encoded)."""
+
+    async def aclose(self) -> None: ...

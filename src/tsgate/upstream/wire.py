@@ -1,0 +1,216 @@
+"""The ACE API wire contract: times, cursors, page sizes, and sample rows <-> numpy.
+
+Upstream rows are ``{"name": str, "value": str, "time": "2025-10-12T16:35:37.694434"}``:
+the value is a string and the time has microseconds and no zone (UTC). Both the
+simulator and the client speak through this module, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from tsgate.errors import BadParameter
+from tsgate.series.model import Series, TimeArray, ValueArray
+
+PAGE_SIZES = (3, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 300000, 500000)
+DEFAULT_PAGE_SIZE = 10000
+_TRUE = {"true", "1"}
+_FALSE = {"false", "0"}
+_EPOCH = np.datetime64(0, "ms")
+
+
+class Sample(msgspec.Struct, frozen=True):
+    name: str
+    value: str
+    time: str
+
+
+class SamplesBody(msgspec.Struct):
+    point_samples: list[Sample] = msgspec.field(default_factory=list)
+
+
+class PageBody(msgspec.Struct):
+    point_samples: list[Sample] = msgspec.field(default_factory=list)
+    next_cursor: str | None = None
+    has_more: bool = False
+
+
+class Cursor(msgspec.Struct, frozen=True):
+    """Where the next page starts: ``offset`` samples into the sweep at ``timestamp``."""
+
+    offset: int
+    timestamp: str
+
+
+# ---- times -------------------------------------------------------------------------
+
+
+def parse_time(param: str, raw: str | None) -> int:
+    """An ISO-8601 time (zone-less means UTC) to epoch ms; a clear error names ``param``."""
+    if raw is None or not raw.strip():
+        raise BadParameter(param, "is required (ISO 8601, e.g. 2025-10-12T16:35:37)")
+    text = raw.strip().replace(" ", "T", 1) if "T" not in raw else raw.strip()
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadParameter(param, f"{raw!r} is not an ISO 8601 time") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000) if when.microsecond % 1000 == 0 else _exact_ms(when)
+
+
+def _exact_ms(when: dt.datetime) -> int:
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def parse_range(start_raw: str | None, end_raw: str | None, *, names: tuple[str, str] = ("start_time", "end_time")) -> tuple[int, int]:
+    start_ms = parse_time(names[0], start_raw)
+    end_ms = parse_time(names[1], end_raw)
+    if end_ms <= start_ms:
+        raise BadParameter(names[1], f"must be after {names[0]} ({end_raw!r} <= {start_raw!r})")
+    return start_ms, end_ms
+
+
+def format_time(ms: int, *, micros: int = 0) -> str:
+    """Epoch ms to the ACE form: microseconds, no zone."""
+    stamp = dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=ms, microseconds=micros)
+    return stamp.isoformat(timespec="microseconds")
+
+
+def format_times(t_ms: TimeArray) -> list[str]:
+    """Vectorised ``format_time`` for many samples."""
+    as_us = t_ms.astype("datetime64[ms]").astype("datetime64[us]")
+    return list(np.datetime_as_string(as_us, unit="us"))
+
+
+def parse_times(texts: Sequence[str]) -> TimeArray:
+    """ACE time strings (zone-less UTC) to epoch ms, vectorised."""
+    if not texts:
+        return np.empty(0, dtype=np.int64)
+    try:
+        stamps = np.array(texts, dtype="datetime64[us]")
+    except ValueError:
+        # a zone suffix ("Z", "+00:00") is legal ISO but numpy rejects it; take the slow path
+        return np.array([parse_time("time", t) for t in texts], dtype=np.int64)
+    return (stamps.astype("datetime64[ms]") - _EPOCH).astype(np.int64)
+
+
+# ---- values ------------------------------------------------------------------------
+
+
+def parse_values(texts: Sequence[str]) -> ValueArray:
+    """String values to float64; booleans become 1/0, anything unparsable NaN."""
+    if not texts:
+        return np.empty(0, dtype=np.float64)
+    try:
+        return np.array(texts, dtype=np.float64)
+    except ValueError:
+        return np.array([_value(t) for t in texts], dtype=np.float64)
+
+
+def _value(text: str) -> float:
+    lowered = text.strip().lower()
+    if lowered in ("true", "on", "active"):
+        return 1.0
+    if lowered in ("false", "off", "inactive"):
+        return 0.0
+    try:
+        return float(lowered)
+    except ValueError:
+        return float("nan")
+
+
+def format_values(v: ValueArray) -> list[str]:
+    """Floats back to ACE value strings (shortest round-trip repr)."""
+    return [repr(x) for x in v.tolist()]
+
+
+# ---- rows <-> series ---------------------------------------------------------------
+
+
+def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
+    """Group rows by point into sorted, de-duplicated series."""
+    names: dict[str, list[str]] = defaultdict(list)
+    values: dict[str, list[str]] = defaultdict(list)
+    for s in samples:
+        names[s.name].append(s.time)
+        values[s.name].append(s.value)
+    return {
+        name: Series.from_unsorted(name, parse_times(times), parse_values(values[name]))
+        for name, times in names.items()
+    }
+
+
+def series_to_rows(series: Mapping[str, Series]) -> list[dict[str, str]]:
+    """Series to ACE rows ordered by (time, name), as upstream orders a sweep."""
+    parts = [s for s in series.values() if len(s)]
+    if not parts:
+        return []
+    t = np.concatenate([s.t_ms for s in parts])
+    v = np.concatenate([s.v for s in parts])
+    idx = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(parts)])
+    order = np.lexsort((idx, t))
+    names = [s.name for s in parts]
+    times = format_times(t[order])
+    vals = format_values(v[order])
+    return [
+        {"name": names[i], "value": val, "time": tm}
+        for i, val, tm in zip(idx[order].tolist(), vals, times, strict=True)
+    ]
+
+
+# ---- query parameters --------------------------------------------------------------
+
+
+def parse_bool(param: str, raw: str | None, default: bool) -> bool:
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise BadParameter(param, f"{raw!r} is not a boolean (use true/false/1/0)")
+
+
+def parse_page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError as exc:
+        raise BadParameter("page_size", f"{raw!r} is not an integer") from exc
+    if size not in PAGE_SIZES:
+        allowed = ", ".join(map(str, PAGE_SIZES))
+        raise BadParameter("page_size", f"{size} is not one of {allowed}")
+    return size
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode("ascii")
+
+
+def decode_cursor(raw: str) -> Cursor:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        data = base64.urlsafe_b64decode(padded.encode("ascii"))
+        cursor = msgspec.json.decode(data, type=Cursor)
+    except (binascii.Error, ValueError, UnicodeEncodeError, msgspec.DecodeError) as exc:
+        raise BadParameter("cursor", "is malformed (pass back next_cursor unchanged)") from exc
+    if cursor.offset < 0:
+        raise BadParameter("cursor", "is malformed (negative offset)")
+    parse_time("cursor", cursor.timestamp)
+    return cursor
+
+
+def decode_json(data: bytes, type_: Any) -> Any:
+    return msgspec.json.decode(data, type=type_)

@@ -1,0 +1,42 @@
+"""Shared fixtures: service gates, the simulator, and the anyio backend."""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+SERVICE_URLS = {
+    "postgres": os.environ.get("TSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "redis": os.environ.get("TSGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    "rabbitmq": os.environ.get("TSGATE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def service_url(name: str) -> str:
+    """The URL of a scale-out service, or skip (fail under CI=true) when it is down."""
+    url = SERVICE_URLS[name]
+    if not _reachable(url):
+        message = f"{name} is not reachable at {urlsplit(url).netloc} (run `make services`)"
+        if IN_CI:
+            pytest.fail(f"{message}; CI must have it")
+        pytest.skip(message)
+    return url
