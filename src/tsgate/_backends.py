@@ -36,12 +36,14 @@ def load_adapter(seam: str, url: str, table: Mapping[str, Adapter]) -> type:
     adapter = table.get(scheme)
     if adapter is None:
         supported = ", ".join(f"{s}://" for s in sorted(table))
-        raise ConfigError(f"{seam}: unsupported scheme {scheme!r} in {url!r}; use one of {supported}")
+        raise ConfigError(
+            f"{seam}: unsupported scheme {scheme!r} in {url!r}; use one of {supported}"
+        )
     module_name, _, class_name = adapter.target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if adapter.extra is None or exc.name is None or exc.name.startswith("tsgate"):
+        if adapter.extra is None or exc.name is None or exc.name.split(".")[0] == "tsgate":
             raise
         raise MissingDependency(exc.name.split(".")[0], adapter.extra) from exc
     cls: type = getattr(module, class_name)

@@ -53,6 +53,6 @@ def create_app(settings: Settings | None = None, *, upstream: Upstream | None = 
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers=dict(HANDLERS),  # type: ignore[arg-type]
+        exception_handlers=dict(HANDLERS),
         lifespan=lifespan,
     )

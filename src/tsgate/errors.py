@@ -25,9 +25,10 @@ from __future__ import annotations
 class TsgateError(Exception):
     """Base of every error tsgate raises on purpose."""
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, *, param: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.param = param  # the request parameter at fault, when there is one
 
 
 class ConfigError(TsgateError):
@@ -53,8 +54,7 @@ class BadParameter(RequestError):
     """A parameter is missing or invalid; ``param`` names it."""
 
     def __init__(self, param: str, detail: str) -> None:
-        super().__init__(f"{param}: {detail}")
-        self.param = param
+        super().__init__(f"{param}: {detail}", param=param)
 
 
 class Unauthorized(RequestError):

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from tsgate.series.reader import SeriesReader
 from tsgate.settings import Settings
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
@@ -21,11 +22,14 @@ class Services:
 
     settings: Settings
     upstream: Upstream
+    reader: SeriesReader
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
 @contextlib.asynccontextmanager
-async def open_services(settings: Settings, *, upstream: Upstream | None = None) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings, *, upstream: Upstream | None = None
+) -> AsyncIterator[Services]:
     """Open every backend named by ``settings``; close them all on exit.
 
     ``upstream`` may be given by tests that drive a simulator with fault switches.
@@ -33,4 +37,6 @@ async def open_services(settings: Settings, *, upstream: Upstream | None = None)
     async with contextlib.AsyncExitStack() as stack:
         up = upstream if upstream is not None else open_upstream(settings)
         stack.push_async_callback(up.aclose)
-        yield Services(settings=settings, upstream=up)
+        reader = SeriesReader(up)
+        stack.push_async_callback(reader.aclose)
+        yield Services(settings=settings, upstream=up, reader=reader)

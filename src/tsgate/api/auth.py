@@ -23,7 +23,9 @@ def token_of(request: Request, fallback: str | None) -> str:
     if not token:
         token = fallback
     if not token:
-        raise Unauthorized("no token: send 'Authorization: Bearer <token>' or 'X-ACE-Token: <token>'")
+        raise Unauthorized(
+            "no token: send 'Authorization: Bearer <token>' or 'X-ACE-Token: <token>'"
+        )
     return token
 
 

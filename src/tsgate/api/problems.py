@@ -46,6 +46,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
         "title": title,
         "status": status,
         "detail": detail,
+        # ACE clients read `message` from error bodies; keep them informative too
+        "message": detail,
     }
     headers = {}
     retry_after = extra.pop("retry_after_s", None)

@@ -38,4 +38,6 @@ def open_upstream(settings: Settings) -> Upstream:
     if parts.scheme in ("http", "https"):
         return AceClient(url.rstrip("/"), policy)
     supported = ", ".join(f"{s}://" for s in SCHEMES)
-    raise ConfigError(f"upstream: unsupported scheme {parts.scheme!r} in {url!r}; use one of {supported}")
+    raise ConfigError(
+        f"upstream: unsupported scheme {parts.scheme!r} in {url!r}; use one of {supported}"
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -72,7 +73,12 @@ def _exact_ms(when: dt.datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
-def parse_range(start_raw: str | None, end_raw: str | None, *, names: tuple[str, str] = ("start_time", "end_time")) -> tuple[int, int]:
+def parse_range(
+    start_raw: str | None,
+    end_raw: str | None,
+    *,
+    names: tuple[str, str] = ("start_time", "end_time"),
+) -> tuple[int, int]:
     start_ms = parse_time(names[0], start_raw)
     end_ms = parse_time(names[1], end_raw)
     if end_ms <= start_ms:
@@ -89,18 +95,20 @@ def format_time(ms: int, *, micros: int = 0) -> str:
 def format_times(t_ms: TimeArray) -> list[str]:
     """Vectorised ``format_time`` for many samples."""
     as_us = t_ms.astype("datetime64[ms]").astype("datetime64[us]")
-    return list(np.datetime_as_string(as_us, unit="us"))
+    return np.datetime_as_string(as_us, unit="us").tolist()  # type: ignore[no-any-return]
 
 
 def parse_times(texts: Sequence[str]) -> TimeArray:
     """ACE time strings (zone-less UTC) to epoch ms, vectorised."""
     if not texts:
         return np.empty(0, dtype=np.int64)
-    try:
-        stamps = np.array(texts, dtype="datetime64[us]")
-    except ValueError:
-        # a zone suffix ("Z", "+00:00") is legal ISO but numpy rejects it; take the slow path
-        return np.array([parse_time("time", t) for t in texts], dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            stamps = np.array(texts, dtype="datetime64[us]")
+        except (ValueError, UserWarning, DeprecationWarning):
+            # a zone suffix is legal ISO that numpy warns on or rejects: the slow, exact path
+            return np.array([parse_time("time", t) for t in texts], dtype=np.int64)
     return (stamps.astype("datetime64[ms]") - _EPOCH).astype(np.int64)
 
 
@@ -214,3 +222,46 @@ def decode_cursor(raw: str) -> Cursor:
 
 def decode_json(data: bytes, type_: Any) -> Any:
     return msgspec.json.decode(data, type=type_)
+
+
+# ---- paging a merged result with our own stable cursors ------------------------------
+
+
+def page_rows(
+    series: Sequence[Series], cursor: Cursor | None, page_size: int, *, bucket_times: bool = False
+) -> tuple[list[dict[str, str]], str | None]:
+    """One ACE page of rows ordered by (time, position in ``series``).
+
+    The cursor names the time of the next row and how many rows at that time were
+    already served, so it stays valid whatever is cached when the next page is asked.
+    """
+    parts = [s for s in series if len(s)]
+    if not parts:
+        return [], None
+    t = np.concatenate([s.t_ms for s in parts])
+    v = np.concatenate([s.v for s in parts])
+    idx = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(parts)])
+    order = np.lexsort((idx, t))
+    t, v, idx = t[order], v[order], idx[order]
+    start = 0
+    if cursor is not None:
+        at_ms = parse_time("cursor", cursor.timestamp)
+        start = int(np.searchsorted(t, at_ms, side="left")) + cursor.offset
+    stop = min(start + page_size, t.size)
+    names = [s.name for s in parts]
+    times = _bucket_stamps(t[start:stop]) if bucket_times else format_times(t[start:stop])
+    rows = [
+        {"name": names[i], "value": val, "time": tm}
+        for i, val, tm in zip(
+            idx[start:stop].tolist(), format_values(v[start:stop]), times, strict=True
+        )
+    ]
+    if stop >= t.size:
+        return rows, None
+    next_ms = int(t[stop])
+    first_at = int(np.searchsorted(t, next_ms, side="left"))
+    return rows, encode_cursor(Cursor(offset=stop - first_at, timestamp=format_time(next_ms)))
+
+
+def _bucket_stamps(t_ms: TimeArray) -> list[str]:
+    return np.datetime_as_string(t_ms.astype("datetime64[ms]"), unit="s").tolist()  # type: ignore[no-any-return]

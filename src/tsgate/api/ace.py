@@ -1,0 +1,269 @@
+"""The drop-in ACE API (DESIGN §2): upstream's paths, parameters and shapes.
+
+An ACE client works by changing only its base URL to ``http://host:port/api``. Reads
+of timeseries go through the series reader; metadata and any other upstream path
+pass through with the caller's token converted to ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, unquote
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tsgate.api.auth import token_of
+from tsgate.api.negotiation import compressed, respond, wants_msgpack
+from tsgate.api.services import services_of
+from tsgate.errors import (
+    BadParameter,
+    Forbidden,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    UpstreamUnavailable,
+)
+from tsgate.series.model import Series
+from tsgate.series.rollups_5min import five_minute
+from tsgate.upstream.base import Forwarded
+from tsgate.upstream.wire import (
+    decode_cursor,
+    page_rows,
+    parse_bool,
+    parse_page_size,
+    parse_range,
+)
+
+MAX_POINTS_PER_REQUEST = 500
+NO_DATA = "No data for time period"
+
+
+def _token(request: Request) -> str:
+    return token_of(request, services_of(request).settings.upstream_token)
+
+
+def _site(request: Request) -> str:
+    site: str = request.path_params["site"]
+    if not site or "/" in site:
+        raise BadParameter("site", f"{site!r} is not a site name")
+    return site
+
+
+# ---- metadata: pass through, with page envelopes made right -----------------------------
+
+
+async def paged_passthrough(request: Request) -> Response:
+    forwarded = _checked(request, await _forward(request))
+    body = msgspec.json.decode(forwarded.content)
+    if isinstance(body, dict) and {"total", "per_page"} <= body.keys():
+        per_page = max(1, int(body["per_page"] or 1))
+        body["pages"] = -(-int(body["total"]) // per_page)  # upstream's own count can be wrong
+    return respond(request, body)
+
+
+async def passthrough(request: Request) -> Response:
+    return _relay(request, await _forward(request))
+
+
+async def _forward(request: Request) -> Forwarded:
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw_path.decode("latin-1").split("?", 1)[0]
+    if not path.startswith("/api/"):
+        raise NotFound(f"no route for {path}")
+    query = request.url.query
+    body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
+    upstream = services_of(request).upstream
+    return await upstream.forward(
+        request.method,
+        path[len("/api") :],
+        token=_token(request),
+        query=_strip_format(query),
+        body=body,
+        content_type=request.headers.get("content-type"),
+    )
+
+
+def _checked(request: Request, forwarded: Forwarded) -> Forwarded:
+    """On the modelled paths an upstream error becomes a problem naming the parameter."""
+    if forwarded.status < 400:
+        return forwarded
+    message = _upstream_message(forwarded.content) or f"HTTP {forwarded.status}"
+    site = request.path_params.get("site")
+    if forwarded.status == 404 and site is not None:
+        raise NotFound(f"site: unknown site {site!r} (upstream: {message})", param="site")
+    if forwarded.status == 401:
+        raise Unauthorized(f"upstream rejected the token: {message}")
+    if forwarded.status == 403:
+        raise Forbidden(f"upstream refused access: {message}")
+    if forwarded.status in (400, 422):
+        raise BadParameter("upstream", message)
+    if forwarded.status == 404:
+        raise NotFound(f"upstream: {message}")
+    raise UpstreamUnavailable(f"upstream {request.url.path}: HTTP {forwarded.status}: {message}")
+
+
+def _upstream_message(content: bytes) -> str:
+    try:
+        body = msgspec.json.decode(content)
+    except msgspec.DecodeError:
+        return content[:200].decode("utf-8", "replace")
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return ""
+
+
+def _strip_format(query: str) -> str:
+    # ?format=msgpack is ours; upstream would not understand it
+    return "&".join(p for p in query.split("&") if p and not p.startswith("format="))
+
+
+def _relay(request: Request, forwarded: Forwarded) -> Response:
+    is_json = forwarded.content_type.startswith("application/json")
+    if is_json and wants_msgpack(request) and forwarded.content:
+        try:
+            return respond(
+                request,
+                msgspec.json.decode(forwarded.content),
+                status=forwarded.status,
+                headers=forwarded.headers,
+            )
+        except msgspec.DecodeError:
+            pass
+    return compressed(
+        request,
+        forwarded.content,
+        forwarded.content_type,
+        status=forwarded.status,
+        headers=forwarded.headers,
+    )
+
+
+# ---- timeseries ---------------------------------------------------------------------
+
+
+async def site_paginated(request: Request) -> Response:
+    site = _site(request)
+    q = request.query_params
+    start_ms, end_ms = parse_range(q.get("start_time"), q.get("end_time"))
+    page_size = parse_page_size(q.get("page_size"))
+    raw = parse_bool("raw_data", q.get("raw_data"), default=False)
+    cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
+    names = _names(q.get("point_names"), "point_names")
+    if not names:
+        return _relay(request, _checked(request, await _forward(request)))
+    series = await _read(request, site, names, start_ms, end_ms)
+    if not raw:
+        series = [five_minute(s) for s in series]
+    rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
+    return respond(
+        request,
+        {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None},
+    )
+
+
+async def point_timeseries(request: Request) -> Response:
+    name = _point_name_from_raw_path(request)
+    start_ms, end_ms = parse_range(
+        request.query_params.get("start_time"), request.query_params.get("end_time")
+    )
+    series = await _read(request, _site_of_point(name), [name], start_ms, end_ms)
+    return _samples_response(request, series)
+
+
+async def points_get_timeseries(request: Request) -> Response:
+    start_ms, end_ms = parse_range(
+        request.query_params.get("start_time"), request.query_params.get("end_time")
+    )
+    try:
+        body = msgspec.json.decode(await request.body(), type=dict[str, Any])
+    except msgspec.DecodeError as exc:
+        raise BadParameter("body", 'must be JSON {"points": ["name", …]}') from exc
+    points = body.get("points")
+    if (
+        not isinstance(points, list)
+        or not points
+        or not all(isinstance(p, str) and p for p in points)
+    ):
+        raise BadParameter("points", "must be a non-empty list of point names")
+    names = list(dict.fromkeys(points))
+    _check_count(names, "points")
+    by_site: dict[str, list[str]] = {}
+    for name in names:
+        by_site.setdefault(_site_of_point(name), []).append(name)
+    series: list[Series] = []
+    for site, site_names in by_site.items():
+        series.extend(await _read(request, site, site_names, start_ms, end_ms))
+    order = {n: i for i, n in enumerate(names)}
+    series.sort(key=lambda s: order[s.name])
+    return _samples_response(request, series)
+
+
+def _samples_response(request: Request, series: list[Series]) -> Response:
+    rows, _ = page_rows(series, None, 2**62)
+    if not rows:
+        raise NotFound(NO_DATA)
+    return respond(request, {"point_samples": rows})
+
+
+async def _read(
+    request: Request, site: str, names: list[str], start_ms: int, end_ms: int
+) -> list[Series]:
+    reader = services_of(request).reader
+    found, _ = await reader.read(site, names, start_ms, end_ms, token=_token(request))
+    return [found.get(n, Series.empty(n)) for n in names]
+
+
+def _names(raw: str | None, param: str) -> list[str]:
+    if raw is None or not raw.strip():
+        return []
+    names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    _check_count(names, param)
+    return names
+
+
+def _check_count(names: list[str], param: str) -> None:
+    if len(names) > MAX_POINTS_PER_REQUEST:
+        raise TooLarge(
+            "max_points_per_request",
+            f"{param}: {len(names)} points; at most {MAX_POINTS_PER_REQUEST} per request",
+        )
+
+
+def _point_name_from_raw_path(request: Request) -> str:
+    """The point name from the undecoded path: names contain '/' sent as %2F."""
+    raw = (request.scope.get("raw_path") or quote(request.url.path).encode()).decode("latin-1")
+    raw = raw.split("?", 1)[0]
+    prefix, suffix = "/api/points/", "/timeseries"
+    name = (
+        unquote(raw[len(prefix) : -len(suffix)])
+        if raw.startswith(prefix) and raw.endswith(suffix)
+        else ""
+    )
+    if not name:
+        raise BadParameter(
+            "point", "the point name is missing from the path (/api/points/{name}/timeseries)"
+        )
+    return name
+
+
+def _site_of_point(name: str) -> str:
+    """ACE point names are 'ses/<site>/…' paths; other names group under '_'."""
+    parts = name.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "ses" and parts[1] else "_"
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/sites", paged_passthrough, methods=["GET"]),
+        Route("/api/sites/{site}/configured_points", paged_passthrough, methods=["GET"]),
+        Route("/api/sites/{site}/points", paged_passthrough, methods=["GET"]),
+        Route("/api/sites/{site}/timeseries/paginated", site_paginated, methods=["GET"]),
+        Route("/api/points/get_timeseries", points_get_timeseries, methods=["POST"]),
+        Route("/api/points/{name:path}/timeseries", point_timeseries, methods=["GET"]),
+        Route("/api/{rest:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+    ]

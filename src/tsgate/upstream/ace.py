@@ -1,0 +1,305 @@
+"""The ACE API client on httpx: auth, bounded concurrency, retries, numpy parsing.
+
+Retries use exponential backoff with full jitter on 429 (honouring ``Retry-After``),
+5xx, connection errors, timeouts and broken bodies. Anything else is translated into
+``tsgate.errors`` at once. A short or broken answer is never returned as data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from tsgate.errors import (
+    BadParameter,
+    Forbidden,
+    NotFound,
+    RequestError,
+    Unauthorized,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from tsgate.series.model import MS_PER_DAY, Series, concat
+from tsgate.settings import Settings
+from tsgate.upstream.base import Forwarded, UpstreamCounters
+from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
+
+T = TypeVar("T")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+NO_DATA = "no data for time period"
+POINT_WINDOW_MS = 31 * MS_PER_DAY  # one per-point read never spans more than a month
+
+
+@dataclass(frozen=True)
+class ClientPolicy:
+    timeout_s: float = 60.0
+    concurrency: int = 8
+    retries: int = 4
+    backoff_s: float = 0.5
+    backoff_cap_s: float = 10.0
+    page_size: int = 50000
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> ClientPolicy:
+        return cls(
+            timeout_s=s.upstream_timeout_s,
+            concurrency=s.upstream_concurrency,
+            retries=s.upstream_retries,
+            backoff_s=s.upstream_backoff_s,
+            backoff_cap_s=s.upstream_backoff_cap_s,
+            page_size=s.upstream_page_size,
+        )
+
+    def delay_s(self, attempt: int, rand: float) -> float:
+        """Full-jitter exponential backoff for the ``attempt``-th retry (0-based)."""
+        base_s: float = self.backoff_s * (2.0**attempt)
+        return min(self.backoff_cap_s, base_s) * (0.5 + rand / 2)
+
+
+class _Retryable(Exception):
+    def __init__(
+        self, reason: str, retry_after_s: float | None = None, timeout: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+        self.timeout = timeout
+
+
+class AceClient:
+    """An async client of one ACE API base URL (``…/api``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        policy: ClientPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.policy = policy or ClientPolicy()
+        self.base_url = base_url.rstrip("/")
+        self.counters = UpstreamCounters()
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(self.policy.timeout_s, connect=min(10.0, self.policy.timeout_s)),
+            limits=httpx.Limits(max_connections=max(self.policy.concurrency * 2, 10)),
+        )
+        self._gate = asyncio.Semaphore(self.policy.concurrency)
+        self._sleep = sleep
+        self._rand = rand
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- the seam --------------------------------------------------------------------
+
+    async def get_json(
+        self, path: str, *, token: str, params: Mapping[str, str | int] | None = None
+    ) -> Any:
+        return await self._call(
+            "GET", path, token, params=params, parse=lambda b: msgspec.json.decode(b)
+        )
+
+    async def site_pages(
+        self, site: str, start_ms: int, end_ms: int, *, token: str, raw: bool, page_size: int
+    ) -> AsyncIterator[dict[str, Series]]:
+        path = f"/sites/{quote(site, safe='')}/timeseries/paginated"
+        params: dict[str, str | int] = {
+            "start_time": format_time(start_ms),
+            "end_time": format_time(end_ms),
+            "page_size": page_size,
+            "raw_data": "true" if raw else "false",
+        }
+        seen: set[str] = set()
+        while True:
+            page = await self._call(
+                "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
+            )
+            batch = samples_to_series(page.point_samples)
+            self.counters.samples += len(page.point_samples)
+            yield batch
+            if not page.has_more:
+                return
+            cursor = page.next_cursor
+            if not cursor or cursor in seen:
+                # an upstream that says "more" without a new cursor would loop or cut short
+                raise UpstreamUnavailable(
+                    f"upstream paginated {site}: has_more without a usable cursor"
+                )
+            seen.add(cursor)
+            params["cursor"] = cursor
+
+    async def points_series(
+        self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> dict[str, Series]:
+        windows = [
+            (s, min(s + POINT_WINDOW_MS, end_ms)) for s in range(start_ms, end_ms, POINT_WINDOW_MS)
+        ]
+        jobs = [(name, w) for name in dict.fromkeys(names) for w in windows]
+        parts = await asyncio.gather(*(self._point_window(n, s, e, token) for n, (s, e) in jobs))
+        grouped: dict[str, list[Series]] = {name: [] for name in dict.fromkeys(names)}
+        for (name, _), part in zip(jobs, parts, strict=True):
+            grouped[name].append(part)
+        return {name: concat(name, pieces) for name, pieces in grouped.items()}
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str,
+        query: str = "",
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Forwarded:
+        url = self.base_url + path + (f"?{query}" if query else "")
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        self.counters.requests += 1
+        try:
+            async with self._gate:
+                resp = await self._http.request(method, url, content=body or None, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(
+                f"upstream {method} {path}: no answer in {self.policy.timeout_s:g} s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"upstream {method} {path}: {type(exc).__name__}") from exc
+        self.counters.bytes += len(resp.content)
+        keep = {
+            k: v
+            for k, v in resp.headers.items()
+            if k.lower() in ("retry-after", "etag", "last-modified")
+        }
+        return Forwarded(
+            resp.status_code,
+            resp.content,
+            resp.headers.get("content-type", "application/json"),
+            keep,
+        )
+
+    # ---- internals ---------------------------------------------------------------------
+
+    async def _point_window(self, name: str, start_ms: int, end_ms: int, token: str) -> Series:
+        path = f"/points/{quote(name, safe='')}/timeseries"
+        params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
+        body = await self._call(
+            "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
+        )
+        self.counters.samples += len(body.point_samples)
+        series = samples_to_series(body.point_samples).get(name, Series.empty(name))
+        return series.crop(start_ms, end_ms)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        *,
+        parse: Callable[[bytes], T],
+        params: Mapping[str, str | int] | None = None,
+        no_data: T | None = None,
+    ) -> T:
+        last: _Retryable | None = None
+        for attempt in range(self.policy.retries + 1):
+            if attempt:
+                assert last is not None
+                self.counters.retries += 1
+                delay = self.policy.delay_s(attempt - 1, self._rand())
+                if last.retry_after_s is not None:
+                    delay = min(self.policy.backoff_cap_s, max(delay, last.retry_after_s))
+                await self._sleep(delay)
+            try:
+                return await self._attempt(method, path, token, params, parse, no_data)
+            except _Retryable as exc:
+                last = exc
+        assert last is not None
+        detail = f"upstream {method} {path}: {last.reason} after {self.policy.retries + 1} attempts"
+        raise (UpstreamTimeout if last.timeout else UpstreamUnavailable)(detail)
+
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        params: Mapping[str, str | int] | None,
+        parse: Callable[[bytes], T],
+        no_data: T | None,
+    ) -> T:
+        self.counters.requests += 1
+        try:
+            async with self._gate:
+                resp = await self._http.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"no answer in {self.policy.timeout_s:g} s", timeout=True) from exc
+        except httpx.TransportError as exc:
+            raise _Retryable(type(exc).__name__) from exc
+        self.counters.bytes += len(resp.content)
+        if resp.status_code in RETRY_STATUSES:
+            raise _Retryable(f"HTTP {resp.status_code}", retry_after_s=_retry_after(resp))
+        if resp.status_code >= 400:
+            message = _message(resp)
+            if resp.status_code == 404 and no_data is not None and NO_DATA in message.lower():
+                return no_data  # upstream's way of saying "an empty range"
+            raise _translate(resp.status_code, message, path)
+        try:
+            return parse(resp.content)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            # a truncated or garbled body: retry, never hand back a short answer
+            raise _Retryable(f"broken body ({len(resp.content)} bytes)") from exc
+
+
+def _parse_page(content: bytes) -> PageBody:
+    return msgspec.json.decode(content, type=PageBody)
+
+
+def _parse_samples(content: bytes) -> SamplesBody:
+    return msgspec.json.decode(content, type=SamplesBody)
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    raw = resp.headers.get("retry-after")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _message(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:200] or f"HTTP {resp.status_code}"
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return str(body)[:200]
+
+
+def _translate(status: int, message: str, path: str) -> UpstreamError | RequestError:
+    if status == 401:
+        return Unauthorized(f"upstream rejected the token: {message}")
+    if status == 403:
+        return Forbidden(f"upstream refused access: {message}")
+    if status == 404:
+        return NotFound(f"upstream: {message}")
+    if status in (400, 422):
+        return BadParameter("upstream", message)
+    return UpstreamUnavailable(f"upstream {path}: HTTP {status}: {message}")

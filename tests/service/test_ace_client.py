@@ -1,0 +1,191 @@
+"""The ACE client against the simulator: paging, parsing, retries, and clear failures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.asgi import FAST_POLICY, sim_client
+from tsgate.errors import Forbidden, NotFound, Unauthorized, UpstreamTimeout, UpstreamUnavailable
+from tsgate.upstream.ace import AceClient, ClientPolicy
+from tsgate.upstream.simulator import create_simulator
+from tsgate.upstream.wire import parse_time
+
+pytestmark = pytest.mark.anyio
+START = parse_time("start", "2025-10-01T00:00:00")
+END = parse_time("end", "2025-10-02T00:00:00")
+
+
+async def test_site_pages_cover_the_site_and_parse_to_numpy() -> None:
+    sim = create_simulator()
+    client = sim_client(sim)
+    try:
+        pages = [
+            p
+            async for p in client.site_pages(
+                "elm_school", START, END, token="t", raw=True, page_size=1000
+            )
+        ]
+    finally:
+        await client.aclose()
+    assert len(pages) > 10
+    names = set().union(*pages)
+    assert names == {p.name for p in sim.sites[2].collecting}
+    one = next(iter(pages[0].values()))
+    assert one.t_ms.dtype == np.int64 and one.v.dtype == np.float64
+    assert client.counters.requests == len(pages)
+    assert client.counters.samples == sum(len(s) for page in pages for s in page.values())
+
+
+async def test_points_series_matches_the_site_stream() -> None:
+    sim = create_simulator()
+    names = [p.name for p in sim.sites[2].collecting[:3]]
+    client = sim_client(sim)
+    try:
+        per_point = await client.points_series(names, START, END, token="t")
+        merged: dict[str, list[np.ndarray]] = {}
+        async for page in client.site_pages(
+            "elm_school", START, END, token="t", raw=True, page_size=50000
+        ):
+            for name in names:
+                if name in page:
+                    merged.setdefault(name, []).append(page[name].v)
+    finally:
+        await client.aclose()
+    for name in names:
+        assert per_point[name].v.tolist() == np.concatenate(merged[name]).tolist()
+        assert bool(np.all(np.diff(per_point[name].t_ms) > 0))
+
+
+async def test_long_point_reads_are_split_into_month_windows() -> None:
+    sim = create_simulator()
+    name = sim.sites[2].collecting[0].name
+    client = sim_client(sim)
+    try:
+        year = await client.points_series([name], START, START + 95 * 86_400_000, token="t")
+    finally:
+        await client.aclose()
+    assert sim.stats.by_route["point_timeseries"] == 4
+    assert 95 * 280 < len(year[name]) <= 95 * 288
+
+
+async def test_retries_5xx_429_and_truncated_bodies_then_succeeds() -> None:
+    sim = create_simulator()
+    delays: list[float] = []
+
+    async def sleep(s: float) -> None:
+        delays.append(s)
+
+    policy = ClientPolicy(retries=4, backoff_s=0.5, backoff_cap_s=8.0)
+    client = AceClient(
+        "http://simulator/api",
+        policy,
+        transport=httpx.ASGITransport(app=sim),
+        sleep=sleep,
+        rand=lambda: 1.0,
+    )
+    sim.faults.fail_next = {"500": 1, "429": 1, "truncate": 1}
+    sim.faults.retry_after_s = 3
+    try:
+        got = await client.points_series([sim.sites[2].collecting[0].name], START, END, token="t")
+    finally:
+        await client.aclose()
+    assert len(next(iter(got.values()))) > 250
+    assert client.counters.retries == 3
+    # 429 first (its Retry-After: 3 s wins over 0.5 s), then 500 and truncation: backoff doubles
+    assert delays == [3.0, 1.0, 2.0]
+
+
+async def test_exhausted_retries_are_a_clear_error_never_a_short_answer() -> None:
+    sim = create_simulator()
+    client = sim_client(sim, ClientPolicy(retries=2, backoff_s=0.001))
+    sim.faults.fail_next = {"truncate": 10}
+    try:
+        with pytest.raises(UpstreamUnavailable, match="broken body"):
+            await client.points_series([sim.sites[2].collecting[0].name], START, END, token="t")
+    finally:
+        await client.aclose()
+    assert sim.stats.by_route["point_timeseries"] == 3
+
+
+async def test_duplicate_rows_are_removed() -> None:
+    sim = create_simulator()
+    name = sim.sites[2].collecting[0].name
+    client = sim_client(sim)
+    try:
+        clean = await client.points_series([name], START, END, token="t")
+        sim.faults.fail_next = {"duplicate": 1}
+        dup = await client.points_series([name], START, END, token="t")
+    finally:
+        await client.aclose()
+    assert dup[name].t_ms.tolist() == clean[name].t_ms.tolist()
+
+
+def mock(handler: Callable[[httpx.Request], httpx.Response]) -> AceClient:
+    return AceClient("http://up/api", FAST_POLICY, transport=httpx.MockTransport(handler))
+
+
+async def test_timeouts_become_upstream_timeout() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client = mock(handler)
+    try:
+        with pytest.raises(UpstreamTimeout):
+            await client.get_json("/sites", token="t")
+    finally:
+        await client.aclose()
+
+
+async def test_has_more_without_cursor_is_an_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json={"point_samples": [], "next_cursor": None, "has_more": True}
+        )
+
+    client = mock(handler)
+    try:
+        with pytest.raises(UpstreamUnavailable, match="has_more"):
+            async for _ in client.site_pages("s", START, END, token="t", raw=True, page_size=10):
+                pass
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (401, {"message": "JWT Signature Invalid"}, Unauthorized),
+        (403, {"message": "nope"}, Forbidden),
+        (404, {"message": "Site x not found"}, NotFound),
+    ],
+)
+async def test_client_errors_are_translated(
+    status: int, body: dict[str, str], error: type[Exception]
+) -> None:
+    client = mock(lambda request: httpx.Response(status, json=body))
+    try:
+        with pytest.raises(error, match=body["message"]):
+            await client.get_json("/sites/x", token="t")
+    finally:
+        await client.aclose()
+    assert client.counters.retries == 0
+
+
+async def test_no_data_is_an_empty_series_and_token_is_sent_as_bearer() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["authorization"])
+        return httpx.Response(404, json={"message": "No data for time period"})
+
+    client = mock(handler)
+    try:
+        got = await client.points_series(["a/b"], START, END, token="tok")
+    finally:
+        await client.aclose()
+    assert len(got["a/b"]) == 0
+    assert seen == ["Bearer tok"]
