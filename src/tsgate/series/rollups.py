@@ -83,19 +83,28 @@ def _segment_starts(keys: TimeArray) -> npt.NDArray[np.intp]:
     return np.concatenate(([0], change)).astype(np.intp)
 
 
+def drop_nan(s: Series) -> tuple[TimeArray, ValueArray]:
+    """Times and values of the non-NaN samples; no copy when there is nothing to drop."""
+    nan = np.isnan(s.v)
+    if not bool(nan.any()):
+        return s.t_ms, s.v
+    return s.t_ms[~nan], s.v[~nan]
+
+
 def bucketize(s: Series, width_ms: int) -> Buckets:
     """Bucket a series by ``width_ms``; NaN samples are ignored, all-NaN buckets vanish."""
     _check_width(width_ms)
-    keep = ~np.isnan(s.v)
-    t, v = s.t_ms[keep], s.v[keep]
+    t, v = drop_nan(s)
     if t.size == 0:
         return Buckets.empty(width_ms)
-    keys = t - t % width_ms
-    starts = _segment_starts(keys)
+    # Slot numbers, not slot starts: ``//`` is cheaper than ``t - t % w`` on millions of
+    # samples, and floors correctly before 1970.
+    slots = t // width_ms
+    starts = _segment_starts(slots)
     ends = np.append(starts[1:], t.size) - 1
     return Buckets(
         width_ms=width_ms,
-        start_ms=keys[starts],
+        start_ms=slots[starts] * width_ms,
         count=np.diff(np.append(starts, t.size)).astype(np.int64),
         sum=np.add.reduceat(v, starts),
         sumsq=np.add.reduceat(v * v, starts),
