@@ -1,0 +1,165 @@
+"""Rollups: bucket statistics against a plain numpy reference, coarsening, merging, packing."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tsgate.series import rollups
+from tsgate.series.codec import CodecError, pack_columns
+from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+
+FAST = settings(max_examples=120, deadline=None)
+WIDTHS = st.sampled_from([15 * MS_PER_MINUTE, MS_PER_HOUR, 6 * MS_PER_HOUR, MS_PER_DAY])
+VALUE = st.one_of(st.floats(-1e4, 1e4), st.just(np.nan))
+
+
+@st.composite
+def series(draw: st.DrawFn, max_size: int = 400) -> Series:
+    """Ascending times with short steps and long gaps (hours to days), values with NaNs."""
+    n = draw(st.integers(0, max_size))
+    start = draw(st.integers(-3 * MS_PER_DAY, 3 * MS_PER_DAY))
+    steps = draw(
+        hnp.arrays(
+            np.int64,
+            n,
+            elements=st.one_of(st.integers(1, 10 * MS_PER_MINUTE), st.integers(1, 3 * MS_PER_DAY)),
+        )
+    )
+    v = draw(hnp.arrays(np.float64, n, elements=VALUE))
+    return Series("p", start + np.cumsum(steps), v)
+
+
+def reference(s: Series, width_ms: int) -> dict[int, dict[str, float]]:
+    """Per-bucket statistics the slow, obvious way: group, then plain numpy per group."""
+    out: dict[int, dict[str, float]] = {}
+    keys = s.t_ms // width_ms * width_ms
+    for key in np.unique(keys):
+        t, v = s.t_ms[keys == key], s.v[keys == key]
+        ok = ~np.isnan(v)
+        if not ok.any():
+            continue
+        out[int(key)] = {
+            "count": float(ok.sum()),
+            "sum": float(np.nansum(v)),
+            "avg": float(np.nanmean(v)),
+            "stddev": float(np.nanstd(v)),
+            "min": float(np.nanmin(v)),
+            "max": float(np.nanmax(v)),
+            "first": float(v[ok][0]),
+            "last": float(v[ok][-1]),
+            "first_ms": float(t[ok][0]),
+            "last_ms": float(t[ok][-1]),
+        }
+    return out
+
+
+def assert_same_buckets(got: rollups.Buckets, want: rollups.Buckets) -> None:
+    """Exact on everything except float sums, which depend on summation order."""
+    assert got.width_ms == want.width_ms
+    for field in ("start_ms", "count", "min", "max", "first", "last", "first_ms", "last_ms"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
+    np.testing.assert_allclose(got.sum, want.sum, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(got.sumsq, want.sumsq, rtol=1e-9, atol=1e-6)
+
+
+@FAST
+@given(series(), WIDTHS)
+def test_bucketize_matches_numpy_reference(s: Series, width_ms: int) -> None:
+    b = rollups.bucketize(s, width_ms)
+    ref = reference(s, width_ms)
+    assert b.start_ms.tolist() == sorted(ref)
+    assert bool(np.all(b.start_ms % width_ms == 0))
+    for agg in ("count", "sum", "avg", "min", "max", "first", "last"):
+        want = [ref[k][agg] for k in sorted(ref)]
+        np.testing.assert_allclose(rollups.values(b, agg), want, rtol=1e-9, atol=1e-6)
+    # One-pass variance loses ~sqrt(eps) * |mean| absolutely (documented in stddev).
+    std_want = [ref[k]["stddev"] for k in sorted(ref)]
+    np.testing.assert_allclose(rollups.stddev(b), std_want, rtol=1e-6, atol=1e-3)
+    np.testing.assert_array_equal(b.first_ms, [ref[k]["first_ms"] for k in sorted(ref)])
+    np.testing.assert_array_equal(b.last_ms, [ref[k]["last_ms"] for k in sorted(ref)])
+
+
+@FAST
+@given(series())
+def test_coarsen_hourly_equals_direct_bucketing(s: Series) -> None:
+    hourly = rollups.bucketize(s, MS_PER_HOUR)
+    for width in (6 * MS_PER_HOUR, MS_PER_DAY):
+        assert_same_buckets(rollups.coarsen(hourly, width), rollups.bucketize(s, width))
+
+
+@FAST
+@given(series(), series(), WIDTHS)
+def test_merge_takes_newer_bucket_on_collision(old: Series, new: Series, width: int) -> None:
+    a, b = rollups.bucketize(old, width), rollups.bucketize(new, width)
+    merged = rollups.merge(a, b)
+    assert merged.start_ms.tolist() == sorted(set(a.start_ms.tolist()) | set(b.start_ms.tolist()))
+    from_b = np.isin(merged.start_ms, b.start_ms)
+    assert_same_buckets(merged.take(from_b), b)
+    assert_same_buckets(merged.take(~from_b), a.take(~np.isin(a.start_ms, b.start_ms)))
+
+
+def test_stddev_clips_cancellation_to_zero() -> None:
+    flat = Series("p", np.arange(288, dtype=np.int64) * 300_000, np.full(288, 70.1))
+    b = rollups.bucketize(flat, MS_PER_DAY)
+    assert b.sumsq[0] / b.count[0] - (b.sum[0] / b.count[0]) ** 2 != 0  # the cancellation
+    assert rollups.stddev(b)[0] < 1e-5
+    assert bool(np.all(np.isfinite(rollups.stddev(b))))
+
+
+def test_all_nan_buckets_vanish_and_gaps_stay_gaps() -> None:
+    t = np.array([0, 1, MS_PER_HOUR, 5 * MS_PER_HOUR], dtype=np.int64)
+    b = rollups.bucketize(Series("p", t, np.array([1.0, 3.0, np.nan, 2.0])), MS_PER_HOUR)
+    assert b.start_ms.tolist() == [0, 5 * MS_PER_HOUR]
+    assert b.count.tolist() == [2, 1]
+    assert rollups.values(b, "avg").tolist() == [2.0, 2.0]
+    assert len(rollups.bucketize(Series.empty("p"), MS_PER_HOUR)) == 0
+
+
+def test_crop_and_concat() -> None:
+    t = np.arange(0, 10 * MS_PER_HOUR, 30 * MS_PER_MINUTE, dtype=np.int64)
+    b = rollups.bucketize(Series("p", t, np.arange(t.size, dtype=np.float64)), MS_PER_HOUR)
+    early, late = rollups.crop(b, 0, 4 * MS_PER_HOUR), rollups.crop(b, 4 * MS_PER_HOUR, 10**12)
+    assert len(early) == 4
+    assert len(rollups.crop(b, 5, 4)) == 0
+    assert_same_buckets(rollups.concat([early, late]), b)
+    assert_same_buckets(rollups.concat([late, early]), b)
+    assert rollups.concat([rollups.Buckets.empty(MS_PER_HOUR)]).width_ms == MS_PER_HOUR
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda b: rollups.coarsen(b, 90 * MS_PER_MINUTE), "not a multiple"),
+        (lambda b: rollups.bucketize(Series.empty("p"), 0), "positive"),
+        (lambda b: rollups.concat([b, rollups.Buckets.empty(MS_PER_DAY)]), "cannot join"),
+        (lambda b: rollups.concat([]), "at least one"),
+        (lambda b: rollups.values(b, "median"), "unknown aggregate"),
+    ],
+)
+def test_bad_requests_raise_value_error(call: object, message: str) -> None:
+    assert callable(call)
+    with pytest.raises(ValueError, match=message):
+        call(rollups.Buckets.empty(MS_PER_HOUR))
+
+
+@FAST
+@given(series(), WIDTHS)
+def test_pack_round_trip(s: Series, width: int) -> None:
+    b = rollups.bucketize(s, width)
+    back = rollups.unpack(rollups.pack(b))
+    assert back.width_ms == width
+    assert_same_buckets(back, b)
+
+
+def test_unpack_refuses_other_blobs() -> None:
+    ints: npt.NDArray[np.int64] = np.arange(3, dtype=np.int64)
+    with pytest.raises(CodecError, match="lacks columns"):
+        rollups.unpack(pack_columns({"start_ms": ints}))
+    blob = rollups.pack(rollups.Buckets.empty(MS_PER_HOUR))
+    with pytest.raises(CodecError):
+        rollups.unpack(blob[:-4])
