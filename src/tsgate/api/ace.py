@@ -27,7 +27,7 @@ from tsgate.errors import (
     UpstreamUnavailable,
 )
 from tsgate.series.model import Series
-from tsgate.series.rollups_5min import five_minute
+from tsgate.series import rollups
 from tsgate.upstream.base import Forwarded
 from tsgate.upstream.wire import (
     decode_cursor,
@@ -39,6 +39,7 @@ from tsgate.upstream.wire import (
 
 MAX_POINTS_PER_REQUEST = 500
 NO_DATA = "No data for time period"
+FIVE_MIN_MS = 300_000
 
 
 def _token(request: Request) -> str:
@@ -158,7 +159,7 @@ async def site_paginated(request: Request) -> Response:
         return _relay(request, _checked(request, await _forward(request)))
     series = await _read(request, site, names, start_ms, end_ms)
     if not raw:
-        series = [five_minute(s) for s in series]
+        series = [rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series]
     rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
     return respond(
         request,

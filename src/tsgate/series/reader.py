@@ -1,41 +1,274 @@
-"""The read policy: where a (site, points, range) read is answered from.
+"""The read policy: answer (site, points, range) from chunks, fetching only what is missing.
 
-This first version reads straight from upstream (per-point reads in parallel); the
-chunk cache slots in here without changing any caller.
+- A range is served from the chunk index + object store; only the parts no earlier read
+  fetched go upstream (delta caching: a sliding 24 h refresh fetches just the new minutes).
+- Sealed chunks (their period ended more than ``settle_ms`` ago) are never refetched; an
+  open day is refetched after ``open_ttl_ms``, and only after its last cached sample.
+- Fetches of the same point are single-flight within the process: concurrent readers wait
+  for the one fetch and then read what it stored.
+- Few points are read per point in parallel; many points of one site use the site's
+  paginated stream, whose pages feed the chunks of every point they carry.
+- Nothing is stored from a failed fetch: the error propagates and no chunk is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator
 
-from tsgate.series.model import Series
+from tsgate.series import extents
+from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
+from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.upstream.base import Upstream
+
+if TYPE_CHECKING:
+    from tsgate.database.chunks import ChunkRow
+    from tsgate.series.rollups import Buckets
+
+Range = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CachePolicy:
+    settle_ms: int = 2 * 3_600_000
+    open_ttl_ms: int = 60_000
+    site_stream_min_points: int = 40  # from this many points, read the site's stream
+    site_page_size: int = 50000
 
 
 @dataclass
 class ReadStats:
-    """What one read cost, for response headers."""
+    """What one read cost, for response headers and statistics."""
 
     upstream_requests: int = 0
+    fetched_samples: int = 0
     samples: int = 0
+    chunks_needed: int = 0
+    chunks_fetched: int = 0
     sources: set[str] = field(default_factory=set)
+
+    @property
+    def cache_status(self) -> str:
+        if self.chunks_fetched == 0:
+            return "HIT"
+        return "MISS" if self.chunks_fetched >= self.chunks_needed else "PARTIAL"
+
+    @property
+    def cache_source(self) -> str:
+        for layer in ("ORIGIN", "STORE", "ROLLUP", "MEMORY"):
+            if layer in self.sources:
+                return layer
+        return "MEMORY"
 
 
 class SeriesReader:
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        store: ChunkStore,
+        policy: CachePolicy | None = None,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+    ) -> None:
         self.upstream = upstream
+        self.store = store
+        self.policy = policy or CachePolicy()
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def aclose(self) -> None:
+        return None
+
+    # ---- public reads -------------------------------------------------------------------
 
     async def read(
         self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
     ) -> tuple[dict[str, Series], ReadStats]:
         """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty."""
-        before = self.upstream.counters.requests
-        found = await self.upstream.points_series(names, start_ms, end_ms, token=token)
-        stats = ReadStats(upstream_requests=self.upstream.counters.requests - before)
+        stats = ReadStats()
+        end_ms = min(end_ms, self.clock_ms() + 1)  # nothing exists after now
+        if end_ms <= start_ms:
+            return {n: Series.empty(n) for n in names}, stats
+        rows = await self.ensure(site, names, start_ms, end_ms, token=token, stats=stats)
+        found, sources = await self.store.load(site, names, rows, start_ms, end_ms)
+        stats.sources |= sources or {"MEMORY"}
         stats.samples = sum(len(s) for s in found.values())
-        stats.sources.add("ORIGIN")
         return found, stats
 
-    async def aclose(self) -> None:
-        return None
+    async def read_rollups(
+        self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int, *, token: str
+    ) -> tuple[dict[str, Buckets], ReadStats]:
+        """Rollup buckets of ``names`` (``level`` 1h or 1d), the chunks behind them made whole."""
+        stats = ReadStats()
+        capped = min(end_ms, self.clock_ms() + 1)
+        if capped > start_ms:
+            await self.ensure(site, names, start_ms, capped, token=token, stats=stats)
+        found = await self.store.rollups(site, names, level, start_ms, end_ms)
+        stats.sources.add("ROLLUP")
+        return found, stats
+
+    async def ensure(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str, stats: ReadStats
+    ) -> list[ChunkRow]:
+        """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows."""
+        now = self.clock_ms()
+        rows = await self.store.rows(site, names, start_ms, end_ms)
+        plan = self._plan(names, rows, start_ms, end_ms, now)
+        stats.chunks_needed = len(extents.days_covering(start_ms, end_ms)) * len(names)
+        if not plan:
+            return rows
+        before = self.upstream.counters.requests
+        async with self._point_locks(site, sorted(plan)):
+            # another reader may have fetched while we waited: plan again under the locks
+            rows = await self.store.rows(site, names, start_ms, end_ms)
+            now = self.clock_ms()
+            plan = self._plan(names, rows, start_ms, end_ms, now)
+            if plan:
+                written = await self._fetch_and_store(site, plan, rows, token=token, now_ms=now)
+                stats.chunks_fetched = sum(1 for p in written if p.point in plan)
+                stats.fetched_samples = sum(len(p.series) for p in written)
+                stats.sources.add("ORIGIN")
+                rows = await self.store.rows(site, names, start_ms, end_ms)
+        stats.upstream_requests = self.upstream.counters.requests - before
+        return rows
+
+    # ---- planning -----------------------------------------------------------------------
+
+    def _plan(
+        self, names: Sequence[str], rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int
+    ) -> dict[str, list[Range]]:
+        """Per point, the spans to fetch (whole days, or the tail of a stale open day)."""
+        by_point: dict[str, list[ChunkRow]] = defaultdict(list)
+        for row in rows:
+            by_point[row.point].append(row)
+        plan: dict[str, list[Range]] = {}
+        for name in names:
+            spans = list(self._missing(by_point.get(name, []), start_ms, end_ms, now_ms))
+            if spans:
+                plan[name] = extents.merge(spans)
+        return plan
+
+    def _missing(self, rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int) -> Iterator[Range]:
+        have: list[Range] = []
+        open_rows: dict[int, ChunkRow] = {}
+        for r in rows:
+            if r.sealed or now_ms - r.fetched_at_ms <= self.policy.open_ttl_ms:
+                have.append((r.period_start_ms, r.period_end_ms))
+            else:
+                have.append((r.period_start_ms, r.covered_end_ms))
+                open_rows[r.period_start_ms] = r
+        for gap_start, gap_end in extents.subtract((start_ms, end_ms), extents.merge(have)):
+            for day in extents.days_covering(gap_start, gap_end):
+                row = open_rows.get(day)
+                # a stale open day continues after its last cached sample; others are whole
+                begin = row.covered_end_ms if row is not None else day
+                stop = min(day + MS_PER_DAY, now_ms + 1)
+                if stop > begin:
+                    yield (begin, stop)
+
+    # ---- fetching -----------------------------------------------------------------------
+
+    async def _fetch_and_store(
+        self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow], *, token: str, now_ms: int
+    ) -> list[Written]:
+        previous = await self._open_days(site, plan, rows)
+        if len(plan) >= self.policy.site_stream_min_points and site != "_":
+            fetched = await self._fetch_site_stream(site, plan, token=token)
+        else:
+            fetched = await self._fetch_per_point(plan, token=token)
+        written: list[Written] = []
+        for name, spans in fetched.items():
+            for (span_start, span_end), series in spans:
+                written.extend(
+                    split_periods(
+                        name,
+                        series,
+                        span_start,
+                        span_end,
+                        previous.get(name, {}),
+                        now_ms=now_ms,
+                        settle_ms=self.policy.settle_ms,
+                    )
+                )
+        await self.store.write(site, written, now_ms=now_ms)
+        for point, month in months_of(written):
+            await self.store.compact(site, point, month, now_ms)
+        return written
+
+    async def _open_days(
+        self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow]
+    ) -> dict[str, dict[int, Series]]:
+        """Cached samples of the open days a delta fetch continues."""
+        continuing = [
+            r
+            for r in rows
+            if r.point in plan and not r.sealed and any(s == r.covered_end_ms for s, _ in plan[r.point])
+        ]
+        if not continuing:
+            return {}
+        previous: dict[str, dict[int, Series]] = defaultdict(dict)
+        for r in continuing:
+            loaded, _ = await self.store.load(site, [r.point], [r], r.period_start_ms, r.period_end_ms)
+            previous[r.point][r.period_start_ms] = loaded[r.point]
+        return previous
+
+    async def _fetch_per_point(
+        self, plan: dict[str, list[Range]], *, token: str
+    ) -> dict[str, list[tuple[Range, Series]]]:
+        # points that miss the same spans (the usual dashboard) share one batch of reads
+        groups: dict[tuple[Range, ...], list[str]] = defaultdict(list)
+        for name, spans in plan.items():
+            groups[tuple(spans)].append(name)
+        out: dict[str, list[tuple[Range, Series]]] = defaultdict(list)
+
+        async def fetch(span: Range, names: list[str]) -> None:
+            found = await self.upstream.points_series(names, span[0], span[1], token=token)
+            for name in names:
+                out[name].append((span, found.get(name, Series.empty(name))))
+
+        await asyncio.gather(*(fetch(span, names) for spans, names in groups.items() for span in spans))
+        return out
+
+    async def _fetch_site_stream(
+        self, site: str, plan: dict[str, list[Range]], *, token: str
+    ) -> dict[str, list[tuple[Range, Series]]]:
+        """One stream of the site's pages per missing span; every point in a page is kept."""
+        spans = extents.merge([span for spans in plan.values() for span in spans])
+        out: dict[str, list[tuple[Range, Series]]] = defaultdict(list)
+        for span in spans:
+            parts: dict[str, list[Series]] = defaultdict(list)
+            pages = self.upstream.site_pages(
+                site, span[0], span[1], token=token, raw=True, page_size=self.policy.site_page_size
+            )
+            async for page in pages:
+                for name, series in page.items():
+                    parts[name].append(series)
+            for name in set(parts) | {n for n, s in plan.items() if _overlaps(s, span)}:
+                out[name].append((span, concat(name, parts.get(name, ())).crop(*span)))
+        return out
+
+    @asynccontextmanager
+    async def _point_locks(self, site: str, names: Sequence[str]) -> AsyncIterator[None]:
+        locks = [self._locks.setdefault((site, n), asyncio.Lock()) for n in names]
+        acquired: list[asyncio.Lock] = []
+        try:
+            for lock in locks:  # sorted order: no two readers can deadlock
+                await lock.acquire()
+                acquired.append(lock)
+            yield
+        finally:
+            for lock in acquired:
+                lock.release()
+            for n in names:
+                lock = self._locks.get((site, n))
+                if lock is not None and not lock.locked() and not lock._waiters:  # noqa: SLF001
+                    del self._locks[(site, n)]
+
+
+def _overlaps(spans: Sequence[Range], span: Range) -> bool:
+    return any(s < span[1] and e > span[0] for s, e in spans)

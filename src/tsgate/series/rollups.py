@@ -238,3 +238,8 @@ def unpack(data: bytes) -> Buckets:
     if len({a.size for a in arrays.values()}) != 1:
         raise CodecError("rollup blob columns have different lengths")
     return _build(int(width[0]), arrays)
+
+
+def as_series(b: Buckets, agg: str, name: str = "") -> Series:
+    """One sample per bucket, stamped at the bucket start (e.g. upstream's 5-minute means)."""
+    return Series(name, b.start_ms, values(b, agg))
