@@ -11,7 +11,9 @@ import pytest
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 SERVICE_URLS = {
-    "postgres": os.environ.get("TSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "postgres": os.environ.get(
+        "TSGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    ),
     "redis": os.environ.get("TSGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
     "rabbitmq": os.environ.get("TSGATE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
 }

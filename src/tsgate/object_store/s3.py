@@ -100,20 +100,21 @@ class S3ObjectStore:
     async def get_range(self, key: str, start: int, end: int) -> bytes | None:
         validate_key(key)
         check_range(start, end)
+        range_error: BaseError | None = None
         if start < end:
             try:
                 return bytes(await obstore.get_range_async(self._store, key, start=start, end=end))
             except _MISSING:
                 return None
-            except BaseError:
+            except BaseError as exc:
                 # Servers answer 416 to a range past the end; find out whether that was it.
-                pass
+                range_error = exc
         size = await self._size_or_none(key)
         if size is None:
             return None
-        if start >= size:
+        if range_error is None or start >= size:
             return b""
-        raise self._error("get_range", key)
+        raise self._error("get_range", key, range_error) from range_error
 
     async def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         validate_key(key)
