@@ -1,0 +1,179 @@
+"""Objects as files under one directory (``file://./var/objects`` or ``file:///abs/path``).
+
+Writes go to a temporary file in the target directory and are then renamed into place,
+so a reader or a crash never sees half an object. Temporary names contain ``~``, which
+no valid key can, so they never collide with or show up as objects.
+
+One difference from S3: a key cannot be both an object and a "directory" of other
+keys (``a`` and ``a/b``); writing the second raises ``StorageError``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import anyio.to_thread
+
+from tsgate.errors import ConfigError, StorageError
+from tsgate.object_store.base import (
+    InvalidKey,
+    ObjectInfo,
+    check_range,
+    prefix_parent,
+    validate_key,
+    validate_prefix,
+)
+
+_T = TypeVar("_T")
+# Reading a missing key can fail in all these ways once keys nest ("a" is a file, the
+# caller asks for "a/b"; or "a" is a directory).
+_MISS_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+
+
+class LocalObjectStore:
+    """Objects as files below ``root``; blocking I/O runs in worker threads."""
+
+    def __init__(self, root: Path) -> None:
+        # Resolve once so containment checks compare real paths (symlinked roots work).
+        self._root = root.expanduser().resolve()
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        parts = urlsplit(url)
+        if parts.query or parts.fragment:
+            raise ConfigError(f"objects: file:// URLs take no query or fragment: {url!r}")
+        path = unquote(parts.path)
+        if parts.netloc in {"", "localhost"}:
+            if not path:
+                raise ConfigError(f"objects: {url!r} names no directory")
+            return cls(Path(path))
+        # file://./var/objects puts "." in the host part: a path relative to the cwd.
+        return cls(Path(unquote(parts.netloc) + path))
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    async def get(self, key: str) -> bytes | None:
+        path = self._path_of(key)
+        return await _run(lambda: self._read(path, 0, None))
+
+    async def get_range(self, key: str, start: int, end: int) -> bytes | None:
+        check_range(start, end)
+        path = self._path_of(key)
+        return await _run(lambda: self._read(path, start, end - start))
+
+    async def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        path = self._path_of(key)
+        return await _run(lambda: self._write(path, data, if_absent=if_absent))
+
+    async def delete(self, key: str) -> None:
+        path = self._path_of(key)
+        await _run(lambda: self._unlink(path))
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        start_dir = self._root.joinpath(*prefix_parent(prefix).split("/"))
+        infos = await _run(lambda: _scan(self._root, start_dir, prefix))
+        for info in infos:
+            yield info
+
+    async def aclose(self) -> None:
+        return None
+
+    def _path_of(self, key: str) -> Path:
+        return self._root.joinpath(*validate_key(key).split("/"))
+
+    def _check_contained(self, path: Path) -> None:
+        # Key validation already forbids "..", but a symlink inside the root could still
+        # point elsewhere; never read or write through one.
+        if not path.resolve().is_relative_to(self._root):
+            raise InvalidKey(f"object path {path} resolves outside the store root")
+
+    def _read(self, path: Path, offset: int, length: int | None) -> bytes | None:
+        self._check_contained(path)
+        try:
+            with open(path, "rb") as file:
+                file.seek(offset)
+                return file.read() if length is None else file.read(length)
+        except OSError as exc:
+            if exc.errno in _MISS_ERRNOS:
+                return None
+            raise
+
+    def _unlink(self, path: Path) -> None:
+        # Checking the parent is enough: unlink removes a symlink itself, not its target.
+        self._check_contained(path.parent)
+        try:
+            path.unlink()
+        except OSError as exc:
+            if exc.errno not in _MISS_ERRNOS:
+                raise
+
+    def _write(self, path: Path, data: bytes, *, if_absent: bool) -> bool:
+        # Check before mkdir, so a symlinked directory cannot make us create dirs outside.
+        self._check_contained(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}~{secrets.token_hex(8)}")
+        with open(tmp, "xb") as tmp_file:
+            tmp_file.write(data)
+            tmp_file.flush()
+            # A sealed chunk is never refetched, so it must not survive a crash as zeros.
+            os.fsync(tmp_file.fileno())
+        try:
+            if if_absent:
+                # link() fails when the name exists, so of racing writers exactly one wins.
+                try:
+                    os.link(tmp, path)
+                except FileExistsError:
+                    return False
+            else:
+                os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+
+def _scan(root: Path, start_dir: Path, prefix: str) -> list[ObjectInfo]:
+    infos: list[ObjectInfo] = []
+    for dirpath, _dirnames, filenames in os.walk(start_dir, onerror=_raise_unless_missing):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            key = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if not key.startswith(prefix) or not _is_key(key):
+                continue  # outside the prefix, or a temporary file
+            try:
+                size = os.stat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                continue  # deleted while we walked
+            infos.append(ObjectInfo(key, size))
+    infos.sort(key=lambda info: info.key)
+    return infos
+
+
+def _raise_unless_missing(exc: OSError) -> None:
+    # The prefix's directory may not exist (nothing stored there yet): an empty listing.
+    if exc.errno not in _MISS_ERRNOS:
+        raise exc
+
+
+def _is_key(key: str) -> bool:
+    try:
+        validate_key(key)
+    except InvalidKey:
+        return False
+    return True
+
+
+async def _run(func: Callable[[], _T]) -> _T:
+    """Run blocking file I/O in a worker thread; OS errors become ``StorageError``."""
+    try:
+        return await anyio.to_thread.run_sync(func)
+    except OSError as exc:
+        raise StorageError(f"local object store: {exc.strerror or exc}") from exc
