@@ -54,7 +54,8 @@ class Database:
     """An open database: the four repositories plus health probes. Close with ``aclose``."""
 
     def __init__(self, sql: SqlEngine) -> None:
-        self._sql = sql
+        # Public for sibling repositories (e.g. jobs) that share this engine.
+        self.sql = sql
         self.dialect = sql.dialect
         self.chunks = ChunkIndex(sql)
         self.points = PointCatalog(sql)
@@ -63,19 +64,19 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (``alembic upgrade head``); idempotent."""
-        async with self._sql.connection() as conn:
+        async with self.sql.connection() as conn:
             await conn.run_sync(upgrade_head)
 
     async def ping(self) -> float:
         """Round-trip latency of ``SELECT 1`` in seconds."""
         started = time.perf_counter()
-        async with self._sql.read() as conn:
+        async with self.sql.read() as conn:
             await conn.execute(sa.select(1))
         return time.perf_counter() - started
 
     async def size_bytes(self) -> int:
         """Bytes the store occupies: the SQLite file's pages, or our PostgreSQL tables."""
-        async with self._sql.read() as conn:
+        async with self.sql.read() as conn:
             if self.dialect == "sqlite":
                 pages = (await conn.exec_driver_sql("PRAGMA page_count")).scalar_one()
                 page_size = (await conn.exec_driver_sql("PRAGMA page_size")).scalar_one()
@@ -84,7 +85,7 @@ class Database:
             return int((await conn.execute(_PG_SIZE, {"names": names})).scalar_one())
 
     async def aclose(self) -> None:
-        await self._sql.aclose()
+        await self.sql.aclose()
 
     async def __aenter__(self) -> Database:
         return self
