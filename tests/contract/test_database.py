@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -252,6 +253,30 @@ async def test_delete_returns_exactly_the_removed_rows(db: Database) -> None:
     assert {r.point for r in everything} == {"a", "b", "c"}
     assert await db.chunks.counts() == {"chunks": 0, "sealed": 0, "bytes": 0, "samples": 0}
     assert await db.chunks.delete("campus", None, JAN_MS, FEB_MS) == []
+
+
+async def test_concurrent_writers_and_readers_all_succeed(db_url: str) -> None:
+    # Two handles on one database, like two server processes sharing the file.
+    async with (
+        await open_database(db_url, migrate=True) as one,
+        await open_database(db_url) as two,
+    ):
+
+        async def work(db: Database, i: int) -> None:
+            await db.chunks.upsert([chunk(f"p{i}", JAN_MS + d * DAY_MS) for d in range(10)])
+            await db.chunks.overlapping("campus", [f"p{i}"], "raw", JAN_MS, FEB_MS)
+            await db.stats.record([RequestStat(JAN_MS, "/x", 200, 1.0, 1, 1, "MISS")])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(work, one if i % 2 else two, i)
+        assert await one.chunks.counts() == {
+            "chunks": 200,
+            "sealed": 200,
+            "bytes": 200_000,
+            "samples": 57_600,
+        }
+        assert (await two.stats.summary(0))["count"] == 20
 
 
 # -- point catalog ---------------------------------------------------------------------
