@@ -1,0 +1,70 @@
+"""Request statistics: one row per served request, trimmed to a retention window."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from tsgate.database.engine import SqlEngine, batched
+from tsgate.database.tables import request_stats
+
+_WRITE_BATCH = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStat:
+    at_ms: int
+    route: str
+    status: int
+    duration_ms: float
+    samples: int
+    bytes_out: int
+    cache_status: str  # HIT | PARTIAL | MISS | BYPASS | …
+
+
+class RequestStats:
+    def __init__(self, sql: SqlEngine) -> None:
+        self._sql = sql
+
+    async def record(self, rows: Sequence[RequestStat]) -> None:
+        """Append ``rows`` in one transaction (callers buffer and flush in batches)."""
+        if not rows:
+            return
+        async with self._sql.write() as conn:
+            for batch in batched(rows, _WRITE_BATCH):
+                await conn.execute(sa.insert(request_stats), [dataclasses.asdict(r) for r in batch])
+
+    async def trim(self, before_ms: int) -> int:
+        """Delete rows recorded before ``before_ms``; return how many went."""
+        stmt = sa.delete(request_stats).where(request_stats.c.at_ms < before_ms)
+        async with self._sql.write() as conn:
+            result = await conn.execute(stmt)
+        return max(result.rowcount, 0)
+
+    async def summary(self, since_ms: int) -> dict[str, Any]:
+        """``{count, by_cache_status: {status: count}, samples, bytes_out}`` since ``since_ms``."""
+        t = request_stats
+        query = (
+            sa.select(
+                t.c.cache_status,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(t.c.samples), 0),
+                sa.func.coalesce(sa.func.sum(t.c.bytes_out), 0),
+            )
+            .where(t.c.at_ms >= since_ms)
+            .group_by(t.c.cache_status)
+        )
+        async with self._sql.read() as conn:
+            groups = (await conn.execute(query)).all()
+        # PostgreSQL sums BIGINT into NUMERIC (Decimal), hence the int()s.
+        by_status = {str(status): int(count) for status, count, _, _ in groups}
+        return {
+            "count": sum(by_status.values()),
+            "by_cache_status": by_status,
+            "samples": sum(int(samples) for _, _, samples, _ in groups),
+            "bytes_out": sum(int(size) for _, _, _, size in groups),
+        }

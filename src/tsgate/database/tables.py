@@ -1,0 +1,87 @@
+"""The SQL schema as SQLAlchemy Core tables.
+
+This is what the repositories query. The alembic revisions under ``migrations/`` create
+the same schema as frozen steps; a contract test compares the two so they cannot drift.
+Times are integer UTC milliseconds (BigInteger) everywhere.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Named constraints keep batch (SQLite table-rebuild) migrations deterministic.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an ``INTEGER PRIMARY KEY``, never a BIGINT one.
+_ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("point", sa.Text, primary_key=True),
+    sa.Column("resolution", sa.Text, primary_key=True),
+    sa.Column("period_start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("period_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("object_key", sa.Text, nullable=False),
+    sa.Column("sealed", sa.Boolean, nullable=False),
+    sa.Column("covered_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("samples", sa.BigInteger, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("first_ms", sa.BigInteger, nullable=True),
+    sa.Column("last_ms", sa.BigInteger, nullable=True),
+    sa.Column("fetched_at_ms", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("resolution IN ('raw', '5min')", name="resolution"),
+    sa.CheckConstraint("period_end_ms > period_start_ms", name="period"),
+)
+
+points = sa.Table(
+    "points",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("collect_enabled", sa.Boolean, nullable=False),
+    sa.Column("unit", sa.Text, nullable=True),
+    sa.Column("tags", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+)
+
+point_refresh = sa.Table(
+    "point_refresh",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("refreshed_at_ms", sa.BigInteger, nullable=False),
+)
+
+rollups = sa.Table(
+    "rollups",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("point", sa.Text, primary_key=True),
+    sa.Column("level", sa.Text, primary_key=True),
+    sa.Column("period_start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("blob", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("level IN ('1h', '1d')", name="level"),
+)
+
+request_stats = sa.Table(
+    "request_stats",
+    metadata,
+    sa.Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False, index=True),
+    sa.Column("route", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("samples", sa.BigInteger, nullable=False),
+    sa.Column("bytes_out", sa.BigInteger, nullable=False),
+    sa.Column("cache_status", sa.Text, nullable=False),
+)

@@ -1,0 +1,417 @@
+"""Contract tests for the database seam, run on SQLite (file, WAL) and PostgreSQL.
+
+Each PostgreSQL test gets its own random schema (``search_path`` in the URL), dropped
+afterwards, so runs are independent and parallel runs never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import psycopg
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from conftest import service_url
+from tsgate.database import (
+    ChunkRow,
+    Database,
+    RequestStat,
+    RollupRow,
+    migrate,
+    open_database,
+    tables,
+)
+from tsgate.errors import ConfigError, MissingDependency, StorageError
+
+pytestmark = pytest.mark.anyio
+
+DAY_MS = 86_400_000
+JAN_MS = 1_735_689_600_000  # 2025-01-01T00:00Z
+FEB_MS = 1_738_368_000_000  # 2025-02-01T00:00Z
+MAR_MS = 1_740_787_200_000  # 2025-03-01T00:00Z
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/nested/dir/tsgate.db"
+        return
+    base = service_url("postgres")
+    schema = f"tsgate_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{base}?options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = await open_database(db_url, migrate=True)
+    try:
+        yield database
+    finally:
+        await database.aclose()
+
+
+def chunk(point: str, start_ms: int, *, days: int = 1, **changes: Any) -> ChunkRow:
+    values: dict[str, Any] = {
+        "site": "campus",
+        "point": point,
+        "resolution": "raw",
+        "period_start_ms": start_ms,
+        "period_end_ms": start_ms + days * DAY_MS,
+        "object_key": f"raw/{point}/{start_ms}",
+        "sealed": True,
+        "covered_end_ms": start_ms + days * DAY_MS,
+        "samples": 288 * days,
+        "size_bytes": 1_000 * days,
+        "first_ms": start_ms,
+        "last_ms": start_ms + days * DAY_MS - 300_000,
+        "fetched_at_ms": start_ms + 2 * DAY_MS,
+    }
+    values.update(changes)
+    return ChunkRow(**values)
+
+
+def ace_point(i: int) -> dict[str, Any]:
+    kind = ("ZoneTemp", "SupplyAirTemp", "DamperPos", "CO2")[i % 4]
+    tags = {
+        "ZoneTemp": ["zone", "air", "temp", "sensor"],
+        "SupplyAirTemp": ["discharge", "air", "temp", "sensor"],
+        "DamperPos": ["damper", "cmd"],
+        "CO2": ["zone", "co2", "sensor"],
+    }[kind]
+    unit = {"ZoneTemp": "°F", "SupplyAirTemp": "°F", "DamperPos": "%", "CO2": "ppm"}[kind]
+    return {
+        "name": f"campus/ahu-{i % 40:02d}/vav-{i:05d}/{kind}",
+        "site_id": 7,
+        "client_id": 3,
+        "marker_tags": tags,
+        "kv_tags": {"unit": unit, "floor": str(i % 9)},
+        "collect_enabled": i % 3 != 0,
+        "collect_interval": 300,
+        "bacnet_data": {"object_type": "analogInput", "object_index": i},
+    }
+
+
+# -- opening, schemes, migrations ------------------------------------------------------
+
+
+async def test_unknown_scheme_is_a_config_error_naming_the_supported_ones() -> None:
+    with pytest.raises(ConfigError) as info:
+        await open_database("mysql://localhost/tsgate")
+    assert "mysql" in info.value.detail
+    assert "sqlite://" in info.value.detail
+    assert "postgresql://" in info.value.detail
+
+
+async def test_missing_psycopg_names_the_postgres_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what find_spec sees when absent
+    with pytest.raises(MissingDependency) as info:
+        await open_database("postgresql://postgres@127.0.0.1:5432/test")
+    assert info.value.extra == "postgres"
+    assert "tsgate[postgres]" in info.value.detail
+
+
+async def test_sqlite_file_runs_in_wal_with_tuned_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "tsgate.db"
+    db = await open_database(f"sqlite:///{path}", migrate=True)
+    async with db, db.sql.read() as conn:
+        pragma = {
+            name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+        }
+    assert pragma == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 5000,
+        "foreign_keys": 1,
+    }
+    with sqlite3.connect(path) as raw:  # WAL is a property of the file, seen by others too
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    raw.close()
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+async def test_in_memory_sqlite_keeps_data_on_its_one_connection(url: str) -> None:
+    async with await open_database(url, migrate=True) as db:
+        await db.chunks.upsert([chunk("p", JAN_MS)])
+        assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == [
+            chunk("p", JAN_MS)
+        ]
+    async with await open_database(url, migrate=True) as fresh:  # nothing persisted
+        assert await fresh.chunks.counts() == {"chunks": 0, "sealed": 0, "bytes": 0, "samples": 0}
+
+
+async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> None:
+    await migrate(db_url)
+    async with await open_database(db_url) as db:
+        await db.chunks.upsert([chunk("p", JAN_MS)])
+    await migrate(db_url)
+    async with await open_database(db_url, migrate=True) as db:
+        assert (await db.chunks.counts())["chunks"] == 1
+        async with db.sql.read() as conn:
+            version = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).all()
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
+            )
+    assert version == [("0001",)]
+    assert diff == []
+
+
+# -- chunk index -----------------------------------------------------------------------
+
+
+async def test_chunk_upsert_replaces_by_primary_key(db: Database) -> None:
+    await db.chunks.upsert([chunk("p", JAN_MS, sealed=False, covered_end_ms=JAN_MS + 3_600_000)])
+    refetched = chunk("p", JAN_MS, samples=300, size_bytes=4_321)
+    await db.chunks.upsert([refetched, chunk("q", JAN_MS)])
+    rows = await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, JAN_MS + DAY_MS)
+    assert rows == [refetched]
+    assert await db.chunks.counts() == {
+        "chunks": 2,
+        "sealed": 2,
+        "bytes": 4_321 + 1_000,
+        "samples": 300 + 288,
+    }
+
+
+async def test_overlapping_returns_only_overlapping_rows_of_the_asked_points(db: Database) -> None:
+    days = [chunk(p, JAN_MS + d * DAY_MS) for p in ("a", "b", "c") for d in range(5)]
+    others = [
+        chunk("a", JAN_MS + DAY_MS, resolution="5min"),
+        chunk("a", JAN_MS + DAY_MS, site="other"),
+    ]
+    await db.chunks.upsert(days + others)
+    # [day 1 + 1 ms, day 3) touches day 1 and day 2 only; half-open on both ends.
+    rows = await db.chunks.overlapping(
+        "campus", ["c", "a", "zz"], "raw", JAN_MS + DAY_MS + 1, JAN_MS + 3 * DAY_MS
+    )
+    assert [(r.point, r.period_start_ms) for r in rows] == [
+        ("a", JAN_MS + DAY_MS),
+        ("a", JAN_MS + 2 * DAY_MS),
+        ("c", JAN_MS + DAY_MS),
+        ("c", JAN_MS + 2 * DAY_MS),
+    ]
+    assert await db.chunks.overlapping("campus", ["a"], "raw", JAN_MS + 5 * DAY_MS, FEB_MS) == []
+    assert await db.chunks.overlapping("campus", [], "raw", JAN_MS, FEB_MS) == []
+
+
+async def test_overlapping_handles_more_points_than_one_in_list(db: Database) -> None:
+    names = [f"pt-{i:04d}" for i in range(1_234)]
+    await db.chunks.upsert([chunk(n, JAN_MS) for n in names])
+    rows = await db.chunks.overlapping("campus", [*names[::-1], "absent"], "raw", JAN_MS, FEB_MS)
+    assert [r.point for r in rows] == names
+
+
+async def test_replace_swaps_day_rows_for_the_month_row(db: Database) -> None:
+    days = [chunk("p", JAN_MS + d * DAY_MS) for d in range(31)]
+    await db.chunks.upsert([*days, chunk("q", JAN_MS)])
+    month = chunk("p", JAN_MS, days=31, object_key="raw/p/2025-01")
+    await db.chunks.replace("campus", "p", "raw", [d.period_start_ms for d in days], month)
+    assert await db.chunks.overlapping("campus", ["p", "q"], "raw", JAN_MS, FEB_MS) == [
+        month,
+        chunk("q", JAN_MS),
+    ]
+
+
+async def test_replace_is_atomic_when_the_insert_fails(db: Database) -> None:
+    days = [chunk("p", JAN_MS + d * DAY_MS) for d in range(3)]
+    await db.chunks.upsert(days)
+    broken = chunk("p", JAN_MS, period_end_ms=JAN_MS)  # violates period_end > period_start
+    with pytest.raises(StorageError) as info:
+        await db.chunks.replace("campus", "p", "raw", [d.period_start_ms for d in days], broken)
+    assert isinstance(info.value.__cause__, IntegrityError)
+    assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == days
+
+
+async def test_delete_returns_exactly_the_removed_rows(db: Database) -> None:
+    rows = [chunk(p, JAN_MS + d * DAY_MS) for p in ("a", "b", "c") for d in range(4)]
+    five_min = chunk("a", JAN_MS + DAY_MS, resolution="5min")
+    await db.chunks.upsert([*rows, five_min])
+    removed = await db.chunks.delete("campus", ["a", "b"], JAN_MS + DAY_MS, JAN_MS + 2 * DAY_MS)
+    assert removed == [five_min, chunk("a", JAN_MS + DAY_MS), chunk("b", JAN_MS + DAY_MS)]
+    assert len(await db.chunks.overlapping("campus", ["a", "b", "c"], "raw", JAN_MS, FEB_MS)) == 10
+    everything = await db.chunks.delete("campus", None, JAN_MS, FEB_MS)
+    assert len(everything) == 10
+    assert {r.point for r in everything} == {"a", "b", "c"}
+    assert await db.chunks.counts() == {"chunks": 0, "sealed": 0, "bytes": 0, "samples": 0}
+    assert await db.chunks.delete("campus", None, JAN_MS, FEB_MS) == []
+
+
+async def test_concurrent_writers_and_readers_all_succeed(db_url: str) -> None:
+    # Two handles on one database, like two server processes sharing the file.
+    async with (
+        await open_database(db_url, migrate=True) as one,
+        await open_database(db_url) as two,
+    ):
+
+        async def work(db: Database, i: int) -> None:
+            await db.chunks.upsert([chunk(f"p{i}", JAN_MS + d * DAY_MS) for d in range(10)])
+            await db.chunks.overlapping("campus", [f"p{i}"], "raw", JAN_MS, FEB_MS)
+            await db.stats.record([RequestStat(JAN_MS, "/x", 200, 1.0, 1, 1, "MISS")])
+
+        async with anyio.create_task_group() as tg:
+            for i in range(20):
+                tg.start_soon(work, one if i % 2 else two, i)
+        assert await one.chunks.counts() == {
+            "chunks": 200,
+            "sealed": 200,
+            "bytes": 200_000,
+            "samples": 57_600,
+        }
+        assert (await two.stats.summary(0))["count"] == 20
+
+
+# -- point catalog ---------------------------------------------------------------------
+
+
+@pytest.fixture
+async def catalog(db: Database) -> list[dict[str, Any]]:
+    generated = [ace_point(i) for i in range(7_000)]
+    await db.points.replace_site("campus", generated, now_ms=JAN_MS)
+    await db.points.replace_site("other", [ace_point(1)], now_ms=FEB_MS)
+    return sorted(generated, key=lambda p: p["name"])
+
+
+async def test_catalog_list_pages_in_name_order_with_totals(
+    db: Database, catalog: list[dict[str, Any]]
+) -> None:
+    total, first = await db.points.list("campus", offset=0, limit=100)
+    assert total == 7_000
+    assert first == catalog[:100]
+    total, last = await db.points.list("campus", offset=6_950, limit=100)
+    assert total == 7_000
+    assert last == catalog[6_950:]
+    assert await db.points.list("campus", offset=7_000, limit=100) == (7_000, [])
+    assert await db.points.list("nowhere", offset=0, limit=10) == (0, [])
+
+
+async def test_catalog_search_by_substring_and_all_tags(
+    db: Database, catalog: list[dict[str, Any]]
+) -> None:
+    started = time.perf_counter()
+    found = await db.points.search("campus", "VAV-001", ["Air", "temp"], limit=1_000)
+    elapsed_s = time.perf_counter() - started
+    expected = [
+        p
+        for p in catalog
+        if "vav-001" in p["name"].lower() and {"air", "temp"} <= set(p["marker_tags"])
+    ]
+    assert found == expected
+    assert len(expected) == 50
+    assert elapsed_s < 1.0
+    assert len(await db.points.search("campus", "", ["co2"], limit=10_000)) == 1_750
+    assert (
+        await db.points.search("campus", "vav-0", ["co2"], limit=3)
+        == [p for p in catalog if "co2" in p["marker_tags"]][:3]
+    )
+    assert await db.points.search("campus", "50%_", [], limit=10) == []  # LIKE chars are literal
+    assert await db.points.search("campus", "vav", ["temp", "damper"], limit=10) == []
+
+
+async def test_catalog_names_refresh_and_replacement(
+    db: Database, catalog: list[dict[str, Any]]
+) -> None:
+    assert await db.points.refreshed_at("campus") == JAN_MS
+    assert await db.points.refreshed_at("nowhere") is None
+    collecting = await db.points.names("campus")
+    assert collecting == [p["name"] for p in catalog if p["collect_enabled"]]
+    assert len(await db.points.names("campus", collect_enabled_only=False)) == 7_000
+    await db.points.replace_site("campus", [ace_point(8), ace_point(9)], now_ms=MAR_MS)
+    assert await db.points.names("campus", collect_enabled_only=False) == [
+        ace_point(8)["name"],
+        ace_point(9)["name"],
+    ]
+    assert await db.points.refreshed_at("campus") == MAR_MS
+    assert await db.points.names("other") == [ace_point(1)["name"]]  # other sites untouched
+
+
+async def test_catalog_lifts_unit_and_tags_into_columns(db: Database) -> None:
+    await db.points.replace_site("campus", [ace_point(7), {"name": "bare"}], now_ms=JAN_MS)
+    t = tables.points
+    query = sa.select(t.c.name, t.c.unit, t.c.tags, t.c.collect_enabled).order_by(t.c.name)
+    async with db.sql.read() as conn:
+        rows = [tuple(r) for r in await conn.execute(query)]
+    assert rows == [
+        ("bare", None, "  ", False),
+        (ace_point(7)["name"], "ppm", " zone co2 sensor ", True),
+    ]
+
+
+# -- rollups ---------------------------------------------------------------------------
+
+
+async def test_rollup_blob_round_trip_is_byte_identical(db: Database) -> None:
+    blob = os.urandom(1_048_576)
+    before = await db.size_bytes()
+    await db.rollups.put([RollupRow("campus", "p", "1h", JAN_MS, blob, JAN_MS)])
+    [row] = await db.rollups.get("campus", ["p"], "1h", JAN_MS, FEB_MS)
+    assert type(row.blob) is bytes
+    assert row.blob == blob
+    assert await db.size_bytes() >= before + 1_000_000
+
+
+async def test_rollup_get_put_delete_by_month(db: Database) -> None:
+    months = (JAN_MS, FEB_MS, MAR_MS)
+    rows = [RollupRow("campus", p, "1h", m, f"{p}{m}".encode(), 1) for p in "ab" for m in months]
+    await db.rollups.put([*rows, RollupRow("campus", "a", "1d", FEB_MS, b"day", 1)])
+    # Mid-January to exactly March 1st: January and February, not March.
+    got = await db.rollups.get("campus", ["a"], "1h", JAN_MS + 10 * DAY_MS, MAR_MS)
+    assert got == [rows[0], rows[1]]
+    newer = RollupRow("campus", "a", "1h", FEB_MS, b"\x00" * 10, 2)
+    await db.rollups.put([newer])
+    assert await db.rollups.get("campus", ["a", "b"], "1h", FEB_MS, FEB_MS + 1) == [newer, rows[4]]
+    assert await db.rollups.delete("campus", ["a"], FEB_MS, MAR_MS) == 2  # both levels
+    assert await db.rollups.get("campus", ["a"], "1d", JAN_MS, MAR_MS) == []
+    assert await db.rollups.delete("campus", None, JAN_MS, MAR_MS + DAY_MS) == 5
+    assert await db.rollups.get("campus", ["a", "b"], "1h", JAN_MS, MAR_MS + DAY_MS) == []
+
+
+# -- request statistics and probes -----------------------------------------------------
+
+
+async def test_request_stats_summary_and_trim(db: Database) -> None:
+    stats = [
+        RequestStat(JAN_MS + i, "/api/timeseries", 200, 1.5, 100, 2_000, "HIT" if i % 2 else "MISS")
+        for i in range(10)
+    ]
+    await db.stats.record(
+        [*stats, RequestStat(JAN_MS - 1, "/api/sites", 404, 0.2, 0, 50, "BYPASS")]
+    )
+    assert await db.stats.summary(since_ms=JAN_MS) == {
+        "count": 10,
+        "by_cache_status": {"HIT": 5, "MISS": 5},
+        "samples": 1_000,
+        "bytes_out": 20_000,
+    }
+    assert await db.stats.trim(before_ms=JAN_MS + 4) == 5
+    assert await db.stats.summary(since_ms=0) == {
+        "count": 6,
+        "by_cache_status": {"HIT": 3, "MISS": 3},
+        "samples": 600,
+        "bytes_out": 12_000,
+    }
+    assert await db.stats.trim(before_ms=JAN_MS + 4) == 0
+
+
+async def test_ping_and_size(db: Database) -> None:
+    latency_s = await db.ping()
+    assert 0 < latency_s < 5
+    assert await db.size_bytes() > 0
