@@ -29,8 +29,8 @@ test: $(STAMP) services ## Run the whole test suite (fails when no test ran)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff (lint + format check) and the import contracts
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 	$(VENV)/bin/lint-imports
 
 types: $(STAMP) ## mypy --strict on src/

@@ -6,7 +6,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -41,10 +41,14 @@ async def lifespan_app(app: Starlette) -> AsyncIterator[Any]:
 
 @contextlib.asynccontextmanager
 async def api_client(
-    settings: Settings, sim: Simulator, policy: ClientPolicy = FAST_POLICY
+    settings: Settings,
+    sim: Simulator,
+    policy: ClientPolicy = FAST_POLICY,
+    *,
+    clock_ms: Callable[[], int] | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on tsgate, whose upstream is ``sim`` through the real ACE client."""
-    app = create_app(settings, upstream=sim_client(sim, policy))
+    app = create_app(settings, upstream=sim_client(sim, policy), clock_ms=clock_ms)
     async with lifespan_app(app) as asgi:
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as client:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
+
+if TYPE_CHECKING:
+    from tsgate.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -42,3 +47,13 @@ def service_url(name: str) -> str:
             pytest.fail(f"{message}; CI must have it")
         pytest.skip(message)
     return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded settings in a fresh folder: SQLite file + local object store."""
+    from tsgate.settings import Settings
+
+    return Settings(
+        database_url=f"sqlite:///{tmp_path}/tsgate.db", objects_url=f"file://{tmp_path}/objects"
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,13 +31,18 @@ EXPOSED_HEADERS = (
 )
 
 
-def create_app(settings: Settings | None = None, *, upstream: Upstream | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    upstream: Upstream | None = None,
+    clock_ms: Callable[[], int] | None = None,
+) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts."""
     conf = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with open_services(conf, upstream=upstream) as services:
+        async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
             yield {"services": services}
 
     routes: list[BaseRoute] = [*ops.routes(), *ace.routes()]

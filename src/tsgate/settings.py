@@ -40,6 +40,9 @@ class Settings:
     # cache policy
     settle_s: float = 7200.0
     open_ttl_s: float = 60.0
+    memory_cache_bytes: int = 256 << 20
+    site_stream_min_points: int = 40
+    auto_migrate: bool = True
     # responses
     cors_origins: tuple[str, ...] = ("*",)
     compress_min_bytes: int = 1024

@@ -27,8 +27,8 @@ def sim() -> Simulator:
 
 
 @pytest.fixture
-async def api(sim: Simulator) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(Settings(), sim) as client:
+async def api(sim: Simulator, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(settings, sim) as client:
         yield client
 
 
@@ -135,9 +135,9 @@ async def test_both_auth_headers_and_bearer_bearer(api: httpx.AsyncClient, sim: 
     assert missing.headers["content-type"] == "application/problem+json"
 
 
-async def test_upstream_rejecting_a_token_is_401() -> None:
+async def test_upstream_rejecting_a_token_is_401(settings: Settings) -> None:
     sim = create_simulator(tokens={"good": ["elm_school"]})
-    async with api_client(Settings(), sim) as api:
+    async with api_client(settings, sim) as api:
         r = await api.get(
             "/api/sites/elm_school/configured_points", headers={"Authorization": "Bearer bad"}
         )

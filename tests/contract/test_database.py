@@ -24,7 +24,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
-from conftest import service_url
+from tests.conftest import service_url
 from tsgate.database import (
     ChunkRow,
     Database,

@@ -10,7 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from seaweedfs import SeaweedFS, running_seaweedfs
+from tests.seaweedfs import SeaweedFS, running_seaweedfs
 from tsgate.errors import ConfigError, StorageError
 from tsgate.object_store import InvalidKey, ObjectInfo, ObjectStore, open_object_store
 from tsgate.object_store.local import LocalObjectStore

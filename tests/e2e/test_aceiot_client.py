@@ -26,8 +26,10 @@ def sim() -> Simulator:
 
 
 @pytest.fixture(scope="module")
-def base_url(sim: Simulator) -> Iterator[str]:
-    with live_server(create_app(Settings(), upstream=sim_client(sim))) as url:
+def base_url(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    conf = Settings(database_url=f"sqlite:///{tmp}/t.db", objects_url=f"file://{tmp}/objects")
+    with live_server(create_app(conf, upstream=sim_client(sim))) as url:
         yield url + "/api"
 
 

@@ -26,8 +26,8 @@ from tsgate.errors import (
     Unauthorized,
     UpstreamUnavailable,
 )
-from tsgate.series.model import Series
 from tsgate.series import rollups
+from tsgate.series.model import Series
 from tsgate.upstream.base import Forwarded
 from tsgate.upstream.wire import (
     decode_cursor,
@@ -159,7 +159,9 @@ async def site_paginated(request: Request) -> Response:
         return _relay(request, _checked(request, await _forward(request)))
     series = await _read(request, site, names, start_ms, end_ms)
     if not raw:
-        series = [rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series]
+        series = [
+            rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
+        ]
     rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
     return respond(
         request,

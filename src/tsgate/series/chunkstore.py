@@ -82,7 +82,9 @@ class _DecodedCache:
 
 
 class ChunkStore:
-    def __init__(self, db: Database, objects: ObjectStore, *, memory_bytes: int = 256 << 20) -> None:
+    def __init__(
+        self, db: Database, objects: ObjectStore, *, memory_bytes: int = 256 << 20
+    ) -> None:
         self.db = db
         self.objects = objects
         self.memory = _DecodedCache(memory_bytes)
@@ -90,7 +92,9 @@ class ChunkStore:
 
     # ---- reading ----------------------------------------------------------------------
 
-    async def rows(self, site: str, names: Sequence[str], start_ms: int, end_ms: int) -> list[ChunkRow]:
+    async def rows(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[ChunkRow]:
         return await self.db.chunks.overlapping(site, names, RAW, start_ms, end_ms)
 
     async def load(
@@ -130,7 +134,9 @@ class ChunkStore:
             grouped[row.point].append(rollups.unpack(row.blob))
         width = LEVELS_MS[level]
         return {
-            n: rollups.crop(rollups.concat(grouped[n]), start_ms, end_ms) if grouped.get(n) else rollups.Buckets.empty(width)
+            n: rollups.crop(rollups.concat(grouped[n]), start_ms, end_ms)
+            if grouped.get(n)
+            else rollups.Buckets.empty(width)
             for n in names
         }
 
@@ -141,7 +147,10 @@ class ChunkStore:
         from tsgate.database.chunks import ChunkRow
 
         blobs = [(p, encode_series(p.series)) if len(p.series) else (p, b"") for p in periods]
-        keyed = [(p, object_key(site, p.point, p.start_ms, p.end_ms) if blob else "", blob) for p, blob in blobs]
+        keyed = [
+            (p, object_key(site, p.point, p.start_ms, p.end_ms) if blob else "", blob)
+            for p, blob in blobs
+        ]
         await asyncio.gather(*(self._put(key, blob) for _, key, blob in keyed if blob))
         rows = [
             ChunkRow(
@@ -189,10 +198,20 @@ class ChunkStore:
                     key = (p.point, month)
                     old = changed.get(key, blobs.get(key, rollups.Buckets.empty(width)))
                     # the period replaces every bucket it covers, including ones now empty
-                    kept = rollups.concat([rollups.crop(old, month, p.start_ms), rollups.crop(old, p.end_ms, extents.next_month(month))])
-                    changed[key] = rollups.merge(kept, rollups.crop(fresh, month, extents.next_month(month)))
+                    kept = rollups.concat(
+                        [
+                            rollups.crop(old, month, p.start_ms),
+                            rollups.crop(old, p.end_ms, extents.next_month(month)),
+                        ]
+                    )
+                    changed[key] = rollups.merge(
+                        kept, rollups.crop(fresh, month, extents.next_month(month))
+                    )
             await self.db.rollups.put(
-                [RollupRow(site, point, level, month, rollups.pack(b), now_ms) for (point, month), b in changed.items()]
+                [
+                    RollupRow(site, point, level, month, rollups.pack(b), now_ms)
+                    for (point, month), b in changed.items()
+                ]
             )
 
     async def compact(self, site: str, point: str, month_ms: int, now_ms: int) -> bool:
@@ -212,8 +231,19 @@ class ChunkStore:
         from tsgate.database.chunks import ChunkRow
 
         month_row = ChunkRow(
-            site, point, RAW, month_ms, end, key, True, end, len(series), len(blob),
-            int(series.t_ms[0]) if len(series) else None, int(series.t_ms[-1]) if len(series) else None, now_ms,
+            site,
+            point,
+            RAW,
+            month_ms,
+            end,
+            key,
+            True,
+            end,
+            len(series),
+            len(blob),
+            int(series.t_ms[0]) if len(series) else None,
+            int(series.t_ms[-1]) if len(series) else None,
+            now_ms,
         )
         await self.db.chunks.replace(site, point, RAW, [r.period_start_ms for r in days], month_row)
         await asyncio.gather(*(self.objects.delete(r.object_key) for r in days if r.object_key))
@@ -262,4 +292,8 @@ def monotonic_ms() -> int:
 
 
 def months_of(periods: Iterable[Written]) -> set[tuple[str, int]]:
-    return {(p.point, extents.month_floor(p.start_ms)) for p in periods if p.sealed and p.end_ms - p.start_ms == MS_PER_DAY}
+    return {
+        (p.point, extents.month_floor(p.start_ms))
+        for p in periods
+        if p.sealed and p.end_ms - p.start_ms == MS_PER_DAY
+    }

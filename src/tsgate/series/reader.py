@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from tsgate.series import extents
 from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
@@ -48,15 +48,15 @@ class ReadStats:
     upstream_requests: int = 0
     fetched_samples: int = 0
     samples: int = 0
-    chunks_needed: int = 0
-    chunks_fetched: int = 0
+    needed_ms: int = 0  # point-milliseconds asked for
+    fetched_ms: int = 0  # point-milliseconds that had to come from upstream
     sources: set[str] = field(default_factory=set)
 
     @property
     def cache_status(self) -> str:
-        if self.chunks_fetched == 0:
+        if self.fetched_ms == 0:
             return "HIT"
-        return "MISS" if self.chunks_fetched >= self.chunks_needed else "PARTIAL"
+        return "MISS" if self.fetched_ms >= self.needed_ms else "PARTIAL"
 
     @property
     def cache_source(self) -> str:
@@ -79,7 +79,7 @@ class SeriesReader:
         self.store = store
         self.policy = policy or CachePolicy()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, users]
 
     async def aclose(self) -> None:
         return None
@@ -113,13 +113,20 @@ class SeriesReader:
         return found, stats
 
     async def ensure(
-        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str, stats: ReadStats
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        stats: ReadStats,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows."""
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
         plan = self._plan(names, rows, start_ms, end_ms, now)
-        stats.chunks_needed = len(extents.days_covering(start_ms, end_ms)) * len(names)
+        stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             return rows
         before = self.upstream.counters.requests
@@ -130,7 +137,7 @@ class SeriesReader:
             plan = self._plan(names, rows, start_ms, end_ms, now)
             if plan:
                 written = await self._fetch_and_store(site, plan, rows, token=token, now_ms=now)
-                stats.chunks_fetched = sum(1 for p in written if p.point in plan)
+                stats.fetched_ms = sum(e - s for spans in plan.values() for s, e in spans)
                 stats.fetched_samples = sum(len(p.series) for p in written)
                 stats.sources.add("ORIGIN")
                 rows = await self.store.rows(site, names, start_ms, end_ms)
@@ -140,7 +147,12 @@ class SeriesReader:
     # ---- planning -----------------------------------------------------------------------
 
     def _plan(
-        self, names: Sequence[str], rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int
+        self,
+        names: Sequence[str],
+        rows: Sequence[ChunkRow],
+        start_ms: int,
+        end_ms: int,
+        now_ms: int,
     ) -> dict[str, list[Range]]:
         """Per point, the spans to fetch (whole days, or the tail of a stale open day)."""
         by_point: dict[str, list[ChunkRow]] = defaultdict(list)
@@ -153,28 +165,43 @@ class SeriesReader:
                 plan[name] = extents.merge(spans)
         return plan
 
-    def _missing(self, rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int) -> Iterator[Range]:
+    def _missing(
+        self, rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int
+    ) -> Iterator[Range]:
+        """Spans to fetch. A chunk covers ``[period_start, covered_end)``; one fetched up to
+        "now" less than ``open_ttl`` ago counts as covering its whole period (bounded
+        staleness for live dashboards). A fetch continues a chunk from its covered end, so
+        chunks stay contiguous, and stops where the request stops (delta fetches)."""
         have: list[Range] = []
-        open_rows: dict[int, ChunkRow] = {}
+        partial: dict[int, ChunkRow] = {}
         for r in rows:
-            if r.sealed or now_ms - r.fetched_at_ms <= self.policy.open_ttl_ms:
-                have.append((r.period_start_ms, r.period_end_ms))
-            else:
-                have.append((r.period_start_ms, r.covered_end_ms))
-                open_rows[r.period_start_ms] = r
+            live = (
+                r.covered_end_ms >= r.fetched_at_ms
+                and now_ms - r.fetched_at_ms <= self.policy.open_ttl_ms
+            )
+            have.append(
+                (r.period_start_ms, r.period_end_ms if r.sealed or live else r.covered_end_ms)
+            )
+            if not r.sealed:
+                partial[r.period_start_ms] = r
         for gap_start, gap_end in extents.subtract((start_ms, end_ms), extents.merge(have)):
             for day in extents.days_covering(gap_start, gap_end):
-                row = open_rows.get(day)
-                # a stale open day continues after its last cached sample; others are whole
+                row = partial.get(day)
                 begin = row.covered_end_ms if row is not None else day
-                stop = min(day + MS_PER_DAY, now_ms + 1)
+                stop = min(day + MS_PER_DAY, gap_end, now_ms + 1)
                 if stop > begin:
                     yield (begin, stop)
 
     # ---- fetching -----------------------------------------------------------------------
 
     async def _fetch_and_store(
-        self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow], *, token: str, now_ms: int
+        self,
+        site: str,
+        plan: dict[str, list[Range]],
+        rows: Sequence[ChunkRow],
+        *,
+        token: str,
+        now_ms: int,
     ) -> list[Written]:
         previous = await self._open_days(site, plan, rows)
         if len(plan) >= self.policy.site_stream_min_points and site != "_":
@@ -207,13 +234,17 @@ class SeriesReader:
         continuing = [
             r
             for r in rows
-            if r.point in plan and not r.sealed and any(s == r.covered_end_ms for s, _ in plan[r.point])
+            if r.point in plan
+            and not r.sealed
+            and any(s == r.covered_end_ms for s, _ in plan[r.point])
         ]
         if not continuing:
             return {}
         previous: dict[str, dict[int, Series]] = defaultdict(dict)
         for r in continuing:
-            loaded, _ = await self.store.load(site, [r.point], [r], r.period_start_ms, r.period_end_ms)
+            loaded, _ = await self.store.load(
+                site, [r.point], [r], r.period_start_ms, r.period_end_ms
+            )
             previous[r.point][r.period_start_ms] = loaded[r.point]
         return previous
 
@@ -231,7 +262,9 @@ class SeriesReader:
             for name in names:
                 out[name].append((span, found.get(name, Series.empty(name))))
 
-        await asyncio.gather(*(fetch(span, names) for spans, names in groups.items() for span in spans))
+        await asyncio.gather(
+            *(fetch(span, names) for spans, names in groups.items() for span in spans)
+        )
         return out
 
     async def _fetch_site_stream(
@@ -254,20 +287,24 @@ class SeriesReader:
 
     @asynccontextmanager
     async def _point_locks(self, site: str, names: Sequence[str]) -> AsyncIterator[None]:
-        locks = [self._locks.setdefault((site, n), asyncio.Lock()) for n in names]
+        keys = [(site, n) for n in names]
+        for key in keys:
+            entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
+            entry[1] += 1  # holders and waiters; the lock is dropped when none is left
         acquired: list[asyncio.Lock] = []
         try:
-            for lock in locks:  # sorted order: no two readers can deadlock
+            for key in keys:  # sorted order: no two readers can deadlock
+                lock = self._locks[key][0]
                 await lock.acquire()
                 acquired.append(lock)
             yield
         finally:
             for lock in acquired:
                 lock.release()
-            for n in names:
-                lock = self._locks.get((site, n))
-                if lock is not None and not lock.locked() and not lock._waiters:  # noqa: SLF001
-                    del self._locks[(site, n)]
+            for key in keys:
+                self._locks[key][1] -= 1
+                if self._locks[key][1] == 0:
+                    del self._locks[key]
 
 
 def _overlaps(spans: Sequence[Range], span: Range) -> bool:

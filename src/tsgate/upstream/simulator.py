@@ -53,6 +53,7 @@ class Faults:
     timeout_s: float = 30.0  # how long a "timeout" fault stalls
     retry_after_s: int = 1
     wrong_pages: bool = False  # reproduce upstream's wrong `pages` count
+    fail_after: int | None = None  # timeseries requests after this many more answer 500
 
     def take(self, kind: str) -> bool:
         left = self.fail_next.get(kind, 0)
@@ -183,6 +184,10 @@ class Simulator:
             await asyncio.sleep(f.timeout_s)
         if f.take("429"):
             raise _Reply(429, "Too Many Requests", {"Retry-After": str(f.retry_after_s)})
+        if f.fail_after is not None:
+            if f.fail_after <= 0:
+                raise _Reply(500, "Internal Server Error")
+            f.fail_after -= 1
         if f.take("500") or (f.error_rate and self._rng.random() < f.error_rate):
             raise _Reply(500, "Internal Server Error")
 

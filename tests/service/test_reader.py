@@ -1,0 +1,189 @@
+"""The caching read policy against the simulator, with real SQLite and a local folder."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from tests.asgi import sim_client
+from tsgate.errors import UpstreamUnavailable
+from tsgate.series import rollups
+from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
+from tsgate.settings import Settings
+from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.wire import parse_time
+from tsgate.wiring import Services, open_services
+
+pytestmark = pytest.mark.anyio
+NOW = parse_time("now", "2025-11-15T12:00:00")
+OCT1 = parse_time("t", "2025-10-01T00:00:00")
+
+
+@dataclass
+class Clock:
+    ms: int
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+@dataclass
+class Env:
+    sim: Simulator
+    services: Services
+    clock: Clock
+
+    def names(self, n: int, site: int = 2) -> list[str]:
+        return [p.name for p in self.sim.sites[site].collecting[:n]]
+
+
+@pytest.fixture
+async def env(settings: Settings) -> AsyncIterator[Env]:
+    clock = Clock(NOW)
+    sim = create_simulator(seed=3, now_ms=clock)
+    async with open_services(settings, upstream=sim_client(sim), clock_ms=clock) as services:
+        yield Env(sim, services, clock)
+
+
+async def read(env: Env, names: list[str], start: int, end: int, site: str = "elm_school"):  # type: ignore[no-untyped-def]
+    return await env.services.reader.read(site, names, start, end, token="t")
+
+
+async def test_second_read_makes_zero_upstream_requests(env: Env) -> None:
+    names = env.names(3)
+    first, stats1 = await read(env, names, OCT1, OCT1 + 2 * MS_PER_DAY)
+    assert stats1.cache_status == "MISS" and stats1.upstream_requests > 0
+    before = env.sim.stats.requests
+    second, stats2 = await read(env, names, OCT1, OCT1 + 2 * MS_PER_DAY)
+    assert env.sim.stats.requests == before
+    assert stats2.cache_status == "HIT" and stats2.upstream_requests == 0
+    for n in names:
+        assert second[n].t_ms.tolist() == first[n].t_ms.tolist()
+        assert second[n].v.tolist() == first[n].v.tolist()
+    # and it is exactly what upstream has
+    direct = await env.services.upstream.points_series(
+        names, OCT1, OCT1 + 2 * MS_PER_DAY, token="t"
+    )
+    for n in names:
+        assert first[n].v.tolist() == direct[n].v.tolist()
+    # a sub-range is served from the same chunks
+    _, stats3 = await read(env, names, OCT1 + 5 * MS_PER_HOUR, OCT1 + 30 * MS_PER_HOUR)
+    assert stats3.upstream_requests == 0
+
+
+async def test_sliding_window_fetches_only_the_new_minutes(env: Env) -> None:
+    names = env.names(4)
+    await read(env, names, NOW - MS_PER_DAY, NOW)
+    env.clock.ms += MS_PER_HOUR
+    samples_before = env.sim.stats.samples
+    got, stats = await read(env, names, env.clock.ms - MS_PER_DAY, env.clock.ms)
+    assert stats.cache_status == "PARTIAL"
+    fetched = env.sim.stats.samples - samples_before
+    # one hour = 12 sweeps per point (a sweep may straddle the edge)
+    assert 4 * 10 <= fetched <= 4 * 13
+    for n in names:
+        t = got[n].t_ms
+        assert t.size > 250 and bool(np.all(np.diff(t) > 0))
+        assert t[-1] >= env.clock.ms - 6 * 60_000
+    # within the open chunk's TTL a refresh goes nowhere
+    env.clock.ms += 30_000
+    requests = env.sim.stats.requests
+    await read(env, names, env.clock.ms - MS_PER_DAY, env.clock.ms)
+    assert env.sim.stats.requests == requests
+
+
+async def test_sealed_chunks_are_never_refetched(env: Env) -> None:
+    names = env.names(2)
+    await read(env, names, OCT1, OCT1 + MS_PER_DAY)
+    rows = await env.services.database.chunks.overlapping(
+        "elm_school", names, "raw", OCT1, OCT1 + MS_PER_DAY
+    )
+    assert rows and all(r.sealed for r in rows)
+    env.clock.ms += 400 * MS_PER_DAY  # long past any TTL
+    requests = env.sim.stats.requests
+    _, stats = await read(env, names, OCT1, OCT1 + MS_PER_DAY)
+    assert env.sim.stats.requests == requests and stats.cache_status == "HIT"
+
+
+async def test_historic_window_shifted_by_an_hour_fetches_that_hour(env: Env) -> None:
+    names = env.names(2)
+    await read(env, names, OCT1, OCT1 + MS_PER_DAY)
+    before = env.sim.stats.samples
+    await read(env, names, OCT1 + MS_PER_HOUR, OCT1 + MS_PER_DAY + MS_PER_HOUR)
+    assert 2 * 10 <= env.sim.stats.samples - before <= 2 * 13
+
+
+async def test_failed_fetch_stores_nothing_and_is_a_clear_error(env: Env) -> None:
+    names = env.names(3)
+    # 95 days = 4 month windows per point: let a few reads succeed, then fail the rest
+    env.sim.faults.fail_after = 5
+    with pytest.raises(UpstreamUnavailable):
+        await read(env, names, OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY)
+    counts = await env.services.database.chunks.counts()
+    assert counts["chunks"] == 0
+    assert [o async for o in env.services.objects.list("")] == []
+    env.sim.faults.fail_after = None
+    got, _ = await read(env, names, OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY)
+    assert all(len(s) > 90 * 280 for s in got.values())
+
+
+async def test_concurrent_identical_cold_reads_fetch_once(env: Env) -> None:
+    names = env.names(5)
+    results = await asyncio.gather(
+        *(read(env, names, OCT1, OCT1 + 3 * MS_PER_DAY) for _ in range(20))
+    )
+    assert (
+        env.sim.stats.by_route["point_timeseries"] == 5
+    )  # one read per point (3 days: one window)
+    first = results[0][0]
+    for found, _ in results[1:]:
+        for n in names:
+            assert found[n].v.tolist() == first[n].v.tolist()
+
+
+async def test_many_points_use_the_site_stream_and_warm_the_whole_site(env: Env) -> None:
+    names = env.names(45, site=1)
+    await read(env, names, OCT1, OCT1 + MS_PER_DAY, site="office_tower")
+    assert env.sim.stats.by_route["paginated"] >= 1
+    assert env.sim.stats.by_route["point_timeseries"] == 0
+    others = [p.name for p in env.sim.sites[1].collecting[45:60]]
+    requests = env.sim.stats.requests
+    got, stats = await read(env, others, OCT1, OCT1 + MS_PER_DAY, site="office_tower")
+    assert env.sim.stats.requests == requests and stats.cache_status == "HIT"
+    assert all(len(s) > 250 for s in got.values())
+
+
+async def test_settled_months_are_one_chunk_and_rollups_match_the_samples(env: Env) -> None:
+    names = env.names(2)
+    start = parse_time("t", "2025-08-01T00:00:00")
+    end = parse_time("t", "2025-10-01T00:00:00")
+    got, _ = await read(env, names, start, end)
+    rows = await env.services.database.chunks.overlapping("elm_school", names, "raw", start, end)
+    assert len(rows) == 4  # two months x two points, not 122 day chunks
+    buckets, _ = await env.services.reader.read_rollups(
+        "elm_school", names, "1h", start, end, token="t"
+    )
+    for n in names:
+        expected = rollups.bucketize(got[n], MS_PER_HOUR)
+        assert buckets[n].start_ms.tolist() == expected.start_ms.tolist()
+        assert np.allclose(rollups.avg(buckets[n]), rollups.avg(expected))
+        assert buckets[n].max.tolist() == expected.max.tolist()
+
+
+async def test_day_chunks_compact_into_a_month_once_settled(env: Env) -> None:
+    name = env.names(1)
+    start = parse_time("t", "2025-09-01T00:00:00")
+    for day in range(30):  # a month read one day at a time, as dashboards do
+        await read(env, name, start + day * MS_PER_DAY, start + (day + 1) * MS_PER_DAY)
+    rows = await env.services.database.chunks.overlapping(
+        "elm_school", name, "raw", start, start + 30 * MS_PER_DAY
+    )
+    assert len(rows) == 1 and rows[0].period_end_ms - rows[0].period_start_ms == 30 * MS_PER_DAY
+    keys = [o.key async for o in env.services.objects.list("")]
+    assert len(keys) == 1
+    got, stats = await read(env, name, start, start + 30 * MS_PER_DAY)
+    assert stats.upstream_requests == 0 and len(got[name[0]]) > 29 * 280
