@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from tsgate.database import Database, open_database
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
+from tsgate.series.access import AccessCheck
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.reader import CachePolicy, SeriesReader
 from tsgate.settings import Settings
@@ -29,7 +30,8 @@ class Services:
     database: Database
     objects: ObjectStore
     reader: SeriesReader
-    salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    access: AccessCheck
+    salt: bytes = field(repr=False)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -53,6 +55,7 @@ async def open_services(
     ``upstream`` and ``clock_ms`` may be given by tests (a simulator with fault switches,
     an injected clock).
     """
+    salt = secrets.token_bytes(32)
     async with contextlib.AsyncExitStack() as stack:
         up = upstream if upstream is not None else open_upstream(settings)
         stack.push_async_callback(up.aclose)
@@ -62,8 +65,15 @@ async def open_services(
         objects = open_object_store(settings.objects_url)
         stack.push_async_callback(objects.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
-        reader = SeriesReader(up, store, cache_policy(settings), clock_ms=clock_ms)
+        access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
+        reader = SeriesReader(up, store, access, cache_policy(settings), clock_ms=clock_ms)
         stack.push_async_callback(reader.aclose)
         yield Services(
-            settings=settings, upstream=up, database=database, objects=objects, reader=reader
+            settings=settings,
+            upstream=up,
+            database=database,
+            objects=objects,
+            reader=reader,
+            access=access,
+            salt=salt,
         )

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tsgate.series import extents
+from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
 from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.upstream.base import Upstream
@@ -71,12 +72,14 @@ class SeriesReader:
         self,
         upstream: Upstream,
         store: ChunkStore,
+        access: AccessCheck,
         policy: CachePolicy | None = None,
         *,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.upstream = upstream
         self.store = store
+        self.access = access
         self.policy = policy or CachePolicy()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, users]
@@ -122,14 +125,24 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
     ) -> list[ChunkRow]:
-        """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows."""
+        """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
+
+        The token's access is checked first: cached data is served only to tokens
+        upstream lets read the site.
+        """
+        before = self.upstream.counters.requests
+        if site == UNKNOWN_SITE:
+            for name in names:
+                await self.access.check(site, token, point=name)
+        else:
+            await self.access.check(site, token)
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
         plan = self._plan(names, rows, start_ms, end_ms, now)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
+            stats.upstream_requests = self.upstream.counters.requests - before
             return rows
-        before = self.upstream.counters.requests
         async with self._point_locks(site, sorted(plan)):
             # another reader may have fetched while we waited: plan again under the locks
             rows = await self.store.rows(site, names, start_ms, end_ms)
@@ -204,7 +217,7 @@ class SeriesReader:
         now_ms: int,
     ) -> list[Written]:
         previous = await self._open_days(site, plan, rows)
-        if len(plan) >= self.policy.site_stream_min_points and site != "_":
+        if len(plan) >= self.policy.site_stream_min_points and site != UNKNOWN_SITE:
             fetched = await self._fetch_site_stream(site, plan, token=token)
         else:
             fetched = await self._fetch_per_point(plan, token=token)
