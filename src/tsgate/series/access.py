@@ -54,7 +54,9 @@ class AccessCheck:
             await self.upstream.get_json(path, token=token)
         except NotFound as exc:
             what = f"site {site!r}" if site != UNKNOWN_SITE else f"point {point!r}"
-            raise NotFound(f"unknown {what} ({exc.detail})", param="site" if site != UNKNOWN_SITE else "point") from exc
+            raise NotFound(
+                f"unknown {what} ({exc.detail})", param="site" if site != UNKNOWN_SITE else "point"
+            ) from exc
         except (Unauthorized, Forbidden):
             self._granted.pop(key, None)
             raise
