@@ -12,6 +12,7 @@ from tsgate.database import Database, open_database
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.series.access import AccessCheck
+from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.reader import CachePolicy, SeriesReader
 from tsgate.settings import Settings
@@ -31,6 +32,7 @@ class Services:
     objects: ObjectStore
     reader: SeriesReader
     access: AccessCheck
+    catalog: PointCatalog
     salt: bytes = field(repr=False)
 
 
@@ -67,6 +69,9 @@ async def open_services(
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
         access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
         reader = SeriesReader(up, store, access, cache_policy(settings), clock_ms=clock_ms)
+        catalog = PointCatalog(
+            up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
+        )
         stack.push_async_callback(reader.aclose)
         yield Services(
             settings=settings,
@@ -75,5 +80,6 @@ async def open_services(
             objects=objects,
             reader=reader,
             access=access,
+            catalog=catalog,
             salt=salt,
         )
