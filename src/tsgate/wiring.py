@@ -42,6 +42,7 @@ def cache_policy(settings: Settings) -> CachePolicy:
         open_ttl_ms=int(settings.open_ttl_s * 1000),
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
+        upstream_concurrency=settings.upstream_concurrency,
     )
 
 

@@ -25,6 +25,7 @@ from tsgate.series import extents
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
 from tsgate.series.model import MS_PER_DAY, Series, concat
+from tsgate.upstream.ace import POINT_WINDOW_MS
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from tsgate.series.rollups import Buckets
 
 Range = tuple[int, int]
+SAMPLE_MS = 300_000  # points report about every 5 minutes
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class CachePolicy:
     open_ttl_ms: int = 60_000
     site_stream_min_points: int = 40  # from this many points, read the site's stream
     site_page_size: int = 50000
+    upstream_concurrency: int = 8
 
 
 @dataclass
@@ -217,7 +220,7 @@ class SeriesReader:
         now_ms: int,
     ) -> list[Written]:
         previous = await self._open_days(site, plan, rows)
-        if len(plan) >= self.policy.site_stream_min_points and site != UNKNOWN_SITE:
+        if await self._site_stream_pays(site, plan):
             fetched = await self._fetch_site_stream(site, plan, token=token)
         else:
             fetched = await self._fetch_per_point(plan, token=token)
@@ -239,6 +242,24 @@ class SeriesReader:
         for point, month in months_of(written):
             await self.store.compact(site, point, month, now_ms)
         return written
+
+    async def _site_stream_pays(self, site: str, plan: dict[str, list[Range]]) -> bool:
+        """Whether the site's paginated stream beats per-point reads for this plan.
+
+        The stream carries every point of the site, one page after another; per-point reads
+        carry only the asked points, ``concurrency`` at a time, one month per request. The
+        site's size comes from the cached catalog; unknown size means per-point reads.
+        """
+        if site == UNKNOWN_SITE or len(plan) < self.policy.site_stream_min_points:
+            return False
+        site_points = len(await self.store.db.points.names(site))
+        if not site_points:
+            return False
+        span_ms = sum(e - s for s, e in extents.merge([r for spans in plan.values() for r in spans]))
+        site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // self.policy.site_page_size)
+        windows = sum(len(spans) + sum((e - s) // POINT_WINDOW_MS for s, e in spans) for spans in plan.values())
+        rounds = -(-windows // max(1, self.policy.upstream_concurrency))
+        return site_pages < rounds
 
     async def _open_days(
         self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow]
