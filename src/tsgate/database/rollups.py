@@ -67,10 +67,40 @@ class RollupStore:
             for batch in batched(rows, _WRITE_BATCH):
                 await conn.execute(stmt, [dataclasses.asdict(r) for r in batch])
 
-    async def get(
+    async def versions(
         self, site: str, points: Sequence[str], level: str, start_ms: int, end_ms: int
+    ) -> list[tuple[str, int, int]]:
+        """``(point, month, updated_at_ms)`` of the rows ``get`` would return, without blobs.
+
+        Lets a reader keep decoded blobs in memory and fetch only those that changed.
+        """
+        found: list[tuple[str, int, int]] = []
+        columns = (rollups.c.point, rollups.c.period_start_ms, rollups.c.updated_at_ms)
+        async with self._sql.read() as conn:
+            for names in batched(sorted(set(points)), IN_LIST_MAX):
+                query = sa.select(*columns).where(
+                    rollups.c.site == site,
+                    rollups.c.point.in_(names),
+                    rollups.c.level == level,
+                    _months(start_ms, end_ms),
+                )
+                found.extend((str(p), int(m), int(u)) for p, m, u in await conn.execute(query))
+        return found
+
+    async def get(
+        self,
+        site: str,
+        points: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        months: Sequence[int] | None = None,
     ) -> list[RollupRow]:
-        """Rows of ``points`` whose month overlaps ``[start_ms, end_ms)``, by point then month."""
+        """Rows of ``points`` whose month overlaps ``[start_ms, end_ms)``, by point then month.
+
+        ``months`` narrows it to those month starts.
+        """
         found: list[RollupRow] = []
         async with self._sql.read() as conn:
             for names in batched(sorted(set(points)), IN_LIST_MAX):
@@ -84,6 +114,8 @@ class RollupStore:
                     )
                     .order_by(rollups.c.point, rollups.c.period_start_ms)
                 )
+                if months is not None:
+                    query = query.where(rollups.c.period_start_ms.in_(sorted(set(months))))
                 found.extend(RollupRow.from_row(r) for r in await conn.execute(query))
         return found
 

@@ -110,9 +110,10 @@ async def _downsample(
         raw, raw_stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
         return ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb")
-    # one bucket per pixel column, as wide as a whole number of rollup buckets
+    # one bucket per pixel column: a whole number of rollup buckets, rounded up so that
+    # M4's four points per bucket stay within max_points
     column_ms = (q.end_ms - q.start_ms) // max(1, max_points // 4)
-    width = max(level_ms, column_ms - column_ms % level_ms)
+    width = max(level_ms, -(-column_ms // level_ms) * level_ms)
     found, stats = await _buckets(reader, q, width, token)
     series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)

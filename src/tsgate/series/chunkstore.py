@@ -13,9 +13,9 @@ import asyncio
 import hashlib
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from tsgate.series import extents, rollups
 from tsgate.series.codec import decode_series, encode_series
@@ -53,32 +53,45 @@ class Written:
     sealed: bool
 
 
-class _DecodedCache:
-    """Decoded chunks of this process, bounded by bytes (the MEMORY layer)."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-    def __init__(self, max_bytes: int) -> None:
+
+class _LRU(Generic[K, V]):
+    """Decoded data of this process, bounded by bytes (the MEMORY layer)."""
+
+    def __init__(self, max_bytes: int, size_of: Callable[[V], int]) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._items: OrderedDict[tuple[str, int], Series] = OrderedDict()
+        self._size_of = size_of
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: tuple[str, int]) -> Series | None:
+    def get(self, key: K) -> V | None:
         found = self._items.get(key)
         if found is not None:
             self._items.move_to_end(key)
         return found
 
-    def put(self, key: tuple[str, int], series: Series) -> None:
-        size = series.t_ms.nbytes + series.v.nbytes
+    def put(self, key: K, value: V) -> None:
+        size = self._size_of(value)
         if size > self.max_bytes // 4:
             return
         old = self._items.pop(key, None)
         if old is not None:
-            self.bytes -= old.t_ms.nbytes + old.v.nbytes
-        self._items[key] = series
+            self.bytes -= self._size_of(old)
+        self._items[key] = value
         self.bytes += size
         while self.bytes > self.max_bytes and self._items:
             _, dropped = self._items.popitem(last=False)
-            self.bytes -= dropped.t_ms.nbytes + dropped.v.nbytes
+            self.bytes -= self._size_of(dropped)
+
+
+def _series_bytes(s: Series) -> int:
+    return int(s.t_ms.nbytes + s.v.nbytes)
+
+
+def _buckets_bytes(b: rollups.Buckets) -> int:
+    return int(b.start_ms.nbytes) * 11
 
 
 class ChunkStore:
@@ -87,7 +100,10 @@ class ChunkStore:
     ) -> None:
         self.db = db
         self.objects = objects
-        self.memory = _DecodedCache(memory_bytes)
+        self.memory: _LRU[tuple[str, int], Series] = _LRU(memory_bytes // 2, _series_bytes)
+        self.decoded_rollups: _LRU[tuple[str, str, str, int, int], rollups.Buckets] = _LRU(
+            memory_bytes // 2, _buckets_bytes
+        )
         self._gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
 
     # ---- reading ----------------------------------------------------------------------
@@ -128,10 +144,35 @@ class ChunkStore:
     async def rollups(
         self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
     ) -> dict[str, rollups.Buckets]:
-        found = await self.db.rollups.get(site, names, level, start_ms, end_ms)
+        """Each point's buckets at ``level``; decoded month blobs are kept in memory and
+        re-read only when their row changed (its ``updated_at`` moved)."""
+        versions = await self.db.rollups.versions(site, names, level, start_ms, end_ms)
+        months: dict[tuple[str, int], rollups.Buckets] = {}
+        stale: list[tuple[str, int, int]] = []
+        for point, month, updated in versions:
+            hit = self.decoded_rollups.get((site, point, level, month, updated))
+            if hit is None:
+                stale.append((point, month, updated))
+            else:
+                months[(point, month)] = hit
+        if stale:
+            rows = await self.db.rollups.get(
+                site,
+                sorted({p for p, _, _ in stale}),
+                level,
+                start_ms,
+                end_ms,
+                months=[m for _, m, _ in stale],
+            )
+            for row in rows:
+                buckets = rollups.unpack(row.blob)
+                months[(row.point, row.period_start_ms)] = buckets
+                self.decoded_rollups.put(
+                    (site, row.point, level, row.period_start_ms, row.updated_at_ms), buckets
+                )
         grouped: dict[str, list[rollups.Buckets]] = defaultdict(list)
-        for row in found:
-            grouped[row.point].append(rollups.unpack(row.blob))
+        for (point, _), buckets in sorted(months.items()):
+            grouped[point].append(buckets)
         width = LEVELS_MS[level]
         return {
             n: rollups.crop(rollups.concat(grouped[n]), start_ms, end_ms)

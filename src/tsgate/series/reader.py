@@ -255,9 +255,14 @@ class SeriesReader:
         site_points = len(await self.store.db.points.names(site))
         if not site_points:
             return False
-        span_ms = sum(e - s for s, e in extents.merge([r for spans in plan.values() for r in spans]))
+        span_ms = sum(
+            e - s for s, e in extents.merge([r for spans in plan.values() for r in spans])
+        )
         site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // self.policy.site_page_size)
-        windows = sum(len(spans) + sum((e - s) // POINT_WINDOW_MS for s, e in spans) for spans in plan.values())
+        windows = sum(
+            len(spans) + sum((e - s) // POINT_WINDOW_MS for s, e in spans)
+            for spans in plan.values()
+        )
         rounds = -(-windows // max(1, self.policy.upstream_concurrency))
         return site_pages < rounds
 
