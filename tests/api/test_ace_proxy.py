@@ -267,3 +267,36 @@ async def test_no_data_is_404_like_upstream(api: httpx.AsyncClient, sim: Simulat
 async def test_health_answers(api: httpx.AsyncClient) -> None:
     r = await api.get("/api/health")
     assert r.status_code == 200 and r.json()["status"] == "healthy"
+
+
+async def test_unfiltered_pages_come_from_the_cache_and_match_upstream(
+    api: httpx.AsyncClient, sim: Simulator
+) -> None:
+    params = {
+        "start_time": "2025-10-01T00:00:00",
+        "end_time": "2025-10-01T06:00:00",
+        "page_size": "500",
+        "raw_data": "true",
+    }
+
+    async def page_all(client: httpx.AsyncClient, url: str) -> list[dict[str, str]]:
+        rows: list[dict[str, str]] = []
+        query = dict(params)
+        for _ in range(200):
+            body = (await client.get(url, params=query, headers=AUTH)).json()
+            rows.extend(body["point_samples"])
+            if not body["has_more"]:
+                return rows
+            query["cursor"] = body["next_cursor"]
+        raise AssertionError("paging did not end")
+
+    ours = await page_all(api, "/api/sites/elm_school/timeseries/paginated")
+    transport = httpx.ASGITransport(app=sim)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim") as upstream:
+        theirs = await page_all(upstream, "/api/sites/elm_school/timeseries/paginated")
+    key = lambda r: (r["time"][:23], r["name"], float(r["value"]))  # noqa: E731 - ms precision
+    assert sorted(map(key, ours)) == sorted(map(key, theirs))
+    assert [r["time"] for r in ours] == sorted(r["time"] for r in ours)
+    requests = sim.stats.requests
+    assert await page_all(api, "/api/sites/elm_school/timeseries/paginated") == ours
+    assert sim.stats.requests == requests  # the second pass is all cache

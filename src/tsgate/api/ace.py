@@ -30,11 +30,15 @@ from tsgate.series import rollups
 from tsgate.series.model import Series
 from tsgate.upstream.base import Forwarded
 from tsgate.upstream.wire import (
+    Cursor,
     decode_cursor,
+    encode_cursor,
+    format_time,
     page_rows,
     parse_bool,
     parse_page_size,
     parse_range,
+    parse_time,
 )
 
 MAX_POINTS_PER_REQUEST = 500
@@ -148,25 +152,51 @@ def _relay(request: Request, forwarded: Forwarded) -> Response:
 
 
 async def site_paginated(request: Request) -> Response:
+    """The site's samples page by page, from the cache, optionally filtered by point.
+
+    Each page reads only a time window from the cursor on (sized from the page size and
+    the number of points, widened when gaps leave it short), so paging through a long
+    range never re-reads what earlier pages served.
+    """
     site = _site(request)
     q = request.query_params
     start_ms, end_ms = parse_range(q.get("start_time"), q.get("end_time"))
     page_size = parse_page_size(q.get("page_size"))
     raw = parse_bool("raw_data", q.get("raw_data"), default=False)
     cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    names = _names(q.get("point_names"), "point_names")
-    if not names:
-        return _relay(request, _checked(request, await _forward(request)))
-    series = await _read(request, site, names, start_ms, end_ms)
-    if not raw:
-        series = [
-            rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
-        ]
-    rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
+    names = _names(q.get("point_names"), "point_names") or await _collecting(request, site)
+    first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
+    lo = max(start_ms, first_ms - first_ms % FIVE_MIN_MS)  # whole 5-minute buckets
+    window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
+    while True:
+        hi = min(end_ms, lo + window_ms)
+        series = await _read(request, site, names, lo, hi)
+        if not raw:
+            series = [
+                rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
+            ]
+        rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
+        if next_cursor is not None or hi >= end_ms:
+            break
+        if len(rows) >= page_size:
+            # the page ends exactly at the window's end: continue from there next time
+            next_cursor = encode_cursor(Cursor(offset=0, timestamp=format_time(hi)))
+            break
+        window_ms *= 4  # gaps left the window short of a page: look further
     return respond(
         request,
         {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None},
     )
+
+
+async def _collecting(request: Request, site: str) -> list[str]:
+    """Every collecting point of the site, from the cached catalog."""
+    services = services_of(request)
+    await services.catalog.fresh(site, _token(request))
+    names = await services.database.points.names(site)
+    if not names:
+        raise NotFound(f"site {site!r} has no collecting points", param="site")
+    return names
 
 
 async def point_timeseries(request: Request) -> Response:
