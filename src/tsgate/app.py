@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from tsgate.api import ace, ops
 from tsgate.api.problems import HANDLERS
+from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.settings import Settings
 from tsgate.upstream.base import Upstream
 from tsgate.wiring import open_services
@@ -28,6 +29,9 @@ EXPOSED_HEADERS = (
     "Retry-After",
     "X-Request-ID",
     "Content-Encoding",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
 )
 
 
@@ -53,7 +57,8 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
-        )
+        ),
+        Middleware(RateLimitMiddleware),
     ]
     return Starlette(
         routes=routes,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
@@ -29,6 +31,7 @@ class Services:
     database: Database
     objects: ObjectStore
     reader: SeriesReader
+    cache: Cache
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
@@ -39,6 +42,13 @@ def cache_policy(settings: Settings) -> CachePolicy:
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
     )
+
+
+def salt_of(settings: Settings) -> bytes:
+    """The token-hash salt: configured (shared by a deployment) or random per process."""
+    if settings.token_salt:
+        return hashlib.blake2b(settings.token_salt.encode(), digest_size=32).digest()
+    return secrets.token_bytes(32)
 
 
 @contextlib.asynccontextmanager
@@ -64,6 +74,15 @@ async def open_services(
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
         reader = SeriesReader(up, store, cache_policy(settings), clock_ms=clock_ms)
         stack.push_async_callback(reader.aclose)
-        yield Services(
-            settings=settings, upstream=up, database=database, objects=objects, reader=reader
+        cache = open_cache(settings.cache_url)
+        stack.push_async_callback(cache.aclose)
+        services = Services(
+            settings=settings,
+            upstream=up,
+            database=database,
+            objects=objects,
+            reader=reader,
+            cache=cache,
+            salt=salt_of(settings),
         )
+        yield services
