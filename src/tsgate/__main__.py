@@ -28,7 +28,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo:
         print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,  # tsgate.access logs one JSON line per request instead
     )
     return 0
 

@@ -11,9 +11,10 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from tsgate.api import ace, ops
+from tsgate.api import ace, metrics, ops
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
+from tsgate.api.telemetry import TelemetryMiddleware
 from tsgate.settings import Settings
 from tsgate.upstream.base import Upstream
 from tsgate.wiring import open_services
@@ -49,8 +50,10 @@ def create_app(
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
             yield {"services": services}
 
-    routes: list[BaseRoute] = [*ops.routes(), *ace.routes()]
+    meters = metrics.Metrics()
+    routes: list[BaseRoute] = [*ops.routes(), *metrics.routes(meters), *ace.routes()]
     middleware = [
+        Middleware(TelemetryMiddleware, metrics=meters),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),

@@ -13,6 +13,7 @@ from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
+from tsgate.recorder import StatsRecorder
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.reader import CachePolicy, SeriesReader
 from tsgate.settings import Settings
@@ -32,6 +33,7 @@ class Services:
     objects: ObjectStore
     reader: SeriesReader
     cache: Cache
+    recorder: StatsRecorder
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
@@ -76,6 +78,9 @@ async def open_services(
         stack.push_async_callback(reader.aclose)
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
+        recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
+        recorder.start()
+        stack.push_async_callback(recorder.aclose)
         services = Services(
             settings=settings,
             upstream=up,
@@ -83,6 +88,7 @@ async def open_services(
             objects=objects,
             reader=reader,
             cache=cache,
+            recorder=recorder,
             salt=salt_of(settings),
         )
         yield services
