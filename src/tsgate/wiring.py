@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
 from tsgate.object_store import open_object_store
@@ -34,6 +35,7 @@ class Services:
     reader: SeriesReader
     cache: Cache
     recorder: StatsRecorder
+    alerts: Alerts = field(default_factory=Alerts)
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
