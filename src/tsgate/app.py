@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate.api import ace, metrics, ops
+from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.api.telemetry import TelemetryMiddleware
@@ -62,6 +63,7 @@ def create_app(
             expose_headers=list(EXPOSED_HEADERS),
         ),
         Middleware(RateLimitMiddleware),
+        Middleware(BodyLimitMiddleware),
     ]
     return Starlette(
         routes=routes,
