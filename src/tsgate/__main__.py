@@ -1,4 +1,4 @@
-"""The command line: ``tsgate serve | simulate | version``."""
+"""The command line: ``tsgate serve | simulate | cleanup | version``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,26 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cleanup(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+    import json
+
+    from tsgate.maintenance import run_maintenance, wall_clock_ms
+    from tsgate.wiring import open_services
+
+    # one pass here; no scheduler alongside it
+    settings = dataclasses.replace(Settings.from_env(), maintenance_interval_s=0)
+
+    async def once() -> dict[str, object]:
+        async with open_services(settings) as services:
+            report = await run_maintenance(services, wall_clock_ms())
+        return dataclasses.asdict(report)
+
+    print(json.dumps(asyncio.run(once()), indent=2), flush=True)
+    return 0
+
+
 def _version(args: argparse.Namespace) -> int:
     print(__version__)
     return 0
@@ -78,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_simulate)
+    cleanup = sub.add_parser(
+        "cleanup", help="trim old request stats, measure the stores, report size alerts"
+    )
+    cleanup.set_defaults(func=_cleanup)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
+from tsgate.maintenance import MaintenanceScheduler, wall_clock_ms
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.recorder import StatsRecorder
@@ -93,4 +94,9 @@ async def open_services(
             recorder=recorder,
             salt=salt_of(settings),
         )
+        scheduler = MaintenanceScheduler(
+            services, settings.maintenance_interval_s, clock_ms or wall_clock_ms
+        )
+        scheduler.start()
+        stack.push_async_callback(scheduler.aclose)
         yield services
