@@ -78,6 +78,7 @@ async def test_health_needs_no_token_and_is_never_limited(
     assert [a.status_code for a in answers] == [200] * 5
 
 
+@pytest.mark.redis
 async def test_cache_down_degrades_then_recovers(settings: Settings, sim: Simulator) -> None:
     proxy = await proxied(service_url("redis"))
     cache_url = through(service_url("redis"), proxy) + f"?prefix=tsgate-test-{uuid.uuid4().hex}:"
