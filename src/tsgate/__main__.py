@@ -1,4 +1,4 @@
-"""The command line: ``tsgate serve | simulate | version``."""
+"""The command line: ``tsgate serve | simulate | cleanup | version``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo:
         print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,  # tsgate.access logs one JSON line per request instead
     )
     return 0
 
@@ -42,6 +46,26 @@ def _simulate(args: argparse.Namespace) -> int:
     sim.faults.latency_s = args.latency_ms / 1000
     print(f"ACE simulator (seed {args.seed}) at http://{args.host}:{args.port}/api", flush=True)
     uvicorn.run(sim, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+    import json
+
+    from tsgate.maintenance import run_maintenance, wall_clock_ms
+    from tsgate.wiring import open_services
+
+    # one pass here; no scheduler alongside it
+    settings = dataclasses.replace(Settings.from_env(), maintenance_interval_s=0)
+
+    async def once() -> dict[str, object]:
+        async with open_services(settings) as services:
+            report = await run_maintenance(services, wall_clock_ms())
+        return dataclasses.asdict(report)
+
+    print(json.dumps(asyncio.run(once()), indent=2), flush=True)
     return 0
 
 
@@ -74,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_simulate)
+    cleanup = sub.add_parser(
+        "cleanup", help="trim old request stats, measure the stores, report size alerts"
+    )
+    cleanup.set_defaults(func=_cleanup)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

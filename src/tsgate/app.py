@@ -11,8 +11,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from tsgate.api import ace, ops, points, timeseries
+from tsgate.api import ace, metrics, ops, points, timeseries
+from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
+from tsgate.api.ratelimit import RateLimitMiddleware
+from tsgate.api.telemetry import TelemetryMiddleware
 from tsgate.settings import Settings
 from tsgate.upstream.base import Upstream
 from tsgate.wiring import open_services
@@ -28,6 +31,9 @@ EXPOSED_HEADERS = (
     "Retry-After",
     "X-Request-ID",
     "Content-Encoding",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
 )
 
 
@@ -45,16 +51,26 @@ def create_app(
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
             yield {"services": services}
 
+    meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last
-    routes: list[BaseRoute] = [*ops.routes(), *timeseries.routes(), *points.routes(), *ace.routes()]
+    routes: list[BaseRoute] = [
+        *ops.routes(),
+        *metrics.routes(meters),
+        *timeseries.routes(),
+        *points.routes(),
+        *ace.routes(),
+    ]
     middleware = [
+        Middleware(TelemetryMiddleware, metrics=meters),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
-        )
+        ),
+        Middleware(RateLimitMiddleware),
+        Middleware(BodyLimitMiddleware),
     ]
     return Starlette(
         routes=routes,

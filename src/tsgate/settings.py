@@ -49,6 +49,22 @@ class Settings:
     # responses
     cors_origins: tuple[str, ...] = ("*",)
     compress_min_bytes: int = 1024
+    # protection: per caller and route class; 0 disables rate limiting
+    rate_limit_per_min: int = 600
+    rate_limit_burst: int = 100
+    # salt for token hashes; set the same value on every server sharing a cache so that
+    # rate limits and scopes agree (unset: a random salt per process)
+    token_salt: str | None = field(default=None, repr=False)
+    max_body_bytes: int = 1 << 20
+    max_points_per_request: int = 500
+    max_range_days: int = 1100
+    # operations
+    health_timeout_s: float = 3.0
+    stats_flush_s: float = 2.0
+    stats_retention_days: float = 30.0
+    maintenance_interval_s: float = 3600.0  # 0: only `tsgate cleanup`
+    alert_db_bytes: int = 0  # 0: no alert
+    alert_store_bytes: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

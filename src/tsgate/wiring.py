@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from tsgate.alerts import Alerts
+from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
+from tsgate.maintenance import MaintenanceScheduler, wall_clock_ms
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
+from tsgate.recorder import StatsRecorder
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
@@ -33,7 +38,10 @@ class Services:
     reader: SeriesReader
     access: AccessCheck
     catalog: PointCatalog
-    salt: bytes = field(repr=False)
+    cache: Cache
+    recorder: StatsRecorder
+    alerts: Alerts = field(default_factory=Alerts)
+    salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -44,6 +52,13 @@ def cache_policy(settings: Settings) -> CachePolicy:
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
     )
+
+
+def salt_of(settings: Settings) -> bytes:
+    """The token-hash salt: configured (shared by a deployment) or random per process."""
+    if settings.token_salt:
+        return hashlib.blake2b(settings.token_salt.encode(), digest_size=32).digest()
+    return secrets.token_bytes(32)
 
 
 @contextlib.asynccontextmanager
@@ -58,7 +73,7 @@ async def open_services(
     ``upstream`` and ``clock_ms`` may be given by tests (a simulator with fault switches,
     an injected clock).
     """
-    salt = secrets.token_bytes(32)
+    salt = salt_of(settings)
     async with contextlib.AsyncExitStack() as stack:
         up = upstream if upstream is not None else open_upstream(settings)
         stack.push_async_callback(up.aclose)
@@ -74,7 +89,12 @@ async def open_services(
             up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
         )
         stack.push_async_callback(reader.aclose)
-        yield Services(
+        cache = open_cache(settings.cache_url)
+        stack.push_async_callback(cache.aclose)
+        recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
+        recorder.start()
+        stack.push_async_callback(recorder.aclose)
+        services = Services(
             settings=settings,
             upstream=up,
             database=database,
@@ -82,5 +102,13 @@ async def open_services(
             reader=reader,
             access=access,
             catalog=catalog,
+            cache=cache,
+            recorder=recorder,
             salt=salt,
         )
+        scheduler = MaintenanceScheduler(
+            services, settings.maintenance_interval_s, clock_ms or wall_clock_ms
+        )
+        scheduler.start()
+        stack.push_async_callback(scheduler.aclose)
+        yield services

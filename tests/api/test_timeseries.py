@@ -234,7 +234,7 @@ async def test_too_many_raw_samples_is_413_with_suggestions(
         params={
             "site": "demo_campus",
             "points": ",".join(names),
-            "start": "2020-01-01",
+            "start": "2023-01-01",
             "end": "2025-01-01",
         },
         headers=AUTH,

@@ -16,13 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
+from tsgate.api.limits import check_points, check_range
 from tsgate.api.negotiation import compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import (
     BadParameter,
     Forbidden,
     NotFound,
-    TooLarge,
     Unauthorized,
     UpstreamUnavailable,
 )
@@ -41,7 +41,6 @@ from tsgate.upstream.wire import (
     parse_time,
 )
 
-MAX_POINTS_PER_REQUEST = 500
 NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000
 
@@ -160,11 +159,11 @@ async def site_paginated(request: Request) -> Response:
     """
     site = _site(request)
     q = request.query_params
-    start_ms, end_ms = parse_range(q.get("start_time"), q.get("end_time"))
+    start_ms, end_ms = _range(request)
     page_size = parse_page_size(q.get("page_size"))
     raw = parse_bool("raw_data", q.get("raw_data"), default=False)
     cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    names = _names(q.get("point_names"), "point_names") or await _collecting(request, site)
+    names = _names(request, q.get("point_names"), "point_names") or await _collecting(request, site)
     first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
     lo = max(start_ms, first_ms - first_ms % FIVE_MIN_MS)  # whole 5-minute buckets
     window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
@@ -201,17 +200,13 @@ async def _collecting(request: Request, site: str) -> list[str]:
 
 async def point_timeseries(request: Request) -> Response:
     name = _point_name_from_raw_path(request)
-    start_ms, end_ms = parse_range(
-        request.query_params.get("start_time"), request.query_params.get("end_time")
-    )
+    start_ms, end_ms = _range(request)
     series = await _read(request, _site_of_point(name), [name], start_ms, end_ms)
     return _samples_response(request, series)
 
 
 async def points_get_timeseries(request: Request) -> Response:
-    start_ms, end_ms = parse_range(
-        request.query_params.get("start_time"), request.query_params.get("end_time")
-    )
+    start_ms, end_ms = _range(request)
     try:
         body = msgspec.json.decode(await request.body(), type=dict[str, Any])
     except msgspec.DecodeError as exc:
@@ -224,7 +219,7 @@ async def points_get_timeseries(request: Request) -> Response:
     ):
         raise BadParameter("points", "must be a non-empty list of point names")
     names = list(dict.fromkeys(points))
-    _check_count(names, "points")
+    check_points(services_of(request).settings, names, "points")
     by_site: dict[str, list[str]] = {}
     for name in names:
         by_site.setdefault(_site_of_point(name), []).append(name)
@@ -251,20 +246,19 @@ async def _read(
     return [found.get(n, Series.empty(n)) for n in names]
 
 
-def _names(raw: str | None, param: str) -> list[str]:
+def _names(request: Request, raw: str | None, param: str) -> list[str]:
     if raw is None or not raw.strip():
         return []
     names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
-    _check_count(names, param)
+    check_points(services_of(request).settings, names, param)
     return names
 
 
-def _check_count(names: list[str], param: str) -> None:
-    if len(names) > MAX_POINTS_PER_REQUEST:
-        raise TooLarge(
-            "max_points_per_request",
-            f"{param}: {len(names)} points; at most {MAX_POINTS_PER_REQUEST} per request",
-        )
+def _range(request: Request) -> tuple[int, int]:
+    q = request.query_params
+    start_ms, end_ms = parse_range(q.get("start_time"), q.get("end_time"))
+    check_range(services_of(request).settings, start_ms, end_ms)
+    return start_ms, end_ms
 
 
 def _point_name_from_raw_path(request: Request) -> str:

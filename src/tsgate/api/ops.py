@@ -1,8 +1,17 @@
-"""Operational endpoints: health (more in the operations issue)."""
+"""Operational endpoints: deep health checks and usage statistics.
+
+``GET /api/health`` probes every seam with a deadline: database or objects down →
+``unhealthy`` (503); cache or upstream down, or a maintenance alert → ``degraded``
+(200). It needs no token and is never rate limited, for load balancers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,26 +20,123 @@ from starlette.routing import Route
 from tsgate import __version__
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.errors import Forbidden, TsgateError, Unauthorized
+from tsgate.database.usage import RequestGroup, jobs_by_state, request_groups
+from tsgate.errors import Forbidden, StorageError, TsgateError, Unauthorized
+from tsgate.wiring import Services
+
+CRITICAL = ("database", "objects")
+UPSTREAM_JSON_BYTES_PER_SAMPLE = 150  # what upstream's JSON rows cost (DESIGN §1)
+_DAY_MS = 86_400_000
+
+
+async def _check(probe: Callable[[], Awaitable[object]], timeout_s: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(probe(), timeout_s)
+        result: dict[str, Any] = {"status": "ok"}
+    except TimeoutError:
+        result = {"status": "error", "detail": f"no answer in {timeout_s} s"}
+    except (Unauthorized, Forbidden):
+        result = {"status": "ok"}  # upstream answered and judged the token: it is up
+    except TsgateError as exc:
+        result = {"status": "error", "detail": exc.detail}
+    result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return result
+
+
+async def _objects_probe(services: Services) -> None:
+    key = f"health/probe-{uuid.uuid4().hex}"
+    await services.objects.put(key, b"ok")
+    try:
+        if await services.objects.get(key) != b"ok":
+            raise StorageError("objects: the probe read back something else")
+    finally:
+        await services.objects.delete(key)
+
+
+async def _upstream_probe(services: Services) -> None:
+    token = services.settings.upstream_token or "health-check"
+    await services.upstream.get_json("/sites", token=token, params={"page": 1, "per_page": 1})
+
+
+def overall(checks: dict[str, dict[str, Any]], alerts: list[str]) -> str:
+    failed = {name for name, check in checks.items() if check["status"] != "ok"}
+    if failed & set(CRITICAL):
+        return "unhealthy"
+    return "degraded" if failed or alerts else "healthy"
 
 
 async def health(request: Request) -> Response:
     services = services_of(request)
-    checks: dict[str, dict[str, object]] = {}
-    started = time.perf_counter()
-    try:
-        token = services.settings.upstream_token or "health-check"
-        await services.upstream.get_json("/sites", token=token, params={"page": 1, "per_page": 1})
-        checks["upstream"] = {"status": "ok"}
-    except (Unauthorized, Forbidden):
-        # upstream answered and judged the token: it is up
-        checks["upstream"] = {"status": "ok"}
-    except TsgateError as exc:
-        checks["upstream"] = {"status": "error", "detail": exc.detail}
-    checks["upstream"]["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    status = "healthy" if all(c["status"] == "ok" for c in checks.values()) else "degraded"
-    return respond(request, {"status": status, "version": __version__, "checks": checks})
+    timeout_s = services.settings.health_timeout_s
+    probes: dict[str, Callable[[], Awaitable[object]]] = {
+        "database": services.database.ping,
+        "objects": lambda: _objects_probe(services),
+        "cache": services.cache.ping,
+        "upstream": lambda: _upstream_probe(services),
+    }
+    results = await asyncio.gather(*(_check(p, timeout_s) for p in probes.values()))
+    checks = dict(zip(probes, results, strict=True))
+    alerts = services.alerts.current()
+    status = overall(checks, alerts)
+    body = {"status": status, "version": __version__, "checks": checks, "alerts": alerts}
+    return respond(request, body, status=503 if status == "unhealthy" else 200)
+
+
+def cache_summary(groups: list[RequestGroup]) -> dict[str, Any]:
+    """Hit ratios from request groups labelled ``STATUS[:SOURCE]`` (see telemetry)."""
+    by_status: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    for g in groups:
+        status, _, source = g.cache_status.partition(":")
+        by_status[status] = by_status.get(status, 0) + g.count
+        if source:
+            by_source[source] = by_source.get(source, 0) + g.count
+    cached = sum(by_status.get(s, 0) for s in ("HIT", "PARTIAL", "MISS"))
+    answered = sum(by_source.values())
+    return {
+        "by_status": by_status,
+        "by_source": by_source,
+        "hit_ratio": round(by_status.get("HIT", 0) / cached, 4) if cached else None,
+        # the share of cached responses each layer answered
+        "source_ratio": {s: round(n / answered, 4) for s, n in by_source.items()},
+    }
+
+
+async def stats(request: Request) -> Response:
+    services = services_of(request)
+    await services.recorder.flush()  # this process's latest requests count too
+    now_ms = int(time.time() * 1000)
+    window_days = services.settings.stats_retention_days
+    since_ms = now_ms - int(window_days * _DAY_MS)
+    database = services.database
+    groups = await request_groups(database.sql, since_ms)
+    samples = sum(g.samples for g in groups)
+    sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
+    counters = services.upstream.counters
+    body = {
+        "since_ms": since_ms,
+        "window_days": window_days,
+        "requests": sum(g.count for g in groups),
+        "cache": cache_summary(groups),
+        "samples_served": samples,
+        "bytes_out": sum(g.bytes_out for g in groups),
+        "bytes_saved": max(0, samples * UPSTREAM_JSON_BYTES_PER_SAMPLE - sampled_bytes),
+        "upstream": {
+            "requests": counters.requests,
+            "retries": counters.retries,
+            "samples": counters.samples,
+            "bytes": counters.bytes,
+        },
+        "store": {**await database.chunks.counts(), "database_bytes": await database.size_bytes()},
+        "jobs": await jobs_by_state(database.sql),
+        "alerts": services.alerts.current(),
+    }
+    return respond(request, body)
 
 
 def routes() -> list[Route]:
-    return [Route("/api/health", health, methods=["GET"])]
+    return [
+        Route("/api/health", health, methods=["GET"]),
+        Route("/api/stats", stats, methods=["GET"]),
+    ]

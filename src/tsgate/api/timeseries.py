@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
+from tsgate.api.limits import check_points, check_range
 from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
@@ -31,7 +32,6 @@ from tsgate.series.chart import INTERVALS, ChartQuery, ChartResult, estimate_sam
 from tsgate.series.model import Series
 from tsgate.upstream.wire import format_time, parse_range
 
-MAX_POINTS_PER_REQUEST = 500
 MAX_AGGREGATION_ROWS = 500_000
 _INT32_MAX = 2**31 - 1
 
@@ -45,12 +45,10 @@ def parse_query(request: Request) -> ChartQuery:
     points = tuple(dict.fromkeys(p.strip() for p in raw_points.split(",") if p.strip()))
     if not points:
         raise BadParameter("points", "is required (comma-separated point names)")
-    if len(points) > MAX_POINTS_PER_REQUEST:
-        raise TooLarge(
-            "max_points_per_request",
-            f"points: {len(points)} given; at most {MAX_POINTS_PER_REQUEST}",
-        )
+    settings = services_of(request).settings
+    check_points(settings, points, "points")
     start_ms, end_ms = parse_range(q.get("start"), q.get("end"), names=("start", "end"))
+    check_range(settings, start_ms, end_ms, "end")
     interval = q.get("interval") or ("auto" if q.get("agg") and not q.get("max_points") else "raw")
     if interval not in INTERVALS:
         raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")

@@ -1,0 +1,88 @@
+"""Request limits in one place: body size, points per request and range length.
+
+The ACE drop-in paths and the chart API call the same checks, so a limit is named and
+worded the same everywhere (413 problems with ``limit`` naming the setting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tsgate.api.problems import tsgate_error
+from tsgate.errors import TooLarge
+from tsgate.settings import Settings
+from tsgate.wiring import Services
+
+DAY_MS = 86_400_000
+
+
+def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
+    limit = settings.max_points_per_request
+    if limit > 0 and len(names) > limit:
+        raise TooLarge(
+            "max_points_per_request",
+            f"{param}: {len(names)} points; at most {limit} per request",
+        )
+
+
+def check_range(settings: Settings, start_ms: int, end_ms: int, param: str = "end_time") -> None:
+    limit = settings.max_range_days
+    if limit > 0 and end_ms - start_ms > limit * DAY_MS:
+        days = (end_ms - start_ms) / DAY_MS
+        raise TooLarge(
+            "max_range_days",
+            f"{param}: the range spans {days:.1f} days; at most {limit} days per request",
+        )
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_body_bytes`` with a 413 naming the limit:
+    at once by ``Content-Length``, or as soon as a streamed body passes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services | None = scope.get("state", {}).get("services")
+        limit = services.settings.max_body_bytes if services is not None else 0
+        if scope["type"] != "http" or limit <= 0:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
+            return
+        received = 0
+        started = False
+
+        async def receive_counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge
+            return message
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive_counted, send_tracked)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send, limit)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        refusal = TooLarge("max_body_bytes", f"the request body is over the limit of {limit} bytes")
+        response = await tsgate_error(Request(scope), refusal)
+        await response(scope, receive, send)

@@ -1,0 +1,104 @@
+"""Rate limiting: a token bucket per caller and route class, as pure ASGI middleware.
+
+The caller is its token's salted hash, or its IP address when it sends no token. Each
+route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
+in this process for ``memory://``, shared by every server for ``redis://``. Limited
+responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``;
+a refusal is a 429 problem with ``Retry-After``. If the cache is down the limiter lets
+requests through (and health reports the cache as degraded) rather than refusing all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tsgate.api.auth import token_hash, token_of
+from tsgate.api.problems import tsgate_error
+from tsgate.cache import Bucket
+from tsgate.errors import RateLimited, StorageError, Unauthorized
+from tsgate.wiring import Services
+
+log = logging.getLogger("tsgate.ratelimit")
+
+UNLIMITED_PATHS = frozenset({"/api/health"})
+_WARN_EVERY_S = 60.0
+
+
+def route_class(path: str) -> str | None:
+    """Which budget a path draws from; ``None`` for paths that are never limited."""
+    if not path.startswith("/api/") or path in UNLIMITED_PATHS:
+        return None
+    if path == "/api/jobs" or path.startswith("/api/jobs/"):
+        return "jobs"
+    if path == "/api/stats" or path.startswith("/api/cache/"):
+        return "admin"
+    return "read"
+
+
+def caller_of(scope: Scope, salt: bytes) -> str:
+    """``t:<hash>`` for a caller with a token, ``ip:<address>`` for one without."""
+    try:
+        return "t:" + token_hash(token_of(Request(scope), None), salt)
+    except Unauthorized:
+        client = scope.get("client")
+        return "ip:" + (client[0] if client else "unknown")
+
+
+def limit_headers(bucket: Bucket, burst: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"ratelimit-limit", str(burst).encode()),
+        (b"ratelimit-remaining", str(max(0, bucket.remaining)).encode()),
+        (b"ratelimit-reset", str(math.ceil(bucket.reset_s)).encode()),
+    ]
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._warned_at = -math.inf
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services | None = scope.get("state", {}).get("services")
+        kind = route_class(scope["path"]) if scope["type"] == "http" else None
+        if kind is None or services is None or services.settings.rate_limit_per_min <= 0:
+            await self.app(scope, receive, send)
+            return
+        settings = services.settings
+        key = f"ratelimit:{kind}:{caller_of(scope, services.salt)}"
+        try:
+            bucket = await services.cache.take(
+                key, settings.rate_limit_per_min / 60.0, settings.rate_limit_burst
+            )
+        except StorageError as exc:
+            self._warn(exc)
+            await self.app(scope, receive, send)
+            return
+        headers = limit_headers(bucket, settings.rate_limit_burst)
+        if not bucket.allowed:
+            refusal = RateLimited(
+                f"rate limit of {settings.rate_limit_per_min} requests per minute "
+                f"(burst {settings.rate_limit_burst}) for {kind} requests exceeded",
+                retry_after_s=bucket.retry_after_s,
+            )
+            response = await tsgate_error(Request(scope), refusal)
+            response.raw_headers.extend(headers)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("rate limiting is off while the cache fails: %s", exc)

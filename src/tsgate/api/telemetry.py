@@ -1,0 +1,127 @@
+"""Per-request telemetry as pure ASGI middleware (bodies keep streaming through it).
+
+Each request gets an ``X-Request-ID`` (a sane incoming one is kept), one JSON log line
+when it finishes (method, path without query, status, duration, bytes, cache status —
+never headers, queries or tokens), Prometheus metrics, and, under ``/api/``, a row of
+request statistics buffered for the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import msgspec
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tsgate.api.metrics import Metrics
+from tsgate.database import RequestStat
+from tsgate.wiring import Services
+
+log = logging.getLogger("tsgate.access")
+
+_SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_of(headers: Headers) -> str:
+    incoming = headers.get("x-request-id", "")
+    return incoming if _SANE_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+@dataclass
+class _Exchange:
+    request_id: str
+    started_s: float = field(default_factory=time.perf_counter)
+    status: int = 500
+    bytes_out: int = 0
+    headers: Headers = field(default_factory=Headers)
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(request_id_of(Headers(scope=scope)))
+        scope.setdefault("state", {})["request_id"] = exchange.request_id
+
+        async def send_tracked(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", exchange.request_id.encode()),
+                ]
+                exchange.status = message["status"]
+                exchange.headers = Headers(raw=message["headers"])
+            elif message["type"] == "http.response.body":
+                exchange.bytes_out += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        finally:
+            self._finish(scope, exchange)
+
+    def _finish(self, scope: Scope, exchange: _Exchange) -> None:
+        duration_s = time.perf_counter() - exchange.started_s
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        cache_status = exchange.headers.get("x-cache-status")
+        cache_source = exchange.headers.get("x-cache-source")
+        samples = _int(exchange.headers.get("x-data-samples"))
+        self.metrics.observe(
+            route=route,
+            method=scope["method"],
+            status=exchange.status,
+            duration_s=duration_s,
+            bytes_out=exchange.bytes_out,
+            samples=samples,
+            cache_status=cache_status,
+            cache_source=cache_source,
+        )
+        line = {
+            "request_id": exchange.request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": exchange.status,
+            "duration_ms": round(duration_s * 1000, 2),
+            "bytes": exchange.bytes_out,
+            "cache": cache_status,
+            "source": cache_source,
+        }
+        log.info(msgspec.json.encode({k: v for k, v in line.items() if v is not None}).decode())
+        services: Services | None = scope.get("state", {}).get("services")
+        if services is not None and scope["path"].startswith("/api/"):
+            services.recorder.add(
+                RequestStat(
+                    at_ms=int(time.time() * 1000),
+                    route=route,
+                    status=exchange.status,
+                    duration_ms=duration_s * 1000,
+                    samples=samples,
+                    bytes_out=exchange.bytes_out,
+                    cache_status=_cache_label(cache_status, cache_source),
+                )
+            )
+
+
+def _cache_label(status: str | None, source: str | None) -> str:
+    """``HIT:MEMORY``, ``MISS:ORIGIN``, ``BYPASS``… or ``NONE`` for uncached routes."""
+    if not status:
+        return "NONE"
+    return f"{status}:{source}" if source else status
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return max(0, int(raw)) if raw else 0
+    except ValueError:
+        return 0

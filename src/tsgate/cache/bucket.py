@@ -1,0 +1,31 @@
+"""Token-bucket arithmetic, shared by the in-memory cache (the Redis adapter runs the
+same steps in a Lua script so that concurrent servers update one bucket atomically)."""
+
+from __future__ import annotations
+
+import math
+
+from tsgate.cache.base import Bucket
+
+
+def take_token(
+    tokens: float, last_s: float, now_s: float, rate_per_s: float, burst: int
+) -> tuple[float, Bucket]:
+    """Refill a bucket holding ``tokens`` at ``last_s`` up to ``now_s``, then take one.
+
+    Returns the new token count (to store with ``now_s``) and the outcome. A new bucket
+    starts full: call with ``tokens=burst``.
+    """
+    elapsed = max(0.0, now_s - last_s)
+    tokens = min(float(burst), tokens + elapsed * rate_per_s)
+    allowed = tokens >= 1.0
+    if allowed:
+        tokens -= 1.0
+    retry_after_s = 0.0 if allowed else (1.0 - tokens) / rate_per_s
+    reset_s = (burst - tokens) / rate_per_s
+    return tokens, Bucket(
+        allowed=allowed,
+        remaining=math.floor(tokens),
+        retry_after_s=retry_after_s,
+        reset_s=reset_s,
+    )

@@ -1,0 +1,116 @@
+"""Housekeeping: trim old request statistics, measure the stores, raise size alerts.
+
+``run_maintenance`` is one pass (``tsgate cleanup`` runs it once); inside the server a
+:class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from tsgate.errors import TsgateError
+
+if TYPE_CHECKING:
+    from tsgate.wiring import Services
+
+log = logging.getLogger("tsgate.maintenance")
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    at_ms: int
+    stats_trimmed: int
+    database_bytes: int
+    store_bytes: int  # bytes of the chunk objects the index knows of
+    chunks: int
+    alerts: list[str] = field(default_factory=list)
+
+
+def size_alerts(
+    database_bytes: int, store_bytes: int, db_limit: int, store_limit: int
+) -> list[str]:
+    alerts = []
+    if 0 < db_limit < database_bytes:
+        alerts.append(f"database size {database_bytes} B is over TSGATE_ALERT_DB_BYTES={db_limit}")
+    if 0 < store_limit < store_bytes:
+        alerts.append(
+            f"object store size {store_bytes} B is over TSGATE_ALERT_STORE_BYTES={store_limit}"
+        )
+    return alerts
+
+
+async def run_maintenance(services: Services, now_ms: int) -> MaintenanceReport:
+    """One maintenance pass at ``now_ms``; alerts replace the previous pass's."""
+    settings = services.settings
+    await services.recorder.flush()
+    retention_ms = int(settings.stats_retention_days * DAY_MS)
+    trimmed = await services.database.stats.trim(now_ms - retention_ms)
+    database_bytes = await services.database.size_bytes()
+    counts = await services.database.chunks.counts()
+    alerts = size_alerts(
+        database_bytes, counts["bytes"], settings.alert_db_bytes, settings.alert_store_bytes
+    )
+    services.alerts.replace("maintenance", alerts)
+    report = MaintenanceReport(
+        at_ms=now_ms,
+        stats_trimmed=trimmed,
+        database_bytes=database_bytes,
+        store_bytes=counts["bytes"],
+        chunks=counts["chunks"],
+        alerts=alerts,
+    )
+    log.info(
+        "maintenance: trimmed %d stats rows; database %d B, store %d B in %d chunks",
+        trimmed,
+        database_bytes,
+        report.store_bytes,
+        report.chunks,
+    )
+    return report
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class MaintenanceScheduler:
+    """Runs :func:`run_maintenance` at start and then every ``interval_s``."""
+
+    def __init__(
+        self,
+        services: Services,
+        interval_s: float,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._services = services
+        self._interval_s = interval_s
+        self._clock_ms = clock_ms
+        self._task: asyncio.Task[None] | None = None
+        self.last: MaintenanceReport | None = None
+
+    def start(self) -> None:
+        if self._task is None and self._interval_s > 0:
+            self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.last = await run_maintenance(self._services, self._clock_ms())
+            except TsgateError as exc:
+                log.warning("maintenance failed, will retry: %s", exc)
+            await asyncio.sleep(self._interval_s)
