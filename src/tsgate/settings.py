@@ -46,6 +46,20 @@ class Settings:
     # responses
     cors_origins: tuple[str, ...] = ("*",)
     compress_min_bytes: int = 1024
+    # background jobs
+    secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
+    inline_worker: bool = True  # run a worker inside the server (embedded default)
+    job_lease_s: float = 30.0
+    job_heartbeat_s: float = 5.0
+    job_poll_s: float = 1.0
+    job_retry_base_s: float = 2.0
+    job_retry_factor: float = 2.0
+    job_retry_cap_s: float = 300.0
+    job_max_attempts: int = 5
+    job_retention_s: float = 7 * 86400.0
+    webhook_allow_private: bool = False
+    webhook_retries: int = 3
+    webhook_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

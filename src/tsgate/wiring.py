@@ -5,10 +5,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tsgate.database import Database, open_database
+from tsgate.database.jobs import JobStore
+from tsgate.jobqueue import open_job_queue
+from tsgate.jobqueue.base import JobQueue
+from tsgate.jobs.handlers import default_handlers
+from tsgate.jobs.model import RetryPolicy
+from tsgate.jobs.runner import JobRunner
+from tsgate.jobs.service import JobService
+from tsgate.jobs.tokens import TokenBox, scope_key
+from tsgate.jobs.webhooks import WebhookSender
+from tsgate.jobs.worker import Worker, running
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.series.chunkstore import ChunkStore
@@ -29,6 +40,8 @@ class Services:
     database: Database
     objects: ObjectStore
     reader: SeriesReader
+    jobs: JobService
+    worker: Worker
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
@@ -64,6 +77,74 @@ async def open_services(
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
         reader = SeriesReader(up, store, cache_policy(settings), clock_ms=clock_ms)
         stack.push_async_callback(reader.aclose)
+        queue = open_job_queue(settings.queue_url)
+        stack.push_async_callback(queue.aclose)
+        jobs, worker = build_jobs(settings, database, objects, reader, queue, clock_ms)
+        if settings.inline_worker:
+            # embedded default: jobs run inside this process; on exit a job in hand is
+            # given back to the store for the next start (or another worker)
+            await stack.enter_async_context(running(worker))
         yield Services(
-            settings=settings, upstream=up, database=database, objects=objects, reader=reader
+            settings=settings,
+            upstream=up,
+            database=database,
+            objects=objects,
+            reader=reader,
+            jobs=jobs,
+            worker=worker,
         )
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def build_jobs(
+    settings: Settings,
+    database: Database,
+    objects: ObjectStore,
+    reader: SeriesReader,
+    queue: JobQueue,
+    clock_ms: Callable[[], int] | None = None,
+) -> tuple[JobService, Worker]:
+    """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
+    clock = clock_ms or _wall_clock_ms
+    store = JobStore(database.sql)
+    # without TSGATE_SECRET a per-process key: sealed tokens then survive no restart
+    secret = (settings.secret or secrets.token_hex(32)).encode()
+    service = JobService(
+        store,
+        queue,
+        objects,
+        TokenBox(secret),
+        scope_key(settings.secret),
+        clock,
+        server_token=settings.upstream_token,
+        max_attempts=settings.job_max_attempts,
+        retention_ms=int(settings.job_retention_s * 1000),
+    )
+    lease_ms = int(settings.job_lease_s * 1000)
+    runner = JobRunner(
+        store,
+        reader,
+        objects,
+        default_handlers(),
+        service.token_for,
+        retry=RetryPolicy(
+            settings.job_retry_base_s,
+            settings.job_retry_factor,
+            settings.job_retry_cap_s,
+            settings.job_max_attempts,
+        ),
+        lease_ms=lease_ms,
+        heartbeat_s=settings.job_heartbeat_s,
+        clock_ms=clock,
+        notify=WebhookSender(
+            secret,
+            allow_private=settings.webhook_allow_private,
+            retries=settings.webhook_retries,
+            timeout_s=settings.webhook_timeout_s,
+        ),
+    )
+    worker = Worker(store, queue, runner, clock, poll_s=settings.job_poll_s, lease_ms=lease_ms)
+    return service, worker
