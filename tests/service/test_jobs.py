@@ -168,7 +168,7 @@ async def test_cancel_stops_a_running_job_within_one_slice(env: Env) -> None:
     env.sim.faults.latency_s = 0.05
     job = await env.submit(60, 20)  # many points: one slice per day
     run = asyncio.create_task(env.services.worker.run_once())
-    while (await env.job(job.id)).progress == 0:
+    while (await env.job(job.id)).progress == 0:  # noqa: ASYNC110 - polling the store
         await asyncio.sleep(0.01)
     at_cancel = (await env.job(job.id)).progress
     await env.services.jobs.cancel(job.id, "t")
