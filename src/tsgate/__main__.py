@@ -1,4 +1,4 @@
-"""The command line: ``tsgate serve | simulate | version``."""
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | version``."""
 
 from __future__ import annotations
 
@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_simulate)
+    from tsgate.jobs.cli import add_commands
+
+    add_commands(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser
