@@ -1,4 +1,4 @@
-"""The command line: ``tsgate serve | simulate | cleanup | version``."""
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | version``."""
 
 from __future__ import annotations
 
@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "cleanup", help="trim old request stats, measure the stores, report size alerts"
     )
     cleanup.set_defaults(func=_cleanup)
+    from tsgate.jobs.cli import add_commands
+
+    add_commands(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

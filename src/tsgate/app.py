@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from tsgate.api import ace, metrics, ops, points, timeseries
+from tsgate.api import ace, jobs, metrics, ops, points, timeseries
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -58,6 +58,7 @@ def create_app(
         *metrics.routes(meters),
         *timeseries.routes(),
         *points.routes(),
+        *jobs.routes(),
         *ace.routes(),
     ]
     middleware = [

@@ -65,6 +65,20 @@ class Settings:
     maintenance_interval_s: float = 3600.0  # 0: only `tsgate cleanup`
     alert_db_bytes: int = 0  # 0: no alert
     alert_store_bytes: int = 0
+    # background jobs
+    secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
+    inline_worker: bool = True  # run a worker inside the server (embedded default)
+    job_lease_s: float = 30.0
+    job_heartbeat_s: float = 5.0
+    job_poll_s: float = 1.0
+    job_retry_base_s: float = 2.0
+    job_retry_factor: float = 2.0
+    job_retry_cap_s: float = 300.0
+    job_max_attempts: int = 5
+    job_retention_s: float = 7 * 86400.0
+    webhook_allow_private: bool = False
+    webhook_retries: int = 3
+    webhook_timeout_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -6,12 +6,23 @@ import contextlib
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
+from tsgate.database.jobs import JobStore
+from tsgate.jobqueue import open_job_queue
+from tsgate.jobqueue.base import JobQueue
+from tsgate.jobs.handlers import default_handlers
+from tsgate.jobs.model import RetryPolicy
+from tsgate.jobs.runner import JobRunner
+from tsgate.jobs.service import JobService
+from tsgate.jobs.tokens import TokenBox, scope_key
+from tsgate.jobs.webhooks import WebhookSender
+from tsgate.jobs.worker import Worker, running
 from tsgate.maintenance import MaintenanceScheduler, wall_clock_ms
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
@@ -40,6 +51,8 @@ class Services:
     catalog: PointCatalog
     cache: Cache
     recorder: StatsRecorder
+    jobs: JobService
+    worker: Worker
     alerts: Alerts = field(default_factory=Alerts)
     salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
@@ -94,6 +107,13 @@ async def open_services(
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
         stack.push_async_callback(recorder.aclose)
+        queue = open_job_queue(settings.queue_url)
+        stack.push_async_callback(queue.aclose)
+        jobs, worker = build_jobs(settings, database, objects, reader, queue, clock_ms)
+        if settings.inline_worker:
+            # embedded default: jobs run inside this process; on exit a job in hand is
+            # given back to the store for the next start (or another worker)
+            await stack.enter_async_context(running(worker))
         services = Services(
             settings=settings,
             upstream=up,
@@ -105,6 +125,8 @@ async def open_services(
             cache=cache,
             recorder=recorder,
             salt=salt,
+            jobs=jobs,
+            worker=worker,
         )
         scheduler = MaintenanceScheduler(
             services, settings.maintenance_interval_s, clock_ms or wall_clock_ms
@@ -112,3 +134,58 @@ async def open_services(
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)
         yield services
+
+
+def _wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def build_jobs(
+    settings: Settings,
+    database: Database,
+    objects: ObjectStore,
+    reader: SeriesReader,
+    queue: JobQueue,
+    clock_ms: Callable[[], int] | None = None,
+) -> tuple[JobService, Worker]:
+    """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
+    clock = clock_ms or _wall_clock_ms
+    store = JobStore(database.sql)
+    # without TSGATE_SECRET a per-process key: sealed tokens then survive no restart
+    secret = (settings.secret or secrets.token_hex(32)).encode()
+    service = JobService(
+        store,
+        queue,
+        objects,
+        TokenBox(secret),
+        scope_key(settings.secret),
+        clock,
+        server_token=settings.upstream_token,
+        max_attempts=settings.job_max_attempts,
+        retention_ms=int(settings.job_retention_s * 1000),
+    )
+    lease_ms = int(settings.job_lease_s * 1000)
+    runner = JobRunner(
+        store,
+        reader,
+        objects,
+        default_handlers(),
+        service.token_for,
+        retry=RetryPolicy(
+            settings.job_retry_base_s,
+            settings.job_retry_factor,
+            settings.job_retry_cap_s,
+            settings.job_max_attempts,
+        ),
+        lease_ms=lease_ms,
+        heartbeat_s=settings.job_heartbeat_s,
+        clock_ms=clock,
+        notify=WebhookSender(
+            secret,
+            allow_private=settings.webhook_allow_private,
+            retries=settings.webhook_retries,
+            timeout_s=settings.webhook_timeout_s,
+        ),
+    )
+    worker = Worker(store, queue, runner, clock, poll_s=settings.job_poll_s, lease_ms=lease_ms)
+    return service, worker

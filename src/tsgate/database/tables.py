@@ -85,3 +85,38 @@ request_stats = sa.Table(
     sa.Column("bytes_out", sa.BigInteger, nullable=False),
     sa.Column("cache_status", sa.Text, nullable=False),
 )
+
+# Background jobs (tsgate.database.jobs): state, lease and result of each job.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("request", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("samples_done", sa.BigInteger, nullable=False),
+    sa.Column("samples_total", sa.BigInteger, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("result_key", sa.Text, nullable=True),
+    sa.Column("result_size", sa.BigInteger, nullable=True),
+    sa.Column("token_box", sa.LargeBinary, nullable=True),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+    sa.Column("started_ms", sa.BigInteger, nullable=True),
+    sa.Column("finished_ms", sa.BigInteger, nullable=True),
+    sa.Column("run_after_ms", sa.BigInteger, nullable=False),
+    sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
+    sa.Column("worker", sa.Text, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    sa.CheckConstraint(
+        "state IN ('queued', 'running', 'completed', 'failed', 'dead', 'cancelled')",
+        name="state",
+    ),
+    sa.Index("ix_jobs_state_priority_run_after_ms", "state", "priority", "run_after_ms"),
+    sa.Index("ix_jobs_finished_ms", "finished_ms"),
+)

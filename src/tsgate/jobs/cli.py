@@ -1,0 +1,135 @@
+"""``tsgate worker``, ``tsgate jobs list|show|retry|cancel`` and ``tsgate migrate``.
+
+The jobs commands are for operators: they act on the shared job store directly, across
+every caller's scope, with the same ``TSGATE_*`` settings as servers and workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import msgspec
+
+from tsgate.database import migrate, open_database
+from tsgate.database.jobs import JobStore
+from tsgate.jobqueue import open_job_queue
+from tsgate.jobs.model import Job
+from tsgate.settings import Settings
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def run_worker(settings: Settings) -> None:
+    from tsgate.wiring import open_services
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    # the worker is the services' inline worker; leaving the block gives its job back
+    async with open_services(settings) as services:
+        print(f"tsgate worker {services.worker.name} on {settings.queue_url}", flush=True)
+        await stop.wait()
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[JobStore]:
+    database = await open_database(settings.database_url, migrate=settings.auto_migrate)
+    try:
+        yield JobStore(database.sql)
+    finally:
+        await database.aclose()
+
+
+def _line(job: Job) -> str:
+    req = job.request
+    return (
+        f"{job.id}  {job.state.value:<9} {job.progress:5.1f}%  attempts {job.attempts}"
+        f"  {req.kind.value}/{req.format}  {req.site}  {len(req.points)} points"
+        + (f"  error: {job.error}" if job.error else "")
+    )
+
+
+async def jobs_command(settings: Settings, args: argparse.Namespace) -> int:
+    async with _store(settings) as store:
+        if args.action == "list":
+            for listed in await store.list_jobs(state=args.status, limit=args.limit):
+                print(_line(listed))
+            return 0
+        job = await store.get(args.job_id)
+        if job is None:
+            print(f"no job {args.job_id}")
+            return 1
+        if args.action == "retry":
+            job = await store.retry(job.id, now_ms=_now_ms()) or job
+            await _wake(settings, job.id)
+        elif args.action == "cancel":
+            job = await store.cancel(job.id, now_ms=_now_ms()) or job
+        if args.action == "show" and args.follow:
+            job = await _follow(store, job)
+        print(msgspec.json.format(msgspec.json.encode(job.to_json())).decode())
+        return 0
+
+
+async def _wake(settings: Settings, job_id: str) -> None:
+    queue = open_job_queue(settings.queue_url)
+    try:
+        await queue.publish(job_id)
+    finally:
+        await queue.aclose()
+
+
+async def _follow(store: JobStore, job: Job) -> Job:
+    from rich.progress import Progress
+
+    with Progress() as bar:
+        task = bar.add_task(job.id, total=100)
+        while not job.terminal:
+            bar.update(task, completed=job.progress, description=f"{job.id} {job.state.value}")
+            await asyncio.sleep(0.5)
+            job = await store.get(job.id) or job
+        bar.update(task, completed=job.progress, description=f"{job.id} {job.state.value}")
+    return job
+
+
+async def migrate_command(settings: Settings) -> int:
+    await migrate(settings.database_url)
+    print(f"database at head: {settings.database_url.split('@')[-1]}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = sub.add_parser("worker", help="run jobs from TSGATE_DATABASE_URL/TSGATE_QUEUE_URL")
+    worker.set_defaults(func=_worker)
+    jobs = sub.add_parser("jobs", help="list, show, retry or cancel background jobs")
+    actions = jobs.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list")
+    listing.add_argument("--status", default=None)
+    listing.add_argument("--limit", type=int, default=100)
+    show = actions.add_parser("show")
+    show.add_argument("job_id")
+    show.add_argument("--follow", action="store_true", help="show progress until it ends")
+    for name in ("retry", "cancel"):
+        actions.add_parser(name).add_argument("job_id")
+    jobs.set_defaults(func=_jobs)
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=_migrate)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    asyncio.run(run_worker(Settings.from_env(inline_worker=True)))
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    return asyncio.run(jobs_command(Settings.from_env(), args))
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    return asyncio.run(migrate_command(Settings.from_env()))

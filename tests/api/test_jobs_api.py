@@ -1,0 +1,111 @@
+"""The jobs API over HTTP (ASGI): the 202 flow, results, errors, cancel and retry."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+
+import httpx
+import msgspec
+import pyarrow.parquet as pq
+import pytest
+
+from tests.asgi import api_client
+from tsgate.settings import Settings
+from tsgate.upstream.simulator import create_simulator
+
+pytestmark = pytest.mark.anyio
+NOW = 1_763_208_000_000  # 2025-11-15T12:00Z
+AUTH = {"Authorization": "Bearer t"}
+
+
+def body(site: str = "elm_school", **changes: object) -> dict[str, object]:
+    sim = create_simulator(seed=3)
+    names = [p.name for p in sim.sites[2].collecting[:3]]
+    return {
+        "kind": "export",
+        "site": site,
+        "points": names,
+        "start": "2025-10-01T00:00:00",
+        "end": "2025-10-04T00:00:00",
+        "format": "parquet",
+    } | changes
+
+
+async def wait_done(client: httpx.AsyncClient, url: str) -> list[dict[str, object]]:
+    seen = []
+    for _ in range(400):
+        status = (await client.get(url, headers=AUTH)).json()
+        seen.append(status)
+        if status["status"] in {"completed", "dead", "cancelled"}:
+            return seen
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"job did not finish: {seen[-1]}")
+
+
+async def test_submit_progress_complete_download(settings: Settings) -> None:
+    sim = create_simulator(seed=3, now_ms=lambda: NOW)
+    conf = dataclasses.replace(settings, job_poll_s=0.05)
+    async with api_client(conf, sim, clock_ms=lambda: NOW) as client:
+        posted = await client.post("/api/jobs", json=body(), headers=AUTH)
+        assert posted.status_code == 202
+        location = posted.headers["location"]
+        assert location == f"/api/jobs/{posted.json()['jobId']}"
+        seen = await wait_done(client, location)
+        progress = [s["progress"] for s in seen]
+        assert progress == sorted(progress) and seen[-1]["status"] == "completed"
+        result = await client.get(f"{location}/result", headers=AUTH)
+        assert result.status_code == 200
+        assert "attachment" in result.headers["content-disposition"]
+        table = pq.read_table(io.BytesIO(result.content))
+        assert table.column_names == ["time", "point", "value"]
+        assert table.num_rows == seen[-1]["samplesDone"] > 0
+        again = await client.post("/api/jobs", json=body(), headers=AUTH)
+        assert again.status_code == 200 and again.json()["jobId"] == posted.json()["jobId"]
+        events = await client.get(f"{location}/events", headers=AUTH)
+        assert events.text.startswith("event: end\n")
+        listed = (await client.get("/api/jobs?status=completed", headers=AUTH)).json()
+        assert [j["jobId"] for j in listed["items"]] == [posted.json()["jobId"]]
+        # another caller cannot see it
+        other = await client.get(location, headers={"Authorization": "Bearer other"})
+        assert other.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"kind": "nope"}, "kind"),
+        ({"points": "a"}, "points"),
+        ({"points": []}, "points"),
+        ({"start": "yesterday"}, "start"),
+        ({"end": "2025-09-01T00:00:00"}, "end"),
+        ({"format": "xlsx"}, "format"),
+        ({"notify_url": "http://127.0.0.1/hook"}, "notify_url"),
+        ({"notify_url": "ftp://example.com/"}, "notify_url"),
+        ({"max_points": "many"}, "max_points"),
+    ],
+)
+async def test_bad_input_is_a_400_naming_the_parameter(
+    settings: Settings, changes: dict[str, object], param: str
+) -> None:
+    async with api_client(settings, create_simulator(seed=3)) as client:
+        response = await client.post("/api/jobs", json=body(**changes), headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["param"] == param
+
+
+async def test_unknown_job_is_404_and_cancel_then_retry(settings: Settings) -> None:
+    conf = dataclasses.replace(settings, inline_worker=False)
+    async with api_client(conf, create_simulator(seed=3)) as client:
+        assert (await client.get("/api/jobs/abc", headers=AUTH)).status_code == 404
+        job_id = (await client.post("/api/jobs", json=body(), headers=AUTH)).json()["jobId"]
+        cancelled = await client.delete(f"/api/jobs/{job_id}", headers=AUTH)
+        assert cancelled.json()["status"] == "cancelled"
+        no_result = await client.get(f"/api/jobs/{job_id}/result", headers=AUTH)
+        assert no_result.status_code == 404
+        retried = await client.post(f"/api/jobs/{job_id}/retry", headers=AUTH)
+        assert retried.status_code == 202 and retried.json()["status"] == "queued"
+        raw = await client.post("/api/jobs", content=b"[1]", headers=AUTH)
+        assert raw.status_code == 400 and msgspec.json.decode(raw.content)["param"] == "body"

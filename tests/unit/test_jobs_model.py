@@ -1,0 +1,110 @@
+"""Pure job logic: normalisation, ids, slicing, backoff, error classes, webhook checks."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import httpx
+import pytest
+
+from tsgate.errors import BadParameter, NotFound, StorageError, UpstreamTimeout
+from tsgate.jobs.model import (
+    Job,
+    JobState,
+    RetryPolicy,
+    is_retryable,
+    job_id,
+    normalise,
+    slices,
+)
+from tsgate.jobs.webhooks import SIGNATURE_HEADER, WebhookSender, check_addresses, sign
+from tsgate.series.model import MS_PER_DAY
+
+T0 = 1_759_276_800_000  # 2025-10-01T00:00Z
+
+
+def request(**changes: object):  # type: ignore[no-untyped-def]
+    values: dict[str, object] = {
+        "kind": "export",
+        "site": "s",
+        "points": ["b", "a", "a"],
+        "start_ms": T0,
+        "end_ms": T0 + MS_PER_DAY,
+        "format": "CSV",
+    } | changes
+    return normalise(**values)  # type: ignore[arg-type]
+
+
+def test_normalised_requests_hash_equally_per_scope() -> None:
+    one, two = request(), request(points=["a", "b"], notify_url="https://example.com/h")
+    assert one.points == ("a", "b") and one.format == "csv"
+    assert job_id(one, "x") == job_id(two, "x") != job_id(one, "y")
+    assert request(kind="query", format="parquet").format == "json"
+
+
+@pytest.mark.parametrize(
+    ("changes", "param"),
+    [
+        ({"kind": "x"}, "kind"),
+        ({"site": "a/b"}, "site"),
+        ({"points": []}, "points"),
+        ({"end_ms": T0}, "end"),
+        ({"format": "xls"}, "format"),
+        ({"max_points": 0}, "max_points"),
+    ],
+)
+def test_bad_requests_name_the_parameter(changes: dict[str, object], param: str) -> None:
+    with pytest.raises(BadParameter) as caught:
+        request(**changes)
+    assert caught.value.param == param
+
+
+@pytest.mark.parametrize(("points", "days"), [(1, 31), (10, 7), (100, 1)])
+def test_slices_cover_the_range_on_day_boundaries(points: int, days: int) -> None:
+    start, end = T0 + 3_600_000, T0 + 62 * MS_PER_DAY
+    spans = list(slices(start, end, points=points))
+    assert spans[0][0] == start and spans[-1][1] == end
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    assert all(e % MS_PER_DAY == 0 for _, e in spans[:-1])
+    assert max(e - s for s, e in spans) <= days * MS_PER_DAY
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    policy = RetryPolicy(base_s=1, factor=3, cap_s=20)
+    rng = random.Random(1)
+    for attempt, ceiling in ((1, 1), (2, 3), (3, 9), (4, 20), (9, 20)):
+        delays = {policy.delay_s(attempt, rng) for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
+
+
+def test_only_transient_errors_are_retried() -> None:
+    assert is_retryable(UpstreamTimeout("slow")) and is_retryable(StorageError("db"))
+    assert not is_retryable(NotFound("x")) and not is_retryable(ValueError("bug"))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/h", "http://10.0.0.1/h", "http://169.254.169.254/", "http://[::1]/"]
+)
+async def test_webhooks_refuse_private_addresses(url: str) -> None:
+    with pytest.raises(BadParameter, match="non-public"):
+        await check_addresses(url, allow_private=False)
+    await check_addresses(url, allow_private=True)
+
+
+@pytest.mark.anyio
+async def test_webhook_is_signed_and_retried() -> None:
+    calls: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req)
+        return httpx.Response(503 if len(calls) < 3 else 204)
+
+    sender = WebhookSender(
+        b"k", allow_private=True, backoff_s=0, transport=httpx.MockTransport(handler)
+    )
+    job = Job("id1", request(notify_url="http://127.0.0.1/h"), "s", JobState.COMPLETED, 10)
+    await sender(job)
+    assert len(calls) == 3
+    assert calls[-1].headers[SIGNATURE_HEADER] == sign(calls[-1].content, b"k")
