@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -241,3 +242,37 @@ async def test_too_many_raw_samples_is_413_with_suggestions(
     )
     assert r.status_code == 413
     assert r.json()["limit"] == "max_inline_samples" and "max_points" in r.json()["detail"]
+
+
+async def test_cold_queries_over_the_inline_budget_become_jobs(settings: Settings) -> None:
+    import dataclasses
+
+    sim = create_simulator(seed=5)
+    small = dataclasses.replace(settings, inline_fetch_samples=1000)
+    names = ",".join(p.name for p in sim.sites[2].collecting[:2])
+    params = {"site": "elm_school", "points": names, **WEEK, "max_points": "500"}
+    async with api_client(small, sim) as api:
+        refused = await api.get(
+            "/api/timeseries", params={**params, "async": "false"}, headers=AUTH
+        )
+        assert refused.status_code == 413 and refused.json()["limit"] == "inline_fetch_samples"
+        accepted = await api.get("/api/timeseries", params=params, headers=AUTH)
+        assert accepted.status_code == 202
+        body = accepted.json()
+        assert accepted.headers["Location"] == body["statusUrl"] == f"/api/jobs/{body['jobId']}"
+        assert 2 * 7 * 280 < body["estimatedSamples"] <= 2 * 7 * 289
+        progress: list[int] = []
+        for _ in range(200):
+            job = (await api.get(body["statusUrl"], headers=AUTH)).json()
+            progress.append(job["progress"])
+            if job["status"] in {"completed", "failed", "dead"}:
+                break
+            await asyncio.sleep(0.05)
+        assert job["status"] == "completed", job
+        assert progress == sorted(progress) and progress[-1] == 100
+        result = await api.get(f"{body['statusUrl']}/result", headers=AUTH)
+        assert result.status_code == 200
+        # the cache is warm now: the same query answers inline, and equals the job's result
+        inline = await api.get("/api/timeseries", params=params, headers=AUTH)
+        assert inline.status_code == 200 and inline.headers["X-Cache-Status"] == "HIT"
+        assert result.json() == inline.json()

@@ -6,7 +6,7 @@ A job belongs to the caller's scope (a keyed hash of its token); other callers g
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import msgspec
@@ -22,6 +22,8 @@ from tsgate.jobs.exports import MEDIA_TYPES
 from tsgate.jobs.model import Job, JobKind, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
+from tsgate.series.chart import INTERVALS
+from tsgate.series.rollups import AGGREGATES
 from tsgate.upstream.wire import parse_time
 
 MAX_BODY_BYTES = 256 << 10
@@ -61,6 +63,15 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise BadParameter(name, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+    return value
+
+
 async def submit(request: Request) -> Response:
     services = services_of(request)
     token = _token(request)
@@ -80,9 +91,11 @@ async def submit(request: Request) -> Response:
         start_ms=_time("start", body.get("start")),
         end_ms=_time("end", body.get("end")),
         format=body.get("format"),
-        interval=body.get("interval"),
+        interval=_choice(body, "interval", INTERVALS),
         max_points=_optional_int(body, "max_points"),
         notify_url=notify_url,
+        agg=_choice(body, "agg", AGGREGATES),
+        layout=_choice(body, "layout", ("series", "columnar")),
     )
     job, _queued = await services.jobs.submit(job_request, token)
     status = 200 if job.state is JobState.COMPLETED else 202

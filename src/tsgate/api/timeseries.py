@@ -17,23 +17,28 @@ import hashlib
 import time
 from typing import Any
 
-import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
 from tsgate.api.limits import check_points, check_range
-from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
+from tsgate.api.negotiation import compressed, encode_body, respond, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
+from tsgate.jobs.model import normalise
 from tsgate.series import rollups
-from tsgate.series.chart import INTERVALS, ChartQuery, ChartResult, estimate_samples, run_chart
-from tsgate.series.model import Series
-from tsgate.upstream.wire import format_time, parse_range
+from tsgate.series.chart import (
+    INTERVALS,
+    ChartQuery,
+    ChartResult,
+    chart_body,
+    estimate_samples,
+    run_chart,
+)
+from tsgate.upstream.wire import format_time, parse_bool, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
-_INT32_MAX = 2**31 - 1
 
 
 def parse_query(request: Request) -> ChartQuery:
@@ -96,52 +101,19 @@ async def timeseries(request: Request) -> Response:
             f"at most {services.settings.max_inline_samples:,} inline — add max_points=N "
             "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
         )
-    result = await run_chart(
-        services.reader, q, token=token_of(request, services.settings.upstream_token)
-    )
+    token = token_of(request, services.settings.upstream_token)
+    queued = await _too_large_for_inline(request, q, layout, token)
+    if queued is not None:
+        return queued
+    result = await run_chart(services.reader, q, token=token)
     computed = time.perf_counter()
-    body_obj = {
-        "metadata": _metadata(q, result, layout),
-        "series": [_encode(s, layout, msgpack) for s in result.series],
-    }
+    body_obj = chart_body(q, result, layout, msgpack=msgpack)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return compressed(request, body, media_type, headers=headers)
-
-
-def _metadata(q: ChartQuery, result: ChartResult, layout: str) -> dict[str, Any]:
-    return {
-        "siteId": q.site,
-        "pointNames": list(q.points),
-        "startTime": format_time(q.start_ms),
-        "endTime": format_time(q.end_ms),
-        "aggregation": result.aggregation,
-        "interval": result.interval,
-        "layout": layout,
-        "totalSamples": result.total_samples,
-        "returnedPoints": sum(len(s) for s in result.series),
-    }
-
-
-def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
-    if layout == "series":
-        return {
-            "name": s.name,
-            "data": [[t, v] for t, v in zip(s.t_ms.tolist(), s.v.tolist(), strict=True)],
-        }
-    if not msgpack:
-        return {"name": s.name, "t": s.t_ms.tolist(), "v": s.v.tolist()}
-    out: dict[str, Any] = {"name": s.name, "n": len(s), "t0": int(s.t_ms[0]) if len(s) else 0}
-    deltas = np.diff(s.t_ms, prepend=s.t_ms[:1])
-    if len(s) and int(deltas.max(initial=0)) > _INT32_MAX:
-        out["t"] = s.t_ms.astype("<f8").tobytes()
-    else:
-        out["dt"] = deltas.astype("<i4").tobytes()
-    out["v"] = s.v.astype("<f4").tobytes()
-    return out
 
 
 def _headers(
@@ -166,6 +138,48 @@ def _headers(
         "ETag": etag,
         "Cache-Control": cache_control,
     }
+
+
+async def _too_large_for_inline(
+    request: Request, q: ChartQuery, layout: str, token: str
+) -> Response | None:
+    """A query whose cold part is too big to fetch inline becomes a job: 202 + Location,
+    or 413 with suggestions when the client says it cannot wait (``async=false``)."""
+    services = services_of(request)
+    budget = services.settings.inline_fetch_samples
+    if budget <= 0:
+        return None
+    missing = await services.reader.missing_samples(
+        q.site, q.points, q.start_ms, q.end_ms, token=token
+    )
+    if missing <= budget:
+        return None
+    if not parse_bool("async", request.query_params.get("async"), default=True):
+        raise TooLarge(
+            "inline_fetch_samples",
+            f"about {missing:,} samples must first be fetched from upstream; at most {budget:,} "
+            "inline — drop async=false to get a job (202), or ask for a shorter range",
+        )
+    job_request = normalise(
+        kind="query",
+        site=q.site,
+        points=q.points,
+        start_ms=q.start_ms,
+        end_ms=q.end_ms,
+        interval=q.interval,
+        max_points=q.max_points,
+        agg=q.agg,
+        layout=layout,
+    )
+    job, _ = await services.jobs.submit(job_request, token)
+    status_url = f"/api/jobs/{job.id}"
+    body = {
+        "jobId": job.id,
+        "status": job.state.value,
+        "statusUrl": status_url,
+        "estimatedSamples": missing,
+    }
+    return respond(request, body, status=202, headers={"Location": status_url, "Retry-After": "2"})
 
 
 async def aggregations(request: Request) -> Response:

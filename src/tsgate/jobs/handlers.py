@@ -14,7 +14,9 @@ import msgspec
 from tsgate.jobs.exports import open_writer
 from tsgate.jobs.model import JobRequest, slices
 from tsgate.jobs.runner import Handler, JobContext, JobResult
-from tsgate.series.model import Series, concat
+from tsgate.series.chart import ChartQuery, chart_body, run_chart
+from tsgate.series.model import Series
+from tsgate.series.reader import ReadStats
 
 
 def metadata(request: JobRequest, samples: int) -> dict[str, Any]:
@@ -55,23 +57,30 @@ async def run_export(ctx: JobContext) -> JobResult:
 
 
 async def run_query(ctx: JobContext) -> JobResult:
-    parts: dict[str, list[Series]] = {name: [] for name in ctx.request.points}
-    async for found in _read_slices(ctx):
-        for name, series in found.items():
-            parts.setdefault(name, []).append(series)
-    joined = [concat(name, pieces) for name, pieces in parts.items()]
-    samples = sum(len(s) for s in joined)
-    body = {
-        "metadata": metadata(ctx.request, samples) | {"aggregation": "raw"},
-        "series": [
-            {"name": s.name, "data": list(zip(s.t_ms.tolist(), s.v.tolist(), strict=True))}
-            for s in joined
-        ],
-    }
-    data = msgspec.json.encode(body)
+    """Fetch what the cache lacks slice by slice (progress, cancel), then answer exactly as
+    ``GET /api/timeseries`` would for the same parameters, from the warm cache."""
+    req = ctx.request
+    spans = list(slices(req.start_ms, req.end_ms, points=len(req.points)))
+    for i, (start_ms, end_ms) in enumerate(spans, 1):
+        stats = ReadStats()
+        await ctx.reader.ensure(
+            req.site, req.points, start_ms, end_ms, token=ctx.token, stats=stats
+        )
+        await ctx.step(i, len(spans), stats.fetched_samples)
+    query = ChartQuery(
+        req.site,
+        req.points,
+        req.start_ms,
+        req.end_ms,
+        req.interval or "raw",
+        req.max_points,
+        req.agg or "avg",
+    )
+    result = await run_chart(ctx.reader, query, token=ctx.token)
+    data = msgspec.json.encode(chart_body(query, result, req.layout or "series", msgpack=False))
     key = ctx.result_key("json")
     await ctx.objects.put(key, data)
-    return JobResult(key, len(data), samples)
+    return JobResult(key, len(data), result.total_samples)
 
 
 def default_handlers() -> dict[str, Handler]:

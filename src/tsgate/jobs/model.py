@@ -60,6 +60,8 @@ class JobRequest:
     interval: str | None = None
     max_points: int | None = None
     notify_url: str | None = None
+    agg: str | None = None
+    layout: str | None = None
 
     @property
     def priority(self) -> int:
@@ -76,6 +78,8 @@ class JobRequest:
             "interval": self.interval,
             "max_points": self.max_points,
             "notify_url": self.notify_url,
+            "agg": self.agg,
+            "layout": self.layout,
         }
 
     @classmethod
@@ -90,6 +94,8 @@ class JobRequest:
             interval=data.get("interval"),
             max_points=data.get("max_points"),
             notify_url=data.get("notify_url"),
+            agg=data.get("agg"),
+            layout=data.get("layout"),
         )
 
 
@@ -104,13 +110,17 @@ def normalise(
     interval: str | None = None,
     max_points: int | None = None,
     notify_url: str | None = None,
+    agg: str | None = None,
+    layout: str | None = None,
 ) -> JobRequest:
     """Validate a request; ``BadParameter`` names the field at fault."""
     if kind not in {k.value for k in JobKind}:
         raise BadParameter("kind", f"{kind!r} is not one of export, query")
     if not site or "/" in site:
         raise BadParameter("site", f"{site!r} is not a site name")
-    names = tuple(sorted({p for p in points if p}))
+    # a query keeps the order (its chart's series order); an export's order is irrelevant
+    kept = dict.fromkeys(p for p in points if p)
+    names = tuple(kept) if kind == JobKind.QUERY else tuple(sorted(kept))
     if not names:
         raise BadParameter("points", "at least one point name is needed")
     if len(names) > MAX_POINTS:
@@ -124,8 +134,20 @@ def normalise(
         fmt = "json"  # a query's result is the chart JSON
     if max_points is not None and max_points < 1:
         raise BadParameter("max_points", "must be positive")
+    if layout not in (None, "series", "columnar"):
+        raise BadParameter("layout", f"{layout!r} is not one of series, columnar")
     return JobRequest(
-        JobKind(kind), site, names, start_ms, end_ms, fmt, interval, max_points, notify_url
+        JobKind(kind),
+        site,
+        names,
+        start_ms,
+        end_ms,
+        fmt,
+        interval,
+        max_points,
+        notify_url,
+        agg,
+        layout,
     )
 
 

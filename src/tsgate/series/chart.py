@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.series.reader import ReadStats, SeriesReader
+from tsgate.upstream.wire import format_time
 
 INTERVALS_MS = {
     "5min": 5 * MS_PER_MINUTE,
@@ -132,3 +134,42 @@ def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> in
 
 def total_points(series: Sequence[Series]) -> int:
     return int(np.sum([len(s) for s in series])) if series else 0
+
+
+# ---- the wire body (shared by /api/timeseries and query jobs) --------------------------
+
+_INT32_MAX = 2**31 - 1
+
+
+def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool) -> dict[str, Any]:
+    """The response object of a chart query; see docs/api.md for the layouts."""
+    return {
+        "metadata": {
+            "siteId": q.site,
+            "pointNames": list(q.points),
+            "startTime": format_time(q.start_ms),
+            "endTime": format_time(q.end_ms),
+            "aggregation": result.aggregation,
+            "interval": result.interval,
+            "layout": layout,
+            "totalSamples": result.total_samples,
+            "returnedPoints": sum(len(s) for s in result.series),
+        },
+        "series": [_encode(s, layout, msgpack) for s in result.series],
+    }
+
+
+def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
+    if layout == "series":
+        pairs = zip(s.t_ms.tolist(), s.v.tolist(), strict=True)
+        return {"name": s.name, "data": [[t, v] for t, v in pairs]}
+    if not msgpack:
+        return {"name": s.name, "t": s.t_ms.tolist(), "v": s.v.tolist()}
+    out: dict[str, Any] = {"name": s.name, "n": len(s), "t0": int(s.t_ms[0]) if len(s) else 0}
+    deltas = np.diff(s.t_ms, prepend=s.t_ms[:1])
+    if len(s) and int(deltas.max(initial=0)) > _INT32_MAX:
+        out["t"] = s.t_ms.astype("<f8").tobytes()
+    else:
+        out["dt"] = deltas.astype("<i4").tobytes()
+    out["v"] = s.v.astype("<f4").tobytes()
+    return out

@@ -118,6 +118,26 @@ class SeriesReader:
         stats.sources.add("ROLLUP")
         return found, stats
 
+    async def missing_samples(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> int:
+        """About how many samples a read would have to fetch from upstream (cache-aware)."""
+        await self._check_access(site, names, token)
+        now = self.clock_ms()
+        end_ms = min(end_ms, now + 1)
+        if end_ms <= start_ms:
+            return 0
+        rows = await self.store.rows(site, names, start_ms, end_ms)
+        plan = self._plan(names, rows, start_ms, end_ms, now)
+        return sum(e - s for spans in plan.values() for s, e in spans) // SAMPLE_MS
+
+    async def _check_access(self, site: str, names: Sequence[str], token: str) -> None:
+        if site == UNKNOWN_SITE:
+            for name in names:
+                await self.access.check(site, token, point=name)
+        else:
+            await self.access.check(site, token)
+
     async def ensure(
         self,
         site: str,
@@ -134,11 +154,7 @@ class SeriesReader:
         upstream lets read the site.
         """
         before = self.upstream.counters.requests
-        if site == UNKNOWN_SITE:
-            for name in names:
-                await self.access.check(site, token, point=name)
-        else:
-            await self.access.check(site, token)
+        await self._check_access(site, names, token)
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
         plan = self._plan(names, rows, start_ms, end_ms, now)
