@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from tsgate.api import ace, ops, points, timeseries
+from tsgate.api import ace, charts, ops, points, timeseries
 from tsgate.api.problems import HANDLERS
 from tsgate.settings import Settings
 from tsgate.upstream.base import Upstream
@@ -46,7 +46,13 @@ def create_app(
             yield {"services": services}
 
     # the ACE drop-in routes end with a catch-all passthrough: they go last
-    routes: list[BaseRoute] = [*ops.routes(), *timeseries.routes(), *points.routes(), *ace.routes()]
+    routes: list[BaseRoute] = [
+        *ops.routes(),
+        *timeseries.routes(),
+        *points.routes(),
+        *charts.routes(),
+        *ace.routes(),
+    ]
     middleware = [
         Middleware(
             CORSMiddleware,

@@ -85,3 +85,13 @@ request_stats = sa.Table(
     sa.Column("bytes_out", sa.BigInteger, nullable=False),
     sa.Column("cache_status", sa.Text, nullable=False),
 )
+
+charts = sa.Table(
+    "charts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+)
