@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
+from tsgate import ui
 from tsgate.api import ace, charts, ops, points, timeseries
 from tsgate.api.problems import HANDLERS
 from tsgate.settings import Settings
@@ -51,6 +52,7 @@ def create_app(
         *timeseries.routes(),
         *points.routes(),
         *charts.routes(),
+        *ui.routes(),
         *ace.routes(),
     ]
     middleware = [

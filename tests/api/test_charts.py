@@ -105,3 +105,14 @@ async def test_a_body_that_is_not_json_is_400(api: httpx.AsyncClient) -> None:
     assert answer.status_code == 400 and answer.json()["param"] == "body"
     big = await api.post("/api/charts", content=b" " * (65 << 10), headers=ALICE)
     assert big.status_code == 400 and big.json()["param"] == "body"
+
+
+async def test_the_page_and_its_files_are_served(api: httpx.AsyncClient) -> None:
+    page = await api.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert page.headers["cache-control"] == "no-cache"
+    for path in ("/ui/js/main.js", "/ui/vendor/echarts.esm.min.js", "/ui/vendor/msgpack.min.js"):
+        asset = await api.get(path)
+        assert asset.status_code == 200, path
+        assert "javascript" in asset.headers["content-type"]
+    assert (await api.get("/ui/vendor/echarts.LICENSE")).status_code == 200
