@@ -189,3 +189,28 @@ def _span_ms(url: str) -> int:
 def test_screenshot_folder_is_ignored_by_git() -> None:
     ignore = (Path(__file__).resolve().parents[2] / ".gitignore").read_text()
     assert "test-artifacts/" in ignore.splitlines()
+
+
+def test_zooming_re_queries_the_new_range_at_the_chart_width(base_url: str, browser: Any) -> None:
+    _open(browser, base_url + "/")
+    _pick_points(browser, SUPPLY_TEMP)
+    _press(browser, '#presets [data-preset="30d"]')
+    before = len(browser.execute_script("return window.__tsgateLoads"))
+
+    browser.execute_script(
+        "echarts.getInstanceByDom(document.getElementById('chart'))"
+        ".dispatchAction({type: 'dataZoom', start: 50, end: 100});"
+    )
+    wait_for(
+        browser,
+        lambda d: (
+            len(d.execute_script("return window.__tsgateLoads")) > before and _state(d) == "ready"
+        ),
+        "the zoomed load",
+    )
+    load = browser.execute_script("return window.__tsgateLoads.at(-1)")
+    assert abs(_span_ms(load["url"]) - 15 * DAY_MS) < 60_000
+    width = browser.execute_script("return document.getElementById('chart').clientWidth")
+    max_points = int(load["url"].split("max_points=")[1].split("&")[0])
+    assert 2 * width < max_points <= 4 * width  # four values per pixel column (M4)
+    assert browser.find_element("id", "zoom-back").is_enabled()
