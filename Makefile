@@ -22,10 +22,13 @@ venv: $(STAMP) ## Create .venv and install tsgate with every extra and the dev t
 services: ## Start PostgreSQL, Redis and RabbitMQ where they are installed but down
 	@bash scripts/services.sh
 
+browser: ## Install headless Chromium for the chart-page tests (as root, when missing)
+	@bash scripts/browser.sh
+
 demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
 	$(VENV)/bin/tsgate serve --demo --port $(PORT)
 
-test: $(STAMP) services ## Run the whole test suite (fails when no test ran)
+test: $(STAMP) services browser ## Run the whole test suite (fails when no test ran)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff (lint + format check) and the import contracts
@@ -48,4 +51,4 @@ fmt: $(STAMP) ## Format and autofix
 clean: ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv services demo test lint types check bench fmt clean
+.PHONY: help venv services browser demo test lint types check bench fmt clean

@@ -11,7 +11,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from tsgate.api import ace, jobs, metrics, ops, points, timeseries
+from tsgate import ui
+from tsgate.api import ace, charts, jobs, metrics, ops, points, timeseries
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -59,6 +60,8 @@ def create_app(
         *timeseries.routes(),
         *points.routes(),
         *jobs.routes(),
+        *charts.routes(),
+        *ui.routes(),
         *ace.routes(),
     ]
     middleware = [

@@ -68,9 +68,14 @@ def cache_policy(settings: Settings) -> CachePolicy:
 
 
 def salt_of(settings: Settings) -> bytes:
-    """The token-hash salt: configured (shared by a deployment) or random per process."""
-    if settings.token_salt:
-        return hashlib.blake2b(settings.token_salt.encode(), digest_size=32).digest()
+    """The token-hash salt: configured (shared by a deployment) or random per process.
+
+    ``TSGATE_TOKEN_SALT`` wins, else ``TSGATE_SECRET``: with either, rate limits, saved
+    charts and access grants agree across processes and restarts.
+    """
+    configured = settings.token_salt or settings.secret
+    if configured:
+        return hashlib.blake2b(configured.encode(), digest_size=32, person=b"tsgate-salt").digest()
     return secrets.token_bytes(32)
 
 

@@ -21,6 +21,7 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from tsgate.database.charts import SavedChart, SavedCharts
 from tsgate.database.chunks import ChunkIndex, ChunkRow
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
 from tsgate.database.migrations import upgrade_head
@@ -38,6 +39,8 @@ __all__ = [
     "RequestStats",
     "RollupRow",
     "RollupStore",
+    "SavedChart",
+    "SavedCharts",
     "migrate",
     "open_database",
 ]
@@ -61,6 +64,7 @@ class Database:
         self.points = PointCatalog(sql)
         self.rollups = RollupStore(sql)
         self.stats = RequestStats(sql)
+        self.charts = SavedCharts(sql)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (``alembic upgrade head``); idempotent."""

@@ -120,3 +120,14 @@ jobs = sa.Table(
     sa.Index("ix_jobs_state_priority_run_after_ms", "state", "priority", "run_after_ms"),
     sa.Index("ix_jobs_finished_ms", "finished_ms"),
 )
+
+
+charts = sa.Table(
+    "charts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,56 @@
+// Chart API bodies (any layout, JSON or MessagePack) to plain columns per series.
+// Result: [{name, t: Float64Array (ms), v: Float64Array (NaN for gaps)}].
+
+function view(bytes, Type) {
+  // copy: msgpack's binary fields may sit at offsets typed arrays cannot start on
+  const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  return new Type(copy);
+}
+
+function fromBinaryColumns(s) {
+  const n = s.n;
+  let t;
+  if (s.t instanceof Uint8Array) {
+    t = view(s.t, Float64Array);
+  } else {
+    const dt = view(s.dt, Int32Array);
+    t = new Float64Array(n);
+    let acc = s.t0;
+    for (let i = 0; i < n; i++) {
+      acc += dt[i];
+      t[i] = acc;
+    }
+  }
+  return { name: s.name, t, v: Float64Array.from(view(s.v, Float32Array)) };
+}
+
+function fromJsonColumns(s) {
+  return {
+    name: s.name,
+    t: Float64Array.from(s.t),
+    v: Float64Array.from(s.v, (x) => (x === null ? NaN : x)),
+  };
+}
+
+function fromPairs(s) {
+  const n = s.data.length;
+  const t = new Float64Array(n);
+  const v = new Float64Array(n);
+  s.data.forEach(([ms, value], i) => {
+    t[i] = ms;
+    v[i] = value === null ? NaN : value;
+  });
+  return { name: s.name, t, v };
+}
+
+export function seriesOf(body) {
+  return (body.series || []).map((s) => {
+    if (s.v instanceof Uint8Array) return fromBinaryColumns(s);
+    if (Array.isArray(s.t)) return fromJsonColumns(s);
+    return fromPairs(s);
+  });
+}
+
+export function pointCount(series) {
+  return series.reduce((sum, s) => sum + s.t.length, 0);
+}

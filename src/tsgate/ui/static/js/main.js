@@ -1,0 +1,223 @@
+// The chart page: state, wiring of the controls, and the load → draw cycle.
+
+import * as echarts from "../vendor/echarts.esm.min.js";
+import { getToken, setToken } from "./api.js";
+import { heightFor, optionFor } from "./chart.js";
+import { exportCsv, exportJson } from "./exporting.js";
+import { cancelJob } from "./jobs.js";
+import { loadChart } from "./loader.js";
+import { Picker } from "./picker.js";
+import { custom, inputValue, resolve } from "./range.js";
+import { deleteChart, getChart, listCharts, saveChart } from "./saved.js";
+import { explain, overlay, setState, showJob, showLoad, showMessage } from "./status.js";
+
+const $ = (id) => document.getElementById(id);
+const ZOOM_DELAY_MS = 400;
+const MIN_WINDOW_MS = 60_000;
+
+const state = { view: "line", range: { preset: "24h" }, history: [], series: [], controller: null, job: null, shown: null };
+const chart = echarts.init($("chart"));
+window.echarts = echarts;
+window.__tsgateChart = chart;
+
+const picker = new Picker({
+  site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), selected: $("selected"),
+  onChange: () => load(),
+  onError: fail,
+});
+
+function fail(err) {
+  if (err.name === "AbortError") return;
+  const text = explain(err);
+  showMessage(text);
+  overlay(text, "error");
+  showJob(null);
+  setState("error");
+}
+
+function pressed(container, attr, value) {
+  for (const b of $(container).querySelectorAll(`button[${attr}]`)) {
+    b.setAttribute("aria-pressed", String(b.getAttribute(attr) === value));
+  }
+}
+
+function config() {
+  return { site: picker.site, points: [...picker.selected.keys()], units: picker.units, view: state.view, range: state.range };
+}
+
+function plotWidthPx() {
+  const option = chart.getOption();
+  const grid = option?.grid?.[0];
+  const margins = grid ? Number(grid.left) + Number(grid.right) : 100;
+  return Math.max(100, Math.floor(chart.getWidth() - (Number.isFinite(margins) ? margins : 100)));
+}
+
+async function load() {
+  state.controller?.abort();
+  const points = [...picker.selected.keys()];
+  pressed("presets", "data-preset", state.range.preset);
+  pressed("views", "data-view", state.view);
+  if (!picker.site || !points.length) {
+    chart.clear();
+    overlay(picker.site ? "Pick points from the list to draw them." : "Choose a site.");
+    setState("idle");
+    return;
+  }
+  const controller = new AbortController();
+  state.controller = controller;
+  const [startMs, endMs] = resolve(state.range);
+  $("start").value = inputValue(startMs);
+  $("end").value = inputValue(endMs);
+  setState("loading");
+  showMessage("");
+  overlay("Loading…");
+  // M4 downsampling draws four values per pixel column: this is pixel-exact
+  const query = { site: picker.site, points, startMs, endMs, view: state.view, maxPoints: 4 * plotWidthPx() };
+  try {
+    const result = await loadChart(query, {
+      signal: controller.signal,
+      onJob: (job) => { state.job = job; showJob(job); setState("job"); },
+      onProgress: (job) => showJob({ ...state.job, ...job }),
+    });
+    if (controller.signal.aborted) return;
+    state.series = result.series;
+    state.shown = { startMs, endMs };
+    draw(startMs, endMs);
+    showLoad(result.load);
+    showJob(null);
+    state.job = null;
+    setState("ready");
+  } catch (err) {
+    if (!controller.signal.aborted) fail(err);
+  }
+}
+
+function draw(startMs, endMs) {
+  const height = heightFor(state.view, state.series.length);
+  $("chart-wrap").style.minHeight = height ? `${height}px` : "";
+  chart.resize();
+  chart.setOption(optionFor({ series: state.series, units: picker.units, view: state.view, startMs, endMs }), { notMerge: true });
+  const empty = state.series.every((s) => s.t.length === 0);
+  overlay(empty ? "No samples in this range." : "");
+}
+
+function rangeTo(range) {
+  state.history.push(state.range);
+  $("zoom-back").disabled = false;
+  state.range = range;
+  load();
+}
+
+let zoomTimer = null;
+chart.on("datazoom", () => {
+  clearTimeout(zoomTimer);
+  zoomTimer = setTimeout(() => {
+    const zoom = chart.getOption().dataZoom?.[0];
+    if (!zoom || !state.shown) return;
+    const { startMs, endMs } = state.shown;
+    const span = endMs - startMs;
+    const from = Math.round(startMs + (span * zoom.start) / 100);
+    const to = Math.round(startMs + (span * zoom.end) / 100);
+    if (to - from >= span * 0.995 || to - from < MIN_WINDOW_MS) return;
+    rangeTo(custom(from, to)); // re-query: finer data for the narrower window
+  }, ZOOM_DELAY_MS);
+});
+
+function wireControls() {
+  $("token").value = getToken();
+  $("token").addEventListener("change", () => { setToken($("token").value.trim()); start(); });
+  $("presets").addEventListener("click", (e) => {
+    const preset = e.target.dataset?.preset;
+    if (preset) rangeTo({ preset });
+  });
+  $("views").addEventListener("click", (e) => {
+    const view = e.target.dataset?.view;
+    if (view) { state.view = view; load(); }
+  });
+  $("apply-range").addEventListener("click", () => {
+    if ($("start").value && $("end").value) rangeTo(custom(Date.parse(`${$("start").value}Z`), Date.parse(`${$("end").value}Z`)));
+  });
+  $("zoom-back").addEventListener("click", () => {
+    if (!state.history.length) return;
+    state.range = state.history.pop();
+    $("zoom-back").disabled = !state.history.length;
+    load();
+  });
+  $("job-cancel").addEventListener("click", async () => {
+    const job = state.job;
+    state.controller?.abort();
+    showJob(null);
+    if (job) await cancelJob(job.statusUrl).catch(fail);
+    overlay("Job cancelled.");
+    setState("cancelled");
+  });
+  const stem = () => `tsgate-${picker.site}-${new Date().toISOString().slice(0, 19)}`;
+  $("export-csv").addEventListener("click", () => exportCsv(state.series, stem()));
+  $("export-json").addEventListener("click", () => exportJson(state.series, config(), stem()));
+  $("save").addEventListener("click", save);
+  $("saved").addEventListener("change", () => { if ($("saved").value) openChart($("saved").value); });
+  $("saved-delete").addEventListener("click", removeSaved);
+  new ResizeObserver(() => chart.resize()).observe($("chart-wrap"));
+}
+
+async function save() {
+  const name = prompt("Name this chart", `${picker.site}: ${picker.selected.size} points`);
+  if (name === null) return;
+  try {
+    const saved = await saveChart(name, config());
+    history.replaceState(null, "", saved.url);
+    showMessage(`Saved: ${location.origin}${saved.url}`, "info");
+    await refreshSaved(saved.id);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function removeSaved() {
+  const id = $("saved").value;
+  if (!id) return;
+  try {
+    await deleteChart(id);
+    await refreshSaved("");
+  } catch (err) {
+    fail(err);
+  }
+}
+
+async function refreshSaved(selectedId) {
+  const items = await listCharts();
+  const options = items.map((c) => Object.assign(document.createElement("option"), { value: c.id, textContent: c.name || c.id }));
+  $("saved").replaceChildren(Object.assign(document.createElement("option"), { value: "", textContent: "Saved charts…" }), ...options);
+  $("saved").value = selectedId || "";
+}
+
+async function openChart(id) {
+  const saved = await getChart(id);
+  const c = saved.config;
+  history.replaceState(null, "", saved.url);
+  if (picker.site !== c.site) {
+    picker.siteSelect.value = c.site;
+    await picker.search();
+  }
+  picker.setSelection(c.points.map((name) => ({ name, unit: c.units?.[name] || "" })));
+  state.view = c.view || "line";
+  state.range = c.range || { preset: "24h" };
+  state.history = [];
+  await load();
+}
+
+async function start() {
+  try {
+    const chartId = new URLSearchParams(location.search).get("chart");
+    await picker.loadSites();
+    await picker.search();
+    refreshSaved("").catch(() => {}); // older servers have no /api/charts
+    if (chartId) await openChart(chartId);
+    else await load();
+  } catch (err) {
+    fail(err);
+  }
+}
+
+wireControls();
+start();
