@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from tsgate.api import ace, ops
+from tsgate.api import ace, ops, points, timeseries
 from tsgate.api.problems import HANDLERS
 from tsgate.settings import Settings
 from tsgate.upstream.base import Upstream
@@ -45,7 +45,8 @@ def create_app(
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
             yield {"services": services}
 
-    routes: list[BaseRoute] = [*ops.routes(), *ace.routes()]
+    # the ACE drop-in routes end with a catch-all passthrough: they go last
+    routes: list[BaseRoute] = [*ops.routes(), *timeseries.routes(), *points.routes(), *ace.routes()]
     middleware = [
         Middleware(
             CORSMiddleware,

@@ -43,6 +43,9 @@ class Settings:
     memory_cache_bytes: int = 256 << 20
     site_stream_min_points: int = 40
     auto_migrate: bool = True
+    access_ttl_s: float = 300.0  # how long a token's access to a site is trusted
+    points_ttl_s: float = 3600.0  # how long the cached point catalog of a site is fresh
+    max_inline_samples: int = 5_000_000  # raw samples one chart response may carry
     # responses
     cors_origins: tuple[str, ...] = ("*",)
     compress_min_bytes: int = 1024

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from tsgate.database import Database, open_database
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
+from tsgate.series.access import AccessCheck
+from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.reader import CachePolicy, SeriesReader
 from tsgate.settings import Settings
@@ -29,7 +31,9 @@ class Services:
     database: Database
     objects: ObjectStore
     reader: SeriesReader
-    salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    access: AccessCheck
+    catalog: PointCatalog
+    salt: bytes = field(repr=False)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -38,6 +42,7 @@ def cache_policy(settings: Settings) -> CachePolicy:
         open_ttl_ms=int(settings.open_ttl_s * 1000),
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
+        upstream_concurrency=settings.upstream_concurrency,
     )
 
 
@@ -53,6 +58,7 @@ async def open_services(
     ``upstream`` and ``clock_ms`` may be given by tests (a simulator with fault switches,
     an injected clock).
     """
+    salt = secrets.token_bytes(32)
     async with contextlib.AsyncExitStack() as stack:
         up = upstream if upstream is not None else open_upstream(settings)
         stack.push_async_callback(up.aclose)
@@ -62,8 +68,19 @@ async def open_services(
         objects = open_object_store(settings.objects_url)
         stack.push_async_callback(objects.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
-        reader = SeriesReader(up, store, cache_policy(settings), clock_ms=clock_ms)
+        access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
+        reader = SeriesReader(up, store, access, cache_policy(settings), clock_ms=clock_ms)
+        catalog = PointCatalog(
+            up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
+        )
         stack.push_async_callback(reader.aclose)
         yield Services(
-            settings=settings, upstream=up, database=database, objects=objects, reader=reader
+            settings=settings,
+            upstream=up,
+            database=database,
+            objects=objects,
+            reader=reader,
+            access=access,
+            catalog=catalog,
+            salt=salt,
         )

@@ -104,9 +104,13 @@ async def test_sealed_chunks_are_never_refetched(env: Env) -> None:
     )
     assert rows and all(r.sealed for r in rows)
     env.clock.ms += 400 * MS_PER_DAY  # long past any TTL
-    requests = env.sim.stats.requests
+    samples, point_reads = env.sim.stats.samples, env.sim.stats.by_route["point_timeseries"]
     _, stats = await read(env, names, OCT1, OCT1 + MS_PER_DAY)
-    assert env.sim.stats.requests == requests and stats.cache_status == "HIT"
+    assert stats.cache_status == "HIT"
+    # only the token's access was asked again (its grant expired), never the data
+    assert env.sim.stats.samples == samples
+    assert env.sim.stats.by_route["point_timeseries"] == point_reads
+    assert env.sim.stats.by_route["site"] == 2
 
 
 async def test_historic_window_shifted_by_an_hour_fetches_that_hour(env: Env) -> None:
@@ -147,6 +151,8 @@ async def test_concurrent_identical_cold_reads_fetch_once(env: Env) -> None:
 
 async def test_many_points_use_the_site_stream_and_warm_the_whole_site(env: Env) -> None:
     names = env.names(45, site=1)
+    # the stream pays when the site is known to be small next to the points asked
+    await env.services.catalog.fresh("office_tower", "t")
     await read(env, names, OCT1, OCT1 + MS_PER_DAY, site="office_tower")
     assert env.sim.stats.by_route["paginated"] >= 1
     assert env.sim.stats.by_route["point_timeseries"] == 0
@@ -155,6 +161,14 @@ async def test_many_points_use_the_site_stream_and_warm_the_whole_site(env: Env)
     got, stats = await read(env, others, OCT1, OCT1 + MS_PER_DAY, site="office_tower")
     assert env.sim.stats.requests == requests and stats.cache_status == "HIT"
     assert all(len(s) > 250 for s in got.values())
+
+
+async def test_a_few_points_of_a_large_site_are_read_per_point(env: Env) -> None:
+    await env.services.catalog.fresh("demo_campus", "t")
+    names = env.names(45, site=0)
+    await read(env, names, OCT1, OCT1 + 2 * MS_PER_DAY, site="demo_campus")
+    assert env.sim.stats.by_route["paginated"] == 0
+    assert env.sim.stats.by_route["point_timeseries"] == 45
 
 
 async def test_settled_months_are_one_chunk_and_rollups_match_the_samples(env: Env) -> None:

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tsgate.series import extents
+from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
 from tsgate.series.model import MS_PER_DAY, Series, concat
+from tsgate.upstream.ace import POINT_WINDOW_MS
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from tsgate.series.rollups import Buckets
 
 Range = tuple[int, int]
+SAMPLE_MS = 300_000  # points report about every 5 minutes
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class CachePolicy:
     open_ttl_ms: int = 60_000
     site_stream_min_points: int = 40  # from this many points, read the site's stream
     site_page_size: int = 50000
+    upstream_concurrency: int = 8
 
 
 @dataclass
@@ -71,12 +75,14 @@ class SeriesReader:
         self,
         upstream: Upstream,
         store: ChunkStore,
+        access: AccessCheck,
         policy: CachePolicy | None = None,
         *,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.upstream = upstream
         self.store = store
+        self.access = access
         self.policy = policy or CachePolicy()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         self._locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, users]
@@ -122,14 +128,24 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
     ) -> list[ChunkRow]:
-        """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows."""
+        """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
+
+        The token's access is checked first: cached data is served only to tokens
+        upstream lets read the site.
+        """
+        before = self.upstream.counters.requests
+        if site == UNKNOWN_SITE:
+            for name in names:
+                await self.access.check(site, token, point=name)
+        else:
+            await self.access.check(site, token)
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
         plan = self._plan(names, rows, start_ms, end_ms, now)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
+            stats.upstream_requests = self.upstream.counters.requests - before
             return rows
-        before = self.upstream.counters.requests
         async with self._point_locks(site, sorted(plan)):
             # another reader may have fetched while we waited: plan again under the locks
             rows = await self.store.rows(site, names, start_ms, end_ms)
@@ -204,7 +220,7 @@ class SeriesReader:
         now_ms: int,
     ) -> list[Written]:
         previous = await self._open_days(site, plan, rows)
-        if len(plan) >= self.policy.site_stream_min_points and site != "_":
+        if await self._site_stream_pays(site, plan):
             fetched = await self._fetch_site_stream(site, plan, token=token)
         else:
             fetched = await self._fetch_per_point(plan, token=token)
@@ -226,6 +242,24 @@ class SeriesReader:
         for point, month in months_of(written):
             await self.store.compact(site, point, month, now_ms)
         return written
+
+    async def _site_stream_pays(self, site: str, plan: dict[str, list[Range]]) -> bool:
+        """Whether the site's paginated stream beats per-point reads for this plan.
+
+        The stream carries every point of the site, one page after another; per-point reads
+        carry only the asked points, ``concurrency`` at a time, one month per request. The
+        site's size comes from the cached catalog; unknown size means per-point reads.
+        """
+        if site == UNKNOWN_SITE or len(plan) < self.policy.site_stream_min_points:
+            return False
+        site_points = len(await self.store.db.points.names(site))
+        if not site_points:
+            return False
+        span_ms = sum(e - s for s, e in extents.merge([r for spans in plan.values() for r in spans]))
+        site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // self.policy.site_page_size)
+        windows = sum(len(spans) + sum((e - s) // POINT_WINDOW_MS for s, e in spans) for spans in plan.values())
+        rounds = -(-windows // max(1, self.policy.upstream_concurrency))
+        return site_pages < rounds
 
     async def _open_days(
         self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow]

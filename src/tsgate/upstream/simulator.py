@@ -215,6 +215,15 @@ class Simulator:
         site = self._site_of(request)
         return self._page(request, [_point_json(site, p) for p in site.points])
 
+    async def _point(self, request: Request) -> dict[str, Any]:
+        found = self.point_index.get(request.path_params["name"])
+        if found is None:
+            raise _Reply(404, f"Point {request.path_params['name']} not found")
+        site, point = found
+        if not self._allowed(request, site.name):
+            raise _Reply(403, "Not authorized for this point")
+        return _point_json(site, point)
+
     async def _weather(self, request: Request) -> dict[str, Any]:
         site = self._site_of(request)
         now = np.array([self.now_ms() // SWEEP_MS], dtype=np.int64)

@@ -1,0 +1,81 @@
+"""Point metadata: the cached configured_points envelope and the picker's search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tsgate.api.ace import paged_passthrough
+from tsgate.api.auth import token_of
+from tsgate.api.negotiation import respond
+from tsgate.api.services import services_of
+from tsgate.errors import BadParameter
+from tsgate.upstream.wire import parse_bool
+
+# filters the cache does not model go straight to upstream
+_UPSTREAM_ONLY = {"created_after", "created_before", "updated_after", "updated_before"}
+
+
+def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadParameter(name, f"{raw!r} is not an integer") from exc
+    if not lo <= value <= hi:
+        raise BadParameter(name, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+async def configured_points(request: Request) -> Response:
+    if _UPSTREAM_ONLY & request.query_params.keys():
+        return await paged_passthrough(request)
+    services = services_of(request)
+    site = request.path_params["site"]
+    page = _int(request, "page", 1, 1, 1_000_000)
+    per_page = _int(request, "per_page", 100, 1, 5000)
+    bypass = parse_bool("bypass_cache", request.query_params.get("bypass_cache"), default=False)
+    token = token_of(request, services.settings.upstream_token)
+    body, source = await services.catalog.page(site, token, page, per_page, bypass=bypass)
+    return respond(
+        request,
+        body,
+        headers={
+            "X-Cache-Source": source,
+            "X-Cache-Status": "MISS" if source == "ORIGIN" else "HIT",
+        },
+    )
+
+
+async def search(request: Request) -> Response:
+    services = services_of(request)
+    site = (request.query_params.get("site") or "").strip()
+    if not site:
+        raise BadParameter("site", "is required")
+    q = request.query_params.get("q") or ""
+    tags = [t for t in (request.query_params.get("tags") or "").split(",") if t.strip()]
+    limit = _int(request, "limit", 50, 1, 1000)
+    token = token_of(request, services.settings.upstream_token)
+    found = await services.catalog.search(site, token, q, tags, limit)
+    items: list[dict[str, Any]] = [
+        {
+            "name": p["name"],
+            "unit": (p.get("kv_tags") or {}).get("unit"),
+            "tags": p.get("marker_tags") or [],
+            "collect_enabled": bool(p.get("collect_enabled")),
+        }
+        for p in found
+    ]
+    return respond(request, {"site": site, "q": q, "tags": tags, "items": items})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/points/search", search, methods=["GET"]),
+        Route("/api/sites/{site}/configured_points", configured_points, methods=["GET"]),
+    ]

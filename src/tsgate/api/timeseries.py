@@ -1,0 +1,235 @@
+"""The chart API: ``GET /api/timeseries`` and ``GET /api/aggregations`` (DESIGN §3).
+
+Wire layouts (the storage codec is separate: changing these never touches chunks):
+
+- ``layout=series`` (default): ``series: [{name, data: [[ms, value], …]}]``.
+- ``layout=columnar``, JSON: ``series: [{name, t: [ms, …], v: [value, …]}]``.
+- ``layout=columnar``, MessagePack: ``series: [{name, n, t0, dt, v}]`` where ``dt`` is
+  binary little-endian int32 time deltas in ms (``n`` of them, ``dt[0] = 0``; time i is
+  ``t0 + dt[0] + … + dt[i]``) and ``v`` binary little-endian float32 values (NaN for gaps).
+  A series whose gaps exceed int32 ms (24.8 days) carries ``t`` as float64 ms instead.
+In JSON, NaN values are ``null``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tsgate.api.auth import token_of
+from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
+from tsgate.api.services import services_of
+from tsgate.errors import BadParameter, TooLarge
+from tsgate.series import rollups
+from tsgate.series.chart import INTERVALS, ChartQuery, ChartResult, estimate_samples, run_chart
+from tsgate.series.model import Series
+from tsgate.upstream.wire import format_time, parse_range
+
+MAX_POINTS_PER_REQUEST = 500
+MAX_AGGREGATION_ROWS = 500_000
+_INT32_MAX = 2**31 - 1
+
+
+def parse_query(request: Request) -> ChartQuery:
+    q = request.query_params
+    site = (q.get("site") or q.get("siteId") or "").strip()
+    if not site:
+        raise BadParameter("site", "is required (a site name, e.g. demo_campus)")
+    raw_points = q.get("points") or q.get("pointNames") or ""
+    points = tuple(dict.fromkeys(p.strip() for p in raw_points.split(",") if p.strip()))
+    if not points:
+        raise BadParameter("points", "is required (comma-separated point names)")
+    if len(points) > MAX_POINTS_PER_REQUEST:
+        raise TooLarge(
+            "max_points_per_request",
+            f"points: {len(points)} given; at most {MAX_POINTS_PER_REQUEST}",
+        )
+    start_ms, end_ms = parse_range(q.get("start"), q.get("end"), names=("start", "end"))
+    interval = q.get("interval") or ("auto" if q.get("agg") and not q.get("max_points") else "raw")
+    if interval not in INTERVALS:
+        raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")
+    agg = q.get("agg") or "avg"
+    if agg not in rollups.AGGREGATES:
+        raise BadParameter("agg", f"{agg!r} is not one of {', '.join(sorted(rollups.AGGREGATES))}")
+    return ChartQuery(
+        site, points, start_ms, end_ms, interval, _max_points(q.get("max_points")), agg
+    )
+
+
+def _max_points(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise BadParameter("max_points", f"{raw!r} is not an integer") from exc
+    if not 4 <= value <= 1_000_000:
+        raise BadParameter("max_points", f"{value} is outside 4..1000000")
+    return value
+
+
+def _layout(request: Request) -> str:
+    layout = request.query_params.get("layout") or "series"
+    if layout not in ("series", "columnar"):
+        raise BadParameter("layout", f"{layout!r} is not one of series, columnar")
+    return layout
+
+
+async def timeseries(request: Request) -> Response:
+    started = time.perf_counter()
+    services = services_of(request)
+    q = parse_query(request)
+    layout = _layout(request)
+    msgpack = wants_msgpack(request)
+    if (
+        q.interval == "raw"
+        and q.max_points is None
+        and estimate_samples(q) > services.settings.max_inline_samples
+    ):
+        raise TooLarge(
+            "max_inline_samples",
+            f"about {estimate_samples(q):,} raw samples; "
+            f"at most {services.settings.max_inline_samples:,} inline — add max_points=N "
+            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
+        )
+    result = await run_chart(
+        services.reader, q, token=token_of(request, services.settings.upstream_token)
+    )
+    computed = time.perf_counter()
+    body_obj = {
+        "metadata": _metadata(q, result, layout),
+        "series": [_encode(s, layout, msgpack) for s in result.series],
+    }
+    body, media_type = encode_body(body_obj, msgpack)
+    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    headers = _headers(request, q, result, started, computed, etag)
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return compressed(request, body, media_type, headers=headers)
+
+
+def _metadata(q: ChartQuery, result: ChartResult, layout: str) -> dict[str, Any]:
+    return {
+        "siteId": q.site,
+        "pointNames": list(q.points),
+        "startTime": format_time(q.start_ms),
+        "endTime": format_time(q.end_ms),
+        "aggregation": result.aggregation,
+        "interval": result.interval,
+        "layout": layout,
+        "totalSamples": result.total_samples,
+        "returnedPoints": sum(len(s) for s in result.series),
+    }
+
+
+def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
+    if layout == "series":
+        return {
+            "name": s.name,
+            "data": [[t, v] for t, v in zip(s.t_ms.tolist(), s.v.tolist(), strict=True)],
+        }
+    if not msgpack:
+        return {"name": s.name, "t": s.t_ms.tolist(), "v": s.v.tolist()}
+    out: dict[str, Any] = {"name": s.name, "n": len(s), "t0": int(s.t_ms[0]) if len(s) else 0}
+    deltas = np.diff(s.t_ms, prepend=s.t_ms[:1])
+    if len(s) and int(deltas.max(initial=0)) > _INT32_MAX:
+        out["t"] = s.t_ms.astype("<f8").tobytes()
+    else:
+        out["dt"] = deltas.astype("<i4").tobytes()
+    out["v"] = s.v.astype("<f4").tobytes()
+    return out
+
+
+def _headers(
+    request: Request, q: ChartQuery, result: ChartResult, started: float, computed: float, etag: str
+) -> dict[str, str]:
+    services = services_of(request)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
+    # responses depend on the caller's token: private, but settled history never changes
+    cache_control = (
+        "private, max-age=31536000, immutable"
+        if settled
+        else f"private, max-age={max(1, services.reader.policy.open_ttl_ms // 1000)}"
+    )
+    return {
+        "X-Cache-Status": result.stats.cache_status,
+        "X-Cache-Source": result.stats.cache_source,
+        "X-Processing-Time": f"{elapsed_ms:.2f}",
+        "X-Data-Samples": str(result.total_samples),
+        "Server-Timing": f"compute;dur={(computed - started) * 1000:.2f}, "
+        f"total;dur={elapsed_ms:.2f}",
+        "ETag": etag,
+        "Cache-Control": cache_control,
+    }
+
+
+async def aggregations(request: Request) -> Response:
+    services = services_of(request)
+    q = parse_query(request)
+    interval = request.query_params.get("interval") or "1h"
+    if interval not in ("1h", "1d"):
+        raise BadParameter("interval", f"{interval!r} is not one of 1h, 1d")
+    token = token_of(request, services.settings.upstream_token)
+    start = q.start_ms - q.start_ms % (3_600_000 if interval == "1h" else 86_400_000)
+    found, stats = await services.reader.read_rollups(
+        q.site, q.points, interval, start, q.end_ms, token=token
+    )
+    rows = sum(len(b) for b in found.values())
+    if rows > MAX_AGGREGATION_ROWS:
+        raise TooLarge(
+            "max_aggregation_rows",
+            f"{rows:,} rows; at most {MAX_AGGREGATION_ROWS:,} — use interval=1d or a shorter range",
+        )
+    items: list[dict[str, Any]] = []
+    for name in q.points:
+        b = found[name]
+        columns = zip(
+            b.start_ms.tolist(),
+            rollups.avg(b).tolist(),
+            b.min.tolist(),
+            b.max.tolist(),
+            b.sum.tolist(),
+            b.count.tolist(),
+            rollups.stddev(b).tolist(),
+            strict=True,
+        )
+        items.extend(
+            {
+                "name": name,
+                "timestamp": format_time(ts),
+                "avg": a,
+                "min": lo,
+                "max": hi,
+                "sum": sm,
+                "count": n,
+                "stddev": sd,
+            }
+            for ts, a, lo, hi, sm, n, sd in columns
+        )
+    metadata = {
+        "siteId": q.site,
+        "pointNames": list(q.points),
+        "startTime": format_time(q.start_ms),
+        "endTime": format_time(q.end_ms),
+        "interval": interval,
+        "rows": len(items),
+    }
+    body, media_type = encode_body(
+        {"metadata": metadata, "aggregations": items}, wants_msgpack(request)
+    )
+    headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": "ROLLUP"}
+    return compressed(request, body, media_type, headers=headers)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/timeseries", timeseries, methods=["GET"]),
+        Route("/api/aggregations", aggregations, methods=["GET"]),
+    ]

@@ -1,0 +1,133 @@
+"""Chart queries: raw, aggregated by interval, or downsampled to a pixel budget.
+
+Downsampling reads the coarsest rollup level whose buckets are no wider than one pixel
+column (M4 per column is then pixel-exact), so a year of data never touches raw chunks;
+only ranges too short for any rollup level are downsampled from raw with MinMaxLTTB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsgate.series import rollups
+from tsgate.series.chunkstore import LEVELS_MS
+from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
+from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.series.reader import ReadStats, SeriesReader
+
+INTERVALS_MS = {
+    "5min": 5 * MS_PER_MINUTE,
+    "15min": 15 * MS_PER_MINUTE,
+    "1h": MS_PER_HOUR,
+    "6h": 6 * MS_PER_HOUR,
+    "1d": MS_PER_DAY,
+    "7d": 7 * MS_PER_DAY,
+}
+INTERVALS = ("raw", "auto", *INTERVALS_MS)
+DEFAULT_AUTO_POINTS = 2000
+
+
+@dataclass(frozen=True)
+class ChartQuery:
+    site: str
+    points: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    interval: str = "raw"  # raw | auto | 5min | 15min | 1h | 6h | 1d | 7d
+    max_points: int | None = None
+    agg: str = "avg"
+
+
+@dataclass
+class ChartResult:
+    series: list[Series]
+    stats: ReadStats
+    total_samples: int  # samples behind the picture
+    interval: str  # what was served: raw | 5min | … | m4:<width>
+    aggregation: str
+
+
+async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> ChartResult:
+    interval = q.interval
+    if interval == "auto":
+        interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
+    if interval in INTERVALS_MS:
+        return await _aggregate(reader, q, interval, token)
+    if q.max_points is not None:
+        return await _downsample(reader, q, q.max_points, token)
+    found, stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
+    series = [found[n] for n in q.points]
+    return ChartResult(series, stats, stats.samples, "raw", "none")
+
+
+def _auto_interval(start_ms: int, end_ms: int, max_points: int) -> str:
+    for name, width in INTERVALS_MS.items():
+        if (end_ms - start_ms) // width <= max_points:
+            return name
+    return "7d"
+
+
+async def _buckets(
+    reader: SeriesReader, q: ChartQuery, width_ms: int, token: str
+) -> tuple[dict[str, rollups.Buckets], ReadStats]:
+    """Buckets of ``width_ms`` from the finest stored level that divides it, else from raw."""
+    level = next(
+        (
+            name
+            for name, ms in sorted(LEVELS_MS.items(), key=lambda kv: -kv[1])
+            if width_ms % ms == 0
+        ),
+        None,
+    )
+    if level is not None:
+        start = q.start_ms - q.start_ms % LEVELS_MS[level]
+        found, stats = await reader.read_rollups(
+            q.site, q.points, level, start, q.end_ms, token=token
+        )
+        if width_ms != LEVELS_MS[level]:
+            found = {n: rollups.coarsen(b, width_ms) for n, b in found.items()}
+        return found, stats
+    raw, stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
+    return {n: rollups.bucketize(s, width_ms) for n, s in raw.items()}, stats
+
+
+async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: str) -> ChartResult:
+    width = INTERVALS_MS[interval]
+    found, stats = await _buckets(reader, q, width, token)
+    series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
+    total = sum(int(found[n].count.sum()) for n in q.points)
+    return ChartResult(series, stats, total, interval, q.agg)
+
+
+async def _downsample(
+    reader: SeriesReader, q: ChartQuery, max_points: int, token: str
+) -> ChartResult:
+    level_ms = choose_level(q.start_ms, q.end_ms, max_points, sorted(LEVELS_MS.values()))
+    if level_ms is None:
+        raw, raw_stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
+        series = [minmax_lttb(raw[n], max_points) for n in q.points]
+        return ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb")
+    # one bucket per pixel column, as wide as a whole number of rollup buckets
+    column_ms = (q.end_ms - q.start_ms) // max(1, max_points // 4)
+    width = max(level_ms, column_ms - column_ms % level_ms)
+    found, stats = await _buckets(reader, q, width, token)
+    series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
+    total = sum(int(found[n].count.sum()) for n in q.points)
+    return ChartResult(series, stats, total, f"m4:{width}ms", "m4")
+
+
+def _fit(s: Series, max_points: int) -> Series:
+    # M4 emits up to 4 points per column; an unaligned first/last column can add a few
+    return minmax_lttb(s, max_points) if len(s) > max_points else s
+
+
+def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> int:
+    """Raw samples a query would carry (5-minute points), for inline limits."""
+    return (q.end_ms - q.start_ms) // sample_ms * len(q.points)
+
+
+def total_points(series: Sequence[Series]) -> int:
+    return int(np.sum([len(s) for s in series])) if series else 0

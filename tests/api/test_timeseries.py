@@ -1,0 +1,243 @@
+"""The chart API: raw, aggregated and downsampled series; layouts; caching headers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import msgspec
+import numpy as np
+import pytest
+
+from tests.asgi import api_client
+from tsgate.settings import Settings
+from tsgate.upstream.simulator import Simulator, create_simulator
+
+pytestmark = pytest.mark.anyio
+AUTH = {"Authorization": "Bearer t"}
+WEEK = {"start": "2025-10-01T00:00:00", "end": "2025-10-08T00:00:00"}
+YEAR = {"start": "2024-10-01T00:00:00", "end": "2025-10-01T00:00:00"}
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return create_simulator(seed=5)
+
+
+@pytest.fixture
+async def api(sim: Simulator, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(settings, sim) as client:
+        yield client
+
+
+def points(sim: Simulator, n: int, kind: str | None = None) -> list[str]:
+    return [p.name for p in sim.sites[2].collecting if kind is None or p.kind == kind][:n]
+
+
+async def get(
+    api: httpx.AsyncClient, sim: Simulator, names: list[str], **params: str
+) -> httpx.Response:
+    query = {"site": "elm_school", "points": ",".join(names), **params}
+    return await api.get("/api/timeseries", params=query, headers=AUTH)
+
+
+async def raw_of(
+    api: httpx.AsyncClient, sim: Simulator, names: list[str], rng: dict[str, str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    body = (await get(api, sim, names, **rng, layout="columnar")).json()
+    return {
+        s["name"]: (np.array(s["t"], dtype=np.int64), np.array(s["v"], dtype=np.float64))
+        for s in body["series"]
+    }
+
+
+async def test_raw_series_and_metadata(api: httpx.AsyncClient, sim: Simulator) -> None:
+    names = points(sim, 2)
+    r = await get(api, sim, names, **WEEK)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    meta = body["metadata"]
+    assert meta["siteId"] == "elm_school" and meta["pointNames"] == names
+    assert (
+        meta["totalSamples"]
+        == meta["returnedPoints"]
+        == sum(len(s["data"]) for s in body["series"])
+    )
+    assert 2 * 7 * 280 < meta["totalSamples"] <= 2 * 7 * 288
+    first = body["series"][0]["data"]
+    assert isinstance(first[0][0], int) and first == sorted(first)
+    for header in (
+        "X-Cache-Status",
+        "X-Cache-Source",
+        "X-Processing-Time",
+        "X-Data-Samples",
+        "Server-Timing",
+        "ETag",
+    ):
+        assert header in r.headers
+    assert r.headers["X-Cache-Status"] == "MISS" and r.headers["X-Cache-Source"] == "ORIGIN"
+    again = await get(api, sim, names, **WEEK)
+    assert again.headers["X-Cache-Status"] == "HIT" and again.json() == body
+
+
+async def test_columnar_msgpack_carries_binary_arrays(
+    api: httpx.AsyncClient, sim: Simulator
+) -> None:
+    names = points(sim, 2)
+    raw = await raw_of(api, sim, names, WEEK)
+    r = await api.get(
+        "/api/timeseries",
+        params={"site": "elm_school", "points": ",".join(names), **WEEK, "layout": "columnar"},
+        headers={**AUTH, "Accept": "application/x-msgpack"},
+    )
+    assert r.headers["content-type"] == "application/x-msgpack"
+    body = msgspec.msgpack.decode(r.content)
+    for s in body["series"]:
+        t = s["t0"] + np.cumsum(np.frombuffer(s["dt"], dtype="<i4").astype(np.int64))
+        v = np.frombuffer(s["v"], dtype="<f4")
+        assert s["n"] == len(t) == len(v)
+        assert t.tolist() == raw[s["name"]][0].tolist()
+        assert np.allclose(v, raw[s["name"]][1], rtol=1e-6)
+    # a binary column costs about 8 bytes a sample before compression, JSON ~30
+    assert len(r.content) < 10 * sum(len(x[0]) for x in raw.values())
+
+
+@pytest.mark.parametrize("agg", ["avg", "min", "max", "sum", "count", "stddev"])
+async def test_interval_aggregates_match_numpy(
+    api: httpx.AsyncClient, sim: Simulator, agg: str
+) -> None:
+    names = points(sim, 1, "zone_temp")
+    raw = (await raw_of(api, sim, names, WEEK))[names[0]]
+    for interval, width in (("1h", 3_600_000), ("15min", 900_000)):
+        body = (await get(api, sim, names, **WEEK, interval=interval, agg=agg)).json()
+        data = np.array(body["series"][0]["data"], dtype=np.float64)
+        t, v = raw
+        slots = t // width
+        expected_t = np.unique(slots) * width
+        reference = {
+            "avg": np.mean,
+            "min": np.min,
+            "max": np.max,
+            "sum": np.sum,
+            "count": len,
+            "stddev": np.std,
+        }[agg]
+        expected_v = np.array(
+            [reference(v[slots == s]) for s in np.unique(slots)], dtype=np.float64
+        )
+        assert data[:, 0].astype(np.int64).tolist() == expected_t.tolist()
+        assert np.allclose(data[:, 1], expected_v, atol=1e-6)
+        assert body["metadata"]["aggregation"] == agg and body["metadata"]["interval"] == interval
+
+
+async def test_a_year_downsampled_keeps_extremes_and_comes_from_rollups(
+    api: httpx.AsyncClient, sim: Simulator
+) -> None:
+    names = points(sim, 2, "airflow")
+    cold = await get(api, sim, names, **YEAR, max_points="2000")
+    assert cold.status_code == 200 and cold.headers["X-Cache-Status"] == "MISS"
+    requests = sim.stats.requests
+    warm = await get(api, sim, names, **YEAR, max_points="2000")
+    assert sim.stats.requests == requests
+    assert warm.headers["X-Cache-Status"] == "HIT" and warm.headers["X-Cache-Source"] == "ROLLUP"
+    body = warm.json()
+    assert body == cold.json()
+    raw = await raw_of(api, sim, names, YEAR)
+    for s in body["series"]:
+        values = np.array([p[1] for p in s["data"]])
+        assert 1000 < len(values) <= 2000
+        assert values.max() == raw[s["name"]][1].max() and values.min() == raw[s["name"]][1].min()
+    assert int(warm.headers["X-Data-Samples"]) == sum(len(x[0]) for x in raw.values())
+
+
+async def test_short_ranges_downsample_raw_with_minmax_lttb(
+    api: httpx.AsyncClient, sim: Simulator
+) -> None:
+    names = points(sim, 1)
+    body = (
+        await get(
+            api,
+            sim,
+            names,
+            start="2025-10-01T00:00:00",
+            end="2025-10-01T12:00:00",
+            max_points="100",
+        )
+    ).json()
+    # 25 columns of 29 min: narrower than any rollup level, so raw samples are downsampled
+    assert len(body["series"][0]["data"]) <= 100
+    assert body["metadata"]["aggregation"] == "minmax-lttb"
+
+
+async def test_etag_and_cache_control(api: httpx.AsyncClient, sim: Simulator) -> None:
+    names = points(sim, 1)
+    r = await get(api, sim, names, **WEEK)
+    assert "immutable" in r.headers["Cache-Control"]
+    again = await api.get(
+        "/api/timeseries",
+        params={"site": "elm_school", "points": names[0], **WEEK},
+        headers={**AUTH, "If-None-Match": r.headers["ETag"]},
+    )
+    assert again.status_code == 304 and again.content == b""
+
+
+async def test_aggregations_endpoint(api: httpx.AsyncClient, sim: Simulator) -> None:
+    names = points(sim, 2)
+    r = await api.get(
+        "/api/aggregations",
+        params={"site": "elm_school", "points": ",".join(names), **WEEK, "interval": "1d"},
+        headers=AUTH,
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    rows = body["aggregations"]
+    assert (
+        len(rows) == 14
+        and {"name", "timestamp", "avg", "min", "max", "sum", "count", "stddev"} <= rows[0].keys()
+    )
+    raw = await raw_of(api, sim, names, WEEK)
+    day1 = next(row for row in rows if row["name"] == names[0])
+    t, v = raw[names[0]]
+    first_day = v[t < t[0] - t[0] % 86_400_000 + 86_400_000]
+    assert day1["count"] == first_day.size
+    assert day1["avg"] == pytest.approx(first_day.mean()) and day1["stddev"] == pytest.approx(
+        first_day.std()
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"points": "a", **WEEK}, "site"),
+        ({"site": "elm_school", **WEEK}, "points"),
+        ({"site": "elm_school", "points": "a", "end": WEEK["end"]}, "start"),
+        ({"site": "elm_school", "points": "a", **WEEK, "interval": "2h"}, "interval"),
+        ({"site": "elm_school", "points": "a", **WEEK, "agg": "median"}, "agg"),
+        ({"site": "elm_school", "points": "a", **WEEK, "layout": "rows"}, "layout"),
+        ({"site": "elm_school", "points": "a", **WEEK, "max_points": "many"}, "max_points"),
+        ({"site": "elm_school", "points": "a", **WEEK, "max_points": "2"}, "max_points"),
+    ],
+)
+async def test_bad_chart_parameters(
+    api: httpx.AsyncClient, params: dict[str, str], param: str
+) -> None:
+    r = await api.get("/api/timeseries", params=params, headers=AUTH)
+    assert r.status_code == 400 and r.json()["param"] == param
+
+
+async def test_too_many_raw_samples_is_413_with_suggestions(
+    api: httpx.AsyncClient, sim: Simulator
+) -> None:
+    names = [p.name for p in sim.sites[0].collecting[:200]]
+    r = await api.get(
+        "/api/timeseries",
+        params={
+            "site": "demo_campus",
+            "points": ",".join(names),
+            "start": "2020-01-01",
+            "end": "2025-01-01",
+        },
+        headers=AUTH,
+    )
+    assert r.status_code == 413
+    assert r.json()["limit"] == "max_inline_samples" and "max_points" in r.json()["detail"]
