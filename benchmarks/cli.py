@@ -23,9 +23,6 @@ from benchmarks.report import Report, Row, markdown_table, write_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SCENARIOS = ("chart", "dashboard", "wire", "load")
-# A year of 50 points through the site stream would page through every point of the
-# site (~4,500 pages of 50k rows): far beyond a bounded run. See docs/benchmarks.md.
-SITE_STREAM_MIN_POINTS = 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--site-stream-min-points",
         type=int,
-        default=SITE_STREAM_MIN_POINTS,
-        help="TSGATE_SITE_STREAM_MIN_POINTS for the gateway (default %(default)s: per-point reads)",
+        default=None,
+        help="set TSGATE_SITE_STREAM_MIN_POINTS for the gateway (default: tsgate's own)",
     )
     parser.add_argument(
         "--write",
@@ -94,8 +91,9 @@ async def _run(
     env = {
         "TSGATE_OPEN_TTL_S": "0",
         "TSGATE_RATE_LIMIT_PER_MIN": "10000000",
-        "TSGATE_SITE_STREAM_MIN_POINTS": str(args.site_stream_min_points),
     }
+    if args.site_stream_min_points is not None:
+        env["TSGATE_SITE_STREAM_MIN_POINTS"] = str(args.site_stream_min_points)
     _log(f"starting the simulator ({args.latency_ms:g} ms per request) and tsgate in {workdir}")
     with procs.simulator(workdir, latency_ms=args.latency_ms) as sim:
         upstream_url = sim.base_url + "/api"
@@ -154,11 +152,6 @@ def _setup_notes(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
         f"server-side token; gateway settings {settings}, the rest default. The benchmark "
         "client is a third process on the same cores. Ratios are baseline / tsgate "
         "(higher is better for tsgate); goals are targets, not tests.",
-        f"`TSGATE_SITE_STREAM_MIN_POINTS={args.site_stream_min_points}` makes the reader use "
-        "per-point reads: with the default (40) a 50-point read uses the site's paginated "
-        "stream, which for a year of demo_campus (2,123 collecting points) would be about "
-        "223 M rows, ~4,500 pages of 50k — the read policy should weigh range × site size, "
-        "not only the point count.",
     ]
 
 
