@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks.context import TOKEN, Bench, SimCounts, chart_params, fmt_ms, fmt_s
+from benchmarks.context import TOKEN, Bench, SimCounts, chart_params, fmt_ms, fmt_s, iso
 from benchmarks.report import Report, Row, ratio, verdict
 from benchmarks.wire import MSGPACK, Fetched, fetch
 from tsgate.settings import Settings
@@ -137,7 +137,7 @@ def _note(cold: Answer, base: Baseline, names: Sequence[str], start_ms: int, end
     agree = "the same as" if total == base.samples else "**not** the same as"
     return (
         f"(a) {len(names)} collecting points of demo_campus spread over the site, "
-        f"{start_ms} – {end_ms} ms UTC; requested as columnar MessagePack with zstd. "
+        f"{iso(start_ms)} – {iso(end_ms)} UTC; requested as columnar MessagePack with zstd. "
         f"tsgate reported totalSamples={total} ({agree} the baseline's {base.samples:,} raw "
         f"samples) and returnedPoints={returned}. The baseline is the wall time of "
         "`AceClient.points_series` (per-point month windows in parallel, tsgate's default "

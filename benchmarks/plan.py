@@ -18,7 +18,7 @@ class Plan:
     # (b) a sliding 24 h dashboard
     dash_points: int = 20
     dash_refreshes: int = 60
-    dash_interval_s: float = 1.0
+    dash_interval_s: float = 0.5
     dash_baseline_refreshes: int = 5
     dash_timeout_s: float = 150.0
     # (c) bytes on the wire
