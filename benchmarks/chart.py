@@ -39,7 +39,7 @@ class Answer:
 
     @property
     def cache(self) -> str:
-        return self.fetched.headers.get("X-Cache-Status", "?")
+        return f"{self.fetched.header('X-Cache-Status')}/{self.fetched.header('X-Cache-Source')}"
 
 
 async def run(bench: Bench, report: Report) -> None:
@@ -53,7 +53,7 @@ async def run(bench: Bench, report: Report) -> None:
     )
     cold = await asyncio.wait_for(ask(bench, params), plan.chart_timeout_s)
     cold.fetched.check("cold chart")
-    warm = [await ask(bench, params) for _ in range(plan.chart_warm_repeats)]
+    warm = await asyncio.wait_for(_repeat(bench, params), plan.chart_timeout_s)
     for answer in warm:
         answer.fetched.check("warm chart")
     report.add(rows(label, base, cold, warm))
@@ -88,6 +88,10 @@ async def ask(bench: Bench, params: dict[str, str | int]) -> Answer:
     return Answer(fetched, wall_s, await bench.sim_counts() - before)
 
 
+async def _repeat(bench: Bench, params: dict[str, str | int]) -> list[Answer]:
+    return [await ask(bench, params) for _ in range(bench.plan.chart_warm_repeats)]
+
+
 async def _wait_job(bench: Bench, accepted: Fetched) -> None:
     status_url = accepted.headers.get("Location") or ""
     if not status_url:
@@ -111,7 +115,7 @@ def rows(label: str, base: Baseline, cold: Answer, warm: Sequence[Answer]) -> li
     return [
         Row(label, "cold: wall time", fmt_s(cold.wall_s), fmt_s(base.wall_s),
             ratio(base.wall_s, cold.wall_s)),
-        Row(label, "cold: server time, cache status",
+        Row(label, "cold: server time, cache status/source",
             f"{_ms(cold.server_ms)}, {cold.cache}"),
         Row(label, "cold: upstream requests / samples",
             f"{cold.upstream.requests:,} / {cold.upstream.samples:,}",
@@ -121,7 +125,7 @@ def rows(label: str, base: Baseline, cold: Answer, warm: Sequence[Answer]) -> li
         Row(label, f"warm: server time (median of {n})", _ms(warm_server_ms),
             goal=f"≤ {WARM_GOAL_MS:.0f} ms",
             met=verdict(warm_server_ms is not None and warm_server_ms <= WARM_GOAL_MS)),
-        Row(label, "warm: cache status, upstream requests",
+        Row(label, "warm: cache status/source, upstream requests",
             f"{caches}, {sum(a.upstream.requests for a in warm)}"),
     ]  # fmt: skip
 

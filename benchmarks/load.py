@@ -66,7 +66,7 @@ async def _warm(bench: Bench, query: str) -> str:
         got = await fetch(bench.http, url)
         got.check("warming the small query")
     assert got is not None
-    return got.headers.get("X-Cache-Status", "?")
+    return got.header("X-Cache-Status")
 
 
 async def _load(bench: Bench, query: str, server_pid: int, cache: str) -> Outcome:

@@ -24,6 +24,9 @@ class Fetched:
     body: bytes  # decoded
     elapsed_s: float
 
+    def header(self, name: str, default: str = "?") -> str:
+        return str(self.headers.get(name, default))
+
     def header_float(self, name: str) -> float | None:
         raw = self.headers.get(name)
         try:
