@@ -1,0 +1,158 @@
+"""(a) A chart of many points over a long range, cold and warm, against the raw fetch a
+chart without tsgate has to make (the same ACE client reading straight from upstream)."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from benchmarks.context import TOKEN, Bench, SimCounts, chart_params, fmt_ms, fmt_s, iso
+from benchmarks.report import Report, Row, ratio, verdict
+from benchmarks.wire import MSGPACK, Fetched, fetch
+from tsgate.settings import Settings
+from tsgate.upstream.ace import AceClient, ClientPolicy
+
+WARM_GOAL_MS = 100.0
+JOB_POLL_S = 0.5
+CHART_HEADERS = {"Accept": MSGPACK, "Accept-Encoding": "zstd"}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    wall_s: float
+    samples: int
+    upstream: SimCounts
+
+
+@dataclass(frozen=True)
+class Answer:
+    fetched: Fetched
+    wall_s: float  # including any job the gateway made us wait for
+    upstream: SimCounts
+
+    @property
+    def server_ms(self) -> float | None:
+        return self.fetched.header_float("X-Processing-Time")
+
+    @property
+    def cache(self) -> str:
+        return f"{self.fetched.header('X-Cache-Status')}/{self.fetched.header('X-Cache-Source')}"
+
+
+async def run(bench: Bench, report: Report) -> None:
+    plan = bench.plan
+    names = bench.pick(plan.chart_points)
+    start_ms, end_ms = bench.window(plan.chart_days)
+    label = f"(a) chart {len(names)} pts × {plan.chart_days} d, max_points={plan.chart_max_points}"
+    base = await asyncio.wait_for(baseline(bench, names, start_ms, end_ms), plan.chart_timeout_s)
+    params = chart_params(
+        names, start_ms, end_ms, max_points=plan.chart_max_points, layout="columnar"
+    )
+    cold = await asyncio.wait_for(ask(bench, params), plan.chart_timeout_s)
+    cold.fetched.check("cold chart")
+    warm = await asyncio.wait_for(_repeat(bench, params), plan.chart_timeout_s)
+    for answer in warm:
+        answer.fetched.check("warm chart")
+    report.add(rows(label, base, cold, warm))
+    report.notes.append(_note(cold, base, names, start_ms, end_ms))
+
+
+async def baseline(bench: Bench, names: Sequence[str], start_ms: int, end_ms: int) -> Baseline:
+    """The same ACE client tsgate uses, at tsgate's default concurrency, straight to upstream."""
+    policy = ClientPolicy(concurrency=Settings().upstream_concurrency)
+    client = AceClient(bench.sim_api, policy)
+    before = await bench.sim_counts()
+    try:
+        started = time.perf_counter()
+        found = await client.points_series(names, start_ms, end_ms, token=TOKEN)
+        wall_s = time.perf_counter() - started
+    finally:
+        await client.aclose()
+    samples = sum(len(s) for s in found.values())
+    return Baseline(wall_s, samples, await bench.sim_counts() - before)
+
+
+async def ask(bench: Bench, params: dict[str, str | int]) -> Answer:
+    """One chart request; a ``202`` (job) is followed until the answer is inline."""
+    before = await bench.sim_counts()
+    started = time.perf_counter()
+    url = bench.gateway_url + "/api/timeseries"
+    fetched = await fetch(bench.http, url, params=params, headers=CHART_HEADERS, timeout_s=600)
+    if fetched.status == 202:
+        await _wait_job(bench, fetched)
+        fetched = await fetch(bench.http, url, params=params, headers=CHART_HEADERS)
+    wall_s = time.perf_counter() - started
+    return Answer(fetched, wall_s, await bench.sim_counts() - before)
+
+
+async def _repeat(bench: Bench, params: dict[str, str | int]) -> list[Answer]:
+    return [await ask(bench, params) for _ in range(bench.plan.chart_warm_repeats)]
+
+
+async def _wait_job(bench: Bench, accepted: Fetched) -> None:
+    status_url = accepted.headers.get("Location") or ""
+    if not status_url:
+        raise RuntimeError("chart answered 202 without a Location")
+    while True:  # bounded by the caller's wait_for
+        resp = await bench.http.get(bench.gateway_url + status_url)
+        state = resp.json().get("status")
+        if state == "completed":
+            return
+        if state in ("failed", "cancelled", "dead"):
+            raise RuntimeError(f"chart job {status_url}: {state}")
+        await asyncio.sleep(JOB_POLL_S)
+
+
+def rows(label: str, base: Baseline, cold: Answer, warm: Sequence[Answer]) -> list[Row]:
+    warm_wall_s = statistics.median(a.wall_s for a in warm)
+    server = [a.server_ms for a in warm if a.server_ms is not None]
+    warm_server_ms = statistics.median(server) if server else None
+    caches = ", ".join(sorted({a.cache for a in warm}))
+    n = len(warm)
+    return [
+        Row(label, "cold: wall time", fmt_s(cold.wall_s), fmt_s(base.wall_s),
+            ratio(base.wall_s, cold.wall_s)),
+        Row(label, "cold: server time, cache status/source",
+            f"{_ms(cold.server_ms)}, {cold.cache}"),
+        Row(label, "cold: upstream requests / samples",
+            f"{cold.upstream.requests:,} / {cold.upstream.samples:,}",
+            f"{base.upstream.requests:,} / {base.upstream.samples:,}"),
+        Row(label, f"warm: wall time (median of {n})", fmt_ms(warm_wall_s), fmt_s(base.wall_s),
+            ratio(base.wall_s, warm_wall_s)),
+        Row(label, f"warm: server time (median of {n})", _ms(warm_server_ms),
+            goal=f"≤ {WARM_GOAL_MS:.0f} ms",
+            met=verdict(warm_server_ms is not None and warm_server_ms <= WARM_GOAL_MS)),
+        Row(label, "warm: cache status/source, upstream requests",
+            f"{caches}, {sum(a.upstream.requests for a in warm)}"),
+    ]  # fmt: skip
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f} ms"
+
+
+def _note(cold: Answer, base: Baseline, names: Sequence[str], start_ms: int, end_ms: int) -> str:
+    meta = _metadata(cold.fetched)
+    total = meta.get("totalSamples")
+    returned = meta.get("returnedPoints")
+    agree = "the same as" if total == base.samples else "**not** the same as"
+    return (
+        f"(a) {len(names)} collecting points of demo_campus spread over the site, "
+        f"{iso(start_ms)} – {iso(end_ms)} UTC; requested as columnar MessagePack with zstd. "
+        f"tsgate reported totalSamples={total} ({agree} the baseline's {base.samples:,} raw "
+        f"samples) and returnedPoints={returned}. The baseline is the wall time of "
+        "`AceClient.points_series` (per-point month windows in parallel, tsgate's default "
+        "concurrency) and does no downsampling, so it flatters the baseline slightly."
+    )
+
+
+def _metadata(fetched: Fetched) -> dict[str, object]:
+    try:
+        body = fetched.decoded()
+    except ValueError:
+        return {}
+    meta = body.get("metadata") if isinstance(body, dict) else None
+    return meta if isinstance(meta, dict) else {}

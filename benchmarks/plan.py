@@ -1,0 +1,50 @@
+"""What a run measures: sizes, counts and time limits of each scenario (full or quick)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SITE = "demo_campus"
+
+
+@dataclass(frozen=True)
+class Plan:
+    # (a) a chart of many points over a long range
+    chart_points: int = 50
+    chart_days: int = 365
+    chart_max_points: int = 2000
+    chart_warm_repeats: int = 5
+    chart_timeout_s: float = 240.0
+    # (b) a sliding 24 h dashboard
+    dash_points: int = 20
+    dash_refreshes: int = 60
+    dash_interval_s: float = 0.5
+    dash_baseline_refreshes: int = 5
+    dash_timeout_s: float = 150.0
+    # (c) bytes on the wire
+    wire_points: int = 20
+    wire_days: int = 7
+    wire_timeout_s: float = 90.0
+    # (e) a cached small query under load
+    load_requests: int = 5000
+    load_connections: int = 100
+    load_time_limit_s: float = 30.0
+    # the window ends this many whole days before today (UTC): settled, sealed history
+    end_days_ago: int = 3
+
+
+FULL = Plan()
+QUICK = Plan(
+    chart_points=20,
+    chart_days=30,
+    chart_warm_repeats=3,
+    chart_timeout_s=60.0,
+    dash_refreshes=15,
+    dash_interval_s=0.25,
+    dash_baseline_refreshes=2,
+    dash_timeout_s=30.0,
+    wire_days=1,
+    wire_timeout_s=30.0,
+    load_requests=1000,
+    load_time_limit_s=10.0,
+)

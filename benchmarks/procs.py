@@ -1,0 +1,150 @@
+"""The simulator and the gateway as child processes: started, awaited, measured, stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Child:
+    """One child process, its address and where its output goes."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def peak_rss_bytes(self) -> int | None:
+        """The kernel's high-water mark of resident memory (``VmHWM``)."""
+        return _status_kib(self.proc.pid, "VmHWM")
+
+    def log_tail(self, max_lines: int = 20) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(lines[-max_lines:])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def simulator(workdir: Path, *, latency_ms: float, seed: int = 1) -> Iterator[Child]:
+    port = free_port()
+    argv = ["simulate", "--port", str(port), "--seed", str(seed), "--latency-ms", str(latency_ms)]
+    with _child("simulator", argv, os.environ, workdir, f"http://127.0.0.1:{port}") as child:
+        _wait_ready(child, "/_sim/stats", timeout_s=30.0)
+        yield child
+
+
+@contextlib.contextmanager
+def gateway(workdir: Path, *, upstream_url: str, extra_env: Mapping[str, str]) -> Iterator[Child]:
+    port = free_port()
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "TSGATE_UPSTREAM_URL": upstream_url,
+        "TSGATE_UPSTREAM_TOKEN": "bench",
+        "TSGATE_DATABASE_URL": f"sqlite:///{data}/t.db",
+        "TSGATE_OBJECTS_URL": f"file://{data}/objects",
+        **extra_env,
+    }
+    argv = ["serve", "--port", str(port), "--log-level", "warning"]
+    with _child("tsgate", argv, env, workdir, f"http://127.0.0.1:{port}") as child:
+        _wait_ready(child, "/api/health", timeout_s=60.0)
+        yield child
+
+
+@contextlib.contextmanager
+def _child(
+    name: str, argv: list[str], env: Mapping[str, str], workdir: Path, base_url: str
+) -> Iterator[Child]:
+    log_path = workdir / f"{name}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tsgate", *argv],
+            env=dict(env),
+            cwd=workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    child = Child(name, proc, base_url, log_path)
+    try:
+        yield child
+    finally:
+        _stop(proc)
+
+
+def _die_with_parent() -> None:
+    # a benchmark killed outright must not leave servers behind (PR_SET_PDEATHSIG)
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=STOP_TIMEOUT_S)
+
+
+def _wait_ready(child: Child, path: str, *, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise RuntimeError(
+                f"{child.name} exited ({child.proc.returncode}):\n{child.log_tail()}"
+            )
+        try:
+            resp = httpx.get(child.base_url + path, timeout=5.0)
+            if resp.status_code == 200:
+                return
+            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        except httpx.TransportError as exc:
+            last = type(exc).__name__
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name} not ready in {timeout_s:g} s ({last}):\n{child.log_tail()}")
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a process has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / os.sysconf("SC_CLK_TCK")
