@@ -32,8 +32,8 @@ test: $(STAMP) services browser ## Run the whole test suite (fails when no test 
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff (lint + format check) and the import contracts
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports
 
 types: $(STAMP) ## mypy --strict on src/

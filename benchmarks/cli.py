@@ -91,6 +91,9 @@ async def _run(
     env = {
         "TSGATE_OPEN_TTL_S": "0",
         "TSGATE_RATE_LIMIT_PER_MIN": "10000000",
+        "TSGATE_RATE_LIMIT_BURST": "1000000",
+        # (a) measures the cold chart answered inline; by default it would become a job
+        "TSGATE_INLINE_FETCH_SAMPLES": "0",
     }
     if args.site_stream_min_points is not None:
         env["TSGATE_SITE_STREAM_MIN_POINTS"] = str(args.site_stream_min_points)

@@ -189,3 +189,18 @@ async def test_no_data_is_an_empty_series_and_token_is_sent_as_bearer() -> None:
         await client.aclose()
     assert len(got["a/b"]) == 0
     assert seen == ["Bearer tok"]
+
+
+async def test_short_spans_of_many_points_are_one_post() -> None:
+    sim = create_simulator()
+    names = [p.name for p in sim.sites[2].collecting[:30]]
+    client = sim_client(sim)
+    try:
+        got = await client.points_series(names, START, START + 3_600_000, token="t")
+        per_point = await client.points_series(names[:1], START, START + 3_600_000, token="t")
+    finally:
+        await client.aclose()
+    assert sim.stats.by_route["get_timeseries"] == 1
+    assert sim.stats.by_route["point_timeseries"] == 1
+    assert set(got) == set(names) and all(10 <= len(s) <= 12 for s in got.values())
+    assert got[names[0]].v.tolist() == per_point[names[0]].v.tolist()
