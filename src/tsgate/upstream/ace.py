@@ -148,10 +148,10 @@ class AceClient:
         if len(unique) > 1 and end_ms - start_ms <= BATCH_SPAN_MS:
             # short spans of many points (a dashboard's new minutes): one POST per batch
             batches = [unique[i : i + BATCH_POINTS] for i in range(0, len(unique), BATCH_POINTS)]
-            parts = await asyncio.gather(
+            found = await asyncio.gather(
                 *(self._batch(b, start_ms, end_ms, token) for b in batches)
             )
-            return {name: part[name] for part in parts for name in part}
+            return {name: series for part in found for name, series in part.items()}
         windows = [
             (s, min(s + POINT_WINDOW_MS, end_ms)) for s in range(start_ms, end_ms, POINT_WINDOW_MS)
         ]
