@@ -140,9 +140,18 @@ async def test_a_year_downsampled_keeps_extremes_and_comes_from_rollups(
     requests = sim.stats.requests
     warm = await get(api, sim, names, **YEAR, max_points="2000")
     assert sim.stats.requests == requests
-    assert warm.headers["X-Cache-Status"] == "HIT" and warm.headers["X-Cache-Source"] == "ROLLUP"
+    # the same question again: the whole answer comes from the response cache
+    assert warm.headers["X-Cache-Status"] == "HIT" and warm.headers["X-Cache-Source"] == "MEMORY"
     body = warm.json()
     assert body == cold.json()
+    # another caller (its own response-cache scope) is answered from the rollups
+    other = await api.get(
+        "/api/timeseries",
+        params={"site": "elm_school", "points": ",".join(names), **YEAR, "max_points": "2000"},
+        headers={"Authorization": "Bearer another"},
+    )
+    assert other.headers["X-Cache-Status"] == "HIT" and other.headers["X-Cache-Source"] == "ROLLUP"
+    assert other.json() == body
     raw = await raw_of(api, sim, names, YEAR)
     for s in body["series"]:
         values = np.array([p[1] for p in s["data"]])
@@ -276,3 +285,25 @@ async def test_cold_queries_over_the_inline_budget_become_jobs(settings: Setting
         inline = await api.get("/api/timeseries", params=params, headers=AUTH)
         assert inline.status_code == 200 and inline.headers["X-Cache-Status"] == "HIT"
         assert result.json() == inline.json()
+
+
+async def test_response_cache_keeps_encodings_and_etags_apart(api: httpx.AsyncClient, sim: Simulator) -> None:
+    names = points(sim, 1)
+    first = await get(api, sim, names, **WEEK)
+    assert first.headers["X-Cache-Source"] == "ORIGIN"
+    again = await get(api, sim, names, **WEEK)
+    assert again.headers["X-Cache-Source"] == "MEMORY" and again.json() == first.json()
+    assert again.headers["ETag"] == first.headers["ETag"]
+    packed = await api.get(
+        "/api/timeseries",
+        params={"site": "elm_school", "points": names[0], **WEEK},
+        headers={**AUTH, "Accept": "application/x-msgpack"},
+    )
+    assert packed.headers["content-type"] == "application/x-msgpack"
+    assert msgspec.msgpack.decode(packed.content) == first.json()
+    not_modified = await api.get(
+        "/api/timeseries",
+        params={"site": "elm_school", "points": names[0], **WEEK},
+        headers={**AUTH, "If-None-Match": first.headers["ETag"]},
+    )
+    assert not_modified.status_code == 304

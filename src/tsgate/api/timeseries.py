@@ -21,9 +21,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tsgate.api import responses
 from tsgate.api.auth import token_of
 from tsgate.api.limits import check_points, check_range
-from tsgate.api.negotiation import compressed, encode_body, respond, wants_msgpack
+from tsgate.api.negotiation import (
+    choose_encoding,
+    compressed,
+    encode_body,
+    respond,
+    wants_msgpack,
+)
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.jobs.model import normalise
@@ -102,6 +109,16 @@ async def timeseries(request: Request) -> Response:
             "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
         )
     token = token_of(request, services.settings.upstream_token)
+    key = responses.ResponseKey(
+        services.access.scope(token),
+        q,
+        layout,
+        msgpack,
+        choose_encoding(request.headers.get("accept-encoding", "")),
+    )
+    hit = await responses.load(services.cache, key)
+    if hit is not None:
+        return _from_cache(request, hit, started)
     queued = await _too_large_for_inline(request, q, layout, token)
     if queued is not None:
         return queued
@@ -113,7 +130,39 @@ async def timeseries(request: Request) -> Response:
     headers = _headers(request, q, result, started, computed, etag)
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
-    return compressed(request, body, media_type, headers=headers)
+    response = compressed(request, body, media_type, headers=headers)
+    if result.stats.cache_status != "STALE":
+        kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+        entry = responses.CachedResponse(bytes(response.body), media_type, kept)
+        await responses.store(services.cache, key, entry, _response_ttl_s(request, q))
+    return response
+
+
+# headers that describe the answer itself, not how this request got it
+_KEPT_HEADERS = {"etag", "cache-control", "x-data-samples", "content-encoding", "vary"}
+
+
+def _from_cache(request: Request, hit: responses.CachedResponse, started: float) -> Response:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    headers = {
+        **hit.headers,
+        "X-Cache-Status": "HIT",
+        "X-Cache-Source": "MEMORY",
+        "X-Processing-Time": f"{elapsed_ms:.2f}",
+        "Server-Timing": f"cache;dur={elapsed_ms:.2f}",
+    }
+    if hit.headers.get("etag", "\0") in request.headers.get("if-none-match", ""):
+        headers.pop("content-encoding", None)
+        return Response(status_code=304, headers=headers)
+    return Response(hit.body, 200, headers=headers, media_type=hit.media_type)
+
+
+def _response_ttl_s(request: Request, q: ChartQuery) -> float:
+    services = services_of(request)
+    settings = services.settings
+    settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
+    # never longer than the token's access grant that the answer was served under
+    return min(settings.access_ttl_s, 3600.0 if settled else settings.open_ttl_s)
 
 
 def _headers(

@@ -1,0 +1,83 @@
+"""The response cache: hot chart answers kept whole, encoded and compressed.
+
+Keyed by the caller's scope (a salted token hash) and the normalised query, so one
+caller's answer never reaches another. An entry lives no longer than the token's access
+grant (``access_ttl_s``) and, for ranges still changing, no longer than ``open_ttl_s``.
+Failures of the cache backend never fail a request: the answer is computed instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+import msgspec
+
+from tsgate.cache.base import Cache
+from tsgate.errors import StorageError
+from tsgate.series.chart import ChartQuery
+
+PREFIX = "resp:"
+MAX_BYTES = 8 << 20  # larger answers are cheaper to recompute than to hold
+log = logging.getLogger("tsgate.responses")
+
+
+class CachedResponse(msgspec.Struct):
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResponseKey:
+    scope: str
+    query: ChartQuery
+    layout: str
+    msgpack: bool
+    encoding: str | None
+
+    def __str__(self) -> str:
+        q = self.query
+        text = "\x1f".join(
+            map(
+                str,
+                (
+                    self.scope,
+                    q.site,
+                    ",".join(q.points),
+                    q.start_ms,
+                    q.end_ms,
+                    q.interval,
+                    q.max_points,
+                    q.agg,
+                    self.layout,
+                    self.msgpack,
+                    self.encoding,
+                ),
+            )
+        )
+        return PREFIX + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+async def load(cache: Cache, key: ResponseKey) -> CachedResponse | None:
+    try:
+        raw = await cache.get(str(key))
+    except StorageError as exc:
+        log.warning("response cache unavailable: %s", exc)
+        return None
+    if raw is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(raw, type=CachedResponse)
+    except msgspec.DecodeError:
+        return None
+
+
+async def store(cache: Cache, key: ResponseKey, entry: CachedResponse, ttl_s: float) -> None:
+    if ttl_s <= 0 or len(entry.body) > MAX_BYTES:
+        return
+    try:
+        await cache.set(str(key), msgspec.msgpack.encode(entry), ttl_s=ttl_s)
+    except StorageError as exc:
+        log.warning("response cache unavailable: %s", exc)
