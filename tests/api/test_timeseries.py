@@ -95,10 +95,14 @@ async def test_columnar_msgpack_carries_binary_arrays(
     body = msgspec.msgpack.decode(r.content)
     for s in body["series"]:
         t = s["t0"] + np.cumsum(np.frombuffer(s["dt"], dtype="<i4").astype(np.int64))
-        v = np.frombuffer(s["v"], dtype="<f4")
+        if "vd" in s:  # exact decimals: int32 deltas of value × vs
+            v = np.cumsum(np.frombuffer(s["vd"], dtype="<i4").astype(np.int64)) / s["vs"]
+            assert v.tolist() == raw[s["name"]][1].tolist()
+        else:
+            v = np.frombuffer(s["v"], dtype="<f4")
+            assert np.allclose(v, raw[s["name"]][1], rtol=1e-6)
         assert s["n"] == len(t) == len(v)
         assert t.tolist() == raw[s["name"]][0].tolist()
-        assert np.allclose(v, raw[s["name"]][1], rtol=1e-6)
     # a binary column costs about 8 bytes a sample before compression, JSON ~30
     assert len(r.content) < 10 * sum(len(x[0]) for x in raw.values())
 
@@ -287,7 +291,9 @@ async def test_cold_queries_over_the_inline_budget_become_jobs(settings: Setting
         assert result.json() == inline.json()
 
 
-async def test_response_cache_keeps_encodings_and_etags_apart(api: httpx.AsyncClient, sim: Simulator) -> None:
+async def test_response_cache_keeps_encodings_and_etags_apart(
+    api: httpx.AsyncClient, sim: Simulator
+) -> None:
     names = points(sim, 1)
     first = await get(api, sim, names, **WEEK)
     assert first.headers["X-Cache-Source"] == "ORIGIN"

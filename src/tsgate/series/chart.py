@@ -171,5 +171,27 @@ def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
         out["t"] = s.t_ms.astype("<f8").tobytes()
     else:
         out["dt"] = deltas.astype("<i4").tobytes()
-    out["v"] = s.v.astype("<f4").tobytes()
+    scale = _decimal_scale(s.v)
+    if scale is None:
+        out["v"] = s.v.astype("<f4").tobytes()
+    else:
+        # exact decimals compress better as integer steps than as float32 bit patterns
+        scaled = np.rint(s.v * scale).astype(np.int64)
+        out["vs"] = scale
+        out["vd"] = np.diff(scaled, prepend=0).astype("<i4").tobytes()
     return out
+
+
+def _decimal_scale(v: np.ndarray[Any, Any]) -> int | None:
+    """The smallest 10**k (k ≤ 4) making every value an integer below 2**30, if any."""
+    if not v.size or not bool(np.all(np.isfinite(v))):
+        return None
+    for k in range(5):
+        scale: int = 10**k
+        scaled = v * scale
+        rounded = np.rint(scaled)
+        if float(np.max(np.abs(rounded))) >= 2**30:
+            return None
+        if bool(np.all(np.abs(scaled - rounded) <= 1e-9 * np.maximum(1.0, np.abs(scaled)))):
+            return scale
+    return None

@@ -21,7 +21,20 @@ function fromBinaryColumns(s) {
       t[i] = acc;
     }
   }
-  return { name: s.name, t, v: Float64Array.from(view(s.v, Float32Array)) };
+  return { name: s.name, t, v: valuesOf(s) };
+}
+
+function valuesOf(s) {
+  if (!(s.vd instanceof Uint8Array)) return Float64Array.from(view(s.v, Float32Array));
+  // exact decimals: int32 deltas of value × vs
+  const vd = view(s.vd, Int32Array);
+  const v = new Float64Array(vd.length);
+  let acc = 0;
+  for (let i = 0; i < vd.length; i++) {
+    acc += vd[i];
+    v[i] = acc / s.vs;
+  }
+  return v;
 }
 
 function fromJsonColumns(s) {
@@ -45,7 +58,7 @@ function fromPairs(s) {
 
 export function seriesOf(body) {
   return (body.series || []).map((s) => {
-    if (s.v instanceof Uint8Array) return fromBinaryColumns(s);
+    if (s.v instanceof Uint8Array || s.vd instanceof Uint8Array) return fromBinaryColumns(s);
     if (Array.isArray(s.t)) return fromJsonColumns(s);
     return fromPairs(s);
   });
