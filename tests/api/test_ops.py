@@ -5,15 +5,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
-import psycopg
 import pytest
 
 from tests.api.test_telemetry import with_cached_route
 from tests.asgi import FAST_POLICY, api_client, lifespan_app, sim_client
-from tests.conftest import service_url
+from tests.conftest import postgres_schema, service_url
 from tests.proxy import TcpProxy
 from tsgate.app import create_app
 from tsgate.settings import Settings
@@ -48,15 +47,8 @@ def through(url: str, proxy: TcpProxy) -> str:
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    base = service_url("postgres")
-    schema = f"tsgate_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}?options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema() as url:
+        yield url
 
 
 async def test_healthy_with_every_check_timed(api: httpx.AsyncClient) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
+from tsgate.api.bodies import json_object
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, NotFound
@@ -33,16 +33,9 @@ def _scope(request: Request) -> str:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadParameter("body", f"larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadParameter("body", f"not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadParameter("body", "must be a JSON object {name, config}")
-    return body
+    return await json_object(
+        request, max_bytes=MAX_BODY_BYTES, shape="a JSON object {name, config}"
+    )
 
 
 def _name(body: dict[str, Any]) -> str:
@@ -94,7 +87,7 @@ def _check_range(rng: Any) -> None:
 async def create(request: Request) -> Response:
     services = services_of(request)
     scope = _scope(request)
-    body = await _body(request)
+    body = await json_object(request, max_bytes=MAX_BODY_BYTES, shape="an object {name, config}")
     chart = await services.database.charts.create(
         scope, _name(body), _config(body, services.settings), services.reader.clock_ms()
     )

@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
+from tsgate.api.bodies import json_object
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, NotFound
@@ -50,19 +51,6 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     raise BadParameter(name, "must be an integer")
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadParameter("body", f"larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadParameter("body", f"not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise BadParameter("body", "must be a JSON object")
-    return body
-
-
 def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | None:
     value = body.get(name)
     if value is None:
@@ -75,7 +63,7 @@ def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | 
 async def submit(request: Request) -> Response:
     services = services_of(request)
     token = _token(request)
-    body = await _body(request)
+    body = await json_object(request, max_bytes=MAX_BODY_BYTES)
     points = body.get("points")
     if not isinstance(points, list) or not all(isinstance(p, str) for p in points):
         raise BadParameter("points", "must be a list of point names")
