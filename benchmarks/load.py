@@ -52,11 +52,15 @@ async def run(bench: Bench, report: Report, server_pid: int) -> None:
     name = bench.pick(1)[0]
     start_ms, end_ms = bench.window(1)
     query = urlencode(chart_params([name], start_ms, end_ms))
-    label = f"(e) cached 1 pt × 1 d, {plan.load_connections} connections"
     cache = await _warm(bench, query)
-    outcome = await _load(bench, query, server_pid, cache)
-    report.add(rows(label, outcome, plan.load_requests, plan.load_time_limit_s))
-    report.notes.append(_note(outcome, plan.load_connections))
+    for tag, connections, budget in (
+        ("(e)", plan.load_connections, plan.load_requests),
+        ("(f)", plan.stress_connections, plan.stress_requests),
+    ):
+        label = f"{tag} cached 1 pt × 1 d, {connections:,} connections"
+        outcome = await _load(bench, query, server_pid, cache, connections, budget)
+        report.add(rows(label, outcome, budget, plan.load_time_limit_s))
+        report.notes.append(_note(outcome, connections))
 
 
 async def _warm(bench: Bench, query: str) -> str:
@@ -69,7 +73,9 @@ async def _warm(bench: Bench, query: str) -> str:
     return got.header("X-Cache-Status")
 
 
-async def _load(bench: Bench, query: str, server_pid: int, cache: str) -> Outcome:
+async def _load(
+    bench: Bench, query: str, server_pid: int, cache: str, connections: int, budget: int
+) -> Outcome:
     plan = bench.plan
     split = urlsplit(bench.gateway_url)
     host, port = split.hostname or "127.0.0.1", split.port or 80
@@ -77,13 +83,11 @@ async def _load(bench: Bench, query: str, server_pid: int, cache: str) -> Outcom
         f"GET /api/timeseries?{query} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Accept: application/json\r\nConnection: keep-alive\r\n\r\n"
     ).encode()
-    tally = Tally(plan.load_requests)
+    tally = Tally(budget)
     cpu0, client0 = cpu_seconds(server_pid), time.process_time()
     started = time.perf_counter()
     deadline = started + plan.load_time_limit_s
-    workers = [
-        _connection(host, port, request, tally, deadline) for _ in range(plan.load_connections)
-    ]
+    workers = [_connection(host, port, request, tally, deadline) for _ in range(connections)]
     await asyncio.wait_for(asyncio.gather(*workers), plan.load_time_limit_s + 10)
     elapsed_s = time.perf_counter() - started
     cpu1 = cpu_seconds(server_pid)
@@ -165,7 +169,7 @@ def _note(o: Outcome, connections: int) -> str:
         else "unknown"
     )
     return (
-        f"(e) {connections} keep-alive connections from one asyncio process (a minimal "
+        f"(e/f) {connections:,} keep-alive connections from one asyncio process (a minimal "
         "HTTP/1.1 client, not httpx, whose own CPU cost would be the limit) on the same "
         f"cores as the server: the client used {share:.0f} % of a core, the server process "
         f"{server} (100 % = one core; tsgate serves from one process). The query is the "

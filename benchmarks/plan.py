@@ -29,6 +29,9 @@ class Plan:
     load_requests: int = 5000
     load_connections: int = 100
     load_time_limit_s: float = 30.0
+    # (f) the same under 1,000 concurrent connections: no errors, tail latency
+    stress_requests: int = 10000
+    stress_connections: int = 1000
     # the window ends this many whole days before today (UTC): settled, sealed history
     end_days_ago: int = 3
 
@@ -47,4 +50,5 @@ QUICK = Plan(
     wire_timeout_s=30.0,
     load_requests=1000,
     load_time_limit_s=10.0,
+    stress_requests=2000,
 )
