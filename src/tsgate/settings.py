@@ -37,6 +37,8 @@ class Settings:
     upstream_backoff_s: float = 0.5
     upstream_backoff_cap_s: float = 10.0
     upstream_page_size: int = 50000
+    breaker_failures: int = 5  # consecutive failed upstream calls that open the circuit
+    breaker_reset_s: float = 30.0  # how long the circuit stays open before a trial call
     # cache policy
     settle_s: float = 7200.0
     open_ttl_s: float = 60.0
