@@ -62,6 +62,8 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_points_per_request: int = 500
     max_range_days: int = 1100
+    # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
+    admin_key: str | None = field(default=None, repr=False)
     # operations
     health_timeout_s: float = 3.0
     stats_flush_s: float = 2.0
