@@ -17,14 +17,18 @@ from starlette.types import Receive, Scope, Send
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient, ClientPolicy
+from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import Simulator
 
 FAST_POLICY = ClientPolicy(timeout_s=5.0, retries=2, backoff_s=0.001, backoff_cap_s=0.01)
 
 
-def sim_client(sim: Simulator, policy: ClientPolicy = FAST_POLICY) -> AceClient:
+def sim_client(
+    sim: Simulator, policy: ClientPolicy = FAST_POLICY, *, breaker: CircuitBreaker | None = None
+) -> AceClient:
     """The real ACE client talking to ``sim`` in-process."""
-    return AceClient("http://simulator/api", policy, transport=httpx.ASGITransport(app=sim))
+    transport = httpx.ASGITransport(app=sim)
+    return AceClient("http://simulator/api", policy, transport=transport, breaker=breaker)
 
 
 @contextlib.asynccontextmanager
@@ -46,9 +50,11 @@ async def api_client(
     policy: ClientPolicy = FAST_POLICY,
     *,
     clock_ms: Callable[[], int] | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client on tsgate, whose upstream is ``sim`` through the real ACE client."""
-    app = create_app(settings, upstream=sim_client(sim, policy), clock_ms=clock_ms)
+    upstream = sim_client(sim, policy, breaker=breaker)
+    app = create_app(settings, upstream=upstream, clock_ms=clock_ms)
     async with lifespan_app(app) as asgi:
         transport = httpx.ASGITransport(app=asgi)
         async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as client:

@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -56,6 +56,7 @@ def create_app(
     # the ACE drop-in routes end with a catch-all passthrough: they go last
     routes: list[BaseRoute] = [
         *ops.routes(),
+        *admin.routes(),
         *metrics.routes(meters),
         *timeseries.routes(),
         *points.routes(),

@@ -12,6 +12,7 @@
     │   └── RateLimited           too many requests (carries retry_after_s)
     ├── UpstreamError             the ACE API failed us (5xx towards the caller)
     │   ├── UpstreamUnavailable   connection refused, 5xx after retries, truncated bodies
+    │   │   └── UpstreamCircuitOpen   failing fast: upstream failed too often (retry_after_s)
     │   └── UpstreamTimeout       no answer in time
     └── StorageError              an object store, database, cache or queue backend failed
 
@@ -91,6 +92,14 @@ class UpstreamError(TsgateError):
 
 class UpstreamUnavailable(UpstreamError):
     """Upstream refused, failed with 5xx/429 after retries, or sent a broken body."""
+
+
+class UpstreamCircuitOpen(UpstreamUnavailable):
+    """Upstream failed too often lately: calls fail fast until ``retry_after_s`` passes."""
+
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class UpstreamTimeout(UpstreamError):

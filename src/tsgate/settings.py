@@ -37,6 +37,8 @@ class Settings:
     upstream_backoff_s: float = 0.5
     upstream_backoff_cap_s: float = 10.0
     upstream_page_size: int = 50000
+    breaker_failures: int = 5  # consecutive failed upstream calls that open the circuit
+    breaker_reset_s: float = 30.0  # how long the circuit stays open before a trial call
     # cache policy
     settle_s: float = 7200.0
     open_ttl_s: float = 60.0
@@ -60,6 +62,8 @@ class Settings:
     max_body_bytes: int = 1 << 20
     max_points_per_request: int = 500
     max_range_days: int = 1100
+    # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
+    admin_key: str | None = field(default=None, repr=False)
     # operations
     health_timeout_s: float = 3.0
     stats_flush_s: float = 2.0

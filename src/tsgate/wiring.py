@@ -100,15 +100,17 @@ async def open_services(
         stack.push_async_callback(database.aclose)
         objects = open_object_store(settings.objects_url)
         stack.push_async_callback(objects.aclose)
+        cache = open_cache(settings.cache_url)
+        stack.push_async_callback(cache.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
         access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
-        reader = SeriesReader(up, store, access, cache_policy(settings), clock_ms=clock_ms)
+        reader = SeriesReader(
+            up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
+        )
         catalog = PointCatalog(
             up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
         )
         stack.push_async_callback(reader.aclose)
-        cache = open_cache(settings.cache_url)
-        stack.push_async_callback(cache.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
         stack.push_async_callback(recorder.aclose)

@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from tests.asgi import FAST_POLICY, sim_client
-from tsgate.errors import Forbidden, NotFound, Unauthorized, UpstreamTimeout, UpstreamUnavailable
+from tsgate.errors import (
+    Forbidden,
+    NotFound,
+    Unauthorized,
+    UpstreamCircuitOpen,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from tsgate.upstream.ace import AceClient, ClientPolicy
+from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import create_simulator
 from tsgate.upstream.wire import parse_time
 
@@ -204,3 +212,42 @@ async def test_short_spans_of_many_points_are_one_post() -> None:
     assert sim.stats.by_route["point_timeseries"] == 1
     assert set(got) == set(names) and all(10 <= len(s) <= 12 for s in got.values())
     assert got[names[0]].v.tolist() == per_point[names[0]].v.tolist()
+
+
+async def test_circuit_opens_on_failures_and_recovers_with_the_simulator() -> None:
+    now = [0.0]
+    sim = create_simulator()
+    name = sim.sites[2].collecting[0].name
+    breaker = CircuitBreaker(2, 30.0, clock=lambda: now[0])
+    client = sim_client(sim, ClientPolicy(retries=1, backoff_s=0.001), breaker=breaker)
+    sim.faults.fail_next = {"500": 100}
+    try:
+        for _ in range(2):
+            with pytest.raises(UpstreamUnavailable, match="HTTP 500"):
+                await client.points_series([name], START, END, token="t")
+        assert breaker.state == "open" and sim.stats.requests == 4  # 2 calls × 2 attempts
+        with pytest.raises(UpstreamCircuitOpen) as refused:
+            await client.get_json("/sites", token="t")
+        assert sim.stats.requests == 4 and refused.value.retry_after_s == pytest.approx(30.0)
+        sim.faults.fail_next = {}
+        now[0] += 30.0
+        got = await client.points_series([name], START, END, token="t")
+    finally:
+        await client.aclose()
+    assert len(got[name]) > 250 and breaker.state == "closed"
+
+
+async def test_passed_through_5xx_count_as_failures_but_reach_the_caller() -> None:
+    client = AceClient(
+        "http://up/api",
+        FAST_POLICY,
+        transport=httpx.MockTransport(lambda request: httpx.Response(502, text="bad gateway")),
+        breaker=CircuitBreaker(2, 30.0),
+    )
+    try:
+        answers = [await client.forward("GET", "/anything", token="t") for _ in range(2)]
+        with pytest.raises(UpstreamCircuitOpen):
+            await client.forward("GET", "/anything", token="t")
+    finally:
+        await client.aclose()
+    assert [a.status for a in answers] == [502, 502]

@@ -152,6 +152,17 @@ async def test_retries_back_off_then_die_and_retry_from_dead_works(env: Env) -> 
     assert (await env.job(job.id)).state is JobState.COMPLETED
 
 
+async def test_a_job_never_completes_from_a_stale_cache(env: Env) -> None:
+    # day 1 is cached; with upstream failing a chart would be served STALE, a job waits
+    await env.services.reader.read("elm_school", env.names(2), OCT1, OCT1 + MS_PER_DAY, token="t")
+    env.sim.faults.error_rate = 1.0
+    job = await env.submit(2, 2)
+    assert await env.services.worker.run_once()
+    failed = await env.job(job.id)
+    assert failed.state is JobState.FAILED and failed.result_key is None
+    assert failed.error is not None and "only part of the range" in failed.error
+
+
 async def test_a_bad_request_goes_straight_to_dead(env: Env) -> None:
     async def refuse(ctx: JobContext) -> JobResult:
         raise BadParameter("points", "no such point")

@@ -14,6 +14,7 @@ from tsgate.errors import UpstreamUnavailable
 from tsgate.series import rollups
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.settings import Settings
+from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.upstream.wire import parse_time
 from tsgate.wiring import Services, open_services
@@ -45,7 +46,8 @@ class Env:
 async def env(settings: Settings) -> AsyncIterator[Env]:
     clock = Clock(NOW)
     sim = create_simulator(seed=3, now_ms=clock)
-    async with open_services(settings, upstream=sim_client(sim), clock_ms=clock) as services:
+    upstream = sim_client(sim, breaker=CircuitBreaker(5, 30.0, clock=lambda: clock.ms / 1000))
+    async with open_services(settings, upstream=upstream, clock_ms=clock) as services:
         yield Env(sim, services, clock)
 
 
@@ -130,7 +132,10 @@ async def test_failed_fetch_stores_nothing_and_is_a_clear_error(env: Env) -> Non
     counts = await env.services.database.chunks.counts()
     assert counts["chunks"] == 0
     assert [o async for o in env.services.objects.list("")] == []
+    # most windows failed: the circuit opened, so the next read waits out its reset time
+    assert env.services.upstream.breaker.state == "open"
     env.sim.faults.fail_after = None
+    env.clock.ms += 30_000
     got, _ = await read(env, names, OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY)
     assert all(len(s) > 90 * 280 for s in got.values())
 

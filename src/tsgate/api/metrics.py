@@ -32,12 +32,18 @@ class _Snapshot(Collector):
     def __init__(self) -> None:
         self.upstream: dict[str, int] = {}
         self.store: dict[str, int] = {}
+        self.circuit_open = 0
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for name, value in self.upstream.items():
             family = CounterMetricFamily(f"tsgate_upstream_{name}", f"upstream {name}, total")
             family.add_metric([], value)
             yield family
+        circuit = GaugeMetricFamily(
+            "tsgate_upstream_circuit_open", "1 while upstream calls fail fast (breaker open)"
+        )
+        circuit.add_metric([], self.circuit_open)
+        yield circuit
         for name, value in self.store.items():
             gauge = GaugeMetricFamily(f"tsgate_store_{name}", f"chunk store {name}")
             gauge.add_metric([], value)
@@ -98,7 +104,9 @@ class Metrics:
             "retries": counters.retries,
             "samples": counters.samples,
             "bytes": counters.bytes,
+            "circuit_opens": services.upstream.breaker.opens,
         }
+        self._snapshot.circuit_open = int(services.upstream.breaker.state != "closed")
         try:
             counts = await services.database.chunks.counts()
             database_bytes = await services.database.size_bytes()

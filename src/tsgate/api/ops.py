@@ -1,8 +1,9 @@
 """Operational endpoints: deep health checks and usage statistics.
 
 ``GET /api/health`` probes every seam with a deadline: database or objects down →
-``unhealthy`` (503); cache or upstream down, or a maintenance alert → ``degraded``
-(200). It needs no token and is never rate limited, for load balancers.
+``unhealthy`` (503); cache or upstream down (its circuit breaker open included), or a
+maintenance alert → ``degraded`` (200). It needs no token and is never rate limited,
+for load balancers.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ async def _objects_probe(services: Services) -> None:
 
 
 async def _upstream_probe(services: Services) -> None:
+    # an open circuit answers for upstream: probing it would only add to its load
+    services.upstream.breaker.check()
     token = services.settings.upstream_token or "health-check"
     await services.upstream.get_json("/sites", token=token, params={"page": 1, "per_page": 1})
 
@@ -77,6 +80,7 @@ async def health(request: Request) -> Response:
     }
     results = await asyncio.gather(*(_check(p, timeout_s) for p in probes.values()))
     checks = dict(zip(probes, results, strict=True))
+    checks["upstream"]["circuit"] = services.upstream.breaker.state
     alerts = services.alerts.current()
     status = overall(checks, alerts)
     body = {"status": status, "version": __version__, "checks": checks, "alerts": alerts}
@@ -127,6 +131,8 @@ async def stats(request: Request) -> Response:
             "retries": counters.retries,
             "samples": counters.samples,
             "bytes": counters.bytes,
+            "circuit": services.upstream.breaker.state,
+            "circuit_opens": services.upstream.breaker.opens,
         },
         "store": {**await database.chunks.counts(), "database_bytes": await database.size_bytes()},
         "jobs": await jobs_by_state(database.sql),

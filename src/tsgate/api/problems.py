@@ -25,6 +25,7 @@ STATUS: tuple[tuple[type[errors.TsgateError], int, str], ...] = (
     (errors.TooLarge, 413, "Request too large"),
     (errors.RateLimited, 429, "Too many requests"),
     (errors.RequestError, 400, "Bad request"),
+    (errors.UpstreamCircuitOpen, 503, "Upstream unavailable"),
     (errors.UpstreamTimeout, 504, "Upstream timeout"),
     (errors.UpstreamError, 502, "Upstream failure"),
     (errors.StorageError, 503, "Storage unavailable"),

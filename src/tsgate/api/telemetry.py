@@ -3,7 +3,8 @@
 Each request gets an ``X-Request-ID`` (a sane incoming one is kept), one JSON log line
 when it finishes (method, path without query, status, duration, bytes, cache status —
 never headers, queries or tokens), Prometheus metrics, and, under ``/api/``, a row of
-request statistics buffered for the database.
+request statistics buffered for the database. STALE answers are made uncacheable here,
+for every route at once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ class _Exchange:
     headers: Headers = field(default_factory=Headers)
 
 
+def _uncacheable_if_stale(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A STALE answer (upstream down, cache only) is a stopgap, whatever range it covers:
+    no browser or proxy may keep it, or it would outlive the outage."""
+    if (b"x-cache-status", b"STALE") not in headers:
+        return headers
+    return [(k, v) for k, v in headers if k != b"cache-control"] + [(b"cache-control", b"no-store")]
+
+
 class TelemetryMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -56,7 +65,7 @@ class TelemetryMiddleware:
         async def send_tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
-                    *message.get("headers", []),
+                    *_uncacheable_if_stale(message.get("headers", [])),
                     (b"x-request-id", exchange.request_id.encode()),
                 ]
                 exchange.status = message["status"]

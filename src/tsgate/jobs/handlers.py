@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
 from tsgate.jobs.model import JobRequest, slices
 from tsgate.jobs.runner import Handler, JobContext, JobResult
@@ -29,6 +30,13 @@ def metadata(request: JobRequest, samples: int) -> dict[str, Any]:
     }
 
 
+def _complete(stats: ReadStats) -> None:
+    """A job's result is kept and reused: never complete it from a partial (stale) cache;
+    failing lets the job retry once upstream is back."""
+    if stats.stale:
+        raise UpstreamUnavailable("upstream failed and the cache holds only part of the range")
+
+
 def _iso(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -38,9 +46,10 @@ async def _read_slices(ctx: JobContext) -> Any:
     req = ctx.request
     spans = list(slices(req.start_ms, req.end_ms, points=len(req.points)))
     for i, (start_ms, end_ms) in enumerate(spans, 1):
-        found, _stats = await ctx.reader.read(
+        found, stats = await ctx.reader.read(
             req.site, req.points, start_ms, end_ms, token=ctx.token
         )
+        _complete(stats)
         yield found
         await ctx.step(i, len(spans), sum(len(s) for s in found.values()))
 
@@ -66,6 +75,7 @@ async def run_query(ctx: JobContext) -> JobResult:
         await ctx.reader.ensure(
             req.site, req.points, start_ms, end_ms, token=ctx.token, stats=stats
         )
+        _complete(stats)
         await ctx.step(i, len(spans), stats.fetched_samples)
     query = ChartQuery(
         req.site,
@@ -77,6 +87,7 @@ async def run_query(ctx: JobContext) -> JobResult:
         req.agg or "avg",
     )
     result = await run_chart(ctx.reader, query, token=ctx.token)
+    _complete(result.stats)
     data = msgspec.json.encode(chart_body(query, result, req.layout or "series", msgpack=False))
     key = ctx.result_key("json")
     await ctx.objects.put(key, data)

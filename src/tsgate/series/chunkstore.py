@@ -37,8 +37,13 @@ def _digest(*parts: str) -> str:
 
 def object_key(site: str, point: str, start_ms: int, end_ms: int) -> str:
     """Keys come from hashes, never from raw names (no path tricks, bounded length)."""
+    return f"{object_prefix(site, point)}{start_ms}-{end_ms}.tsgc"
+
+
+def object_prefix(site: str, point: str | None = None) -> str:
+    """Where the objects of a site's point (``None``: of every point of the site) live."""
     site_h = _digest(site)
-    return f"raw/{site_h[:2]}/{site_h}/{_digest(site, point)}/{start_ms}-{end_ms}.tsgc"
+    return f"raw/{site_h[:2]}/{site_h}/" + (f"{_digest(site, point)}/" if point else "")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,12 @@ class _LRU(Generic[K, V]):
         if found is not None:
             self._items.move_to_end(key)
         return found
+
+    def drop_where(self, doomed: Callable[[K], bool]) -> int:
+        keys = [k for k in self._items if doomed(k)]
+        for key in keys:
+            self.bytes -= self._size_of(self._items.pop(key))
+        return len(keys)
 
     def put(self, key: K, value: V) -> None:
         size = self._size_of(value)
@@ -105,6 +116,17 @@ class ChunkStore:
             memory_bytes // 2, _buckets_bytes
         )
         self._gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
+
+    def forget(self, site: str, points: Sequence[str] | None = None) -> int:
+        """Drop this process's decoded chunks and rollups of ``points`` (``None``: every
+        point) of ``site``; return how many entries went. Other processes need no call:
+        their entries are keyed by fetch/update time, which a refetch always moves."""
+        prefixes = tuple(object_prefix(site, p) for p in (points if points is not None else [None]))
+        wanted = None if points is None else set(points)
+        dropped = self.memory.drop_where(lambda key: key[0].startswith(prefixes))
+        return dropped + self.decoded_rollups.drop_where(
+            lambda key: key[0] == site and (wanted is None or key[1] in wanted)
+        )
 
     # ---- reading ----------------------------------------------------------------------
 

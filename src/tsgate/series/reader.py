@@ -4,33 +4,42 @@
   fetched go upstream (delta caching: a sliding 24 h refresh fetches just the new minutes).
 - Sealed chunks (their period ended more than ``settle_ms`` ago) are never refetched; an
   open day is refetched after ``open_ttl_ms``, and only after its last cached sample.
-- Fetches of the same point are single-flight within the process: concurrent readers wait
-  for the one fetch and then read what it stored.
+- Fetches of the same point are single-flight, within the process and across processes
+  sharing a cache (``series/singleflight.py``): concurrent readers wait for the one fetch
+  and then read what it stored.
 - Few points are read per point in parallel; many points of one site use the site's
   paginated stream, whose pages feed the chunks of every point they carry.
-- Nothing is stored from a failed fetch: the error propagates and no chunk is written.
+- Nothing is stored from a failed fetch. When upstream fails (or its circuit is open)
+  and some of the range is cached, the cached part is served marked ``STALE``; with
+  nothing cached the error propagates. Access is still checked first: only a token
+  whose grant is cached is served while upstream is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from tsgate.errors import UpstreamError
 from tsgate.series import extents
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
 from tsgate.series.model import MS_PER_DAY, Series, concat
+from tsgate.series.singleflight import FetchLocks
 from tsgate.upstream.ace import POINT_WINDOW_MS
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
+    from tsgate.cache.base import Cache
     from tsgate.database.chunks import ChunkRow
     from tsgate.series.rollups import Buckets
+
+log = logging.getLogger("tsgate.reader")
 
 Range = tuple[int, int]
 SAMPLE_MS = 300_000  # points report about every 5 minutes
@@ -43,6 +52,7 @@ class CachePolicy:
     site_stream_min_points: int = 40  # from this many points, read the site's stream
     site_page_size: int = 50000
     upstream_concurrency: int = 8
+    fetch_lock_ttl_s: float = 120.0  # a shared fetch lock lapses after this (crashed holder)
 
 
 @dataclass
@@ -55,9 +65,12 @@ class ReadStats:
     needed_ms: int = 0  # point-milliseconds asked for
     fetched_ms: int = 0  # point-milliseconds that had to come from upstream
     sources: set[str] = field(default_factory=set)
+    stale: bool = False  # upstream failed: only what was cached is served
 
     @property
     def cache_status(self) -> str:
+        if self.stale:
+            return "STALE"
         if self.fetched_ms == 0:
             return "HIT"
         return "MISS" if self.fetched_ms >= self.needed_ms else "PARTIAL"
@@ -78,6 +91,7 @@ class SeriesReader:
         access: AccessCheck,
         policy: CachePolicy | None = None,
         *,
+        cache: Cache | None = None,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.upstream = upstream
@@ -85,7 +99,8 @@ class SeriesReader:
         self.access = access
         self.policy = policy or CachePolicy()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        self._locks: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, users]
+        # without a cache (tests, tools) fetches are single-flight within this process only
+        self.locks = FetchLocks(cache, ttl_s=self.policy.fetch_lock_ttl_s)
 
     async def aclose(self) -> None:
         return None
@@ -162,19 +177,43 @@ class SeriesReader:
         if not plan:
             stats.upstream_requests = self.upstream.counters.requests - before
             return rows
-        async with self._point_locks(site, sorted(plan)):
+        async with self.locks.hold(site, sorted(plan)):
             # another reader may have fetched while we waited: plan again under the locks
             rows = await self.store.rows(site, names, start_ms, end_ms)
             now = self.clock_ms()
             plan = self._plan(names, rows, start_ms, end_ms, now)
             if plan:
-                written = await self._fetch_and_store(site, plan, rows, token=token, now_ms=now)
-                stats.fetched_ms = sum(e - s for spans in plan.values() for s, e in spans)
-                stats.fetched_samples = sum(len(p.series) for p in written)
-                stats.sources.add("ORIGIN")
-                rows = await self.store.rows(site, names, start_ms, end_ms)
+                rows = await self._fetch_or_stale(
+                    site, names, plan, rows, (start_ms, end_ms), now, token, stats
+                )
         stats.upstream_requests = self.upstream.counters.requests - before
         return rows
+
+    async def _fetch_or_stale(
+        self,
+        site: str,
+        names: Sequence[str],
+        plan: dict[str, list[Range]],
+        rows: list[ChunkRow],
+        span: Range,
+        now_ms: int,
+        token: str,
+        stats: ReadStats,
+    ) -> list[ChunkRow]:
+        """Fetch ``plan`` and return the fresh rows; on an upstream failure, the cached
+        ``rows`` when there are any (a partial picture beats none while upstream is down)."""
+        try:
+            written = await self._fetch_and_store(site, plan, rows, token=token, now_ms=now_ms)
+        except UpstreamError as exc:
+            if not rows:
+                raise
+            log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
+            stats.stale = True
+            return rows
+        stats.fetched_ms = sum(e - s for spans in plan.values() for s, e in spans)
+        stats.fetched_samples = sum(len(p.series) for p in written)
+        stats.sources.add("ORIGIN")
+        return await self.store.rows(site, names, *span)
 
     # ---- planning -----------------------------------------------------------------------
 
@@ -339,27 +378,6 @@ class SeriesReader:
             for name in set(parts) | {n for n, s in plan.items() if _overlaps(s, span)}:
                 out[name].append((span, concat(name, parts.get(name, ())).crop(*span)))
         return out
-
-    @asynccontextmanager
-    async def _point_locks(self, site: str, names: Sequence[str]) -> AsyncIterator[None]:
-        keys = [(site, n) for n in names]
-        for key in keys:
-            entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
-            entry[1] += 1  # holders and waiters; the lock is dropped when none is left
-        acquired: list[asyncio.Lock] = []
-        try:
-            for key in keys:  # sorted order: no two readers can deadlock
-                lock = self._locks[key][0]
-                await lock.acquire()
-                acquired.append(lock)
-            yield
-        finally:
-            for lock in acquired:
-                lock.release()
-            for key in keys:
-                self._locks[key][1] -= 1
-                if self._locks[key][1] == 0:
-                    del self._locks[key]
 
 
 def _overlaps(spans: Sequence[Range], span: Range) -> bool:

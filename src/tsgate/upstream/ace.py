@@ -2,7 +2,9 @@
 
 Retries use exponential backoff with full jitter on 429 (honouring ``Retry-After``),
 5xx, connection errors, timeouts and broken bodies. Anything else is translated into
-``tsgate.errors`` at once. A short or broken answer is never returned as data.
+``tsgate.errors`` at once. A short or broken answer is never returned as data. Every
+call (retries included) goes through one circuit breaker (``upstream/breaker.py``), so
+an upstream that keeps failing is not asked again until its reset time has passed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from tsgate.errors import (
 from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.settings import Settings
 from tsgate.upstream.base import Forwarded, UpstreamCounters
+from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
 
 T = TypeVar("T")
@@ -48,6 +51,8 @@ class ClientPolicy:
     backoff_s: float = 0.5
     backoff_cap_s: float = 10.0
     page_size: int = 50000
+    breaker_failures: int = 5  # consecutive failed calls that open the circuit; 0: never
+    breaker_reset_s: float = 30.0  # how long it stays open before one trial call
 
     @classmethod
     def from_settings(cls, s: Settings) -> ClientPolicy:
@@ -58,6 +63,8 @@ class ClientPolicy:
             backoff_s=s.upstream_backoff_s,
             backoff_cap_s=s.upstream_backoff_cap_s,
             page_size=s.upstream_page_size,
+            breaker_failures=s.breaker_failures,
+            breaker_reset_s=s.breaker_reset_s,
         )
 
     def delay_s(self, attempt: int, rand: float) -> float:
@@ -76,6 +83,12 @@ class _Retryable(Exception):
         self.timeout = timeout
 
 
+class _ServerFailed(UpstreamUnavailable):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"upstream answered HTTP {response.status_code}")
+        self.response = response
+
+
 class AceClient:
     """An async client of one ACE API base URL (``…/api``)."""
 
@@ -87,8 +100,12 @@ class AceClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.policy = policy or ClientPolicy()
+        self.breaker = breaker or CircuitBreaker(
+            self.policy.breaker_failures, self.policy.breaker_reset_s
+        )
         self.base_url = base_url.rstrip("/")
         self.counters = UpstreamCounters()
         self._http = httpx.AsyncClient(
@@ -176,17 +193,30 @@ class AceClient:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        self.counters.requests += 1
+
+        async def send() -> httpx.Response:
+            self.counters.requests += 1
+            try:
+                async with self._gate:
+                    resp = await self._http.request(
+                        method, url, content=body or None, headers=headers
+                    )
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(
+                    f"upstream {method} {path}: no answer in {self.policy.timeout_s:g} s"
+                ) from exc
+            except httpx.TransportError as exc:
+                detail = f"upstream {method} {path}: {type(exc).__name__}"
+                raise UpstreamUnavailable(detail) from exc
+            self.counters.bytes += len(resp.content)
+            if resp.status_code >= 500:
+                raise _ServerFailed(resp)  # a failure to the breaker, passed through as is
+            return resp
+
         try:
-            async with self._gate:
-                resp = await self._http.request(method, url, content=body or None, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout(
-                f"upstream {method} {path}: no answer in {self.policy.timeout_s:g} s"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise UpstreamUnavailable(f"upstream {method} {path}: {type(exc).__name__}") from exc
-        self.counters.bytes += len(resp.content)
+            resp = await self.breaker.call(send)
+        except _ServerFailed as failed:
+            resp = failed.response
         keep = {
             k: v
             for k, v in resp.headers.items()
@@ -238,6 +268,20 @@ class AceClient:
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
         no_data: T | None = None,
+    ) -> T:
+        return await self.breaker.call(
+            lambda: self._retrying(method, path, token, parse, params, json, no_data)
+        )
+
+    async def _retrying(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        parse: Callable[[bytes], T],
+        params: Mapping[str, str | int] | None,
+        json: Any,
+        no_data: T | None,
     ) -> T:
         last: _Retryable | None = None
         for attempt in range(self.policy.retries + 1):

@@ -1,8 +1,8 @@
 """The upstream seam: what tsgate needs from an ACE API.
 
 Adapters raise only ``tsgate.errors`` (``Unauthorized``, ``Forbidden``, ``NotFound``,
-``BadParameter``, ``UpstreamUnavailable``, ``UpstreamTimeout``); a short or broken
-answer is an error, never a silently short result.
+``BadParameter``, ``UpstreamUnavailable`` (``UpstreamCircuitOpen`` when failing fast),
+``UpstreamTimeout``); a short or broken answer is an error, never a silently short result.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tsgate.series.model import Series
+from tsgate.upstream.breaker import CircuitBreaker
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class UpstreamCounters:
 
 class Upstream(Protocol):
     counters: UpstreamCounters
+    breaker: CircuitBreaker  # open: calls fail fast with UpstreamCircuitOpen
 
     async def get_json(
         self, path: str, *, token: str, params: Mapping[str, str | int] | None = None
