@@ -172,11 +172,12 @@ def _headers(
     elapsed_ms = (time.perf_counter() - started) * 1000
     settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
     # responses depend on the caller's token: private, but settled history never changes
-    cache_control = (
-        "private, max-age=31536000, immutable"
-        if settled
-        else f"private, max-age={max(1, services.reader.policy.open_ttl_ms // 1000)}"
-    )
+    if result.stats.cache_status == "STALE":
+        cache_control = "no-store"  # served while upstream is down: not the real answer
+    elif settled:
+        cache_control = "private, max-age=31536000, immutable"
+    else:
+        cache_control = f"private, max-age={max(1, services.reader.policy.open_ttl_ms // 1000)}"
     return {
         "X-Cache-Status": result.stats.cache_status,
         "X-Cache-Source": result.stats.cache_source,
