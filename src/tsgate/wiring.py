@@ -30,7 +30,8 @@ from tsgate.recorder import StatsRecorder
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
-from tsgate.series.reader import CachePolicy, SeriesReader
+from tsgate.series.planning import CachePolicy
+from tsgate.series.reader import SeriesReader
 from tsgate.settings import Settings
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream

@@ -17,21 +17,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tsgate.errors import UpstreamError
-from tsgate.series import extents
+from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
-from tsgate.series.model import MS_PER_DAY, Series, concat
+from tsgate.series.model import Series
+from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range, plan_fetches
 from tsgate.series.singleflight import FetchLocks
-from tsgate.upstream.ace import POINT_WINDOW_MS
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
@@ -40,19 +39,6 @@ if TYPE_CHECKING:
     from tsgate.series.rollups import Buckets
 
 log = logging.getLogger("tsgate.reader")
-
-Range = tuple[int, int]
-SAMPLE_MS = 300_000  # points report about every 5 minutes
-
-
-@dataclass(frozen=True)
-class CachePolicy:
-    settle_ms: int = 2 * 3_600_000
-    open_ttl_ms: int = 60_000
-    site_stream_min_points: int = 40  # from this many points, read the site's stream
-    site_page_size: int = 50000
-    upstream_concurrency: int = 8
-    fetch_lock_ttl_s: float = 120.0  # a shared fetch lock lapses after this (crashed holder)
 
 
 @dataclass
@@ -143,7 +129,7 @@ class SeriesReader:
         if end_ms <= start_ms:
             return 0
         rows = await self.store.rows(site, names, start_ms, end_ms)
-        plan = self._plan(names, rows, start_ms, end_ms, now)
+        plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
         return sum(e - s for spans in plan.values() for s, e in spans) // SAMPLE_MS
 
     async def _check_access(self, site: str, names: Sequence[str], token: str) -> None:
@@ -172,7 +158,7 @@ class SeriesReader:
         await self._check_access(site, names, token)
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
-        plan = self._plan(names, rows, start_ms, end_ms, now)
+        plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             stats.upstream_requests = self.upstream.counters.requests - before
@@ -181,7 +167,7 @@ class SeriesReader:
             # another reader may have fetched while we waited: plan again under the locks
             rows = await self.store.rows(site, names, start_ms, end_ms)
             now = self.clock_ms()
-            plan = self._plan(names, rows, start_ms, end_ms, now)
+            plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
             if plan:
                 rows = await self._fetch_or_stale(
                     site, names, plan, rows, (start_ms, end_ms), now, token, stats
@@ -215,54 +201,6 @@ class SeriesReader:
         stats.sources.add("ORIGIN")
         return await self.store.rows(site, names, *span)
 
-    # ---- planning -----------------------------------------------------------------------
-
-    def _plan(
-        self,
-        names: Sequence[str],
-        rows: Sequence[ChunkRow],
-        start_ms: int,
-        end_ms: int,
-        now_ms: int,
-    ) -> dict[str, list[Range]]:
-        """Per point, the spans to fetch (whole days, or the tail of a stale open day)."""
-        by_point: dict[str, list[ChunkRow]] = defaultdict(list)
-        for row in rows:
-            by_point[row.point].append(row)
-        plan: dict[str, list[Range]] = {}
-        for name in names:
-            spans = list(self._missing(by_point.get(name, []), start_ms, end_ms, now_ms))
-            if spans:
-                plan[name] = extents.merge(spans)
-        return plan
-
-    def _missing(
-        self, rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int
-    ) -> Iterator[Range]:
-        """Spans to fetch. A chunk covers ``[period_start, covered_end)``; one fetched up to
-        "now" less than ``open_ttl`` ago counts as covering its whole period (bounded
-        staleness for live dashboards). A fetch continues a chunk from its covered end, so
-        chunks stay contiguous, and stops where the request stops (delta fetches)."""
-        have: list[Range] = []
-        partial: dict[int, ChunkRow] = {}
-        for r in rows:
-            live = (
-                r.covered_end_ms >= r.fetched_at_ms
-                and now_ms - r.fetched_at_ms <= self.policy.open_ttl_ms
-            )
-            have.append(
-                (r.period_start_ms, r.period_end_ms if r.sealed or live else r.covered_end_ms)
-            )
-            if not r.sealed:
-                partial[r.period_start_ms] = r
-        for gap_start, gap_end in extents.subtract((start_ms, end_ms), extents.merge(have)):
-            for day in extents.days_covering(gap_start, gap_end):
-                row = partial.get(day)
-                begin = row.covered_end_ms if row is not None else day
-                stop = min(day + MS_PER_DAY, gap_end, now_ms + 1)
-                if stop > begin:
-                    yield (begin, stop)
-
     # ---- fetching -----------------------------------------------------------------------
 
     async def _fetch_and_store(
@@ -275,10 +213,15 @@ class SeriesReader:
         now_ms: int,
     ) -> list[Written]:
         previous = await self._open_days(site, plan, rows)
-        if await self._site_stream_pays(site, plan):
-            fetched = await self._fetch_site_stream(site, plan, token=token)
+        site_points = 0
+        if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
+            site_points = len(await self.store.db.points.names(site))
+        if fetching.site_stream_pays(plan, site_points, self.policy):
+            fetched = await fetching.site_stream(
+                self.upstream, site, plan, token=token, page_size=self.policy.site_page_size
+            )
         else:
-            fetched = await self._fetch_per_point(plan, token=token)
+            fetched = await fetching.per_point(self.upstream, plan, token=token)
         written: list[Written] = []
         for name, spans in fetched.items():
             for (span_start, span_end), series in spans:
@@ -297,29 +240,6 @@ class SeriesReader:
         for point, month in months_of(written):
             await self.store.compact(site, point, month, now_ms)
         return written
-
-    async def _site_stream_pays(self, site: str, plan: dict[str, list[Range]]) -> bool:
-        """Whether the site's paginated stream beats per-point reads for this plan.
-
-        The stream carries every point of the site, one page after another; per-point reads
-        carry only the asked points, ``concurrency`` at a time, one month per request. The
-        site's size comes from the cached catalog; unknown size means per-point reads.
-        """
-        if site == UNKNOWN_SITE or len(plan) < self.policy.site_stream_min_points:
-            return False
-        site_points = len(await self.store.db.points.names(site))
-        if not site_points:
-            return False
-        span_ms = sum(
-            e - s for s, e in extents.merge([r for spans in plan.values() for r in spans])
-        )
-        site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // self.policy.site_page_size)
-        windows = sum(
-            len(spans) + sum((e - s) // POINT_WINDOW_MS for s, e in spans)
-            for spans in plan.values()
-        )
-        rounds = -(-windows // max(1, self.policy.upstream_concurrency))
-        return site_pages < rounds
 
     async def _open_days(
         self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow]
@@ -341,44 +261,3 @@ class SeriesReader:
             )
             previous[r.point][r.period_start_ms] = loaded[r.point]
         return previous
-
-    async def _fetch_per_point(
-        self, plan: dict[str, list[Range]], *, token: str
-    ) -> dict[str, list[tuple[Range, Series]]]:
-        # points that miss the same spans (the usual dashboard) share one batch of reads
-        groups: dict[tuple[Range, ...], list[str]] = defaultdict(list)
-        for name, spans in plan.items():
-            groups[tuple(spans)].append(name)
-        out: dict[str, list[tuple[Range, Series]]] = defaultdict(list)
-
-        async def fetch(span: Range, names: list[str]) -> None:
-            found = await self.upstream.points_series(names, span[0], span[1], token=token)
-            for name in names:
-                out[name].append((span, found.get(name, Series.empty(name))))
-
-        await asyncio.gather(
-            *(fetch(span, names) for spans, names in groups.items() for span in spans)
-        )
-        return out
-
-    async def _fetch_site_stream(
-        self, site: str, plan: dict[str, list[Range]], *, token: str
-    ) -> dict[str, list[tuple[Range, Series]]]:
-        """One stream of the site's pages per missing span; every point in a page is kept."""
-        spans = extents.merge([span for spans in plan.values() for span in spans])
-        out: dict[str, list[tuple[Range, Series]]] = defaultdict(list)
-        for span in spans:
-            parts: dict[str, list[Series]] = defaultdict(list)
-            pages = self.upstream.site_pages(
-                site, span[0], span[1], token=token, raw=True, page_size=self.policy.site_page_size
-            )
-            async for page in pages:
-                for name, series in page.items():
-                    parts[name].append(series)
-            for name in set(parts) | {n for n, s in plan.items() if _overlaps(s, span)}:
-                out[name].append((span, concat(name, parts.get(name, ())).crop(*span)))
-        return out
-
-
-def _overlaps(spans: Sequence[Range], span: Range) -> bool:
-    return any(s < span[1] and e > span[0] for s, e in spans)
