@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from tsgate.series import extents, rollups
 from tsgate.series.codec import decode_series, encode_series
+from tsgate.series.memory import LRU, buckets_bytes, series_bytes
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, Series, concat
 
 if TYPE_CHECKING:
@@ -58,62 +59,15 @@ class Written:
     sealed: bool
 
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _LRU(Generic[K, V]):
-    """Decoded data of this process, bounded by bytes (the MEMORY layer)."""
-
-    def __init__(self, max_bytes: int, size_of: Callable[[V], int]) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._size_of = size_of
-        self._items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def drop_where(self, doomed: Callable[[K], bool]) -> int:
-        keys = [k for k in self._items if doomed(k)]
-        for key in keys:
-            self.bytes -= self._size_of(self._items.pop(key))
-        return len(keys)
-
-    def put(self, key: K, value: V) -> None:
-        size = self._size_of(value)
-        if size > self.max_bytes // 4:
-            return
-        old = self._items.pop(key, None)
-        if old is not None:
-            self.bytes -= self._size_of(old)
-        self._items[key] = value
-        self.bytes += size
-        while self.bytes > self.max_bytes and self._items:
-            _, dropped = self._items.popitem(last=False)
-            self.bytes -= self._size_of(dropped)
-
-
-def _series_bytes(s: Series) -> int:
-    return int(s.t_ms.nbytes + s.v.nbytes)
-
-
-def _buckets_bytes(b: rollups.Buckets) -> int:
-    return int(b.start_ms.nbytes) * 11
-
-
 class ChunkStore:
     def __init__(
         self, db: Database, objects: ObjectStore, *, memory_bytes: int = 256 << 20
     ) -> None:
         self.db = db
         self.objects = objects
-        self.memory: _LRU[tuple[str, int], Series] = _LRU(memory_bytes // 2, _series_bytes)
-        self.decoded_rollups: _LRU[tuple[str, str, str, int, int], rollups.Buckets] = _LRU(
-            memory_bytes // 2, _buckets_bytes
+        self.memory: LRU[tuple[str, int], Series] = LRU(memory_bytes // 2, series_bytes)
+        self.decoded_rollups: LRU[tuple[str, str, str, int, int], rollups.Buckets] = LRU(
+            memory_bytes // 2, buckets_bytes
         )
         self._gate = asyncio.Semaphore(_LOAD_CONCURRENCY)
 
