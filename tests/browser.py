@@ -33,6 +33,20 @@ FLAGS = (
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 WAIT_S = 30.0
 
+# What the chart page drew, read back from its ECharts instance, and its record of loads.
+DRAWN = """
+const chart = echarts.getInstanceByDom(document.getElementById('chart'));
+const option = chart.getOption();
+return {
+  series: option.series.map((s) => ({
+    name: s.name, type: s.type, yAxisIndex: s.yAxisIndex,
+    points: s.data.length, values: s.data.filter((d) => d[1] !== null).length,
+  })),
+  yAxes: (option.yAxis || []).map((a) => a.name),
+  loads: window.__tsgateLoads,
+};
+"""
+
 
 def _binary() -> str | None:
     return next((path for path in CHROMIUM if Path(path).exists()), None)
@@ -86,6 +100,11 @@ def wait_for(
         pytest.fail(
             f"timed out waiting for {what}; page state={state!r} message={message!r} {logs}"
         )
+
+
+def page_state(driver: Any) -> str:
+    """The chart page's state: idle, loading, job, ready, error or cancelled."""
+    return str(driver.execute_script("return document.body.dataset.state"))
 
 
 def screenshot(driver: Any, name: str) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.asgi import live_server, sim_client
-from tests.browser import chromium, screenshot, wait_for
+from tests.browser import DRAWN, page_state, screenshot, wait_for
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
@@ -23,19 +23,6 @@ SITES = ("demo_campus", "office_tower", "elm_school")
 SUPPLY_TEMP = "C.Drivers.BacnetNetwork.Ahu1.points.SaTemp"  # °F
 FAN_POWER = "C.Drivers.BacnetNetwork.Ahu1.points.SfPower"  # kW
 DAY_MS = 86_400_000
-
-DRAWN = """
-const chart = echarts.getInstanceByDom(document.getElementById('chart'));
-const option = chart.getOption();
-return {
-  series: option.series.map((s) => ({
-    name: s.name, type: s.type, yAxisIndex: s.yAxisIndex,
-    points: s.data.length, values: s.data.filter((d) => d[1] !== null).length,
-  })),
-  yAxes: (option.yAxis || []).map((a) => a.name),
-  loads: window.__tsgateLoads,
-};
-"""
 
 
 @pytest.fixture(scope="module")
@@ -49,16 +36,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     with live_server(create_app(conf, upstream=sim_client(sim))) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
-
-
-def _state(driver: Any) -> str:
-    return str(driver.execute_script("return document.body.dataset.state"))
 
 
 def _open(driver: Any, url: str) -> None:
@@ -100,8 +77,8 @@ def _results_for(q: str, tags: str) -> Any:
 
 def _press(driver: Any, selector: str) -> None:
     driver.find_element("css selector", selector).click()
-    wait_for(driver, lambda d: _state(d) in ("ready", "error"), "the chart to load")
-    assert _state(driver) == "ready", driver.find_element("id", "message").text
+    wait_for(driver, lambda d: page_state(d) in ("ready", "error"), "the chart to load")
+    assert page_state(driver) == "ready", driver.find_element("id", "message").text
 
 
 def test_two_points_over_30_days_are_drawn_from_msgpack(base_url: str, browser: Any) -> None:
@@ -153,7 +130,7 @@ def test_a_saved_chart_comes_back_by_url(base_url: str, browser: Any) -> None:
 
     _open(browser, base_url + "/")  # a fresh visit, then the saved URL
     browser.get(saved_url)
-    wait_for(browser, lambda d: _state(d) == "ready", "the saved chart")
+    wait_for(browser, lambda d: page_state(d) == "ready", "the saved chart")
     drawn = browser.execute_script(DRAWN)
     assert len(drawn["series"]) == 2 and drawn["yAxes"] == ["°F", "kW"]
     span_ms = _span_ms(drawn["loads"][-1]["url"])
@@ -168,7 +145,7 @@ def test_a_rejected_token_shows_the_problem_not_a_blank_chart(base_url: str, bro
     token.send_keys("not-a-valid-token")
     browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
     try:
-        wait_for(browser, lambda d: _state(d) == "error", "the error")
+        wait_for(browser, lambda d: page_state(d) == "error", "the error")
         message = browser.find_element("id", "message").text
         assert message.startswith("Unauthorized") and "token" in message
         overlay = browser.find_element("id", "chart-overlay")
@@ -204,7 +181,8 @@ def test_zooming_re_queries_the_new_range_at_the_chart_width(base_url: str, brow
     wait_for(
         browser,
         lambda d: (
-            len(d.execute_script("return window.__tsgateLoads")) > before and _state(d) == "ready"
+            len(d.execute_script("return window.__tsgateLoads")) > before
+            and page_state(d) == "ready"
         ),
         "the zoomed load",
     )

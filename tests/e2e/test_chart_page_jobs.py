@@ -3,14 +3,15 @@
 When ``/api/timeseries`` answers ``202 Accepted`` the page follows the job (server-sent
 events read with fetch, or polling), shows a progress bar, can cancel, and draws the
 result. The stand-in speaks the jobs contract (DESIGN §3) so this runs before the real
-jobs API is wired to the chart route; the page files are tsgate's own.
+jobs API is wired to the chart route; the page files are tsgate's own. The same path
+against the real app and a real query job is ``test_chart_page_real_job.py`` (slow).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +23,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.asgi import live_server
-from tests.browser import chromium, wait_for
+from tests.browser import wait_for
 from tsgate import ui
 
 JOB = "job-1"
+MSGPACK = "application/x-msgpack"
 POINTS = [{"name": "site/a", "unit": "°F", "tags": ["temp"], "collect_enabled": True}]
 HOUR_MS = 3_600_000
 
@@ -53,7 +55,10 @@ class JobsStandIn:
         self.chart_requests.append(str(request.url))
         accepted = {"jobId": JOB, "status": "queued", "statusUrl": f"/api/jobs/{JOB}"}
         accepted["estimatedSamples"] = 5_256_000
-        return JSONResponse(accepted, 202, headers={"Location": f"/api/jobs/{JOB}"})
+        headers = {"Location": f"/api/jobs/{JOB}"}
+        if MSGPACK in request.headers.get("accept", ""):  # negotiated, as tsgate does
+            return Response(msgspec.msgpack.encode(accepted), 202, headers, media_type=MSGPACK)
+        return JSONResponse(accepted, 202, headers=headers)
 
     async def events(self, request: Request) -> Response:
         if not self.sse:
@@ -107,12 +112,6 @@ class JobsStandIn:
                 *ui.routes(),
             ]
         )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as driver:
-        yield driver
 
 
 def _start_a_year_long_chart(driver: Any, base_url: str) -> None:

@@ -50,7 +50,8 @@ export async function loadChart(query, { signal, onJob, onProgress }) {
   let response = await request(url, { accept: ACCEPT, signal });
   let job = null;
   if (response.status === 202) {
-    const accepted = await response.json();
+    // like any answer, the 202 body is MessagePack or JSON as negotiated
+    const [accepted] = await readBody(response);
     const statusUrl = accepted.statusUrl || response.headers.get("Location");
     job = { ...accepted, statusUrl };
     onJob(job);
