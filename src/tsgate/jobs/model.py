@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from tsgate.errors import BadParameter, RequestError, StorageError, UpstreamError
+from tsgate.series.extents import next_month
 from tsgate.series.model import MS_PER_DAY
 
 
@@ -159,18 +160,23 @@ def job_id(request: JobRequest, scope: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def slices(start_ms: int, end_ms: int, *, points: int) -> Iterator[tuple[int, int]]:
-    """UTC-day slices of the range, or ~month slices when there are few points.
+MONTH_SLICE_MAX_POINTS = 100  # 100 points x a month of 5-minute samples: ~0.9 M
 
-    Few points make a day slice tiny, so slices grow to keep each one a worthwhile read
-    (and a worthwhile progress step) while still bounding memory per slice.
+
+def slices(start_ms: int, end_ms: int, *, points: int) -> Iterator[tuple[int, int]]:
+    """UTC calendar-month slices of the range, or UTC days for very many points.
+
+    A whole settled month fetched in one slice is stored as one month chunk; smaller
+    slices would write every day on its own and compact them afterwards. Day slices bound
+    memory when a slice carries hundreds of points.
     """
-    days = 1 if points > 50 else 7 if points > 5 else 31
-    step = days * MS_PER_DAY
     cursor = start_ms
     while cursor < end_ms:
-        # align to UTC midnight so slices map onto the reader's day chunks
-        nxt = min(end_ms, (cursor // MS_PER_DAY) * MS_PER_DAY + step)
+        if points > MONTH_SLICE_MAX_POINTS:
+            nxt = (cursor // MS_PER_DAY + 1) * MS_PER_DAY
+        else:
+            nxt = next_month(cursor)
+        nxt = min(end_ms, nxt)
         yield cursor, nxt
         cursor = nxt
 
