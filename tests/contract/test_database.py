@@ -10,7 +10,6 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import postgres_schema
 from tsgate.database import (
     ChunkRow,
     Database,
@@ -39,24 +37,6 @@ DAY_MS = 86_400_000
 JAN_MS = 1_735_689_600_000  # 2025-01-01T00:00Z
 FEB_MS = 1_738_368_000_000  # 2025-02-01T00:00Z
 MAR_MS = 1_740_787_200_000  # 2025-03-01T00:00Z
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/nested/dir/tsgate.db"
-        return
-    with postgres_schema() as url:
-        yield url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await open_database(db_url, migrate=True)
-    try:
-        yield database
-    finally:
-        await database.aclose()
 
 
 def chunk(point: str, start_ms: int, *, days: int = 1, **changes: Any) -> ChunkRow:

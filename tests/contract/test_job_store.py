@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import postgres_schema
 from tsgate.database import Database, open_database
 from tsgate.database.jobs import JobStore
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState
@@ -18,24 +15,6 @@ from tsgate.object_store.memory import MemoryObjectStore
 pytestmark = pytest.mark.anyio
 T0 = 1_760_000_000_000
 LEASE = 10_000
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/tsgate.db"
-        return
-    with postgres_schema() as url:
-        yield url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await open_database(db_url, migrate=True)
-    try:
-        yield database
-    finally:
-        await database.aclose()
 
 
 def job(job_id: str, *, kind: JobKind = JobKind.EXPORT, max_attempts: int = 3) -> Job:

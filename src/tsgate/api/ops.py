@@ -21,7 +21,8 @@ from starlette.routing import Route
 from tsgate import __version__
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.database.usage import RequestGroup, jobs_by_state, request_groups
+from tsgate.database.stats import RequestGroup
+from tsgate.database.usage import jobs_by_state
 from tsgate.errors import Forbidden, StorageError, TsgateError, Unauthorized
 from tsgate.wiring import Services
 
@@ -114,7 +115,7 @@ async def stats(request: Request) -> Response:
     window_days = services.settings.stats_retention_days
     since_ms = now_ms - int(window_days * _DAY_MS)
     database = services.database
-    groups = await request_groups(database.sql, since_ms)
+    groups = await database.stats.groups(since_ms)
     samples = sum(g.samples for g in groups)
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters

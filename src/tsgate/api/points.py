@@ -13,23 +13,15 @@ from tsgate.api.auth import token_of
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter
-from tsgate.upstream.wire import parse_bool
+from tsgate.upstream.wire import parse_bool, parse_int
 
 # filters the cache does not model go straight to upstream
 _UPSTREAM_ONLY = {"created_after", "created_before", "updated_after", "updated_before"}
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadParameter(name, f"{raw!r} is not an integer") from exc
-    if not lo <= value <= hi:
-        raise BadParameter(name, f"{value} is outside {lo}..{hi}")
-    return value
+    value = parse_int(name, request.query_params.get(name), lo=lo, hi=hi)
+    return default if value is None else value
 
 
 async def configured_points(request: Request) -> Response:

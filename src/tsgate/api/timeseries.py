@@ -43,7 +43,7 @@ from tsgate.series.chart import (
     estimate_samples,
     run_chart,
 )
-from tsgate.upstream.wire import format_time, parse_bool, parse_range
+from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
 
@@ -68,20 +68,14 @@ def parse_query(request: Request) -> ChartQuery:
     if agg not in rollups.AGGREGATES:
         raise BadParameter("agg", f"{agg!r} is not one of {', '.join(sorted(rollups.AGGREGATES))}")
     return ChartQuery(
-        site, points, start_ms, end_ms, interval, _max_points(q.get("max_points")), agg
+        site,
+        points,
+        start_ms,
+        end_ms,
+        interval,
+        parse_int("max_points", q.get("max_points"), lo=4, hi=1_000_000),
+        agg,
     )
-
-
-def _max_points(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadParameter("max_points", f"{raw!r} is not an integer") from exc
-    if not 4 <= value <= 1_000_000:
-        raise BadParameter("max_points", f"{value} is outside 4..1000000")
-    return value
 
 
 def _layout(request: Request) -> str:

@@ -26,6 +26,14 @@ class RequestStat:
     cache_status: str  # HIT | PARTIAL | MISS | BYPASS | …
 
 
+@dataclass(frozen=True, slots=True)
+class RequestGroup:
+    cache_status: str
+    count: int
+    samples: int
+    bytes_out: int
+
+
 class RequestStats:
     def __init__(self, sql: SqlEngine) -> None:
         self._sql = sql
@@ -45,8 +53,8 @@ class RequestStats:
             result = await conn.execute(stmt)
         return max(result.rowcount, 0)
 
-    async def summary(self, since_ms: int) -> dict[str, Any]:
-        """``{count, by_cache_status: {status: count}, samples, bytes_out}`` since ``since_ms``."""
+    async def groups(self, since_ms: int) -> list[RequestGroup]:
+        """Requests since ``since_ms`` grouped by their recorded cache status."""
         t = request_stats
         query = (
             sa.select(
@@ -59,12 +67,17 @@ class RequestStats:
             .group_by(t.c.cache_status)
         )
         async with self._sql.read() as conn:
-            groups = (await conn.execute(query)).all()
+            rows = (await conn.execute(query)).all()
         # PostgreSQL sums BIGINT into NUMERIC (Decimal), hence the int()s.
-        by_status = {str(status): int(count) for status, count, _, _ in groups}
+        return [RequestGroup(str(s), int(c), int(n), int(b)) for s, c, n, b in rows]
+
+    async def summary(self, since_ms: int) -> dict[str, Any]:
+        """``{count, by_cache_status: {status: count}, samples, bytes_out}`` since ``since_ms``."""
+        groups = await self.groups(since_ms)
+        by_status = {g.cache_status: g.count for g in groups}
         return {
             "count": sum(by_status.values()),
             "by_cache_status": by_status,
-            "samples": sum(int(samples) for _, _, samples, _ in groups),
-            "bytes_out": sum(int(size) for _, _, _, size in groups),
+            "samples": sum(g.samples for g in groups),
+            "bytes_out": sum(g.bytes_out for g in groups),
         }

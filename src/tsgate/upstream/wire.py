@@ -190,13 +190,23 @@ def parse_bool(param: str, raw: str | None, default: bool) -> bool:
     raise BadParameter(param, f"{raw!r} is not a boolean (use true/false/1/0)")
 
 
-def parse_page_size(raw: str | None) -> int:
+def parse_int(param: str, raw: str | None, *, lo: int, hi: int) -> int | None:
+    """An optional integer parameter within ``lo..hi``; ``None`` when absent."""
     if raw is None or raw == "":
-        return DEFAULT_PAGE_SIZE
+        return None
     try:
-        size = int(raw)
+        value = int(raw)
     except ValueError as exc:
-        raise BadParameter("page_size", f"{raw!r} is not an integer") from exc
+        raise BadParameter(param, f"{raw!r} is not an integer") from exc
+    if not lo <= value <= hi:
+        raise BadParameter(param, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def parse_page_size(raw: str | None) -> int:
+    size = parse_int("page_size", raw, lo=-(2**63), hi=2**63)
+    if size is None:
+        return DEFAULT_PAGE_SIZE
     if size not in PAGE_SIZES:
         allowed = ", ".join(map(str, PAGE_SIZES))
         raise BadParameter("page_size", f"{size} is not one of {allowed}")
