@@ -88,6 +88,32 @@ async def test_range_over_the_limit(tight: Settings, sim: Simulator) -> None:
     assert "4.0 days; at most 3 days" in answer.json()["detail"]
 
 
+async def test_chart_queries_parsed_once_still_meet_each_servers_limits(
+    settings: Settings, tight: Settings, sim: Simulator
+) -> None:
+    """The chart API remembers parsed query strings; the limits and bad input still hold."""
+    names = names_of(sim, 3)
+    query = {
+        "site": "elm_school",
+        "points": ",".join(names),
+        "start": "2025-10-01T00:00:00Z",
+        "end": "2025-10-01T06:00:00Z",
+    }
+    async with api_client(settings, sim) as api:
+        roomy = [await api.get("/api/timeseries", params=query, headers=AUTH) for _ in range(2)]
+        bad = [
+            await api.get("/api/timeseries", params={**query, "layout": "rows"}, headers=AUTH)
+            for _ in range(2)
+        ]
+    async with api_client(tight, sim) as api:
+        narrow = await api.get("/api/timeseries", params=query, headers=AUTH)
+    assert [a.status_code for a in roomy] == [200, 200]
+    assert [len(a.json()["series"]) for a in roomy] == [3, 3]
+    assert [a.status_code for a in bad] == [400, 400]
+    assert all(a.json()["param"] == "layout" for a in bad)
+    assert narrow.status_code == 413 and narrow.json()["limit"] == "max_points_per_request"
+
+
 def test_limit_settings_from_env() -> None:
     s = Settings.from_env(
         {

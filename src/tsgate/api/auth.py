@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from starlette.requests import Request
 
 from tsgate.errors import Unauthorized
@@ -27,8 +25,3 @@ def token_of(request: Request, fallback: str | None) -> str:
             "no token: send 'Authorization: Bearer <token>' or 'X-ACE-Token: <token>'"
         )
     return token
-
-
-def token_hash(token: str, salt: bytes) -> str:
-    """A salted hash identifying a token in keys, limits and stats (the token never is)."""
-    return hashlib.blake2b(token.encode(), key=salt[:64], digest_size=16).hexdigest()

@@ -55,9 +55,14 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or limit <= 0:
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await self._refuse(scope, receive, send, limit)
+            return
+        if b"transfer-encoding" not in headers:
+            # no body, or one framed by a Content-Length already checked: nothing to count
+            await self.app(scope, receive, send)
             return
         received = 0
         started = False

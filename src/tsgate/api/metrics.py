@@ -76,6 +76,8 @@ class Metrics:
         self.samples = Counter("tsgate_samples_served", "samples in responses", registry=r)
         self._snapshot = _Snapshot()
         r.register(self._snapshot)
+        self._routes: dict[str, tuple[Histogram, Counter]] = {}
+        self._counts: dict[tuple[str, str, int], Counter] = {}
 
     def observe(
         self,
@@ -89,9 +91,21 @@ class Metrics:
         cache_status: str | None,
         cache_source: str | None,
     ) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(duration_s)
-        self.bytes_out.labels(route).inc(bytes_out)
+        # labelled children are looked up once per label set: .labels() is the costly part
+        per_route = self._routes.get(route)
+        if per_route is None:
+            per_route = self._routes[route] = (
+                self.latency.labels(route),
+                self.bytes_out.labels(route),
+            )
+        count = self._counts.get((route, method, status))
+        if count is None:
+            count = self._counts[(route, method, status)] = self.requests.labels(
+                route, method, str(status)
+            )
+        count.inc()
+        per_route[0].observe(duration_s)
+        per_route[1].inc(bytes_out)
         if samples:
             self.samples.inc(samples)
         if cache_status:

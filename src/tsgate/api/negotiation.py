@@ -22,13 +22,24 @@ _ENCODINGS = ("zstd", "br", "gzip")
 
 
 def wants_msgpack(request: Request) -> bool:
-    fmt = request.query_params.get("format")
-    if fmt is not None:
-        lowered = fmt.lower()
-        if lowered in ("msgpack", "json"):
-            return lowered == "msgpack"
+    return msgpack_for(
+        checked_format(request.query_params.get("format")), request.headers.get("accept", "")
+    )
+
+
+def checked_format(fmt: str | None) -> str | None:
+    """``?format=``, lower-cased: ``json``, ``msgpack`` or ``None`` (then ``Accept`` decides)."""
+    if fmt is None:
+        return None
+    lowered = fmt.lower()
+    if lowered not in ("msgpack", "json"):
         raise BadParameter("format", f"{fmt!r} is not one of json, msgpack")
-    accept = request.headers.get("accept", "")
+    return lowered
+
+
+def msgpack_for(fmt: str | None, accept: str) -> bool:
+    if fmt is not None:
+        return fmt == "msgpack"
     return MSGPACK in accept or "application/msgpack" in accept
 
 

@@ -17,10 +17,11 @@ import time
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tsgate.api.auth import token_hash, token_of
+from tsgate.api.auth import token_of
 from tsgate.api.problems import tsgate_error
 from tsgate.cache import Bucket
 from tsgate.errors import RateLimited, StorageError, Unauthorized
+from tsgate.series.access import token_hash
 from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.ratelimit")

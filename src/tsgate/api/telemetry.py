@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import msgspec
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.metrics import Metrics
@@ -25,12 +24,18 @@ from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.access")
 
+_TOLD = frozenset({b"x-cache-status", b"x-cache-source", b"x-data-samples"})
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def request_id_of(headers: Headers) -> str:
-    incoming = headers.get("x-request-id", "")
-    return incoming if _SANE_ID.fullmatch(incoming) else uuid.uuid4().hex
+def request_id_of(raw_headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in raw_headers:
+        if name == b"x-request-id":
+            incoming = value.decode("latin-1")
+            if _SANE_ID.fullmatch(incoming):
+                return incoming
+            break
+    return secrets.token_hex(16)
 
 
 @dataclass
@@ -39,7 +44,8 @@ class _Exchange:
     started_s: float = field(default_factory=time.perf_counter)
     status: int = 500
     bytes_out: int = 0
-    headers: Headers = field(default_factory=Headers)
+    # the X-Cache-*/X-Data-Samples headers of the answer, lower-cased names
+    told: dict[bytes, str] = field(default_factory=dict)
 
 
 def _uncacheable_if_stale(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -59,7 +65,7 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(request_id_of(Headers(scope=scope)))
+        exchange = _Exchange(request_id_of(scope["headers"]))
         scope.setdefault("state", {})["request_id"] = exchange.request_id
 
         async def send_tracked(message: Message) -> None:
@@ -69,7 +75,9 @@ class TelemetryMiddleware:
                     (b"x-request-id", exchange.request_id.encode()),
                 ]
                 exchange.status = message["status"]
-                exchange.headers = Headers(raw=message["headers"])
+                exchange.told = {
+                    k: v.decode("latin-1") for k, v in message["headers"] if k in _TOLD
+                }
             elif message["type"] == "http.response.body":
                 exchange.bytes_out += len(message.get("body", b""))
             await send(message)
@@ -82,9 +90,9 @@ class TelemetryMiddleware:
     def _finish(self, scope: Scope, exchange: _Exchange) -> None:
         duration_s = time.perf_counter() - exchange.started_s
         route = getattr(scope.get("route"), "path", None) or "unmatched"
-        cache_status = exchange.headers.get("x-cache-status")
-        cache_source = exchange.headers.get("x-cache-source")
-        samples = _int(exchange.headers.get("x-data-samples"))
+        cache_status = exchange.told.get(b"x-cache-status")
+        cache_source = exchange.told.get(b"x-cache-source")
+        samples = _int(exchange.told.get(b"x-data-samples"))
         self.metrics.observe(
             route=route,
             method=scope["method"],
@@ -95,18 +103,8 @@ class TelemetryMiddleware:
             cache_status=cache_status,
             cache_source=cache_source,
         )
-        line = {
-            "request_id": exchange.request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "route": route,
-            "status": exchange.status,
-            "duration_ms": round(duration_s * 1000, 2),
-            "bytes": exchange.bytes_out,
-            "cache": cache_status,
-            "source": cache_source,
-        }
-        log.info(msgspec.json.encode({k: v for k, v in line.items() if v is not None}).decode())
+        if log.isEnabledFor(logging.INFO):
+            self._log(scope, exchange, route, duration_s, cache_status, cache_source)
         services: Services | None = scope.get("state", {}).get("services")
         if services is not None and scope["path"].startswith("/api/"):
             services.recorder.add(
@@ -120,6 +118,28 @@ class TelemetryMiddleware:
                     cache_status=_cache_label(cache_status, cache_source),
                 )
             )
+
+    @staticmethod
+    def _log(
+        scope: Scope,
+        exchange: _Exchange,
+        route: str,
+        duration_s: float,
+        cache_status: str | None,
+        cache_source: str | None,
+    ) -> None:
+        line = {
+            "request_id": exchange.request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": route,
+            "status": exchange.status,
+            "duration_ms": round(duration_s * 1000, 2),
+            "bytes": exchange.bytes_out,
+            "cache": cache_status,
+            "source": cache_source,
+        }
+        log.info(msgspec.json.encode({k: v for k, v in line.items() if v is not None}).decode())
 
 
 def _cache_label(status: str | None, source: str | None) -> str:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -25,9 +27,11 @@ from tsgate.api import responses
 from tsgate.api.auth import token_of
 from tsgate.api.limits import check_points, check_range
 from tsgate.api.negotiation import (
+    checked_format,
     choose_encoding,
     compressed,
     encode_body,
+    msgpack_for,
     respond,
     wants_msgpack,
 )
@@ -43,13 +47,52 @@ from tsgate.series.chart import (
     estimate_samples,
     run_chart,
 )
+from tsgate.settings import Settings
 from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
 
 
+@dataclass(frozen=True)
+class ChartRequest:
+    """What the query string of a chart request asks for, checked."""
+
+    query: ChartQuery
+    layout: str
+    format: str | None  # ?format=, else the Accept header decides
+
+
+# parsed requests by (query string, limits): a dashboard repeats the same few queries,
+# and parsing them again is a large part of answering one from the response cache
+_PARSED: dict[tuple[bytes, int, int], ChartRequest] = {}
+_PARSED_MAX = 4096
+
+
+def chart_request(request: Request) -> ChartRequest:
+    """The chart request's parameters; a clear 4xx (``BadParameter``/``TooLarge``) if bad."""
+    settings = services_of(request).settings
+    memo = (
+        request.scope["query_string"],
+        settings.max_points_per_request,
+        settings.max_range_days,
+    )
+    parsed = _PARSED.get(memo)
+    if parsed is None:
+        q = request.query_params
+        parsed = ChartRequest(  # raises on bad input: nothing is kept
+            _parse_query(q, settings), _layout(q), checked_format(q.get("format"))
+        )
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[memo] = parsed
+    return parsed
+
+
 def parse_query(request: Request) -> ChartQuery:
-    q = request.query_params
+    return chart_request(request).query
+
+
+def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
     site = (q.get("site") or q.get("siteId") or "").strip()
     if not site:
         raise BadParameter("site", "is required (a site name, e.g. demo_campus)")
@@ -57,7 +100,6 @@ def parse_query(request: Request) -> ChartQuery:
     points = tuple(dict.fromkeys(p.strip() for p in raw_points.split(",") if p.strip()))
     if not points:
         raise BadParameter("points", "is required (comma-separated point names)")
-    settings = services_of(request).settings
     check_points(settings, points, "points")
     start_ms, end_ms = parse_range(q.get("start"), q.get("end"), names=("start", "end"))
     check_range(settings, start_ms, end_ms, "end")
@@ -78,8 +120,8 @@ def parse_query(request: Request) -> ChartQuery:
     )
 
 
-def _layout(request: Request) -> str:
-    layout = request.query_params.get("layout") or "series"
+def _layout(q: QueryParams) -> str:
+    layout = q.get("layout") or "series"
     if layout not in ("series", "columnar"):
         raise BadParameter("layout", f"{layout!r} is not one of series, columnar")
     return layout
@@ -88,9 +130,9 @@ def _layout(request: Request) -> str:
 async def timeseries(request: Request) -> Response:
     started = time.perf_counter()
     services = services_of(request)
-    q = parse_query(request)
-    layout = _layout(request)
-    msgpack = wants_msgpack(request)
+    parsed = chart_request(request)
+    q, layout = parsed.query, parsed.layout
+    msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
     if (
         q.interval == "raw"
         and q.max_points is None

@@ -18,6 +18,11 @@ from tsgate.upstream.base import Upstream
 UNKNOWN_SITE = "_"
 
 
+def token_hash(token: str, salt: bytes) -> str:
+    """A salted hash identifying a token in keys, limits and stats (the token never is)."""
+    return hashlib.blake2b(token.encode(), key=salt[:64], digest_size=16).hexdigest()
+
+
 class AccessCheck:
     def __init__(
         self,
@@ -35,7 +40,7 @@ class AccessCheck:
 
     def scope(self, token: str) -> str:
         """A stable, salted identity of a token (for keys, limits, job ids)."""
-        return hashlib.blake2b(token.encode(), key=self._salt[:64], digest_size=16).hexdigest()
+        return token_hash(token, self._salt)
 
     async def check(self, site: str, token: str, *, point: str | None = None) -> None:
         """Raise ``Unauthorized``/``Forbidden``/``NotFound`` unless ``token`` may read ``site``."""
