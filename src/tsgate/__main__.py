@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
-from tsgate import __version__
+from tsgate import __version__, logs
+from tsgate.errors import ConfigError
 from tsgate.settings import Settings
 
 DEMO_TOKEN = "demo"  # noqa: S105 - the simulator accepts any token; this is no secret
@@ -31,8 +31,9 @@ def _serve(args: argparse.Namespace) -> int:
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        log_level=args.log_level,
-        access_log=False,  # tsgate.access logs one JSON line per request instead
+        log_level=args.log_level or settings.log_level,
+        log_config=None,  # uvicorn's lines go through tsgate.logs like every other
+        access_log=False,  # tsgate.access logs one line per request instead
     )
     return 0
 
@@ -45,7 +46,7 @@ def _simulate(args: argparse.Namespace) -> int:
     sim = create_simulator(seed=args.seed)
     sim.faults.latency_s = args.latency_ms / 1000
     print(f"ACE simulator (seed {args.seed}) at http://{args.host}:{args.port}/api", flush=True)
-    uvicorn.run(sim, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(sim, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
     return 0
 
 
@@ -89,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--demo", action="store_true", help="accept requests without a token (demo token)"
     )
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default=None,
+        help="debug|info|warning|error (TSGATE_LOG_LEVEL, default info)",
+    )
     serve.set_defaults(func=_serve)
     sim = sub.add_parser("simulate", help="serve the ACE API simulator standalone")
     sim.add_argument("--host", default="127.0.0.1")
@@ -112,7 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = Settings.from_env()
+        logs.configure(
+            level=getattr(args, "log_level", None) or settings.log_level, fmt=settings.log_format
+        )
+    except ConfigError as exc:
+        print(f"tsgate: {exc}", file=sys.stderr)
+        return 2
     result: int = args.func(args)
     return result
 

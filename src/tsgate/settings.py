@@ -65,6 +65,8 @@ class Settings:
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
     admin_key: str | None = field(default=None, repr=False)
     # operations
+    log_level: str = "info"
+    log_format: str = "json"  # json (one object per line) | text
     health_timeout_s: float = 3.0
     stats_flush_s: float = 2.0
     stats_retention_days: float = 30.0

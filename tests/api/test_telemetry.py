@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from tests.asgi import lifespan_app, sim_client
 from tsgate.app import create_app
+from tsgate.logs import JsonFormatter, RequestIdFilter
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 
@@ -26,6 +27,8 @@ AUTH = {"Authorization": "Bearer secret-token-123"}
 async def cached_answer(request: Request) -> Response:
     # stands in for the chart API, which marks responses with its cache layer
     layer = request.query_params.get("layer", "MEMORY")
+    if "warn" in request.query_params:
+        logging.getLogger("tsgate.test").warning("something to tell about this request")
     status = "MISS" if layer == "ORIGIN" else "HIT"
     headers = {"X-Cache-Status": status, "X-Cache-Source": layer, "X-Data-Samples": "250"}
     return Response(b"x" * 100, headers=headers)
@@ -70,7 +73,8 @@ async def test_one_json_line_per_request_without_tokens(
     with caplog.at_level(logging.INFO, logger="tsgate.access"):
         answer = await api.get("/api/sites?token=secret-token-123", headers=AUTH)
         await api.get("/api/test-cached")
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "tsgate.access"]
+    as_json = JsonFormatter()
+    lines = [json.loads(as_json.format(r)) for r in caplog.records if r.name == "tsgate.access"]
     assert len(lines) == 2
     first, second = lines
     assert first["request_id"] == answer.headers["X-Request-ID"]
@@ -78,6 +82,27 @@ async def test_one_json_line_per_request_without_tokens(
     assert first["duration_ms"] > 0 and first["bytes"] == len(answer.content)
     assert second["cache"] == "HIT" and second["source"] == "MEMORY"
     assert "secret-token-123" not in caplog.text
+
+
+async def test_every_line_logged_while_serving_carries_the_request_id(
+    api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.handler.addFilter(RequestIdFilter())  # as logs.configure() does on its handler
+    with caplog.at_level(logging.INFO):
+        answer = await api.get("/api/test-cached?warn=1", headers={"X-Request-ID": "req-42"})
+    as_json = JsonFormatter()
+    lines = {r.name: json.loads(as_json.format(r)) for r in caplog.records}
+    warned, access = lines["tsgate.test"], lines["tsgate.access"]
+    assert answer.headers["X-Request-ID"] == "req-42"
+    assert warned["request_id"] == access["request_id"] == "req-42"
+    assert (
+        warned["level"] == "warning" and warned["message"] == "something to tell about this request"
+    )
+    assert access["message"] == "GET /api/test-cached 200" and access["cache"] == "HIT"
+    assert warned["time"].endswith("Z")
+    # after the request, background lines carry no request id
+    record = logging.LogRecord("tsgate.maintenance", logging.INFO, __file__, 1, "swept", None, None)
+    assert "request_id" not in json.loads(as_json.format(record))
 
 
 async def test_metrics_count_real_requests(api: httpx.AsyncClient) -> None:

@@ -1,8 +1,9 @@
 """Per-request telemetry as pure ASGI middleware (bodies keep streaming through it).
 
-Each request gets an ``X-Request-ID`` (a sane incoming one is kept), one JSON log line
-when it finishes (method, path without query, status, duration, bytes, cache status —
-never headers, queries or tokens), Prometheus metrics, and, under ``/api/``, a row of
+Each request gets an ``X-Request-ID`` (a sane incoming one is kept; every line logged
+while serving it carries it, see ``tsgate.logs``), one ``tsgate.access`` line when it
+finishes (method, path without query, status, duration, bytes, cache status — never
+headers, queries or tokens), Prometheus metrics, and, under ``/api/``, a row of
 request statistics buffered for the database. STALE answers are made uncacheable here,
 for every route at once.
 """
@@ -15,11 +16,11 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.metrics import Metrics
 from tsgate.database import RequestStat
+from tsgate.logs import REQUEST_ID
 from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.access")
@@ -67,6 +68,7 @@ class TelemetryMiddleware:
             return
         exchange = _Exchange(request_id_of(scope["headers"]))
         scope.setdefault("state", {})["request_id"] = exchange.request_id
+        context = REQUEST_ID.set(exchange.request_id)
 
         async def send_tracked(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -86,6 +88,7 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_tracked)
         finally:
             self._finish(scope, exchange)
+            REQUEST_ID.reset(context)
 
     def _finish(self, scope: Scope, exchange: _Exchange) -> None:
         duration_s = time.perf_counter() - exchange.started_s
@@ -128,8 +131,7 @@ class TelemetryMiddleware:
         cache_status: str | None,
         cache_source: str | None,
     ) -> None:
-        line = {
-            "request_id": exchange.request_id,
+        fields = {
             "method": scope["method"],
             "path": scope["path"],
             "route": route,
@@ -139,7 +141,16 @@ class TelemetryMiddleware:
             "cache": cache_status,
             "source": cache_source,
         }
-        log.info(msgspec.json.encode({k: v for k, v in line.items() if v is not None}).decode())
+        log.info(
+            "%s %s %d",
+            scope["method"],
+            scope["path"],
+            exchange.status,
+            extra={
+                "request_id": exchange.request_id,
+                "fields": {k: v for k, v in fields.items() if v is not None},
+            },
+        )
 
 
 def _cache_label(status: str | None, source: str | None) -> str:
