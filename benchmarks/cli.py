@@ -108,7 +108,7 @@ async def _run(
                     "chart": lambda: chart.run(bench, report),
                     "dashboard": lambda: dashboard.run(bench, report),
                     "wire": lambda: wirebytes.run(bench, report),
-                    "load": lambda: load.run(bench, report, gw.proc.pid),
+                    "load": lambda: load.run(bench, report, gw.proc.pid, workdir),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)

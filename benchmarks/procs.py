@@ -73,13 +73,34 @@ def gateway(workdir: Path, *, upstream_url: str, extra_env: Mapping[str, str]) -
 
 
 @contextlib.contextmanager
+def floor(workdir: Path, answer: Path) -> Iterator[Child]:
+    """The framework floor (``benchmarks.floor``) serving the captured ``answer``."""
+    port = free_port()
+    argv = ["--port", str(port), "--answer", str(answer)]
+    url = f"http://127.0.0.1:{port}"
+    # the child runs in workdir: the checkout must be importable for ``benchmarks.floor``
+    checkout = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (checkout, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    with _child("floor", argv, env, workdir, url, module="benchmarks.floor") as child:
+        _wait_ready(child, "/api/health", timeout_s=30.0)
+        yield child
+
+
+@contextlib.contextmanager
 def _child(
-    name: str, argv: list[str], env: Mapping[str, str], workdir: Path, base_url: str
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    base_url: str,
+    *,
+    module: str = "tsgate",
 ) -> Iterator[Child]:
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tsgate", *argv],
+            [sys.executable, "-m", module, *argv],
             env=dict(env),
             cwd=workdir,
             stdout=log,
