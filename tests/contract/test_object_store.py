@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -142,6 +143,20 @@ async def test_five_megabyte_object(store: ObjectStore) -> None:
     assert await store.get("big/object") == data
     assert await store.get_range("big/object", 4_000_000, 4_000_016) == data[4_000_000:4_000_016]
     assert [info async for info in store.list("big/")] == [ObjectInfo("big/object", len(data))]
+
+
+async def test_put_file_streams_a_file_larger_than_one_upload_part(store: ObjectStore) -> None:
+    # 12 MiB: more than two S3 multipart parts of obstore's 5 MiB default
+    data = os.urandom(12 * 1024 * 1024 + 123)
+    with tempfile.TemporaryFile() as file:
+        file.write(data)  # left at its end: put_file must start from the beginning
+        assert await store.put_file("exports/file.bin", file) == len(data)
+    assert await store.get("exports/file.bin") == data
+    assert [i async for i in store.list("exports/")] == [ObjectInfo("exports/file.bin", len(data))]
+    with tempfile.TemporaryFile() as smaller:
+        smaller.write(b"replaced")
+        assert await store.put_file("exports/file.bin", smaller) == 8
+    assert await store.get("exports/file.bin") == b"replaced"
 
 
 @pytest.mark.parametrize("key", INVALID_KEYS)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.asgi import sim_client
 from tsgate.errors import BadParameter
+from tsgate.jobs import handlers
 from tsgate.jobs.model import Job, JobState, normalise
 from tsgate.jobs.runner import JobContext, JobResult
 from tsgate.series.model import MS_PER_DAY
@@ -83,8 +84,13 @@ async def direct(env: Env, job: Job) -> dict[str, np.ndarray]:
     return {name: s.t_ms for name, s in found.items()}
 
 
+@pytest.mark.parametrize("spool_bytes", [handlers.SPOOL_BYTES, 4096], ids=["memory", "disk"])
 @pytest.mark.parametrize("fmt", ["csv", "json", "msgpack", "parquet"])
-async def test_export_files_hold_every_sample(env: Env, fmt: str) -> None:
+async def test_export_files_hold_every_sample(
+    env: Env, fmt: str, spool_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "disk": the export outgrows its spool at once and is written through a real file
+    monkeypatch.setattr(handlers, "SPOOL_BYTES", spool_bytes)
     job = await env.submit(3, 3, fmt)
     assert await env.services.worker.run_once()
     done = await env.job(job.id)

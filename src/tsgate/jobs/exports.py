@@ -1,21 +1,22 @@
-"""Export encoders: samples in, file bytes out, slice by slice.
+"""Export encoders: samples in, a file out, slice by slice.
 
 Every format carries the same three columns, one row per sample:
 
 - ``csv``: ``time,time_ms,point,value`` (ISO 8601 UTC with ``Z``, epoch ms, quoted name)
-- ``json`` / ``msgpack``: ``{"metadata": {…}, "columns": ["time_ms", "point", "value"],
-  "rows": [[ms, name, value], …]}`` (NaN becomes null)
+- ``json`` / ``msgpack``: ``{"columns": ["time_ms", "point", "value"],
+  "rows": [[ms, name, value], …], "metadata": {…}}`` (NaN becomes null)
 - ``parquet``: ``time`` timestamp[ms, UTC], ``point`` dictionary<int32, string>, ``value``
   float64; one row group per slice (pyarrow, extra ``parquet``)
 
-Writers encode each slice as it arrives and keep only encoded bytes, never per-sample
-Python objects for the whole export.
+Writers encode each slice as it arrives straight into a seekable binary file (a spooled
+temporary file in the job runner), so an export of any size needs the memory of one
+slice, never of the whole file. ``metadata`` goes last because it counts the rows; the
+MessagePack row array is a 32-bit header patched in place at the end.
 """
 
 from __future__ import annotations
 
-import io
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import msgspec
 import numpy as np
@@ -37,23 +38,26 @@ class ExportWriter(Protocol):
 
     def add(self, series: Series) -> None: ...
 
-    def finish(self, metadata: dict[str, Any]) -> bytes: ...
+    def finish(self, metadata: dict[str, Any]) -> None:
+        """Write what ends the file; the file is complete afterwards."""
+        ...
 
 
-def open_writer(fmt: str) -> ExportWriter:
-    writers: dict[str, type[ExportWriter]] = {
+def open_writer(fmt: str, out: IO[bytes]) -> ExportWriter:
+    writers: dict[str, type[CsvWriter | JsonWriter | MsgpackWriter | ParquetWriter]] = {
         "csv": CsvWriter,
         "json": JsonWriter,
         "msgpack": MsgpackWriter,
         "parquet": ParquetWriter,
     }
-    return writers[fmt]()
+    return writers[fmt](out)
 
 
 class CsvWriter:
-    def __init__(self) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self.rows = 0
-        self._parts: list[bytes] = [b"time,time_ms,point,value\n"]
+        self._out = out
+        out.write(b"time,time_ms,point,value\n")
 
     def add(self, series: Series) -> None:
         if not len(series):
@@ -63,11 +67,11 @@ class CsvWriter:
         values = np.where(np.isnan(series.v), "", series.v.astype(str))
         lines = np.char.add(np.char.add(iso, "Z,"), series.t_ms.astype(str))
         lines = np.char.add(np.char.add(lines, "," + quoted + ","), values)
-        self._parts.append(("\n".join(lines.tolist()) + "\n").encode())
+        self._out.write(("\n".join(lines.tolist()) + "\n").encode())
         self.rows += len(series)
 
-    def finish(self, metadata: dict[str, Any]) -> bytes:
-        return b"".join(self._parts)
+    def finish(self, metadata: dict[str, Any]) -> None:
+        return None
 
 
 def _rows(series: Series) -> list[tuple[int, str, float | None]]:
@@ -76,36 +80,46 @@ def _rows(series: Series) -> list[tuple[int, str, float | None]]:
 
 
 class JsonWriter:
-    def __init__(self) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self.rows = 0
-        self._parts: list[bytes] = []
+        self._out = out
+        out.write(b'{"columns":' + msgspec.json.encode(COLUMNS) + b',"rows":[')
 
     def add(self, series: Series) -> None:
         if len(series):
-            # encode the slice's rows, then drop the list brackets to splice them in later
-            self._parts.append(msgspec.json.encode(_rows(series))[1:-1])
+            if self.rows:
+                self._out.write(b",")
+            # the slice's rows without their list brackets, spliced into the one array
+            self._out.write(msgspec.json.encode(_rows(series))[1:-1])
             self.rows += len(series)
 
-    def finish(self, metadata: dict[str, Any]) -> bytes:
-        head = msgspec.json.encode({"metadata": metadata, "columns": COLUMNS})[:-1]
-        return head + b',"rows":[' + b",".join(self._parts) + b"]}"
+    def finish(self, metadata: dict[str, Any]) -> None:
+        self._out.write(b'],"metadata":' + msgspec.json.encode(metadata) + b"}")
 
 
 class MsgpackWriter:
-    def __init__(self) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         self.rows = 0
-        self._parts: list[bytes] = []
+        self._out = out
+        # a 3-entry map: columns, rows (array32 header, count patched in finish), metadata
+        encode = msgspec.msgpack.encode
+        out.write(b"\x83" + encode("columns") + encode(COLUMNS) + encode("rows") + b"\xdd")
+        self._count_at = out.tell()
+        out.write(b"\0\0\0\0")
 
     def add(self, series: Series) -> None:
         if len(series):
             encoded = msgspec.msgpack.encode(_rows(series))
-            self._parts.append(encoded[_array_header_size(encoded[0]) :])
+            self._out.write(encoded[_array_header_size(encoded[0]) :])
             self.rows += len(series)
 
-    def finish(self, metadata: dict[str, Any]) -> bytes:
-        # a 3-entry map whose last value is an array of all rows, header written last
-        head = msgspec.msgpack.encode({"metadata": metadata, "columns": COLUMNS, "rows": []})
-        return head[:-1] + _array_header(self.rows) + b"".join(self._parts)
+    def finish(self, metadata: dict[str, Any]) -> None:
+        out = self._out
+        out.write(msgspec.msgpack.encode("metadata") + msgspec.msgpack.encode(metadata))
+        end = out.tell()
+        out.seek(self._count_at)
+        out.write(self.rows.to_bytes(4, "big"))
+        out.seek(end)
 
 
 def _array_header_size(first: int) -> int:
@@ -114,16 +128,8 @@ def _array_header_size(first: int) -> int:
     return 3 if first == 0xDC else 5
 
 
-def _array_header(n: int) -> bytes:
-    if n < 16:
-        return bytes([0x90 | n])
-    if n < 1 << 16:
-        return b"\xdc" + n.to_bytes(2, "big")
-    return b"\xdd" + n.to_bytes(4, "big")
-
-
 class ParquetWriter:
-    def __init__(self) -> None:
+    def __init__(self, out: IO[bytes]) -> None:
         try:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -138,8 +144,7 @@ class ParquetWriter:
                 ("value", pa.float64()),
             ]
         )
-        self._buffer = io.BytesIO()
-        self._writer: Any = pq.ParquetWriter(self._buffer, self._schema, compression="zstd")
+        self._writer: Any = pq.ParquetWriter(out, self._schema, compression="zstd")
 
     def add(self, series: Series) -> None:
         if not len(series):
@@ -156,6 +161,5 @@ class ParquetWriter:
         self._writer.write_table(table)
         self.rows += n
 
-    def finish(self, metadata: dict[str, Any]) -> bytes:
+    def finish(self, metadata: dict[str, Any]) -> None:
         self._writer.close()
-        return self._buffer.getvalue()

@@ -7,6 +7,7 @@ points), reporting progress and honouring cancel after each slice.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from typing import Any
 
 import msgspec
@@ -18,6 +19,8 @@ from tsgate.jobs.runner import Handler, JobContext, JobResult
 from tsgate.series.chart import ChartQuery, chart_body, run_chart
 from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
+
+SPOOL_BYTES = 16 << 20  # exports up to this size stay in memory
 
 
 def metadata(request: JobRequest, samples: int) -> dict[str, Any]:
@@ -55,14 +58,16 @@ async def _read_slices(ctx: JobContext) -> Any:
 
 
 async def run_export(ctx: JobContext) -> JobResult:
-    writer = open_writer(ctx.request.format)
-    async for found in _read_slices(ctx):
-        for name in ctx.request.points:
-            writer.add(found.get(name) or Series.empty(name))
-    data = writer.finish(metadata(ctx.request, writer.rows))
-    key = ctx.result_key(ctx.request.format)
-    await ctx.objects.put(key, data)
-    return JobResult(key, len(data), writer.rows)
+    # the file grows on disk past SPOOL_BYTES: a year of many points is never held whole
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as out:
+        writer = open_writer(ctx.request.format, out)
+        async for found in _read_slices(ctx):
+            for name in ctx.request.points:
+                writer.add(found.get(name) or Series.empty(name))
+        writer.finish(metadata(ctx.request, writer.rows))
+        key = ctx.result_key(ctx.request.format)
+        size = await ctx.objects.put_file(key, out)
+    return JobResult(key, size, writer.rows)
 
 
 async def run_query(ctx: JobContext) -> JobResult:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import IO, Protocol, runtime_checkable
 
 from tsgate.errors import StorageError
 
@@ -58,6 +58,12 @@ class ObjectStore(Protocol):
         """
         ...
 
+    async def put_file(self, key: str, file: IO[bytes]) -> int:
+        """Store the whole of the open binary ``file`` (from its start) as ``put`` would,
+        without reading it into memory at once; returns the size stored. For results
+        and exports, which can be far larger than anything kept in memory."""
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
         ...
@@ -69,6 +75,13 @@ class ObjectStore(Protocol):
     async def aclose(self) -> None:
         """Release connections; the store must not be used afterwards."""
         ...
+
+
+def file_size(file: IO[bytes]) -> int:
+    """The size of a seekable ``file``, left positioned at its start."""
+    size = file.seek(0, 2)
+    file.seek(0)
+    return size
 
 
 def validate_key(key: str) -> str:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import IO, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
@@ -25,6 +26,7 @@ from tsgate.object_store.base import (
     InvalidKey,
     ObjectInfo,
     check_range,
+    file_size,
     prefix_parent,
     validate_key,
     validate_prefix,
@@ -34,6 +36,7 @@ _T = TypeVar("_T")
 # Reading a missing key can fail in all these ways once keys nest ("a" is a file, the
 # caller asks for "a/b"; or "a" is a directory).
 _MISS_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+_COPY_BYTES = 1 << 20
 
 
 class LocalObjectStore:
@@ -72,6 +75,12 @@ class LocalObjectStore:
     async def put(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         path = self._path_of(key)
         return await _run(lambda: self._write(path, data, if_absent=if_absent))
+
+    async def put_file(self, key: str, file: IO[bytes]) -> int:
+        path = self._path_of(key)
+        size = file_size(file)
+        await _run(lambda: self._write(path, file, if_absent=False))
+        return size
 
     async def delete(self, key: str) -> None:
         path = self._path_of(key)
@@ -116,13 +125,16 @@ class LocalObjectStore:
             if exc.errno not in _MISS_ERRNOS:
                 raise
 
-    def _write(self, path: Path, data: bytes, *, if_absent: bool) -> bool:
+    def _write(self, path: Path, data: bytes | IO[bytes], *, if_absent: bool) -> bool:
         # Check before mkdir, so a symlinked directory cannot make us create dirs outside.
         self._check_contained(path.parent)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}~{secrets.token_hex(8)}")
         with open(tmp, "xb") as tmp_file:
-            tmp_file.write(data)
+            if isinstance(data, bytes):
+                tmp_file.write(data)
+            else:
+                shutil.copyfileobj(data, tmp_file, _COPY_BYTES)
             tmp_file.flush()
             # A sealed chunk is never refetched, so it must not survive a crash as zeros.
             os.fsync(tmp_file.fileno())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Self
+from typing import IO, Self
 
 from tsgate.object_store.base import (
     ObjectInfo,
@@ -38,6 +38,12 @@ class MemoryObjectStore:
             return False
         self._objects[key] = bytes(data)
         return True
+
+    async def put_file(self, key: str, file: IO[bytes]) -> int:
+        file.seek(0)
+        data = file.read()  # memory:// holds everything in memory anyway
+        await self.put(key, data)
+        return len(data)
 
     async def delete(self, key: str) -> None:
         self._objects.pop(validate_key(key), None)

@@ -9,7 +9,7 @@ an ``http://`` endpoint allows plain HTTP.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Self
+from typing import IO, TYPE_CHECKING, Self
 from urllib.parse import parse_qs, urlsplit
 
 import obstore
@@ -25,6 +25,7 @@ from tsgate.errors import ConfigError, StorageError
 from tsgate.object_store.base import (
     ObjectInfo,
     check_range,
+    file_size,
     prefix_parent,
     validate_key,
     validate_prefix,
@@ -127,6 +128,16 @@ class S3ObjectStore:
         except BaseError as exc:
             raise self._error("put", key, exc) from exc
         return True
+
+    async def put_file(self, key: str, file: IO[bytes]) -> int:
+        validate_key(key)
+        size = file_size(file)
+        try:
+            # obstore reads the file in parts and uploads large ones as a multipart upload
+            await obstore.put_async(self._store, key, file)
+        except BaseError as exc:
+            raise self._error("put", key, exc) from exc
+        return size
 
     async def delete(self, key: str) -> None:
         validate_key(key)
