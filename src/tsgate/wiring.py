@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -14,6 +15,7 @@ from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
 from tsgate.database.jobs import JobStore
+from tsgate.errors import StorageError
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
@@ -37,6 +39,8 @@ from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
 
 log = logging.getLogger("tsgate")
+# the object holding the generated secret when TSGATE_SECRET is unset (a key, not a secret)
+SECRET_OBJECT = "_system/secret"  # noqa: S105 - an object key
 
 
 @dataclass
@@ -69,15 +73,28 @@ def cache_policy(settings: Settings) -> CachePolicy:
 
 
 def salt_of(settings: Settings) -> bytes:
-    """The token-hash salt: configured (shared by a deployment) or random per process.
-
-    ``TSGATE_TOKEN_SALT`` wins, else ``TSGATE_SECRET``: with either, rate limits, saved
-    charts and access grants agree across processes and restarts.
-    """
+    """The token-hash salt: ``TSGATE_TOKEN_SALT``, else derived from the secret (which
+    ``open_services`` always resolves), else random for this process only."""
     configured = settings.token_salt or settings.secret
     if configured:
         return hashlib.blake2b(configured.encode(), digest_size=32, person=b"tsgate-salt").digest()
     return secrets.token_bytes(32)
+
+
+async def secret_of(settings: Settings, objects: ObjectStore) -> str:
+    """``TSGATE_SECRET``, else one generated on the first start and kept in the object
+    store, so that every restart and every process sharing the store agree on sealed job
+    tokens, webhook signatures, token hashes and so on saved charts and rate limits.
+    Of processes starting together, exactly one creates it (a put-if-absent)."""
+    if settings.secret:
+        return settings.secret
+    stored = await objects.get(SECRET_OBJECT)
+    if stored is None:
+        await objects.put(SECRET_OBJECT, secrets.token_hex(32).encode(), if_absent=True)
+        stored = await objects.get(SECRET_OBJECT)
+    if not stored:
+        raise StorageError(f"the generated secret ({SECRET_OBJECT}) vanished from the object store")
+    return stored.decode()
 
 
 @contextlib.asynccontextmanager
@@ -92,15 +109,16 @@ async def open_services(
     ``upstream`` and ``clock_ms`` may be given by tests (a simulator with fault switches,
     an injected clock).
     """
-    salt = salt_of(settings)
     async with contextlib.AsyncExitStack() as stack:
+        objects = open_object_store(settings.objects_url)
+        stack.push_async_callback(objects.aclose)
+        settings = dataclasses.replace(settings, secret=await secret_of(settings, objects))
+        salt = salt_of(settings)
         up = upstream if upstream is not None else open_upstream(settings)
         stack.push_async_callback(up.aclose)
         # the embedded SQLite database migrates itself; shared servers use `tsgate migrate`
         database = await open_database(settings.database_url, migrate=settings.auto_migrate)
         stack.push_async_callback(database.aclose)
-        objects = open_object_store(settings.objects_url)
-        stack.push_async_callback(objects.aclose)
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
@@ -159,7 +177,7 @@ def build_jobs(
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or _wall_clock_ms
     store = JobStore(database.sql)
-    # without TSGATE_SECRET a per-process key: sealed tokens then survive no restart
+    # open_services resolves the secret; a bare build_jobs (tests) may go without one
     secret = (settings.secret or secrets.token_hex(32)).encode()
     service = JobService(
         store,

@@ -131,7 +131,7 @@ async def test_failed_fetch_stores_nothing_and_is_a_clear_error(env: Env) -> Non
         await read(env, names, OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY)
     counts = await env.services.database.chunks.counts()
     assert counts["chunks"] == 0
-    assert [o async for o in env.services.objects.list("")] == []
+    assert [o async for o in env.services.objects.list("raw/")] == []
     # most windows failed: the circuit opened, so the next read waits out its reset time
     assert env.services.upstream.breaker.state == "open"
     env.sim.faults.fail_after = None
@@ -202,7 +202,7 @@ async def test_day_chunks_compact_into_a_month_once_settled(env: Env) -> None:
         "elm_school", name, "raw", start, start + 30 * MS_PER_DAY
     )
     assert len(rows) == 1 and rows[0].period_end_ms - rows[0].period_start_ms == 30 * MS_PER_DAY
-    keys = [o.key async for o in env.services.objects.list("")]
+    keys = [o.key async for o in env.services.objects.list("raw/")]
     assert len(keys) == 1
     got, stats = await read(env, name, start, start + 30 * MS_PER_DAY)
     assert stats.upstream_requests == 0 and len(got[name[0]]) > 29 * 280
