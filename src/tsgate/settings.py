@@ -56,8 +56,8 @@ class Settings:
     # protection: per caller and route class; 0 disables rate limiting
     rate_limit_per_min: int = 600
     rate_limit_burst: int = 100
-    # salt for token hashes; set the same value on every server sharing a cache so that
-    # rate limits and scopes agree (unset: a random salt per process)
+    # salt for token hashes (rate limits, scopes, cache keys); unset: derived from the
+    # secret, which is generated once and kept in the object store when it is unset too
     token_salt: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1 << 20
     max_points_per_request: int = 500
