@@ -121,6 +121,18 @@ async def test_metrics_count_real_requests(api: httpx.AsyncClient) -> None:
     unmatched = (("method", "GET"), ("route", "unmatched"), ("status", "404"))
     assert found[("tsgate_http_requests_total", unmatched)] == 1
     assert found[("tsgate_http_request_duration_seconds_count", (("route", "/api/sites"),))] == 3
+    sites_buckets = [
+        value
+        for (name, labels), value in found.items()
+        if name == "tsgate_http_request_duration_seconds_bucket"
+        and ("route", "/api/sites") in labels
+    ]
+    assert len(sites_buckets) == 14 and sorted(sites_buckets) == sites_buckets  # cumulative
+    every = (("le", "+Inf"), ("route", "/api/sites"))
+    assert found[("tsgate_http_request_duration_seconds_bucket", every)] == 3
+    within_a_minute = (("le", "60.0"), ("route", "/api/sites"))
+    assert found[("tsgate_http_request_duration_seconds_bucket", within_a_minute)] == 3
+    assert 0 < found[("tsgate_http_request_duration_seconds_sum", (("route", "/api/sites"),))] < 60
     assert found[("tsgate_http_response_bytes_total", (("route", "/api/test-cached"),))] == 300
     hit = (("source", "MEMORY"), ("status", "HIT"))
     assert found[("tsgate_cache_responses_total", hit)] == 2

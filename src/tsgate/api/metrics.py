@@ -7,11 +7,13 @@ scraped.
 
 from __future__ import annotations
 
+import bisect
 import logging
+import math
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,34 +52,62 @@ class _Snapshot(Collector):
             yield gauge
 
 
+class _Requests(Collector):
+    """Request metrics as plain counters, turned into Prometheus families at scrape time:
+    recording one request is a few dict updates (prometheus-client's labelled metrics
+    cost more than the rest of a cached answer's bookkeeping)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str, str], int] = {}  # (route, method, status)
+        # per route: one count per latency bucket (the last for +Inf), then the sum
+        self.latency: dict[str, list[float]] = {}
+        self.bytes_out: dict[str, int] = {}
+        self.cache: dict[tuple[str, str], int] = {}  # (status, source)
+        self.samples = 0
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests = CounterMetricFamily(
+            "tsgate_http_requests", "requests served", labels=["route", "method", "status"]
+        )
+        for request_labels, count in self.counts.items():
+            requests.add_metric(list(request_labels), count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "tsgate_http_request_duration_seconds", "time to the last body byte", labels=["route"]
+        )
+        for route, slots in self.latency.items():
+            cumulative, buckets = 0.0, []
+            for bound, in_bucket in zip((*_LATENCY_BUCKETS_S, math.inf), slots, strict=False):
+                cumulative += in_bucket
+                buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), cumulative))
+            latency.add_metric([route], buckets, sum_value=slots[-1])
+        yield latency
+        bytes_out = CounterMetricFamily(
+            "tsgate_http_response_bytes", "response body bytes sent", labels=["route"]
+        )
+        for route, total in self.bytes_out.items():
+            bytes_out.add_metric([route], total)
+        yield bytes_out
+        cache = CounterMetricFamily(
+            "tsgate_cache_responses",
+            "responses by X-Cache-Status and X-Cache-Source",
+            labels=["status", "source"],
+        )
+        for cache_labels, count in self.cache.items():
+            cache.add_metric(list(cache_labels), count)
+        yield cache
+        samples = CounterMetricFamily("tsgate_samples_served", "samples in responses")
+        samples.add_metric([], self.samples)
+        yield samples
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "tsgate_http_requests", "requests served", ["route", "method", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "tsgate_http_request_duration_seconds",
-            "time to the last body byte",
-            ["route"],
-            buckets=_LATENCY_BUCKETS_S,
-            registry=r,
-        )
-        self.bytes_out = Counter(
-            "tsgate_http_response_bytes", "response body bytes sent", ["route"], registry=r
-        )
-        self.cache = Counter(
-            "tsgate_cache_responses",
-            "responses by X-Cache-Status and X-Cache-Source",
-            ["status", "source"],
-            registry=r,
-        )
-        self.samples = Counter("tsgate_samples_served", "samples in responses", registry=r)
+        self._requests = _Requests()
+        self.registry.register(self._requests)
         self._snapshot = _Snapshot()
-        r.register(self._snapshot)
-        self._routes: dict[str, tuple[Histogram, Counter]] = {}
-        self._counts: dict[tuple[str, str, int], Counter] = {}
+        self.registry.register(self._snapshot)
 
     def observe(
         self,
@@ -91,25 +121,19 @@ class Metrics:
         cache_status: str | None,
         cache_source: str | None,
     ) -> None:
-        # labelled children are looked up once per label set: .labels() is the costly part
-        per_route = self._routes.get(route)
-        if per_route is None:
-            per_route = self._routes[route] = (
-                self.latency.labels(route),
-                self.bytes_out.labels(route),
-            )
-        count = self._counts.get((route, method, status))
-        if count is None:
-            count = self._counts[(route, method, status)] = self.requests.labels(
-                route, method, str(status)
-            )
-        count.inc()
-        per_route[0].observe(duration_s)
-        per_route[1].inc(bytes_out)
-        if samples:
-            self.samples.inc(samples)
+        r = self._requests
+        key = (route, method, str(status))
+        r.counts[key] = r.counts.get(key, 0) + 1
+        slots = r.latency.get(route)
+        if slots is None:
+            slots = r.latency[route] = [0.0] * (len(_LATENCY_BUCKETS_S) + 2)
+        slots[bisect.bisect_left(_LATENCY_BUCKETS_S, duration_s)] += 1
+        slots[-1] += duration_s
+        r.bytes_out[route] = r.bytes_out.get(route, 0) + bytes_out
+        r.samples += samples
         if cache_status:
-            self.cache.labels(cache_status, cache_source or "").inc()
+            labels = (cache_status, cache_source or "")
+            r.cache[labels] = r.cache.get(labels, 0) + 1
 
     async def refresh(self, services: Services) -> None:
         counters = services.upstream.counters
