@@ -15,6 +15,7 @@ from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
 from tsgate.database.jobs import JobStore
+from tsgate.database.notifications import Notifications
 from tsgate.errors import StorageError
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
@@ -23,7 +24,7 @@ from tsgate.jobs.model import RetryPolicy
 from tsgate.jobs.runner import JobRunner
 from tsgate.jobs.service import JobService
 from tsgate.jobs.tokens import TokenBox, scope_key
-from tsgate.jobs.webhooks import WebhookSender
+from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import Worker, running
 from tsgate.maintenance import MaintenanceScheduler, wall_clock_ms
 from tsgate.object_store import open_object_store
@@ -206,12 +207,20 @@ def build_jobs(
         lease_ms=lease_ms,
         heartbeat_s=settings.job_heartbeat_s,
         clock_ms=clock,
-        notify=WebhookSender(
-            secret,
-            allow_private=settings.webhook_allow_private,
-            retries=settings.webhook_retries,
-            timeout_s=settings.webhook_timeout_s,
-        ),
     )
-    worker = Worker(store, queue, runner, clock, poll_s=settings.job_poll_s, lease_ms=lease_ms)
+    sender = WebhookSender(
+        secret,
+        allow_private=settings.webhook_allow_private,
+        retries=settings.webhook_retries,
+        timeout_s=settings.webhook_timeout_s,
+    )
+    worker = Worker(
+        store,
+        queue,
+        runner,
+        clock,
+        poll_s=settings.job_poll_s,
+        lease_ms=lease_ms,
+        outbox=WebhookOutbox(Notifications(database.sql), sender, clock),
+    )
     return service, worker

@@ -6,6 +6,7 @@ import itertools
 import random
 
 import httpx
+import msgspec
 import pytest
 
 from tsgate.errors import BadParameter, NotFound, StorageError, UpstreamTimeout
@@ -18,7 +19,13 @@ from tsgate.jobs.model import (
     normalise,
     slices,
 )
-from tsgate.jobs.webhooks import SIGNATURE_HEADER, WebhookSender, check_addresses, sign
+from tsgate.jobs.webhooks import (
+    SIGNATURE_HEADER,
+    Outcome,
+    WebhookSender,
+    check_addresses,
+    sign,
+)
 from tsgate.series.extents import month_floor
 from tsgate.series.model import MS_PER_DAY
 
@@ -96,17 +103,25 @@ async def test_webhooks_refuse_private_addresses(url: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_webhook_is_signed_and_retried() -> None:
+async def test_one_webhook_attempt_is_signed_and_judged() -> None:
+    answers = iter([503, 429, 204, 404])
     calls: list[httpx.Request] = []
 
     def handler(req: httpx.Request) -> httpx.Response:
         calls.append(req)
-        return httpx.Response(503 if len(calls) < 3 else 204)
+        return httpx.Response(next(answers))
 
-    sender = WebhookSender(
-        b"k", allow_private=True, backoff_s=0, transport=httpx.MockTransport(handler)
-    )
+    sender = WebhookSender(b"k", allow_private=True, transport=httpx.MockTransport(handler))
     job = Job("id1", request(notify_url="http://127.0.0.1/h"), "s", JobState.COMPLETED, 10)
-    await sender(job)
-    assert len(calls) == 3
+    outcomes = [await sender.send(job) for _ in range(4)]
+    # a 404 is the receiver's final word: sending again would not change it
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.SENT, Outcome.SENT]
     assert calls[-1].headers[SIGNATURE_HEADER] == sign(calls[-1].content, b"k")
+    assert msgspec.json.decode(calls[-1].content)["jobId"] == "id1"
+    refusing = WebhookSender(b"k", allow_private=False, transport=httpx.MockTransport(handler))
+    assert await refusing.send(job) is Outcome.REFUSED and len(calls) == 4
+
+
+def test_webhook_retries_back_off_then_give_up() -> None:
+    sender = WebhookSender(b"k", retries=3, backoff_s=2.0)
+    assert [sender.retry_in_s(n) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, None]

@@ -6,6 +6,10 @@ PostgreSQL concurrent claimers skip each other's locked rows, on SQLite the writ
 transaction (``BEGIN IMMEDIATE``) serialises claimers. Every later write by the worker
 names ``(worker, attempt)``; a worker whose lease expired and was re-claimed matches no
 row, so exactly one attempt can complete a job.
+
+Webhooks use the row as an outbox: a job with a ``notify_url`` is ``armed``; the write
+that makes it completed or dead also makes its notification ``pending`` (so a crash can
+never lose one), and workers deliver pending ones (``database/notifications.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from tsgate.database.tables import jobs
 from tsgate.jobs.model import TERMINAL, Job, JobRequest, JobState
 
 _CLAIMABLE_STATES = (JobState.QUEUED.value, JobState.FAILED.value)
+NOTIFIED = (JobState.COMPLETED, JobState.DEAD)  # the states a webhook tells of
+NOTIFY_ARMED, NOTIFY_PENDING, NOTIFY_SENT, NOTIFY_FAILED = "armed", "pending", "sent", "failed"
 _RESUBMITTABLE = (JobState.DEAD.value, JobState.CANCELLED.value)
 
 
@@ -34,25 +40,25 @@ class JobStore:
         A dead or cancelled job with the same id is queued again: asking anew is a retry.
         """
         async with self.sql.write() as conn:
-            row = (await conn.execute(_select().where(jobs.c.id == job.id))).first()
+            row = (await conn.execute(job_rows().where(jobs.c.id == job.id))).first()
             if row is None:
                 values = _values(job) | {"token_box": token_box}
                 await conn.execute(sa.insert(jobs).values(**values))
                 return job, True
             if row.state not in _RESUBMITTABLE:
-                return _job(row), False
+                return job_of(row), False
             await conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job.id)
                 .values(**_requeue(now_ms), token_box=token_box)
             )
-            row = (await conn.execute(_select().where(jobs.c.id == job.id))).one()
-            return _job(row), True
+            row = (await conn.execute(job_rows().where(jobs.c.id == job.id))).one()
+            return job_of(row), True
 
     async def get(self, job_id: str) -> Job | None:
         async with self.sql.read() as conn:
-            row = (await conn.execute(_select().where(jobs.c.id == job_id))).first()
-        return None if row is None else _job(row)
+            row = (await conn.execute(job_rows().where(jobs.c.id == job_id))).first()
+        return None if row is None else job_of(row)
 
     async def token_box(self, job_id: str) -> bytes | None:
         async with self.sql.read() as conn:
@@ -67,13 +73,13 @@ class JobStore:
     async def list_jobs(
         self, *, state: str | None = None, scope: str | None = None, limit: int = 100
     ) -> list[Job]:
-        stmt = _select().order_by(jobs.c.created_ms.desc(), jobs.c.id).limit(limit)
+        stmt = job_rows().order_by(jobs.c.created_ms.desc(), jobs.c.id).limit(limit)
         if state is not None:
             stmt = stmt.where(jobs.c.state == state)
         if scope is not None:
             stmt = stmt.where(jobs.c.scope == scope)
         async with self.sql.read() as conn:
-            return [_job(r) for r in await conn.execute(stmt)]
+            return [job_of(r) for r in await conn.execute(stmt)]
 
     async def counts(self) -> dict[str, int]:
         stmt = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
@@ -108,7 +114,7 @@ class JobStore:
         )
         async with self.sql.write() as conn:
             row = (await conn.execute(stmt)).first()
-        return None if row is None else _job(row)
+        return None if row is None else job_of(row)
 
     async def heartbeat(
         self, job: Job, *, now_ms: int, lease_ms: int, progress: Sequence[float] | None = None
@@ -136,6 +142,8 @@ class JobStore:
             values["finished_ms"] = now_ms
         if state is JobState.COMPLETED:
             values |= {"progress": 100.0, "error": None}
+        if state in NOTIFIED:
+            values |= _arm_to_pending(now_ms)
         async with self.sql.write() as conn:
             result = await conn.execute(sa.update(jobs).where(_held(job)).values(**values))
         return result.rowcount == 1
@@ -162,6 +170,7 @@ class JobStore:
                 finished_ms=now_ms,
                 updated_ms=now_ms,
                 lease_until_ms=None,
+                **_arm_to_pending(now_ms),
             )
             .returning(jobs.c.id)
         )
@@ -194,8 +203,8 @@ class JobStore:
                 .where(jobs.c.id == job_id, jobs.c.state == JobState.RUNNING.value)
                 .values(cancel_requested=True, updated_ms=now_ms)
             )
-            row = (await conn.execute(_select().where(jobs.c.id == job_id))).first()
-        return None if row is None else _job(row)
+            row = (await conn.execute(job_rows().where(jobs.c.id == job_id))).first()
+        return None if row is None else job_of(row)
 
     async def retry(self, job_id: str, *, now_ms: int) -> Job | None:
         """Queue a dead, cancelled or failed job again with a fresh attempt budget."""
@@ -206,8 +215,8 @@ class JobStore:
                 .where(jobs.c.id == job_id, jobs.c.state.in_(states))
                 .values(**_requeue(now_ms))
             )
-            row = (await conn.execute(_select().where(jobs.c.id == job_id))).first()
-        return None if row is None else _job(row)
+            row = (await conn.execute(job_rows().where(jobs.c.id == job_id))).first()
+        return None if row is None else job_of(row)
 
     async def expired(self, *, before_ms: int, limit: int = 500) -> list[tuple[str, str | None]]:
         """``(id, result_key)`` of finished jobs older than ``before_ms``."""
@@ -224,7 +233,7 @@ class JobStore:
             await conn.execute(sa.delete(jobs).where(jobs.c.id.in_(list(ids))))
 
 
-def _select() -> sa.Select[Any]:
+def job_rows() -> sa.Select[Any]:
     return sa.select(*(c for c in jobs.c if c.name != "token_box"))
 
 
@@ -247,8 +256,22 @@ def _held(job: Job) -> sa.ColumnElement[bool]:
     )
 
 
-def _requeue(now_ms: int) -> dict[str, Any]:
+def _arm_to_pending(now_ms: int) -> dict[str, Any]:
+    """An armed webhook becomes due now; other states are left as they are."""
+    armed = jobs.c.notify_state == NOTIFY_ARMED
     return {
+        "notify_state": sa.case((armed, NOTIFY_PENDING), else_=jobs.c.notify_state),
+        "notify_after_ms": sa.case((armed, now_ms), else_=jobs.c.notify_after_ms),
+    }
+
+
+def _requeue(now_ms: int) -> dict[str, Any]:
+    # a job run again notifies again when it finishes
+    rearm = sa.case((jobs.c.notify_state.is_(None), sa.null()), else_=NOTIFY_ARMED)
+    return {
+        "notify_state": rearm,
+        "notify_attempts": 0,
+        "notify_after_ms": None,
         "state": JobState.QUEUED.value,
         "attempts": 0,
         "progress": 0.0,
@@ -287,10 +310,13 @@ def _values(job: Job) -> dict[str, Any]:
         "lease_until_ms": job.lease_until_ms,
         "worker": job.worker,
         "cancel_requested": job.cancel_requested,
+        "notify_state": NOTIFY_ARMED if job.request.notify_url else None,
+        "notify_attempts": 0,
+        "notify_after_ms": None,
     }
 
 
-def _job(row: sa.Row[Any]) -> Job:
+def job_of(row: sa.Row[Any]) -> Job:
     m = row._mapping
     return Job(
         id=m["id"],
@@ -314,4 +340,6 @@ def _job(row: sa.Row[Any]) -> Job:
         lease_until_ms=m["lease_until_ms"],
         worker=m["worker"],
         cancel_requested=bool(m["cancel_requested"]),
+        notify_state=m["notify_state"],
+        notify_attempts=m["notify_attempts"],
     )

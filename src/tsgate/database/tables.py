@@ -113,12 +113,17 @@ jobs = sa.Table(
     sa.Column("lease_until_ms", sa.BigInteger, nullable=True),
     sa.Column("worker", sa.Text, nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False),
+    # webhook outbox: armed (notify_url given) → pending (finished) → sent | failed
+    sa.Column("notify_state", sa.Text, nullable=True),
+    sa.Column("notify_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("notify_after_ms", sa.BigInteger, nullable=True),
     sa.CheckConstraint(
         "state IN ('queued', 'running', 'completed', 'failed', 'dead', 'cancelled')",
         name="state",
     ),
     sa.Index("ix_jobs_state_priority_run_after_ms", "state", "priority", "run_after_ms"),
     sa.Index("ix_jobs_finished_ms", "finished_ms"),
+    sa.Index("ix_jobs_notify_state_after_ms", "notify_state", "notify_after_ms"),
 )
 
 

@@ -231,6 +231,9 @@ class Job:
     lease_until_ms: int | None = None
     worker: str | None = None
     cancel_requested: bool = False
+    # the webhook: None (no notify_url), armed, pending, sent or failed
+    notify_state: str | None = None
+    notify_attempts: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -258,4 +261,6 @@ class Job:
         }
         if self.state is JobState.COMPLETED:
             body["resultUrl"] = f"{base_url}/api/jobs/{self.id}/result"
+        if self.notify_state is not None:
+            body["webhook"] = {"state": self.notify_state, "attempts": self.notify_attempts}
         return body

@@ -65,7 +65,6 @@ class JobContext:
 
 Handler = Callable[[JobContext], Awaitable[JobResult]]
 TokenSource = Callable[[Job], Awaitable[str]]
-Notifier = Callable[[Job], Awaitable[None]]
 
 
 @dataclass
@@ -86,7 +85,6 @@ class JobRunner:
     heartbeat_s: float = 5.0
     clock_ms: Callable[[], int] = field(default=lambda: 0)
     rng: random.Random = field(default_factory=random.Random)
-    notify: Notifier | None = None
 
     async def execute(self, job: Job) -> JobState | None:
         """Run ``job`` to its next state; ``None`` when the lease was lost.
@@ -110,10 +108,6 @@ class JobRunner:
         if not await self.store.finish(job, state, now_ms=self.clock_ms(), **values):
             log.warning("job %s: lease lost before recording %s", job.id, state.value)
             return None
-        if state in (JobState.COMPLETED, JobState.DEAD) and self.notify is not None:
-            done = await self.store.get(job.id)
-            if done is not None:
-                await self.notify(done)
         return state
 
     async def _run(self, job: Job, lease: _Lease) -> tuple[JobState | None, dict[str, Any]]:

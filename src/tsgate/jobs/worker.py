@@ -21,6 +21,7 @@ from tsgate.database.jobs import JobStore
 from tsgate.errors import StorageError
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.runner import JobRunner
+from tsgate.jobs.webhooks import WebhookOutbox
 
 log = logging.getLogger("tsgate.jobs")
 
@@ -39,6 +40,7 @@ class Worker:
     poll_s: float = 1.0
     lease_ms: int = 30_000
     completed: int = 0
+    outbox: WebhookOutbox | None = None  # delivers finished jobs' webhooks beside the jobs
 
     async def run_once(self) -> bool:
         """Claim and run one job; ``False`` when there was none."""
@@ -53,6 +55,28 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; the job in hand finishes first."""
+        webhooks = None
+        if self.outbox is not None:
+            webhooks = asyncio.create_task(self._deliver(self.outbox, stop))
+        try:
+            await self._work(stop)
+        finally:
+            if webhooks is not None:
+                # a send cut short here is sent again once its claim lapses
+                webhooks.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await webhooks
+
+    async def _deliver(self, outbox: WebhookOutbox, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await outbox.deliver_due()
+            except StorageError as exc:
+                log.warning("worker %s: webhooks: %s", self.name, exc.detail)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.poll_s)
+
+    async def _work(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 if await self.run_once():
