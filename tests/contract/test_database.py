@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +140,7 @@ async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> N
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
             )
-    assert version == [("0004",)]
+    assert version == [("0005",)]
     assert diff == []
 
 
@@ -257,12 +256,13 @@ async def catalog(db: Database) -> list[dict[str, Any]]:
     generated = [ace_point(i) for i in range(7_000)]
     await db.points.replace_site("campus", generated, now_ms=JAN_MS)
     await db.points.replace_site("other", [ace_point(1)], now_ms=FEB_MS)
-    return sorted(generated, key=lambda p: p["name"])
+    return generated
 
 
-async def test_catalog_list_pages_in_name_order_with_totals(
+async def test_catalog_list_pages_in_upstream_order_with_totals(
     db: Database, catalog: list[dict[str, Any]]
 ) -> None:
+    assert catalog != sorted(catalog, key=lambda p: p["name"])  # upstream's order is its own
     total, first = await db.points.list("campus", offset=0, limit=100)
     assert total == 7_000
     assert first == catalog[:100]
@@ -276,21 +276,19 @@ async def test_catalog_list_pages_in_name_order_with_totals(
 async def test_catalog_search_by_substring_and_all_tags(
     db: Database, catalog: list[dict[str, Any]]
 ) -> None:
-    started = time.perf_counter()
+    by_name = sorted(catalog, key=lambda p: p["name"])  # search answers in name order
     found = await db.points.search("campus", "VAV-001", ["Air", "temp"], limit=1_000)
-    elapsed_s = time.perf_counter() - started
     expected = [
         p
-        for p in catalog
+        for p in by_name
         if "vav-001" in p["name"].lower() and {"air", "temp"} <= set(p["marker_tags"])
     ]
     assert found == expected
     assert len(expected) == 50
-    assert elapsed_s < 1.0
     assert len(await db.points.search("campus", "", ["co2"], limit=10_000)) == 1_750
     assert (
         await db.points.search("campus", "vav-0", ["co2"], limit=3)
-        == [p for p in catalog if "co2" in p["marker_tags"]][:3]
+        == [p for p in by_name if "co2" in p["marker_tags"]][:3]
     )
     assert await db.points.search("campus", "50%_", [], limit=10) == []  # LIKE chars are literal
     assert await db.points.search("campus", "vav", ["temp", "damper"], limit=10) == []
@@ -302,7 +300,7 @@ async def test_catalog_names_refresh_and_replacement(
     assert await db.points.refreshed_at("campus") == JAN_MS
     assert await db.points.refreshed_at("nowhere") is None
     collecting = await db.points.names("campus")
-    assert collecting == [p["name"] for p in catalog if p["collect_enabled"]]
+    assert collecting == sorted(p["name"] for p in catalog if p["collect_enabled"])
     assert len(await db.points.names("campus", collect_enabled_only=False)) == 7_000
     await db.points.replace_site("campus", [ace_point(8), ace_point(9)], now_ms=MAR_MS)
     assert await db.points.names("campus", collect_enabled_only=False) == [

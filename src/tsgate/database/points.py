@@ -38,9 +38,10 @@ def _tags(point: Mapping[str, Any]) -> str:
     return " " + " ".join(str(t).strip().lower() for t in marker if str(t).strip()) + " "
 
 
-def _row(site: str, point: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
+def _row(site: str, point: Mapping[str, Any], now_ms: int, position: int) -> dict[str, Any]:
     return {
         "site": site,
+        "position": position,
         "name": point["name"],
         "collect_enabled": bool(point.get("collect_enabled")),
         "unit": _unit(point),
@@ -62,7 +63,8 @@ class PointCatalog:
         self, site: str, points: Sequence[Mapping[str, Any]], now_ms: int
     ) -> None:
         """Make ``points`` (ACE point objects) the whole catalog of ``site``, atomically."""
-        rows = {p["name"]: _row(site, p, now_ms) for p in points}  # last one wins
+        # a name listed twice keeps its last object, at its last place
+        rows = {p["name"]: _row(site, p, now_ms, i) for i, p in enumerate(points)}
         refresh = self._sql.upsert(point_refresh)
         async with self._sql.write() as conn:
             await conn.execute(sa.delete(points_table).where(points_table.c.site == site))
@@ -71,14 +73,14 @@ class PointCatalog:
             await conn.execute(refresh, [{"site": site, "refreshed_at_ms": now_ms}])
 
     async def list(self, site: str, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
-        """``(total, page)``: the stored ACE objects of ``site`` in name order."""
+        """``(total, page)``: the stored ACE objects of ``site`` in upstream's order."""
         total_q = (
             sa.select(sa.func.count()).select_from(points_table).where(points_table.c.site == site)
         )
         page_q = (
             sa.select(points_table.c.data)
             .where(points_table.c.site == site)
-            .order_by(points_table.c.name)
+            .order_by(points_table.c.position, points_table.c.name)
             .offset(max(offset, 0))
             .limit(max(limit, 0))
         )

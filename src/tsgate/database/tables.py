@@ -52,6 +52,8 @@ points = sa.Table(
     sa.Column("tags", sa.Text, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+    # where upstream listed the point: cached pages keep upstream's order
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),
 )
 
 point_refresh = sa.Table(
