@@ -67,18 +67,35 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{request_id}]" if request_id else text
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is logged (embedders and test
+    runners swap it; a stream bound once could be closed by then)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure(*, level: str = "info", fmt: str = "json") -> None:
-    """Send every log line to stderr in ``fmt`` at ``level`` (replacing earlier set-up)."""
+    """Send every log line to stderr in ``fmt`` at ``level``; calling it again replaces
+    what it set up before, and leaves other handlers (a test runner's) alone."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         raise ConfigError(f"log level {level!r}: expected debug, info, warning or error")
     if fmt not in FORMATS:
         raise ConfigError(f"TSGATE_LOG_FORMAT={fmt!r}: expected one of {', '.join(FORMATS)}")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, StderrHandler)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)

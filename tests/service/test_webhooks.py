@@ -170,9 +170,9 @@ async def test_a_running_worker_delivers_beside_its_jobs(env: Env) -> None:
     worker = dataclasses.replace(env.services.worker, outbox=outbox_for(env, receiver), poll_s=0.05)
     job = await submitted(env)
     async with running(worker):
-        for _ in range(200):
-            if receiver.bodies:
+        for _ in range(400):
+            if (await env.job(job.id)).notify_state == "sent":
                 break
             await asyncio.sleep(0.025)
-    assert [b["jobId"] for b in receiver.bodies] == [job.id]
     assert (await env.job(job.id)).notify_state == "sent"
+    assert [b["jobId"] for b in receiver.bodies] == [job.id]

@@ -32,12 +32,16 @@ def test_bad_settings_are_refused_by_name(level: str, fmt: str, problem: str) ->
         logs.configure(level=level, fmt=fmt)
 
 
-def test_configure_sets_level_and_one_handler() -> None:
+def test_configure_sets_level_and_replaces_only_its_own_handler() -> None:
+    # the test runner's own handlers (and none of ours from earlier tests) stay
+    others = [h for h in logging.getLogger().handlers if not isinstance(h, logs.StderrHandler)]
+    logs.configure(level="info", fmt="json")
     logs.configure(level="warning", fmt="text")
     root = logging.getLogger()
     assert root.level == logging.WARNING
-    assert len(root.handlers) == 1
-    assert isinstance(root.handlers[0].formatter, logs.TextFormatter)
+    ours = [h for h in root.handlers if h not in others]
+    assert len(ours) == 1 and isinstance(ours[0].formatter, logs.TextFormatter)
+    assert all(h in root.handlers for h in others)
     assert logging.getLogger("uvicorn.error").handlers == []
 
 
