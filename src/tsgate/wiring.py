@@ -16,7 +16,7 @@ from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, open_database
 from tsgate.database.jobs import JobStore
 from tsgate.database.notifications import Notifications
-from tsgate.errors import StorageError
+from tsgate.errors import ConfigError, StorageError
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
@@ -59,8 +59,8 @@ class Services:
     recorder: StatsRecorder
     jobs: JobService
     worker: Worker
+    salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
-    salt: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -75,11 +75,11 @@ def cache_policy(settings: Settings) -> CachePolicy:
 
 def salt_of(settings: Settings) -> bytes:
     """The token-hash salt: ``TSGATE_TOKEN_SALT``, else derived from the secret (which
-    ``open_services`` always resolves), else random for this process only."""
+    ``open_services`` has resolved before calling this)."""
     configured = settings.token_salt or settings.secret
-    if configured:
-        return hashlib.blake2b(configured.encode(), digest_size=32, person=b"tsgate-salt").digest()
-    return secrets.token_bytes(32)
+    if not configured:
+        raise ConfigError("no secret resolved: salt_of needs TSGATE_TOKEN_SALT or a secret")
+    return hashlib.blake2b(configured.encode(), digest_size=32, person=b"tsgate-salt").digest()
 
 
 async def secret_of(settings: Settings, objects: ObjectStore) -> str:
@@ -178,8 +178,9 @@ def build_jobs(
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or _wall_clock_ms
     store = JobStore(database.sql)
-    # open_services resolves the secret; a bare build_jobs (tests) may go without one
-    secret = (settings.secret or secrets.token_hex(32)).encode()
+    if not settings.secret:
+        raise ConfigError("no secret resolved: build_jobs is called by open_services")
+    secret = settings.secret.encode()
     service = JobService(
         store,
         queue,

@@ -89,7 +89,8 @@ def chart_request(request: Request) -> ChartRequest:
 
 
 def parse_query(request: Request) -> ChartQuery:
-    return chart_request(request).query
+    """The chart query alone, parsed afresh (for routes without layout and format)."""
+    return _parse_query(request.query_params, services_of(request).settings)
 
 
 def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
