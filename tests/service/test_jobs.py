@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.asgi import sim_client
+from tests.clock import NOW, OCT1, Clock
 from tsgate.errors import BadParameter
 from tsgate.jobs import handlers
 from tsgate.jobs.model import Job, JobState, normalise
@@ -22,20 +23,9 @@ from tsgate.jobs.runner import JobContext, JobResult
 from tsgate.series.model import MS_PER_DAY
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
 from tsgate.wiring import Services, open_services
 
 pytestmark = pytest.mark.anyio
-NOW = parse_time("now", "2025-11-15T12:00:00")
-OCT1 = parse_time("t", "2025-10-01T00:00:00")
-
-
-@dataclass
-class Clock:
-    ms: int
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @dataclass

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.asgi import sim_client
+from tests.clock import NOW, OCT1, Clock
 from tsgate.errors import UpstreamUnavailable
 from tsgate.series import rollups
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
@@ -20,16 +21,6 @@ from tsgate.upstream.wire import parse_time
 from tsgate.wiring import Services, open_services
 
 pytestmark = pytest.mark.anyio
-NOW = parse_time("now", "2025-11-15T12:00:00")
-OCT1 = parse_time("t", "2025-10-01T00:00:00")
-
-
-@dataclass
-class Clock:
-    ms: int
-
-    def __call__(self) -> int:
-        return self.ms
 
 
 @dataclass

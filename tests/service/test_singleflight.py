@@ -9,16 +9,15 @@ import uuid
 import pytest
 
 from tests.asgi import sim_client
+from tests.clock import OCT1
 from tests.conftest import service_url
 from tsgate.series.model import MS_PER_DAY
 from tsgate.series.singleflight import FetchLocks
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import parse_time
 from tsgate.wiring import open_services
 
 pytestmark = pytest.mark.anyio
-OCT1 = parse_time("t", "2025-10-01T00:00:00")
 
 
 async def two_processes_read(settings: Settings, names_n: int = 5) -> tuple[int, int]:

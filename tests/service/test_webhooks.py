@@ -12,7 +12,8 @@ import msgspec
 import pytest
 
 from tests.asgi import sim_client
-from tests.service.test_jobs import NOW, OCT1, Clock, Env
+from tests.clock import NOW, OCT1, Clock
+from tests.service.test_jobs import Env
 from tsgate.database.notifications import Notifications
 from tsgate.jobs.model import Job, JobState, normalise
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
