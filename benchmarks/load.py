@@ -118,10 +118,7 @@ async def _capture(base_url: str, query: str) -> Answer:
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(request)
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        fields = [ln.partition(":") for ln in lines[1:] if ln]
-        headers = {k.strip().lower(): v.strip() for k, _, v in fields}
+        _, headers = await _head(reader)
         body = await reader.readexactly(int(headers["content-length"]))
     finally:
         writer.close()
@@ -171,12 +168,18 @@ async def _connection(host: str, port: int, request: bytes, tally: Tally, deadli
         writer.close()
 
 
-async def _response(reader: asyncio.StreamReader) -> int:
-    """Read one response; return its status. The body is read and dropped."""
+async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """A response's status and headers (lower-cased names)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    fields = (ln.partition(":") for ln in lines[1:] if ln)
+    return status, {k.strip().lower(): v.strip() for k, _, v in fields}
+
+
+async def _response(reader: asyncio.StreamReader) -> int:
+    """Read one response; return its status. The body is read and dropped."""
+    status, headers = await _head(reader)
     if "content-length" in headers:
         await reader.readexactly(int(headers["content-length"]))
     elif headers.get("transfer-encoding", "").lower() == "chunked":
