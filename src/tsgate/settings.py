@@ -42,6 +42,11 @@ class Settings:
     # cache policy
     settle_s: float = 7200.0
     open_ttl_s: float = 60.0
+    # a fetch near "now" trusts only what lies further back than this (late-visible samples)
+    lookback_s: float = 900.0
+    # re-checks of a period with holes, after its end (e.g. a gateway's late backlog)
+    recheck_after: str = "2h,6h,1d,3d,7d"
+    recheck_interval_s: float = 300.0  # how often due re-checks run in the server; 0: never
     memory_cache_bytes: int = 256 << 20
     site_stream_min_points: int = 40
     auto_migrate: bool = True
@@ -124,3 +129,26 @@ def _parse_bool(raw: str) -> bool:
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise ValueError(raw)
+
+
+_DURATION_MS = {"s": 1_000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def durations_ms(env_name: str, text: str) -> tuple[int, ...]:
+    """``"2h,6h,1d"`` (or plain seconds, ``"7200,21600"``) as ascending milliseconds."""
+    out: list[int] = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part:
+            continue
+        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = part[len(number) :] or "s"
+        try:
+            value = float(number)
+        except ValueError:
+            value = -1.0
+        if unit not in _DURATION_MS or value <= 0:
+            raise ConfigError(f"{env_name}={text!r}: {part!r} is not a duration like 90s, 2h or 7d")
+        out.append(int(value * _DURATION_MS[unit]))
+    if out != sorted(set(out)):
+        raise ConfigError(f"{env_name}={text!r}: durations must be ascending")
+    return tuple(out)

@@ -35,7 +35,8 @@ from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
-from tsgate.settings import Settings
+from tsgate.series.recheck import RecheckCounters
+from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
 
@@ -61,12 +62,15 @@ class Services:
     worker: Worker
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
+    rechecks: RecheckCounters = field(default_factory=RecheckCounters)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
     return CachePolicy(
         settle_ms=int(settings.settle_s * 1000),
         open_ttl_ms=int(settings.open_ttl_s * 1000),
+        lookback_ms=int(settings.lookback_s * 1000),
+        recheck_schedule_ms=durations_ms("TSGATE_RECHECK_AFTER", settings.recheck_after),
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
@@ -156,7 +160,10 @@ async def open_services(
             worker=worker,
         )
         scheduler = MaintenanceScheduler(
-            services, settings.maintenance_interval_s, clock_ms or wall_clock_ms
+            services,
+            settings.maintenance_interval_s,
+            clock_ms or wall_clock_ms,
+            recheck_s=settings.recheck_interval_s,
         )
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)

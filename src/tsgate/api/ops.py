@@ -119,6 +119,7 @@ async def stats(request: Request) -> Response:
     samples = sum(g.samples for g in groups)
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters
+    counts = await database.chunks.counts()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -135,7 +136,16 @@ async def stats(request: Request) -> Response:
             "circuit": services.upstream.breaker.state,
             "circuit_opens": services.upstream.breaker.opens,
         },
-        "store": {**await database.chunks.counts(), "database_bytes": await database.size_bytes()},
+        "store": {**counts, "database_bytes": await database.size_bytes()},
+        # late data and lost objects: provisional periods (with holes) are re-checked
+        "integrity": {
+            "holes_open": counts["provisional"],
+            "late_samples_repaired": services.reader.store.counters.repaired,
+            "damaged_objects_refetched": services.reader.store.counters.damaged,
+            "rechecked_periods": services.rechecks.periods,
+            "recheck_requests": services.rechecks.requests,
+            "recheck_failures": services.rechecks.failures,
+        },
         "jobs": await jobs_by_state(database.sql),
         "alerts": services.alerts.current(),
     }

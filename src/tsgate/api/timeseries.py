@@ -152,6 +152,7 @@ async def timeseries(request: Request) -> Response:
         layout,
         msgpack,
         choose_encoding(request.headers.get("accept-encoding", "")),
+        await services.reader.generations.get(q.site),
     )
     hit = await responses.load(services.cache, key)
     if hit is not None:
@@ -171,7 +172,7 @@ async def timeseries(request: Request) -> Response:
     if result.stats.cache_status != "STALE":
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         entry = responses.CachedResponse(bytes(response.body), media_type, kept)
-        await responses.store(services.cache, key, entry, _response_ttl_s(request, q))
+        await responses.store(services.cache, key, entry, _response_ttl_s(request, q, result))
     return response
 
 
@@ -194,12 +195,11 @@ def _from_cache(request: Request, hit: responses.CachedResponse, started: float)
     return Response(hit.body, 200, headers=headers, media_type=hit.media_type)
 
 
-def _response_ttl_s(request: Request, q: ChartQuery) -> float:
-    services = services_of(request)
-    settings = services.settings
-    settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
-    # never longer than the token's access grant that the answer was served under
-    return min(settings.access_ttl_s, 3600.0 if settled else settings.open_ttl_s)
+def _response_ttl_s(request: Request, q: ChartQuery, result: ChartResult) -> float:
+    settings = services_of(request).settings
+    # never longer than the token's access grant that the answer was served under; a
+    # repair of data behind a kept answer moves the site's generation, so it is not served
+    return min(settings.access_ttl_s, 3600.0 if result.stats.final else settings.open_ttl_s)
 
 
 def _headers(
@@ -207,11 +207,11 @@ def _headers(
 ) -> dict[str, str]:
     services = services_of(request)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
-    # responses depend on the caller's token: private, but settled history never changes
+    # responses depend on the caller's token: private; immutable only once every sample
+    # behind the answer is final (a provisional day may still receive a late backlog)
     if result.stats.cache_status == "STALE":
         cache_control = "no-store"  # served while upstream is down: not the real answer
-    elif settled:
+    elif result.stats.final:
         cache_control = "private, max-age=31536000, immutable"
     else:
         cache_control = f"private, max-age={max(1, services.reader.policy.open_ttl_ms // 1000)}"

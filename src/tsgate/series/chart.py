@@ -154,6 +154,10 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
             "layout": layout,
             "totalSamples": result.total_samples,
             "returnedPoints": sum(len(s) for s in result.series),
+            # per point, the spans whose data may still change upstream (not final yet)
+            "provisional": {
+                name: [[s, e] for s, e in spans] for name, spans in result.stats.provisional.items()
+            },
         },
         "series": [_encode(s, layout, msgpack) for s in result.series],
     }
