@@ -41,16 +41,21 @@ from tsgate.jobs.model import normalise
 from tsgate.series import rollups
 from tsgate.series.chart import (
     INTERVALS,
+    INTERVALS_MS,
+    ORIGINS_MS,
     ChartQuery,
     ChartResult,
     chart_body,
     estimate_samples,
+    exact_buckets,
     run_chart,
 )
 from tsgate.settings import Settings
 from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
+# the intervals the rollups serve (finer ones would read every raw sample of the range)
+AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d")
 
 
 @dataclass(frozen=True)
@@ -273,12 +278,18 @@ async def aggregations(request: Request) -> Response:
     services = services_of(request)
     q = parse_query(request)
     interval = request.query_params.get("interval") or "1h"
-    if interval not in ("1h", "1d"):
-        raise BadParameter("interval", f"{interval!r} is not one of 1h, 1d")
+    if interval not in AGGREGATION_INTERVALS:
+        allowed = ", ".join(AGGREGATION_INTERVALS)
+        raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
-    start = q.start_ms - q.start_ms % (3_600_000 if interval == "1h" else 86_400_000)
-    found, stats = await services.reader.read_rollups(
-        q.site, q.points, interval, start, q.end_ms, token=token
+    found, stats = await exact_buckets(
+        services.reader,
+        q.site,
+        q.points,
+        (q.start_ms, q.end_ms),
+        INTERVALS_MS[interval],
+        ORIGINS_MS.get(interval, 0),
+        token=token,
     )
     rows = sum(len(b) for b in found.values())
     if rows > MAX_AGGREGATION_ROWS:
