@@ -32,6 +32,7 @@ from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.fleet import CLIENT, Fleet, Gateway
 from tsgate.upstream.wire import (
+    PER_PAGE,
     Cursor,
     decode_cursor,
     encode_cursor,
@@ -42,7 +43,6 @@ from tsgate.upstream.wire import (
 
 MAX_SITE_TIMESERIES_MS = 7 * 86_400_000  # the unpaginated site read refuses longer ranges
 REDIRECT_MODES = ("none", "flask")
-PER_PAGE = (2, 10, 20, 30, 40, 50, 100, 500, 1000, 5000, 10000, 100000)  # the Swagger's enum
 _ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _INVALID = "Input payload validation failed"
 
