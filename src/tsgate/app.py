@@ -70,7 +70,8 @@ def create_app(
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            # every method the ACE pass-through relays
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
         ),

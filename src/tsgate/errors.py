@@ -14,6 +14,7 @@
     │   ├── UpstreamUnavailable   connection refused, 5xx after retries, truncated bodies
     │   │   └── UpstreamCircuitOpen   failing fast: upstream failed too often (retry_after_s)
     │   └── UpstreamTimeout       no answer in time
+    ├── UpstreamBadAnswer         upstream answered, but not what the request needs (HTML, empty)
     └── StorageError              an object store, database, cache or queue backend failed
 
 HTTP status codes are assigned in one table, ``tsgate.api.problems``; code raising
@@ -25,6 +26,9 @@ from __future__ import annotations
 
 class TsgateError(Exception):
     """Base of every error tsgate raises on purpose."""
+
+    # upstream's own error text, kept as the problem's `message` on drop-in paths
+    upstream_message: str | None = None
 
     def __init__(self, detail: str, *, param: str | None = None) -> None:
         super().__init__(detail)
@@ -104,6 +108,12 @@ class UpstreamCircuitOpen(UpstreamUnavailable):
 
 class UpstreamTimeout(UpstreamError):
     """Upstream did not answer within the deadline."""
+
+
+class UpstreamBadAnswer(TsgateError):
+    """Upstream answered, but not with what the request needs (not JSON, empty, an
+    off-origin redirect). Not an ``UpstreamError``: upstream is alive, so the circuit
+    breaker does not count it, and retrying would get the same answer."""
 
 
 class StorageError(TsgateError):

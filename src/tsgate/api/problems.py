@@ -28,6 +28,7 @@ STATUS: tuple[tuple[type[errors.TsgateError], int, str], ...] = (
     (errors.UpstreamCircuitOpen, 503, "Upstream unavailable"),
     (errors.UpstreamTimeout, 504, "Upstream timeout"),
     (errors.UpstreamError, 502, "Upstream failure"),
+    (errors.UpstreamBadAnswer, 502, "Bad upstream answer"),
     (errors.StorageError, 503, "Storage unavailable"),
     (errors.ConfigError, 500, "Misconfigured"),
     (errors.TsgateError, 500, "Internal error"),
@@ -47,8 +48,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
         "title": title,
         "status": status,
         "detail": detail,
-        # ACE clients read `message` from error bodies; keep them informative too
-        "message": detail,
+        # ACE clients read `message` from error bodies: upstream's own text when it gave one
+        "message": extra.pop("message", None) or detail,
     }
     headers = {}
     retry_after = extra.pop("retry_after_s", None)
@@ -61,7 +62,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
 async def tsgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.TsgateError)
     status, title = status_of(exc)
-    if status >= 500 and not isinstance(exc, errors.UpstreamError):
+    if status >= 500 and not isinstance(exc, errors.UpstreamError | errors.UpstreamBadAnswer):
         log.error("request failed: %s", exc, exc_info=exc)
     return problem(
         status,
@@ -70,6 +71,7 @@ async def tsgate_error(request: Request, exc: Exception) -> Response:
         param=getattr(exc, "param", None),
         limit=getattr(exc, "limit", None),
         retry_after_s=getattr(exc, "retry_after_s", None),
+        message=exc.upstream_message,
     )
 
 

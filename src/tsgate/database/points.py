@@ -136,10 +136,11 @@ class PointCatalog:
         return found
 
     async def names(self, site: str, collect_enabled_only: bool = True) -> builtins.list[str]:
+        """The site's point names in upstream's catalog order."""
         query = (
             sa.select(points_table.c.name)
             .where(points_table.c.site == site)
-            .order_by(points_table.c.name)
+            .order_by(points_table.c.position, points_table.c.name)
         )
         if collect_enabled_only:
             query = query.where(points_table.c.collect_enabled.is_(True))
