@@ -1,4 +1,5 @@
-"""Housekeeping: trim old request statistics, measure the stores, raise size alerts.
+"""Housekeeping: trim old request statistics, expire unused saved charts, measure the
+stores, raise size alerts.
 
 ``run_maintenance`` is one pass (``tsgate cleanup`` runs it once); inside the server a
 :class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``.
@@ -32,6 +33,7 @@ class MaintenanceReport:
     store_bytes: int  # bytes of the chunk objects the index knows of
     chunks: int
     alerts: list[str] = field(default_factory=list)
+    charts_expired: int = 0  # saved charts unused for TSGATE_CHART_TTL_S, deleted
 
 
 def size_alerts(
@@ -53,6 +55,10 @@ async def run_maintenance(services: Services, now_ms: int) -> MaintenanceReport:
     await services.recorder.flush()
     retention_ms = int(settings.stats_retention_days * DAY_MS)
     trimmed = await services.database.stats.trim(now_ms - retention_ms)
+    charts_expired = 0
+    if settings.chart_ttl_s > 0:
+        unused_since_ms = now_ms - int(settings.chart_ttl_s * 1000)
+        charts_expired = await services.database.charts.expire(unused_since_ms=unused_since_ms)
     database_bytes = await services.database.size_bytes()
     counts = await services.database.chunks.counts()
     alerts = size_alerts(
@@ -66,6 +72,7 @@ async def run_maintenance(services: Services, now_ms: int) -> MaintenanceReport:
         store_bytes=counts["bytes"],
         chunks=counts["chunks"],
         alerts=alerts,
+        charts_expired=charts_expired,
     )
     log.info(
         "maintenance: trimmed %d stats rows; database %d B, store %d B in %d chunks",

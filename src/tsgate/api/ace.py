@@ -61,7 +61,10 @@ def _site(request: Request) -> str:
 
 async def paged_passthrough(request: Request) -> Response:
     forwarded = _checked(request, await _forward(request))
-    body = msgspec.json.decode(forwarded.content)
+    try:
+        body = msgspec.json.decode(forwarded.content)
+    except msgspec.DecodeError as exc:
+        raise UpstreamUnavailable(f"upstream {request.url.path}: not JSON") from exc
     if isinstance(body, dict) and {"total", "per_page"} <= body.keys():
         per_page = max(1, int(body["per_page"] or 1))
         body["pages"] = -(-int(body["total"]) // per_page)  # upstream's own count can be wrong
@@ -79,15 +82,20 @@ async def _forward(request: Request) -> Forwarded:
         raise NotFound(f"no route for {path}")
     query = request.url.query
     body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
-    upstream = services_of(request).upstream
-    return await upstream.forward(
-        request.method,
+    services = services_of(request)
+    token = _token(request)
+    forwarded = await services.upstream.forward(
+        # HEAD is answered from a GET (the server drops the body): upstream's HEAD has none
+        "GET" if request.method == "HEAD" else request.method,
         path[len("/api") :],
-        token=_token(request),
+        token=token,
         query=_strip_format(query),
         body=body,
         content_type=request.headers.get("content-type"),
     )
+    if forwarded.status < 400:
+        services.access.accepted(token)  # upstream took the token: limited as a token now
+    return forwarded
 
 
 def _checked(request: Request, forwarded: Forwarded) -> Forwarded:

@@ -12,11 +12,15 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.problems import tsgate_error
-from tsgate.errors import TooLarge
+from tsgate.errors import BadParameter, TooLarge
+from tsgate.series.chart import ChartQuery, estimate_samples
 from tsgate.settings import Settings
 from tsgate.wiring import Services
 
 DAY_MS = 86_400_000
+# the times an ISO 8601 parameter can name (years 1 to 9999), as epoch milliseconds
+MIN_TIME_MS = -62_135_596_800_000
+MAX_TIME_MS = 253_402_300_799_999
 
 
 def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
@@ -35,6 +39,27 @@ def check_range(settings: Settings, start_ms: int, end_ms: int, param: str = "en
         raise TooLarge(
             "max_range_days",
             f"{param}: the range spans {days:.1f} days; at most {limit} days per request",
+        )
+
+
+def check_time_ms(param: str, ms: int) -> int:
+    """An epoch-ms time within the years an ISO time can name, else a 400 naming ``param``."""
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise BadParameter(param, f"{ms} is outside the years 1 to 9999 (epoch milliseconds)")
+    return ms
+
+
+def check_samples(settings: Settings, q: ChartQuery) -> None:
+    """Raw answers larger than ``max_inline_samples`` are refused with suggestions."""
+    if q.interval != "raw" or q.max_points is not None:
+        return
+    estimated = estimate_samples(q)
+    if estimated > settings.max_inline_samples:
+        raise TooLarge(
+            "max_inline_samples",
+            f"about {estimated:,} raw samples; "
+            f"at most {settings.max_inline_samples:,} inline — add max_points=N "
+            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
         )
 
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tsgate.api import responses
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.limits import check_points, check_range, check_samples
 from tsgate.api.negotiation import (
     checked_format,
     choose_encoding,
@@ -44,7 +44,6 @@ from tsgate.series.chart import (
     ChartQuery,
     ChartResult,
     chart_body,
-    estimate_samples,
     run_chart,
 )
 from tsgate.settings import Settings
@@ -134,17 +133,7 @@ async def timeseries(request: Request) -> Response:
     parsed = chart_request(request)
     q, layout = parsed.query, parsed.layout
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
-    if (
-        q.interval == "raw"
-        and q.max_points is None
-        and estimate_samples(q) > services.settings.max_inline_samples
-    ):
-        raise TooLarge(
-            "max_inline_samples",
-            f"about {estimate_samples(q):,} raw samples; "
-            f"at most {services.settings.max_inline_samples:,} inline — add max_points=N "
-            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
-        )
+    check_samples(services.settings, q)
     token = token_of(request, services.settings.upstream_token)
     key = responses.ResponseKey(
         services.access.scope(token),
