@@ -15,8 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tsgate.api import samplestream
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.limits import (
+    check_drop_in_samples,
+    check_fetch_budget,
+    check_points,
+    check_range,
+)
 from tsgate.api.negotiation import compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import (
@@ -209,6 +215,7 @@ async def _collecting(request: Request, site: str) -> list[str]:
 async def point_timeseries(request: Request) -> Response:
     name = _point_name_from_raw_path(request)
     start_ms, end_ms = _range(request)
+    check_drop_in_samples(services_of(request).settings, 1, start_ms, end_ms)
     series = await _read(request, _site_of_point(name), [name], start_ms, end_ms)
     return _samples_response(request, series)
 
@@ -228,6 +235,7 @@ async def points_get_timeseries(request: Request) -> Response:
         raise BadParameter("points", "must be a non-empty list of point names")
     names = list(dict.fromkeys(points))
     check_points(services_of(request).settings, names, "points")
+    check_drop_in_samples(services_of(request).settings, len(names), start_ms, end_ms)
     by_site: dict[str, list[str]] = {}
     for name in names:
         by_site.setdefault(_site_of_point(name), []).append(name)
@@ -240,6 +248,8 @@ async def points_get_timeseries(request: Request) -> Response:
 
 
 def _samples_response(request: Request, series: list[Series]) -> Response:
+    if samplestream.total_rows(series) >= samplestream.STREAM_MIN_ROWS:
+        return samplestream.stream_samples(request, series)  # bounded memory
     rows, _ = page_rows(series, None, 2**62)
     if not rows:
         raise NotFound(NO_DATA)
@@ -249,8 +259,10 @@ def _samples_response(request: Request, series: list[Series]) -> Response:
 async def _read(
     request: Request, site: str, names: list[str], start_ms: int, end_ms: int
 ) -> list[Series]:
-    reader = services_of(request).reader
-    found, _ = await reader.read(site, names, start_ms, end_ms, token=_token(request))
+    services = services_of(request)
+    token = _token(request)
+    await check_fetch_budget(services, site, names, start_ms, end_ms, token)
+    found, _ = await services.reader.read(site, names, start_ms, end_ms, token=token)
     return [found.get(n, Series.empty(n)) for n in names]
 
 

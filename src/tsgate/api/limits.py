@@ -18,6 +18,7 @@ from tsgate.settings import Settings
 from tsgate.wiring import Services
 
 DAY_MS = 86_400_000
+SAMPLE_MS = 300_000  # the 5-minute cadence that sample estimates assume
 # the times an ISO 8601 parameter can name (years 1 to 9999), as epoch milliseconds
 MIN_TIME_MS = -62_135_596_800_000
 MAX_TIME_MS = 253_402_300_799_999
@@ -60,6 +61,35 @@ def check_samples(settings: Settings, q: ChartQuery) -> None:
             f"about {estimated:,} raw samples; "
             f"at most {settings.max_inline_samples:,} inline — add max_points=N "
             "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
+        )
+
+
+def check_drop_in_samples(settings: Settings, points: int, start_ms: int, end_ms: int) -> None:
+    """The chart API's sample budget for an unpaged drop-in read (``max_inline_samples``)."""
+    estimated = (end_ms - start_ms) // SAMPLE_MS * points
+    if estimated > settings.max_inline_samples:
+        raise TooLarge(
+            "max_inline_samples",
+            f"about {estimated:,} samples; at most {settings.max_inline_samples:,} in one "
+            "answer — ask for a shorter range or fewer points, or page through "
+            "/api/sites/{site}/timeseries/paginated",
+        )
+
+
+async def check_fetch_budget(
+    services: Services, site: str, names: Sequence[str], start_ms: int, end_ms: int, token: str
+) -> None:
+    """The chart API's inline fetch budget (``inline_fetch_samples``) for a drop-in read,
+    which cannot become a job: too much to fetch from upstream now is a 413."""
+    budget = services.settings.inline_fetch_samples
+    if budget <= 0:
+        return
+    missing = await services.reader.missing_samples(site, names, start_ms, end_ms, token=token)
+    if missing > budget:
+        raise TooLarge(
+            "inline_fetch_samples",
+            f"about {missing:,} samples must first be fetched from upstream; at most "
+            f"{budget:,} inline — ask for a shorter range, or submit a job (POST /api/jobs)",
         )
 
 
