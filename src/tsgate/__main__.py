@@ -17,6 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tsgate.app import create_app
+    from tsgate.server import uvicorn_config
 
     settings = Settings.from_env(host=args.host, port=args.port)
     if args.demo and not settings.upstream_token:
@@ -27,14 +28,14 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  health: {url}/api/health   upstream: {settings.upstream_url}", flush=True)
     if args.demo:
         print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
-    uvicorn.run(
+    config = uvicorn_config(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        settings,
         log_level=args.log_level or settings.log_level,
         log_config=None,  # uvicorn's lines go through tsgate.logs like every other
         access_log=False,  # tsgate.access logs one line per request instead
     )
+    uvicorn.Server(config).run()
     return 0
 
 

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from tsgate import ui
 from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -67,6 +68,8 @@ def create_app(
     ]
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
+        Middleware(ChunkedBodyMiddleware),
+        Middleware(DisconnectMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),

@@ -1,4 +1,5 @@
-"""Housekeeping: re-check provisional data, trim old request statistics, measure the
+"""Housekeeping: re-check provisional data, trim old request statistics, expire unused
+saved charts, measure the
 stores, raise size alerts.
 
 ``run_maintenance`` is one pass (``tsgate cleanup`` runs it once); inside the server a
@@ -36,6 +37,7 @@ class MaintenanceReport:
     chunks: int
     rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
+    charts_expired: int = 0  # saved charts unused for TSGATE_CHART_TTL_S, deleted
 
 
 def size_alerts(
@@ -58,6 +60,10 @@ async def run_maintenance(services: Services, now_ms: int) -> MaintenanceReport:
     await services.recorder.flush()
     retention_ms = int(settings.stats_retention_days * DAY_MS)
     trimmed = await services.database.stats.trim(now_ms - retention_ms)
+    charts_expired = 0
+    if settings.chart_ttl_s > 0:
+        unused_since_ms = now_ms - int(settings.chart_ttl_s * 1000)
+        charts_expired = await services.database.charts.expire(unused_since_ms=unused_since_ms)
     database_bytes = await services.database.size_bytes()
     counts = await services.database.chunks.counts()
     alerts = size_alerts(
@@ -72,6 +78,7 @@ async def run_maintenance(services: Services, now_ms: int) -> MaintenanceReport:
         chunks=counts["chunks"],
         rechecks=rechecked,
         alerts=alerts,
+        charts_expired=charts_expired,
     )
     log.info(
         "maintenance: trimmed %d stats rows; database %d B, store %d B in %d chunks",

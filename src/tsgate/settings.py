@@ -51,6 +51,7 @@ class Settings:
     site_stream_min_points: int = 40
     auto_migrate: bool = True
     access_ttl_s: float = 300.0  # how long a token's access to a site is trusted
+    access_deny_ttl_s: float = 60.0  # how long upstream's 401/403/404 for a token is kept
     points_ttl_s: float = 3600.0  # how long the cached point catalog of a site is fresh
     max_inline_samples: int = 5_000_000  # raw samples one chart response may carry
     # a chart needing more upstream samples than this becomes a job (202); 0: never
@@ -65,6 +66,13 @@ class Settings:
     # secret, which is generated once and kept in the object store when it is unset too
     token_salt: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1 << 20
+    # the header a trusted reverse proxy puts the client's address in (its last entry)
+    trusted_proxy_header: str | None = None
+    max_charts_per_caller: int = 1000  # saved charts one token may keep; 0: no limit
+    max_open_jobs_per_caller: int = 20  # queued, running or failed jobs per token; 0: no limit
+    chart_ttl_s: float = 180 * 86400.0  # saved charts unused this long are deleted; 0: kept
+    header_timeout_s: float = 5.0  # a connection must finish its request headers by then
+    shutdown_timeout_s: float = 10.0  # in-flight requests get this long on SIGTERM
     max_points_per_request: int = 500
     max_range_days: int = 1100
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
@@ -92,6 +100,8 @@ class Settings:
     webhook_allow_private: bool = False
     webhook_retries: int = 3
     webhook_timeout_s: float = 10.0
+    webhook_concurrency: int = 16  # webhooks sent at once per worker
+    webhook_per_host: int = 2  # of which at most this many to one host
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

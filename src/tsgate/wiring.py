@@ -127,7 +127,13 @@ async def open_services(
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
-        access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
+        access = AccessCheck(
+            up,
+            salt,
+            ttl_ms=int(settings.access_ttl_s * 1000),
+            deny_ttl_ms=int(settings.access_deny_ttl_s * 1000),
+            clock_ms=clock_ms,
+        )
         reader = SeriesReader(
             up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
         )
@@ -198,6 +204,7 @@ def build_jobs(
         server_token=settings.upstream_token,
         max_attempts=settings.job_max_attempts,
         retention_ms=int(settings.job_retention_s * 1000),
+        max_open=settings.max_open_jobs_per_caller,
     )
     lease_ms = int(settings.job_lease_s * 1000)
     runner = JobRunner(

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tsgate.api import responses
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.limits import check_points, check_range, check_samples
 from tsgate.api.negotiation import (
     checked_format,
     choose_encoding,
@@ -46,7 +46,6 @@ from tsgate.series.chart import (
     ChartQuery,
     ChartResult,
     chart_body,
-    estimate_samples,
     exact_buckets,
     run_chart,
 )
@@ -139,17 +138,7 @@ async def timeseries(request: Request) -> Response:
     parsed = chart_request(request)
     q, layout = parsed.query, parsed.layout
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
-    if (
-        q.interval == "raw"
-        and q.max_points is None
-        and estimate_samples(q) > services.settings.max_inline_samples
-    ):
-        raise TooLarge(
-            "max_inline_samples",
-            f"about {estimate_samples(q):,} raw samples; "
-            f"at most {services.settings.max_inline_samples:,} inline — add max_points=N "
-            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
-        )
+    check_samples(services.settings, q)
     token = token_of(request, services.settings.upstream_token)
     key = responses.ResponseKey(
         services.access.scope(token),

@@ -146,4 +146,16 @@ charts = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("config", sa.Text, nullable=False),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    # when the chart was last read: charts unused for TSGATE_CHART_TTL_S are deleted
+    sa.Column("last_used_ms", sa.BigInteger, nullable=False, server_default="0", index=True),
+)
+
+# Durable secrets (the generated TSGATE_SECRET): kept here, never in the object store,
+# which is a cache of upstream that operators may empty.
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
 )
