@@ -62,7 +62,7 @@ def create_app(
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
-        *ui.routes(),
+        *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *ace.routes(),
     ]
     middleware = [
