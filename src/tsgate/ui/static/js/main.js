@@ -21,7 +21,7 @@ window.echarts = echarts;
 window.__tsgateChart = chart;
 
 const picker = new Picker({
-  site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), selected: $("selected"),
+  site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), empty: $("results-empty"), selected: $("selected"),
   onChange: () => load(),
   onError: fail,
 });
