@@ -43,7 +43,7 @@ function pairs(s) {
   return out;
 }
 
-const VIEW_NAMES = { line: "Line", area: "Area", scatter: "Scatter", calendar: "Calendar heatmap of daily means" };
+const VIEW_NAMES = { line: "Line chart", area: "Area chart", scatter: "Scatter chart", calendar: "Calendar heatmap of the daily means" };
 
 function utc(ms) {
   return `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
@@ -69,7 +69,7 @@ function rounded(x) {
 /** The chart as one sentence per series: the text alternative for screen readers. */
 export function describe({ series, units, view, startMs, endMs }) {
   const names = labels(series.map((s) => s.name));
-  const head = `${VIEW_NAMES[view] || "Line"} chart of ${series.length} point${series.length === 1 ? "" : "s"}, ${utc(startMs)} to ${utc(endMs)}.`;
+  const head = `${VIEW_NAMES[view] || VIEW_NAMES.line} of ${series.length} point${series.length === 1 ? "" : "s"}, ${utc(startMs)} to ${utc(endMs)}.`;
   const lines = series.map((s, i) => {
     const unit = unitOf(units, s.name);
     const { count, min, max } = extremes(s.v);
