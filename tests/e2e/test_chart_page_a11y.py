@@ -135,6 +135,7 @@ def test_a_point_is_picked_charted_and_removed_with_the_keyboard_alone(
     assert browser.find_elements("css selector", "#selected li") == []
     assert option.get_attribute("aria-selected") == "false"
     assert _focused_id(browser) == "results"  # the focus is not lost to <body>
+    assert chart.get_attribute("aria-label").startswith("Chart: nothing drawn")
 
 
 def test_arrows_move_through_the_options_and_stay_inside(base_url: str, browser: Any) -> None:
