@@ -55,7 +55,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from tsgate.maintenance import run_maintenance, wall_clock_ms
+    from tsgate.maintenance import wall_clock_ms
     from tsgate.wiring import open_services
 
     # one pass here; no scheduler alongside it
@@ -63,7 +63,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 
     async def once() -> dict[str, object]:
         async with open_services(settings) as services:
-            report = await run_maintenance(services, wall_clock_ms())
+            report = await services.maintenance.run(wall_clock_ms())
         return dataclasses.asdict(report)
 
     print(json.dumps(asyncio.run(once()), indent=2), flush=True)

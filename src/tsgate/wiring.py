@@ -26,7 +26,12 @@ from tsgate.jobs.service import JobService
 from tsgate.jobs.tokens import TokenBox, scope_key
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import Worker, running
-from tsgate.maintenance import MaintenanceScheduler, wall_clock_ms
+from tsgate.maintenance import (
+    Maintenance,
+    MaintenanceOptions,
+    MaintenanceScheduler,
+    wall_clock_ms,
+)
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.recorder import StatsRecorder
@@ -59,6 +64,7 @@ class Services:
     recorder: StatsRecorder
     jobs: JobService
     worker: Worker
+    maintenance: Maintenance
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
 
@@ -141,6 +147,16 @@ async def open_services(
             # embedded default: jobs run inside this process; on exit a job in hand is
             # given back to the store for the next start (or another worker)
             await stack.enter_async_context(running(worker))
+        alerts = Alerts()
+        maintenance = Maintenance(
+            recorder=recorder,
+            stats=database.stats,
+            database=database,
+            chunks=database.chunks,
+            jobs=jobs,
+            alerts=alerts,
+            options=MaintenanceOptions.of(settings),
+        )
         services = Services(
             settings=settings,
             upstream=up,
@@ -154,9 +170,11 @@ async def open_services(
             salt=salt,
             jobs=jobs,
             worker=worker,
+            maintenance=maintenance,
+            alerts=alerts,
         )
         scheduler = MaintenanceScheduler(
-            services, settings.maintenance_interval_s, clock_ms or wall_clock_ms
+            maintenance, settings.maintenance_interval_s, clock_ms or wall_clock_ms
         )
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)

@@ -119,6 +119,7 @@ async def stats(request: Request) -> Response:
     samples = sum(g.samples for g in groups)
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters
+    results, result_bytes = await services.jobs.stored_results()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -135,7 +136,12 @@ async def stats(request: Request) -> Response:
             "circuit": services.upstream.breaker.state,
             "circuit_opens": services.upstream.breaker.opens,
         },
-        "store": {**await database.chunks.counts(), "database_bytes": await database.size_bytes()},
+        "store": {
+            **await database.chunks.counts(),
+            "job_results": results,
+            "job_result_bytes": result_bytes,
+            "database_bytes": await database.size_bytes(),
+        },
         "jobs": await jobs_by_state(database.sql),
         "alerts": services.alerts.current(),
     }

@@ -228,6 +228,15 @@ class JobStore:
         async with self.sql.read() as conn:
             return [(i, k) for i, k in await conn.execute(stmt)]
 
+    async def stored_results(self) -> tuple[int, int]:
+        """``(results, bytes)`` of the jobs whose result object is kept."""
+        stmt = sa.select(
+            sa.func.count(jobs.c.result_key), sa.func.coalesce(sa.func.sum(jobs.c.result_size), 0)
+        ).where(jobs.c.result_key.is_not(None))
+        async with self.sql.read() as conn:
+            count, size = (await conn.execute(stmt)).one()
+        return int(count), int(size)  # PostgreSQL sums BIGINT into NUMERIC
+
     async def delete(self, ids: Sequence[str]) -> None:
         async with self.sql.write() as conn:
             await conn.execute(sa.delete(jobs).where(jobs.c.id.in_(list(ids))))

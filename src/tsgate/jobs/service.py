@@ -95,6 +95,16 @@ class JobService:
             raise Unauthorized("the job's token is gone; submit the job again")
         return self.box.open(box, job.id)
 
+    async def cleanup(self, now_ms: int) -> int:
+        """Delete jobs finished more than the retention ago, with their results."""
+        return await cleanup_jobs(
+            self.store, self.objects, now_ms=now_ms, retention_ms=self.retention_ms
+        )
+
+    async def stored_results(self) -> tuple[int, int]:
+        """``(results, bytes)`` of the job results kept in the object store."""
+        return await self.store.stored_results()
+
     async def _wake(self, job_id: str) -> None:
         try:
             await self.queue.publish(job_id)
