@@ -35,10 +35,11 @@ test: $(STAMP) services browser jstools ## Run the whole test suite (fails when 
 	node --test tests/js/*.test.js
 	$(PY) -m pytest -q
 
-lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts and ESLint
+lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vulture and ESLint
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
 	node_modules/.bin/eslint
 
 types: $(STAMP) ## mypy --strict on src/

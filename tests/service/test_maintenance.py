@@ -131,7 +131,8 @@ async def test_jobs_and_their_results_are_counted_then_gone_after_the_retention(
         chunks = await services.database.chunks.counts()
         assert before.jobs_removed == 0
         assert (before.job_results, before.job_result_bytes) == (1, len(stored))
-        assert before.store_bytes == chunks["bytes"] + len(stored)
+        assert before.store_bytes == before.chunk_bytes + len(stored)
+        assert (before.chunks, before.chunk_bytes) == (chunks["chunks"], chunks["bytes"])
         # the store-size alert sees the results: one byte under chunks + results raises it
         limit = chunks["bytes"] + len(stored) - 1
         tight = dataclasses.replace(

@@ -177,11 +177,6 @@ class JobStore:
         async with self.sql.write() as conn:
             return [r for (r,) in await conn.execute(stmt)]
 
-    async def claimable(self, *, now_ms: int, limit: int = 100) -> list[str]:
-        stmt = sa.select(jobs.c.id).where(_claimable(now_ms)).limit(limit)
-        async with self.sql.read() as conn:
-            return [r for (r,) in await conn.execute(stmt)]
-
     # ---- the caller's side ----------------------------------------------------------
 
     async def cancel(self, job_id: str, *, now_ms: int) -> Job | None:
