@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
-from tsgate.database import Database, open_database
-from tsgate.database.jobs import JobStore
-from tsgate.database.notifications import Notifications
+from tsgate.database import Database, migrate, open_database
+from tsgate.database.jobs import SqlJobStore
+from tsgate.database.notifications import SqlNotifications
 from tsgate.errors import ConfigError, StorageError
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
@@ -23,6 +23,7 @@ from tsgate.jobs.handlers import default_handlers
 from tsgate.jobs.model import RetryPolicy
 from tsgate.jobs.runner import JobRunner
 from tsgate.jobs.service import JobService
+from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox, scope_key
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import Worker, running
@@ -181,6 +182,30 @@ async def open_services(
         yield services
 
 
+@dataclass(frozen=True)
+class JobAdmin:
+    """What the operators' job commands act on: the shared store and the wake-ups."""
+
+    store: JobStore
+    queue: JobQueue
+
+
+@contextlib.asynccontextmanager
+async def open_job_admin(settings: Settings) -> AsyncIterator[JobAdmin]:
+    """The job store and queue of ``settings``, without servers' other backends."""
+    async with contextlib.AsyncExitStack() as stack:
+        database = await open_database(settings.database_url, migrate=settings.auto_migrate)
+        stack.push_async_callback(database.aclose)
+        queue = open_job_queue(settings.queue_url)
+        stack.push_async_callback(queue.aclose)
+        yield JobAdmin(SqlJobStore(database.sql), queue)
+
+
+async def migrate_database(settings: Settings) -> None:
+    """Upgrade the database of ``settings`` to the newest schema."""
+    await migrate(settings.database_url)
+
+
 def _wall_clock_ms() -> int:
     return int(time.time() * 1000)
 
@@ -195,7 +220,7 @@ def build_jobs(
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or _wall_clock_ms
-    store = JobStore(database.sql)
+    store = SqlJobStore(database.sql)
     if not settings.secret:
         raise ConfigError("no secret resolved: build_jobs is called by open_services")
     secret = settings.secret.encode()
@@ -240,6 +265,6 @@ def build_jobs(
         clock,
         poll_s=settings.job_poll_s,
         lease_ms=lease_ms,
-        outbox=WebhookOutbox(Notifications(database.sql), sender, clock),
+        outbox=WebhookOutbox(SqlNotifications(database.sql), sender, clock),
     )
     return service, worker

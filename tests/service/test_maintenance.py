@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.asgi import api_client, sim_client
-from tsgate.__main__ import main
+from tsgate.cli import main
 from tsgate.database import RequestStat
 from tsgate.maintenance import size_alerts
 from tsgate.settings import Settings

@@ -122,7 +122,7 @@ def test_a_bad_value_names_the_variable_the_value_and_the_bound(
 def test_the_command_line_reports_a_bad_setting_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tsgate.__main__ import main
+    from tsgate.cli import main
 
     monkeypatch.setenv("TSGATE_PORT", "eighty")
     assert main(["version"]) == 2

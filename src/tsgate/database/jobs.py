@@ -30,7 +30,9 @@ NOTIFY_ARMED, NOTIFY_PENDING, NOTIFY_SENT, NOTIFY_FAILED = "armed", "pending", "
 _RESUBMITTABLE = (JobState.DEAD.value, JobState.CANCELLED.value)
 
 
-class JobStore:
+class SqlJobStore:
+    """The job store (``tsgate.jobs.store.JobStore``) on SQLite or PostgreSQL."""
+
     def __init__(self, sql: SqlEngine) -> None:
         self.sql = sql
 

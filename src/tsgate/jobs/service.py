@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tsgate.database.jobs import JobStore
 from tsgate.errors import NotFound, StorageError, Unauthorized
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.model import Job, JobRequest, JobState, job_id
+from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox
 from tsgate.object_store.base import ObjectStore
 
