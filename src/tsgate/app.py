@@ -51,7 +51,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            yield {"services": services}
+            yield {"services": services, "compress_min_bytes": conf.compress_min_bytes}
 
     meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last
@@ -63,7 +63,7 @@ def create_app(
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
-        *ui.routes(),
+        *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *ace.routes(),
     ]
     middleware = [

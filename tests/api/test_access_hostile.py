@@ -13,7 +13,6 @@ import pytest
 from tests.api.test_jobs_api import body as job_body
 from tests.asgi import FAST_POLICY, api_client, lifespan_app
 from tsgate.app import create_app
-from tsgate.maintenance import run_maintenance
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
 from tsgate.upstream.breaker import CircuitBreaker
@@ -210,7 +209,7 @@ async def test_saved_charts_expire_when_unused(settings: Settings) -> None:
         used = await charts.create("s", "used", {"site": "x"}, NOW - 30 * day_ms)
         await charts.get("s", used.id, now_ms=NOW - day_ms)  # read yesterday
         fresh = await charts.create("s", "fresh", {"site": "x"}, NOW - day_ms)
-        report = await run_maintenance(services, NOW)
+        report = await services.maintenance.run(NOW)
         kept = {c.id for c in await charts.list("s", 10)}
     assert report.charts_expired == 1
     assert kept == {used.id, fresh.id} and old.id not in kept

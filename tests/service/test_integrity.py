@@ -19,7 +19,6 @@ import pytest
 
 from tests.asgi import sim_client
 from tests.clock import NOW, Clock
-from tsgate.maintenance import run_rechecks
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
@@ -178,7 +177,7 @@ async def test_a_gateway_backlog_is_repaired_by_the_recheck(env: Env) -> None:
     env.clock.ms = outage.released_ms + 1
     requests = env.sim.stats.requests
     env.clock.ms = end + 24 * MS_PER_HOUR + 1  # the +24 h step is due for the last day
-    report = await run_rechecks(env.services, env.clock.ms)
+    report = await env.services.maintenance.rechecks.run(env.clock.ms)  # type: ignore[union-attr]
     assert report.repaired > 0
     # at most one upstream request per affected point (no complete day is read again)
     assert env.sim.stats.requests - requests <= len(names[:2]) * 2

@@ -121,6 +121,7 @@ async def stats(request: Request) -> Response:
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters
     counts = await database.chunks.counts()
+    results, result_bytes = await services.jobs.stored_results()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -137,7 +138,12 @@ async def stats(request: Request) -> Response:
             "circuit": services.upstream.breaker.state,
             "circuit_opens": services.upstream.breaker.opens,
         },
-        "store": {**counts, "database_bytes": await database.size_bytes()},
+        "store": {
+            **counts,
+            "job_results": results,
+            "job_result_bytes": result_bytes,
+            "database_bytes": await database.size_bytes(),
+        },
         # late data and lost objects: provisional periods (with holes) are re-checked
         "integrity": {
             "holes_open": counts["provisional"],

@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tsgate.database.jobs import JobStore
 from tsgate.errors import NotFound, QuotaExceeded, StorageError, Unauthorized
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.model import Job, JobRequest, JobState, job_id
+from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox
 from tsgate.object_store.base import ObjectStore
 
@@ -103,6 +103,16 @@ class JobService:
         if box is None:
             raise Unauthorized("the job's token is gone; submit the job again")
         return self.box.open(box, job.id)
+
+    async def cleanup(self, now_ms: int) -> int:
+        """Delete jobs finished more than the retention ago, with their results."""
+        return await cleanup_jobs(
+            self.store, self.objects, now_ms=now_ms, retention_ms=self.retention_ms
+        )
+
+    async def stored_results(self) -> tuple[int, int]:
+        """``(results, bytes)`` of the job results kept in the object store."""
+        return await self.store.stored_results()
 
     async def _wake(self, job_id: str) -> None:
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tsgate.errors import TsgateError
 from tsgate.series.index import PROVISIONAL, ChunkRow, Range
@@ -102,3 +102,16 @@ async def recheck_due(
             repaired,
         )
     return RecheckReport(len(due), points, requests, repaired, tuple(failed))
+
+
+@dataclass
+class Rechecker:
+    """Due re-checks with the service's upstream token (without one, due periods are
+    re-checked by the next read that touches them, with the caller's token)."""
+
+    reader: SeriesReader
+    token: str
+    counters: RecheckCounters = field(default_factory=RecheckCounters)
+
+    async def run(self, now_ms: int) -> RecheckReport:
+        return await recheck_due(self.reader, self.counters, token=self.token, now_ms=now_ms)
