@@ -633,7 +633,9 @@ def _rows(
     """
     out: list[dict[str, str]] = []
     sweep = first_sweep
-    last_sweep = _first_sweep(end_ms)  # exclusive
+    # exclusive; the sweep holding end_ms - 1 may have samples before end_ms (they lie
+    # 30–50 s into its slot), so a window split anywhere serves what the whole one does
+    last_sweep = _first_sweep(end_ms - 1) + 1
     while sweep < last_sweep:  # a full page goes on to find the next row for its cursor
         # enough sweeps for the rows still wanted (plus slack for gaps), at most a day
         wanted = (limit - len(out) + offset) // max(1, len(points)) + 2
