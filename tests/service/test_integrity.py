@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 
 from tests.asgi import sim_client
 from tests.clock import NOW, Clock
+from tests.seaweedfs import SeaweedFS
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
@@ -199,6 +201,38 @@ async def test_lost_objects_are_refetched_not_served_as_empty(env: Env) -> None:
     got, stats = await env.services.reader.read(SITE, names, day, day + 2 * MS_PER_DAY, token="t")
     assert stats.healed > 0 and stats.cache_status != "HIT"
     assert_same(got, want)
+
+
+@pytest.mark.s3
+async def test_a_lost_s3_prefix_is_refetched_while_serving(seaweedfs: SeaweedFS) -> None:
+    clock = Clock(NOW)
+    sim = create_simulator(seed=1, now_ms=clock)
+    upstream = LateUpstream(sim_client(sim), clock)
+    prefix = f"heal-{uuid.uuid4().hex}"
+    conf = Settings(
+        database_url="sqlite://",
+        objects_url=seaweedfs.url(prefix),
+        maintenance_interval_s=0,
+        recheck_interval_s=0,
+    )
+    async with open_services(conf, upstream=upstream, clock_ms=clock) as services:  # type: ignore[arg-type]
+        env = Env(sim, services, clock, upstream, Path("/nonexistent"))
+        names = env.names(3)
+        day = t("2025-10-01T00:00:00")
+        want = await env.truth(names, day, day + 3 * MS_PER_DAY)
+        assert_same(await env.read(names, day, day + 3 * MS_PER_DAY), want)
+        # an S3 lifecycle rule (or an operator) empties the chunk prefix while serving
+        keys = [o.key async for o in services.objects.list("chunks/")]
+        assert keys
+        for key in keys:
+            await services.objects.delete(key)
+        services.reader.store.memory.drop_where(lambda _: True)
+        got, stats = await services.reader.read(SITE, names, day, day + 3 * MS_PER_DAY, token="t")
+        assert stats.healed == len(keys)
+        assert_same(got, want)
+        # and the objects are back: the next read is a hit again
+        _, again = await services.reader.read(SITE, names, day, day + 3 * MS_PER_DAY, token="t")
+        assert again.cache_status == "HIT" and again.healed == 0
 
 
 async def test_a_corrupt_object_is_refetched_not_a_500(env: Env) -> None:
