@@ -203,7 +203,7 @@ class Harness:
         try:
             r = await self.http.get(path, headers={**AUTH, **kwargs.pop("headers", {})}, **kwargs)
         except Exception as exc:  # the app raised instead of answering
-            self.tally.diverged(path, f"raised {type(exc).__name__}", query, str(exc)[:200])
+            self.tally.diverged(path, f"500 ({type(exc).__name__})", query, str(exc)[:200])
             return None
         if r.status_code >= 500:
             self.tally.diverged(path, f"status {r.status_code}", query, r.text[:200])
@@ -215,7 +215,7 @@ class Harness:
         try:
             r = await self.http.post(path, headers=AUTH, **kwargs)
         except Exception as exc:
-            self.tally.diverged(path, f"raised {type(exc).__name__}", query, str(exc)[:200])
+            self.tally.diverged(path, f"500 ({type(exc).__name__})", query, str(exc)[:200])
             return None
         if r.status_code >= 500:
             self.tally.diverged(path, f"status {r.status_code}", query, r.text[:200])
