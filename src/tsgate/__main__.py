@@ -1,4 +1,5 @@
-"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | version``."""
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | verify |
+version``."""
 
 from __future__ import annotations
 
@@ -108,8 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleanup.set_defaults(func=_cleanup)
     from tsgate.jobs.cli import add_commands
+    from tsgate.series.verify_cli import add_command as add_verify
 
     add_commands(sub)
+    add_verify(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser
