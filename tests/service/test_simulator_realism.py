@@ -230,6 +230,8 @@ async def test_a_point_not_collecting_has_no_samples_on_any_path() -> None:
         {"outages": [{"start": "yesterday", "end": "2025-10-02"}]},
         {"late_points": [{"added": 5}]},
         {"no_such_switch": 1},
+        {"visibility_delay_s": "soon"},
+        {"outages": "all of them"},
     ],
 )
 async def test_bad_fault_switches_are_a_400(body: dict[str, object]) -> None:

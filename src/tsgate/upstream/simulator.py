@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -526,7 +527,11 @@ def _fault_changes(changes: dict[str, Any]) -> dict[str, Any]:
     """JSON switches to ``Faults`` fields: outages and late points from objects whose
     times are epoch ms or ISO 8601 strings (``start``, ``end``, ``backlog``, ``added``,
     ``since`` with or without the ``_ms`` suffix)."""
-    out = dict(changes)
+    hints = typing.get_type_hints(Faults)
+    out = {
+        k: v if k in ("outages", "late_points") or k not in hints else msgspec.convert(v, hints[k])
+        for k, v in changes.items()
+    }
     if "outages" in out:
         out["outages"] = [
             Outage(
