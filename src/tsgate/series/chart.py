@@ -165,10 +165,7 @@ async def _downsample(
         raw, raw_stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
         return ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb")
-    # one bucket per pixel column: a whole number of rollup buckets, rounded up so that
-    # M4's four points per bucket stay within max_points
-    column_ms = (q.end_ms - q.start_ms) // max(1, max_points // 4)
-    width = max(level_ms, -(-column_ms // level_ms) * level_ms)
+    width = m4_width(q.start_ms, q.end_ms, max_points, level_ms)
     found, stats = await exact_buckets(
         reader, q.site, q.points, (q.start_ms, q.end_ms), width, token=token
     )
@@ -177,9 +174,26 @@ async def _downsample(
     return ChartResult(series, stats, total, f"m4:{width}ms", "m4")
 
 
+def m4_width(start_ms: int, end_ms: int, max_points: int, level_ms: int) -> int:
+    """M4's bucket width: a whole number of rollup buckets, about one pixel column, such
+    that the buckets overlapping the range (partial ones at unaligned edges included) are
+    at most ``max_points // 4``, so four points per bucket fit. When one column's width
+    leaves an extra edge bucket, the width for one column fewer does not."""
+    columns = max(1, max_points // 4)
+    width = level_ms
+    for divisor in (columns, columns - 1):
+        if divisor < 1:
+            break
+        column_ms = -(-(end_ms - start_ms) // divisor)
+        width = max(level_ms, -(-column_ms // level_ms) * level_ms)
+        if (end_ms - 1) // width - start_ms // width + 1 <= columns:
+            break
+    return width
+
+
 def _fit(s: Series, max_points: int) -> Series:
-    # M4 emits up to 4 points per column; unaligned first/last columns can add a few.
-    # MinMaxLTTB keeps a subset, so every point stays a real sample (extremes included).
+    # only a one-column chart (max_points < 8) can still hold two buckets; MinMaxLTTB
+    # keeps a subset, so every point stays a real sample (extremes included)
     return minmax_lttb(s, max_points) if len(s) > max_points else s
 
 

@@ -406,7 +406,8 @@ def _rows(
     """
     out: list[dict[str, str]] = []
     sweep = first_sweep
-    last_sweep = _first_sweep(end_ms)  # exclusive
+    # exclusive; the slot holding end_ms is included: its sample may lie before end_ms
+    last_sweep = -(-end_ms // SWEEP_MS)
     while sweep < last_sweep and len(out) < limit:
         # enough sweeps for the rows still wanted (plus slack for gaps), at most a day
         wanted = (limit - len(out) + offset) // max(1, len(points)) + 2
