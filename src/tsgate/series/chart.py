@@ -12,6 +12,7 @@ edge days happens to be cached.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -108,11 +109,10 @@ async def exact_buckets(
             for n in points
         }, stats
     found, stats = await reader.read_rollups(site, points, level, start_ms, end_ms, token=token)
-    raw_edges: list[dict[str, Series]] = []
-    for edge_start, edge_end in edges:
-        part, edge_stats = await reader.read(site, points, edge_start, edge_end, token=token)
+    reads = await asyncio.gather(*(reader.read(site, points, *e, token=token) for e in edges))
+    raw_edges = [part for part, _ in reads]
+    for _, edge_stats in reads:
         _add_edge_stats(stats, edge_stats)
-        raw_edges.append(part)
     return {
         n: rollups.compose(
             rollups.crop(found[n], *interior),

@@ -105,11 +105,11 @@ def _first_equal(
 
     ``target`` is each segment's min or max, so every segment has a match (no NaNs here).
     """
-    counts = np.diff(np.append(starts, v.size))
-    hits = np.flatnonzero(v == np.repeat(target, counts))
+    hits = np.flatnonzero(v == np.repeat(target, np.diff(starts, append=v.size)))
+    if hits.size == starts.size:  # no ties: one hit per segment
+        return hits
     segment = np.searchsorted(starts, hits, side="right") - 1
-    first = np.append(True, segment[1:] != segment[:-1])
-    found: npt.NDArray[np.intp] = hits[first]
+    found: npt.NDArray[np.intp] = hits[np.append(True, segment[1:] != segment[:-1])]
     return found
 
 
@@ -278,8 +278,10 @@ def compose(
     bucket is stamped at ``start_ms``: every statistic counts exactly the samples in range.
     """
     level_ms = interior.width_ms
-    parts = [interior, *(bucketize(e, level_ms) for e in edges)]
-    joined = concat(parts)
+    parts = [p for p in (interior, *(bucketize(e, level_ms) for e in edges)) if len(p)]
+    # in time order, so that joining them is one concatenation and no sort
+    parts.sort(key=lambda p: int(p.start_ms[0]))
+    joined = concat(parts or [interior])
     if width_ms != level_ms or origin_ms % width_ms:
         joined = coarsen(joined, width_ms, origin_ms)
     return clip_start(joined, start_ms)
