@@ -394,3 +394,25 @@ def test_m4_over_a_long_unaligned_range_draws_only_real_samples_inside_it(
             assert got[:, 1].min() == v.min() and got[:, 1].max() == v.max()
 
     h.run(check())
+
+
+@pytest.mark.parametrize("interval", ["5min", "15min", "2h", "raw", ""])
+def test_aggregations_refuse_intervals_the_rollups_do_not_serve(
+    harness: Harness, interval: str
+) -> None:
+    async def check() -> httpx.Response:
+        return await harness.api.get(
+            "/api/aggregations",
+            params={
+                "site": SITE,
+                "points": harness.names(1)[0],
+                "start": "2025-07-01T00:00:00",
+                "end": "2025-07-02T00:00:00",
+                "interval": interval or " ",
+            },
+            headers=harness.token(),
+        )
+
+    r = harness.run(check())
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["param"] == "interval" and "1h, 6h, 1d, 7d" in r.json()["detail"]
