@@ -47,6 +47,8 @@ class Settings:
     auto_migrate: bool = True
     access_ttl_s: float = 300.0  # how long a token's access to a site is trusted
     points_ttl_s: float = 3600.0  # how long the cached point catalog of a site is fresh
+    # site=Zone entries: a site's IANA zone, overriding the one found from its coordinates
+    site_zones: tuple[str, ...] = ()
     max_inline_samples: int = 5_000_000  # raw samples one chart response may carry
     # a chart needing more upstream samples than this becomes a job (202); 0: never
     inline_fetch_samples: int = 1_000_000
