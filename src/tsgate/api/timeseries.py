@@ -353,6 +353,7 @@ async def aggregations(request: Request) -> Response:
         "startTime": format_time(q.start_ms),
         "endTime": format_time(q.end_ms),
         "interval": interval,
+        "timeZone": q.tz,
         "rows": len(items),
     }
     body, media_type = encode_body(
