@@ -12,9 +12,9 @@ import pytest
 
 from tests.asgi import api_client, sim_client
 from tsgate.cli import main
-from tsgate.database import RequestStat
 from tsgate.maintenance import size_alerts
 from tsgate.settings import Settings
+from tsgate.stats import RequestStat
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_services
 
