@@ -23,6 +23,7 @@ from tsgate.settings import Settings
 log = logging.getLogger("tsgate.maintenance")
 
 DAY_MS = 86_400_000
+CLOSE_WAIT_S = 10.0  # how long closing waits for a pass under way before cancelling it
 
 
 class PendingStats(Protocol):
@@ -159,22 +160,26 @@ class MaintenanceScheduler:
         self._interval_s = interval_s
         self._clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None and self._interval_s > 0:
             self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
 
     async def aclose(self) -> None:
+        """Stop after the pass under way: a pass cancelled mid-query could leave a
+        database connection to be closed after the event loop is gone."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stop.set()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, CLOSE_WAIT_S)  # cancels it on timeout
             self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self._maintenance.run(self._clock_ms())
             except TsgateError as exc:
                 log.warning("maintenance failed, will retry: %s", exc)
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._interval_s)
