@@ -118,3 +118,19 @@ def test_a_bad_list_limit_is_refused_by_name(
         main(["jobs", "list", "--limit", limit])
     assert exited.value.code == 2
     assert f"--limit: {limit!r} is not a whole number from 1 to 10000" in capsys.readouterr().err
+
+
+def test_python_dash_m_tsgate_is_the_same_command_line() -> None:
+    import subprocess
+    import sys
+
+    from tsgate import __version__
+
+    run = subprocess.run(
+        [sys.executable, "-m", "tsgate", "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0 and run.stdout.strip() == __version__
