@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from tsgate import ui
 from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -67,10 +68,13 @@ def create_app(
     ]
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
+        Middleware(ChunkedBodyMiddleware),
+        Middleware(DisconnectMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            # every method the ACE pass-through relays
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
         ),

@@ -1,8 +1,10 @@
-"""Housekeeping: trim old request statistics, delete jobs past their retention with their
-result objects, measure the stores, raise size alerts.
+"""Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
+their retention with their result objects, expire unused saved charts, measure the
+stores, raise size alerts.
 
 :meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
-:class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``. It sees its
+:class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``, and the due
+re-checks of provisional periods every ``recheck_interval_s`` in between. It sees its
 collaborators only through the small Protocols below; the composition root hands them in.
 """
 
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from tsgate.alerts import Alerts
 from tsgate.errors import TsgateError
+from tsgate.series.recheck import RecheckReport
 from tsgate.settings import Settings
 
 log = logging.getLogger("tsgate.maintenance")
@@ -52,16 +55,32 @@ class JobRetention(Protocol):
         ...
 
 
+class ChartExpiry(Protocol):
+    async def expire(self, *, unused_since_ms: int) -> int:
+        """Delete saved charts not opened since then; how many."""
+        ...
+
+
+class Rechecks(Protocol):
+    async def run(self, now_ms: int) -> RecheckReport:
+        """Read again the holes of provisional periods whose re-check is due."""
+        ...
+
+
 @dataclass(frozen=True)
 class MaintenanceOptions:
     stats_retention_days: float = 30.0
     alert_db_bytes: int = 0
     alert_store_bytes: int = 0
+    chart_ttl_s: float = 0.0  # 0: saved charts are kept
 
     @classmethod
     def of(cls, settings: Settings) -> MaintenanceOptions:
         return cls(
-            settings.stats_retention_days, settings.alert_db_bytes, settings.alert_store_bytes
+            settings.stats_retention_days,
+            settings.alert_db_bytes,
+            settings.alert_store_bytes,
+            settings.chart_ttl_s,
         )
 
 
@@ -76,6 +95,8 @@ class MaintenanceReport:
     chunk_bytes: int
     job_results: int
     job_result_bytes: int
+    charts_expired: int = 0  # saved charts unused for TSGATE_CHART_TTL_S, deleted
+    rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
 
 
@@ -102,13 +123,20 @@ class Maintenance:
     chunks: ChunkTotals
     jobs: JobRetention
     alerts: Alerts
+    charts: ChartExpiry | None = None
+    rechecks: Rechecks | None = None
     options: MaintenanceOptions = MaintenanceOptions()
 
     async def run(self, now_ms: int) -> MaintenanceReport:
+        rechecked = await self.rechecks.run(now_ms) if self.rechecks is not None else None
         await self.recorder.flush()
         retention_ms = int(self.options.stats_retention_days * DAY_MS)
         trimmed = await self.stats.trim(now_ms - retention_ms)
         removed = await self.jobs.cleanup(now_ms)
+        charts_expired = 0
+        if self.charts is not None and self.options.chart_ttl_s > 0:
+            unused_since_ms = now_ms - int(self.options.chart_ttl_s * 1000)
+            charts_expired = await self.charts.expire(unused_since_ms=unused_since_ms)
         # measured after the deletions: what the stores hold now
         database_bytes = await self.database.size_bytes()
         counts = await self.chunks.counts()
@@ -128,6 +156,8 @@ class Maintenance:
             chunk_bytes=counts["bytes"],
             job_results=results,
             job_result_bytes=result_bytes,
+            charts_expired=charts_expired,
+            rechecks=rechecked,
             alerts=alerts,
         )
         log.info(
@@ -148,22 +178,26 @@ def wall_clock_ms() -> int:
 
 
 class MaintenanceScheduler:
-    """Runs :meth:`Maintenance.run` at start and then every ``interval_s``."""
+    """Runs :meth:`Maintenance.run` at start and then every ``interval_s``, and the due
+    re-checks every ``recheck_s`` in between (0 turns either off)."""
 
     def __init__(
         self,
         maintenance: Maintenance,
         interval_s: float,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        *,
+        recheck_s: float = 0.0,
     ) -> None:
         self._maintenance = maintenance
         self._interval_s = interval_s
+        self._recheck_s = recheck_s if maintenance.rechecks is not None else 0.0
         self._clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     def start(self) -> None:
-        if self._task is None and self._interval_s > 0:
+        if self._task is None and (self._interval_s > 0 or self._recheck_s > 0):
             self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
 
     async def aclose(self) -> None:
@@ -176,10 +210,23 @@ class MaintenanceScheduler:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        never = float("inf")
+        next_full = loop.time() if self._interval_s > 0 else never
+        next_recheck = loop.time() + self._recheck_s if self._recheck_s > 0 else never
+        rechecks = self._maintenance.rechecks
         while not self._stop.is_set():
             try:
-                await self._maintenance.run(self._clock_ms())
+                if loop.time() >= next_full:
+                    next_full = loop.time() + self._interval_s
+                    await self._maintenance.run(self._clock_ms())  # re-checks too
+                    if self._recheck_s > 0:
+                        next_recheck = min(next_recheck, loop.time() + self._recheck_s)
+                if rechecks is not None and loop.time() >= next_recheck:
+                    next_recheck = loop.time() + self._recheck_s
+                    await rechecks.run(self._clock_ms())
             except TsgateError as exc:
                 log.warning("maintenance failed, will retry: %s", exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval_s)
+                wait_s = max(0.05, min(next_full, next_recheck) - loop.time())
+                await asyncio.wait_for(self._stop.wait(), wait_s)

@@ -57,10 +57,16 @@ class Settings:
     # cache policy
     settle_s: Seconds = 7200.0
     open_ttl_s: Seconds = 60.0
+    # a fetch near "now" trusts only what lies further back than this (late-visible samples)
+    lookback_s: Seconds = 900.0
+    # re-checks of a period with holes, after its end (e.g. a gateway's late backlog)
+    recheck_after: str = "2h,6h,1d,3d,7d"
+    recheck_interval_s: Seconds = 300.0  # how often due re-checks run in the server; 0: never
     memory_cache_bytes: Count = 256 << 20
     site_stream_min_points: AtLeastOne = 40
     auto_migrate: bool = True
     access_ttl_s: Seconds = 300.0  # how long a token's access to a site is trusted
+    access_deny_ttl_s: Seconds = 60.0  # how long upstream's 401/403/404 for a token is kept
     points_ttl_s: Seconds = 3600.0  # how long the cached point catalog of a site is fresh
     max_inline_samples: AtLeastOne = 5_000_000  # raw samples one chart response may carry
     # a chart needing more upstream samples than this becomes a job (202); 0: never
@@ -75,6 +81,13 @@ class Settings:
     # secret, which is generated once and kept in the object store when it is unset too
     token_salt: str | None = field(default=None, repr=False)
     max_body_bytes: AtLeastOne = 1 << 20
+    # the header a trusted reverse proxy puts the client's address in (its last entry)
+    trusted_proxy_header: str | None = None
+    max_charts_per_caller: Count = 1000  # saved charts one token may keep; 0: no limit
+    max_open_jobs_per_caller: Count = 20  # queued, running or failed jobs per token; 0: no limit
+    chart_ttl_s: Seconds = 180 * DAY_S  # saved charts unused this long are deleted; 0: kept
+    header_timeout_s: Positive_s = 5.0  # a connection must finish its request headers by then
+    shutdown_timeout_s: Positive_s = 10.0  # in-flight requests get this long on SIGTERM
     max_points_per_request: AtLeastOne = 500
     max_range_days: AtLeastOne = 1100
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
@@ -102,6 +115,8 @@ class Settings:
     webhook_allow_private: bool = False
     webhook_retries: Annotated[int, msgspec.Meta(ge=0, le=100)] = 3
     webhook_timeout_s: Positive_s = 10.0
+    webhook_concurrency: AtLeastOne = 16  # webhooks sent at once per worker
+    webhook_per_host: AtLeastOne = 2  # of which at most this many to one host
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -151,3 +166,26 @@ def _explain(message: str, values: Mapping[str, Any]) -> str:
         kind = expected.split("`")[1]
         expected = {"int": "an integer", "float": "a number"}.get(kind, kind)
     return f"{ENV_PREFIX}{name.upper()}={values.get(name)!r}: expected {expected.replace('`', '')}"
+
+
+_DURATION_MS = {"s": 1_000, "m": 60_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def durations_ms(env_name: str, text: str) -> tuple[int, ...]:
+    """``"2h,6h,1d"`` (or plain seconds, ``"7200,21600"``) as ascending milliseconds."""
+    out: list[int] = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part:
+            continue
+        number = part.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = part[len(number) :] or "s"
+        try:
+            value = float(number)
+        except ValueError:
+            value = -1.0
+        if unit not in _DURATION_MS or value <= 0:
+            raise ConfigError(f"{env_name}={text!r}: {part!r} is not a duration like 90s, 2h or 7d")
+        out.append(int(value * _DURATION_MS[unit]))
+    if out != sorted(set(out)):
+        raise ConfigError(f"{env_name}={text!r}: durations must be ascending")
+    return tuple(out)

@@ -41,7 +41,8 @@ from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
-from tsgate.settings import Settings
+from tsgate.series.recheck import RecheckCounters, Rechecker
+from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
 
@@ -68,12 +69,15 @@ class Services:
     maintenance: Maintenance
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
+    rechecks: RecheckCounters = field(default_factory=RecheckCounters)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
     return CachePolicy(
         settle_ms=int(settings.settle_s * 1000),
         open_ttl_ms=int(settings.open_ttl_s * 1000),
+        lookback_ms=int(settings.lookback_s * 1000),
+        recheck_schedule_ms=durations_ms("TSGATE_RECHECK_AFTER", settings.recheck_after),
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
@@ -130,7 +134,13 @@ async def open_services(
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
-        access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
+        access = AccessCheck(
+            up,
+            salt,
+            ttl_ms=int(settings.access_ttl_s * 1000),
+            deny_ttl_ms=int(settings.access_deny_ttl_s * 1000),
+            clock_ms=clock_ms,
+        )
         reader = SeriesReader(
             up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
         )
@@ -149,6 +159,7 @@ async def open_services(
             # given back to the store for the next start (or another worker)
             await stack.enter_async_context(running(worker))
         alerts = Alerts()
+        rechecker = Rechecker(reader, settings.upstream_token or "")
         maintenance = Maintenance(
             recorder=recorder,
             stats=database.stats,
@@ -156,6 +167,8 @@ async def open_services(
             chunks=database.chunks,
             jobs=jobs,
             alerts=alerts,
+            charts=database.charts,
+            rechecks=rechecker,
             options=MaintenanceOptions.of(settings),
         )
         services = Services(
@@ -173,9 +186,13 @@ async def open_services(
             worker=worker,
             maintenance=maintenance,
             alerts=alerts,
+            rechecks=rechecker.counters,
         )
         scheduler = MaintenanceScheduler(
-            maintenance, settings.maintenance_interval_s, clock_ms or wall_clock_ms
+            maintenance,
+            settings.maintenance_interval_s,
+            clock_ms or wall_clock_ms,
+            recheck_s=settings.recheck_interval_s,
         )
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)
@@ -234,6 +251,7 @@ def build_jobs(
         server_token=settings.upstream_token,
         max_attempts=settings.job_max_attempts,
         retention_ms=int(settings.job_retention_s * 1000),
+        max_open=settings.max_open_jobs_per_caller,
     )
     lease_ms = int(settings.job_lease_s * 1000)
     runner = JobRunner(

@@ -38,25 +38,39 @@ def checked_format(fmt: str | None) -> str | None:
 
 
 def msgpack_for(fmt: str | None, accept: str) -> bool:
+    """MessagePack when ``?format=msgpack``, or when ``Accept`` rates it above zero and
+    no lower than JSON (``q`` values honoured: ``application/x-msgpack;q=0`` is a no)."""
     if fmt is not None:
         return fmt == "msgpack"
-    return MSGPACK in accept or "application/msgpack" in accept
+    if "msgpack" not in accept:
+        return False
+    rated = _accept_q(accept)
+    packed = max(rated.get(MSGPACK, 0.0), rated.get("application/msgpack", 0.0))
+    plain = max(rated.get(JSON, 0.0), rated.get("application/*", 0.0), rated.get("*/*", 0.0))
+    return packed > 0 and packed >= plain
+
+
+def _accept_q(header: str) -> dict[str, float]:
+    """Media ranges of an ``Accept`` or ``Accept-Encoding`` header and their ``q`` (0–1)."""
+    offered: dict[str, float] = {}
+    for part in header.split(","):
+        token, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        if token:
+            offered[token.lower()] = max(q, offered.get(token.lower(), 0.0))
+    return offered
 
 
 def choose_encoding(accept_encoding: str) -> str | None:
     """The best encoding the client accepts (q=0 excludes one)."""
-    offered: dict[str, float] = {}
-    for part in accept_encoding.split(","):
-        token, _, params = part.strip().partition(";")
-        q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
-        if token:
-            offered[token.strip().lower()] = q
+    offered = _accept_q(accept_encoding)
     for name in _ENCODINGS:
         if offered.get(name, offered.get("*", 0.0)) > 0:
             return name

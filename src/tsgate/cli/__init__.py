@@ -1,4 +1,5 @@
-"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | version``.
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | verify |
+version`` (and the others each module registers).
 
 With ``app`` the only other importer of :mod:`tsgate.wiring`, this package builds what
 each command needs through the composition root; ``jobs`` holds the job commands.
@@ -21,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from tsgate.app import create_app
+    from tsgate.server import uvicorn_config
 
     settings = Settings.from_env(host=args.host, port=args.port)
     if args.demo and not settings.upstream_token:
@@ -31,14 +33,14 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  health: {url}/api/health   upstream: {settings.upstream_url}", flush=True)
     if args.demo:
         print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
-    uvicorn.run(
+    config = uvicorn_config(
         create_app(settings),
-        host=settings.host,
-        port=settings.port,
+        settings,
         log_level=args.log_level or settings.log_level,
         log_config=None,  # uvicorn's lines go through tsgate.logs like every other
         access_log=False,  # tsgate.access logs one line per request instead
     )
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -63,7 +65,9 @@ def _cleanup(args: argparse.Namespace) -> int:
     from tsgate.wiring import open_services
 
     # one pass here; no scheduler alongside it
-    settings = dataclasses.replace(Settings.from_env(), maintenance_interval_s=0)
+    settings = dataclasses.replace(
+        Settings.from_env(), maintenance_interval_s=0, recheck_interval_s=0
+    )
 
     async def once() -> dict[str, object]:
         async with open_services(settings) as services:
@@ -114,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tsgate.cli.jobs import add_commands
 
     add_commands(sub)
+    from tsgate.cli.verify import add_command as add_verify
+
+    add_verify(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from tsgate.database.charts import SavedChart, SavedCharts
-from tsgate.database.chunks import ChunkIndex, ChunkRow
+from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
 from tsgate.database.migrations import upgrade_head
 from tsgate.database.points import PointCatalog
@@ -32,8 +32,6 @@ from tsgate.database.tables import metadata
 from tsgate.stats import RequestStat
 
 __all__ = [
-    "ChunkIndex",
-    "ChunkRow",
     "Database",
     "PointCatalog",
     "RequestStat",
@@ -42,6 +40,7 @@ __all__ = [
     "RollupStore",
     "SavedChart",
     "SavedCharts",
+    "SqlChunkIndex",
     "migrate",
     "open_database",
 ]
@@ -61,7 +60,7 @@ class Database:
         # Public for sibling repositories (e.g. jobs) that share this engine.
         self.sql = sql
         self.dialect = sql.dialect
-        self.chunks = ChunkIndex(sql)
+        self.chunks = SqlChunkIndex(sql)
         self.points = PointCatalog(sql)
         self.rollups = RollupStore(sql)
         self.stats = RequestStats(sql)

@@ -83,6 +83,20 @@ class SqlJobStore:
         async with self.sql.read() as conn:
             return [job_of(r) for r in await conn.execute(stmt)]
 
+    async def count_open(self, scope: str, *, besides: str) -> int:
+        """How many of ``scope``'s jobs other than ``besides`` are not finished."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(jobs)
+            .where(
+                jobs.c.scope == scope,
+                jobs.c.id != besides,
+                jobs.c.state.not_in([s.value for s in TERMINAL]),
+            )
+        )
+        async with self.sql.read() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
     async def counts(self) -> dict[str, int]:
         stmt = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
         async with self.sql.read() as conn:
