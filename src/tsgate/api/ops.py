@@ -21,9 +21,8 @@ from starlette.routing import Route
 from tsgate import __version__
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.database.stats import RequestGroup
-from tsgate.database.usage import jobs_by_state
 from tsgate.errors import Forbidden, StorageError, TsgateError, Unauthorized
+from tsgate.stats import RequestGroup
 from tsgate.wiring import Services
 
 CRITICAL = ("database", "objects")
@@ -153,7 +152,7 @@ async def stats(request: Request) -> Response:
             "recheck_requests": services.rechecks.requests,
             "recheck_failures": services.rechecks.failures,
         },
-        "jobs": await jobs_by_state(database.sql),
+        "jobs": await services.jobs.counts(),
         "alerts": services.alerts.current(),
     }
     return respond(request, body)

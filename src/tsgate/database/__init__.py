@@ -27,8 +27,9 @@ from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memo
 from tsgate.database.migrations import upgrade_head
 from tsgate.database.points import PointCatalog
 from tsgate.database.rollups import RollupRow, RollupStore
-from tsgate.database.stats import RequestStat, RequestStats
+from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
+from tsgate.stats import RequestStat
 
 __all__ = [
     "Database",
