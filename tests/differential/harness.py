@@ -179,7 +179,7 @@ class Harness:
     def objects_folder(self) -> Path:
         return Path(self.settings.objects_url.removeprefix("file://"))
 
-    def delete_objects(self, keep_system: bool = True) -> int:
+    def delete_objects(self) -> int:
         """Delete every cached chunk object (the folder an operator "cleans")."""
         raw = self.objects_folder() / "chunks"
         n = sum(1 for p in raw.rglob("*") if p.is_file()) if raw.exists() else 0

@@ -148,6 +148,7 @@ async def stats(request: Request) -> Response:
             "holes_open": counts["provisional"],
             "late_samples_repaired": services.reader.store.counters.repaired,
             "damaged_objects_refetched": services.reader.store.counters.damaged,
+            "recheck_passes": services.rechecks.passes,
             "rechecked_periods": services.rechecks.periods,
             "recheck_requests": services.rechecks.requests,
             "recheck_failures": services.rechecks.failures,

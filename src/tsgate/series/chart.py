@@ -202,10 +202,6 @@ def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> in
     return (q.end_ms - q.start_ms) // sample_ms * len(q.points)
 
 
-def total_points(series: Sequence[Series]) -> int:
-    return int(np.sum([len(s) for s in series])) if series else 0
-
-
 # ---- the wire body (shared by /api/timeseries and query jobs) --------------------------
 
 _INT32_MAX = 2**31 - 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsgate.series.model import MS_PER_HOUR, Series, TimeArray
+from tsgate.series.model import Series, TimeArray
 from tsgate.series.rollups import (
     Buckets,
     bucketize,
@@ -60,11 +60,6 @@ class Grid:
         if self.width_ms == b.width_ms and self.origin_ms % self.width_ms == 0:
             return b
         return coarsen(b, self.width_ms, self.origin_ms)
-
-
-def whole_hours(starts: TimeArray) -> bool:
-    """Whether calendar starts fall on whole UTC hours (zones with whole-hour offsets)."""
-    return bool(np.all(starts % MS_PER_HOUR == 0))
 
 
 def clip_start(b: Buckets, start_ms: int) -> Buckets:
