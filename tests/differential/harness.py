@@ -60,6 +60,7 @@ class Divergence:
     kind: str  # "missing samples", "extra samples", "values", "status 500", …
     query: str
     detail: str
+    example: int = 0  # which drawn plan (``Tally.plans``) showed it
 
 
 @dataclass
@@ -68,9 +69,11 @@ class Tally:
     queries: int = 0
     samples: int = 0
     divergences: list[Divergence] = field(default_factory=list)
+    plans: list[Any] = field(default_factory=list)  # each example's plan, to replay one
 
     def diverged(self, path: str, kind: str, query: str, detail: str) -> None:
-        self.divergences.append(Divergence(path, kind, query, detail))
+        example = max(0, len(self.plans) - 1)
+        self.divergences.append(Divergence(path, kind, query, detail, example))
 
     def classes(self) -> Counter[tuple[str, str]]:
         return Counter((d.path, d.kind) for d in self.divergences)
@@ -82,7 +85,10 @@ class Tally:
         ]
         for (path, kind), n in sorted(self.classes().items()):
             first = next(d for d in self.divergences if (d.path, d.kind) == (path, kind))
-            lines.append(f"  {n:4d} × {path}: {kind} — e.g. {first.query}: {first.detail}")
+            lines.append(
+                f"  {n:4d} × {path}: {kind} — e.g. {first.query}: {first.detail} "
+                f"(plan #{first.example})"
+            )
         return "\n".join(lines)
 
 

@@ -136,6 +136,8 @@ def scenario(
     @seed(zlib.crc32(name.encode()))  # each scenario its own plans, the same every run
     @given(plan=strategy if strategy is not None else plans())
     def one(plan: Plan) -> None:
+        t.plans.append(plan)
+
         async def go() -> None:
             clock = Clock(NOW)
             sim = create_simulator(seed=SEED, now_ms=clock)
