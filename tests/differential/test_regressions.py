@@ -19,11 +19,11 @@ from tests.differential.harness import (
     SITE,
     Arrays,
     Harness,
+    Tally,
     diff_settings,
     read_chart_raw,
     read_paginated,
     read_per_point,
-    tally,
     truth_of,
 )
 from tsgate.upstream.campus import LatePoint, Outage
@@ -52,7 +52,7 @@ def sim(clock: Clock) -> Simulator:
 @pytest.fixture
 async def h(sim: Simulator, clock: Clock, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     with tempfile.TemporaryDirectory() as folder:
-        t = tally(f"regression {request.node.name}")
+        t = Tally(f"regression {request.node.name}")  # not in the summary: asserted here
         async with Harness.open(sim, clock, diff_settings(Path(folder)), t) as harness:
             yield harness
 
