@@ -106,7 +106,8 @@ async def test_verify_finds_a_damaged_chunk_and_repair_fixes_it(
     wrong, lost = await _damage(settings, sim, clock)
     code, text = await verify(settings, sim, clock, points=True)
     assert code == 1, text
-    assert wrong in text and lost in text and "unreadable" in text and "differs" in text
+    assert wrong in text and lost in text and "unreadable" in text and "hash differs" in text
+    assert text.rstrip().endswith("2 differences")  # just the two damaged point-days
     code, text = await verify(settings, sim, clock, fix=True, points=True)
     assert code == 0, text
     assert "repaired" in text and text.rstrip().endswith("0 differences")

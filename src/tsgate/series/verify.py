@@ -85,23 +85,24 @@ def covered_days(
 
 async def _cached(
     store: ChunkStore, site: str, name: str, start_ms: int, end_ms: int
-) -> tuple[Series | None, list[tuple[int, int]]]:
-    """The point's cached samples in range, read from the objects themselves (None: a
-    chunk's object is missing or does not decode), and the spans its chunks cover."""
+) -> tuple[Series, list[tuple[int, int]], list[tuple[int, int]]]:
+    """The point's cached samples in range, read from the objects themselves; the spans
+    its chunks cover; and the spans of chunks whose object is missing or does not decode."""
     rows = [r for r in await store.rows(site, [name], start_ms, end_ms) if r.point == name]
     spans = [(r.period_start_ms, r.period_end_ms if r.sealed else r.covered_end_ms) for r in rows]
     parts: list[Series] = []
+    unreadable: list[tuple[int, int]] = []
     for row in rows:
         if not (row.samples and row.object_key):
             continue  # an empty chunk has no object
         data = await store.objects.get(row.object_key)
-        if data is None:
-            return None, spans
         try:
+            if data is None:
+                raise CodecError("missing object")
             parts.append(decode_series(name, data))
         except CodecError:
-            return None, spans
-    return concat(name, parts).crop(start_ms, end_ms), spans
+            unreadable.append((row.period_start_ms, row.period_end_ms))
+    return concat(name, parts).crop(start_ms, end_ms), spans, unreadable
 
 
 async def verify(
@@ -118,7 +119,7 @@ async def verify(
     """Compare every cached point-day of ``names`` in ``[start_ms, end_ms)`` with upstream."""
     report = VerifyReport(site, start_ms, end_ms, points=len(names))
     for done, name in enumerate(names, start=1):
-        cached, spans = await _cached(store, site, name, start_ms, end_ms)
+        cached, spans, unreadable = await _cached(store, site, name, start_ms, end_ms)
         days = covered_days(spans, start_ms, end_ms)
         if days:
             lo, hi = days[0][0], days[-1][1]
@@ -127,7 +128,8 @@ async def verify(
             )
             for a, b in days:
                 want = fresh.crop(a, b)
-                have = cached.crop(a, b) if cached is not None else None
+                lost = any(lo < b and hi > a for lo, hi in unreadable)
+                have = None if lost else cached.crop(a, b)
                 check = DayCheck(
                     name,
                     a,

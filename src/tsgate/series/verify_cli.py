@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from tsgate.errors import RequestError, TsgateError
 from tsgate.series.verify import VerifyReport, repair, verify
@@ -142,19 +141,16 @@ async def _checked(
 
 def render(console: Console, report: VerifyReport, *, title: str = "verify") -> None:
     if report.differences:
-        table = Table(title=f"{title}: {report.site} — cache against upstream")
-        for column in ("point", "from", "to", "cached", "upstream", "hash"):
-            table.add_column(column)
+        console.print(f"[bold]{title}: {report.site} — point-days that differ from upstream[/]")
         for d in report.differences[:MAX_ROWS]:
-            table.add_row(
-                d.point,
-                format_time(d.start_ms)[:19],
-                format_time(d.end_ms)[:19],
-                "unreadable" if d.cached < 0 else str(d.cached),
-                str(d.upstream),
-                "same" if d.cached_hash == d.upstream_hash else "differs",
+            cached = "unreadable" if d.cached < 0 else f"{d.cached} cached"
+            same = "same hash" if d.cached_hash == d.upstream_hash else "hash differs"
+            console.print(
+                f"  {d.point}  {format_time(d.start_ms)[:16]} → {format_time(d.end_ms)[:16]}"
+                f"  {cached}, {d.upstream} upstream, {same}",
+                soft_wrap=True,
+                highlight=False,
             )
-        console.print(table)
         if len(report.differences) > MAX_ROWS:
             console.print(f"… and {len(report.differences) - MAX_ROWS} more")
     console.print(
