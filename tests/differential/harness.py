@@ -68,8 +68,8 @@ class Tally:
     scenario: str
     queries: int = 0
     samples: int = 0
-    divergences: list[Divergence] = field(default_factory=list)
-    plans: list[Any] = field(default_factory=list)  # each example's plan, to replay one
+    divergences: list[Divergence] = field(default_factory=list, repr=False)
+    plans: list[Any] = field(default_factory=list, repr=False)  # each example's plan, to replay
 
     def diverged(self, path: str, kind: str, query: str, detail: str) -> None:
         example = max(0, len(self.plans) - 1)
