@@ -46,6 +46,7 @@ INTERVALS_MS = {
     "1d": DAY_MS,
     "7d": 7 * DAY_MS,
 }
+PER_POINT = "/api/points/{name}/timeseries"
 AGGS = ("avg", "min", "max", "sum", "count", "stddev", "first", "last")
 Arrays = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]
 EMPTY: Arrays = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))
@@ -203,16 +204,19 @@ class Harness:
 
     # ---- requests ------------------------------------------------------------------
 
-    async def get(self, path: str, query: str, **kwargs: Any) -> httpx.Response | None:
+    async def get(
+        self, path: str, query: str, *, label: str | None = None, **kwargs: Any
+    ) -> httpx.Response | None:
         """One request; a 5xx (or a transport failure) is a divergence, None returned."""
         self.tally.queries += 1
+        where = label or path
         try:
             r = await self.http.get(path, headers={**AUTH, **kwargs.pop("headers", {})}, **kwargs)
         except Exception as exc:  # the app raised instead of answering
-            self.tally.diverged(path, f"500 ({type(exc).__name__})", query, str(exc)[:200])
+            self.tally.diverged(where, f"500 ({type(exc).__name__})", query, str(exc)[:200])
             return None
         if r.status_code >= 500:
-            self.tally.diverged(path, f"status {r.status_code}", query, r.text[:200])
+            self.tally.diverged(where, f"status {r.status_code}", query, r.text[:200])
             return None
         return r
 
@@ -407,17 +411,15 @@ async def read_per_point(
     out: dict[str, Arrays] = {}
     for name in names:
         path = f"/api/points/{quote(name, safe='')}/timeseries"
-        query = f"per-point {_fmt(start_ms)}→{_fmt(end_ms)}"
-        r = await h.get(path, query, params=_window(start_ms, end_ms))
+        query = f"per-point {_fmt(start_ms)}→{_fmt(end_ms)} {name.rsplit('.', 1)[-1]}"
+        r = await h.get(path, query, label=PER_POINT, params=_window(start_ms, end_ms))
         if r is None:
             return None
         if r.status_code == 404:
             out[name] = EMPTY
             continue
         if r.status_code != 200:
-            h.tally.diverged(
-                "/api/points/{name}/timeseries", f"status {r.status_code}", query, r.text[:200]
-            )
+            h.tally.diverged(PER_POINT, f"status {r.status_code}", query, r.text[:200])
             return None
         out.update(_grouped(r.json()["point_samples"]))
     return out

@@ -91,6 +91,9 @@ async def run_verify(
                 return 1 if report.differences else 0
             now = clock_ms() if clock_ms else services.reader.clock_ms()
             repaired = await repair(services.reader, report, token=token, now_ms=now)
+            # cached answers (shared through redis://) were made from the damaged chunks;
+            # "resp:" is the response cache's prefix, as POST /api/cache/invalidate drops
+            await services.cache.delete_prefix("resp:")
             console.print(f"repaired {repaired} point-days: dropped and fetched again")
             again = await _checked(services, console, site, names, start_ms, end_ms, token)
             render(console, again, title="after repair")
