@@ -28,7 +28,6 @@ import numpy as np
 from tests.asgi import sim_client
 from tests.clock import Clock
 from tsgate.app import create_app
-from tsgate.maintenance import run_maintenance
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator
 from tsgate.upstream.wire import PAGE_SIZES, format_time, parse_times
@@ -181,12 +180,12 @@ class Harness:
         await self.start()
 
     async def maintenance(self) -> None:
-        await run_maintenance(self.services, self.clock.ms)
+        await self.services.maintenance.run(self.clock.ms)
 
     def objects_folder(self) -> Path:
         return Path(self.settings.objects_url.removeprefix("file://"))
 
-    def delete_objects(self, keep_system: bool = True) -> int:
+    def delete_objects(self) -> int:
         """Delete every cached chunk object (the folder an operator "cleans")."""
         raw = self.objects_folder() / "raw"
         n = sum(1 for p in raw.rglob("*") if p.is_file()) if raw.exists() else 0

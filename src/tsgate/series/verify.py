@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsgate.series import extents
-from tsgate.series.chunkstore import ChunkStore
+from tsgate.series.chunkstore import ChunkStore, checksum_of
 from tsgate.series.codec import CodecError, decode_series
 from tsgate.series.invalidation import invalidate
 from tsgate.series.model import MS_PER_DAY, Series, concat
@@ -87,9 +87,11 @@ async def _cached(
     store: ChunkStore, site: str, name: str, start_ms: int, end_ms: int
 ) -> tuple[Series, list[tuple[int, int]], list[tuple[int, int]]]:
     """The point's cached samples in range, read from the objects themselves; the spans
-    its chunks cover; and the spans of chunks whose object is missing or does not decode."""
+    its chunks cover (what they were fetched for and trust; a recent fetch's untrusted
+    tail is left out); and the periods of chunks whose object is missing, damaged (its
+    checksum differs) or does not decode."""
     rows = [r for r in await store.rows(site, [name], start_ms, end_ms) if r.point == name]
-    spans = [(r.period_start_ms, r.period_end_ms if r.sealed else r.covered_end_ms) for r in rows]
+    spans = [span for r in rows for span in r.coverage]
     parts: list[Series] = []
     unreadable: list[tuple[int, int]] = []
     for row in rows:
@@ -97,8 +99,8 @@ async def _cached(
             continue  # an empty chunk has no object
         data = await store.objects.get(row.object_key)
         try:
-            if data is None:
-                raise CodecError("missing object")
+            if data is None or checksum_of(data) != row.checksum:
+                raise CodecError("missing or damaged object")
             parts.append(decode_series(name, data))
         except CodecError:
             unreadable.append((row.period_start_ms, row.period_end_ms))
@@ -128,7 +130,7 @@ async def verify(
             )
             for a, b in days:
                 want = fresh.crop(a, b)
-                lost = any(lo < b and hi > a for lo, hi in unreadable)
+                lost = any(u0 < b and u1 > a for u0, u1 in unreadable)
                 have = None if lost else cached.crop(a, b)
                 check = DayCheck(
                     name,
