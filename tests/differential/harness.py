@@ -28,6 +28,7 @@ import numpy as np
 from tests.asgi import sim_client
 from tests.clock import Clock
 from tsgate.app import create_app
+from tsgate.series.chunkstore import object_prefix
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator
 from tsgate.upstream.wire import PAGE_SIZES, format_time, parse_times
@@ -70,6 +71,7 @@ class Tally:
     samples: int = 0
     divergences: list[Divergence] = field(default_factory=list, repr=False)
     plans: list[Any] = field(default_factory=list, repr=False)  # each example's plan, to replay
+    damaged: int = 0  # chunk objects a scenario deleted or corrupted
 
     def diverged(self, path: str, kind: str, query: str, detail: str) -> None:
         example = max(0, len(self.plans) - 1)
@@ -185,20 +187,24 @@ class Harness:
     def objects_folder(self) -> Path:
         return Path(self.settings.objects_url.removeprefix("file://"))
 
+    def _chunk_files(self) -> tuple[Path, list[Path]]:
+        folder = self.objects_folder() / object_prefix(SITE)
+        return folder, sorted(p for p in folder.rglob("*") if p.is_file())
+
     def delete_objects(self) -> int:
-        """Delete every cached chunk object (the folder an operator "cleans")."""
-        raw = self.objects_folder() / "raw"
-        n = sum(1 for p in raw.rglob("*") if p.is_file()) if raw.exists() else 0
-        shutil.rmtree(raw, ignore_errors=True)
-        return n
+        """Delete every cached chunk object of the site (the folder an operator "cleans")."""
+        folder, files = self._chunk_files()
+        shutil.rmtree(folder, ignore_errors=True)
+        self.tally.damaged += len(files)
+        return len(files)
 
     def corrupt_objects(self) -> int:
         """Overwrite every cached chunk object with bytes that decode to nothing valid."""
-        raw = self.objects_folder() / "raw"
-        files = [p for p in raw.rglob("*") if p.is_file()] if raw.exists() else []
+        _, files = self._chunk_files()
         for i, p in enumerate(files):
             data = p.read_bytes()
             p.write_bytes(data[: len(data) // 2] if i % 2 else b"\x00garbage" + data[8:])
+        self.tally.damaged += len(files)
         return len(files)
 
     # ---- requests ------------------------------------------------------------------
@@ -251,13 +257,15 @@ def bucket_keys(t_ms: np.ndarray[Any, Any], width_ms: int) -> np.ndarray[Any, An
     return keys
 
 
-def truth_buckets(arrays: Arrays, width_ms: int, agg: str) -> Arrays:
-    """One value per non-empty bucket of the samples in range, computed with numpy."""
+def truth_buckets(arrays: Arrays, width_ms: int, agg: str, start_ms: int) -> Arrays:
+    """One value per non-empty bucket of the samples in range, computed with numpy; a
+    first bucket clipped by the range start is stamped at the start (docs/api.md)."""
     t, v = arrays
     if not t.size:
         return EMPTY
     keys = bucket_keys(t, width_ms)
-    starts, first_idx = np.unique(keys, return_index=True)
+    floors, first_idx = np.unique(keys, return_index=True)
+    starts = np.maximum(floors, start_ms)
     bounds = np.append(first_idx, t.size)
     parts = [v[a:b] for a, b in itertools.pairwise(bounds.tolist())]
     fn = {
@@ -620,7 +628,7 @@ async def _check_interval(
     if got is None:
         return
     truth = truth_of(h.sim, names, start_ms, end_ms)
-    want = {n: truth_buckets(a, INTERVALS_MS[interval], agg) for n, a in truth.items()}
+    want = {n: truth_buckets(a, INTERVALS_MS[interval], agg, start_ms) for n, a in truth.items()}
     rtol = 1e-9 if agg in ("avg", "sum", "stddev") else 0.0
     compare_all(h.tally, f"chart_interval/{interval}", f"{label} agg={agg}", want, got, rtol=rtol)
     in_range = sum(a[0].size for a in truth.values())
@@ -680,14 +688,14 @@ async def _check_max_points(
 async def _check_aggregations(
     h: Harness, names: Sequence[str], start_ms: int, end_ms: int, choose: Any, label: str
 ) -> None:
-    interval = choose.choice(["1h", "1d"])
+    interval = choose.choice(["1h", "6h", "1d", "7d"])
     got = await read_aggregations(h, names, start_ms, end_ms, interval)
     if got is None:
         return
     truth = truth_of(h.sim, names, start_ms, end_ms)
     width = INTERVALS_MS[interval]
     for stat in ("count", "avg", "min", "max", "sum", "stddev"):
-        want = {n: truth_buckets(a, width, stat) for n, a in truth.items()}
+        want = {n: truth_buckets(a, width, stat, start_ms) for n, a in truth.items()}
         have = {n: got[n][stat] for n in names}
         rtol = 1e-9 if stat in ("avg", "sum", "stddev") else 0.0
         compare_all(h.tally, f"aggregations/{interval}", f"{label} {stat}", want, have, rtol=rtol)

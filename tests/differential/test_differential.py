@@ -218,7 +218,9 @@ def test_lost_objects_are_fetched_again() -> None:
     async def lose(h: Harness) -> None:
         h.delete_objects()
 
-    assert_no_divergence(scenario("lost objects", _twice(lose), examples=3))
+    t = scenario("lost objects", _twice(lose), examples=3)
+    assert t.damaged > 0, "no object was deleted: the scenario tests nothing"
+    assert_no_divergence(t)
 
 
 def test_corrupt_objects_are_fetched_again() -> None:
@@ -226,7 +228,9 @@ def test_corrupt_objects_are_fetched_again() -> None:
         h.corrupt_objects()
         await h.restart()  # no decoded copy in memory hides the damage
 
-    assert_no_divergence(scenario("corrupt objects", _twice(corrupt), examples=3))
+    t = scenario("corrupt objects", _twice(corrupt), examples=3)
+    assert t.damaged > 0, "no object was corrupted: the scenario tests nothing"
+    assert_no_divergence(t)
 
 
 def test_a_restart_on_the_same_folder_and_database() -> None:
