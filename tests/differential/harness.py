@@ -123,6 +123,7 @@ def diff_settings(folder: Path, **overrides: Any) -> Settings:
             inline_worker=False,
             inline_fetch_samples=0,
             admin_key="admin",
+            upstream_token="t",  # re-checks in the maintenance pass read with the server's token
         ),
         **overrides,
     )
