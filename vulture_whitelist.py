@@ -21,8 +21,9 @@ y  # src/tsgate/series/downsample.py
 _.should_exit  # tests/asgi.py
 _.binary_location  # tests/browser.py
 
-# an autouse pytest fixture
+# an autouse pytest fixture, and a pytest hook
 restore_root  # tests/unit/test_logs.py
+pytest_terminal_summary  # tests/differential/conftest.py
 
 # report fields read only through dataclasses.asdict (tsgate cleanup prints the report)
 failed_sites  # src/tsgate/series/recheck.py
