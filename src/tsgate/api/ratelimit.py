@@ -1,7 +1,16 @@
 """Rate limiting: a token bucket per caller and route class, as pure ASGI middleware.
 
-The caller is its token's salted hash, or its IP address when it sends no token. Each
-route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
+The caller is its token's salted hash, or its IP address when it sends no token.
+
+What is charged is the work a request makes tsgate ask of upstream, not the request:
+an answer from the cache costs ``REQUEST_COST`` (a hundredth of a token; a whole one
+for a caller without a token, counted by its address), and after the
+answer the caller pays ``UPSTREAM_REQUEST_COST`` per upstream HTTP request made for it
+and ``UPSTREAM_MIB_COST`` per MiB upstream sent back (the bucket may go into debt, and
+refuses until it has refilled). So a client paging a cached site-day at ``page_size=3``
+never meets a 429, while one that makes tsgate hammer upstream still does.
+
+Each route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
 in this process for ``memory://``, shared by every server for ``redis://``. Limited
 responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``;
 a refusal is a 429 problem with ``Retry-After``. If the cache is down the limiter lets
@@ -22,11 +31,15 @@ from tsgate.api.problems import tsgate_error
 from tsgate.cache import Bucket
 from tsgate.errors import RateLimited, StorageError, Unauthorized
 from tsgate.series.access import token_hash
+from tsgate.upstream.metering import Meter, metered
 from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.ratelimit")
 
 UNLIMITED_PATHS = frozenset({"/api/health"})
+REQUEST_COST = 0.01  # an answer tsgate gives from its cache costs (almost) nothing
+UPSTREAM_REQUEST_COST = 1.0  # each upstream HTTP request made for the caller
+UPSTREAM_MIB_COST = 1.0  # each MiB of upstream body fetched for the caller
 _WARN_EVERY_S = 60.0
 
 
@@ -71,9 +84,12 @@ class RateLimitMiddleware:
             return
         settings = services.settings
         key = f"ratelimit:{kind}:{caller_of(scope, services.salt)}"
+        rate_per_s = settings.rate_limit_per_min / 60.0
+        # a caller without a token (counted by address) pays a whole token per request
+        cost = REQUEST_COST if key.split(":", 2)[2].startswith("t:") else 1.0
         try:
             bucket = await services.cache.take(
-                key, settings.rate_limit_per_min / 60.0, settings.rate_limit_burst
+                key, rate_per_s, settings.rate_limit_burst, cost=cost
             )
         except StorageError as exc:
             self._warn(exc)
@@ -83,7 +99,9 @@ class RateLimitMiddleware:
         if not bucket.allowed:
             refusal = RateLimited(
                 f"rate limit of {settings.rate_limit_per_min} requests per minute "
-                f"(burst {settings.rate_limit_burst}) for {kind} requests exceeded",
+                f"(burst {settings.rate_limit_burst}) for {kind} requests exceeded; a request "
+                "answered from the cache costs a hundredth of one, one that reaches upstream "
+                "costs one per upstream request and MiB",
                 retry_after_s=bucket.retry_after_s,
             )
             response = await tsgate_error(Request(scope), refusal)
@@ -96,7 +114,23 @@ class RateLimitMiddleware:
                 message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        with metered() as meter:
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                await self._charge(services, key, rate_per_s, meter)
+
+    async def _charge(self, services: Services, key: str, rate_per_s: float, meter: Meter) -> None:
+        """Charge the caller for the upstream work its request caused."""
+        cost = meter.requests * UPSTREAM_REQUEST_COST + meter.bytes / 2**20 * UPSTREAM_MIB_COST
+        if cost <= 0:
+            return
+        try:
+            await services.cache.take(
+                key, rate_per_s, services.settings.rate_limit_burst, cost=cost, force=True
+            )
+        except StorageError as exc:
+            self._warn(exc)
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()

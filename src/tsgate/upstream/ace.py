@@ -38,6 +38,7 @@ from tsgate.errors import (
 )
 from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.settings import Settings
+from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, UpstreamCounters
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
@@ -283,6 +284,7 @@ class AceClient:
             async with self._gate:
                 resp = await self._http.send(request)
             self.counters.bytes += len(resp.content)
+            metering.record(1, len(resp.content))  # charged to the caller it was for
             location = resp.headers.get("location")
             if resp.status_code not in REDIRECT_STATUSES or not location:
                 return resp
