@@ -210,13 +210,15 @@ async def site_paginated(request: Request) -> Response:
     page_size = parse_page_size(q.get("page_size"))
     raw = parse_bool("raw_data", q.get("raw_data"), default=False)
     cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    names = _names(request, q.get("point_names"), "point_names") or await _collecting(request, site)
-    first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
-    first_ms -= first_ms % CURSOR_SLOT_MS  # the cursor's whole sweep slot
-    window_ms = _window_ms((page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     services = services_of(request)
     windows = windows_of(services.reader, services.settings.access_ttl_s)
     token = _token(request)
+    names = _names(request, q.get("point_names"), "point_names") or await windows.names(
+        token, site, functools.partial(_collecting, request, site)
+    )
+    first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
+    first_ms -= first_ms % CURSOR_SLOT_MS  # the cursor's whole sweep slot
+    window_ms = _window_ms((page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     while True:
         # windows aligned to UTC midnight: the pages of one window read the same range,
         # merged once and kept briefly (api/pagewindows.py)

@@ -3,8 +3,9 @@
 A client paging a site reads page after page from one window (an hour of the whole
 site at small page sizes: hundreds of pages at ``page_size=3``). The window's rows,
 merged and ordered once, are kept for ``TTL_S`` so the next pages are slices of it
-rather than new reads. Entries are keyed by a digest of the caller's token, so one
-caller's window never answers another, and live no longer than a token's access grant.
+rather than new reads; so is the site's list of collecting points. Entries are keyed
+by a digest of the caller's token, so one caller's window never answers another, and
+live no longer than a token's access grant.
 """
 
 from __future__ import annotations
@@ -30,14 +31,29 @@ class PageWindows:
         self._clock = clock
         self._items: OrderedDict[Key, tuple[float, Merged]] = OrderedDict()
         self._rows = 0
+        self._names: OrderedDict[tuple[str, str], tuple[float, list[str]]] = OrderedDict()
 
     @staticmethod
-    def key(token: str, site: str, names: Sequence[str], lo: int, hi: int, raw: bool) -> Key:
-        digest = hashlib.blake2b(digest_size=16)
-        digest.update(token.encode())
-        scope = digest.hexdigest()
+    def _scope(token: str) -> str:
+        return hashlib.blake2b(token.encode(), digest_size=16).hexdigest()
+
+    def key(self, token: str, site: str, names: Sequence[str], lo: int, hi: int, raw: bool) -> Key:
         listed = hashlib.blake2b("\x1f".join(names).encode(), digest_size=16).hexdigest()
-        return (scope, site, listed, lo, hi, raw)
+        return (self._scope(token), site, listed, lo, hi, raw)
+
+    async def names(
+        self, token: str, site: str, load: Callable[[], Awaitable[list[str]]]
+    ) -> list[str]:
+        """The site's collecting points as ``load`` gives them, kept for ``ttl_s``."""
+        key, now = (self._scope(token), site), self._clock()
+        found = self._names.get(key)
+        if found is not None and found[0] > now:
+            return found[1]
+        names = await load()
+        self._names[key] = (now + self.ttl_s, names)
+        while len(self._names) > MAX_ENTRIES:
+            self._names.popitem(last=False)
+        return names
 
     async def get(self, key: Key, build: Callable[[], Awaitable[Merged]]) -> Merged:
         now = self._clock()
