@@ -25,7 +25,7 @@ def test_forced_takes_go_into_bounded_debt() -> None:
     assert bucket.allowed and tokens == pytest.approx(0.49)
 
 
-async def test_cached_reads_cost_a_hundredth_and_upstream_work_is_charged(
+async def test_cached_reads_cost_almost_nothing_and_upstream_work_is_charged(
     settings: Settings,
 ) -> None:
     sim = create_simulator(seed=1, now_ms=lambda: 1_759_400_000_000)

@@ -16,20 +16,23 @@ def take_token(
     burst: int,
     cost: float = 1.0,
     force: bool = False,
+    need: float | None = None,
 ) -> tuple[float, Bucket]:
-    """Refill a bucket holding ``tokens`` at ``last_s`` up to ``now_s``, then take ``cost``.
+    """Refill a bucket holding ``tokens`` at ``last_s`` up to ``now_s``, then take ``cost``
+    if it holds at least ``need`` (default: ``cost``).
 
     ``force`` takes it even from a bucket that cannot pay (work already done is charged
     after the fact): the bucket goes into debt, at most ``burst`` deep, and refuses
     until it has refilled. Returns the new token count (to store with ``now_s``) and the
     outcome. A new bucket starts full: call with ``tokens=burst``.
     """
+    need = cost if need is None else need
     elapsed = max(0.0, now_s - last_s)
     tokens = min(float(burst), tokens + elapsed * rate_per_s)
-    allowed = force or tokens >= cost
+    allowed = force or tokens >= need
     if allowed:
         tokens = max(-float(burst), tokens - cost)
-    retry_after_s = 0.0 if allowed else (cost - tokens) / rate_per_s
+    retry_after_s = 0.0 if allowed else (need - tokens) / rate_per_s
     reset_s = (burst - tokens) / rate_per_s
     return tokens, Bucket(
         allowed=allowed,

@@ -77,11 +77,17 @@ class MemoryCache:
         return len(keys)
 
     async def take(
-        self, key: str, rate_per_s: float, burst: int, cost: float = 1.0, force: bool = False
+        self,
+        key: str,
+        rate_per_s: float,
+        burst: int,
+        cost: float = 1.0,
+        force: bool = False,
+        need: float | None = None,
     ) -> Bucket:
         now_s = self._clock()
         tokens, last_s, _ = self._buckets.get(key, (float(burst), now_s, now_s))
-        tokens, bucket = take_token(tokens, last_s, now_s, rate_per_s, burst, cost, force)
+        tokens, bucket = take_token(tokens, last_s, now_s, rate_per_s, burst, cost, force, need)
         self._buckets[key] = (tokens, now_s, now_s + bucket.reset_s)
         if len(self._buckets) > _MAX_BUCKETS:
             self._buckets = {k: b for k, b in self._buckets.items() if b[2] > now_s}

@@ -26,6 +26,7 @@ local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 local force = tonumber(ARGV[4])
+local need = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -34,7 +35,7 @@ local last = tonumber(state[2])
 if tokens == nil or last == nil then tokens = burst; last = now end
 tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
 local allowed = 0
-if force == 1 or tokens >= cost then tokens = math.max(-burst, tokens - cost); allowed = 1 end
+if force == 1 or tokens >= need then tokens = math.max(-burst, tokens - cost); allowed = 1 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
            'at', string.format('%.17g', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
@@ -87,16 +88,23 @@ class RedisCache:
         return removed
 
     async def take(
-        self, key: str, rate_per_s: float, burst: int, cost: float = 1.0, force: bool = False
+        self,
+        key: str,
+        rate_per_s: float,
+        burst: int,
+        cost: float = 1.0,
+        force: bool = False,
+        need: float | None = None,
     ) -> Bucket:
+        need = cost if need is None else need
         keys = [self.prefix + key]
-        args = [rate_per_s, burst, cost, 1 if force else 0]
+        args = [rate_per_s, burst, cost, 1 if force else 0, need]
         allowed, raw = await self._call(self._take(keys=keys, args=args))
         tokens = float(raw)
         return Bucket(
             allowed=bool(allowed),
             remaining=math.floor(tokens),
-            retry_after_s=0.0 if allowed else (cost - tokens) / rate_per_s,
+            retry_after_s=0.0 if allowed else (need - tokens) / rate_per_s,
             reset_s=(burst - tokens) / rate_per_s,
         )
 
