@@ -231,10 +231,19 @@ async def test_per_page_is_the_contracts_enum(
 
 
 async def test_errors_keep_upstreams_message(api: httpx.AsyncClient) -> None:
-    r = await api.get("/api/sites/nope/points", headers=AUTH)
-    assert r.status_code == 404
-    assert r.json()["message"] == "Site nope not found" and r.json()["param"] == "site"
-    assert r.headers["content-type"] == "application/problem+json"
+    day = "start_time=2025-10-01&end_time=2025-10-02"
+    for url, message in (
+        ("/api/sites/nope/points", "Site nope not found"),
+        ("/api/sites/nope/configured_points", "Site nope not found"),
+        (f"/api/sites/nope/timeseries/paginated?{day}", "Site nope not found"),
+        (f"/api/points/ses%2Fnope%2Fx/timeseries?{day}", "Site nope not found"),
+        (f"/api/points/ses%2Felm_school%2Fx/timeseries?{day}", "Point ses/elm_school/x not found"),
+    ):
+        r = await api.get(url, headers=AUTH)
+        assert r.status_code == 404, url
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["message"] == message, url  # upstream's text; the detail says more
+        assert message in r.json()["detail"]
 
 
 async def test_head_and_every_method_pass_through(api: httpx.AsyncClient) -> None:
