@@ -43,7 +43,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from tsgate.upstream.simulator import create_simulator
 
-    sim = create_simulator(seed=args.seed)
+    sim = create_simulator(seed=args.seed, redirects=args.redirects)
     sim.faults.latency_s = args.latency_ms / 1000
     print(f"ACE simulator (seed {args.seed}) at http://{args.host}:{args.port}/api", flush=True)
     uvicorn.run(sim, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8081)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    sim.add_argument(
+        "--redirects",
+        choices=("none", "flask"),
+        default="none",
+        help="flask: answer /sites (not /sites/) with a 308, as a Flask-RESTX upstream does",
+    )
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_simulate)
     cleanup = sub.add_parser(

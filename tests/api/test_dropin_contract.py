@@ -277,3 +277,20 @@ async def test_accept_q_values_and_tokens(api: httpx.AsyncClient) -> None:
     assert bearer_twice.status_code == 200
     basic = await api.get(url, params=params, headers={"Authorization": "Basic dTpw"})
     assert basic.status_code == 401 and "Basic" in basic.json()["detail"]
+
+
+@pytest.mark.parametrize("sim", ["none"], indirect=True)
+async def test_microseconds_survive_the_store_across_a_restart(
+    settings: Settings, sim: Simulator, direct: httpx.AsyncClient
+) -> None:
+    params = {**DAY, "page_size": "5000", "raw_data": "true"}
+    url = f"/sites/{SITE}/timeseries/paginated"
+    async with api_client(settings, sim) as first:
+        warm = await first.get("/api" + url, params=params, headers=AUTH)
+    fetched = sim.stats.by_route["paginated"] + sim.stats.by_route["point_timeseries"]
+    async with api_client(settings, sim) as restarted:  # same database and objects, no memory
+        again = await restarted.get("/api" + url, params=params, headers=AUTH)
+    assert sim.stats.by_route["paginated"] + sim.stats.by_route["point_timeseries"] == fetched
+    theirs = await direct.get(url, params=params)
+    assert again.content == warm.content == theirs.content
+    assert any(not r["time"].endswith("000") for r in again.json()["point_samples"])
