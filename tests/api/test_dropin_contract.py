@@ -91,6 +91,23 @@ async def test_site_day_pages_are_upstreams_pages_byte_for_byte(
     validate(mine.json(), "/sites/{site_name}/timeseries/paginated")
 
 
+@pytest.mark.parametrize("sim", ["none"], indirect=True)
+async def test_a_messagepack_paginator_gets_upstreams_objects(
+    api: httpx.AsyncClient, direct: httpx.AsyncClient
+) -> None:
+    # a browser client's loop: Accept MessagePack, read point_samples and next_cursor
+    params = {**DAY, "page_size": "500", "raw_data": "true"}
+    packed = {**AUTH, "Accept": "application/x-msgpack"}
+    for _ in range(15):
+        mine = await api.get(
+            f"/api/sites/{SITE}/timeseries/paginated", params=params, headers=packed
+        )
+        theirs = await direct.get(f"/sites/{SITE}/timeseries/paginated", params=params)
+        assert mine.headers["content-type"] == "application/x-msgpack"
+        assert msgspec.msgpack.decode(mine.content) == theirs.json()
+        params["cursor"] = theirs.json()["next_cursor"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sim", ["none"], indirect=True)  # no slash variant on this path
 async def test_a_site_day_at_page_size_3(api: httpx.AsyncClient, direct: httpx.AsyncClient) -> None:

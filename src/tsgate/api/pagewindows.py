@@ -5,7 +5,8 @@ site at small page sizes: hundreds of pages at ``page_size=3``). The window's ro
 merged and ordered once, are kept for ``TTL_S`` so the next pages are slices of it
 rather than new reads; so is the site's list of collecting points. Entries are keyed
 by a digest of the caller's token, so one caller's window never answers another, and
-live no longer than a token's access grant.
+live no longer than a token's access grant. A cache invalidation or a repaired period
+reaches a paginator at most ``TTL_S`` late; a stream stays self-consistent meanwhile.
 """
 
 from __future__ import annotations
