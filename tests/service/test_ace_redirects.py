@@ -126,6 +126,8 @@ async def test_headers_are_relayed_end_to_end() -> None:
                 "X-Upstream-Trace": "abc",
                 "Connection": "keep-alive",
                 "Keep-Alive": "timeout=5",
+                "Access-Control-Allow-Origin": "*",
+                "X-Request-ID": "upstream-id",
             },
         )
 
@@ -146,6 +148,8 @@ async def test_headers_are_relayed_end_to_end() -> None:
         await client.aclose()
     assert got.headers["cache-control"] == "max-age=60" and got.headers["x-upstream-trace"] == "abc"
     assert "connection" not in got.headers and "keep-alive" not in got.headers
+    assert "access-control-allow-origin" not in got.headers  # tsgate's CORS decides
+    assert "x-request-id" not in got.headers
     assert sent[0]["x-fields"] == "name" and sent[0]["authorization"] == "Bearer t"
     assert "cookie" not in sent[0] and "x-ace-token" not in sent[0]
 

@@ -67,6 +67,22 @@ HOP_BY_HOP = frozenset(
         "vary",
     }
 )
+# response headers tsgate's own middleware sets (CORS, request id, rate limits): never
+# relayed from upstream, so the caller never sees two of them
+_OWN_HEADERS = frozenset(
+    {
+        "x-request-id",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-expose-headers",
+        "access-control-max-age",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+    }
+)
 # request headers never passed on: hop-by-hop, the caller's credentials (converted),
 # and what httpx sets for the upstream connection
 _NOT_FORWARDED = HOP_BY_HOP | {
@@ -256,7 +272,8 @@ class AceClient:
             resp = await self.breaker.call(send)
         except _ServerFailed as failed:
             resp = failed.response
-        keep = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+        dropped = HOP_BY_HOP | _OWN_HEADERS
+        keep = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in dropped]
         return Forwarded(
             resp.status_code,
             resp.content,
