@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 
 from tsgate import ui
 from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -50,7 +51,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            yield {"services": services}
+            yield {"services": services, "compress_min_bytes": conf.compress_min_bytes}
 
     meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last
@@ -62,11 +63,13 @@ def create_app(
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
-        *ui.routes(),
+        *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *ace.routes(),
     ]
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
+        Middleware(ChunkedBodyMiddleware),
+        Middleware(DisconnectMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),

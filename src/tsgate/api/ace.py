@@ -22,8 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tsgate.api import samplestream
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.limits import (
+    check_drop_in_samples,
+    check_fetch_budget,
+    check_points,
+    check_range,
+)
 from tsgate.api.negotiation import compressed, respond, wants_msgpack
 from tsgate.api.pagewindows import windows_of
 from tsgate.api.services import services_of
@@ -100,16 +106,20 @@ async def _forward(request: Request) -> Forwarded:
         raise NotFound(f"no route for {path}")
     query = request.url.query
     body = await request.body() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
-    upstream = services_of(request).upstream
-    return await upstream.forward(
+    services = services_of(request)
+    token = _token(request)
+    forwarded = await services.upstream.forward(
         request.method,
         path[len("/api") :],
-        token=_token(request),
+        token=token,
         query=_strip_format(query),
         body=body,
         content_type=request.headers.get("content-type"),
         headers=request.headers,
     )
+    if forwarded.status < 400:
+        services.access.accepted(token)  # upstream took the token: limited as a token now
+    return forwarded
 
 
 def _json_of(request: Request, forwarded: Forwarded) -> Any:
@@ -270,6 +280,7 @@ async def point_timeseries(request: Request) -> Response:
     name = _point_name_from_raw_path(request)
     mask = parse_mask(request.headers.get(MASK_HEADER, ""))
     start_ms, end_ms = _range(request)
+    check_drop_in_samples(services_of(request).settings, 1, start_ms, end_ms)
     series = await _read(request, _site_of_point(name), [name], start_ms, end_ms)
     return _samples_response(request, series, mask)
 
@@ -283,6 +294,7 @@ async def points_get_timeseries(request: Request) -> Response:
     if not names:
         raise NotFound(NO_DATA)
     check_points(services_of(request).settings, names, "points")
+    check_drop_in_samples(services_of(request).settings, len(names), start_ms, end_ms)
     by_site: dict[str, list[str]] = {}
     for name in names:
         by_site.setdefault(_site_of_point(name), []).append(name)
@@ -328,6 +340,8 @@ async def _read_known(
 
 
 def _samples_response(request: Request, series: list[Series], mask: dict[str, Any]) -> Response:
+    if not mask and samplestream.total_rows(series) >= samplestream.STREAM_MIN_ROWS:
+        return samplestream.stream_samples(request, series)  # bounded memory
     rows = grouped_rows(series)
     if not rows:
         raise NotFound(NO_DATA)
@@ -337,8 +351,10 @@ def _samples_response(request: Request, series: list[Series], mask: dict[str, An
 async def _read(
     request: Request, site: str, names: list[str], start_ms: int, end_ms: int
 ) -> list[Series]:
-    reader = services_of(request).reader
-    found, _ = await reader.read(site, names, start_ms, end_ms, token=_token(request))
+    services = services_of(request)
+    token = _token(request)
+    await check_fetch_budget(services, site, names, start_ms, end_ms, token)
+    found, _ = await services.reader.read(site, names, start_ms, end_ms, token=token)
     return [found.get(n, Series.empty(n)) for n in names]
 
 

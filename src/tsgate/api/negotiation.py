@@ -17,7 +17,7 @@ from tsgate.errors import BadParameter
 
 MSGPACK = "application/x-msgpack"
 JSON = "application/json"
-COMPRESS_MIN_BYTES = 1024
+COMPRESS_MIN_BYTES = 1024  # without an app lifespan (TSGATE_COMPRESS_MIN_BYTES sets it)
 _ENCODINGS = ("zstd", "br", "gzip")
 
 
@@ -77,6 +77,12 @@ def choose_encoding(accept_encoding: str) -> str | None:
     return None
 
 
+def compress_min_bytes(request: Request) -> int:
+    """Bodies shorter than this go uncompressed: the app's lifespan state sets it."""
+    value = getattr(request.state, "compress_min_bytes", None)
+    return COMPRESS_MIN_BYTES if value is None else int(value)
+
+
 def compress(body: bytes, encoding: str) -> bytes:
     if encoding == "zstd":
         return zstandard.ZstdCompressor(level=3).compress(body)
@@ -115,7 +121,7 @@ def compressed(
     out = dict(headers or {})
     out["Vary"] = "Accept, Accept-Encoding"
     encoding = None
-    if len(body) >= COMPRESS_MIN_BYTES:
+    if len(body) >= compress_min_bytes(request):
         encoding = choose_encoding(request.headers.get("accept-encoding", ""))
     if encoding is not None:
         body = compress(body, encoding)

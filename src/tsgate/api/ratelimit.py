@@ -1,17 +1,17 @@
 """Rate limiting: a token bucket per caller and route class, as pure ASGI middleware.
 
-The caller is its token's salted hash, or its IP address when it sends no token.
+The caller is its token's salted hash once upstream has accepted that token, else its
+client address (so rotating unvalidated tokens all draw from one address's bucket).
 
 What is charged is the work a request makes tsgate ask of upstream, not the request:
 a request is let in while the bucket holds a whole token, and an answer from the cache
-costs ``REQUEST_COST`` (1/128 of one; a whole one for a caller without a token, counted
-by its address). When the answer starts (and again when it ends, for streamed ones) the
-caller pays ``UPSTREAM_REQUEST_COST`` per upstream HTTP request made for it and
-``UPSTREAM_MIB_COST`` per MiB upstream sent back beyond 64 KiB an answer, less what it
-paid on entry; the bucket may go into debt and refuses until it has refilled. A caller
-whose every request reaches upstream once is limited exactly as one token a request
-would limit it, while a client paging a cached site-day at ``page_size=3`` never meets
-a 429.
+costs ``REQUEST_COST`` (1/128 of one; a whole one for a caller counted by its address).
+When the answer starts (and again when it ends, for streamed ones) the caller pays
+``UPSTREAM_REQUEST_COST`` per upstream HTTP request made for it and ``UPSTREAM_MIB_COST``
+per MiB upstream sent back beyond 64 KiB an answer, less what it paid on entry; the
+bucket may go into debt and refuses until it has refilled. A caller whose every request
+reaches upstream once is limited exactly as one token a request would limit it, while a
+client paging a cached site-day at ``page_size=3`` never meets a 429.
 
 Each route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
 in this process for ``memory://``, shared by every server for ``redis://``. Limited
@@ -58,13 +58,34 @@ def route_class(path: str) -> str | None:
     return "read"
 
 
-def caller_of(scope: Scope, salt: bytes) -> str:
-    """``t:<hash>`` for a caller with a token, ``ip:<address>`` for one without."""
+def caller_of(scope: Scope, services: Services) -> str:
+    """``t:<hash>`` for a token upstream has accepted lately, else ``ip:<address>``.
+
+    A token not (yet) validated shares its address's bucket: minting fresh junk tokens
+    gains nothing. The address is the peer's, or with ``TSGATE_TRUSTED_PROXY_HEADER`` the
+    last entry the trusted proxy wrote into that header.
+    """
     try:
-        return "t:" + token_hash(token_of(Request(scope), None), salt)
+        token = token_of(Request(scope), None)
     except Unauthorized:
-        client = scope.get("client")
-        return "ip:" + (client[0] if client else "unknown")
+        token = None
+    if token is not None:
+        hashed = token_hash(token, services.salt)
+        if services.access.validated(hashed):
+            return "t:" + hashed
+    return "ip:" + client_address(scope, services.settings.trusted_proxy_header)
+
+
+def client_address(scope: Scope, trusted_header: str | None) -> str:
+    if trusted_header:
+        wanted = trusted_header.lower().encode()
+        values = [v for k, v in scope.get("headers", []) if k == wanted]
+        if values:
+            last = values[-1].decode("latin-1").split(",")[-1].strip()
+            if last:
+                return str(last[:100])
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def limit_headers(bucket: Bucket, burst: int) -> list[tuple[bytes, bytes]]:
@@ -87,9 +108,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         settings = services.settings
-        key = f"ratelimit:{kind}:{caller_of(scope, services.salt)}"
+        key = f"ratelimit:{kind}:{caller_of(scope, services)}"
         rate_per_s = settings.rate_limit_per_min / 60.0
-        # a caller without a token (counted by address) pays a whole token per request
+        # a caller counted by its address (no validated token) pays a whole token a request
         cost = REQUEST_COST if key.split(":", 2)[2].startswith("t:") else 1.0
         try:
             bucket = await services.cache.take(

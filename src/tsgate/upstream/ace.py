@@ -33,6 +33,7 @@ from tsgate.errors import (
     Unauthorized,
     UpstreamBadAnswer,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -133,12 +134,17 @@ class ClientPolicy:
 
 class _Retryable(Exception):
     def __init__(
-        self, reason: str, retry_after_s: float | None = None, timeout: bool = False
+        self,
+        reason: str,
+        retry_after_s: float | None = None,
+        timeout: bool = False,
+        rate_limited: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
         self.timeout = timeout
+        self.rate_limited = rate_limited
 
 
 class _ServerFailed(UpstreamUnavailable):
@@ -268,8 +274,11 @@ class AceClient:
                 raise _ServerFailed(resp)  # a failure to the breaker, passed through as is
             return resp
 
+        # the path is the caller's: its answers say nothing of upstream's health, so they
+        # never count towards the breaker (which still fails fast while open)
+        self.breaker.check()
         try:
-            resp = await self.breaker.call(send)
+            resp = await send()
         except _ServerFailed as failed:
             resp = failed.response
         dropped = HOP_BY_HOP | _OWN_HEADERS
@@ -392,8 +401,14 @@ class AceClient:
                 return await self._attempt(method, path, token, params, json, parse, no_data)
             except _Retryable as exc:
                 last = exc
+            if last.rate_limited and (last.retry_after_s or 0) > self.policy.backoff_cap_s:
+                break  # upstream asks for longer than we wait inline: tell the caller now
         assert last is not None
-        detail = f"upstream {method} {path}: {last.reason} after {self.policy.retries + 1} attempts"
+        detail = f"upstream {method} {path}: {last.reason} after {attempt + 1} attempts"
+        if last.rate_limited:
+            # upstream's own Retry-After reaches the caller (a 503 with it), uncapped
+            wait_s = last.retry_after_s or self.policy.backoff_cap_s
+            raise UpstreamRateLimited(detail, retry_after_s=wait_s)
         raise (UpstreamTimeout if last.timeout else UpstreamUnavailable)(detail)
 
     async def _attempt(
@@ -420,7 +435,15 @@ class AceClient:
         except httpx.TransportError as exc:
             raise _Retryable(type(exc).__name__) from exc
         if resp.status_code in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {resp.status_code}", retry_after_s=_retry_after(resp))
+            raise _Retryable(
+                f"HTTP {resp.status_code}",
+                retry_after_s=_retry_after(resp),
+                rate_limited=resp.status_code == 429,
+            )
+        if 300 <= resp.status_code < 400:
+            # not followed (an empty body is no answer), and not a failure of upstream:
+            # for the paths tsgate builds, a redirect means "no such thing here"
+            raise NotFound(f"upstream redirected {path} (HTTP {resp.status_code})")
         if resp.status_code >= 400:
             message = _message(resp)
             if resp.status_code == 404 and no_data is not None and NO_DATA in message.lower():

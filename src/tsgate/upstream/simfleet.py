@@ -114,9 +114,15 @@ class FleetEndpoints:
 
     async def _points(self, request: Request) -> dict[str, Any]:
         site = self.sim.site_of(request)
-        return self.sim.page(request, [self.sim.fleet.point(site, p) for p in site.points])
+        listed = self.sim.faults.visibility().listed  # a late point is listed once added
+        now = self.sim.now_ms()
+        return self.sim.page(
+            request, [self.sim.fleet.point(site, p) for p in site.points if listed(p, now)]
+        )
 
     async def _all_points(self, request: Request) -> dict[str, Any]:
+        listed = self.sim.faults.visibility().listed
+        now = self.sim.now_ms()
         return self.sim.page(
             request,
             [
@@ -124,6 +130,7 @@ class FleetEndpoints:
                 for s in self.sim.sites
                 if self.sim.allowed(request, s.name)
                 for p in s.points
+                if listed(p, now)
             ],
         )
 
