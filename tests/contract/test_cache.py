@@ -72,6 +72,16 @@ async def test_bucket_allows_burst_then_refuses_with_retry_after(cache: Cache) -
     assert other.allowed and other.remaining == 2
 
 
+async def test_bucket_charges_costs_and_debts(cache: Cache) -> None:
+    cheap = [await cache.take("b", 0.001, 2, cost=1 / 128, need=1.0) for _ in range(10)]
+    assert all(b.allowed for b in cheap) and cheap[-1].remaining == 1  # 2 - 10/128
+    debt = await cache.take("b", 0.001, 2, cost=10.0, force=True)
+    assert debt.allowed and debt.remaining == -2  # at most a burst deep
+    refused = await cache.take("b", 0.001, 2, cost=1 / 128, need=1.0)
+    assert not refused.allowed  # in debt until refilled
+    assert refused.retry_after_s == pytest.approx((1.0 + 2.0) / 0.001, rel=0.01)
+
+
 async def test_bucket_is_atomic_under_concurrency(cache: Cache) -> None:
     outcomes = await asyncio.gather(*(cache.take("hot", 0.001, 10) for _ in range(25)))
     assert sum(b.allowed for b in outcomes) == 10

@@ -13,6 +13,7 @@ them. Both slash spellings of a collection are served.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -30,6 +31,7 @@ from tsgate.api.limits import (
     check_range,
 )
 from tsgate.api.negotiation import compressed, respond, wants_msgpack
+from tsgate.api.pagewindows import windows_of
 from tsgate.api.services import services_of
 from tsgate.errors import (
     BadParameter,
@@ -47,6 +49,7 @@ from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.wire import (
     CURSOR_SLOT_MS,
+    Merged,
     decode_cursor,
     grouped_rows,
     page_rows,
@@ -58,6 +61,8 @@ from tsgate.upstream.wire import (
 
 NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000
+DAY_MS = 86_400_000
+WINDOWS_MS = tuple(h * 3_600_000 for h in (1, 2, 3, 4, 6, 8, 12, 24))
 
 
 def _token(request: Request) -> str:
@@ -210,25 +215,55 @@ async def site_paginated(request: Request) -> Response:
     page_size = parse_page_size(q.get("page_size"))
     raw = parse_bool("raw_data", q.get("raw_data"), default=False)
     cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    names = _names(request, q.get("point_names"), "point_names") or await _collecting(request, site)
+    services = services_of(request)
+    windows = windows_of(services.reader, services.settings.access_ttl_s)
+    token = _token(request)
+    names = _names(request, q.get("point_names"), "point_names") or await windows.names(
+        token, site, functools.partial(_collecting, request, site)
+    )
     first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
-    lo = max(start_ms, first_ms - first_ms % CURSOR_SLOT_MS)  # the cursor's whole sweep slot
-    window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
+    first_ms -= first_ms % CURSOR_SLOT_MS  # the cursor's whole sweep slot
+    window_ms = _window_ms((page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     while True:
+        # windows aligned to UTC midnight: the pages of one window read the same range,
+        # merged once and kept briefly (api/pagewindows.py)
+        lo = max(start_ms, first_ms - first_ms % min(window_ms, DAY_MS))
         hi = min(end_ms, lo + window_ms)
-        series = await _read(request, site, names, lo, hi)
-        if not raw:
-            series = [
-                rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
-            ]
-        rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
+        key = windows.key(token, site, names, lo, hi, raw)
+        merged = await windows.get(
+            key, functools.partial(_window, request, site, names, lo, hi, raw)
+        )
+        rows, next_cursor = page_rows(merged, cursor, page_size, bucket_times=not raw)
         if next_cursor is not None or hi >= end_ms:
             break
-        window_ms *= 4  # short of a page, or full with no next row in sight: look further
+        window_ms = _window_ms(window_ms + 1)  # short, or no next row in sight: look further
     if not rows and cursor is None:
         raise NotFound(NO_DATA)
     body = {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None}
     return respond(request, apply_mask(body, mask))
+
+
+async def _window(
+    request: Request, site: str, names: list[str], lo: int, hi: int, raw: bool
+) -> Merged:
+    series = await _read(request, site, names, lo, hi)
+    if not raw:
+        series = [
+            rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
+        ]
+    return Merged.of(series)
+
+
+def _window_ms(at_least_ms: int) -> int:
+    """The smallest read window of a site page covering ``at_least_ms``: a divisor of a
+    day (so windows align to midnight) up to a day, then whole days, doubling."""
+    for window in WINDOWS_MS:
+        if window >= at_least_ms:
+            return window
+    days = 2
+    while days * DAY_MS < at_least_ms:
+        days *= 2
+    return days * DAY_MS
 
 
 async def _collecting(request: Request, site: str) -> list[str]:

@@ -77,8 +77,16 @@ async def tsgate_error(request: Request, exc: Exception) -> Response:
         param=getattr(exc, "param", None),
         limit=getattr(exc, "limit", None),
         retry_after_s=retry_after_s,
-        message=exc.upstream_message,
+        message=_upstream_message(exc),
     )
+
+
+def _upstream_message(exc: errors.TsgateError) -> str | None:
+    """Upstream's own error text, from the error or the upstream error it was raised from."""
+    if exc.upstream_message is not None:
+        return exc.upstream_message
+    cause = exc.__cause__
+    return cause.upstream_message if isinstance(cause, errors.TsgateError) else None
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

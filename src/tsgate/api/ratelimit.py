@@ -1,8 +1,19 @@
 """Rate limiting: a token bucket per caller and route class, as pure ASGI middleware.
 
 The caller is its token's salted hash once upstream has accepted that token, else its
-client address (so rotating unvalidated tokens all draw from one address's bucket). Each
-route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
+client address (so rotating unvalidated tokens all draw from one address's bucket).
+
+What is charged is the work a request makes tsgate ask of upstream, not the request:
+a request is let in while the bucket holds a whole token, and an answer from the cache
+costs ``REQUEST_COST`` (1/128 of one; a whole one for a caller counted by its address).
+When the answer starts (and again when it ends, for streamed ones) the caller pays
+``UPSTREAM_REQUEST_COST`` per upstream HTTP request made for it and ``UPSTREAM_MIB_COST``
+per MiB upstream sent back beyond 64 KiB an answer, less what it paid on entry; the
+bucket may go into debt and refuses until it has refilled. A caller whose every request
+reaches upstream once is limited exactly as one token a request would limit it, while a
+client paging a cached site-day at ``page_size=3`` never meets a 429.
+
+Each route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
 in this process for ``memory://``, shared by every server for ``redis://``. Limited
 responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``;
 a refusal is a 429 problem with ``Retry-After``. If the cache is down the limiter lets
@@ -23,11 +34,16 @@ from tsgate.api.problems import tsgate_error
 from tsgate.cache import Bucket
 from tsgate.errors import RateLimited, StorageError, Unauthorized
 from tsgate.series.access import token_hash
+from tsgate.upstream.metering import Meter, metered
 from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.ratelimit")
 
 UNLIMITED_PATHS = frozenset({"/api/health"})
+REQUEST_COST = 1 / 128  # an answer from the cache costs (almost) nothing; exact in binary
+UPSTREAM_REQUEST_COST = 1.0  # each upstream HTTP request made for the caller
+UPSTREAM_MIB_COST = 1.0  # each MiB of upstream body fetched for the caller …
+FREE_BYTES_PER_REQUEST = 64 << 10  # … beyond the first 64 KiB of each answer
 _WARN_EVERY_S = 60.0
 
 
@@ -93,9 +109,12 @@ class RateLimitMiddleware:
             return
         settings = services.settings
         key = f"ratelimit:{kind}:{caller_of(scope, services)}"
+        rate_per_s = settings.rate_limit_per_min / 60.0
+        # a caller counted by its address (no validated token) pays a whole token a request
+        cost = REQUEST_COST if key.split(":", 2)[2].startswith("t:") else 1.0
         try:
             bucket = await services.cache.take(
-                key, settings.rate_limit_per_min / 60.0, settings.rate_limit_burst
+                key, rate_per_s, settings.rate_limit_burst, cost=cost, need=1.0
             )
         except StorageError as exc:
             self._warn(exc)
@@ -105,7 +124,9 @@ class RateLimitMiddleware:
         if not bucket.allowed:
             refusal = RateLimited(
                 f"rate limit of {settings.rate_limit_per_min} requests per minute "
-                f"(burst {settings.rate_limit_burst}) for {kind} requests exceeded",
+                f"(burst {settings.rate_limit_burst}) for {kind} requests exceeded; a request "
+                "answered from the cache costs 1/128 of one, one that reaches upstream "
+                "costs one per upstream request and MiB",
                 retry_after_s=bucket.retry_after_s,
             )
             response = await tsgate_error(Request(scope), refusal)
@@ -113,15 +134,60 @@ class RateLimitMiddleware:
             await response(scope, receive, send)
             return
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *headers]
-            await send(message)
+        with metered() as meter:
+            bill = _Bill(self, services, key, rate_per_s, meter, paid=cost)
 
-        await self.app(scope, receive, send_with_headers)
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    # the answer's upstream work is done: the headers show the bucket after it
+                    after = await bill.settle()
+                    shown = headers if after is None else limit_headers(after, bill.burst)
+                    message["headers"] = [*message.get("headers", []), *shown]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                await bill.settle()  # what a streamed answer fetched after its start
 
     def _warn(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._warned_at >= _WARN_EVERY_S:
             self._warned_at = now
             log.warning("rate limiting is off while the cache fails: %s", exc)
+
+
+class _Bill:
+    """The upstream work of one request, charged to its caller as it becomes known."""
+
+    def __init__(
+        self,
+        limiter: RateLimitMiddleware,
+        services: Services,
+        key: str,
+        rate_per_s: float,
+        meter: Meter,
+        *,
+        paid: float,
+    ) -> None:
+        self.limiter, self.services, self.key, self.meter = limiter, services, key, meter
+        self.rate_per_s = rate_per_s
+        self.burst = services.settings.rate_limit_burst
+        self.charged = paid  # what the caller paid on entry counts towards the work
+
+    async def settle(self) -> Bucket | None:
+        """Charge what the work so far costs beyond what was charged; the bucket after."""
+        m = self.meter
+        extra_bytes = max(0, m.bytes - m.requests * FREE_BYTES_PER_REQUEST)
+        work = m.requests * UPSTREAM_REQUEST_COST + extra_bytes / 2**20 * UPSTREAM_MIB_COST
+        due = work - self.charged
+        if due <= 0:
+            return None
+        self.charged = work
+        try:
+            return await self.services.cache.take(
+                self.key, self.rate_per_s, self.burst, cost=due, force=True
+            )
+        except StorageError as exc:
+            self.limiter._warn(exc)
+            return None

@@ -47,9 +47,19 @@ class Cache(Protocol):
         """Remove every key starting with ``prefix``; return how many went."""
         ...
 
-    async def take(self, key: str, rate_per_s: float, burst: int) -> Bucket:
-        """Take one token from the token bucket at ``key`` (atomic across processes
-        sharing the backend): it refills at ``rate_per_s`` up to ``burst`` tokens."""
+    async def take(
+        self,
+        key: str,
+        rate_per_s: float,
+        burst: int,
+        cost: float = 1.0,
+        force: bool = False,
+        need: float | None = None,
+    ) -> Bucket:
+        """Take ``cost`` tokens from the token bucket at ``key`` if it holds ``need``
+        (default ``cost``), atomically across processes sharing the backend; it refills at
+        ``rate_per_s`` up to ``burst`` tokens. ``force`` takes them even into debt (at
+        most ``burst`` deep), for work already done."""
         ...
 
     def lock(

@@ -9,19 +9,30 @@ from tsgate.cache.base import Bucket
 
 
 def take_token(
-    tokens: float, last_s: float, now_s: float, rate_per_s: float, burst: int
+    tokens: float,
+    last_s: float,
+    now_s: float,
+    rate_per_s: float,
+    burst: int,
+    cost: float = 1.0,
+    force: bool = False,
+    need: float | None = None,
 ) -> tuple[float, Bucket]:
-    """Refill a bucket holding ``tokens`` at ``last_s`` up to ``now_s``, then take one.
+    """Refill a bucket holding ``tokens`` at ``last_s`` up to ``now_s``, then take ``cost``
+    if it holds at least ``need`` (default: ``cost``).
 
-    Returns the new token count (to store with ``now_s``) and the outcome. A new bucket
-    starts full: call with ``tokens=burst``.
+    ``force`` takes it even from a bucket that cannot pay (work already done is charged
+    after the fact): the bucket goes into debt, at most ``burst`` deep, and refuses
+    until it has refilled. Returns the new token count (to store with ``now_s``) and the
+    outcome. A new bucket starts full: call with ``tokens=burst``.
     """
+    need = cost if need is None else need
     elapsed = max(0.0, now_s - last_s)
     tokens = min(float(burst), tokens + elapsed * rate_per_s)
-    allowed = tokens >= 1.0
+    allowed = force or tokens >= need
     if allowed:
-        tokens -= 1.0
-    retry_after_s = 0.0 if allowed else (1.0 - tokens) / rate_per_s
+        tokens = max(-float(burst), tokens - cost)
+    retry_after_s = 0.0 if allowed else (need - tokens) / rate_per_s
     reset_s = (burst - tokens) / rate_per_s
     return tokens, Bucket(
         allowed=allowed,

@@ -76,10 +76,18 @@ class MemoryCache:
             self._drop(key)
         return len(keys)
 
-    async def take(self, key: str, rate_per_s: float, burst: int) -> Bucket:
+    async def take(
+        self,
+        key: str,
+        rate_per_s: float,
+        burst: int,
+        cost: float = 1.0,
+        force: bool = False,
+        need: float | None = None,
+    ) -> Bucket:
         now_s = self._clock()
         tokens, last_s, _ = self._buckets.get(key, (float(burst), now_s, now_s))
-        tokens, bucket = take_token(tokens, last_s, now_s, rate_per_s, burst)
+        tokens, bucket = take_token(tokens, last_s, now_s, rate_per_s, burst, cost, force, need)
         self._buckets[key] = (tokens, now_s, now_s + bucket.reset_s)
         if len(self._buckets) > _MAX_BUCKETS:
             self._buckets = {k: b for k, b in self._buckets.items() if b[2] > now_s}

@@ -8,6 +8,7 @@ all processes draw from one bucket atomically.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
@@ -23,6 +24,9 @@ _SCAN_BATCH = 500
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local force = tonumber(ARGV[4])
+local need = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
@@ -31,7 +35,7 @@ local last = tonumber(state[2])
 if tokens == nil or last == nil then tokens = burst; last = now end
 tokens = math.min(burst, tokens + math.max(0, now - last) * rate)
 local allowed = 0
-if tokens >= 1 then tokens = tokens - 1; allowed = 1 end
+if force == 1 or tokens >= need then tokens = math.max(-burst, tokens - cost); allowed = 1 end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
            'at', string.format('%.17g', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
@@ -83,14 +87,24 @@ class RedisCache:
             raise CacheUnavailable(f"cache: redis failed: {exc}") from exc
         return removed
 
-    async def take(self, key: str, rate_per_s: float, burst: int) -> Bucket:
+    async def take(
+        self,
+        key: str,
+        rate_per_s: float,
+        burst: int,
+        cost: float = 1.0,
+        force: bool = False,
+        need: float | None = None,
+    ) -> Bucket:
+        need = cost if need is None else need
         keys = [self.prefix + key]
-        allowed, raw = await self._call(self._take(keys=keys, args=[rate_per_s, burst]))
+        args = [rate_per_s, burst, cost, 1 if force else 0, need]
+        allowed, raw = await self._call(self._take(keys=keys, args=args))
         tokens = float(raw)
         return Bucket(
             allowed=bool(allowed),
-            remaining=int(tokens),
-            retry_after_s=0.0 if allowed else (1.0 - tokens) / rate_per_s,
+            remaining=math.floor(tokens),
+            retry_after_s=0.0 if allowed else (need - tokens) / rate_per_s,
             reset_s=(burst - tokens) / rate_per_s,
         )
 

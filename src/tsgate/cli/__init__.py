@@ -49,7 +49,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from tsgate.upstream.simulator import create_simulator
 
-    sim = create_simulator(seed=args.seed)
+    sim = create_simulator(seed=args.seed, redirects=args.redirects)
     sim.faults.latency_s = args.latency_ms / 1000
     sim.faults.visibility_delay_s = args.visibility_delay_s
     sim.faults.visibility_jitter_s = args.visibility_jitter_s
@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--visibility-jitter-s", type=float, default=0.0, help="… plus a random 0 to this"
+    )
+    sim.add_argument(
+        "--redirects",
+        choices=("none", "flask"),
+        default="none",
+        help="flask: answer /sites (not /sites/) with a 308, as a Flask-RESTX upstream does",
     )
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_simulate)

@@ -63,7 +63,8 @@ class AccessCheck:
         self._salt = salt
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
         self._granted: dict[tuple[str, str], int] = {}  # (token hash, subject) -> until ms
-        self._denied: dict[tuple[str, str], tuple[int, type[RequestError], str]] = {}
+        # (until, error type, detail, upstream's message) of a recent refusal
+        self._denied: dict[tuple[str, str], tuple[int, type[RequestError], str, str | None]] = {}
         self._valid: dict[str, int] = {}  # token hash -> until ms: upstream accepted it
 
     def scope(self, token: str) -> str:
@@ -112,14 +113,17 @@ class AccessCheck:
             return
         denied = self._denied.get(key)
         if denied is not None and denied[0] > now:
-            raise denied[1](denied[2])  # a fresh error: no traceback piles up on a shared one
+            refusal = denied[1](denied[2])  # a fresh error: no traceback piles up on a shared one
+            refusal.upstream_message = denied[3]  # upstream's own words, as the first time
+            raise refusal
         try:
             await self.upstream.get_json(path, token=token, params=params)
         except (Unauthorized, Forbidden, NotFound) as exc:
             self._granted.pop(key, None)
             if isinstance(exc, Unauthorized):
                 self._valid.pop(scope, None)
-            _bounded(self._denied)[key] = (now + self.deny_ttl_ms, type(exc), exc.detail)
+            denial = (now + self.deny_ttl_ms, type(exc), exc.detail, exc.upstream_message)
+            _bounded(self._denied)[key] = denial
             raise
         self._denied.pop(key, None)
         _bounded(self._granted)[key] = now + self.ttl_ms

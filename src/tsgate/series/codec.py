@@ -15,8 +15,9 @@ Chunk (``encode_series``), little-endian::
 
 A series without microseconds is written as version 1, byte for byte as before, and
 every version-1 chunk still decodes (its microseconds are zero). Upstream's times carry
-microseconds; keeping them costs about 1.9 bytes per sample after zstd on a demo day
-(``docs/benchmarks.md``), against 6 without.
+microseconds; keeping them costs 1.8 bytes per sample more after zstd on a demo day
+(6.4 instead of 4.7; ``docs/benchmarks.md``, scenario g): the sub-millisecond jitter of
+report times is noise that does not compress.
 
 Values are stored as plain float64. XOR-with-previous and byte-shuffle were measured on
 5-minute zone temperatures (2-decimal readings with a few seconds of jitter): both made

@@ -39,6 +39,7 @@ from tsgate.errors import (
 )
 from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.settings import Settings
+from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, UpstreamCounters
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
@@ -65,6 +66,22 @@ HOP_BY_HOP = frozenset(
         "date",
         "server",
         "vary",
+    }
+)
+# response headers tsgate's own middleware sets (CORS, request id, rate limits): never
+# relayed from upstream, so the caller never sees two of them
+_OWN_HEADERS = frozenset(
+    {
+        "x-request-id",
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-allow-methods",
+        "access-control-allow-headers",
+        "access-control-expose-headers",
+        "access-control-max-age",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
     }
 )
 # request headers never passed on: hop-by-hop, the caller's credentials (converted),
@@ -264,7 +281,8 @@ class AceClient:
             resp = await send()
         except _ServerFailed as failed:
             resp = failed.response
-        keep = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in HOP_BY_HOP]
+        dropped = HOP_BY_HOP | _OWN_HEADERS
+        keep = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in dropped]
         return Forwarded(
             resp.status_code,
             resp.content,
@@ -292,6 +310,7 @@ class AceClient:
             async with self._gate:
                 resp = await self._http.send(request)
             self.counters.bytes += len(resp.content)
+            metering.record(1, len(resp.content))  # charged to the caller it was for
             location = resp.headers.get("location")
             if resp.status_code not in REDIRECT_STATUSES or not location:
                 return resp

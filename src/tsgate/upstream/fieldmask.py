@@ -13,6 +13,8 @@ from typing import Any
 from tsgate.errors import BadParameter
 
 HEADER = "X-Fields"
+MAX_LENGTH = 4096  # characters of a mask
+MAX_DEPTH = 16  # nested braces
 _TOKEN = re.compile(r"\{|\}|,|[^{},\s]+")
 
 Mask = dict[str, "Mask | None"]
@@ -23,17 +25,21 @@ def parse_mask(text: str) -> Mask:
     text = text.strip()
     if not text:
         return {}
+    if len(text) > MAX_LENGTH:
+        raise _error(f"longer than {MAX_LENGTH} characters")
     if not text.startswith("{"):
         text = "{" + text + "}"
     parts = _TOKEN.findall(text)
-    mask, end = _group(parts, 1)
+    mask, end = _group(parts, 1, 1)
     if end != len(parts):
         raise _error(f"unexpected {parts[end]!r} after the closing bracket")
     return mask
 
 
-def _group(parts: list[str], pos: int) -> tuple[Mask, int]:
+def _group(parts: list[str], pos: int, depth: int) -> tuple[Mask, int]:
     """The fields from ``parts[pos]`` to the matching ``}``; returns them and the next index."""
+    if depth > MAX_DEPTH:
+        raise _error(f"nested deeper than {MAX_DEPTH} levels")
     out: Mask = {}
     last: str | None = None
     while pos < len(parts):
@@ -43,7 +49,7 @@ def _group(parts: list[str], pos: int) -> tuple[Mask, int]:
         if part == "{":
             if last is None:
                 raise _error("unexpected opening bracket")
-            out[last], pos = _group(parts, pos + 1)
+            out[last], pos = _group(parts, pos + 1, depth + 1)
             last = None
             continue
         last = None if part == "," else part

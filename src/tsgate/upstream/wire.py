@@ -19,9 +19,11 @@ import datetime as dt
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from tsgate.errors import BadParameter
 from tsgate.series.model import MicroArray, Series, TimeArray, ValueArray
@@ -266,8 +268,41 @@ def decode_cursor(raw: str) -> Cursor:
 # ---- paging a merged result with our own stable cursors ------------------------------
 
 
+@dataclass(frozen=True)
+class Merged:
+    """Rows of several series in page order, (time, µs, position in the list), as arrays."""
+
+    t_ms: TimeArray
+    v: ValueArray
+    us: MicroArray
+    idx: npt.NDArray[np.int32]
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, series: Sequence[Series]) -> Merged:
+        parts = [s for s in series if len(s)]
+        if not parts:
+            empty = np.empty(0, dtype=np.int64)
+            return cls(
+                empty, empty.astype(np.float64), empty.astype(np.uint16), empty.astype(np.int32), ()
+            )
+        t = np.concatenate([s.t_ms for s in parts])
+        v = np.concatenate([s.v for s in parts])
+        us = np.concatenate([s.micros for s in parts])
+        idx = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(parts)])
+        order = np.lexsort((idx, us, t))
+        return cls(t[order], v[order], us[order], idx[order], tuple(s.name for s in parts))
+
+    def __len__(self) -> int:
+        return int(self.t_ms.size)
+
+
 def page_rows(
-    series: Sequence[Series], cursor: Cursor | None, page_size: int, *, bucket_times: bool = False
+    series: Sequence[Series] | Merged,
+    cursor: Cursor | None,
+    page_size: int,
+    *,
+    bucket_times: bool = False,
 ) -> tuple[list[dict[str, str]], str | None]:
     """One ACE page of rows ordered by (time, position in ``series``).
 
@@ -275,15 +310,10 @@ def page_rows(
     were already served, as upstream's does, so cursors pass between tsgate and upstream
     and stay valid whatever is cached when the next page is asked.
     """
-    parts = [s for s in series if len(s)]
-    if not parts:
+    m = series if isinstance(series, Merged) else Merged.of(series)
+    t = m.t_ms
+    if not t.size:
         return [], None
-    t = np.concatenate([s.t_ms for s in parts])
-    v = np.concatenate([s.v for s in parts])
-    us = np.concatenate([s.micros for s in parts])
-    idx = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(parts)])
-    order = np.lexsort((idx, us, t))
-    t, v, us, idx = t[order], v[order], us[order], idx[order]
     start = 0
     if cursor is not None:
         slot_ms = _slot(parse_time("cursor", cursor.timestamp))
@@ -291,18 +321,20 @@ def page_rows(
         in_slot = int(np.searchsorted(t, slot_ms + CURSOR_SLOT_MS, side="left")) - first
         start = first + min(cursor.offset, in_slot)  # upstream caps a forged offset
     stop = min(start + page_size, t.size)
-    names = [s.name for s in parts]
     window = slice(start, stop)
-    times = _bucket_stamps(t[window]) if bucket_times else format_times(t[window], us[window])
+    times = _bucket_stamps(t[window]) if bucket_times else format_times(t[window], m.us[window])
+    names = m.names
     rows = [
         {"name": names[i], "value": val, "time": tm}
-        for i, val, tm in zip(idx[window].tolist(), format_values(v[window]), times, strict=True)
+        for i, val, tm in zip(
+            m.idx[window].tolist(), format_values(m.v[window]), times, strict=True
+        )
     ]
     if stop >= t.size:
         return rows, None
     next_ms = int(t[stop])
     first_at = int(np.searchsorted(t, _slot(next_ms), side="left"))
-    stamp = format_time(next_ms, micros=int(us[stop]))
+    stamp = format_time(next_ms, micros=int(m.us[stop]))
     return rows, encode_cursor(Cursor(offset=stop - first_at, timestamp=stamp))
 
 
