@@ -28,6 +28,7 @@ from tsgate.api.limits import (
     check_fetch_budget,
     check_points,
     check_range,
+    refuse_over_fetch_budget,
 )
 from tsgate.api.negotiation import compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
@@ -42,6 +43,7 @@ from tsgate.errors import (
 )
 from tsgate.series import rollups
 from tsgate.series.model import Series
+from tsgate.series.reader import ReadStats
 from tsgate.upstream.base import Forwarded
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
@@ -58,6 +60,8 @@ from tsgate.upstream.wire import (
 
 NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000
+# a paged read fetches at most about this many samples ahead of the page it serves
+PREFILL_SAMPLES = 2_000_000
 
 
 def _token(request: Request) -> str:
@@ -218,10 +222,14 @@ async def site_paginated(request: Request) -> Response:
     names = _names(request, q.get("point_names"), "point_names") or await _collecting(request, site)
     first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
     lo = max(start_ms, first_ms - first_ms % CURSOR_SLOT_MS)  # the cursor's whole sweep slot
+    stored, filled_ms = await _prefill(request, site, names, lo, end_ms)
     window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     while True:
         hi = min(end_ms, lo + window_ms)
-        series = await _read(request, site, names, lo, hi)
+        if hi <= filled_ms:
+            series = [s.crop(lo, hi) for s in stored]
+        else:
+            series = await _read(request, site, names, lo, hi)
         if not raw:
             series = [
                 rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
@@ -234,6 +242,36 @@ async def site_paginated(request: Request) -> Response:
         raise NotFound(NO_DATA)
     body = {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None}
     return respond(request, apply_mask(body, mask))
+
+
+async def _prefill(
+    request: Request, site: str, names: list[str], lo: int, end_ms: int
+) -> tuple[list[Series], int]:
+    """The samples of ``[lo, hi)``, the rest of a paged read as far as one bounded
+    fetch reaches, made whole in the cache first; and ``hi``.
+
+    A cold read is fetched once (the site's stream when it pays) and each period written
+    once, before the first page is cut, instead of every page fetching and rewriting its
+    own window of every point's chunks; a warm one costs one index query and the decoded
+    chunks held in memory. The span is bounded by the inline fetch budget (and
+    ``PREFILL_SAMPLES``), so memory stays bounded; later pages fill what follows.
+    """
+    services = services_of(request)
+    reader = services.reader
+    token = _token(request)
+    budget = services.settings.inline_fetch_samples
+    cap = min(budget, PREFILL_SAMPLES) if budget > 0 else PREFILL_SAMPLES
+    hi = min(end_ms, lo + max(FIVE_MIN_MS, cap // max(1, len(names)) * FIVE_MIN_MS))
+    if hi <= lo:
+        return [], lo
+    rows, missing = await reader.stored(site, names, lo, hi, token=token)
+    if missing:
+        refuse_over_fetch_budget(services.settings, missing)
+        rows = await reader.ensure(site, names, lo, hi, token=token, stats=ReadStats())
+    loaded = await reader.store.load(site, names, rows, lo, hi)
+    if loaded.damaged:  # lost or corrupt objects: the reader drops and refetches them
+        return await _read(request, site, names, lo, hi), hi
+    return [loaded.series.get(n, Series.empty(n)) for n in names], hi
 
 
 async def _collecting(request: Request, site: str) -> list[str]:
