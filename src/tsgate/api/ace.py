@@ -13,15 +13,17 @@ them. Both slash spellings of a collection are served.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
 import msgspec
+import zstandard
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tsgate.api import samplestream
+from tsgate.api import responses, samplestream
 from tsgate.api.auth import token_of
 from tsgate.api.limits import (
     check_drop_in_samples,
@@ -30,7 +32,7 @@ from tsgate.api.limits import (
     check_range,
     refuse_over_fetch_budget,
 )
-from tsgate.api.negotiation import compressed, respond, wants_msgpack
+from tsgate.api.negotiation import choose_encoding, compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import (
     BadParameter,
@@ -42,7 +44,9 @@ from tsgate.errors import (
     UpstreamUnavailable,
 )
 from tsgate.series import rollups
+from tsgate.series.index import ChunkRow
 from tsgate.series.model import Series
+from tsgate.series.planning import provisional_spans
 from tsgate.series.reader import ReadStats
 from tsgate.upstream.base import Forwarded
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
@@ -62,6 +66,9 @@ NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000
 # a paged read fetches at most about this many samples ahead of the page it serves
 PREFILL_SAMPLES = 2_000_000
+PAGE_CACHE_TTL_S = 3600.0  # a settled page is kept at most this long (and the access TTL)
+PAGE_CACHE_BYTES = 4 << 20  # kept bodies (compressed) larger than this are cut again
+PACK_MIN_BYTES = 64 << 10  # identity bodies larger than this are kept compressed
 
 
 def _token(request: Request) -> str:
@@ -219,15 +226,23 @@ async def site_paginated(request: Request) -> Response:
     page_size = parse_page_size(q.get("page_size"))
     raw = parse_bool("raw_data", q.get("raw_data"), default=False)
     cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
-    names = _names(request, q.get("point_names"), "point_names") or await _collecting(request, site)
+    named = _names(request, q.get("point_names"), "point_names")
     first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
+    key, key_ttl_s = await _page_key(request, site, named)
+    hit = await responses.load(services_of(request).cache, key)
+    if hit is not None:
+        return _cached_page(hit)
+    names = named
+    if not named:
+        names = await _collecting(request, site)
+        key, key_ttl_s = await _page_key(request, site, named)  # the catalog as now fresh
     lo = max(start_ms, first_ms - first_ms % CURSOR_SLOT_MS)  # the cursor's whole sweep slot
-    stored, filled_ms = await _prefill(request, site, names, lo, end_ms)
+    filled = await _prefill(request, site, names, lo, end_ms)
     window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     while True:
         hi = min(end_ms, lo + window_ms)
-        if hi <= filled_ms:
-            series = [s.crop(lo, hi) for s in stored]
+        if hi <= filled.end_ms:
+            series = [s.crop(lo, hi) for s in filled.series]
         else:
             series = await _read(request, site, names, lo, hi)
         if not raw:
@@ -241,14 +256,82 @@ async def site_paginated(request: Request) -> Response:
     if not rows and cursor is None:
         raise NotFound(NO_DATA)
     body = {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None}
-    return respond(request, apply_mask(body, mask))
+    response = respond(request, apply_mask(body, mask))
+    if filled.settled(names, lo, hi):
+        kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+        sent = bytes(response.body)
+        packed = "content-encoding" not in response.headers and len(sent) > PACK_MIN_BYTES
+        if packed:  # identity bodies are large: kept compressed, unpacked on a hit
+            sent = zstandard.ZstdCompressor(level=1).compress(sent)
+        entry = responses.CachedResponse(sent, response.media_type or "", kept, packed)
+        await responses.store(
+            services_of(request).cache, key, entry, key_ttl_s, max_bytes=PAGE_CACHE_BYTES
+        )
+    return response
 
 
-async def _prefill(
-    request: Request, site: str, names: list[str], lo: int, end_ms: int
-) -> tuple[list[Series], int]:
+# headers that describe a kept page itself
+_KEPT_HEADERS = {"content-encoding", "vary"}
+
+
+async def _page_key(request: Request, site: str, named: list[str]) -> tuple[str, float]:
+    """The response-cache key of a drop-in page and how long an entry may live.
+
+    The raw query, the mask, format and encoding decide the bytes; the caller's scope
+    keeps answers per token (an entry lives no longer than the access grant); the site's
+    data version moves when served samples change; an unfiltered page also depends on
+    the catalog, so its entry lives no longer than the catalog stays fresh.
+    """
+    services = services_of(request)
+    settings = services.settings
+    ttl_s = min(settings.access_ttl_s, PAGE_CACHE_TTL_S)
+    refreshed: int | None = None
+    if not named:
+        refreshed = await services.database.points.refreshed_at(site)
+        if refreshed is None:
+            ttl_s = 0.0
+        else:
+            left_ms = refreshed + settings.points_ttl_s * 1000 - services.reader.clock_ms()
+            ttl_s = min(ttl_s, left_ms / 1000)
+    key = responses.page_key(
+        "ace-paginated",
+        services.access.scope(_token(request)),
+        await services.reader.generations.get(site),
+        site,
+        refreshed,
+        request.url.query,
+        request.headers.get(MASK_HEADER, ""),
+        wants_msgpack(request),
+        choose_encoding(request.headers.get("accept-encoding", "")),
+    )
+    return key, ttl_s
+
+
+def _cached_page(hit: responses.CachedResponse) -> Response:
+    headers = {**hit.headers, "X-Cache-Status": "HIT"}
+    body = zstandard.ZstdDecompressor().decompress(hit.body) if hit.packed else hit.body
+    return Response(body, 200, headers=headers, media_type=hit.media_type)
+
+
+@dataclass(frozen=True)
+class _Filled:
+    """What ``_prefill`` made whole: each point's samples over ``[start_ms, end_ms)``."""
+
+    series: list[Series]
+    start_ms: int
+    end_ms: int
+    rows: list[ChunkRow]
+    stale: bool
+
+    def settled(self, names: list[str], lo: int, hi: int) -> bool:
+        """Whether every sample a page over ``[lo, hi)`` shows is final upstream."""
+        inside = self.start_ms <= lo and hi <= self.end_ms
+        return inside and not self.stale and not provisional_spans(names, self.rows, lo, hi)
+
+
+async def _prefill(request: Request, site: str, names: list[str], lo: int, end_ms: int) -> _Filled:
     """The samples of ``[lo, hi)``, the rest of a paged read as far as one bounded
-    fetch reaches, made whole in the cache first; and ``hi``.
+    fetch reaches, made whole in the cache first.
 
     A cold read is fetched once (the site's stream when it pays) and each period written
     once, before the first page is cut, instead of every page fetching and rewriting its
@@ -263,15 +346,17 @@ async def _prefill(
     cap = min(budget, PREFILL_SAMPLES) if budget > 0 else PREFILL_SAMPLES
     hi = min(end_ms, lo + max(FIVE_MIN_MS, cap // max(1, len(names)) * FIVE_MIN_MS))
     if hi <= lo:
-        return [], lo
+        return _Filled([], lo, lo, [], stale=True)
     rows, missing = await reader.stored(site, names, lo, hi, token=token)
+    stats = ReadStats()
     if missing:
         refuse_over_fetch_budget(services.settings, missing)
-        rows = await reader.ensure(site, names, lo, hi, token=token, stats=ReadStats())
+        rows = await reader.ensure(site, names, lo, hi, token=token, stats=stats)
     loaded = await reader.store.load(site, names, rows, lo, hi)
     if loaded.damaged:  # lost or corrupt objects: the reader drops and refetches them
-        return await _read(request, site, names, lo, hi), hi
-    return [loaded.series.get(n, Series.empty(n)) for n in names], hi
+        return _Filled(await _read(request, site, names, lo, hi), lo, hi, [], stale=True)
+    series = [loaded.series.get(n, Series.empty(n)) for n in names]
+    return _Filled(series, lo, hi, rows, stale=stats.stale)
 
 
 async def _collecting(request: Request, site: str) -> list[str]:
