@@ -13,6 +13,7 @@ them. Both slash spellings of a collection are served.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -44,7 +45,9 @@ from tsgate.errors import (
     UpstreamUnavailable,
 )
 from tsgate.series import rollups
+from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.index import ChunkRow
+from tsgate.series.memory import LRU
 from tsgate.series.model import Series
 from tsgate.series.planning import provisional_spans
 from tsgate.series.reader import ReadStats
@@ -66,6 +69,7 @@ NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000
 # a paged read fetches at most about this many samples ahead of the page it serves
 PREFILL_SAMPLES = 2_000_000
+HELD_FILLS = 2  # settled prefilled spans held for the next pages of their reads
 PAGE_CACHE_TTL_S = 3600.0  # a settled page is kept at most this long (and the access TTL)
 PAGE_CACHE_BYTES = 4 << 20  # kept bodies (compressed) larger than this are cut again
 PACK_MIN_BYTES = 64 << 10  # identity bodies larger than this are kept compressed
@@ -347,6 +351,15 @@ async def _prefill(request: Request, site: str, names: list[str], lo: int, end_m
     hi = min(end_ms, lo + max(FIVE_MIN_MS, cap // max(1, len(names)) * FIVE_MIN_MS))
     if hi <= lo:
         return _Filled([], lo, lo, [], stale=True)
+    generation = await reader.generations.get(site)
+    held = _held_fills(request)
+    memo_key = (site, hashlib.blake2b("\x1f".join(names).encode(), digest_size=16).digest())
+    kept = held.get(memo_key)
+    if kept is not None and kept[0] == generation and site != UNKNOWN_SITE:
+        fill = kept[1]
+        if fill.start_ms <= lo and hi <= fill.end_ms:
+            await services.access.check(site, token)  # the caller may read the site
+            return _Filled([x.crop(lo, hi) for x in fill.series], lo, hi, fill.rows, stale=False)
     rows, missing = await reader.stored(site, names, lo, hi, token=token)
     stats = ReadStats()
     if missing:
@@ -356,7 +369,22 @@ async def _prefill(request: Request, site: str, names: list[str], lo: int, end_m
     if loaded.damaged:  # lost or corrupt objects: the reader drops and refetches them
         return _Filled(await _read(request, site, names, lo, hi), lo, hi, [], stale=True)
     series = [loaded.series.get(n, Series.empty(n)) for n in names]
-    return _Filled(series, lo, hi, rows, stale=stats.stale)
+    filled = _Filled(series, lo, hi, rows, stale=stats.stale)
+    if filled.settled(names, lo, hi):
+        # final data (until the site's data version moves): the next pages of this read
+        # are cut from it without an index query
+        held.put(memo_key, (generation, filled))
+    return filled
+
+
+def _held_fills(request: Request) -> LRU[tuple[str, bytes], tuple[str, _Filled]]:
+    """This app's settled fills, by site and points: a few paged reads at once."""
+    state = request.app.state
+    held: LRU[tuple[str, bytes], tuple[str, _Filled]] | None = getattr(state, "dropin_fills", None)
+    if held is None:
+        held = LRU(HELD_FILLS, lambda _: 1)
+        state.dropin_fills = held
+    return held
 
 
 async def _collecting(request: Request, site: str) -> list[str]:
