@@ -17,7 +17,9 @@ created once per process, not once per object.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import os
 import secrets
 import shutil
@@ -44,6 +46,8 @@ _T = TypeVar("_T")
 # caller asks for "a/b"; or "a" is a directory).
 _MISS_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
 _COPY_BYTES = 1 << 20
+_BATCH_THREADS = 8  # worker threads one put_many spreads its objects over
+_BATCH_MIN = 64  # objects per thread at the least
 
 
 class LocalObjectStore:
@@ -88,12 +92,15 @@ class LocalObjectStore:
     async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
         paths = [(self._path_of(key), data) for key, data in items]
 
-        def write_all() -> None:
-            for path, data in paths:
+        def write_all(part: Sequence[tuple[Path, bytes]]) -> None:
+            for path, data in part:
                 self._write(path, data, if_absent=False, durable=durable)
 
-        if paths:
-            await _run(write_all)  # one thread hop for the whole batch
+        # a few thread hops per batch, not one per object: enough to overlap the waits
+        # of new directories and files, few enough to stay cheap
+        step = max(_BATCH_MIN, -(-len(paths) // _BATCH_THREADS))
+        parts = [paths[i : i + step] for i in range(0, len(paths), step)]
+        await asyncio.gather(*(_run(functools.partial(write_all, p)) for p in parts))
 
     async def put_file(self, key: str, file: IO[bytes]) -> int:
         path = self._path_of(key)
