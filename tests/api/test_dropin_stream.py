@@ -170,6 +170,8 @@ async def test_settled_pages_are_kept_whole_per_caller_until_their_data_changes(
 
 
 async def test_pages_still_changing_are_not_kept(settings: Settings) -> None:
+    """A page reaching "now" is kept no longer than the open TTL (here none)."""
+    settings = dataclasses.replace(settings, open_ttl_s=0)
     sim = create_simulator(seed=3)
     now_ms = int(time.time() * 1000)
     params = {

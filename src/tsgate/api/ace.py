@@ -46,10 +46,9 @@ from tsgate.errors import (
 )
 from tsgate.series import rollups
 from tsgate.series.access import UNKNOWN_SITE
-from tsgate.series.index import ChunkRow
+from tsgate.series.index import PROVISIONAL, ChunkRow
 from tsgate.series.memory import LRU
 from tsgate.series.model import Series
-from tsgate.series.planning import provisional_spans
 from tsgate.series.reader import ReadStats
 from tsgate.upstream.base import Forwarded
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
@@ -261,7 +260,11 @@ async def site_paginated(request: Request) -> Response:
         raise NotFound(NO_DATA)
     body = {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None}
     response = respond(request, apply_mask(body, mask))
-    if filled.settled(names, lo, hi):
+    services = services_of(request)
+    keep_s = filled.unchanged_for_s(
+        names, lo, hi, services.reader.clock_ms(), services.reader.policy.open_ttl_ms
+    )
+    if keep_s > 0:
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         sent = bytes(response.body)
         packed = "content-encoding" not in response.headers and len(sent) > PACK_MIN_BYTES
@@ -269,7 +272,7 @@ async def site_paginated(request: Request) -> Response:
             sent = zstandard.ZstdCompressor(level=1).compress(sent)
         entry = responses.CachedResponse(sent, response.media_type or "", kept, packed)
         await responses.store(
-            services_of(request).cache, key, entry, key_ttl_s, max_bytes=PAGE_CACHE_BYTES
+            services.cache, key, entry, min(key_ttl_s, keep_s), max_bytes=PAGE_CACHE_BYTES
         )
     return response
 
@@ -327,10 +330,35 @@ class _Filled:
     rows: list[ChunkRow]
     stale: bool
 
-    def settled(self, names: list[str], lo: int, hi: int) -> bool:
-        """Whether every sample a page over ``[lo, hi)`` shows is final upstream."""
-        inside = self.start_ms <= lo and hi <= self.end_ms
-        return inside and not self.stale and not provisional_spans(names, self.rows, lo, hi)
+    def unchanged_for_s(
+        self, names: list[str], lo: int, hi: int, now_ms: int, open_ttl_ms: int
+    ) -> float:
+        """How long a page over ``[lo, hi)`` stays what a read would cut now, unless the
+        site's data version moves (late data merged, damaged objects refetched).
+
+        Final periods do not change; a provisional one is read again when its re-check
+        is due, a period whose last fetch reached "now" when its open TTL ends (as the
+        planner decides, ``series/planning.py``); anything else is cut again each time.
+        """
+        if self.stale or not (self.start_ms <= lo and hi <= self.end_ms):
+            return 0.0
+        until = now_ms + 10 * PAGE_CACHE_TTL_S * 1000
+        seen: set[str] = set()
+        for r in self.rows:
+            if r.period_end_ms <= lo or r.period_start_ms >= hi:
+                continue
+            seen.add(r.point)
+            if r.final:
+                continue
+            if r.tail_end_ms > r.tail_start_ms:
+                until = min(until, r.fetched_at_ms + open_ttl_ms)
+            elif r.state != PROVISIONAL:
+                return 0.0  # open without a recent fetch: partly uncovered
+            if r.recheck_at_ms is not None:
+                until = min(until, r.recheck_at_ms)
+        if any(n not in seen for n in names):
+            return 0.0
+        return max(0.0, (until - now_ms) / 1000)
 
 
 async def _prefill(request: Request, site: str, names: list[str], lo: int, end_ms: int) -> _Filled:
@@ -355,8 +383,9 @@ async def _prefill(request: Request, site: str, names: list[str], lo: int, end_m
     held = _held_fills(request)
     memo_key = (site, hashlib.blake2b("\x1f".join(names).encode(), digest_size=16).digest())
     kept = held.get(memo_key)
-    if kept is not None and kept[0] == generation and site != UNKNOWN_SITE:
-        fill = kept[1]
+    now_ms = reader.clock_ms()
+    if kept is not None and kept[0] == generation and now_ms < kept[1] and site != UNKNOWN_SITE:
+        fill = kept[2]
         if fill.start_ms <= lo and hi <= fill.end_ms:
             await services.access.check(site, token)  # the caller may read the site
             return _Filled([x.crop(lo, hi) for x in fill.series], lo, hi, fill.rows, stale=False)
@@ -370,17 +399,21 @@ async def _prefill(request: Request, site: str, names: list[str], lo: int, end_m
         return _Filled(await _read(request, site, names, lo, hi), lo, hi, [], stale=True)
     series = [loaded.series.get(n, Series.empty(n)) for n in names]
     filled = _Filled(series, lo, hi, rows, stale=stats.stale)
-    if filled.settled(names, lo, hi):
-        # final data (until the site's data version moves): the next pages of this read
-        # are cut from it without an index query
-        held.put(memo_key, (generation, filled))
+    keep_s = filled.unchanged_for_s(names, lo, hi, now_ms, reader.policy.open_ttl_ms)
+    if keep_s > 0:
+        # what a read would cut until then (or until the site's data version moves): the
+        # next pages of this read are cut from it without an index query
+        held.put(memo_key, (generation, now_ms + int(keep_s * 1000), filled))
     return filled
 
 
-def _held_fills(request: Request) -> LRU[tuple[str, bytes], tuple[str, _Filled]]:
-    """This app's settled fills, by site and points: a few paged reads at once."""
+_Held = LRU[tuple[str, bytes], tuple[str, int, "_Filled"]]  # generation, until (ms), fill
+
+
+def _held_fills(request: Request) -> _Held:
+    """This app's unchanged fills, by site and points: a few paged reads at once."""
     state = request.app.state
-    held: LRU[tuple[str, bytes], tuple[str, _Filled]] | None = getattr(state, "dropin_fills", None)
+    held: _Held | None = getattr(state, "dropin_fills", None)
     if held is None:
         held = LRU(HELD_FILLS, lambda _: 1)
         state.dropin_fills = held
