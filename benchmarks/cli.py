@@ -16,13 +16,13 @@ from types import FrameType
 
 import httpx
 
-from benchmarks import chart, dashboard, load, procs, storage, wirebytes
+from benchmarks import chart, dashboard, dropin, load, procs, storage, wirebytes
 from benchmarks.context import Bench, collecting_points
 from benchmarks.plan import FULL, QUICK
 from benchmarks.report import Report, Row, markdown_table, write_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-SCENARIOS = ("chart", "dashboard", "wire", "load", "storage")
+SCENARIOS = ("dropin", "chart", "dashboard", "wire", "load", "storage")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +105,7 @@ async def _run(
                 bench = Bench(plan, gw.base_url, sim.base_url, http, [])
                 bench.collecting = await collecting_points(http, sim.base_url)
                 steps: dict[str, Callable[[], Awaitable[None]]] = {
+                    "dropin": lambda: dropin.run(bench, report),
                     "chart": lambda: chart.run(bench, report),
                     "dashboard": lambda: dashboard.run(bench, report),
                     "wire": lambda: wirebytes.run(bench, report),

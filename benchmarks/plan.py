@@ -32,6 +32,10 @@ class Plan:
     # (f) the same under 1,000 concurrent connections: no errors, tail latency
     stress_requests: int = 10000
     stress_connections: int = 1000
+    # (g) the drop-in site stream, one whole day per page size
+    dropin_page_sizes: tuple[int, ...] = (50000, 10000)
+    dropin_warm_repeats: int = 3
+    dropin_timeout_s: float = 300.0
     # the window ends this many whole days before today (UTC): settled, sealed history
     end_days_ago: int = 3
 
@@ -51,4 +55,7 @@ QUICK = Plan(
     load_requests=1000,
     load_time_limit_s=10.0,
     stress_requests=2000,
+    dropin_page_sizes=(50000,),
+    dropin_warm_repeats=1,
+    dropin_timeout_s=120.0,
 )

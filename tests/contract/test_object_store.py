@@ -257,3 +257,40 @@ async def test_s3_with_a_wrong_secret_is_a_storage_error(seaweedfs: SeaweedFS) -
     assert await good.get("k") == b"secret data"
     await good.aclose()
     await bad.aclose()
+
+
+@pytest.mark.parametrize("durable", [True, False])
+async def test_put_many_stores_each_object_as_put_would(store: ObjectStore, durable: bool) -> None:
+    items = [(f"batch/{i % 3}/obj-{i}", bytes([i]) * (i + 1)) for i in range(10)]
+    await store.put_many(items, durable=durable)
+    for key, data in items:
+        assert await store.get(key) == data
+    await store.put_many([("batch/0/obj-0", b"new")], durable=durable)  # replaces
+    assert await store.get("batch/0/obj-0") == b"new"
+    await store.put_many([], durable=durable)
+    assert len(await _keys(store, "batch/")) == 10
+    with pytest.raises(InvalidKey):
+        await store.put_many([("ok/key", b"x"), ("../escape", b"x")])
+
+
+async def test_file_store_batches_stay_inside_the_root_and_survive_removed_dirs(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    store = open_object_store(f"file://{root}")
+    await store.put_many([("a/b/c", b"1")], durable=False)
+    # the folder vanishes behind the store's back (an operator's cleanup): still written
+    for path in sorted((root / "a").rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    (root / "a").rmdir()
+    assert await store.get("a/b/c") is None
+    await store.put_many([("a/b/c", b"2")], durable=False)
+    assert await store.get("a/b/c") == b"2"
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidKey):
+        await store.put_many([("link/escape", b"x")], durable=False)
+    assert _names_in(outside) == []
+    assert sorted(p.name for p in (root / "a" / "b").iterdir()) == ["c"]  # no temporaries
+    await store.aclose()

@@ -85,7 +85,13 @@ async def check_fetch_budget(
     if budget <= 0:
         return
     missing = await services.reader.missing_samples(site, names, start_ms, end_ms, token=token)
-    if missing > budget:
+    refuse_over_fetch_budget(services.settings, missing)
+
+
+def refuse_over_fetch_budget(settings: Settings, missing: int) -> None:
+    """A 413 when ``missing`` samples to fetch now exceed ``inline_fetch_samples``."""
+    budget = settings.inline_fetch_samples
+    if budget > 0 and missing > budget:
         raise TooLarge(
             "inline_fetch_samples",
             f"about {missing:,} samples must first be fetched from upstream; at most "

@@ -27,6 +27,7 @@ class CachedResponse(msgspec.Struct):
     body: bytes
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
+    packed: bool = False  # ``body`` is kept zstd-compressed; undone before it is sent
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,14 @@ class ResponseKey:
         return PREFIX + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
 
-async def load(cache: Cache, key: ResponseKey) -> CachedResponse | None:
+def page_key(*parts: object) -> str:
+    """A cache key for any other answer kept whole (the drop-in pages): the parts that
+    decide its bytes, the caller's scope and the site's data version among them."""
+    text = "\x1f".join(map(str, parts))
+    return PREFIX + "page:" + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+async def load(cache: Cache, key: ResponseKey | str) -> CachedResponse | None:
     try:
         raw = await cache.get(str(key))
     except StorageError as exc:
@@ -76,8 +84,15 @@ async def load(cache: Cache, key: ResponseKey) -> CachedResponse | None:
         return None
 
 
-async def store(cache: Cache, key: ResponseKey, entry: CachedResponse, ttl_s: float) -> None:
-    if ttl_s <= 0 or len(entry.body) > MAX_BYTES:
+async def store(
+    cache: Cache,
+    key: ResponseKey | str,
+    entry: CachedResponse,
+    ttl_s: float,
+    *,
+    max_bytes: int = MAX_BYTES,
+) -> None:
+    if ttl_s <= 0 or len(entry.body) > max_bytes:
         return
     try:
         await cache.set(str(key), msgspec.msgpack.encode(entry), ttl_s=ttl_s)

@@ -10,7 +10,7 @@ Backend failures surface as :class:`~tsgate.errors.StorageError`, never driver e
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Protocol, runtime_checkable
 
@@ -55,6 +55,15 @@ class ObjectStore(Protocol):
 
         With ``if_absent`` the write happens only when the key does not exist, and of
         concurrent writers exactly one wins; returns ``False`` only for the losers.
+        """
+        ...
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        """Store each ``(key, data)`` as ``put`` would, as one batch.
+
+        With ``durable=False`` the store may skip forcing the bytes to stable storage: a
+        crash can then lose or truncate objects of the batch, never mix them up. Only for
+        data that can be told damaged and fetched again (checksummed cache objects).
         """
         ...
 

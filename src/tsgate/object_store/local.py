@@ -6,15 +6,24 @@ no valid key can, so they never collide with or show up as objects.
 
 One difference from S3: a key cannot be both an object and a "directory" of other
 keys (``a`` and ``a/b``); writing the second raises ``StorageError``.
+
+Durability: ``put`` and ``put_file`` fsync each object before it is renamed into place.
+``put_many(..., durable=False)`` (the chunk store's batches) skips the fsync: a crash can
+then leave an object empty or cut short, which its checksum in the chunk index tells
+apart, so the reader drops it and fetches that period again from upstream; the cache
+never serves it. A directory is checked to lie inside the root (``Path.resolve``) and
+created once per process, not once per object.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, Self, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -37,6 +46,8 @@ _T = TypeVar("_T")
 # caller asks for "a/b"; or "a" is a directory).
 _MISS_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
 _COPY_BYTES = 1 << 20
+_BATCH_THREADS = 8  # worker threads one put_many spreads its objects over
+_BATCH_MIN = 64  # objects per thread at the least
 
 
 class LocalObjectStore:
@@ -45,6 +56,8 @@ class LocalObjectStore:
     def __init__(self, root: Path) -> None:
         # Resolve once so containment checks compare real paths (symlinked roots work).
         self._root = root.expanduser().resolve()
+        # directories already checked to lie inside the root and known to exist
+        self._dirs: set[Path] = set()
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -76,6 +89,19 @@ class LocalObjectStore:
         path = self._path_of(key)
         return await _run(lambda: self._write(path, data, if_absent=if_absent))
 
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        paths = [(self._path_of(key), data) for key, data in items]
+
+        def write_all(part: Sequence[tuple[Path, bytes]]) -> None:
+            for path, data in part:
+                self._write(path, data, if_absent=False, durable=durable)
+
+        # a few thread hops per batch, not one per object: enough to overlap the waits
+        # of new directories and files, few enough to stay cheap
+        step = max(_BATCH_MIN, -(-len(paths) // _BATCH_THREADS))
+        parts = [paths[i : i + step] for i in range(0, len(paths), step)]
+        await asyncio.gather(*(_run(functools.partial(write_all, p)) for p in parts))
+
     async def put_file(self, key: str, file: IO[bytes]) -> int:
         path = self._path_of(key)
         size = file_size(file)
@@ -105,39 +131,72 @@ class LocalObjectStore:
         if not path.resolve().is_relative_to(self._root):
             raise InvalidKey(f"object path {path} resolves outside the store root")
 
+    def _checked_dir(self, directory: Path, *, create: bool) -> bool:
+        """Whether ``directory`` exists (made when ``create``), once checked to lie inside
+        the root; the answer is remembered for directories that exist."""
+        if directory in self._dirs:
+            return True
+        # Check before mkdir, so a symlinked directory cannot make us create dirs outside.
+        self._check_contained(directory)
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        elif not directory.is_dir():
+            return False
+        self._dirs.add(directory)
+        return True
+
     def _read(self, path: Path, offset: int, length: int | None) -> bytes | None:
-        self._check_contained(path)
         try:
-            with open(path, "rb") as file:
-                file.seek(offset)
+            if not self._checked_dir(path.parent, create=False):
+                return None
+            try:
+                # the directory is known to be inside; the name itself must not be a link
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError as exc:
+                if exc.errno != errno.ELOOP:
+                    raise
+                self._check_contained(path)  # a symlink: allowed only if it stays inside
+                fd = os.open(path, os.O_RDONLY)
+            with open(fd, "rb") as file:
+                if offset:
+                    file.seek(offset)
                 return file.read() if length is None else file.read(length)
         except OSError as exc:
             if exc.errno in _MISS_ERRNOS:
+                self._dirs.discard(path.parent)  # removed behind our back: check again
                 return None
             raise
 
     def _unlink(self, path: Path) -> None:
         # Checking the parent is enough: unlink removes a symlink itself, not its target.
-        self._check_contained(path.parent)
+        if not self._checked_dir(path.parent, create=False):
+            return
         try:
             path.unlink()
         except OSError as exc:
             if exc.errno not in _MISS_ERRNOS:
                 raise
 
-    def _write(self, path: Path, data: bytes | IO[bytes], *, if_absent: bool) -> bool:
-        # Check before mkdir, so a symlinked directory cannot make us create dirs outside.
-        self._check_contained(path.parent)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _write(
+        self, path: Path, data: bytes | IO[bytes], *, if_absent: bool, durable: bool = True
+    ) -> bool:
+        self._checked_dir(path.parent, create=True)
         tmp = path.with_name(f".{path.name}~{secrets.token_hex(8)}")
-        with open(tmp, "xb") as tmp_file:
+        try:
+            tmp_file = open(tmp, "xb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            self._dirs.discard(path.parent)  # removed behind our back: check and make again
+            self._checked_dir(path.parent, create=True)
+            tmp_file = open(tmp, "xb")  # noqa: SIM115 - closed below
+        with tmp_file:
             if isinstance(data, bytes):
                 tmp_file.write(data)
             else:
                 shutil.copyfileobj(data, tmp_file, _COPY_BYTES)
             tmp_file.flush()
-            # A sealed chunk is never refetched, so it must not survive a crash as zeros.
-            os.fsync(tmp_file.fileno())
+            if durable:
+                # results and exports are not fetched again: they must not survive as zeros
+                os.fsync(tmp_file.fileno())
         try:
             if if_absent:
                 # link() fails when the name exists, so of racing writers exactly one wins.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import IO, Self
 
 from tsgate.object_store.base import (
@@ -38,6 +38,10 @@ class MemoryObjectStore:
             return False
         self._objects[key] = bytes(data)
         return True
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        for key, data in items:
+            await self.put(key, data)
 
     async def put_file(self, key: str, file: IO[bytes]) -> int:
         file.seek(0)

@@ -8,7 +8,8 @@ an ``http://`` endpoint allows plain HTTP.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from typing import IO, TYPE_CHECKING, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -39,6 +40,7 @@ _QUERY_KEYS = frozenset(
 )
 # obstore raises NotFoundError for some calls and plain FileNotFoundError for others.
 _MISSING = (NotFoundError, FileNotFoundError)
+_PUT_CONCURRENCY = 32  # requests of one put_many in flight at once
 
 
 class S3ObjectStore:
@@ -128,6 +130,16 @@ class S3ObjectStore:
         except BaseError as exc:
             raise self._error("put", key, exc) from exc
         return True
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]], *, durable: bool = True) -> None:
+        # an S3 PUT is durable once it answers; the batch's requests run concurrently
+        gate = asyncio.Semaphore(_PUT_CONCURRENCY)
+
+        async def one(key: str, data: bytes) -> None:
+            async with gate:
+                await self.put(key, data)
+
+        await asyncio.gather(*(one(k, d) for k, d in items))
 
     async def put_file(self, key: str, file: IO[bytes]) -> int:
         validate_key(key)

@@ -162,7 +162,15 @@ class ChunkStore:
         and the rows whose object was missing or damaged (their samples are absent)."""
         sources: set[str] = set()
         wanted = [r for r in rows if r.object_key]
-        parts = await asyncio.gather(*(self._object(r, sources) for r in wanted))
+        # decoded objects in memory are taken at once; only the others cost a task each
+        parts: list[Series | None] = [self.memory.get(r.object_key) for r in wanted]
+        if any(p is not None for p in parts):
+            sources.add("MEMORY")
+        misses = [i for i, p in enumerate(parts) if p is None]
+        if misses:
+            read = await asyncio.gather(*(self._object(wanted[i], sources) for i in misses))
+            for i, part in zip(misses, read, strict=True):
+                parts[i] = part
         grouped: dict[str, list[Series]] = defaultdict(list)
         damaged: list[ChunkRow] = []
         for row, part in zip(wanted, parts, strict=True):
@@ -309,7 +317,10 @@ class ChunkStore:
                 blobs[row.object_key] = blob
         old = [r for d in drafts for r in d.replaces]
         old_keys = {r.object_key for r in old if r.object_key}
-        await asyncio.gather(*(self._put(k, b) for k, b in blobs.items() if k not in old_keys))
+        # one batch; no fsync: a torn object fails its checksum and is fetched again
+        await self.objects.put_many(
+            [(k, b) for k, b in blobs.items() if k not in old_keys], durable=False
+        )
         await self.index.swap(old, rows)
         doomed = old_keys - set(blobs)
         await asyncio.gather(*(self.objects.delete(k) for k in doomed))
@@ -320,10 +331,6 @@ class ChunkStore:
             site, [Period(d.point, d.start_ms, d.end_ms, d.series) for d in drafts], now_ms
         )
         return rows
-
-    async def _put(self, key: str, blob: bytes) -> None:
-        async with self._gate:
-            await self.objects.put(key, blob)
 
     # ---- compaction ---------------------------------------------------------------------
 

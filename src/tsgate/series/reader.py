@@ -182,14 +182,23 @@ class SeriesReader:
         self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
     ) -> int:
         """About how many samples a read would have to fetch from upstream (cache-aware)."""
+        _, missing = await self.stored(site, names, start_ms, end_ms, token=token)
+        return missing
+
+    async def stored(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> tuple[list[ChunkRow], int]:
+        """The index rows of ``[start_ms, end_ms)`` as stored now, and about how many
+        samples a read would still have to fetch (0: the rows answer it whole). The
+        token's access is checked first."""
         await self._check_access(site, names, token)
         now = self.clock_ms()
         end_ms = min(end_ms, now + 1)
         if end_ms <= start_ms:
-            return 0
+            return [], 0
         rows = await self.store.rows(site, names, start_ms, end_ms)
         plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
-        return sum(e - s for spans in plan.values() for s, e in spans) // SAMPLE_MS
+        return rows, sum(e - s for spans in plan.values() for s, e in spans) // SAMPLE_MS
 
     async def _check_access(self, site: str, names: Sequence[str], token: str) -> None:
         if site == UNKNOWN_SITE:

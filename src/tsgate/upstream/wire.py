@@ -17,7 +17,6 @@ import base64
 import binascii
 import datetime as dt
 import warnings
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -173,16 +172,26 @@ def format_values(v: ValueArray) -> list[str]:
 
 
 def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
-    """Group rows by point into sorted, de-duplicated series."""
-    names: dict[str, list[str]] = defaultdict(list)
-    values: dict[str, list[str]] = defaultdict(list)
-    for s in samples:
-        names[s.name].append(s.time)
-        values[s.name].append(s.value)
+    """Group rows by point into sorted, de-duplicated series.
+
+    Times and values of all rows are parsed at once (a page carries thousands of points),
+    then split by point in first-seen order.
+    """
+    rows = samples if isinstance(samples, list) else list(samples)
+    if not rows:
+        return {}
+    t_ms, us = parse_times_us([s.time for s in rows])
+    values = parse_values([s.value for s in rows])
+    codes: dict[str, int] = {}
+    point = np.fromiter(
+        (codes.setdefault(s.name, len(codes)) for s in rows), dtype=np.int64, count=len(rows)
+    )
+    order = np.argsort(point, kind="stable")
+    bounds = np.searchsorted(point[order], np.arange(len(codes) + 1)).tolist()
     out = {}
-    for name, times in names.items():
-        t_ms, us = parse_times_us(times)
-        out[name] = Series.from_unsorted(name, t_ms, parse_values(values[name]), us)
+    for name, i in codes.items():
+        sel = order[bounds[i] : bounds[i + 1]]
+        out[name] = Series.from_unsorted(name, t_ms[sel], values[sel], us[sel])
     return out
 
 
