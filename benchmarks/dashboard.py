@@ -7,7 +7,10 @@ import asyncio
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from benchmarks.context import TOKEN, Bench, SimCounts, chart_params, fmt_ms
 from benchmarks.report import Report, Row, ratio, verdict
@@ -26,6 +29,8 @@ class Refresh:
     wall_s: float
     returned: int  # samples in the answer
     upstream: SimCounts
+    last_ms: dict[str, int] = field(default_factory=dict)  # each series' newest sample
+    new: int = 0  # samples newer than the previous answer's newest, per series
 
 
 async def run(bench: Bench, report: Report) -> None:
@@ -40,12 +45,12 @@ async def run(bench: Bench, report: Report) -> None:
         f"{plan.dash_refreshes} times {plan.dash_interval_s:g} s apart (after a first, cold "
         "load that is not counted), each time for the 24 h ending at that moment, with "
         "`TSGATE_OPEN_TTL_S=0`: every refresh finds the open day stale, as one a simulated "
-        "minute later would with the default 60 s TTL, and fetches only what is missing. "
-        "Fewer new samples arrive in a second than in a minute: the simulated site reports "
-        "in one burst 30–50 s into every 5-minute sweep, so a run this short sees one burst "
-        "or none. At a one-minute cadence a refresh would carry on average "
-        f"{len(names)} points / 5 new samples of ~{len(names) * 288:,} returned (arithmetic, "
-        "not measured): the cached share would be about 99.9 %; the request count is the same. "
+        "minute later would with the default 60 s TTL, and fetches what is missing plus the "
+        "look-back (`TSGATE_LOOKBACK_S`, 15 min), where samples that became visible late are "
+        f"picked up. The simulator makes each sample visible {plan.sim_visibility_delay_s:g} s "
+        "after its time (`--visibility-delay-s`), as gateways upload in batches; the site "
+        "reports in one burst 30–50 s into every 5-minute sweep. *New samples per refresh* "
+        "are those newer than the previous answer's newest sample of the same point. "
         "Upstream requests and samples are deltas of the simulator's `/_sim/stats`; samples "
         "returned are counted in the (raw, columnar) answers. The baseline refetches the "
         f"whole 24 h with the ACE client ({plan.dash_baseline_refreshes} refreshes)."
@@ -53,15 +58,17 @@ async def run(bench: Bench, report: Report) -> None:
 
 
 async def _gateway_refreshes(bench: Bench, names: Sequence[str]) -> tuple[Refresh, list[Refresh]]:
-    first = await _refresh(bench, names)
+    first = await _refresh(bench, names, {})
     refreshes: list[Refresh] = []
+    previous = first.last_ms
     for _ in range(bench.plan.dash_refreshes):
         await asyncio.sleep(bench.plan.dash_interval_s)
-        refreshes.append(await _refresh(bench, names))
+        refreshes.append(await _refresh(bench, names, previous))
+        previous = refreshes[-1].last_ms
     return first, refreshes
 
 
-async def _refresh(bench: Bench, names: Sequence[str]) -> Refresh:
+async def _refresh(bench: Bench, names: Sequence[str], previous: dict[str, int]) -> Refresh:
     end_ms = int(time.time() * 1000)
     params = chart_params(names, end_ms - WINDOW_MS, end_ms, interval="raw", layout="columnar")
     before = await bench.sim_counts()
@@ -69,7 +76,25 @@ async def _refresh(bench: Bench, names: Sequence[str]) -> Refresh:
         bench.http, bench.gateway_url + "/api/timeseries", params=params, headers=HEADERS
     )
     fetched.check("dashboard refresh")
-    return Refresh(fetched.elapsed_s, samples_in(fetched), await bench.sim_counts() - before)
+    times = times_in(fetched)
+    new = sum(int(np.count_nonzero(t > previous[n])) for n, t in times.items() if n in previous)
+    last = {n: int(t[-1]) for n, t in times.items() if t.size}
+    return Refresh(
+        fetched.elapsed_s, samples_in(fetched), await bench.sim_counts() - before, last, new
+    )
+
+
+def times_in(fetched: Fetched) -> dict[str, np.ndarray[Any, np.dtype[np.int64]]]:
+    """Each series' sample times in a columnar MessagePack answer (t0 + int32 deltas)."""
+    body = fetched.decoded()
+    out: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
+    for s in body.get("series", []) if isinstance(body, dict) else []:
+        if "dt" in s:
+            deltas = np.frombuffer(s["dt"], dtype="<i4").astype(np.int64)
+            out[s["name"]] = int(s["t0"]) + np.cumsum(deltas)
+        elif "t" in s and isinstance(s["t"], bytes):
+            out[s["name"]] = np.frombuffer(s["t"], dtype="<f8").astype(np.int64)
+    return out
 
 
 def samples_in(fetched: Fetched) -> int:
@@ -116,6 +141,7 @@ def rows(
     wall = statistics.median(r.wall_s for r in refreshes)
     base_wall = statistics.median(r.wall_s for r in base)
     most = max(r.upstream.requests for r in refreshes)
+    new = statistics.mean(r.new for r in refreshes)
     return [
         Row(label, "first (cold) load: wall, upstream requests",
             f"{fmt_ms(first.wall_s)}, {first.upstream.requests}"),
@@ -123,6 +149,9 @@ def rows(
             f"{per_refresh:.2f}; {most}", f"{base_per_refresh:.2f}",
             ratio(base_per_refresh, per_refresh), f"≤ {REQUESTS_GOAL:g}",
             verdict(per_refresh <= REQUESTS_GOAL)),
+        Row(label, "new samples per refresh (mean; total)",
+            f"{new:,.2f}; {sum(r.new for r in refreshes):,}", "", "", "> 0",
+            verdict(new > 0)),
         Row(label, "upstream samples per refresh (mean; total)",
             f"{up_samples:,.2f}; {sum(r.upstream.samples for r in refreshes):,}",
             f"{base_samples:,.0f}", ratio(base_samples, up_samples)),

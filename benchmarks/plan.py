@@ -17,10 +17,10 @@ class Plan:
     chart_timeout_s: float = 240.0
     # (b) a sliding 24 h dashboard
     dash_points: int = 20
-    dash_refreshes: int = 60
-    dash_interval_s: float = 0.5
+    dash_refreshes: int = 40
+    dash_interval_s: float = 8.0  # 40 × 8 s: more than a 5-minute sweep, so bursts arrive
     dash_baseline_refreshes: int = 5
-    dash_timeout_s: float = 150.0
+    dash_timeout_s: float = 480.0
     # (c) bytes on the wire
     wire_points: int = 20
     wire_days: int = 7
@@ -38,6 +38,8 @@ class Plan:
     dropin_timeout_s: float = 300.0
     # the window ends this many whole days before today (UTC): settled, sealed history
     end_days_ago: int = 3
+    # the simulator shows each sample this long after its time (late visibility)
+    sim_visibility_delay_s: float = 30.0
 
 
 FULL = Plan()
@@ -46,10 +48,10 @@ QUICK = Plan(
     chart_days=30,
     chart_warm_repeats=3,
     chart_timeout_s=60.0,
-    dash_refreshes=15,
-    dash_interval_s=0.25,
+    dash_refreshes=12,
+    dash_interval_s=5.0,
     dash_baseline_refreshes=2,
-    dash_timeout_s=30.0,
+    dash_timeout_s=120.0,
     wire_days=1,
     wire_timeout_s=30.0,
     load_requests=1000,
