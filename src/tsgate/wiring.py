@@ -229,6 +229,12 @@ def build_jobs(
         clock,
         poll_s=settings.job_poll_s,
         lease_ms=lease_ms,
-        outbox=WebhookOutbox(Notifications(database.sql), sender, clock),
+        outbox=WebhookOutbox(
+            Notifications(database.sql),
+            sender,
+            clock,
+            concurrency=settings.webhook_concurrency,
+            per_host=settings.webhook_per_host,
+        ),
     )
     return service, worker
