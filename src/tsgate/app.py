@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute
 from tsgate import ui
 from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
 from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
-from tsgate.api.limits import BodyLimitMiddleware
+from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.api.telemetry import TelemetryMiddleware
@@ -79,6 +79,7 @@ def create_app(
         ),
         Middleware(RateLimitMiddleware),
         Middleware(BodyLimitMiddleware),
+        Middleware(UrlGuardMiddleware),
     ]
     return Starlette(
         routes=routes,

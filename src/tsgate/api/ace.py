@@ -224,13 +224,13 @@ async def points_get_timeseries(request: Request) -> Response:
     start_ms, end_ms = _range(request)
     try:
         body = msgspec.json.decode(await request.body(), type=dict[str, Any])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadParameter("body", 'must be JSON {"points": ["name", …]}') from exc
     points = body.get("points")
     if (
         not isinstance(points, list)
         or not points
-        or not all(isinstance(p, str) and p for p in points)
+        or not all(isinstance(p, str) and p and p.isprintable() for p in points)
     ):
         raise BadParameter("points", "must be a non-empty list of point names")
     names = list(dict.fromkeys(points))

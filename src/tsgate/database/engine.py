@@ -53,6 +53,10 @@ def engine_url(url: str) -> URL:
         raise ConfigError(f"database: cannot parse URL {url!r}: {exc}") from exc
 
 
+SQLITE_POOL_SIZE = 20
+SQLITE_OVERFLOW = 40
+
+
 def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -64,7 +68,9 @@ def create_engine(url: URL) -> AsyncEngine:
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
         Path(url.database or ".").parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # WAL readers never block: many may be open at once (the default pool of 5 + 10
+        # ran out under load); writers queue on SQLite's own lock (busy_timeout)
+        engine = create_async_engine(url, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_OVERFLOW)
     _tune_sqlite(engine, wal=not is_memory(url))
     return engine
 
