@@ -58,7 +58,7 @@ class Settings:
     rate_limit_per_min: int = 600
     rate_limit_burst: int = 100
     # salt for token hashes (rate limits, scopes, cache keys); unset: derived from the
-    # secret, which is generated once and kept in the object store when it is unset too
+    # secret, which is generated once and kept in the database when it is unset too
     token_salt: str | None = field(default=None, repr=False)
     max_body_bytes: int = 1 << 20
     # the header a trusted reverse proxy puts the client's address in (its last entry)

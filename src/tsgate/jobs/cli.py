@@ -19,6 +19,7 @@ from tsgate.database import migrate, open_database
 from tsgate.database.jobs import JobStore
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobs.model import Job
+from tsgate.logs import redact
 from tsgate.settings import Settings
 
 
@@ -35,7 +36,7 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     # the worker is the services' inline worker; leaving the block gives its job back
     async with open_services(settings) as services:
-        print(f"tsgate worker {services.worker.name} on {settings.queue_url}", flush=True)
+        print(f"tsgate worker {services.worker.name} on {redact(settings.queue_url)}", flush=True)
         await stop.wait()
 
 
@@ -101,7 +102,7 @@ async def _follow(store: JobStore, job: Job) -> Job:
 
 async def migrate_command(settings: Settings) -> int:
     await migrate(settings.database_url)
-    print(f"database at head: {settings.database_url.split('@')[-1]}")
+    print(f"database at head: {redact(settings.database_url)}")
     return 0
 
 
