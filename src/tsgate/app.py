@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api import ace, admin, charts, jobs, metrics, openapi, ops, points, timeseries
 from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
@@ -64,6 +64,7 @@ def create_app(
         *jobs.routes(),
         *charts.routes(),
         *ui.routes(),
+        *openapi.routes(),
         *ace.routes(),
     ]
     middleware = [
