@@ -13,7 +13,11 @@ from starlette.routing import BaseRoute
 
 from tsgate import ui
 from tsgate.api import ace, admin, charts, jobs, metrics, openapi, ops, points, timeseries
-from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
+from tsgate.api.connection import (
+    AdmissionMiddleware,
+    ChunkedBodyMiddleware,
+    DisconnectMiddleware,
+)
 from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -71,6 +75,7 @@ def create_app(
         Middleware(TelemetryMiddleware, metrics=meters),
         Middleware(ChunkedBodyMiddleware),
         Middleware(DisconnectMiddleware),
+        Middleware(AdmissionMiddleware, max_active=conf.max_active_requests),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),

@@ -68,6 +68,7 @@ class Settings:
     chart_ttl_s: float = 180 * 86400.0  # saved charts unused this long are deleted; 0: kept
     header_timeout_s: float = 5.0  # a connection must finish its request headers by then
     shutdown_timeout_s: float = 10.0  # in-flight requests get this long on SIGTERM
+    max_active_requests: int = 64  # worked on at once; more wait their turn; 0: no limit
     max_points_per_request: int = 500
     max_range_days: int = 1100
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)

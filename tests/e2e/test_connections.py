@@ -37,15 +37,16 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], path: str) -> None:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], env: dict[str, str], path: str
+    args: list[str], env: dict[str, str], path: str, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tsgate", *args, "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "ab") as err:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tsgate", *args, "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, proc, path)
@@ -73,7 +74,7 @@ def tsgate(
         "TSGATE_LOG_LEVEL": "warning",
         **env,
     }
-    with process(["serve"], conf, "/api/health") as served:
+    with process(["serve"], conf, "/api/health", workdir / "server.log") as served:
         yield served
 
 
