@@ -114,6 +114,7 @@ def diff_settings(folder: Path, **overrides: Any) -> Settings:
             inline_worker=False,
             inline_fetch_samples=0,
             admin_key="admin",
+            upstream_token="service-token",  # what the maintenance pass re-checks with
         ),
         **overrides,
     )
@@ -178,16 +179,16 @@ class Harness:
     def objects_folder(self) -> Path:
         return Path(self.settings.objects_url.removeprefix("file://"))
 
-    def delete_objects(self, keep_system: bool = True) -> int:
+    def delete_objects(self) -> int:
         """Delete every cached chunk object (the folder an operator "cleans")."""
-        raw = self.objects_folder() / "raw"
+        raw = self.objects_folder() / "chunks"
         n = sum(1 for p in raw.rglob("*") if p.is_file()) if raw.exists() else 0
         shutil.rmtree(raw, ignore_errors=True)
         return n
 
     def corrupt_objects(self) -> int:
         """Overwrite every cached chunk object with bytes that decode to nothing valid."""
-        raw = self.objects_folder() / "raw"
+        raw = self.objects_folder() / "chunks"
         files = [p for p in raw.rglob("*") if p.is_file()] if raw.exists() else []
         for i, p in enumerate(files):
             data = p.read_bytes()
@@ -241,12 +242,13 @@ def bucket_keys(t_ms: np.ndarray[Any, Any], width_ms: int) -> np.ndarray[Any, An
     return keys
 
 
-def truth_buckets(arrays: Arrays, width_ms: int, agg: str) -> Arrays:
-    """One value per non-empty bucket of the samples in range, computed with numpy."""
+def truth_buckets(arrays: Arrays, width_ms: int, agg: str, start_ms: int) -> Arrays:
+    """One value per non-empty bucket of the samples in range, computed with numpy; each
+    stamped at its start, a partial first bucket at ``start_ms`` (docs/api.md)."""
     t, v = arrays
     if not t.size:
         return EMPTY
-    keys = bucket_keys(t, width_ms)
+    keys = np.maximum(bucket_keys(t, width_ms), start_ms)
     starts, first_idx = np.unique(keys, return_index=True)
     bounds = np.append(first_idx, t.size)
     parts = [v[a:b] for a, b in itertools.pairwise(bounds.tolist())]
@@ -612,7 +614,7 @@ async def _check_interval(
     if got is None:
         return
     truth = truth_of(h.sim, names, start_ms, end_ms)
-    want = {n: truth_buckets(a, INTERVALS_MS[interval], agg) for n, a in truth.items()}
+    want = {n: truth_buckets(a, INTERVALS_MS[interval], agg, start_ms) for n, a in truth.items()}
     rtol = 1e-9 if agg in ("avg", "sum", "stddev") else 0.0
     compare_all(h.tally, f"chart_interval/{interval}", f"{label} agg={agg}", want, got, rtol=rtol)
     in_range = sum(a[0].size for a in truth.values())
@@ -673,7 +675,7 @@ async def _check_aggregations(
     truth = truth_of(h.sim, names, start_ms, end_ms)
     width = INTERVALS_MS[interval]
     for stat in ("count", "avg", "min", "max", "sum", "stddev"):
-        want = {n: truth_buckets(a, width, stat) for n, a in truth.items()}
+        want = {n: truth_buckets(a, width, stat, start_ms) for n, a in truth.items()}
         have = {n: got[n][stat] for n in names}
         rtol = 1e-9 if stat in ("avg", "sum", "stddev") else 0.0
         compare_all(h.tally, f"aggregations/{interval}", f"{label} {stat}", want, have, rtol=rtol)

@@ -224,7 +224,7 @@ def test_corrupt_objects_are_fetched_again() -> None:
         h.corrupt_objects()
         await h.restart()  # no decoded copy in memory hides the damage
 
-    assert_no_divergence(scenario("corrupt objects", _twice(corrupt), examples=4))
+    assert_no_divergence(scenario("corrupt objects", _twice(corrupt), examples=2))
 
 
 def test_a_restart_on_the_same_folder_and_database() -> None:

@@ -28,8 +28,9 @@ from tsgate.database.migrations import upgrade_head
 from tsgate.database.points import PointCatalog
 from tsgate.database.rollups import RollupRow, RollupStore
 from tsgate.database.secrets import Secrets
-from tsgate.database.stats import RequestStat, RequestStats
+from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
+from tsgate.stats import RequestStat
 
 __all__ = [
     "Database",

@@ -87,10 +87,10 @@ async def _cached(
     store: ChunkStore, site: str, name: str, start_ms: int, end_ms: int
 ) -> tuple[Series | None, list[tuple[int, int]]]:
     """The point's cached samples in range, read from the objects themselves (None: a
-    chunk's object is missing, damaged or does not decode), and the spans its chunks cover
-    (what they were fetched for and trust; a recent fetch's untrusted tail is left out)."""
+    chunk's object is missing, damaged or does not decode), and the spans its chunks were
+    fetched for (their coverage and the tail of their last fetch)."""
     rows = [r for r in await store.rows(site, [name], start_ms, end_ms) if r.point == name]
-    spans = [span for r in rows for span in r.coverage]
+    spans = [span for r in rows for span in (*r.coverage, (r.tail_start_ms, r.tail_end_ms))]
     parts: list[Series] = []
     for row in rows:
         if not (row.samples and row.object_key):
