@@ -98,14 +98,14 @@ _CONTROL = re.compile(rb"%[01][0-9a-f]|%7f|[\x00-\x1f\x7f]", re.IGNORECASE)
 
 
 class UrlGuardMiddleware:
-    """Refuses URLs holding control characters (``%00``…``%1F``, ``%7F``) with a 400: no
+    """Refuses API URLs holding control characters (``%00``…``%1F``, ``%7F``) with a 400: no
     site, point, id or parameter has them, and databases refuse NUL in text."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
             raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
             where = "path" if _CONTROL.search(raw) else None
             if where is None and _CONTROL.search(scope.get("query_string", b"")):

@@ -46,7 +46,9 @@ def _key(endpoint: Any) -> Any:
 
 
 def _undescribed(route: Route) -> bool:
-    return route.endpoint in (ace.passthrough, openapi_json, docs_page) or route.path == "/"
+    # the chart page and its files are not API; /metrics is
+    outside = not route.path.startswith("/api/") and route.path != "/metrics"
+    return outside or route.endpoint in (ace.passthrough, openapi_json, docs_page)
 
 
 def document(routes: list[BaseRoute]) -> dict[str, Any]:
