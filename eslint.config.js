@@ -3,11 +3,15 @@ import js from "@eslint/js";
 import globals from "globals";
 
 export default [
-  { ignores: ["src/tsgate/ui/static/vendor/**", "tests/e2e/vendor/**", "node_modules/**", ".venv/**", "var/**"] },
+  { ignores: ["src/tsgate/ui/static/vendor/**", "src/tsgate/api/docs_static/swagger-ui-bundle.js", "tests/e2e/vendor/**", "node_modules/**", ".venv/**", "var/**"] },
   js.configs.recommended,
   {
     files: ["src/tsgate/ui/static/js/**/*.js"],
     languageOptions: { ecmaVersion: 2023, sourceType: "module", globals: { ...globals.browser, MessagePack: "readonly" } },
+  },
+  {
+    files: ["src/tsgate/api/docs_static/docs.js"],
+    languageOptions: { ecmaVersion: 2023, sourceType: "script", globals: { ...globals.browser, SwaggerUIBundle: "readonly" } },
   },
   {
     files: ["tests/js/**/*.js", "eslint.config.js"],

@@ -12,9 +12,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
-from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
-from tsgate.api.limits import BodyLimitMiddleware
+from tsgate.api import ace, admin, charts, jobs, metrics, openapi, ops, points, timeseries
+from tsgate.api.connection import (
+    AdmissionMiddleware,
+    ChunkedBodyMiddleware,
+    DisconnectMiddleware,
+)
+from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.api.telemetry import TelemetryMiddleware
@@ -64,12 +68,14 @@ def create_app(
         *jobs.routes(),
         *charts.routes(),
         *ui.routes(compress_min_bytes=conf.compress_min_bytes),
+        *openapi.routes(),
         *ace.routes(),
     ]
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
         Middleware(ChunkedBodyMiddleware),
         Middleware(DisconnectMiddleware),
+        Middleware(AdmissionMiddleware, max_active=conf.max_active_requests),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),
@@ -80,6 +86,7 @@ def create_app(
         ),
         Middleware(RateLimitMiddleware),
         Middleware(BodyLimitMiddleware),
+        Middleware(UrlGuardMiddleware),
     ]
     return Starlette(
         routes=routes,

@@ -1,6 +1,7 @@
 """Logging: one JSON object per line, each carrying the request id of the request that
 caused it (or none, for background work), for tsgate's own loggers and uvicorn's.
 
+Credentials in URLs (``redis://user:pass@host``) are replaced by ``***`` in every line.
 ``TSGATE_LOG_FORMAT=text`` gives plain lines for a terminal; ``TSGATE_LOG_LEVEL`` (or
 ``tsgate serve --log-level``) sets the level. The request id lives in a context
 variable set by the telemetry middleware, so every line logged while serving a request
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -23,6 +25,8 @@ REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "tsgate_request_id", default=None
 )
 FORMATS = ("json", "text")
+# user:password@ (or a token@) in any URL: the credentials are never written out
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _FIELDS = "fields"  # log.info(..., extra={"fields": {...}}): merged into the line
 
 
@@ -34,6 +38,11 @@ class RequestIdFilter(logging.Filter):
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
         return True
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it replaced by ``***``."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             line.update(fields)
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
-        return msgspec.json.encode(line).decode()
+        return redact(msgspec.json.encode(line).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -62,7 +71,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        text = redact(super().format(record))
         request_id = getattr(record, "request_id", None)
         return f"{text} [{request_id}]" if request_id else text
 

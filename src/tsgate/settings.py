@@ -80,7 +80,7 @@ class Settings:
     rate_limit_per_min: Count = 600
     rate_limit_burst: Count = 100
     # salt for token hashes (rate limits, scopes, cache keys); unset: derived from the
-    # secret, which is generated once and kept in the object store when it is unset too
+    # secret, which is generated once and kept in the database when it is unset too
     token_salt: str | None = field(default=None, repr=False)
     max_body_bytes: AtLeastOne = 1 << 20
     # the header a trusted reverse proxy puts the client's address in (its last entry)
@@ -90,6 +90,7 @@ class Settings:
     chart_ttl_s: Seconds = 180 * DAY_S  # saved charts unused this long are deleted; 0: kept
     header_timeout_s: Positive_s = 5.0  # a connection must finish its request headers by then
     shutdown_timeout_s: Positive_s = 10.0  # in-flight requests get this long on SIGTERM
+    max_active_requests: Count = 64  # worked on at once; more wait their turn; 0: no limit
     max_points_per_request: AtLeastOne = 500
     max_range_days: AtLeastOne = 1100
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)

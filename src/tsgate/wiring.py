@@ -16,7 +16,7 @@ from tsgate.cache import Cache, open_cache
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
-from tsgate.errors import ConfigError, StorageError
+from tsgate.errors import ConfigError
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
@@ -48,7 +48,9 @@ from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
 
 log = logging.getLogger("tsgate")
-# the object holding the generated secret when TSGATE_SECRET is unset (a key, not a secret)
+# where the generated secret lives when TSGATE_SECRET is unset (names, not secrets): the
+# database row, and the object an older release kept it in (read once, to adopt it)
+SECRET_NAME = "tsgate_secret"  # noqa: S105 - a row name
 SECRET_OBJECT = "_system/secret"  # noqa: S105 - an object key
 
 
@@ -95,20 +97,21 @@ def salt_of(settings: Settings) -> bytes:
     return hashlib.blake2b(configured.encode(), digest_size=32, person=b"tsgate-salt").digest()
 
 
-async def secret_of(settings: Settings, objects: ObjectStore) -> str:
-    """``TSGATE_SECRET``, else one generated on the first start and kept in the object
-    store, so that every restart and every process sharing the store agree on sealed job
-    tokens, webhook signatures, token hashes and so on saved charts and rate limits.
-    Of processes starting together, exactly one creates it (a put-if-absent)."""
+async def secret_of(settings: Settings, database: Database, objects: ObjectStore) -> str:
+    """``TSGATE_SECRET``, else one generated on the first start and kept in the database
+    (durable, unlike the object store, which is a cache), so that every restart and every
+    process sharing the database agree on sealed job tokens, webhook signatures, token
+    hashes and so on saved charts and rate limits. Of processes starting together,
+    exactly one's value is kept. A secret an older release kept in the object store
+    (``_system/secret``) is adopted, so nothing saved under it is lost."""
     if settings.secret:
         return settings.secret
-    stored = await objects.get(SECRET_OBJECT)
-    if stored is None:
-        await objects.put(SECRET_OBJECT, secrets.token_hex(32).encode(), if_absent=True)
-        stored = await objects.get(SECRET_OBJECT)
-    if not stored:
-        raise StorageError(f"the generated secret ({SECRET_OBJECT}) vanished from the object store")
-    return stored.decode()
+    stored = await database.secrets.get(SECRET_NAME)
+    if stored is not None:
+        return stored
+    legacy = await objects.get(SECRET_OBJECT)
+    candidate = legacy.decode() if legacy else secrets.token_hex(32)
+    return await database.secrets.put_if_absent(SECRET_NAME, candidate, _wall_clock_ms())
 
 
 @contextlib.asynccontextmanager
@@ -126,13 +129,14 @@ async def open_services(
     async with contextlib.AsyncExitStack() as stack:
         objects = open_object_store(settings.objects_url)
         stack.push_async_callback(objects.aclose)
-        settings = dataclasses.replace(settings, secret=await secret_of(settings, objects))
-        salt = salt_of(settings)
-        up = upstream if upstream is not None else open_upstream(settings)
-        stack.push_async_callback(up.aclose)
         # the embedded SQLite database migrates itself; shared servers use `tsgate migrate`
         database = await open_database(settings.database_url, migrate=settings.auto_migrate)
         stack.push_async_callback(database.aclose)
+        secret = await secret_of(settings, database, objects)
+        settings = dataclasses.replace(settings, secret=secret)
+        salt = salt_of(settings)
+        up = upstream if upstream is not None else open_upstream(settings)
+        stack.push_async_callback(up.aclose)
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
@@ -287,6 +291,12 @@ def build_jobs(
         clock,
         poll_s=settings.job_poll_s,
         lease_ms=lease_ms,
-        outbox=WebhookOutbox(SqlNotifications(database.sql), sender, clock),
+        outbox=WebhookOutbox(
+            SqlNotifications(database.sql),
+            sender,
+            clock,
+            concurrency=settings.webhook_concurrency,
+            per_host=settings.webhook_per_host,
+        ),
     )
     return service, worker

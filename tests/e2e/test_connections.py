@@ -37,15 +37,16 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], path: str) -> None:
 
 @contextlib.contextmanager
 def process(
-    args: list[str], env: dict[str, str], path: str
+    args: list[str], env: dict[str, str], path: str, log: Path | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tsgate", *args, "--port", str(port)],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with open(log or os.devnull, "ab") as err:  # the child keeps its own copy of the fd
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tsgate", *args, "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_up(url, proc, path)
@@ -73,7 +74,7 @@ def tsgate(
         "TSGATE_LOG_LEVEL": "warning",
         **env,
     }
-    with process(["serve"], conf, "/api/health") as served:
+    with process(["serve"], conf, "/api/health", workdir / "server.log") as served:
         yield served
 
 
@@ -167,3 +168,46 @@ def test_sigterm_ends_within_the_shutdown_bound(tmp_path: Path) -> None:
         took_s = time.monotonic() - started
         raw.close()
     assert took_s < 2 + 3.0, took_s  # the bound, plus closing the services
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_large_drop_in_answer_streams_in_bounded_memory(tmp_path: Path) -> None:
+    site = create_simulator(seed=1).sites[0]
+    names = [p.name for p in site.collecting[:150]]
+    params = {"start_time": "2025-01-01T00:00:00", "end_time": "2025-01-31T00:00:00"}
+    env = {"TSGATE_UPSTREAM_TOKEN": "t", "TSGATE_INLINE_FETCH_SAMPLES": "2000000"}
+    with tsgate(tmp_path, **env) as (url, proc), httpx.Client(timeout=300) as client:
+        # fill the cache through the chart API (a small, downsampled answer)
+        chart = client.get(
+            f"{url}/api/timeseries",
+            params={"site": site.name, "points": ",".join(names), "max_points": 100}
+            | {"start": params["start_time"], "end": params["end_time"]},
+        )
+        assert chart.status_code == 200, chart.text
+        warm = _peak_rss_mib(proc.pid)
+        # the drop-in answer of the cached samples, streamed, uncompressed, read slowly
+        with client.stream(
+            "POST",
+            f"{url}/api/points/get_timeseries",
+            params=params,
+            json={"points": names},
+            headers={"Accept-Encoding": "identity"},
+        ) as answer:
+            assert answer.status_code == 200
+            received = 0
+            for chunk in answer.iter_raw(1 << 20):
+                received += len(chunk)
+                if received < 8 << 20:
+                    time.sleep(0.05)  # a slow reader at first
+        after = _peak_rss_mib(proc.pid)
+    body_mib = received / 2**20
+    assert body_mib > 80, body_mib  # ~650 k samples of ACE JSON
+    # built whole, the answer alone needs several times the body (rows, then bytes)
+    # (measured: +65 MiB streamed, +631 MiB built whole, for a 190 MiB answer)
+    assert after - warm < body_mib / 2, (warm, after, body_mib)

@@ -459,7 +459,7 @@ def _body_names(raw: bytes) -> list[str]:
     """Names from ``{"points": ["a", …]}`` or the Swagger's ``{"points": [{"name": "a"}]}``."""
     try:
         body = msgspec.json.decode(raw, type=dict[str, Any])
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise BadParameter("body", 'must be JSON {"points": [{"name": …}, …]}') from exc
     points = body.get("points")
     if not isinstance(points, list):
@@ -467,7 +467,7 @@ def _body_names(raw: bytes) -> list[str]:
     names: list[str] = []
     for i, entry in enumerate(points):
         name = entry.get("name") if isinstance(entry, dict) else entry
-        if not isinstance(name, str) or not name:
+        if not isinstance(name, str) or not name or not name.isprintable():
             raise BadParameter(f"points[{i}]", 'must be a point name or {"name": …}')
         names.append(name)
     return list(dict.fromkeys(names))

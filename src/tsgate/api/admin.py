@@ -12,11 +12,11 @@ import logging
 import secrets
 from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tsgate.api.bodies import decode_json
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, Forbidden
@@ -37,10 +37,7 @@ def require_admin(request: Request) -> None:
 
 
 def _parse(raw: bytes) -> tuple[str, list[str] | None, int | None, int | None]:
-    try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadParameter("body", "is not JSON") from exc
+    body = decode_json(raw)
     if not isinstance(body, dict):
         raise BadParameter("body", "must be a JSON object {site, points?, start?, end?}")
     site = body.get("site")

@@ -1,4 +1,5 @@
-"""Connections that go away or read slowly: stop the work, bound the buffers.
+"""Connections that go away or read slowly: stop the work, bound the buffers, and take
+requests in turns when there are more than the process can work on at once.
 
 :class:`DisconnectMiddleware` cancels a request's handler when its client disconnects
 before the answer is complete, so a cold read nobody waits for stops fetching from
@@ -18,6 +19,7 @@ import contextlib
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CHUNK_BYTES = 64 << 10
+UNQUEUED_PATHS = frozenset({"/api/health", "/metrics"})  # answered even when saturated
 CLIENT_CLOSED = 499
 
 
@@ -68,6 +70,41 @@ class DisconnectMiddleware:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+
+
+class AdmissionMiddleware:
+    """At most ``max_active`` requests are worked on at once; the others wait their turn
+    here, holding nothing. A request's turn ends when its answer starts, so a slow reader
+    never holds one. Without it an overloaded process starves its own event loop and every
+    request holds a database connection longer than the pool can wait."""
+
+    def __init__(self, app: ASGIApp, max_active: int = 64) -> None:
+        self.app = app
+        self._turns = asyncio.Semaphore(max_active) if max_active > 0 else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        turns = self._turns
+        if turns is None or scope["type"] != "http" or scope["path"] in UNQUEUED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        await turns.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                turns.release()
+
+        async def releasing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, releasing_send)
+        finally:
+            release()
 
 
 class ChunkedBodyMiddleware:

@@ -6,6 +6,7 @@ worded the same everywhere (413 problems with ``limit`` naming the setting).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from starlette.requests import Request
@@ -97,6 +98,30 @@ def refuse_over_fetch_budget(settings: Settings, missing: int) -> None:
             f"about {missing:,} samples must first be fetched from upstream; at most "
             f"{budget:,} inline — ask for a shorter range, or submit a job (POST /api/jobs)",
         )
+
+
+_CONTROL = re.compile(rb"%[01][0-9a-f]|%7f|[\x00-\x1f\x7f]", re.IGNORECASE)
+
+
+class UrlGuardMiddleware:
+    """Refuses API URLs holding control characters (``%00``…``%1F``, ``%7F``) with a 400: no
+    site, point, id or parameter has them, and databases refuse NUL in text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+            where = "path" if _CONTROL.search(raw) else None
+            if where is None and _CONTROL.search(scope.get("query_string", b"")):
+                where = "query"
+            if where is not None:
+                refusal = BadParameter(where, "holds a control character (such as NUL)")
+                response = await tsgate_error(Request(scope), refusal)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _BodyTooLarge(Exception):

@@ -13,10 +13,13 @@ from tsgate.api.auth import token_of
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter
+from tsgate.series.access import check_site_name
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.wire import parse_bool, parse_int, parse_per_page
 
+MAX_TAGS = 50
+MAX_QUERY_CHARS = 200
 # filters the cache does not model go straight to upstream
 _UPSTREAM_ONLY = {"created_after", "created_before", "updated_after", "updated_before"}
 
@@ -52,8 +55,13 @@ async def search(request: Request) -> Response:
     site = (request.query_params.get("site") or "").strip()
     if not site:
         raise BadParameter("site", "is required")
+    check_site_name(site)
     q = request.query_params.get("q") or ""
+    if len(q) > MAX_QUERY_CHARS:
+        raise BadParameter("q", f"at most {MAX_QUERY_CHARS} characters")
     tags = [t for t in (request.query_params.get("tags") or "").split(",") if t.strip()]
+    if len(tags) > MAX_TAGS:
+        raise BadParameter("tags", f"{len(tags)} tags; at most {MAX_TAGS}")
     limit = _int(request, "limit", 50, 1, 1000)
     token = token_of(request, services.settings.upstream_token)
     found = await services.catalog.search(site, token, q, tags, limit)

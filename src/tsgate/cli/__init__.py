@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from tsgate import __version__, logs
 from tsgate.errors import ConfigError
+from tsgate.logs import redact
 from tsgate.settings import Settings
 
 DEMO_TOKEN = "demo"  # noqa: S105 - the simulator accepts any token; this is no secret
@@ -30,7 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = Settings.from_env(host=args.host, port=args.port, upstream_token=DEMO_TOKEN)
     url = f"http://{settings.host}:{settings.port}"
     print(f"tsgate {__version__} serving {url}/", flush=True)
-    print(f"  health: {url}/api/health   upstream: {settings.upstream_url}", flush=True)
+    print(f"  health: {url}/api/health   upstream: {redact(settings.upstream_url)}", flush=True)
     if args.demo:
         print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
     config = uvicorn_config(
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(args, "log_level", None) or settings.log_level, fmt=settings.log_format
         )
     except ConfigError as exc:
-        print(f"tsgate: {exc}", file=sys.stderr)
+        print(redact(f"tsgate: {exc}"), file=sys.stderr)
         return 2
     result: int = args.func(args)
     return result

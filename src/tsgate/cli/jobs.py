@@ -16,6 +16,7 @@ import msgspec
 
 from tsgate.jobs.model import Job
 from tsgate.jobs.store import JobStore
+from tsgate.logs import redact
 from tsgate.settings import Settings
 from tsgate.wiring import JobAdmin, migrate_database, open_job_admin, open_services
 
@@ -33,7 +34,7 @@ async def run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     # the worker is the services' inline worker; leaving the block gives its job back
     async with open_services(settings) as services:
-        print(f"tsgate worker {services.worker.name} on {settings.queue_url}", flush=True)
+        print(f"tsgate worker {services.worker.name} on {redact(settings.queue_url)}", flush=True)
         await stop.wait()
 
 
@@ -87,7 +88,7 @@ async def _follow(store: JobStore, job: Job) -> Job:
 
 async def migrate_command(settings: Settings) -> int:
     await migrate_database(settings)
-    print(f"database at head: {settings.database_url.split('@')[-1]}")
+    print(f"database at head: {redact(settings.database_url)}")
     return 0
 
 

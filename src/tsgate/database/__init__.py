@@ -27,6 +27,7 @@ from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memo
 from tsgate.database.migrations import upgrade_head
 from tsgate.database.points import PointCatalog
 from tsgate.database.rollups import RollupRow, RollupStore
+from tsgate.database.secrets import Secrets
 from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
 from tsgate.stats import RequestStat
@@ -65,6 +66,7 @@ class Database:
         self.rollups = RollupStore(sql)
         self.stats = RequestStats(sql)
         self.charts = SavedCharts(sql)
+        self.secrets = Secrets(sql)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (``alembic upgrade head``); idempotent."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import importlib.util
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ _DRIVERS: dict[str, tuple[str, str, str | None]] = {
     "postgres": ("postgresql+psycopg", "psycopg", "postgres"),
 }
 _BUSY_TIMEOUT_MS = 5_000
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("tsgate_sql_writing", default=False)
 _WRITE = "tsgate_write"  # connection execution option read by the SQLite "begin" hook
 
 
@@ -53,6 +55,10 @@ def engine_url(url: str) -> URL:
         raise ConfigError(f"database: cannot parse URL {url!r}: {exc}") from exc
 
 
+SQLITE_POOL_SIZE = 20
+SQLITE_OVERFLOW = 40
+
+
 def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -64,7 +70,9 @@ def create_engine(url: URL) -> AsyncEngine:
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
         Path(url.database or ".").parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url)
+        # WAL readers never block: many may be open at once (the default pool of 5 + 10
+        # ran out under load); writers queue on SQLite's own lock (busy_timeout)
+        engine = create_async_engine(url, pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_OVERFLOW)
     _tune_sqlite(engine, wal=not is_memory(url))
     return engine
 
@@ -99,6 +107,12 @@ class SqlEngine:
         self.dialect = engine.dialect.name
         # One in-memory connection cannot interleave two transactions.
         self._lock = asyncio.Lock() if shared_connection else None
+        # SQLite has one writer at a time: writers of this process queue here, holding no
+        # connection, instead of each holding one while waiting out busy_timeout (under
+        # load that emptied the pool and timed out reads too)
+        self._writer = (
+            asyncio.Lock() if self.dialect == "sqlite" and not shared_connection else None
+        )
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -114,7 +128,7 @@ class SqlEngine:
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """A write-mode connection without a transaction (alembic begins its own)."""
-        async with self._guard():
+        async with self._guard(), self._one_writer(write=True):
             try:
                 async with self.engine.connect() as conn:
                     await conn.execution_options(**{_WRITE: True})
@@ -124,7 +138,7 @@ class SqlEngine:
 
     @contextlib.asynccontextmanager
     async def _scope(self, *, write: bool) -> AsyncIterator[AsyncConnection]:
-        async with self._guard():
+        async with self._guard(), self._one_writer(write=write):
             try:
                 async with self.engine.connect() as conn:
                     await conn.execution_options(**{_WRITE: write})
@@ -132,6 +146,18 @@ class SqlEngine:
                         yield conn
             except (SQLAlchemyError, OSError) as exc:
                 raise storage_error(exc) from exc
+
+    @contextlib.asynccontextmanager
+    async def _one_writer(self, *, write: bool) -> AsyncIterator[None]:
+        if self._writer is None or not write or _WRITING.get():
+            yield  # not SQLite, a read, or a write inside this task's own write
+            return
+        async with self._writer:
+            token = _WRITING.set(True)
+            try:
+                yield
+            finally:
+                _WRITING.reset(token)
 
     @contextlib.asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:

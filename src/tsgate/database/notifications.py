@@ -54,6 +54,20 @@ class SqlNotifications:
             row = (await conn.execute(job_rows().where(jobs.c.id == job_id))).one()
         return job_of(row)
 
+    async def postpone(self, job: Job, *, until_ms: int) -> None:
+        """Give a claimed ``job`` back unsent, due at ``until_ms``; the claim's attempt
+        is not counted."""
+        async with self.sql.write() as conn:
+            await conn.execute(
+                sa.update(jobs)
+                .where(
+                    jobs.c.id == job.id,
+                    jobs.c.notify_state == NOTIFY_PENDING,
+                    jobs.c.notify_attempts == job.notify_attempts,
+                )
+                .values(notify_after_ms=until_ms, notify_attempts=job.notify_attempts - 1)
+            )
+
     async def settle(self, job: Job, *, sent: bool, retry_at_ms: int | None) -> None:
         """Record the attempt made on a claimed ``job``: sent, due again at
         ``retry_at_ms``, or (not sent, no retry) failed for good."""

@@ -2,7 +2,9 @@
 
 Every format carries the same three columns, one row per sample:
 
-- ``csv``: ``time,time_ms,point,value`` (ISO 8601 UTC with ``Z``, epoch ms, quoted name)
+- ``csv``: ``time,time_ms,point,value`` (ISO 8601 UTC with ``Z``, epoch ms, quoted name;
+  a name starting with ``= + - @``, tab or CR is written with a leading ``'`` so that
+  spreadsheets never run it as a formula — the other cells are numbers and times)
 - ``json`` / ``msgpack``: ``{"columns": ["time_ms", "point", "value"],
   "rows": [[ms, name, value], …], "metadata": {…}}`` (NaN becomes null)
 - ``parquet``: ``time`` timestamp[ms, UTC], ``point`` dictionary<int32, string>, ``value``
@@ -31,6 +33,7 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 COLUMNS = ("time_ms", "point", "value")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ExportWriter(Protocol):
@@ -63,7 +66,7 @@ class CsvWriter:
         if not len(series):
             return
         iso = np.datetime_as_string(series.t_ms.astype("datetime64[ms]"), unit="ms")
-        quoted = '"' + series.name.replace('"', '""') + '"'
+        quoted = '"' + csv_text(series.name).replace('"', '""') + '"'
         values = np.where(np.isnan(series.v), "", series.v.astype(str))
         lines = np.char.add(np.char.add(iso, "Z,"), series.t_ms.astype(str))
         lines = np.char.add(np.char.add(lines, "," + quoted + ","), values)
@@ -72,6 +75,12 @@ class CsvWriter:
 
     def finish(self, metadata: dict[str, Any]) -> None:
         return None
+
+
+def csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text, never runs as a formula (OWASP "CSV
+    injection": a cell starting with = + - @ tab or CR gets a leading ')."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _rows(series: Series) -> list[tuple[int, str, float | None]]:

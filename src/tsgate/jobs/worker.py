@@ -68,13 +68,17 @@ class Worker:
                     await webhooks
 
     async def _deliver(self, outbox: WebhookOutbox, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await outbox.deliver_due()
-            except StorageError as exc:
-                log.warning("worker %s: webhooks: %s", self.name, exc.detail)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.poll_s)
+        try:
+            while not stop.is_set():
+                try:
+                    # sends run on in the background; each poll starts the newly due
+                    await outbox.start_due()
+                except StorageError as exc:
+                    log.warning("worker %s: webhooks: %s", self.name, exc.detail)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_s)
+        finally:
+            await outbox.aclose()
 
     async def _work(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
