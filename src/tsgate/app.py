@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api import ace, admin, charts, files, jobs, metrics, ops, points, timeseries
 from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
@@ -63,6 +63,7 @@ def create_app(
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
+        *files.routes(),
         *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *ace.routes(),
     ]

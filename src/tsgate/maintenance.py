@@ -1,6 +1,6 @@
 """Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
-their retention with their result objects, expire unused saved charts, measure the
-stores, raise size alerts.
+their retention with their result objects, expire unused saved charts (and delete their
+attachments), measure the stores, raise size alerts.
 
 :meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
 :class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``, and the due
@@ -60,6 +60,16 @@ class ChartExpiry(Protocol):
         ...
 
 
+class FileRetention(Protocol):
+    async def cleanup(self) -> int:
+        """Delete the attachments of saved charts that are gone; how many."""
+        ...
+
+    async def stored(self) -> tuple[int, int]:
+        """``(files, bytes)`` of the user files in the object store."""
+        ...
+
+
 class Rechecks(Protocol):
     async def run(self, now_ms: int) -> RecheckReport:
         """Read again the holes of provisional periods whose re-check is due."""
@@ -89,12 +99,15 @@ class MaintenanceReport:
     stats_trimmed: int
     jobs_removed: int  # finished jobs past the retention, deleted with their results
     database_bytes: int
-    store_bytes: int  # chunk objects the index knows of + job results left
+    store_bytes: int  # chunk objects the index knows of + job results left + user files
     chunks: int
     chunk_bytes: int
     job_results: int
     job_result_bytes: int
     charts_expired: int = 0  # saved charts unused for TSGATE_CHART_TTL_S, deleted
+    files: int = 0
+    file_bytes: int = 0
+    files_removed: int = 0  # attachments of saved charts that are gone
     rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
 
@@ -124,6 +137,7 @@ class Maintenance:
     alerts: Alerts
     charts: ChartExpiry | None = None
     rechecks: Rechecks | None = None
+    files: FileRetention | None = None
     options: MaintenanceOptions = MaintenanceOptions()
 
     async def run(self, now_ms: int) -> MaintenanceReport:
@@ -136,11 +150,13 @@ class Maintenance:
         if self.charts is not None and self.options.chart_ttl_s > 0:
             unused_since_ms = now_ms - int(self.options.chart_ttl_s * 1000)
             charts_expired = await self.charts.expire(unused_since_ms=unused_since_ms)
+        files_removed = await self.files.cleanup() if self.files is not None else 0
         # measured after the deletions: what the stores hold now
         database_bytes = await self.database.size_bytes()
         counts = await self.chunks.counts()
         results, result_bytes = await self.jobs.stored_results()
-        store_bytes = counts["bytes"] + result_bytes
+        files, file_bytes = await self.files.stored() if self.files is not None else (0, 0)
+        store_bytes = counts["bytes"] + result_bytes + file_bytes
         alerts = size_alerts(
             database_bytes, store_bytes, self.options.alert_db_bytes, self.options.alert_store_bytes
         )
@@ -156,6 +172,9 @@ class Maintenance:
             job_results=results,
             job_result_bytes=result_bytes,
             charts_expired=charts_expired,
+            files=files,
+            file_bytes=file_bytes,
+            files_removed=files_removed,
             rechecks=rechecked,
             alerts=alerts,
         )

@@ -90,6 +90,11 @@ class Settings:
     shutdown_timeout_s: Positive_s = 10.0  # in-flight requests get this long on SIGTERM
     max_points_per_request: AtLeastOne = 500
     max_range_days: AtLeastOne = 1100
+    # user files (POST /api/files): size of one, and what one token may keep; 0: no limit
+    max_file_bytes: AtLeastOne = 20 << 20
+    max_files_per_caller: Count = 1000
+    max_file_bytes_per_caller: Count = 1 << 30
+    upload_timeout_s: Positive_s = 120.0  # an upload's body must arrive within this
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
     admin_key: str | None = field(default=None, repr=False)
     # operations

@@ -17,6 +17,7 @@ from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
 from tsgate.errors import ConfigError, StorageError
+from tsgate.files.retention import FileRetention
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
@@ -169,6 +170,7 @@ async def open_services(
             alerts=alerts,
             charts=database.charts,
             rechecks=rechecker,
+            files=FileRetention(database.files, objects),
             options=MaintenanceOptions.of(settings),
         )
         services = Services(

@@ -148,6 +148,7 @@ class Metrics:
         try:
             counts = await services.database.chunks.counts()
             database_bytes = await services.database.size_bytes()
+            files, file_bytes = await services.database.files.usage()
         except StorageError as exc:
             log.warning("store gauges skipped: %s", exc)
             return
@@ -163,6 +164,8 @@ class Metrics:
             "chunk_bytes": counts["bytes"],
             "chunk_samples": counts["samples"],
             "database_bytes": database_bytes,
+            "files": files,
+            "file_bytes": file_bytes,
         }
 
     def render(self) -> bytes:

@@ -122,6 +122,7 @@ async def stats(request: Request) -> Response:
     counters = services.upstream.counters
     counts = await database.chunks.counts()
     results, result_bytes = await services.jobs.stored_results()
+    files, file_bytes = await database.files.usage()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -142,6 +143,8 @@ async def stats(request: Request) -> Response:
             **counts,
             "job_results": results,
             "job_result_bytes": result_bytes,
+            "files": files,
+            "file_bytes": file_bytes,
             "database_bytes": await database.size_bytes(),
         },
         # late data and lost objects: provisional periods (with holes) are re-checked

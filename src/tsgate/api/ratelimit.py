@@ -2,7 +2,7 @@
 
 The caller is its token's salted hash once upstream has accepted that token, else its
 client address (so rotating unvalidated tokens all draw from one address's bucket). Each
-route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
+route class (``read``, ``jobs``, ``files``, ``admin``) has its own bucket, kept in the cache seam:
 in this process for ``memory://``, shared by every server for ``redis://``. Limited
 responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``;
 a refusal is a 429 problem with ``Retry-After``. If the cache is down the limiter lets
@@ -37,6 +37,8 @@ def route_class(path: str) -> str | None:
         return None
     if path == "/api/jobs" or path.startswith("/api/jobs/"):
         return "jobs"
+    if path == "/api/files" or path.startswith("/api/files/"):
+        return "files"
     if path == "/api/stats" or path.startswith("/api/cache/"):
         return "admin"
     return "read"

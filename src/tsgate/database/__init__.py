@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tsgate.database.charts import SavedChart, SavedCharts
 from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
+from tsgate.database.files import StoredFile, StoredFiles
 from tsgate.database.migrations import upgrade_head
 from tsgate.database.points import PointCatalog
 from tsgate.database.rollups import RollupRow, RollupStore
@@ -40,6 +41,8 @@ __all__ = [
     "SavedChart",
     "SavedCharts",
     "SqlChunkIndex",
+    "StoredFile",
+    "StoredFiles",
     "migrate",
     "open_database",
 ]
@@ -64,6 +67,7 @@ class Database:
         self.rollups = RollupStore(sql)
         self.stats = RequestStats(sql)
         self.charts = SavedCharts(sql)
+        self.files = StoredFiles(sql)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (``alembic upgrade head``); idempotent."""

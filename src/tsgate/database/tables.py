@@ -159,3 +159,21 @@ secrets = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
 )
+
+# User files (tsgate.database.files): the bytes are in the object store under files/,
+# never under the chunk cache's prefix; a file is owned by a scope, and optionally
+# shared with the readers of a site or attached to one of its owner's saved charts.
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False, index=True),
+    sa.Column("site", sa.Text, nullable=True, index=True),
+    sa.Column("chart_id", sa.Text, nullable=True, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("object_key", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+)
