@@ -12,7 +12,18 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, files, jobs, metrics, ops, points, timeseries
+from tsgate.api import (
+    ace,
+    admin,
+    charts,
+    files,
+    jobs,
+    metrics,
+    monitor,
+    ops,
+    points,
+    timeseries,
+)
 from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
@@ -57,6 +68,7 @@ def create_app(
     # the ACE drop-in routes end with a catch-all passthrough: they go last
     routes: list[BaseRoute] = [
         *ops.routes(),
+        *monitor.routes(),
         *admin.routes(),
         *metrics.routes(meters),
         *timeseries.routes(),

@@ -34,6 +34,8 @@ from tsgate.maintenance import (
     MaintenanceScheduler,
     wall_clock_ms,
 )
+from tsgate.monitor.rules import parse_rules
+from tsgate.monitor.sampler import METRICS, Monitor
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.recorder import StatsRecorder
@@ -71,6 +73,7 @@ class Services:
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
+    monitor: Monitor | None = None
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -160,6 +163,14 @@ async def open_services(
             # given back to the store for the next start (or another worker)
             await stack.enter_async_context(running(worker))
         alerts = Alerts()
+        monitor = Monitor(
+            database.monitor,
+            alerts,
+            parse_rules(settings.alert_rules, METRICS),
+            breaker_open=lambda: up.breaker.state != "closed",
+            retention_days=settings.monitor_retention_days,
+            window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),
+        )
         rechecker = Rechecker(reader, settings.upstream_token or "")
         maintenance = Maintenance(
             recorder=recorder,
@@ -171,6 +182,7 @@ async def open_services(
             charts=database.charts,
             rechecks=rechecker,
             files=FileRetention(database.files, objects),
+            monitor=monitor,
             options=MaintenanceOptions.of(settings),
         )
         services = Services(
@@ -189,12 +201,14 @@ async def open_services(
             maintenance=maintenance,
             alerts=alerts,
             rechecks=rechecker.counters,
+            monitor=monitor,
         )
         scheduler = MaintenanceScheduler(
             maintenance,
             settings.maintenance_interval_s,
             clock_ms or wall_clock_ms,
             recheck_s=settings.recheck_interval_s,
+            sample_s=settings.monitor_interval_s,
         )
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)

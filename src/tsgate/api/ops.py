@@ -158,8 +158,19 @@ async def stats(request: Request) -> Response:
         },
         "jobs": await jobs_by_state(database.sql),
         "alerts": services.alerts.current(),
+        "monitor": await _monitor_summary(services),
     }
     return respond(request, body)
+
+
+async def _monitor_summary(services: Services) -> dict[str, Any]:
+    """The latest monitoring sample and every alert's level (history: ``/api/monitor``)."""
+    latest = services.monitor.latest if services.monitor is not None else None
+    return {
+        "levels": await services.database.monitor.levels(),
+        "sampled_at_ms": None if latest is None else latest.at_ms,
+        "values": {} if latest is None else latest.values,
+    }
 
 
 def routes() -> list[Route]:

@@ -39,7 +39,7 @@ def route_class(path: str) -> str | None:
         return "jobs"
     if path == "/api/files" or path.startswith("/api/files/"):
         return "files"
-    if path == "/api/stats" or path.startswith("/api/cache/"):
+    if path in ("/api/stats", "/api/monitor") or path.startswith("/api/cache/"):
         return "admin"
     return "read"
 

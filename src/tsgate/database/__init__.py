@@ -26,12 +26,14 @@ from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
 from tsgate.database.files import StoredFile, StoredFiles
 from tsgate.database.migrations import upgrade_head
+from tsgate.database.monitor import AlertEvent, SqlMonitorHistory
 from tsgate.database.points import PointCatalog
 from tsgate.database.rollups import RollupRow, RollupStore
 from tsgate.database.stats import RequestStat, RequestStats
 from tsgate.database.tables import metadata
 
 __all__ = [
+    "AlertEvent",
     "Database",
     "PointCatalog",
     "RequestStat",
@@ -41,6 +43,7 @@ __all__ = [
     "SavedChart",
     "SavedCharts",
     "SqlChunkIndex",
+    "SqlMonitorHistory",
     "StoredFile",
     "StoredFiles",
     "migrate",
@@ -68,6 +71,7 @@ class Database:
         self.stats = RequestStats(sql)
         self.charts = SavedCharts(sql)
         self.files = StoredFiles(sql)
+        self.monitor = SqlMonitorHistory(sql)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (``alembic upgrade head``); idempotent."""

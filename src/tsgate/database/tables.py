@@ -177,3 +177,28 @@ files = sa.Table(
     sa.Column("object_key", sa.Text, nullable=False),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
 )
+
+# Monitoring history (tsgate.database.monitor): one value per metric and sample time,
+# written by the maintenance pass every TSGATE_MONITOR_INTERVAL_S, trimmed after
+# TSGATE_MONITOR_RETENTION_DAYS; alert_events records every change of an alert's level.
+monitor_samples = sa.Table(
+    "monitor_samples",
+    metadata,
+    sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Index("ix_monitor_samples_at_ms", "at_ms"),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False, index=True),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("level", sa.Text, nullable=False),
+    sa.Column("previous", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.CheckConstraint("level IN ('ok', 'warning', 'critical')", name="level"),
+)
