@@ -8,7 +8,9 @@ way a real upstream does until they become visible.
 
 from __future__ import annotations
 
+import itertools
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from tests.asgi import sim_client
 from tests.clock import NOW, Clock
+from tests.seaweedfs import SeaweedFS
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
@@ -198,6 +203,38 @@ async def test_lost_objects_are_refetched_not_served_as_empty(env: Env) -> None:
     assert_same(got, want)
 
 
+@pytest.mark.s3
+async def test_a_lost_s3_prefix_is_refetched_while_serving(seaweedfs: SeaweedFS) -> None:
+    clock = Clock(NOW)
+    sim = create_simulator(seed=1, now_ms=clock)
+    upstream = LateUpstream(sim_client(sim), clock)
+    prefix = f"heal-{uuid.uuid4().hex}"
+    conf = Settings(
+        database_url="sqlite://",
+        objects_url=seaweedfs.url(prefix),
+        maintenance_interval_s=0,
+        recheck_interval_s=0,
+    )
+    async with open_services(conf, upstream=upstream, clock_ms=clock) as services:  # type: ignore[arg-type]
+        env = Env(sim, services, clock, upstream, Path("/nonexistent"))
+        names = env.names(3)
+        day = t("2025-10-01T00:00:00")
+        want = await env.truth(names, day, day + 3 * MS_PER_DAY)
+        assert_same(await env.read(names, day, day + 3 * MS_PER_DAY), want)
+        # an S3 lifecycle rule (or an operator) empties the chunk prefix while serving
+        keys = [o.key async for o in services.objects.list("chunks/")]
+        assert keys
+        for key in keys:
+            await services.objects.delete(key)
+        services.reader.store.memory.drop_where(lambda _: True)
+        got, stats = await services.reader.read(SITE, names, day, day + 3 * MS_PER_DAY, token="t")
+        assert stats.healed == len(keys)
+        assert_same(got, want)
+        # and the objects are back: the next read is a hit again
+        _, again = await services.reader.read(SITE, names, day, day + 3 * MS_PER_DAY, token="t")
+        assert again.cache_status == "HIT" and again.healed == 0
+
+
 async def test_a_corrupt_object_is_refetched_not_a_500(env: Env) -> None:
     names = env.names(1)
     day = t("2025-10-01T00:00:00")
@@ -221,3 +258,83 @@ async def test_a_point_the_site_stream_left_out_is_read_per_point(env: Env) -> N
     got = await env.read(names, day, day + 6 * MS_PER_HOUR)
     assert env.sim.stats.by_route["paginated"] > 0
     assert_same(got, await env.truth(names, day, day + 6 * MS_PER_HOUR))
+
+
+# ---- a property over random reads -------------------------------------------------------
+
+_STEP = st.sampled_from([0, 20_000, MS_PER_MINUTE, 7 * MS_PER_MINUTE, MS_PER_HOUR, MS_PER_DAY])
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target],  # reported unshrunk
+)
+@given(
+    reads=st.lists(
+        st.tuples(
+            st.integers(-2, 40 * 24),  # window start, hours before "now" (or after it)
+            st.integers(1, 9 * 24),  # window length, hours (may reach past "now")
+            st.integers(0, 59),  # minutes off the hour
+            st.sampled_from([1, 3, 45]),  # points: few, or enough for the site's stream
+            _STEP,  # how far the clock moves before the read
+        ),
+        min_size=2,
+        max_size=6,
+    ),
+    delay_ms=st.sampled_from([0, 90_000, 4 * MS_PER_MINUTE]),
+)
+async def test_any_sequence_of_reads_answers_what_upstream_holds(
+    tmp_path_factory: pytest.TempPathFactory,
+    reads: list[tuple[int, int, int, int, int]],
+    delay_ms: int,
+) -> None:
+    root = tmp_path_factory.mktemp("prop")
+    clock = Clock(NOW)
+    sim = create_simulator(seed=1, now_ms=clock)
+    upstream = LateUpstream(sim_client(sim), clock, delay_ms=delay_ms)
+    conf = Settings(
+        database_url=f"sqlite:///{root}/tsgate.db",
+        objects_url=f"file://{root}/objects",
+        maintenance_interval_s=0,
+        recheck_interval_s=0,
+    )
+    async with open_services(conf, upstream=upstream, clock_ms=clock) as services:  # type: ignore[arg-type]
+        env = Env(sim, services, clock, upstream, root)
+        await env.use_site_stream()
+        for back_h, length_h, minute, points, step in reads:
+            clock.ms += step
+            start = clock.ms - back_h * MS_PER_HOUR + minute * MS_PER_MINUTE
+            end = start + length_h * MS_PER_HOUR
+            names = env.names(points)
+            got = await env.read(names, start, end)
+            stop = min(end, clock.ms + 1)  # nothing exists after now
+            if stop <= start:
+                assert all(len(s) == 0 for s in got.values())
+            else:
+                assert_same(got, await env.truth(names, start, stop))
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None)
+@given(
+    start_s=st.integers(0, 3 * 86_400),
+    cuts_s=st.lists(st.integers(1, 86_400), min_size=1, max_size=4),
+)
+async def test_the_simulator_serves_a_window_split_anywhere_as_the_whole(
+    start_s: int, cuts_s: list[int]
+) -> None:
+    """The truth itself must be consistent, or no differential test means anything."""
+    sim = create_simulator(seed=1, now_ms=Clock(NOW))
+    upstream = sim_client(sim)
+    name = [p.name for p in sim.sites[2].collecting[:1]]
+    start = t("2025-11-01T00:00:00") + start_s * 1000 + 37  # rarely on a slot edge
+    edges = [start, *sorted({start + c * 1000 for c in cuts_s})]
+    whole = (await upstream.points_series(name, edges[0], edges[-1], token="t"))[name[0]]
+    parts = [
+        (await upstream.points_series(name, a, b, token="t"))[name[0]]
+        for a, b in itertools.pairwise(edges)
+    ]
+    assert np.concatenate([p.t_ms for p in parts]).tolist() == whole.t_ms.tolist()
