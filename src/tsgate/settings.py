@@ -41,6 +41,11 @@ class Settings:
     upstream_url: str = "sim://?seed=1"
     objects_url: str = "file://./var/objects"
     database_url: str = "sqlite:///./var/tsgate.db"
+    # PostgreSQL streaming replicas for reads that may be slightly stale (comma-separated)
+    database_read_url: tuple[str, ...] = ()
+    replica_max_lag_s: Seconds = 5.0  # a replica lagging more is skipped
+    # psycopg's server-side prepared statements; false behind PgBouncer in transaction mode
+    database_prepare: bool = True
     cache_url: str = "memory://"
     queue_url: str = "memory://"
     # a server-side token used when a request brings none (demo / single-tenant); never logged

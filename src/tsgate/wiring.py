@@ -133,7 +133,13 @@ async def open_services(
         up = upstream if upstream is not None else open_upstream(settings)
         stack.push_async_callback(up.aclose)
         # the embedded SQLite database migrates itself; shared servers use `tsgate migrate`
-        database = await open_database(settings.database_url, migrate=settings.auto_migrate)
+        database = await open_database(
+            settings.database_url,
+            migrate=settings.auto_migrate,
+            read_urls=settings.database_read_url,
+            max_lag_s=settings.replica_max_lag_s,
+            prepare=settings.database_prepare,
+        )
         stack.push_async_callback(database.aclose)
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)

@@ -64,9 +64,16 @@ async def _upstream_probe(services: Services) -> None:
     await services.upstream.get_json("/sites/", token=token, params={"page": 1, "per_page": 2})
 
 
+async def _replicas(services: Services, timeout_s: float) -> list[dict[str, Any]]:
+    try:
+        return await asyncio.wait_for(services.database.replica_health(), timeout_s)
+    except TimeoutError:
+        return [{"status": "error", "detail": f"no answer in {timeout_s} s"}]
+
+
 def overall(checks: dict[str, dict[str, Any]], alerts: list[str]) -> str:
     failed = {name for name, check in checks.items() if check["status"] != "ok"}
-    if failed & set(CRITICAL):
+    if {n for n in failed if checks[n]["status"] == "error"} & set(CRITICAL):
         return "unhealthy"
     return "degraded" if failed or alerts else "healthy"
 
@@ -83,6 +90,12 @@ async def health(request: Request) -> Response:
     results = await asyncio.gather(*(_check(p, timeout_s) for p in probes.values()))
     checks = dict(zip(probes, results, strict=True))
     checks["upstream"]["circuit"] = services.upstream.breaker.state
+    replicas = await _replicas(services, timeout_s)
+    if replicas:
+        # a replica that lags or fails is skipped (reads go to the primary): degraded
+        checks["database"]["replicas"] = replicas
+        if checks["database"]["status"] == "ok" and any(r["status"] != "ok" for r in replicas):
+            checks["database"]["status"] = "degraded"
     alerts = services.alerts.current()
     status = overall(checks, alerts)
     body = {"status": status, "version": __version__, "checks": checks, "alerts": alerts}

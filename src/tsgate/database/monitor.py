@@ -89,7 +89,7 @@ class SqlMonitorHistory:
         if metrics:
             query = query.where(t.c.metric.in_(list(metrics)))
         out: dict[str, list[tuple[int, float]]] = {}
-        async with self._sql.read() as conn:
+        async with self._sql.read(stale_ok=True) as conn:
             rows = (await conn.execute(query.order_by(t.c.metric, t.c.at_ms))).all()
         for metric, at, value in rows:
             out.setdefault(str(metric), []).append((int(at), float(value)))
@@ -124,7 +124,7 @@ class SqlMonitorHistory:
     async def events(self, since_ms: int, limit: int = 500) -> list[AlertEvent]:
         t = alert_events
         query = sa.select(t).where(t.c.at_ms >= since_ms).order_by(t.c.id.desc()).limit(limit)
-        async with self._sql.read() as conn:
+        async with self._sql.read(stale_ok=True) as conn:
             rows = (await conn.execute(query)).all()
         return [
             AlertEvent(int(r.at_ms), r.rule, r.previous, r.level, r.value, r.message)
