@@ -9,7 +9,7 @@ import contextvars
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import psycopg
@@ -165,3 +165,35 @@ async def test_a_lost_replica_is_skipped_and_health_says_so(
     await _replayed(pair, db, "after-loss")  # it comes back and catches up
     assert "after-loss" in await fresh(lambda: labels(db))
     assert replicas.replicas[0].state(replicas.max_lag_s) == "ok"
+
+
+async def test_health_lists_the_replicas(pair: StreamingPair, db: Database, tmp_path: Any) -> None:
+    from tests.asgi import api_client
+    from tsgate.settings import Settings
+    from tsgate.upstream.simulator import create_simulator
+
+    options = str(db.sql.engine.url.query["options"])
+    conf = Settings.from_env(
+        {
+            "TSGATE_DATABASE_URL": f"{pair.primary_url}?options={quote(options)}",
+            "TSGATE_DATABASE_READ_URL": f"{pair.replica_url}?options={quote(options)}, ",
+            "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
+        }
+    )
+    assert len(conf.database_read_url) == 1
+    async with api_client(conf, create_simulator(seed=1)) as api:
+        well = (await api.get("/api/health")).json()
+        pair.stop_replica()
+        try:
+            lost = await api.get("/api/health")
+            stats = await api.get("/api/stats")  # a stale-ok read: served by the primary
+        finally:
+            pair.start_replica()
+    name = f"127.0.0.1:{pair.replica_port}/postgres"
+    assert well["checks"]["database"]["replicas"] == [{"name": name, "status": "ok", "lag_s": 0.0}]
+    assert well["status"] == "healthy"
+    body = lost.json()
+    assert lost.status_code == 200 and body["status"] == "degraded"
+    assert body["checks"]["database"]["status"] == "degraded"
+    assert body["checks"]["database"]["replicas"][0]["status"] == "error"
+    assert stats.status_code == 200
