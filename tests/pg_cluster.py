@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,3 +119,45 @@ def streaming_pair() -> Iterator[StreamingPair]:
             with contextlib.suppress(RuntimeError):
                 pair.pg_ctl(name, "stop", "-m", "immediate")
         shutil.rmtree(base, ignore_errors=True)
+
+
+_BOUNCER = """
+[databases]
+* = host=127.0.0.1 port={primary} user=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 100
+ignore_startup_parameters = extra_float_digits
+logfile = {base}/pgbouncer.log
+pidfile = {base}/pgbouncer.pid
+"""
+
+
+@contextlib.contextmanager
+def pgbouncer(pair: StreamingPair) -> Iterator[int]:
+    """PgBouncer in transaction mode in front of ``pair``'s primary; yields its port."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        _skip_or_fail("pgbouncer is not installed (apt-get install pgbouncer)")
+    port = free_port()
+    ini = pair.base / "pgbouncer.ini"
+    ini.write_text(_BOUNCER.format(primary=pair.primary_port, port=port, base=pair.base))
+    if os.geteuid() == 0:
+        shutil.chown(ini, "postgres", "postgres")
+    pair.run(binary, "-d", str(ini))
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        pid = (pair.base / "pgbouncer.pid").read_text().strip()
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGTERM)

@@ -197,3 +197,31 @@ async def test_health_lists_the_replicas(pair: StreamingPair, db: Database, tmp_
     assert body["checks"]["database"]["status"] == "degraded"
     assert body["checks"]["database"]["replicas"][0]["status"] == "error"
     assert stats.status_code == 200
+
+
+async def test_pooling_behind_pgbouncer_in_transaction_mode(pair: StreamingPair) -> None:
+    """With TSGATE_DATABASE_PREPARE=false nothing depends on a server session: many tasks
+    whose transactions PgBouncer spreads over two server connections all succeed."""
+    from tests.pg_cluster import pgbouncer
+
+    with psycopg.connect(pair.primary_url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS bounced")
+        conn.execute("CREATE DATABASE bounced")
+    with pgbouncer(pair) as port:
+        url = f"postgresql://postgres@127.0.0.1:{port}/bounced"
+        bounced = await open_database(url, migrate=True, prepare=False)
+        try:
+            async with bounced.sql.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                assert raw.driver_connection.prepare_threshold is None  # type: ignore[union-attr]
+
+            async def work(i: int) -> set[str]:
+                for n in range(12):  # past psycopg's default threshold of 5 executions
+                    await bounced.stats.record([stat(f"b-{i}-{n}")])
+                    await bounced.stats.groups(0)
+                return await labels(bounced)
+
+            seen = await asyncio.gather(*(fresh(lambda i=i: work(i)) for i in range(8)))
+        finally:
+            await bounced.aclose()
+    assert all({f"b-{i}-{n}" for n in range(12)} <= seen[i] for i in range(8))
