@@ -114,10 +114,7 @@ class Settings:
     # monitoring history and alert rules (tsgate.monitor.rules: metric=warning/critical)
     monitor_interval_s: Seconds = 300.0  # a sample between maintenance passes; 0: only then
     monitor_retention_days: Annotated[float, msgspec.Meta(gt=0, le=36600)] = 30.0
-    alert_rules: str = (
-        "request_error_ratio=0.05/0.25,job_backlog=200/2000,"
-        "oldest_queued_job_s=900/3600,upstream_circuit_open=-/0"
-    )
+    alert_rules: str = ""  # none: thresholds depend on the deployment (see the runbook)
     # background jobs
     secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
     inline_worker: bool = True  # run a worker inside the server (embedded default)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tsgate.errors import ConfigError
@@ -19,14 +21,14 @@ def test_rules_parse_with_open_levels() -> None:
     )
 
 
-def test_the_default_rules_parse_against_the_known_metrics() -> None:
-    rules = parse_rules(Settings().alert_rules, METRICS)
-    assert {r.metric for r in rules} == {
-        "request_error_ratio",
-        "job_backlog",
-        "oldest_queued_job_s",
-        "upstream_circuit_open",
+def test_the_runbooks_suggested_rules_parse_against_the_known_metrics() -> None:
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbook.md").read_text()
+    suggested = runbook.split("TSGATE_ALERT_RULES='", 1)[1].split("'", 1)[0]
+    rules = parse_rules(suggested, METRICS)
+    assert {"request_error_ratio", "upstream_circuit_open", "store_bytes"} <= {
+        r.metric for r in rules
     }
+    assert Settings().alert_rules == "" and parse_rules(Settings().alert_rules, METRICS) == ()
 
 
 @pytest.mark.parametrize(
