@@ -59,7 +59,12 @@ def test_a_saved_chart_gets_attachments(base_url: str, browser: Any, tmp_path: P
     wait_for(browser, lambda d: _listed(d), "the attachment listed")
     assert _listed(browser) == [f"floor plan.png · {plan.stat().st_size} B · PNG"]
     browser.find_element("id", "attach-file").send_keys(str(disguised))
-    message = wait_for(browser, lambda d: d.find_element("id", "message").text, "the refusal shown")
+
+    def refusal(d: Any) -> str | None:
+        text = str(d.find_element("id", "message").text)
+        return text if text.startswith("Unsupported") else None  # not the "Saved: …" note
+
+    message = wait_for(browser, refusal, "the refusal shown")
     assert message.startswith("Unsupported media type") and "'.csv' says CSV" in message
     assert len(_listed(browser)) == 1
 
