@@ -35,6 +35,15 @@ test: $(STAMP) services browser jstools ## Run the whole test suite (fails when 
 	node --test tests/js/*.test.js
 	$(PY) -m pytest -q
 
+test-fast: $(STAMP) services jstools ## The tests not marked slow, on two workers: the edit-test loop
+	node --test tests/js/*.test.js
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
+
+coverage: $(STAMP) services browser jstools ## The whole suite under branch coverage, then the report
+	node --test tests/js/*.test.js
+	$(PY) -m coverage run -m pytest -q
+	$(PY) -m coverage report
+
 lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vulture and ESLint
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
@@ -45,7 +54,7 @@ lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vult
 types: $(STAMP) ## mypy --strict on src/
 	$(VENV)/bin/mypy
 
-check: lint types test ## What CI runs: lint, types and tests
+check: lint types coverage ## What CI runs: lint, types, and every test with branch coverage
 
 bench: $(STAMP) ## Benchmarks against the simulator; writes docs/benchmarks.md
 	$(PY) -m benchmarks
@@ -55,6 +64,6 @@ fmt: $(STAMP) ## Format and autofix
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 clean: ## Remove the venv, caches and the embedded data folder
-	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv services browser jstools demo test lint types check bench fmt clean
+.PHONY: help venv services browser jstools demo test test-fast coverage lint types check bench fmt clean

@@ -28,6 +28,7 @@ from tsgate.settings import Settings
 log = logging.getLogger("tsgate.maintenance")
 
 DAY_MS = 86_400_000
+CLOSE_WAIT_S = 10.0  # how long closing waits for a pass under way before cancelling it
 
 
 class PendingStats(Protocol):
@@ -246,6 +247,7 @@ class MaintenanceScheduler:
         self._sample_s = sample_s if maintenance.monitor is not None else 0.0
         self._clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
 
     def start(self) -> None:
         if self._task is None and (
@@ -254,10 +256,12 @@ class MaintenanceScheduler:
             self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
 
     async def aclose(self) -> None:
+        """Stop after the pass under way: a pass cancelled mid-query could leave a
+        database connection to be closed after the event loop is gone."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stop.set()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, CLOSE_WAIT_S)  # cancels it on timeout
             self._task = None
 
     async def _run(self) -> None:
@@ -267,13 +271,15 @@ class MaintenanceScheduler:
         next_recheck = loop.time() + self._recheck_s if self._recheck_s > 0 else never
         next_sample = loop.time() + self._sample_s if self._sample_s > 0 else never
         rechecks = self._maintenance.rechecks
-        while True:
+        while not self._stop.is_set():
             try:
                 if loop.time() >= next_full:
                     next_full = loop.time() + self._interval_s
                     await self._maintenance.run(self._clock_ms())  # re-checks and a sample too
-                    next_recheck = min(next_recheck, loop.time() + self._recheck_s)
-                    next_sample = min(next_sample, loop.time() + self._sample_s)
+                    if self._recheck_s > 0:
+                        next_recheck = min(next_recheck, loop.time() + self._recheck_s)
+                    if self._sample_s > 0:
+                        next_sample = min(next_sample, loop.time() + self._sample_s)
                 if rechecks is not None and loop.time() >= next_recheck:
                     next_recheck = loop.time() + self._recheck_s
                     await rechecks.run(self._clock_ms())
@@ -282,5 +288,6 @@ class MaintenanceScheduler:
                     await self._maintenance.sample(self._clock_ms())
             except TsgateError as exc:
                 log.warning("maintenance failed, will retry: %s", exc)
-            wake = min(next_full, next_recheck, next_sample)
-            await asyncio.sleep(max(0.05, wake - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                wait_s = max(0.05, min(next_full, next_recheck, next_sample) - loop.time())
+                await asyncio.wait_for(self._stop.wait(), wait_s)

@@ -8,8 +8,8 @@ import contextlib
 import logging
 from collections import deque
 
-from tsgate.database import RequestStat, RequestStats
 from tsgate.errors import StorageError
+from tsgate.stats import RequestStat, StatsTable
 
 log = logging.getLogger("tsgate.stats")
 
@@ -17,7 +17,7 @@ MAX_BUFFERED = 50_000  # while the database is away, the oldest rows go first
 
 
 class StatsRecorder:
-    def __init__(self, stats: RequestStats, *, flush_s: float) -> None:
+    def __init__(self, stats: StatsTable, *, flush_s: float) -> None:
         self._stats = stats
         self._flush_s = flush_s
         self._buffer: deque[RequestStat] = deque(maxlen=MAX_BUFFERED)

@@ -73,6 +73,8 @@ class Settings:
     access_ttl_s: Seconds = 300.0  # how long a token's access to a site is trusted
     access_deny_ttl_s: Seconds = 60.0  # how long upstream's 401/403/404 for a token is kept
     points_ttl_s: Seconds = 3600.0  # how long the cached point catalog of a site is fresh
+    # site=Zone entries: a site's IANA zone, overriding the one found from its coordinates
+    site_zones: tuple[str, ...] = ()
     max_inline_samples: AtLeastOne = 5_000_000  # raw samples one chart response may carry
     # a chart needing more upstream samples than this becomes a job (202); 0: never
     inline_fetch_samples: Count = 1_000_000

@@ -45,6 +45,7 @@ from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import RecheckCounters, Rechecker
+from tsgate.series.zones import SiteZones, parse_overrides
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
@@ -65,6 +66,7 @@ class Services:
     reader: SeriesReader
     access: AccessCheck
     catalog: PointCatalog
+    zones: SiteZones
     cache: Cache
     recorder: StatsRecorder
     jobs: JobService
@@ -157,6 +159,7 @@ async def open_services(
         catalog = PointCatalog(
             up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
         )
+        zones = SiteZones(up, access, parse_overrides(settings.site_zones))
         stack.push_async_callback(reader.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
@@ -199,6 +202,7 @@ async def open_services(
             reader=reader,
             access=access,
             catalog=catalog,
+            zones=zones,
             cache=cache,
             recorder=recorder,
             salt=salt,

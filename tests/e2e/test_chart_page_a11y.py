@@ -193,3 +193,20 @@ def test_the_check_itself_sees_a_contrast_fault_and_a_nameless_button(
     found = {v["id"] for v in _serious(browser)}
     assert {"color-contrast", "button-name"} <= found
     browser.refresh()
+
+
+def test_axe_finds_no_serious_violation_on_an_error(base_url: str, browser: Any) -> None:
+    browser.get(base_url + "/")
+    browser.execute_script("localStorage.clear()")
+    token = browser.find_element("id", "token")
+    token.send_keys("not-a-valid-token")
+    browser.execute_script("document.getElementById('token').dispatchEvent(new Event('change'))")
+    try:
+        wait_for(browser, lambda d: page_state(d) == "error", "the error")
+        message = browser.find_element("id", "message")
+        assert message.get_attribute("role") == "alert" and message.text.startswith("Unauthorized")
+        label = browser.find_element("id", "chart").get_attribute("aria-label")
+        assert label == f"Chart: not drawn. {message.text}"
+        assert _serious(browser) == []
+    finally:
+        browser.execute_script("localStorage.clear()")

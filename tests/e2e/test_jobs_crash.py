@@ -160,8 +160,15 @@ def assert_exactly_once(c: Cluster, ids: list[str]) -> None:
 
 def kill_a_worker_mid_job(c: Cluster, workers: list[subprocess.Popen[bytes]]) -> int:
     pids = {w.pid for w in workers}
-    wait_for(lambda: bool(c.running_pids() & pids), "a worker to hold a job")
-    victim = next(iter(c.running_pids() & pids))
+    holding: set[int] = set()
+
+    def held() -> bool:
+        # read once: a job can finish between two reads of the running jobs
+        holding.update(c.running_pids() & pids)
+        return bool(holding)
+
+    wait_for(held, "a worker to hold a job")
+    victim = next(iter(holding))
     os.kill(victim, signal.SIGKILL)
     return victim
 

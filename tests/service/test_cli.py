@@ -108,3 +108,29 @@ def test_cleanup_prints_the_maintenance_report(
     report = json.loads(capsys.readouterr().out)
     assert report["jobs_removed"] == 0 and report["job_results"] == 0
     assert report["database_bytes"] > 0 and report["alerts"] == []
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "10001", "many"])
+def test_a_bad_list_limit_is_refused_by_name(
+    env: Settings, capsys: pytest.CaptureFixture[str], limit: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["jobs", "list", "--limit", limit])
+    assert exited.value.code == 2
+    assert f"--limit: {limit!r} is not a whole number from 1 to 10000" in capsys.readouterr().err
+
+
+def test_python_dash_m_tsgate_is_the_same_command_line() -> None:
+    import subprocess
+    import sys
+
+    from tsgate import __version__
+
+    run = subprocess.run(
+        [sys.executable, "-m", "tsgate", "version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0 and run.stdout.strip() == __version__

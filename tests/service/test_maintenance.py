@@ -12,9 +12,9 @@ import pytest
 
 from tests.asgi import api_client, sim_client
 from tsgate.cli import main
-from tsgate.database import RequestStat
 from tsgate.maintenance import size_alerts
 from tsgate.settings import Settings
+from tsgate.stats import RequestStat
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_services
 
@@ -149,3 +149,40 @@ async def test_jobs_and_their_results_are_counted_then_gone_after_the_retention(
         assert await services.jobs.store.get(done_id) is None
         assert await services.objects.get(done.result_key) is None
         assert await services.jobs.store.get(waiting_id) is not None
+
+
+async def test_closing_waits_for_the_pass_under_way_instead_of_cancelling_it(
+    settings: Settings,
+) -> None:
+    from tsgate.maintenance import MaintenanceScheduler
+
+    class SlowFlush:
+        """The recorder's flush, held open until the scheduler is being closed."""
+
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+            self.release = asyncio.Event()
+            self.finished = False
+
+        async def flush(self) -> int:
+            self.started.set()
+            await self.release.wait()
+            self.finished = True
+            return 0
+
+    # a database alert (any size is over 1 B) is raised by the last step of a pass
+    conf = dataclasses.replace(settings, maintenance_interval_s=0, alert_db_bytes=1)
+    async with open_services(conf, upstream=sim_client(create_simulator(seed=1))) as services:
+        slow = SlowFlush()
+        maintenance = dataclasses.replace(services.maintenance, recorder=slow)
+        scheduler = MaintenanceScheduler(maintenance, 3600, lambda: NOW_MS)
+        scheduler.start()
+        await asyncio.wait_for(slow.started.wait(), 5)
+        closing = asyncio.create_task(scheduler.aclose())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # it waits for the pass...
+        assert services.alerts.current() == []
+        slow.release.set()
+        await asyncio.wait_for(closing, 5)
+        alerts = services.alerts.current()
+    assert slow.finished and "TSGATE_ALERT_DB_BYTES=1" in alerts[0]  # ...to its last step

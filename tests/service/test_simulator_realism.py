@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.asgi import sim_client
 from tests.clock import Clock
 from tsgate.upstream.campus import LatePoint, Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
@@ -240,3 +241,42 @@ async def test_bad_fault_switches_are_a_400(body: dict[str, object]) -> None:
         r = await c.post("http://sim/_sim/faults", json=body)
     assert r.status_code == 400 and "bad faults" in r.json()["message"]
     assert sim.faults.outages == [] and sim.faults.late_points == []
+
+
+@settings(
+    max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    start=st.integers(min_value=0, max_value=6 * DAY_MS),
+    length=st.integers(min_value=1, max_value=2 * DAY_MS),
+    as_of=st.integers(min_value=0, max_value=8 * DAY_MS),
+)
+async def test_the_ace_client_reads_exactly_the_truth_under_delays_and_outages(
+    start: int, length: int, as_of: int
+) -> None:
+    clock = Clock(OCT1 + as_of)
+    sim = create_simulator(seed=6, now_ms=clock)
+    sim.faults.visibility_delay_s = 10
+    sim.faults.visibility_jitter_s = 200
+    sim.faults.outages = [
+        Outage(OCT1 + DAY_MS, OCT1 + 3 * DAY_MS, backlog_ms=OCT1 + 4 * DAY_MS, site="elm_school")
+    ]
+    names = [p.name for p in sim.sites[2].collecting[:4]]
+    lo, hi = OCT1 + start, OCT1 + start + length
+    client = sim_client(sim)
+    try:
+        per_point = await client.points_series(names, lo, hi, token="t")
+        stream: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        async for page in client.site_pages(
+            "elm_school", lo, hi, token="t", raw=True, page_size=5000
+        ):
+            for n in names:
+                if n in page:
+                    stream[n].append(page[n].t_ms)
+    finally:
+        await client.aclose()
+    for n in names:
+        want = sim.truth(n, lo, hi)[0] // 1000
+        assert per_point[n].t_ms.tolist() == want.tolist()
+        got = np.concatenate(stream[n]) if stream[n] else np.empty(0, dtype=np.int64)
+        assert got.tolist() == want.tolist()

@@ -3,6 +3,7 @@ in the sources names a section of ``docs/design.md`` or ``docs/style.md``."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -44,3 +45,26 @@ def test_every_cited_section_exists() -> None:
 def test_the_docs_say_what_the_citations_mean() -> None:
     assert '"DESIGN §N"' in (ROOT / "docs" / "design.md").read_text()
     assert '"STYLE §N"' in (ROOT / "docs" / "style.md").read_text()
+
+
+def test_the_architecture_picture_draws_the_layers_contract_in_order() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    (layers,) = [
+        c["layers"] for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"
+    ]
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    picture = text[text.index("```") : text.index("```", text.index("```") + 3)]
+    spans = []
+    for layer in layers:
+        at = []
+        for name in (part.strip() for part in layer.split("|")):
+            drawn_as = f"{name}/" if (ROOT / "src" / "tsgate" / name).is_dir() else f"{name}.py"
+            drawn = re.search(rf"(?<![\w/.]){re.escape(drawn_as)}", picture)
+            assert drawn, f"{name} is not in the picture"
+            at.append(drawn.start())
+        spans.append((layer, min(at), max(at)))
+    # every module of a higher layer is drawn before every module of the next one down
+    for (upper, _, upper_last), (lower, lower_first, _) in itertools.pairwise(spans):
+        assert upper_last < lower_first, f"{upper} is not drawn above {lower}"

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tsgate.series import rollups
+from tsgate.series.chart import m4_width
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
@@ -129,3 +130,22 @@ def test_choose_level_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="at least 4"):
         choose_level(0, MS_PER_DAY, 3, LEVELS)
     assert choose_level(0, MS_PER_DAY, 2_000, []) is None
+
+
+@FAST
+@given(
+    st.integers(-(10**12), 10**12),
+    st.integers(1, 400 * MS_PER_DAY),
+    st.integers(8, 5000),
+    st.sampled_from([MS_PER_HOUR, MS_PER_DAY]),
+)
+def test_m4_width_fits_every_overlapping_bucket_in_the_budget(
+    start: int, span: int, max_points: int, level: int
+) -> None:
+    end = start + span
+    width = m4_width(start, end, max_points, level)
+    columns = max_points // 4
+    assert width % level == 0
+    assert (end - 1) // width - start // width + 1 <= columns
+    # never wider than needed for one column fewer (about one pixel)
+    assert width <= max(level, -(-span // max(1, columns - 1)) + level)

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import rollups
+from tsgate.series import grids, rollups
 from tsgate.series.codec import CodecError, pack_columns
+from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
 FAST = settings(max_examples=120, deadline=None)
@@ -223,15 +224,15 @@ def test_compose_equals_bucketing_only_the_samples_in_range(
     """Stored buckets hold samples outside the range too; the composed answer never does."""
     width, origin, level = grid
     end = start + length
-    edges, interior = rollups.split_edges(start, end, level)
+    edges, interior = grids.split_edges(start, end, level)
     in_range = s.crop(start, end)
-    want = rollups.clip_start(rollups.bucketize(in_range, width, origin), start)
+    want = grids.clip_start(rollups.bucketize(in_range, width, origin), start)
     if interior is None:
         assert edges == [(start, end)]
         return
     stored = rollups.bucketize(s, level)
-    got = rollups.compose(
-        rollups.crop(stored, *interior), [s.crop(*e) for e in edges], width, start, origin
+    got = grids.compose(
+        rollups.crop(stored, *interior), [s.crop(*e) for e in edges], Grid(width, origin), start
     )
     assert_same_buckets(got, want)
     assert int(got.count.sum()) == int(np.count_nonzero(~np.isnan(in_range.v)))
@@ -262,16 +263,16 @@ def test_compose_equals_bucketing_only_the_samples_in_range(
 def test_split_edges(
     start: int, end: int, edges: list[tuple[int, int]], interior: tuple[int, int] | None
 ) -> None:
-    assert rollups.split_edges(start, end, MS_PER_HOUR) == (edges, interior)
+    assert grids.split_edges(start, end, MS_PER_HOUR) == (edges, interior)
 
 
 def test_clip_start_stamps_only_a_partial_first_bucket() -> None:
     t = np.array([MS_PER_HOUR + 10, 2 * MS_PER_HOUR + 5], dtype=np.int64)
     b = rollups.bucketize(Series("p", t, np.array([1.0, 2.0])), MS_PER_HOUR)
-    assert rollups.clip_start(b, MS_PER_HOUR + 7).start_ms.tolist() == [
+    assert grids.clip_start(b, MS_PER_HOUR + 7).start_ms.tolist() == [
         MS_PER_HOUR + 7,
         2 * MS_PER_HOUR,
     ]
-    assert rollups.clip_start(b, MS_PER_HOUR) is b
+    assert grids.clip_start(b, MS_PER_HOUR) is b
     empty = rollups.Buckets.empty(MS_PER_HOUR)
-    assert rollups.clip_start(empty, 5) is empty
+    assert grids.clip_start(empty, 5) is empty

@@ -192,11 +192,6 @@ def _relay(request: Request, forwarded: Forwarded) -> Response:
     )
 
 
-def _masked(request: Request, body: Any) -> Any:
-    """``body`` through the caller's ``X-Fields`` mask, as upstream would answer it."""
-    return apply_mask(body, parse_mask(request.headers.get(MASK_HEADER, "")))
-
-
 # ---- timeseries ---------------------------------------------------------------------
 
 

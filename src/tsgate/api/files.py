@@ -34,7 +34,6 @@ from tsgate.api.auth import token_of
 from tsgate.api.negotiation import respond
 from tsgate.api.problems import problem
 from tsgate.api.services import services_of
-from tsgate.database.files import StoredFile
 from tsgate.errors import (
     BadParameter,
     Forbidden,
@@ -47,6 +46,7 @@ from tsgate.errors import (
 )
 from tsgate.files.content import Kind, Refused, byte_range, check_claims, safe_name, sniff
 from tsgate.files.content import requested_name as client_name
+from tsgate.files.model import StoredFile
 from tsgate.series.access import check_site_name
 from tsgate.wiring import Services
 

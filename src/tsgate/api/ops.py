@@ -21,9 +21,8 @@ from starlette.routing import Route
 from tsgate import __version__
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.database.stats import RequestGroup
-from tsgate.database.usage import jobs_by_state
 from tsgate.errors import Forbidden, StorageError, TsgateError, Unauthorized
+from tsgate.stats import RequestGroup
 from tsgate.wiring import Services
 
 CRITICAL = ("database", "objects")
@@ -165,11 +164,12 @@ async def stats(request: Request) -> Response:
             "holes_open": counts["provisional"],
             "late_samples_repaired": services.reader.store.counters.repaired,
             "damaged_objects_refetched": services.reader.store.counters.damaged,
+            "recheck_passes": services.rechecks.passes,
             "rechecked_periods": services.rechecks.periods,
             "recheck_requests": services.rechecks.requests,
             "recheck_failures": services.rechecks.failures,
         },
-        "jobs": await jobs_by_state(database.sql),
+        "jobs": await services.jobs.counts(),
         "alerts": services.alerts.current(),
         "monitor": await _monitor_summary(services),
     }

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.metrics import Metrics
-from tsgate.database import RequestStat
 from tsgate.logs import REQUEST_ID
+from tsgate.stats import RequestStat
 from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.access")

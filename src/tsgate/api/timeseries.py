@@ -13,6 +13,7 @@ In JSON, NaN values are ``null``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -38,15 +39,15 @@ from tsgate.api.negotiation import (
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.jobs.model import normalise
-from tsgate.series import rollups
+from tsgate.series import calendar, rollups
+from tsgate.series.calendar import UTC
 from tsgate.series.chart import (
     INTERVALS,
-    INTERVALS_MS,
-    ORIGINS_MS,
     ChartQuery,
     ChartResult,
     chart_body,
     exact_buckets,
+    grid_for,
     run_chart,
 )
 from tsgate.settings import Settings
@@ -54,7 +55,7 @@ from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
 # the intervals the rollups serve (finer ones would read every raw sample of the range)
-AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d")
+AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d", "1mo")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,28 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
         interval,
         parse_int("max_points", q.get("max_points"), lo=4, hi=1_000_000),
         agg,
+        _zone_param(q.get("tz")),
     )
+
+
+def _zone_param(raw: str | None) -> str:
+    """``tz``: UTC (default), ``site`` (the site's own zone) or an IANA zone name."""
+    name = (raw or UTC).strip()
+    if name.lower() in ("utc", "site"):
+        return name.upper() if name.lower() == "utc" else "site"
+    try:
+        calendar.zone(name)
+    except ValueError as exc:
+        raise BadParameter("tz", f"{exc}, or site for the site's own zone") from None
+    return name
+
+
+async def resolve_zone(request: Request, q: ChartQuery, token: str) -> ChartQuery:
+    """The query with ``tz=site`` replaced by the site's zone (cached per site)."""
+    if q.tz != "site":
+        return q
+    zone = await services_of(request).zones.zone_of(q.site, token)
+    return dataclasses.replace(q, tz=zone)
 
 
 def _layout(q: QueryParams) -> str:
@@ -140,6 +162,7 @@ async def timeseries(request: Request) -> Response:
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
     check_samples(services.settings, q)
     token = token_of(request, services.settings.upstream_token)
+    q = await resolve_zone(request, q, token)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -251,6 +274,7 @@ async def _too_large_for_inline(
         max_points=q.max_points,
         agg=q.agg,
         layout=layout,
+        tz=q.tz,
     )
     job, _ = await services.jobs.submit(job_request, token)
     status_url = f"/api/jobs/{job.id}"
@@ -271,13 +295,13 @@ async def aggregations(request: Request) -> Response:
         allowed = ", ".join(AGGREGATION_INTERVALS)
         raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
+    q = await resolve_zone(request, q, token)
     found, stats = await exact_buckets(
         services.reader,
         q.site,
         q.points,
         (q.start_ms, q.end_ms),
-        INTERVALS_MS[interval],
-        ORIGINS_MS.get(interval, 0),
+        grid_for(interval, q.tz, q.start_ms, q.end_ms),
         token=token,
     )
     rows = sum(len(b) for b in found.values())
@@ -318,6 +342,7 @@ async def aggregations(request: Request) -> Response:
         "startTime": format_time(q.start_ms),
         "endTime": format_time(q.end_ms),
         "interval": interval,
+        "timeZone": q.tz,
         "rows": len(items),
     }
     body, media_type = encode_body(

@@ -51,6 +51,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     sim = create_simulator(seed=args.seed)
     sim.faults.latency_s = args.latency_ms / 1000
+    sim.faults.visibility_delay_s = args.visibility_delay_s
+    sim.faults.visibility_jitter_s = args.visibility_jitter_s
     print(f"ACE simulator (seed {args.seed}) at http://{args.host}:{args.port}/api", flush=True)
     uvicorn.run(sim, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
     return 0
@@ -109,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8081)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    sim.add_argument(
+        "--visibility-delay-s", type=float, default=0.0, help="a sample appears this long after"
+    )
+    sim.add_argument(
+        "--visibility-jitter-s", type=float, default=0.0, help="… plus a random 0 to this"
+    )
     sim.add_argument("--log-level", default="warning")
     sim.set_defaults(func=_simulate)
     cleanup = sub.add_parser(

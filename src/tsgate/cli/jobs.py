@@ -19,6 +19,8 @@ from tsgate.jobs.store import JobStore
 from tsgate.settings import Settings
 from tsgate.wiring import JobAdmin, migrate_database, open_job_admin, open_services
 
+MAX_LISTED = 10_000
+
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -96,7 +98,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     actions = jobs.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list")
     listing.add_argument("--status", default=None)
-    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--limit", type=_limit, default=100, help="1 to 10000 (default 100)")
     show = actions.add_parser("show")
     show.add_argument("job_id")
     show.add_argument("--follow", action="store_true", help="show progress until it ends")
@@ -104,6 +106,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         actions.add_parser(name).add_argument("job_id")
     jobs.set_defaults(func=_jobs)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=_migrate)
+
+
+def _limit(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LISTED:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from 1 to {MAX_LISTED}")
+    return value
 
 
 def _worker(args: argparse.Namespace) -> int:

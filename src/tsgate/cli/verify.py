@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from tsgate.errors import RequestError, TsgateError
 from tsgate.series.verify import VerifyReport, repair, verify
@@ -92,6 +91,9 @@ async def run_verify(
                 return 1 if report.differences else 0
             now = clock_ms() if clock_ms else services.reader.clock_ms()
             repaired = await repair(services.reader, report, token=token, now_ms=now)
+            # cached answers (shared through redis://) were made from the damaged chunks;
+            # "resp:" is the response cache's prefix, as POST /api/cache/invalidate drops
+            await services.cache.delete_prefix("resp:")
             console.print(f"repaired {repaired} point-days: dropped and fetched again")
             again = await _checked(services, console, site, names, start_ms, end_ms, token)
             render(console, again, title="after repair")
@@ -142,19 +144,16 @@ async def _checked(
 
 def render(console: Console, report: VerifyReport, *, title: str = "verify") -> None:
     if report.differences:
-        table = Table(title=f"{title}: {report.site} — cache against upstream")
-        for column in ("point", "from", "to", "cached", "upstream", "hash"):
-            table.add_column(column)
+        console.print(f"[bold]{title}: {report.site} — point-days that differ from upstream[/]")
         for d in report.differences[:MAX_ROWS]:
-            table.add_row(
-                d.point,
-                format_time(d.start_ms)[:19],
-                format_time(d.end_ms)[:19],
-                "unreadable" if d.cached < 0 else str(d.cached),
-                str(d.upstream),
-                "same" if d.cached_hash == d.upstream_hash else "differs",
+            cached = "unreadable" if d.cached < 0 else f"{d.cached} cached"
+            same = "same hash" if d.cached_hash == d.upstream_hash else "hash differs"
+            console.print(
+                f"  {d.point}  {format_time(d.start_ms)[:16]} → {format_time(d.end_ms)[:16]}"
+                f"  {cached}, {d.upstream} upstream, {same}",
+                soft_wrap=True,
+                highlight=False,
             )
-        console.print(table)
         if len(report.differences) > MAX_ROWS:
             console.print(f"… and {len(report.differences) - MAX_ROWS} more")
     console.print(

@@ -25,15 +25,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from tsgate.database.charts import SavedChart, SavedCharts
 from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
-from tsgate.database.files import StoredFile, StoredFiles
+from tsgate.database.files import StoredFiles
 from tsgate.database.migrations import upgrade_head
-from tsgate.database.monitor import AlertEvent, SqlMonitorHistory
+from tsgate.database.monitor import SqlMonitorHistory
 from tsgate.database.points import PointCatalog
 from tsgate.database.replicas import Replica, ReplicaSet, display_name
 from tsgate.database.rollups import RollupRow, RollupStore
-from tsgate.database.stats import RequestStat, RequestStats
+from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
 from tsgate.errors import ConfigError
+from tsgate.files.model import StoredFile
+from tsgate.monitor.rules import AlertEvent
+from tsgate.stats import RequestStat
 
 __all__ = [
     "AlertEvent",

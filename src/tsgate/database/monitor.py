@@ -4,35 +4,15 @@ activity figures the sampler reads (request errors, the job backlog)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from tsgate.database.engine import SqlEngine
 from tsgate.database.tables import alert_events, jobs, monitor_samples, request_stats
+from tsgate.monitor.rules import AlertEvent
 
 SERVER_ERROR = 500
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    at_ms: int
-    rule: str
-    previous: str
-    level: str
-    value: float | None
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "at": self.at_ms,
-            "rule": self.rule,
-            "previous": self.previous,
-            "level": self.level,
-            "value": self.value,
-            "message": self.message,
-        }
 
 
 class SqlMonitorHistory:

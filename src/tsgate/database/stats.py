@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import request_stats
+from tsgate.stats import RequestGroup, RequestStat
 
 _WRITE_BATCH = 1_000
-
-
-@dataclass(frozen=True, slots=True)
-class RequestStat:
-    at_ms: int
-    route: str
-    status: int
-    duration_ms: float
-    samples: int
-    bytes_out: int
-    cache_status: str  # HIT | PARTIAL | MISS | BYPASS | …
 
 
 def _row(r: RequestStat) -> dict[str, Any]:
@@ -38,15 +27,9 @@ def _row(r: RequestStat) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class RequestGroup:
-    cache_status: str
-    count: int
-    samples: int
-    bytes_out: int
-
-
 class RequestStats:
+    """The request statistics table (``tsgate.stats.StatsTable``)."""
+
     def __init__(self, sql: SqlEngine) -> None:
         self._sql = sql
 

@@ -90,6 +90,7 @@ async def run_query(ctx: JobContext) -> JobResult:
         req.interval or "raw",
         req.max_points,
         req.agg or "avg",
+        req.tz or "UTC",
     )
     result = await run_chart(ctx.reader, query, token=ctx.token)
     _complete(result.stats)

@@ -63,6 +63,7 @@ class JobRequest:
     notify_url: str | None = None
     agg: str | None = None
     layout: str | None = None
+    tz: str | None = None  # a query's zone for calendar buckets (None: UTC)
 
     @property
     def priority(self) -> int:
@@ -81,6 +82,8 @@ class JobRequest:
             "notify_url": self.notify_url,
             "agg": self.agg,
             "layout": self.layout,
+            # only when set, so that the ids of UTC requests stay what they were
+            **({"tz": self.tz} if self.tz else {}),
         }
 
     @classmethod
@@ -97,6 +100,7 @@ class JobRequest:
             notify_url=data.get("notify_url"),
             agg=data.get("agg"),
             layout=data.get("layout"),
+            tz=data.get("tz"),
         )
 
 
@@ -113,6 +117,7 @@ def normalise(
     notify_url: str | None = None,
     agg: str | None = None,
     layout: str | None = None,
+    tz: str | None = None,
 ) -> JobRequest:
     """Validate a request; ``BadParameter`` names the field at fault."""
     if kind not in {k.value for k in JobKind}:
@@ -151,6 +156,7 @@ def normalise(
         notify_url,
         agg,
         layout,
+        None if tz in (None, "UTC") else tz,
     )
 
 

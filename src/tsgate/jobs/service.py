@@ -110,6 +110,10 @@ class JobService:
             self.store, self.objects, now_ms=now_ms, retention_ms=self.retention_ms
         )
 
+    async def counts(self) -> dict[str, int]:
+        """``{state: jobs}`` over every caller's jobs."""
+        return await self.store.counts()
+
     async def stored_results(self) -> tuple[int, int]:
         """``(results, bytes)`` of the job results kept in the object store."""
         return await self.store.stored_results()

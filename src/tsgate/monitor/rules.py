@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tsgate.errors import ConfigError
 
@@ -49,6 +50,26 @@ class Change:
     level: str
     value: float
     message: str
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    at_ms: int
+    rule: str
+    previous: str
+    level: str
+    value: float | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at_ms,
+            "rule": self.rule,
+            "previous": self.previous,
+            "level": self.level,
+            "value": self.value,
+            "message": self.message,
+        }
 
 
 def parse_rules(text: str, known: frozenset[str] | None = None) -> tuple[Rule, ...]:

@@ -13,8 +13,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tsgate.alerts import Alerts
-from tsgate.database.monitor import AlertEvent
-from tsgate.monitor.rules import CRITICAL, LEVELS, OK, WARNING, Change, Rule, evaluate
+from tsgate.monitor.rules import (
+    CRITICAL,
+    LEVELS,
+    OK,
+    WARNING,
+    AlertEvent,
+    Change,
+    Rule,
+    evaluate,
+)
 
 log = logging.getLogger("tsgate.monitor")
 

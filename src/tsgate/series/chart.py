@@ -12,15 +12,18 @@ edge days happens to be cached.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from tsgate.series import rollups
+from tsgate.series import calendar, grids, rollups
+from tsgate.series.calendar import UTC
 from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
+from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.series.reader import ReadStats, SeriesReader
 from tsgate.upstream.wire import format_time
@@ -35,7 +38,10 @@ INTERVALS_MS = {
 }
 # where each interval's grid starts: 7d buckets are ISO weeks (1970-01-05 was a Monday)
 ORIGINS_MS = {"7d": 4 * MS_PER_DAY}
-INTERVALS = ("raw", "auto", *INTERVALS_MS)
+# calendar intervals: in a zone other than UTC (and 1mo in any) buckets follow the clock
+CALENDAR = ("1d", "7d", "1mo")
+NOMINAL_MONTH_MS = 30 * MS_PER_DAY
+INTERVALS = ("raw", "auto", *INTERVALS_MS, "1mo")
 DEFAULT_AUTO_POINTS = 2000
 
 
@@ -48,6 +54,7 @@ class ChartQuery:
     interval: str = "raw"  # raw | auto | 5min | 15min | 1h | 6h | 1d | 7d
     max_points: int | None = None
     agg: str = "avg"
+    tz: str = UTC  # an IANA zone for calendar buckets, or "site" until resolved
 
 
 @dataclass
@@ -63,7 +70,7 @@ async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> Chart
     interval = q.interval
     if interval == "auto":
         interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
-    if interval in INTERVALS_MS:
+    if interval in INTERVALS_MS or interval in CALENDAR:
         return await _aggregate(reader, q, interval, token)
     if q.max_points is not None:
         return await _downsample(reader, q, q.max_points, token)
@@ -79,57 +86,55 @@ def _auto_interval(start_ms: int, end_ms: int, max_points: int) -> str:
     return "7d"
 
 
+def grid_for(interval: str, tz: str, start_ms: int, end_ms: int) -> Grid:
+    """The buckets of ``interval``: a fixed UTC grid, or local calendar buckets."""
+    if interval == "1mo" or (interval in CALENDAR and tz != UTC):
+        nominal = NOMINAL_MONTH_MS if interval == "1mo" else INTERVALS_MS[interval]
+        return Grid(nominal, starts=calendar.local_starts(start_ms, end_ms, tz, interval))
+    return Grid(INTERVALS_MS[interval], ORIGINS_MS.get(interval, 0))
+
+
 async def exact_buckets(
     reader: SeriesReader,
     site: str,
     points: Sequence[str],
     span: tuple[int, int],
-    width_ms: int,
-    origin_ms: int = 0,
+    grid: Grid,
     *,
     token: str,
 ) -> tuple[dict[str, rollups.Buckets], ReadStats]:
-    """Buckets of ``width_ms`` from ``origin_ms`` holding exactly the samples in ``span``.
+    """Buckets of ``grid`` holding exactly the samples in ``span``.
 
-    The whole buckets of the coarsest stored level dividing the grid come from the
+    The whole buckets of the coarsest stored level the grid is made of come from the
     rollups; the edge spans around them (less than one level bucket each) are read raw.
     The rollup read comes first and covers the whole span, so a cold query fetches each
-    point once and the edge reads are served from the chunks it stored.
+    point once and the edge reads are served from the chunks it stored. A grid no level
+    tiles (local days in a zone with a half-hour offset) is bucketed from raw samples.
     """
     start_ms, end_ms = span
-    level = _level_for(width_ms, origin_ms)
+    level = _level_for(grid)
     edges, interior = (
-        rollups.split_edges(start_ms, end_ms, LEVELS_MS[level]) if level else ([span], None)
+        grids.split_edges(start_ms, end_ms, LEVELS_MS[level]) if level else ([span], None)
     )
     if level is None or interior is None:
         raw, stats = await reader.read(site, points, start_ms, end_ms, token=token)
-        return {
-            n: rollups.clip_start(rollups.bucketize(raw[n], width_ms, origin_ms), start_ms)
-            for n in points
-        }, stats
+        return {n: grids.clip_start(grid.bucket(raw[n]), start_ms) for n in points}, stats
     found, stats = await reader.read_rollups(site, points, level, start_ms, end_ms, token=token)
-    raw_edges: list[dict[str, Series]] = []
-    for edge_start, edge_end in edges:
-        part, edge_stats = await reader.read(site, points, edge_start, edge_end, token=token)
+    reads = await asyncio.gather(*(reader.read(site, points, *e, token=token) for e in edges))
+    raw_edges = [part for part, _ in reads]
+    for _, edge_stats in reads:
         _add_edge_stats(stats, edge_stats)
-        raw_edges.append(part)
     return {
-        n: rollups.compose(
-            rollups.crop(found[n], *interior),
-            [part[n] for part in raw_edges],
-            width_ms,
-            start_ms,
-            origin_ms,
+        n: grids.compose(
+            rollups.crop(found[n], *interior), [part[n] for part in raw_edges], grid, start_ms
         )
         for n in points
     }, stats
 
 
-def _level_for(width_ms: int, origin_ms: int) -> str | None:
+def _level_for(grid: Grid) -> str | None:
     """The coarsest stored rollup level whose buckets tile the grid, if any."""
-    fitting = [
-        (ms, name) for name, ms in LEVELS_MS.items() if width_ms % ms == 0 and origin_ms % ms == 0
-    ]
+    fitting = [(ms, name) for name, ms in LEVELS_MS.items() if grid.tiles(ms)]
     return max(fitting)[1] if fitting else None
 
 
@@ -143,14 +148,9 @@ def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
 
 
 async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: str) -> ChartResult:
+    grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     found, stats = await exact_buckets(
-        reader,
-        q.site,
-        q.points,
-        (q.start_ms, q.end_ms),
-        INTERVALS_MS[interval],
-        ORIGINS_MS.get(interval, 0),
-        token=token,
+        reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
     )
     series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
@@ -165,31 +165,41 @@ async def _downsample(
         raw, raw_stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
         return ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb")
-    # one bucket per pixel column: a whole number of rollup buckets, rounded up so that
-    # M4's four points per bucket stay within max_points
-    column_ms = (q.end_ms - q.start_ms) // max(1, max_points // 4)
-    width = max(level_ms, -(-column_ms // level_ms) * level_ms)
+    width = m4_width(q.start_ms, q.end_ms, max_points, level_ms)
     found, stats = await exact_buckets(
-        reader, q.site, q.points, (q.start_ms, q.end_ms), width, token=token
+        reader, q.site, q.points, (q.start_ms, q.end_ms), Grid(width), token=token
     )
     series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
     return ChartResult(series, stats, total, f"m4:{width}ms", "m4")
 
 
+def m4_width(start_ms: int, end_ms: int, max_points: int, level_ms: int) -> int:
+    """M4's bucket width: a whole number of rollup buckets, about one pixel column, such
+    that the buckets overlapping the range (partial ones at unaligned edges included) are
+    at most ``max_points // 4``, so four points per bucket fit. When one column's width
+    leaves an extra edge bucket, the width for one column fewer does not."""
+    columns = max(1, max_points // 4)
+    width = level_ms
+    for divisor in (columns, columns - 1):
+        if divisor < 1:
+            break
+        column_ms = -(-(end_ms - start_ms) // divisor)
+        width = max(level_ms, -(-column_ms // level_ms) * level_ms)
+        if (end_ms - 1) // width - start_ms // width + 1 <= columns:
+            break
+    return width
+
+
 def _fit(s: Series, max_points: int) -> Series:
-    # M4 emits up to 4 points per column; unaligned first/last columns can add a few.
-    # MinMaxLTTB keeps a subset, so every point stays a real sample (extremes included).
+    # only a one-column chart (max_points < 8) can still hold two buckets; MinMaxLTTB
+    # keeps a subset, so every point stays a real sample (extremes included)
     return minmax_lttb(s, max_points) if len(s) > max_points else s
 
 
 def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> int:
     """Raw samples a query would carry (5-minute points), for inline limits."""
     return (q.end_ms - q.start_ms) // sample_ms * len(q.points)
-
-
-def total_points(series: Sequence[Series]) -> int:
-    return int(np.sum([len(s) for s in series])) if series else 0
 
 
 # ---- the wire body (shared by /api/timeseries and query jobs) --------------------------
@@ -207,6 +217,7 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
             "endTime": format_time(q.end_ms),
             "aggregation": result.aggregation,
             "interval": result.interval,
+            "timeZone": q.tz,
             "layout": layout,
             "totalSamples": result.total_samples,
             "returnedPoints": sum(len(s) for s in result.series),

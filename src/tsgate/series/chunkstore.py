@@ -77,6 +77,7 @@ class WriteReport:
     periods: int = 0
     samples: int = 0  # samples the fetches carried
     repaired: int = 0  # samples new to ranges already covered: late data
+    damaged: int = 0  # stored objects found missing or damaged while merging
     changed: dict[str, list[Range]] = field(default_factory=dict)  # periods rewritten
 
 
@@ -246,7 +247,7 @@ class ChunkStore:
                 key = (f.point, target.start_ms)
                 draft = drafts.get(key)
                 if draft is None:
-                    draft = await self._draft(f.point, target)
+                    draft = await self._draft(f.point, target, report)
                     drafts[key] = draft
                     replaced = {r.period_start_ms for r in target.replaces}
                     layout[f.point] = [
@@ -263,7 +264,7 @@ class ChunkStore:
         await self._compact_finished(site, layout, rows, now_ms, settle_ms)
         return report
 
-    async def _draft(self, point: str, target: Target) -> _Draft:
+    async def _draft(self, point: str, target: Target, report: WriteReport | None = None) -> _Draft:
         parts: list[Series] = []
         coverage: list[Range] = []
         tail: Range | None = None
@@ -272,7 +273,9 @@ class ChunkStore:
             series = await self._object(row)
             if series is None:
                 self.counters.damaged += 1
-                continue  # lost: what it covered is covered no more
+                if report is not None:
+                    report.damaged += 1
+                continue  # lost: what it covered is covered no more (the reader refetches)
             parts.append(series)
             coverage.extend(row.coverage)
             if row.tail_end_ms > row.tail_start_ms and row.fetched_at_ms >= fetched_at:

@@ -65,11 +65,12 @@ def m4_from_buckets(b: Buckets, name: str = "") -> Series:
     A sample that is several of the four (a bucket of one sample, or a first sample that
     is also the minimum) is emitted once, so times are strictly ascending.
     """
-    times = np.stack([b.first_ms, b.min_ms, b.max_ms, b.last_ms], axis=1)
-    vals = np.stack([b.first, b.min, b.max, b.last], axis=1)
-    order = np.argsort(times, axis=1, kind="stable")
-    times = np.take_along_axis(times, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
+    # first <= min, max <= last in time: only min and max may need swapping
+    swap = b.max_ms < b.min_ms
+    early_ms, late_ms = np.where(swap, b.max_ms, b.min_ms), np.where(swap, b.min_ms, b.max_ms)
+    early, late = np.where(swap, b.max, b.min), np.where(swap, b.min, b.max)
+    times = np.stack([b.first_ms, early_ms, late_ms, b.last_ms], axis=1)
+    vals = np.stack([b.first, early, late, b.last], axis=1)
     keep = np.ones(times.shape, dtype=bool)
     keep[:, 1:] = times[:, 1:] != times[:, :-1]
     # row-major flattening keeps time order across buckets (they are disjoint, ascending)

@@ -28,7 +28,6 @@ RAW = "raw"
 OPEN = "open"
 PROVISIONAL = "provisional"
 FINAL = "final"
-STATES = (OPEN, PROVISIONAL, FINAL)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ DEFAULT_RECHECKS_MS = (
     7 * MS_PER_DAY,
 )
 HOLE_CADENCES = 3  # a gap longer than this many reporting intervals is a hole
+EDGE_CADENCES = 1.5  # ... and at the end of a covered range, one longer than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,16 +104,25 @@ def cadence_of(t_ms: TimeArray, profile: Profile) -> int:
 
 
 def find_holes(t_ms: TimeArray, covered: Sequence[Range], cadence_ms: int) -> list[Range]:
-    """Gaps inside the ``covered`` ranges longer than :data:`HOLE_CADENCES` reporting
-    intervals, as the spans between the samples around them (a covered range with no
-    sample is one hole)."""
+    """Where samples are missing inside the ``covered`` ranges, as the spans between the
+    samples around them: gaps longer than :data:`HOLE_CADENCES` reporting intervals, and
+    at each range's ends a gap longer than :data:`EDGE_CADENCES` intervals (what lies past
+    an end is unknown, so an outage that starts or ends there may show only a little of
+    itself; a covered range with no sample is one hole)."""
     limit = HOLE_CADENCES * cadence_ms
+    edge = EDGE_CADENCES * cadence_ms
     out: list[Range] = []
     for start, end in covered:
         inside = t_ms[(t_ms >= start) & (t_ms < end)]
-        edges = np.concatenate(([start - 1], inside, [end]))
-        gaps = np.flatnonzero(np.diff(edges) > limit)
-        out.extend((max(start, int(edges[i]) + 1), int(edges[i + 1])) for i in gaps)
+        if inside.size == 0:
+            out.append((start, end))
+            continue
+        if int(inside[0]) - start > edge:
+            out.append((start, int(inside[0])))
+        gaps = np.flatnonzero(np.diff(inside) > limit)
+        out.extend((int(inside[i]) + 1, int(inside[i + 1])) for i in gaps)
+        if end - int(inside[-1]) > edge:
+            out.append((int(inside[-1]) + 1, end))
     return out
 
 

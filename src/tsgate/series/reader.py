@@ -223,14 +223,22 @@ class SeriesReader:
             stats.upstream_requests += self.upstream.counters.requests - before
             return rows
         async with self.locks.hold(site, sorted(plan)):
-            # another reader may have fetched while we waited: plan again under the locks
-            rows = await self.store.rows(site, names, start_ms, end_ms)
-            now = self.clock_ms()
-            plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
-            if plan:
-                rows = await self._fetch_or_stale(
+            # another reader may have fetched while we waited: plan again under the locks;
+            # and again after a write that found stored objects damaged (what they held is
+            # no longer covered, so it is fetched too)
+            for _ in range(_HEAL_ROUNDS + 1):
+                rows = await self.store.rows(site, names, start_ms, end_ms)
+                now = self.clock_ms()
+                plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
+                if not plan:
+                    break
+                rows, damaged = await self._fetch_or_stale(
                     site, names, plan, rows, (start_ms, end_ms), now, token, stats
                 )
+                if not damaged:
+                    break
+                stats.healed += damaged
+                await self.generations.bump(site)
         stats.upstream_requests += self.upstream.counters.requests - before
         return rows
 
@@ -244,9 +252,10 @@ class SeriesReader:
         now_ms: int,
         token: str,
         stats: ReadStats,
-    ) -> list[ChunkRow]:
-        """Fetch ``plan`` and return the fresh rows; on an upstream failure, the cached
-        ``rows`` when there are any (a partial picture beats none while upstream is down)."""
+    ) -> tuple[list[ChunkRow], int]:
+        """Fetch ``plan`` and return the fresh rows and how many stored objects the write
+        found damaged; on an upstream failure, the cached ``rows`` when there are any (a
+        partial picture beats none while upstream is down)."""
         try:
             report = await self.fetch_and_store(site, plan, token=token, now_ms=now_ms)
         except UpstreamError as exc:
@@ -254,11 +263,11 @@ class SeriesReader:
                 raise
             log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
             stats.stale = True
-            return rows
+            return rows, 0
         stats.fetched_ms += sum(e - s for spans in plan.values() for s, e in spans)
         stats.fetched_samples += report.samples
         stats.sources.add("ORIGIN")
-        return await self.store.rows(site, names, *span)
+        return await self.store.rows(site, names, *span), report.damaged
 
     # ---- fetching -----------------------------------------------------------------------
 

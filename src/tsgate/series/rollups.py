@@ -8,15 +8,13 @@ times of its first, last, minimum and maximum samples, so a chart drawn from buc
 shows only real samples. Every statistic is computed with ``ufunc.reduceat`` over the
 sample arrays; nothing loops over samples in Python.
 
-A range that does not start and end on the grid has partial buckets at its edges:
-:func:`compose` builds them exactly from the raw samples of the edge spans
-(:func:`split_edges`) around the whole stored buckets of the interior, and stamps a
-clipped first bucket at the range start (:func:`clip_start`).
+Buckets may also begin at explicit starts (:func:`bucketize_at`, :func:`regroup_at`):
+local days of 23 or 25 hours. The exact buckets of a range whose edges are not on the
+grid are built in :mod:`tsgate.series.grids`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +26,6 @@ from tsgate.series.codec import CodecError, pack_columns, unpack_columns
 from tsgate.series.model import Series, TimeArray, ValueArray
 
 CountArray = npt.NDArray[np.int64]
-
-Range = tuple[int, int]
 
 _INT_FIELDS = ("start_ms", "count", "first_ms", "last_ms", "min_ms", "max_ms")
 _FLOAT_FIELDS = ("sum", "sumsq", "min", "max", "first", "last")
@@ -105,11 +101,11 @@ def _first_equal(
 
     ``target`` is each segment's min or max, so every segment has a match (no NaNs here).
     """
-    counts = np.diff(np.append(starts, v.size))
-    hits = np.flatnonzero(v == np.repeat(target, counts))
+    hits = np.flatnonzero(v == np.repeat(target, np.diff(starts, append=v.size)))
+    if hits.size == starts.size:  # no ties: one hit per segment
+        return hits
     segment = np.searchsorted(starts, hits, side="right") - 1
-    first = np.append(True, segment[1:] != segment[:-1])
-    found: npt.NDArray[np.intp] = hits[first]
+    found: npt.NDArray[np.intp] = hits[np.append(True, segment[1:] != segment[:-1])]
     return found
 
 
@@ -132,12 +128,38 @@ def bucketize(s: Series, width_ms: int, origin_ms: int = 0) -> Buckets:
     # samples, and floors correctly before the origin.
     slots = (t - origin_ms) // width_ms if origin_ms else t // width_ms
     starts = _segment_starts(slots)
+    return _from_samples(t, v, starts, slots[starts] * width_ms + origin_ms, width_ms)
+
+
+def bucketize_at(s: Series, bucket_starts: TimeArray, width_ms: int) -> Buckets:
+    """Bucket a series into buckets beginning at ``bucket_starts`` (ascending; each ends
+    where the next begins, the last is open-ended), e.g. local days of uneven length;
+    ``width_ms`` is their nominal width. Samples before the first start are an error."""
+    _check_width(width_ms)
+    t, v = drop_nan(s)
+    if t.size == 0:
+        return Buckets.empty(width_ms)
+    slots = np.searchsorted(bucket_starts, t, side="right") - 1
+    if int(slots[0]) < 0:
+        raise ValueError("samples before the first bucket start")
+    starts = _segment_starts(slots)
+    return _from_samples(t, v, starts, bucket_starts[slots[starts]], width_ms)
+
+
+def _from_samples(
+    t: TimeArray,
+    v: ValueArray,
+    starts: npt.NDArray[np.intp],
+    bucket_starts: TimeArray,
+    width_ms: int,
+) -> Buckets:
+    """The buckets of sorted samples cut into segments at ``starts``."""
     ends = np.append(starts[1:], t.size) - 1
     low = np.minimum.reduceat(v, starts)
     high = np.maximum.reduceat(v, starts)
     return Buckets(
         width_ms=width_ms,
-        start_ms=slots[starts] * width_ms + origin_ms,
+        start_ms=bucket_starts.astype(np.int64, copy=False),
         count=np.diff(np.append(starts, t.size)).astype(np.int64),
         sum=np.add.reduceat(v, starts),
         sumsq=np.add.reduceat(v * v, starts),
@@ -168,6 +190,17 @@ def coarsen(b: Buckets, width_ms: int, origin_ms: int = 0) -> Buckets:
         return Buckets.empty(width_ms)
     keys = (b.start_ms - origin_ms) // width_ms * width_ms + origin_ms
     return _regroup(b, keys, width_ms)
+
+
+def regroup_at(b: Buckets, bucket_starts: TimeArray, width_ms: int) -> Buckets:
+    """Re-bucket into buckets beginning at ``bucket_starts`` (as :func:`bucketize_at`);
+    each of ``b``'s buckets must lie inside one of them (the caller checks alignment)."""
+    if len(b) == 0:
+        return Buckets.empty(width_ms)
+    slots = np.searchsorted(bucket_starts, b.start_ms, side="right") - 1
+    if int(slots[0]) < 0:
+        raise ValueError("buckets before the first bucket start")
+    return _regroup(b, bucket_starts[slots], width_ms)
 
 
 def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
@@ -230,59 +263,6 @@ def crop(b: Buckets, start_ms: int, end_ms: int) -> Buckets:
     lo = int(np.searchsorted(b.start_ms, start_ms, side="left"))
     hi = int(np.searchsorted(b.start_ms, end_ms, side="left"))
     return b if (lo, hi) == (0, len(b)) else b.take(slice(lo, max(lo, hi)))
-
-
-def clip_start(b: Buckets, start_ms: int) -> Buckets:
-    """Stamp a first bucket that begins before ``start_ms`` at ``start_ms``.
-
-    The answer to a range ``[start, end)`` stamps every bucket inside it: a partial first
-    bucket at ``max(bucket_start, start)``, every other bucket at its grid start.
-    """
-    if len(b) == 0 or int(b.start_ms[0]) >= start_ms:
-        return b
-    stamps = b.start_ms.copy()
-    stamps[0] = start_ms
-    return dataclasses.replace(b, start_ms=stamps)
-
-
-def split_edges(start_ms: int, end_ms: int, level_ms: int) -> tuple[list[Range], Range | None]:
-    """Split ``[start_ms, end_ms)`` into raw edge spans and an interior of whole
-    ``level_ms`` buckets (epoch-aligned): ``(edges, interior or None)``.
-
-    The edges are the parts before the first and after the last whole bucket (none when
-    the range is aligned); a range within one bucket is all edge.
-    """
-    _check_width(level_ms)
-    if end_ms <= start_ms:
-        return [], None
-    inner_start = -(-start_ms // level_ms) * level_ms
-    inner_end = end_ms // level_ms * level_ms
-    if inner_start >= inner_end:
-        return [(start_ms, end_ms)], None
-    edges = [r for r in ((start_ms, inner_start), (inner_end, end_ms)) if r[0] < r[1]]
-    return edges, (inner_start, inner_end)
-
-
-def compose(
-    interior: Buckets,
-    edges: Sequence[Series],
-    width_ms: int,
-    start_ms: int,
-    origin_ms: int = 0,
-) -> Buckets:
-    """The exact buckets of a range from stored ``interior`` buckets (whole buckets of one
-    level, epoch-aligned) and the raw samples of its ``edges`` (:func:`split_edges`).
-
-    Each edge is bucketed at the interior's level and joined with it (they never share a
-    bucket), the whole is coarsened to ``width_ms`` from ``origin_ms``, and a clipped first
-    bucket is stamped at ``start_ms``: every statistic counts exactly the samples in range.
-    """
-    level_ms = interior.width_ms
-    parts = [interior, *(bucketize(e, level_ms) for e in edges)]
-    joined = concat(parts)
-    if width_ms != level_ms or origin_ms % width_ms:
-        joined = coarsen(joined, width_ms, origin_ms)
-    return clip_start(joined, start_ms)
 
 
 def avg(b: Buckets) -> ValueArray:

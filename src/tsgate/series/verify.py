@@ -85,24 +85,26 @@ def covered_days(
 
 async def _cached(
     store: ChunkStore, site: str, name: str, start_ms: int, end_ms: int
-) -> tuple[Series | None, list[tuple[int, int]]]:
-    """The point's cached samples in range, read from the objects themselves (None: a
-    chunk's object is missing, damaged or does not decode), and the spans its chunks cover
-    (what they were fetched for and trust; a recent fetch's untrusted tail is left out)."""
+) -> tuple[Series, list[tuple[int, int]], list[tuple[int, int]]]:
+    """The point's cached samples in range, read from the objects themselves; the spans
+    its chunks were fetched for (their coverage and the tail of their last fetch); and
+    the periods of chunks whose object is missing, damaged (its
+    checksum differs) or does not decode."""
     rows = [r for r in await store.rows(site, [name], start_ms, end_ms) if r.point == name]
-    spans = [span for r in rows for span in r.coverage]
+    spans = [span for r in rows for span in (*r.coverage, (r.tail_start_ms, r.tail_end_ms))]
     parts: list[Series] = []
+    unreadable: list[tuple[int, int]] = []
     for row in rows:
         if not (row.samples and row.object_key):
             continue  # an empty chunk has no object
         data = await store.objects.get(row.object_key)
-        if data is None or checksum_of(data) != row.checksum:
-            return None, spans
         try:
+            if data is None or checksum_of(data) != row.checksum:
+                raise CodecError("missing or damaged object")
             parts.append(decode_series(name, data))
         except CodecError:
-            return None, spans
-    return concat(name, parts).crop(start_ms, end_ms), spans
+            unreadable.append((row.period_start_ms, row.period_end_ms))
+    return concat(name, parts).crop(start_ms, end_ms), spans, unreadable
 
 
 async def verify(
@@ -119,7 +121,7 @@ async def verify(
     """Compare every cached point-day of ``names`` in ``[start_ms, end_ms)`` with upstream."""
     report = VerifyReport(site, start_ms, end_ms, points=len(names))
     for done, name in enumerate(names, start=1):
-        cached, spans = await _cached(store, site, name, start_ms, end_ms)
+        cached, spans, unreadable = await _cached(store, site, name, start_ms, end_ms)
         days = covered_days(spans, start_ms, end_ms)
         if days:
             lo, hi = days[0][0], days[-1][1]
@@ -128,7 +130,8 @@ async def verify(
             )
             for a, b in days:
                 want = fresh.crop(a, b)
-                have = cached.crop(a, b) if cached is not None else None
+                lost = any(u0 < b and u1 > a for u0, u1 in unreadable)
+                have = None if lost else cached.crop(a, b)
                 check = DayCheck(
                     name,
                     a,

@@ -20,17 +20,21 @@ def routes(*, compress_min_bytes: int = 1024) -> list[BaseRoute]:
     assets = StaticAssets(STATIC, compress_min_bytes=compress_min_bytes)
 
     async def page(request: Request) -> Response:
-        asset = assets.get(PAGE, request.headers.get("accept-encoding", ""))
+        asset = await assets.get(PAGE, request.headers.get("accept-encoding", ""))
         return _send(request, asset, REVALIDATE)
 
     async def versioned(request: Request) -> Response:
-        asset = assets.get(request.path_params["path"], request.headers.get("accept-encoding", ""))
+        asset = await assets.get(
+            request.path_params["path"], request.headers.get("accept-encoding", "")
+        )
         # an older page may ask for its own version: answer with today's file, uncached
         current = request.path_params["version"] == assets.version
         return _send(request, asset, IMMUTABLE if current else REVALIDATE)
 
     async def plain(request: Request) -> Response:
-        asset = assets.get(request.path_params["path"], request.headers.get("accept-encoding", ""))
+        asset = await assets.get(
+            request.path_params["path"], request.headers.get("accept-encoding", "")
+        )
         return _send(request, asset, REVALIDATE)
 
     return [

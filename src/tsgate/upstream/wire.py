@@ -18,8 +18,7 @@ import binascii
 import datetime as dt
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
 
 import msgspec
 import numpy as np
@@ -185,12 +184,6 @@ def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
     return out
 
 
-def series_to_rows(series: Mapping[str, Series]) -> list[dict[str, str]]:
-    """Series to ACE rows ordered by (time, position), as upstream orders a sweep."""
-    rows, _ = page_rows(list(series.values()), None, 2**62)
-    return rows
-
-
 def grouped_rows(series: Sequence[Series]) -> list[dict[str, str]]:
     """Rows grouped by point in the order given, each point's in time order: how
     upstream answers ``get_timeseries`` and the per-point reads."""
@@ -268,10 +261,6 @@ def decode_cursor(raw: str) -> Cursor:
         raise BadParameter("cursor", "is malformed (negative offset)")
     parse_time("cursor", cursor.timestamp)
     return cursor
-
-
-def decode_json(data: bytes, type_: Any) -> Any:
-    return msgspec.json.decode(data, type=type_)
 
 
 # ---- paging a merged result with our own stable cursors ------------------------------

@@ -80,8 +80,16 @@ async function load() {
   try {
     const result = await loadChart(query, {
       signal: controller.signal,
-      onJob: (job) => { state.job = job; showJob(job); setState("job"); },
-      onProgress: (job) => showJob({ ...state.job, ...job }),
+      // a load replaced by a newer one must not draw its job over the newer one's
+      onJob: (job) => {
+        if (controller.signal.aborted) return;
+        state.job = job;
+        showJob(job);
+        setState("job");
+      },
+      onProgress: (job) => {
+        if (!controller.signal.aborted) showJob({ ...state.job, ...job });
+      },
     });
     if (controller.signal.aborted) return;
     state.series = result.series;
