@@ -17,4 +17,5 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
 fi
 start redis 6379 redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /tmp --logfile /tmp/tsgate-redis.log
 start rabbitmq 5672 rabbitmq-server -detached
+bash "$(dirname "$0")/pgbouncer.sh"
 exit 0

@@ -14,10 +14,11 @@ class Alerts:
     def __init__(self) -> None:
         self._by_source: dict[str, list[str]] = {}
 
-    def replace(self, source: str, messages: list[str]) -> None:
-        """Set ``source``'s alerts to ``messages`` (an empty list clears them)."""
+    def replace(self, source: str, messages: list[str], *, log_new: bool = True) -> None:
+        """Set ``source``'s alerts to ``messages`` (an empty list clears them); new ones
+        are logged unless the source logs its own changes (``log_new=False``)."""
         for message in messages:
-            if message not in self._by_source.get(source, []):
+            if log_new and message not in self._by_source.get(source, []):
                 log.warning("alert: %s", message)
         self._by_source[source] = list(messages)
 

@@ -12,7 +12,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, openapi, ops, points, timeseries
+from tsgate.api import (
+    ace,
+    admin,
+    charts,
+    files,
+    jobs,
+    metrics,
+    monitor,
+    openapi,
+    ops,
+    points,
+    timeseries,
+)
 from tsgate.api.connection import (
     AdmissionMiddleware,
     ChunkedBodyMiddleware,
@@ -61,12 +73,14 @@ def create_app(
     # the ACE drop-in routes end with a catch-all passthrough: they go last
     routes: list[BaseRoute] = [
         *ops.routes(),
+        *monitor.routes(),
         *admin.routes(),
         *metrics.routes(meters),
         *timeseries.routes(),
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
+        *files.routes(),
         *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *openapi.routes(),
         *ace.routes(),

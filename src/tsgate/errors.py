@@ -9,6 +9,8 @@
     │   ├── Forbidden             a token without access to what it asks for
     │   ├── NotFound              unknown site, point, job or path
     │   ├── TooLarge              the request exceeds a limit (names the limit)
+    │   ├── UnsupportedMediaType  an upload whose bytes are not of an allowed kind
+    │   ├── RequestTimedOut       a request body that did not arrive in time
     │   └── RateLimited           too many requests (carries retry_after_s)
     │       └── QuotaExceeded     the caller keeps too many things (names the limit)
     ├── UpstreamError             the ACE API failed us (5xx towards the caller)
@@ -82,6 +84,14 @@ class TooLarge(RequestError):
     def __init__(self, limit: str, detail: str) -> None:
         super().__init__(detail)
         self.limit = limit
+
+
+class UnsupportedMediaType(RequestError):
+    """An upload's bytes are not of an allowed kind, or its name or type claims another."""
+
+
+class RequestTimedOut(RequestError):
+    """The request's body did not arrive within the allowed time."""
 
 
 class RateLimited(RequestError):

@@ -1,6 +1,7 @@
 """Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
-their retention with their result objects, expire unused saved charts, measure the
-stores, raise size alerts.
+their retention with their result objects, expire unused saved charts (and delete their
+attachments), measure the stores, raise size alerts, and sample the monitoring history
+(with its alert rules, ``tsgate.monitor``).
 
 :meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
 :class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``, and the due
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from tsgate.alerts import Alerts
 from tsgate.errors import TsgateError
+from tsgate.monitor.sampler import Sample, StoreSizes
 from tsgate.series.recheck import RecheckReport
 from tsgate.settings import Settings
 
@@ -61,6 +63,22 @@ class ChartExpiry(Protocol):
         ...
 
 
+class FileRetention(Protocol):
+    async def cleanup(self) -> int:
+        """Delete the attachments of saved charts that are gone; how many."""
+        ...
+
+    async def stored(self) -> tuple[int, int]:
+        """``(files, bytes)`` of the user files in the object store."""
+        ...
+
+
+class MonitorSampler(Protocol):
+    async def sample(self, now_ms: int, sizes: StoreSizes) -> Sample:
+        """Record a sample of the metrics and evaluate the alert rules on it."""
+        ...
+
+
 class Rechecks(Protocol):
     async def run(self, now_ms: int) -> RecheckReport:
         """Read again the holes of provisional periods whose re-check is due."""
@@ -90,14 +108,18 @@ class MaintenanceReport:
     stats_trimmed: int
     jobs_removed: int  # finished jobs past the retention, deleted with their results
     database_bytes: int
-    store_bytes: int  # chunk objects the index knows of + job results left
+    store_bytes: int  # chunk objects the index knows of + job results left + user files
     chunks: int
     chunk_bytes: int
     job_results: int
     job_result_bytes: int
     charts_expired: int = 0  # saved charts unused for TSGATE_CHART_TTL_S, deleted
+    files: int = 0
+    file_bytes: int = 0
+    files_removed: int = 0  # attachments of saved charts that are gone
     rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
+    alert_levels: dict[str, str] = field(default_factory=dict)  # rule -> ok|warning|critical
 
 
 def size_alerts(
@@ -125,7 +147,31 @@ class Maintenance:
     alerts: Alerts
     charts: ChartExpiry | None = None
     rechecks: Rechecks | None = None
+    files: FileRetention | None = None
+    monitor: MonitorSampler | None = None
     options: MaintenanceOptions = MaintenanceOptions()
+
+    async def measure(self) -> StoreSizes:
+        """What the database and the object store hold now."""
+        counts = await self.chunks.counts()
+        results, result_bytes = await self.jobs.stored_results()
+        files, file_bytes = await self.files.stored() if self.files is not None else (0, 0)
+        return StoreSizes(
+            database_bytes=await self.database.size_bytes(),
+            chunks=counts["chunks"],
+            chunk_bytes=counts["bytes"],
+            job_results=results,
+            job_result_bytes=result_bytes,
+            files=files,
+            file_bytes=file_bytes,
+        )
+
+    async def sample(self, now_ms: int) -> Sample | None:
+        """One monitoring sample between full passes (requests buffered so far count)."""
+        if self.monitor is None:
+            return None
+        await self.recorder.flush()
+        return await self.monitor.sample(now_ms, await self.measure())
 
     async def run(self, now_ms: int) -> MaintenanceReport:
         rechecked = await self.rechecks.run(now_ms) if self.rechecks is not None else None
@@ -137,28 +183,32 @@ class Maintenance:
         if self.charts is not None and self.options.chart_ttl_s > 0:
             unused_since_ms = now_ms - int(self.options.chart_ttl_s * 1000)
             charts_expired = await self.charts.expire(unused_since_ms=unused_since_ms)
+        files_removed = await self.files.cleanup() if self.files is not None else 0
         # measured after the deletions: what the stores hold now
-        database_bytes = await self.database.size_bytes()
-        counts = await self.chunks.counts()
-        results, result_bytes = await self.jobs.stored_results()
-        store_bytes = counts["bytes"] + result_bytes
+        sizes = await self.measure()
+        database_bytes, store_bytes = sizes.database_bytes, sizes.store_bytes
         alerts = size_alerts(
             database_bytes, store_bytes, self.options.alert_db_bytes, self.options.alert_store_bytes
         )
         self.alerts.replace("maintenance", alerts)
+        sampled = await self.monitor.sample(now_ms, sizes) if self.monitor is not None else None
         report = MaintenanceReport(
             at_ms=now_ms,
             stats_trimmed=trimmed,
             jobs_removed=removed,
             database_bytes=database_bytes,
             store_bytes=store_bytes,
-            chunks=counts["chunks"],
-            chunk_bytes=counts["bytes"],
-            job_results=results,
-            job_result_bytes=result_bytes,
+            chunks=sizes.chunks,
+            chunk_bytes=sizes.chunk_bytes,
+            job_results=sizes.job_results,
+            job_result_bytes=sizes.job_result_bytes,
             charts_expired=charts_expired,
+            files=sizes.files,
+            file_bytes=sizes.file_bytes,
+            files_removed=files_removed,
             rechecks=rechecked,
             alerts=alerts,
+            alert_levels=dict(sampled.levels) if sampled is not None else {},
         )
         log.info(
             "maintenance: trimmed %d stats rows, removed %d jobs; database %d B, "
@@ -168,7 +218,7 @@ class Maintenance:
             database_bytes,
             store_bytes,
             report.chunks,
-            results,
+            report.job_results,
         )
         return report
 
@@ -178,8 +228,9 @@ def wall_clock_ms() -> int:
 
 
 class MaintenanceScheduler:
-    """Runs :meth:`Maintenance.run` at start and then every ``interval_s``, and the due
-    re-checks every ``recheck_s`` in between (0 turns either off)."""
+    """Runs :meth:`Maintenance.run` at start and then every ``interval_s``, the due
+    re-checks every ``recheck_s`` and a monitoring sample every ``sample_s`` in between
+    (0 turns any of them off)."""
 
     def __init__(
         self,
@@ -188,16 +239,20 @@ class MaintenanceScheduler:
         clock_ms: Callable[[], int] = wall_clock_ms,
         *,
         recheck_s: float = 0.0,
+        sample_s: float = 0.0,
     ) -> None:
         self._maintenance = maintenance
         self._interval_s = interval_s
         self._recheck_s = recheck_s if maintenance.rechecks is not None else 0.0
+        self._sample_s = sample_s if maintenance.monitor is not None else 0.0
         self._clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     def start(self) -> None:
-        if self._task is None and (self._interval_s > 0 or self._recheck_s > 0):
+        if self._task is None and (
+            self._interval_s > 0 or self._recheck_s > 0 or self._sample_s > 0
+        ):
             self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
 
     async def aclose(self) -> None:
@@ -214,19 +269,25 @@ class MaintenanceScheduler:
         never = float("inf")
         next_full = loop.time() if self._interval_s > 0 else never
         next_recheck = loop.time() + self._recheck_s if self._recheck_s > 0 else never
+        next_sample = loop.time() + self._sample_s if self._sample_s > 0 else never
         rechecks = self._maintenance.rechecks
         while not self._stop.is_set():
             try:
                 if loop.time() >= next_full:
                     next_full = loop.time() + self._interval_s
-                    await self._maintenance.run(self._clock_ms())  # re-checks too
+                    await self._maintenance.run(self._clock_ms())  # re-checks and a sample too
                     if self._recheck_s > 0:
                         next_recheck = min(next_recheck, loop.time() + self._recheck_s)
+                    if self._sample_s > 0:
+                        next_sample = min(next_sample, loop.time() + self._sample_s)
                 if rechecks is not None and loop.time() >= next_recheck:
                     next_recheck = loop.time() + self._recheck_s
                     await rechecks.run(self._clock_ms())
+                if loop.time() >= next_sample:
+                    next_sample = loop.time() + self._sample_s
+                    await self._maintenance.sample(self._clock_ms())
             except TsgateError as exc:
                 log.warning("maintenance failed, will retry: %s", exc)
             with contextlib.suppress(TimeoutError):
-                wait_s = max(0.05, min(next_full, next_recheck) - loop.time())
+                wait_s = max(0.05, min(next_full, next_recheck, next_sample) - loop.time())
                 await asyncio.wait_for(self._stop.wait(), wait_s)

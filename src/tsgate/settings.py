@@ -41,6 +41,11 @@ class Settings:
     upstream_url: str = "sim://?seed=1"
     objects_url: str = "file://./var/objects"
     database_url: str = "sqlite:///./var/tsgate.db"
+    # PostgreSQL streaming replicas for reads that may be slightly stale (comma-separated)
+    database_read_url: tuple[str, ...] = ()
+    replica_max_lag_s: Seconds = 5.0  # a replica lagging more is skipped
+    # psycopg's server-side prepared statements; false behind PgBouncer in transaction mode
+    database_prepare: bool = True
     cache_url: str = "memory://"
     queue_url: str = "memory://"
     # a server-side token used when a request brings none (demo / single-tenant); never logged
@@ -93,6 +98,11 @@ class Settings:
     max_active_requests: Count = 64  # worked on at once; more wait their turn; 0: no limit
     max_points_per_request: AtLeastOne = 500
     max_range_days: AtLeastOne = 1100
+    # user files (POST /api/files): size of one, and what one token may keep; 0: no limit
+    max_file_bytes: AtLeastOne = 20 << 20
+    max_files_per_caller: Count = 1000
+    max_file_bytes_per_caller: Count = 1 << 30
+    upload_timeout_s: Positive_s = 120.0  # an upload's body must arrive within this
     # POST /api/cache/invalidate needs this in X-Admin-Key (unset: the endpoint refuses)
     admin_key: str | None = field(default=None, repr=False)
     # operations
@@ -104,6 +114,10 @@ class Settings:
     maintenance_interval_s: Seconds = 3600.0  # 0: only `tsgate cleanup`
     alert_db_bytes: Count = 0  # 0: no alert
     alert_store_bytes: Count = 0
+    # monitoring history and alert rules (tsgate.monitor.rules: metric=warning/critical)
+    monitor_interval_s: Seconds = 300.0  # a sample between maintenance passes; 0: only then
+    monitor_retention_days: Annotated[float, msgspec.Meta(gt=0, le=36600)] = 30.0
+    alert_rules: str = ""  # none: thresholds depend on the deployment (see the runbook)
     # background jobs
     secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
     inline_worker: bool = True  # run a worker inside the server (embedded default)

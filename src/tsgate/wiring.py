@@ -17,6 +17,7 @@ from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
 from tsgate.errors import ConfigError
+from tsgate.files.retention import FileRetention
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
@@ -33,6 +34,8 @@ from tsgate.maintenance import (
     MaintenanceScheduler,
     wall_clock_ms,
 )
+from tsgate.monitor.rules import parse_rules
+from tsgate.monitor.sampler import METRICS, Monitor
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.recorder import StatsRecorder
@@ -74,6 +77,7 @@ class Services:
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
+    monitor: Monitor | None = None
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -130,7 +134,13 @@ async def open_services(
         objects = open_object_store(settings.objects_url)
         stack.push_async_callback(objects.aclose)
         # the embedded SQLite database migrates itself; shared servers use `tsgate migrate`
-        database = await open_database(settings.database_url, migrate=settings.auto_migrate)
+        database = await open_database(
+            settings.database_url,
+            migrate=settings.auto_migrate,
+            read_urls=settings.database_read_url,
+            max_lag_s=settings.replica_max_lag_s,
+            prepare=settings.database_prepare,
+        )
         stack.push_async_callback(database.aclose)
         secret = await secret_of(settings, database, objects)
         settings = dataclasses.replace(settings, secret=secret)
@@ -166,6 +176,14 @@ async def open_services(
             # given back to the store for the next start (or another worker)
             await stack.enter_async_context(running(worker))
         alerts = Alerts()
+        monitor = Monitor(
+            database.monitor,
+            alerts,
+            parse_rules(settings.alert_rules, METRICS),
+            breaker_open=lambda: up.breaker.state != "closed",
+            retention_days=settings.monitor_retention_days,
+            window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),
+        )
         rechecker = Rechecker(reader, settings.upstream_token or "")
         maintenance = Maintenance(
             recorder=recorder,
@@ -176,6 +194,8 @@ async def open_services(
             alerts=alerts,
             charts=database.charts,
             rechecks=rechecker,
+            files=FileRetention(database.files, objects),
+            monitor=monitor,
             options=MaintenanceOptions.of(settings),
         )
         services = Services(
@@ -195,12 +215,14 @@ async def open_services(
             maintenance=maintenance,
             alerts=alerts,
             rechecks=rechecker.counters,
+            monitor=monitor,
         )
         scheduler = MaintenanceScheduler(
             maintenance,
             settings.maintenance_interval_s,
             clock_ms or wall_clock_ms,
             recheck_s=settings.recheck_interval_s,
+            sample_s=settings.monitor_interval_s,
         )
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tsgate.api.files import upload_limit_bytes
 from tsgate.api.problems import tsgate_error
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.chart import ChartQuery, estimate_samples
@@ -124,6 +125,15 @@ class UrlGuardMiddleware:
         await self.app(scope, receive, send)
 
 
+def _body_limit(services: Services | None, scope: Scope) -> int:
+    if services is None:
+        return 0
+    settings = services.settings
+    if scope.get("path") == "/api/files" and scope.get("method") == "POST":
+        return upload_limit_bytes(settings.max_file_bytes)  # uploads have their own bound
+    return settings.max_body_bytes
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -137,7 +147,7 @@ class BodyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: Services | None = scope.get("state", {}).get("services")
-        limit = services.settings.max_body_bytes if services is not None else 0
+        limit = _body_limit(services, scope)
         if scope["type"] != "http" or limit <= 0:
             await self.app(scope, receive, send)
             return

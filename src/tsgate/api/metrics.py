@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from tsgate.api.services import services_of
 from tsgate.errors import StorageError
+from tsgate.monitor.sampler import level_number
 from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.metrics")
@@ -35,6 +36,8 @@ class _Snapshot(Collector):
         self.upstream: dict[str, int] = {}
         self.store: dict[str, int] = {}
         self.circuit_open = 0
+        self.monitor: dict[str, float] = {}
+        self.alert_levels: dict[str, int] = {}
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for name, value in self.upstream.items():
@@ -50,6 +53,20 @@ class _Snapshot(Collector):
             gauge = GaugeMetricFamily(f"tsgate_store_{name}", f"chunk store {name}")
             gauge.add_metric([], value)
             yield gauge
+        sampled = GaugeMetricFamily(
+            "tsgate_monitor_value", "the latest monitoring sample", labels=["metric"]
+        )
+        for name, number in sorted(self.monitor.items()):
+            sampled.add_metric([name], number)
+        yield sampled
+        levels = GaugeMetricFamily(
+            "tsgate_alert_level",
+            "alert level per rule: 0 ok, 1 warning, 2 critical",
+            labels=["rule"],
+        )
+        for rule, level in sorted(self.alert_levels.items()):
+            levels.add_metric([rule], level)
+        yield levels
 
 
 class _Requests(Collector):
@@ -145,9 +162,14 @@ class Metrics:
             "circuit_opens": services.upstream.breaker.opens,
         }
         self._snapshot.circuit_open = int(services.upstream.breaker.state != "closed")
+        latest = services.monitor.latest if services.monitor is not None else None
+        if latest is not None:
+            self._snapshot.monitor = dict(latest.values)
+            self._snapshot.alert_levels = {r: level_number(v) for r, v in latest.levels.items()}
         try:
             counts = await services.database.chunks.counts()
             database_bytes = await services.database.size_bytes()
+            files, file_bytes = await services.database.files.usage()
         except StorageError as exc:
             log.warning("store gauges skipped: %s", exc)
             return
@@ -163,6 +185,8 @@ class Metrics:
             "chunk_bytes": counts["bytes"],
             "chunk_samples": counts["samples"],
             "database_bytes": database_bytes,
+            "files": files,
+            "file_bytes": file_bytes,
         }
 
     def render(self) -> bytes:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsgate.api import ace, admin, charts, jobs, ops, points, timeseries
+from tsgate.api import ace, admin, charts, files, jobs, monitor, ops, points, timeseries
 from tsgate.api.bodies import MAX_DEPTH
 from tsgate.jobs.exports import MEDIA_TYPES
 from tsgate.jobs.model import FORMATS, JobState
@@ -72,6 +72,9 @@ ACE_RANGE = (
 )
 SITE_PATH = Param("site", "path", _string(minLength=1), "a site name")
 JOB_ID = Param("job_id", "path", _string(), "a job id")
+FILE_ID = Param("file_id", "path", _string(), "a file id")
+FILE_TYPES = ("image/png", "image/jpeg", "application/pdf", "text/csv", "application/json")
+_OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
 CHART_ID = Param("chart_id", "path", _string(), "a saved chart id")
 
 CHART_QUERY = (
@@ -308,6 +311,56 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
         "saved charts",
         params=(CHART_ID,),
         ok={204: ("deleted", (), {})},
+    ),
+    files.upload: Operation(
+        "Upload a file (multipart field `file`, or the raw body with `?name=`)",
+        "files",
+        params=(
+            Param("name", "query", _string(maxLength=255), "the file's name (raw bodies)"),
+            Param("site", "query", _string(), "the site it belongs to (readable by its readers)"),
+            Param("chart", "query", _string(), "a saved chart it is attached to"),
+        ),
+        ok=_ok(201, _OBJECT_SCHEMA),
+        description="The type is sniffed from the bytes: PNG, JPEG, PDF, CSV or JSON.",
+    ),
+    files.listing: Operation(
+        "The caller's files, or a site's or a saved chart's",
+        "files",
+        params=(
+            Param("site", "query", _string()),
+            Param("chart", "query", _string()),
+        ),
+        ok=_ok(200, _OBJECT_SCHEMA),
+    ),
+    files.download: Operation(
+        "A file's bytes (Range, If-None-Match)",
+        "files",
+        params=(FILE_ID,),
+        ok={
+            200: ("the file", FILE_TYPES, {}),
+            206: ("part of the file", FILE_TYPES, {}),
+        },
+    ),
+    files.show: Operation(
+        "A file's metadata", "files", params=(FILE_ID,), ok=_ok(200, _OBJECT_SCHEMA)
+    ),
+    files.delete: Operation(
+        "Delete a file", "files", params=(FILE_ID,), ok={204: ("deleted", (), {})}
+    ),
+    monitor.history: Operation(
+        "Sampled store sizes, growth and health over time, with alert events",
+        "operations",
+        params=(
+            Param("start", "query", TIME, "default: a day ago"),
+            Param("end", "query", TIME, "default: now"),
+            Param(
+                "max_points",
+                "query",
+                {"type": "integer", "minimum": 2, "maximum": monitor.MAX_POINTS},
+            ),
+            Param("metrics", "query", _string(), "comma-separated metric names"),
+        ),
+        ok=_ok(200, _OBJECT_SCHEMA),
     ),
 }
 

@@ -63,9 +63,16 @@ async def _upstream_probe(services: Services) -> None:
     await services.upstream.get_json("/sites/", token=token, params={"page": 1, "per_page": 2})
 
 
+async def _replicas(services: Services, timeout_s: float) -> list[dict[str, Any]]:
+    try:
+        return await asyncio.wait_for(services.database.replica_health(), timeout_s)
+    except TimeoutError:
+        return [{"status": "error", "detail": f"no answer in {timeout_s} s"}]
+
+
 def overall(checks: dict[str, dict[str, Any]], alerts: list[str]) -> str:
     failed = {name for name, check in checks.items() if check["status"] != "ok"}
-    if failed & set(CRITICAL):
+    if {n for n in failed if checks[n]["status"] == "error"} & set(CRITICAL):
         return "unhealthy"
     return "degraded" if failed or alerts else "healthy"
 
@@ -82,6 +89,12 @@ async def health(request: Request) -> Response:
     results = await asyncio.gather(*(_check(p, timeout_s) for p in probes.values()))
     checks = dict(zip(probes, results, strict=True))
     checks["upstream"]["circuit"] = services.upstream.breaker.state
+    replicas = await _replicas(services, timeout_s)
+    if replicas:
+        # a replica that lags or fails is skipped (reads go to the primary): degraded
+        checks["database"]["replicas"] = replicas
+        if checks["database"]["status"] == "ok" and any(r["status"] != "ok" for r in replicas):
+            checks["database"]["status"] = "degraded"
     alerts = services.alerts.current()
     status = overall(checks, alerts)
     body = {"status": status, "version": __version__, "checks": checks, "alerts": alerts}
@@ -121,6 +134,7 @@ async def stats(request: Request) -> Response:
     counters = services.upstream.counters
     counts = await database.chunks.counts()
     results, result_bytes = await services.jobs.stored_results()
+    files, file_bytes = await database.files.usage()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -141,6 +155,8 @@ async def stats(request: Request) -> Response:
             **counts,
             "job_results": results,
             "job_result_bytes": result_bytes,
+            "files": files,
+            "file_bytes": file_bytes,
             "database_bytes": await database.size_bytes(),
         },
         # late data and lost objects: provisional periods (with holes) are re-checked
@@ -155,8 +171,19 @@ async def stats(request: Request) -> Response:
         },
         "jobs": await services.jobs.counts(),
         "alerts": services.alerts.current(),
+        "monitor": await _monitor_summary(services),
     }
     return respond(request, body)
+
+
+async def _monitor_summary(services: Services) -> dict[str, Any]:
+    """The latest monitoring sample and every alert's level (history: ``/api/monitor``)."""
+    latest = services.monitor.latest if services.monitor is not None else None
+    return {
+        "levels": await services.database.monitor.levels(),
+        "sampled_at_ms": None if latest is None else latest.at_ms,
+        "values": {} if latest is None else latest.values,
+    }
 
 
 def routes() -> list[Route]:

@@ -24,6 +24,8 @@ STATUS: tuple[tuple[type[errors.TsgateError], int, str], ...] = (
     (errors.Forbidden, 403, "Forbidden"),
     (errors.NotFound, 404, "Not found"),
     (errors.TooLarge, 413, "Request too large"),
+    (errors.UnsupportedMediaType, 415, "Unsupported media type"),
+    (errors.RequestTimedOut, 408, "Request timeout"),
     (errors.QuotaExceeded, 429, "Quota exceeded"),
     (errors.RateLimited, 429, "Too many requests"),
     (errors.RequestError, 400, "Bad request"),

@@ -13,7 +13,8 @@ bucket may go into debt and refuses until it has refilled. A caller whose every 
 reaches upstream once is limited exactly as one token a request would limit it, while a
 client paging a cached site-day at ``page_size=3`` never meets a 429.
 
-Each route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
+Each route class (``read``, ``jobs``, ``files``, ``admin``) has its own bucket, kept in the
+cache seam:
 in this process for ``memory://``, shared by every server for ``redis://``. Limited
 responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``;
 a refusal is a 429 problem with ``Retry-After``. If the cache is down the limiter lets
@@ -41,6 +42,7 @@ log = logging.getLogger("tsgate.ratelimit")
 
 UNLIMITED_PATHS = frozenset({"/api/health"})
 REQUEST_COST = 1 / 128  # an answer from the cache costs (almost) nothing; exact in binary
+_STORING = frozenset({"files"})  # route classes whose every request costs a whole token
 UPSTREAM_REQUEST_COST = 1.0  # each upstream HTTP request made for the caller
 UPSTREAM_MIB_COST = 1.0  # each MiB of upstream body fetched for the caller …
 FREE_BYTES_PER_REQUEST = 64 << 10  # … beyond the first 64 KiB of each answer
@@ -53,7 +55,9 @@ def route_class(path: str) -> str | None:
         return None
     if path == "/api/jobs" or path.startswith("/api/jobs/"):
         return "jobs"
-    if path == "/api/stats" or path.startswith("/api/cache/"):
+    if path == "/api/files" or path.startswith("/api/files/"):
+        return "files"
+    if path in ("/api/stats", "/api/monitor") or path.startswith("/api/cache/"):
         return "admin"
     return "read"
 
@@ -110,8 +114,10 @@ class RateLimitMiddleware:
         settings = services.settings
         key = f"ratelimit:{kind}:{caller_of(scope, services)}"
         rate_per_s = settings.rate_limit_per_min / 60.0
-        # a caller counted by its address (no validated token) pays a whole token a request
-        cost = REQUEST_COST if key.split(":", 2)[2].startswith("t:") else 1.0
+        # a caller counted by its address (no validated token) pays a whole token a request;
+        # so does every upload (it stores bytes whoever makes it)
+        validated = key.split(":", 2)[2].startswith("t:")
+        cost = REQUEST_COST if validated and kind not in _STORING else 1.0
         try:
             bucket = await services.cache.take(
                 key, rate_per_s, settings.rate_limit_burst, cost=cost, need=1.0

@@ -16,6 +16,7 @@ Driver failures surface as :class:`~tsgate.errors.StorageError`; bad URLs as
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -24,15 +25,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from tsgate.database.charts import SavedChart, SavedCharts
 from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
+from tsgate.database.files import StoredFiles
 from tsgate.database.migrations import upgrade_head
+from tsgate.database.monitor import SqlMonitorHistory
 from tsgate.database.points import PointCatalog
+from tsgate.database.replicas import Replica, ReplicaSet, display_name
 from tsgate.database.rollups import RollupRow, RollupStore
 from tsgate.database.secrets import Secrets
 from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
+from tsgate.errors import ConfigError
+from tsgate.files.model import StoredFile
+from tsgate.monitor.rules import AlertEvent
 from tsgate.stats import RequestStat
 
 __all__ = [
+    "AlertEvent",
     "Database",
     "PointCatalog",
     "RequestStat",
@@ -42,6 +50,9 @@ __all__ = [
     "SavedChart",
     "SavedCharts",
     "SqlChunkIndex",
+    "SqlMonitorHistory",
+    "StoredFile",
+    "StoredFiles",
     "migrate",
     "open_database",
 ]
@@ -67,6 +78,8 @@ class Database:
         self.stats = RequestStats(sql)
         self.charts = SavedCharts(sql)
         self.secrets = Secrets(sql)
+        self.files = StoredFiles(sql)
+        self.monitor = SqlMonitorHistory(sql)
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (``alembic upgrade head``); idempotent."""
@@ -79,6 +92,10 @@ class Database:
         async with self.sql.read() as conn:
             await conn.execute(sa.select(1))
         return time.perf_counter() - started
+
+    async def replica_health(self) -> list[dict[str, object]]:
+        """Each read replica's state (``ok``, ``lagging``, ``error``) and lag, checked now."""
+        return [] if self.sql.replicas is None else await self.sql.replicas.check_all()
 
     async def size_bytes(self) -> int:
         """Bytes the store occupies: the SQLite file's pages, or our PostgreSQL tables."""
@@ -105,17 +122,27 @@ class Database:
         await self.aclose()
 
 
-async def open_database(url: str, *, migrate: bool = False) -> Database:
-    """Open the database at ``url`` (``sqlite://…`` or ``postgresql://…``).
+async def open_database(
+    url: str,
+    *,
+    migrate: bool = False,
+    read_urls: Sequence[str] = (),
+    max_lag_s: float = 5.0,
+    prepare: bool = True,
+) -> Database:
+    """Open the database at ``url`` (``sqlite://…`` or ``postgresql://…``), with the
+    PostgreSQL streaming replicas ``read_urls`` for reads that may be slightly stale.
 
     No connection is made unless ``migrate`` is true, which upgrades the schema first.
     """
     sa_url = engine_url(url)
     try:
-        engine = create_engine(sa_url)
+        engine = create_engine(sa_url, prepare=prepare)
+        replicas = _replicas(read_urls, max_lag_s=max_lag_s, prepare=prepare)
     except (SQLAlchemyError, OSError) as exc:
         raise storage_error(exc) from exc
-    db = Database(SqlEngine(engine, shared_connection=is_memory(sa_url)))
+    sql = SqlEngine(engine, shared_connection=is_memory(sa_url), replicas=replicas)
+    db = Database(sql)
     if migrate:
         try:
             await db.migrate()
@@ -123,6 +150,18 @@ async def open_database(url: str, *, migrate: bool = False) -> Database:
             await db.aclose()
             raise
     return db
+
+
+def _replicas(urls: Sequence[str], *, max_lag_s: float, prepare: bool) -> ReplicaSet | None:
+    if not urls:
+        return None
+    replicas = []
+    for url in urls:
+        sa_url = engine_url(url)
+        if sa_url.get_backend_name() != "postgresql":
+            raise ConfigError(f"TSGATE_DATABASE_READ_URL: {url!r}: replicas are PostgreSQL")
+        replicas.append(Replica(display_name(sa_url), create_engine(sa_url, prepare=prepare)))
+    return ReplicaSet(replicas, max_lag_s=max_lag_s)
 
 
 async def migrate(url: str) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from tsgate._backends import scheme_of
+from tsgate.database.replicas import ReplicaSet, has_written, wrote
 from tsgate.errors import ConfigError, MissingDependency, StorageError
 
 T = TypeVar("T")
@@ -63,9 +64,12 @@ def is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(url: URL) -> AsyncEngine:
+def create_engine(url: URL, *, prepare: bool = True) -> AsyncEngine:
+    """``prepare=False`` turns psycopg's server-side prepared statements off, for
+    PgBouncer in transaction mode (no session state survives a transaction there)."""
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        connect_args: dict[str, Any] = {} if prepare else {"prepare_threshold": None}
+        return create_async_engine(url, pool_pre_ping=True, connect_args=connect_args)
     if is_memory(url):
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
@@ -102,9 +106,16 @@ def _tune_sqlite(engine: AsyncEngine, *, wal: bool) -> None:
 class SqlEngine:
     """An async engine plus the transaction scopes every repository uses."""
 
-    def __init__(self, engine: AsyncEngine, *, shared_connection: bool) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        shared_connection: bool,
+        replicas: ReplicaSet | None = None,
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self.replicas = replicas
         # One in-memory connection cannot interleave two transactions.
         self._lock = asyncio.Lock() if shared_connection else None
         # SQLite has one writer at a time: writers of this process queue here, holding no
@@ -115,13 +126,36 @@ class SqlEngine:
         )
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self, *, stale_ok: bool = False) -> AsyncIterator[AsyncConnection]:
+        """A read transaction. ``stale_ok``: a replica that keeps up may answer it,
+        unless this task has written (then the primary does: read-your-writes)."""
+        replica = None
+        if stale_ok and self.replicas is not None and not has_written():
+            replica = await self.replicas.choose()
+        if replica is not None:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    conn = await stack.enter_async_context(replica.engine.connect())
+                except (SQLAlchemyError, OSError) as exc:
+                    replica.failed(exc)  # skipped from now on; this read goes to the primary
+                else:
+                    self.replicas.reads["replica"] += 1  # type: ignore[union-attr]
+                    try:
+                        await stack.enter_async_context(conn.begin())
+                        yield conn
+                    except (SQLAlchemyError, OSError) as exc:
+                        replica.failed(exc)
+                        raise storage_error(exc) from exc
+                    return
+        if self.replicas is not None:
+            self.replicas.reads["primary"] += 1
         async with self._scope(write=False) as conn:
             yield conn
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One transaction: committed on success, rolled back on any error."""
+        wrote()
         async with self._scope(write=True) as conn:
             yield conn
 
@@ -176,6 +210,8 @@ class SqlEngine:
         return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
 
     async def aclose(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.aclose()
         await self.engine.dispose()
 
 

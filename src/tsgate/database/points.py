@@ -112,7 +112,7 @@ class PointCatalog:
             .order_by(points_table.c.name)
             .limit(max(limit, 0))
         )
-        async with self._sql.read() as conn:
+        async with self._sql.read(stale_ok=True) as conn:  # the point picker: a replica may answer
             found = (await conn.execute(query)).scalars().all()
         return [json.loads(data) for data in found]
 

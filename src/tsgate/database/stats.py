@@ -61,7 +61,7 @@ class RequestStats:
             .where(t.c.at_ms >= since_ms)
             .group_by(t.c.cache_status)
         )
-        async with self._sql.read() as conn:
+        async with self._sql.read(stale_ok=True) as conn:  # statistics: a replica may answer
             rows = (await conn.execute(query)).all()
         # PostgreSQL sums BIGINT into NUMERIC (Decimal), hence the int()s.
         return [RequestGroup(str(s), int(c), int(n), int(b)) for s, c, n, b in rows]

@@ -159,3 +159,46 @@ secrets = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
 )
+
+# User files (tsgate.database.files): the bytes are in the object store under files/,
+# never under the chunk cache's prefix; a file is owned by a scope, and optionally
+# shared with the readers of a site or attached to one of its owner's saved charts.
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("scope", sa.Text, nullable=False, index=True),
+    sa.Column("site", sa.Text, nullable=True, index=True),
+    sa.Column("chart_id", sa.Text, nullable=True, index=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("media_type", sa.Text, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.Text, nullable=False),
+    sa.Column("object_key", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+)
+
+# Monitoring history (tsgate.database.monitor): one value per metric and sample time,
+# written by the maintenance pass every TSGATE_MONITOR_INTERVAL_S, trimmed after
+# TSGATE_MONITOR_RETENTION_DAYS; alert_events records every change of an alert's level.
+monitor_samples = sa.Table(
+    "monitor_samples",
+    metadata,
+    sa.Column("metric", sa.Text, primary_key=True),
+    sa.Column("at_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Index("ix_monitor_samples_at_ms", "at_ms"),
+)
+
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False, index=True),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("level", sa.Text, nullable=False),
+    sa.Column("previous", sa.Text, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.CheckConstraint("level IN ('ok', 'warning', 'critical')", name="level"),
+)

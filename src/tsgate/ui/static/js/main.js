@@ -4,6 +4,7 @@ import * as echarts from "../vendor/echarts.esm.min.js";
 import { getToken, setToken } from "./api.js";
 import { heightFor, optionFor } from "./chart.js";
 import { exportCsv, exportJson } from "./exporting.js";
+import { showAttachments, wireAttachments } from "./files.js";
 import { cancelJob } from "./jobs.js";
 import { loadChart } from "./loader.js";
 import { Picker } from "./picker.js";
@@ -168,6 +169,7 @@ function wireControls() {
   $("save").addEventListener("click", save);
   $("saved").addEventListener("change", () => { if ($("saved").value) openChart($("saved").value); });
   $("saved-delete").addEventListener("click", removeSaved);
+  wireAttachments((err) => showMessage(explain(err)));
   new ResizeObserver(() => chart.resize()).observe($("chart-wrap"));
 }
 
@@ -179,6 +181,7 @@ async function save() {
     history.replaceState(null, "", saved.url);
     showMessage(`Saved: ${location.origin}${saved.url}`, "info");
     await refreshSaved(saved.id);
+    await showAttachments(saved.id, fail);
   } catch (err) {
     fail(err);
   }
@@ -190,6 +193,7 @@ async function removeSaved() {
   try {
     await deleteChart(id);
     await refreshSaved("");
+    await showAttachments(null);
   } catch (err) {
     fail(err);
   }
@@ -206,6 +210,7 @@ async function openChart(id) {
   const saved = await getChart(id);
   const c = saved.config;
   history.replaceState(null, "", saved.url);
+  showAttachments(saved.id, (err) => showMessage(explain(err)));
   if (picker.site !== c.site) {
     picker.siteSelect.value = c.site;
     await picker.search();
