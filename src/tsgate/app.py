@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, prometheus, timeseries
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -62,6 +62,7 @@ def create_app(
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
+        *prometheus.routes(),
         *ui.routes(),
         *ace.routes(),
     ]

@@ -60,7 +60,7 @@ class ResponseKey:
         return PREFIX + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
 
-async def load(cache: Cache, key: ResponseKey) -> CachedResponse | None:
+async def load(cache: Cache, key: ResponseKey | str) -> CachedResponse | None:
     try:
         raw = await cache.get(str(key))
     except StorageError as exc:
@@ -74,7 +74,7 @@ async def load(cache: Cache, key: ResponseKey) -> CachedResponse | None:
         return None
 
 
-async def store(cache: Cache, key: ResponseKey, entry: CachedResponse, ttl_s: float) -> None:
+async def store(cache: Cache, key: ResponseKey | str, entry: CachedResponse, ttl_s: float) -> None:
     if ttl_s <= 0 or len(entry.body) > MAX_BYTES:
         return
     try:
