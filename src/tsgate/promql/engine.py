@@ -138,6 +138,49 @@ def matchers_of(vs: pp.VectorSelector) -> list[Matcher]:
     return matchers
 
 
+FUNCTIONS = frozenset(
+    {*OVER_TIME, *_MATH, "time", "vector", "scalar", "clamp_min", "clamp_max", "clamp"}
+)
+
+
+def check(node: pp.Expr) -> None:
+    """Raise ``BadParameter`` for the first function, operator or node not supported."""
+    _refuse_unsupported(node)
+    for child in _children(node):
+        check(child)
+
+
+def _children(node: pp.Expr) -> list[pp.Expr]:
+    if isinstance(node, pp.Call):
+        return [a for a in node.args if isinstance(a, pp.Expr)]
+    if isinstance(node, pp.AggregateExpr | pp.ParenExpr | pp.UnaryExpr):
+        return [node.expr]
+    if isinstance(node, pp.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, pp.MatrixSelector):
+        return [node.vector_selector]
+    return []
+
+
+def _refuse_unsupported(node: pp.Expr) -> None:
+    if isinstance(node, pp.Call) and node.func.name not in FUNCTIONS:
+        raise _unsupported(f"the function {node.func.name}()")
+    if isinstance(node, pp.AggregateExpr) and (
+        str(node.op) not in _AGGREGATES or node.param is not None
+    ):
+        raise _unsupported(f"the aggregation {node.op}")
+    if isinstance(node, pp.BinaryExpr):
+        op = str(node.op).lower()
+        if op not in _ARITHMETIC and op not in _COMPARISON:
+            raise _unsupported(f"the operator {op}")
+        if node.modifier and node.modifier.card != pp.VectorMatchCardinality.OneToOne:
+            raise _unsupported("group_left/group_right")
+    if isinstance(node, pp.SubqueryExpr):
+        raise _unsupported("a subquery")
+    if isinstance(node, pp.VectorSelector) and node.matchers.or_matchers:
+        raise _unsupported("'or' inside a selector")
+
+
 def _unsupported(what: str) -> BadParameter:
     return BadParameter("query", f"{what} is not supported by tsgate's PromQL subset")
 
@@ -159,6 +202,7 @@ class Evaluator:
         return np.arange(self.start_ms, self.end_ms + 1, max(1, self.step_ms), dtype=np.int64)
 
     async def run(self, expr: pp.Expr) -> Value:
+        check(expr)  # refuse what is not supported before reading anything
         return await self._eval(expr)
 
     async def _eval(self, node: pp.Expr) -> Value:
