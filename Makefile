@@ -25,10 +25,13 @@ services: ## Start PostgreSQL, Redis and RabbitMQ where they are installed but d
 browser: ## Install headless Chromium for the chart-page tests (as root, when missing)
 	@bash scripts/browser.sh
 
+promtool: ## Install promtool for the Prometheus API tests (as root, when missing)
+	@bash scripts/prometheus.sh
+
 demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
 	$(VENV)/bin/tsgate serve --demo --port $(PORT)
 
-test: $(STAMP) services browser ## Run the whole test suite (fails when no test ran)
+test: $(STAMP) services browser promtool ## Run the whole test suite (fails when no test ran)
 	$(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff (lint + format check) and the import contracts
@@ -51,4 +54,4 @@ fmt: $(STAMP) ## Format and autofix
 clean: ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv services browser demo test lint types check bench fmt clean
+.PHONY: help venv services browser promtool demo test lint types check bench fmt clean

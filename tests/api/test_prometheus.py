@@ -10,7 +10,7 @@ import pytest
 
 from tests import simtruth
 from tests.asgi import api_client
-from tests.clock import NOW, OCT1, Clock
+from tests.clock import NOW, OCT1
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 
@@ -29,7 +29,7 @@ def sim() -> Simulator:
 
 @pytest.fixture
 async def api(sim: Simulator, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings, sim, clock_ms=Clock(NOW)) as client:
+    async with api_client(settings, sim, clock_ms=simtruth.Ticking(NOW)) as client:
         yield client
 
 
@@ -311,7 +311,7 @@ async def test_raw_reads_beyond_the_inline_limit_are_refused(
     import dataclasses
 
     small = dataclasses.replace(settings, max_inline_samples=1000)
-    async with api_client(small, sim, clock_ms=Clock(NOW)) as api:
+    async with api_client(small, sim, clock_ms=simtruth.Ticking(NOW)) as api:
         body = await error(
             api,
             "query_range",
@@ -326,7 +326,7 @@ async def test_raw_reads_beyond_the_inline_limit_are_refused(
 
 async def test_a_token_sees_only_its_sites(settings: Settings) -> None:
     sim = create_simulator(seed=5, tokens={"elm": ["elm_school"]}, now_ms=lambda: NOW)
-    async with api_client(settings, sim, clock_ms=Clock(NOW)) as api:
+    async with api_client(settings, sim, clock_ms=simtruth.Ticking(NOW)) as api:
         headers = {"Authorization": "Bearer elm"}
         r = await api.get(f"{API}/label/site/values", headers=headers)
         assert r.json()["data"] == ["elm_school"]

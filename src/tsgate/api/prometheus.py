@@ -554,6 +554,7 @@ def routes() -> list[Route]:
         Route(f"{base}/rules", _enveloped(rules), methods=["GET"]),
         Route(f"{base}/alerts", _enveloped(alerts), methods=["GET"]),
         Route(f"{base}/{{rest:path}}", _enveloped(not_found), methods=both),
+        Route("/prometheus/", healthy, methods=["GET", "HEAD"]),
         Route("/prometheus/-/healthy", healthy, methods=["GET", "HEAD"]),
         Route("/prometheus/-/ready", healthy, methods=["GET", "HEAD"]),
     ]
