@@ -12,7 +12,18 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, prometheus, timeseries
+from tsgate.api import (
+    ace,
+    admin,
+    charts,
+    frames,
+    jobs,
+    metrics,
+    ops,
+    points,
+    prometheus,
+    timeseries,
+)
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -63,6 +74,7 @@ def create_app(
         *jobs.routes(),
         *charts.routes(),
         *prometheus.routes(),
+        *frames.routes(),
         *ui.routes(),
         *ace.routes(),
     ]
