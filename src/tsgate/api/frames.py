@@ -18,12 +18,12 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.limits import check_points, check_range
-from tsgate.api.negotiation import respond
 from tsgate.api.prometheus import ServiceSource, caller_token
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, MissingDependency, TooLarge
@@ -189,7 +189,8 @@ async def _warming(
         "estimatedSamples": missing,
         "detail": "the job fetches the frame's data; ask for the frame again once it completes",
     }
-    return respond(request, body, status=202, headers={"Location": status_url, "Retry-After": "2"})
+    headers = {"Location": status_url, "Retry-After": "2"}
+    return Response(msgspec.json.encode(body), 202, headers=headers, media_type="application/json")
 
 
 def routes() -> list[Route]:
