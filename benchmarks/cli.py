@@ -16,13 +16,13 @@ from types import FrameType
 
 import httpx
 
-from benchmarks import chart, dashboard, load, procs, wirebytes
+from benchmarks import chart, dashboard, load, procs, prom, wirebytes
 from benchmarks.context import Bench, collecting_points
 from benchmarks.plan import FULL, QUICK
 from benchmarks.report import Report, Row, markdown_table, write_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-SCENARIOS = ("chart", "dashboard", "wire", "load")
+SCENARIOS = ("chart", "dashboard", "wire", "load", "promql", "frame")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +109,8 @@ async def _run(
                     "dashboard": lambda: dashboard.run(bench, report),
                     "wire": lambda: wirebytes.run(bench, report),
                     "load": lambda: load.run(bench, report, gw.proc.pid, workdir),
+                    "promql": lambda: prom.run_promql(bench, report),
+                    "frame": lambda: prom.run_frame(bench, report),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)

@@ -32,6 +32,9 @@ class Plan:
     # (f) the same under 1,000 concurrent connections: no errors, tail latency
     stress_requests: int = 10000
     stress_connections: int = 1000
+    # (h) an aligned frame of an air handler and its boxes
+    frame_points: int = 21
+    frame_days: int = 30
     # the window ends this many whole days before today (UTC): settled, sealed history
     end_days_ago: int = 3
 
@@ -51,4 +54,5 @@ QUICK = Plan(
     load_requests=1000,
     load_time_limit_s=10.0,
     stress_requests=2000,
+    frame_days=7,
 )

@@ -135,3 +135,12 @@ def test_point_labels_and_anchored_regex_matchers() -> None:
     assert not Matcher("site", "!=", "s").matches(labels)
     bare = series_of("s", {"name": "x"})
     assert "unit" not in bare.label_map and bare.lookback_ms == 600_000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=30))
+def test_bulk_formatting_equals_one_by_one(values: list[float]) -> None:
+    from tsgate.promql.wire import format_values
+
+    array = np.array(values, dtype=np.float64)
+    assert format_values(array) == [format_value(v) for v in values]

@@ -16,6 +16,7 @@ fetches it (``Location: /api/jobs/{id}``); ask again once the job has completed.
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import msgspec
@@ -88,6 +89,7 @@ async def _points(request: Request, site: str, token: str) -> tuple[str, ...]:
 
 
 async def frame_endpoint(request: Request) -> Response:
+    started = time.perf_counter()
     services = services_of(request)
     q = request.query_params
     fmt = _format(request)
@@ -131,6 +133,7 @@ async def frame_endpoint(request: Request) -> Response:
         "X-Data-Samples": str(counts.total_samples),
     }
     body = encode(built, fmt)
+    headers["X-Processing-Time"] = f"{(time.perf_counter() - started) * 1000:.2f}"
     return Response(body, 200, headers=headers, media_type=FORMATS[fmt])
 
 
