@@ -1,4 +1,4 @@
-"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | version``."""
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | warm``."""
 
 from __future__ import annotations
 
@@ -108,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleanup.set_defaults(func=_cleanup)
     from tsgate.jobs.cli import add_commands
+    from tsgate.warm import add_command as add_warm
 
     add_commands(sub)
+    add_warm(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

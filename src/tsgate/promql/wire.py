@@ -7,6 +7,7 @@ Sample values are strings as Prometheus writes them (``"1"``, ``"0.5"``, ``"NaN"
 from __future__ import annotations
 
 import math
+from itertools import chain, repeat
 from typing import Any
 
 import msgspec
@@ -30,19 +31,27 @@ def format_value(v: float) -> str:
 
 
 def format_values(values: ValueArray) -> list[str]:
-    """``format_value`` of every value; ``repr`` in bulk, the rare exponent forms fixed."""
-    texts = [r[:-2] if r.endswith(".0") else r for r in map(repr, values.tolist())]
+    """``format_value`` of every value: ``repr`` in bulk, whole numbers as integers, the
+    rare exponent forms (and NaN, infinities) one by one."""
+    texts = list(map(repr, values.tolist()))
     magnitude = np.abs(values)
+    whole = (magnitude < 1e16) & (values == np.trunc(values))
+    whole &= ~((values == 0) & np.signbit(values))  # -0 stays "-0", as Go writes it
+    at = np.flatnonzero(whole)
+    for i, text in zip(at.tolist(), map(str, values[at].astype(np.int64).tolist()), strict=True):
+        texts[i] = text
     # where repr writes an exponent (or nan/inf), Go's 'f' format writes digits
     odd = ~np.isfinite(values) | (magnitude >= 1e16) | ((magnitude < 1e-4) & (values != 0))
+    odd |= (values == 0) & np.signbit(values)
     for i in np.flatnonzero(odd).tolist():
         texts[i] = format_value(float(values[i]))
     return texts
 
 
 def _stamps(times_ms: TimeArray) -> list[str]:
-    """Seconds as JSON numbers, milliseconds kept (``1759622400``, ``1759622400.5``)."""
-    return [r[:-2] if r.endswith(".0") else r for r in map(repr, (times_ms / 1000.0).tolist())]
+    """``[<seconds>,"`` per time: the shared head of every pair at that time."""
+    seconds = (times_ms / 1000.0).tolist()
+    return [f'[{r[:-2] if r.endswith(".0") else r},"' for r in map(repr, seconds)]
 
 
 def _values(stamps: list[str], values: ValueArray) -> msgspec.Raw | None:
@@ -52,8 +61,9 @@ def _values(stamps: list[str], values: ValueArray) -> msgspec.Raw | None:
     if not present.size:
         return None
     texts = format_values(values[present])
-    pairs = ",".join([f'[{stamps[i]},"{v}"]' for i, v in zip(present.tolist(), texts, strict=True)])
-    return msgspec.Raw(f"[{pairs}]".encode())
+    heads = stamps if present.size == len(stamps) else [stamps[i] for i in present.tolist()]
+    body = "".join(chain.from_iterable(zip(heads, texts, repeat('"],'))))
+    return msgspec.Raw(f"[{body[:-1]}]".encode())
 
 
 def result(value: Value, times_ms: TimeArray, *, instant: bool) -> dict[str, Any]:
