@@ -143,4 +143,4 @@ def test_bulk_formatting_equals_one_by_one(values: list[float]) -> None:
     from tsgate.promql.wire import format_values
 
     array = np.array(values, dtype=np.float64)
-    assert format_values(array) == [format_value(v) for v in values]
+    assert [t.decode() for t in format_values(array)] == [format_value(v) for v in values]

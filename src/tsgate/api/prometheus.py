@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gzip
 import hashlib
 import re
 import time
@@ -52,6 +53,7 @@ MAX_POINTS_PER_SERIES = 11_000  # Prometheus's own cap on a range query's resolu
 PROMQL_VERSION = "2.45.0"  # the Prometheus release whose PromQL the parser follows
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _JSON = "application/json"
+_FAST_GZIP_BYTES = 1 << 20
 _T = TypeVar("_T")
 _HELP = "ACE IoT point samples; labels: site, point (the ACE name), unit, kind, tags"
 _ERROR_TYPES = {400: "bad_data", 404: "not_found", 422: "execution", 504: "timeout"}
@@ -306,6 +308,14 @@ def caller_token(request: Request, fallback: str | None) -> str:
 
 def _success(request: Request, data: Any, headers: Mapping[str, str] | None = None) -> Response:
     body = msgspec.json.encode({"status": "success", "data": data})
+    if (
+        len(body) > _FAST_GZIP_BYTES
+        and choose_encoding(request.headers.get("accept-encoding", "")) == "gzip"
+    ):
+        # Grafana (Go) asks for gzip only: on megabytes of digits level 1 is about four
+        # times faster than 6 for a fifth more bytes
+        out = {**(headers or {}), "Vary": "Accept, Accept-Encoding", "Content-Encoding": "gzip"}
+        return Response(gzip.compress(body, compresslevel=1), 200, headers=out, media_type=_JSON)
     return compressed(request, body, _JSON, headers=headers)
 
 

@@ -30,31 +30,31 @@ def format_value(v: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def format_values(values: ValueArray) -> list[str]:
-    """``format_value`` of every value: ``repr`` in bulk, whole numbers as integers, the
-    rare exponent forms (and NaN, infinities) one by one."""
-    texts = list(map(repr, values.tolist()))
+def format_values(values: ValueArray) -> list[bytes]:
+    """``format_value`` of every value, as bytes. msgspec writes the shortest round-trip
+    digits of a whole array in one call (about ten times faster than ``repr`` per value);
+    whole numbers lose their ``.0``; NaN, infinities, -0 and exponent forms go one by one."""
+    if not values.size:
+        return []
+    parts = msgspec.json.encode(values.tolist())[1:-1].split(b",")
     magnitude = np.abs(values)
-    whole = (magnitude < 1e16) & (values == np.trunc(values))
-    whole &= ~((values == 0) & np.signbit(values))  # -0 stays "-0", as Go writes it
-    at = np.flatnonzero(whole)
-    for i, text in zip(at.tolist(), map(str, values[at].astype(np.int64).tolist()), strict=True):
-        texts[i] = text
-    # where repr writes an exponent (or nan/inf), Go's 'f' format writes digits
     odd = ~np.isfinite(values) | (magnitude >= 1e16) | ((magnitude < 1e-4) & (values != 0))
     odd |= (values == 0) & np.signbit(values)
+    whole = ~odd & (values == np.trunc(values))
+    for i in np.flatnonzero(whole).tolist():
+        parts[i] = parts[i][:-2]
     for i in np.flatnonzero(odd).tolist():
-        texts[i] = format_value(float(values[i]))
-    return texts
+        parts[i] = format_value(float(values[i])).encode()
+    return parts
 
 
-def _stamps(times_ms: TimeArray) -> list[str]:
+def _stamps(times_ms: TimeArray) -> list[bytes]:
     """``[<seconds>,"`` per time: the shared head of every pair at that time."""
     seconds = (times_ms / 1000.0).tolist()
-    return [f'[{r[:-2] if r.endswith(".0") else r},"' for r in map(repr, seconds)]
+    return [f'[{r[:-2] if r.endswith(".0") else r},"'.encode() for r in map(repr, seconds)]
 
 
-def _values(stamps: list[str], values: ValueArray) -> msgspec.Raw | None:
+def _values(stamps: list[bytes], values: ValueArray) -> msgspec.Raw | None:
     """A series' ``[[t, "v"], …]`` as ready JSON (a year of hourly steps for 50 points is
     438,000 pairs: building them as Python lists would cost more than the evaluation)."""
     present = np.flatnonzero(~np.isnan(values))
@@ -62,8 +62,8 @@ def _values(stamps: list[str], values: ValueArray) -> msgspec.Raw | None:
         return None
     texts = format_values(values[present])
     heads = stamps if present.size == len(stamps) else [stamps[i] for i in present.tolist()]
-    body = "".join(chain.from_iterable(zip(heads, texts, repeat('"],'))))
-    return msgspec.Raw(f"[{body[:-1]}]".encode())
+    body = b"".join(chain.from_iterable(zip(heads, texts, repeat(b'"],'))))
+    return msgspec.Raw(b"[" + body[:-1] + b"]")
 
 
 def result(value: Value, times_ms: TimeArray, *, instant: bool) -> dict[str, Any]:
