@@ -133,8 +133,8 @@ async def run_frame(bench: Bench, report: Report) -> None:
         Row(label, f"warm: wall time (median of {repeats})", fmt_ms(frame_s), fmt_ms(chart_s),
             ratio(chart_s, frame_s), goal=f"≤ {FRAME_GOAL_S:.0f} s",
             met=verdict(frame_s <= FRAME_GOAL_S)),
-        Row(label, "rows × columns; bytes", _shape(answers[0], len(names)),
-            f"{answers[0].wire_bytes:,} B"),
+        Row(label, "rows × columns; bytes",
+            f"{_shape(answers[0], len(names))}; {answers[0].wire_bytes:,} B"),
     ])  # fmt: skip
     report.notes.append(
         f"(h) the baseline column is the chart API (`interval=5min`, a different aggregate per "

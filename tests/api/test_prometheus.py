@@ -377,3 +377,30 @@ async def test_large_answers_compress_for_grafana(api: httpx.AsyncClient) -> Non
     assert packed.headers["content-encoding"] == "gzip"
     assert int(packed.headers["content-length"]) < len(plain.content) / 3
     assert packed.json() == plain.json()  # httpx undoes the gzip
+
+
+async def test_a_cold_range_too_large_to_fetch_inline_is_fetched_by_a_job(
+    sim: Simulator, settings: Settings
+) -> None:
+    import asyncio
+    import dataclasses
+
+    small = dataclasses.replace(settings, inline_fetch_samples=100)
+    query = {
+        "query": f"avg_over_time({AHU_TEMPS}[1h])",
+        "start": OCT1 / 1000 + 3600,
+        "end": (OCT1 + 3 * DAY_MS) / 1000,
+        "step": 3600,
+    }
+    async with api_client(small, sim, clock_ms=simtruth.Ticking(NOW)) as api:
+        body = await error(api, "query_range", 503, **query)
+        assert body["errorType"] == "unavailable" and "/api/jobs/" in body["error"]
+        job_url = "/api/jobs/" + body["error"].split("/api/jobs/")[1].split(")")[0]
+        for _ in range(200):  # the inline worker runs the job
+            job = (await api.get(job_url, headers=AUTH)).json()
+            if job["status"] == "completed":
+                break
+            await asyncio.sleep(0.05)
+        assert job["status"] == "completed"
+        answer = await prom(api, "query_range", **query)
+        assert len(answer["data"]["result"]) == len(ahu_temps(sim))

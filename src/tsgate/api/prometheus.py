@@ -323,6 +323,8 @@ def _error(exc: TsgateError) -> Response:
     status, _ = status_of(exc)
     if isinstance(exc, TooLarge):
         status = 422  # Prometheus answers 422 when a query would load too much
+    elif isinstance(exc, _Warming):
+        status = 503  # not a failure: the data is on its way
     error_type = _ERROR_TYPES.get(status, "unavailable" if status >= 500 else "bad_data")
     body = {"status": "error", "errorType": error_type, "error": exc.detail}
     headers = {}
