@@ -176,3 +176,16 @@ async def test_limits_and_cold_frames(sim: Simulator, settings: Settings) -> Non
         assert r.status_code == 202 and r.headers["Location"].startswith("/api/jobs/")
         r = await api.get("/api/frame", params={**query, "interval": "1d"})
         assert r.status_code == 401
+
+
+async def test_a_search_matching_too_many_points_is_refused(
+    sim: Simulator, settings: Settings
+) -> None:
+    few = dataclasses.replace(settings, max_points_per_request=3)
+    async with api_client(few, sim, clock_ms=simtruth.Ticking(NOW)) as api:
+        r = await api.get(
+            "/api/frame",
+            params={"site": "elm_school", "q": "", "tags": "vav", **RANGE},
+            headers=AUTH,
+        )
+        assert r.status_code == 413 and r.json()["limit"] == "max_points_per_request"

@@ -80,8 +80,8 @@ async def _points(request: Request, site: str, token: str) -> tuple[str, ...]:
     if q.get("q") is None and not q.get("tags"):
         raise BadParameter("points", "is required (comma-separated point names), or q= to search")
     tags = [t for t in (q.get("tags") or "").split(",") if t.strip()]
-    limit = services.settings.max_points_per_request or 10_000
-    found = await services.catalog.search(site, token, q.get("q") or "", tags, limit + 1)
+    # every match, then the collecting ones: a limit before that filter would drop points
+    found = await services.catalog.search(site, token, q.get("q") or "", tags, 10_000_000)
     names = tuple(p["name"] for p in found if p.get("collect_enabled"))
     if not names:
         raise BadParameter("q", f"no collecting point of {site!r} matches")
