@@ -28,16 +28,22 @@ browser: ## Install headless Chromium for the chart-page tests (as root, when mi
 promtool: ## Install promtool for the Prometheus API tests (as root, when missing)
 	@bash scripts/prometheus.sh
 
+jstools: ## Install the chart page's JavaScript tools (ESLint; pinned in package-lock.json)
+	@bash scripts/jstools.sh
+
 demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
 	$(VENV)/bin/tsgate serve --demo --port $(PORT)
 
-test: $(STAMP) services browser promtool ## Run the whole test suite (fails when no test ran)
+test: $(STAMP) services browser promtool jstools ## Run the whole test suite (fails when no test ran)
+	node --test tests/js/*.test.js
 	$(PY) -m pytest -q
 
-lint: $(STAMP) ## ruff (lint + format check) and the import contracts
+lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vulture and ESLint
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/vulture
+	node_modules/.bin/eslint
 
 types: $(STAMP) ## mypy --strict on src/
 	$(VENV)/bin/mypy
@@ -52,6 +58,6 @@ fmt: $(STAMP) ## Format and autofix
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 clean: ## Remove the venv, caches and the embedded data folder
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help venv services browser promtool demo test lint types check bench fmt clean
+.PHONY: help venv services browser promtool jstools demo test lint types check bench fmt clean

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 if TYPE_CHECKING:
+    from tests.seaweedfs import SeaweedFS
     from tsgate.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -77,3 +78,12 @@ def postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 server for the session; tests keep to prefixes of their own."""
+    from tests.seaweedfs import running_seaweedfs
+
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
@@ -40,7 +40,6 @@ class SeaweedFS:
     endpoint: str
     access_key_id: str
     secret_access_key: str
-    start_s: float  # how long the server took to answer with the bucket ready
 
     def url(self, prefix: str, *, secret_access_key: str | None = None) -> str:
         """An ``s3://`` object store URL for ``prefix`` in the test bucket."""
@@ -83,10 +82,9 @@ def running_seaweedfs(work_dir: Path) -> Iterator[SeaweedFS]:
         *_flags(work_dir, config_path, dict(zip(_COMPONENTS, ports, strict=True))),
     ]
     log_path = work_dir / "weed.log"
-    server = SeaweedFS(f"http://127.0.0.1:{ports[-2]}", access_key_id, secret_access_key, 0.0)
+    server = SeaweedFS(f"http://127.0.0.1:{ports[-2]}", access_key_id, secret_access_key)
     with ExitStack() as stack:
         log = stack.enter_context(open(log_path, "wb"))
-        started = time.monotonic()
         try:
             # A session of its own, so stopping it reaches any children it spawns.
             process = subprocess.Popen(
@@ -97,7 +95,7 @@ def running_seaweedfs(work_dir: Path) -> Iterator[SeaweedFS]:
             raise AssertionError("unreachable") from exc
         stack.callback(_stop, process)
         _wait_until_ready(server, process, log_path)
-        yield replace(server, start_s=time.monotonic() - started)
+        yield server
 
 
 def _identities(access_key_id: str, secret_access_key: str) -> dict[str, object]:

@@ -9,7 +9,6 @@ a bare selector takes the newest sample in ``(t - lookback, t]``).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -70,19 +69,3 @@ def as_map(values: list[list[object]]) -> dict[int, float]:
 
 def close(a: float, b: float) -> bool:
     return bool(np.isclose(a, b, rtol=1e-9, atol=1e-9))
-
-
-class Ticking:
-    """A clock that starts at ``start_ms`` and runs with the wall clock.
-
-    The rollup memory cache tells blob versions apart by their write time, so a frozen
-    clock would let a second write of one month go unseen (reported); a clock that moves
-    keeps the tests about the Prometheus API.
-    """
-
-    def __init__(self, start_ms: int) -> None:
-        self.start_ms = start_ms
-        self._t0 = time.monotonic()
-
-    def __call__(self) -> int:
-        return self.start_ms + int((time.monotonic() - self._t0) * 1000)

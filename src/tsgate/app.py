@@ -24,6 +24,7 @@ from tsgate.api import (
     prometheus,
     timeseries,
 )
+from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -61,7 +62,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            yield {"services": services}
+            yield {"services": services, "compress_min_bytes": conf.compress_min_bytes}
 
     meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last
@@ -75,15 +76,18 @@ def create_app(
         *charts.routes(),
         *prometheus.routes(),
         *frames.routes(),
-        *ui.routes(),
+        *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *ace.routes(),
     ]
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
+        Middleware(ChunkedBodyMiddleware),
+        Middleware(DisconnectMiddleware),
         Middleware(
             CORSMiddleware,
             allow_origins=list(conf.cors_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            # every method the ACE pass-through relays
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["*"],
             expose_headers=list(EXPOSED_HEADERS),
         ),

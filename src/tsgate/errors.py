@@ -10,10 +10,13 @@
     │   ├── NotFound              unknown site, point, job or path
     │   ├── TooLarge              the request exceeds a limit (names the limit)
     │   └── RateLimited           too many requests (carries retry_after_s)
+    │       └── QuotaExceeded     the caller keeps too many things (names the limit)
     ├── UpstreamError             the ACE API failed us (5xx towards the caller)
     │   ├── UpstreamUnavailable   connection refused, 5xx after retries, truncated bodies
-    │   │   └── UpstreamCircuitOpen   failing fast: upstream failed too often (retry_after_s)
+    │   │   ├── UpstreamCircuitOpen   failing fast: upstream failed too often (retry_after_s)
+    │   │   └── UpstreamRateLimited   upstream still answers 429 after retries (retry_after_s)
     │   └── UpstreamTimeout       no answer in time
+    ├── UpstreamBadAnswer         upstream answered, but not what the request needs (HTML, empty)
     └── StorageError              an object store, database, cache or queue backend failed
 
 HTTP status codes are assigned in one table, ``tsgate.api.problems``; code raising
@@ -25,6 +28,9 @@ from __future__ import annotations
 
 class TsgateError(Exception):
     """Base of every error tsgate raises on purpose."""
+
+    # upstream's own error text, kept as the problem's `message` on drop-in paths
+    upstream_message: str | None = None
 
     def __init__(self, detail: str, *, param: str | None = None) -> None:
         super().__init__(detail)
@@ -86,6 +92,14 @@ class RateLimited(RequestError):
         self.retry_after_s = retry_after_s
 
 
+class QuotaExceeded(RateLimited):
+    """The caller already keeps as many saved charts or open jobs as allowed."""
+
+    def __init__(self, limit: str, detail: str, retry_after_s: float = 60.0) -> None:
+        super().__init__(detail, retry_after_s)
+        self.limit = limit
+
+
 class UpstreamError(TsgateError):
     """The upstream ACE API failed."""
 
@@ -102,8 +116,22 @@ class UpstreamCircuitOpen(UpstreamUnavailable):
         self.retry_after_s = retry_after_s
 
 
+class UpstreamRateLimited(UpstreamUnavailable):
+    """Upstream kept answering 429; ``retry_after_s`` is what it asked for (uncapped)."""
+
+    def __init__(self, detail: str, retry_after_s: float | None) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
 class UpstreamTimeout(UpstreamError):
     """Upstream did not answer within the deadline."""
+
+
+class UpstreamBadAnswer(TsgateError):
+    """Upstream answered, but not with what the request needs (not JSON, empty, an
+    off-origin redirect). Not an ``UpstreamError``: upstream is alive, so the circuit
+    breaker does not count it, and retrying would get the same answer."""
 
 
 class StorageError(TsgateError):

@@ -1,7 +1,11 @@
-"""Housekeeping: trim old request statistics, measure the stores, raise size alerts.
+"""Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
+their retention with their result objects, expire unused saved charts, measure the
+stores, raise size alerts.
 
-``run_maintenance`` is one pass (``tsgate cleanup`` runs it once); inside the server a
-:class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``.
+:meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
+:class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``, and the due
+re-checks of provisional periods every ``recheck_interval_s`` in between. It sees its
+collaborators only through the small Protocols below; the composition root hands them in.
 """
 
 from __future__ import annotations
@@ -10,27 +14,88 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from tsgate.alerts import Alerts
 from tsgate.errors import TsgateError
-
-if TYPE_CHECKING:
-    from tsgate.wiring import Services
+from tsgate.series.recheck import RecheckReport
+from tsgate.settings import Settings
 
 log = logging.getLogger("tsgate.maintenance")
 
 DAY_MS = 86_400_000
 
 
+class PendingStats(Protocol):
+    async def flush(self) -> int: ...
+
+
+class StatsTable(Protocol):
+    async def trim(self, before_ms: int) -> int: ...
+
+
+class DatabaseSize(Protocol):
+    async def size_bytes(self) -> int: ...
+
+
+class ChunkTotals(Protocol):
+    async def counts(self) -> Mapping[str, int]: ...
+
+
+class JobRetention(Protocol):
+    async def cleanup(self, now_ms: int) -> int:
+        """Delete finished jobs past the retention and their results; how many."""
+        ...
+
+    async def stored_results(self) -> tuple[int, int]:
+        """``(results, bytes)`` of the job results in the object store."""
+        ...
+
+
+class ChartExpiry(Protocol):
+    async def expire(self, *, unused_since_ms: int) -> int:
+        """Delete saved charts not opened since then; how many."""
+        ...
+
+
+class Rechecks(Protocol):
+    async def run(self, now_ms: int) -> RecheckReport:
+        """Read again the holes of provisional periods whose re-check is due."""
+        ...
+
+
+@dataclass(frozen=True)
+class MaintenanceOptions:
+    stats_retention_days: float = 30.0
+    alert_db_bytes: int = 0
+    alert_store_bytes: int = 0
+    chart_ttl_s: float = 0.0  # 0: saved charts are kept
+
+    @classmethod
+    def of(cls, settings: Settings) -> MaintenanceOptions:
+        return cls(
+            settings.stats_retention_days,
+            settings.alert_db_bytes,
+            settings.alert_store_bytes,
+            settings.chart_ttl_s,
+        )
+
+
 @dataclass(frozen=True)
 class MaintenanceReport:
     at_ms: int
     stats_trimmed: int
+    jobs_removed: int  # finished jobs past the retention, deleted with their results
     database_bytes: int
-    store_bytes: int  # bytes of the chunk objects the index knows of
+    store_bytes: int  # chunk objects the index knows of + job results left
     chunks: int
+    chunk_bytes: int
+    job_results: int
+    job_result_bytes: int
+    charts_expired: int = 0  # saved charts unused for TSGATE_CHART_TTL_S, deleted
+    rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
 
 
@@ -47,34 +112,64 @@ def size_alerts(
     return alerts
 
 
-async def run_maintenance(services: Services, now_ms: int) -> MaintenanceReport:
-    """One maintenance pass at ``now_ms``; alerts replace the previous pass's."""
-    settings = services.settings
-    await services.recorder.flush()
-    retention_ms = int(settings.stats_retention_days * DAY_MS)
-    trimmed = await services.database.stats.trim(now_ms - retention_ms)
-    database_bytes = await services.database.size_bytes()
-    counts = await services.database.chunks.counts()
-    alerts = size_alerts(
-        database_bytes, counts["bytes"], settings.alert_db_bytes, settings.alert_store_bytes
-    )
-    services.alerts.replace("maintenance", alerts)
-    report = MaintenanceReport(
-        at_ms=now_ms,
-        stats_trimmed=trimmed,
-        database_bytes=database_bytes,
-        store_bytes=counts["bytes"],
-        chunks=counts["chunks"],
-        alerts=alerts,
-    )
-    log.info(
-        "maintenance: trimmed %d stats rows; database %d B, store %d B in %d chunks",
-        trimmed,
-        database_bytes,
-        report.store_bytes,
-        report.chunks,
-    )
-    return report
+@dataclass(frozen=True)
+class Maintenance:
+    """One pass over what grows without bound; alerts replace the previous pass's."""
+
+    recorder: PendingStats
+    stats: StatsTable
+    database: DatabaseSize
+    chunks: ChunkTotals
+    jobs: JobRetention
+    alerts: Alerts
+    charts: ChartExpiry | None = None
+    rechecks: Rechecks | None = None
+    options: MaintenanceOptions = MaintenanceOptions()
+
+    async def run(self, now_ms: int) -> MaintenanceReport:
+        rechecked = await self.rechecks.run(now_ms) if self.rechecks is not None else None
+        await self.recorder.flush()
+        retention_ms = int(self.options.stats_retention_days * DAY_MS)
+        trimmed = await self.stats.trim(now_ms - retention_ms)
+        removed = await self.jobs.cleanup(now_ms)
+        charts_expired = 0
+        if self.charts is not None and self.options.chart_ttl_s > 0:
+            unused_since_ms = now_ms - int(self.options.chart_ttl_s * 1000)
+            charts_expired = await self.charts.expire(unused_since_ms=unused_since_ms)
+        # measured after the deletions: what the stores hold now
+        database_bytes = await self.database.size_bytes()
+        counts = await self.chunks.counts()
+        results, result_bytes = await self.jobs.stored_results()
+        store_bytes = counts["bytes"] + result_bytes
+        alerts = size_alerts(
+            database_bytes, store_bytes, self.options.alert_db_bytes, self.options.alert_store_bytes
+        )
+        self.alerts.replace("maintenance", alerts)
+        report = MaintenanceReport(
+            at_ms=now_ms,
+            stats_trimmed=trimmed,
+            jobs_removed=removed,
+            database_bytes=database_bytes,
+            store_bytes=store_bytes,
+            chunks=counts["chunks"],
+            chunk_bytes=counts["bytes"],
+            job_results=results,
+            job_result_bytes=result_bytes,
+            charts_expired=charts_expired,
+            rechecks=rechecked,
+            alerts=alerts,
+        )
+        log.info(
+            "maintenance: trimmed %d stats rows, removed %d jobs; database %d B, "
+            "store %d B (%d chunks, %d job results)",
+            trimmed,
+            removed,
+            database_bytes,
+            store_bytes,
+            report.chunks,
+            results,
+        )
+        return report
 
 
 def wall_clock_ms() -> int:
@@ -82,22 +177,25 @@ def wall_clock_ms() -> int:
 
 
 class MaintenanceScheduler:
-    """Runs :func:`run_maintenance` at start and then every ``interval_s``."""
+    """Runs :meth:`Maintenance.run` at start and then every ``interval_s``, and the due
+    re-checks every ``recheck_s`` in between (0 turns either off)."""
 
     def __init__(
         self,
-        services: Services,
+        maintenance: Maintenance,
         interval_s: float,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        *,
+        recheck_s: float = 0.0,
     ) -> None:
-        self._services = services
+        self._maintenance = maintenance
         self._interval_s = interval_s
+        self._recheck_s = recheck_s if maintenance.rechecks is not None else 0.0
         self._clock_ms = clock_ms
         self._task: asyncio.Task[None] | None = None
-        self.last: MaintenanceReport | None = None
 
     def start(self) -> None:
-        if self._task is None and self._interval_s > 0:
+        if self._task is None and (self._interval_s > 0 or self._recheck_s > 0):
             self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
 
     async def aclose(self) -> None:
@@ -108,9 +206,20 @@ class MaintenanceScheduler:
             self._task = None
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        never = float("inf")
+        next_full = loop.time() if self._interval_s > 0 else never
+        next_recheck = loop.time() + self._recheck_s if self._recheck_s > 0 else never
+        rechecks = self._maintenance.rechecks
         while True:
             try:
-                self.last = await run_maintenance(self._services, self._clock_ms())
+                if loop.time() >= next_full:
+                    next_full = loop.time() + self._interval_s
+                    await self._maintenance.run(self._clock_ms())  # re-checks too
+                    next_recheck = min(next_recheck, loop.time() + self._recheck_s)
+                if rechecks is not None and loop.time() >= next_recheck:
+                    next_recheck = loop.time() + self._recheck_s
+                    await rechecks.run(self._clock_ms())
             except TsgateError as exc:
                 log.warning("maintenance failed, will retry: %s", exc)
-            await asyncio.sleep(self._interval_s)
+            await asyncio.sleep(max(0.05, min(next_full, next_recheck) - loop.time()))

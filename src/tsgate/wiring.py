@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
-from tsgate.database import Database, open_database
-from tsgate.database.jobs import JobStore
-from tsgate.database.notifications import Notifications
+from tsgate.database import Database, migrate, open_database
+from tsgate.database.jobs import SqlJobStore
+from tsgate.database.notifications import SqlNotifications
 from tsgate.errors import ConfigError, StorageError
 from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
@@ -23,10 +23,16 @@ from tsgate.jobs.handlers import default_handlers
 from tsgate.jobs.model import RetryPolicy
 from tsgate.jobs.runner import JobRunner
 from tsgate.jobs.service import JobService
+from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox, scope_key
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import Worker, running
-from tsgate.maintenance import MaintenanceScheduler, wall_clock_ms
+from tsgate.maintenance import (
+    Maintenance,
+    MaintenanceOptions,
+    MaintenanceScheduler,
+    wall_clock_ms,
+)
 from tsgate.object_store import open_object_store
 from tsgate.object_store.base import ObjectStore
 from tsgate.recorder import StatsRecorder
@@ -35,7 +41,8 @@ from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
-from tsgate.settings import Settings
+from tsgate.series.recheck import RecheckCounters, Rechecker
+from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
 
@@ -59,14 +66,18 @@ class Services:
     recorder: StatsRecorder
     jobs: JobService
     worker: Worker
+    maintenance: Maintenance
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
+    rechecks: RecheckCounters = field(default_factory=RecheckCounters)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
     return CachePolicy(
         settle_ms=int(settings.settle_s * 1000),
         open_ttl_ms=int(settings.open_ttl_s * 1000),
+        lookback_ms=int(settings.lookback_s * 1000),
+        recheck_schedule_ms=durations_ms("TSGATE_RECHECK_AFTER", settings.recheck_after),
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
@@ -123,7 +134,13 @@ async def open_services(
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
         store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
-        access = AccessCheck(up, salt, ttl_ms=int(settings.access_ttl_s * 1000), clock_ms=clock_ms)
+        access = AccessCheck(
+            up,
+            salt,
+            ttl_ms=int(settings.access_ttl_s * 1000),
+            deny_ttl_ms=int(settings.access_deny_ttl_s * 1000),
+            clock_ms=clock_ms,
+        )
         reader = SeriesReader(
             up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
         )
@@ -141,6 +158,19 @@ async def open_services(
             # embedded default: jobs run inside this process; on exit a job in hand is
             # given back to the store for the next start (or another worker)
             await stack.enter_async_context(running(worker))
+        alerts = Alerts()
+        rechecker = Rechecker(reader, settings.upstream_token or "")
+        maintenance = Maintenance(
+            recorder=recorder,
+            stats=database.stats,
+            database=database,
+            chunks=database.chunks,
+            jobs=jobs,
+            alerts=alerts,
+            charts=database.charts,
+            rechecks=rechecker,
+            options=MaintenanceOptions.of(settings),
+        )
         services = Services(
             settings=settings,
             upstream=up,
@@ -154,13 +184,43 @@ async def open_services(
             salt=salt,
             jobs=jobs,
             worker=worker,
+            maintenance=maintenance,
+            alerts=alerts,
+            rechecks=rechecker.counters,
         )
         scheduler = MaintenanceScheduler(
-            services, settings.maintenance_interval_s, clock_ms or wall_clock_ms
+            maintenance,
+            settings.maintenance_interval_s,
+            clock_ms or wall_clock_ms,
+            recheck_s=settings.recheck_interval_s,
         )
         scheduler.start()
         stack.push_async_callback(scheduler.aclose)
         yield services
+
+
+@dataclass(frozen=True)
+class JobAdmin:
+    """What the operators' job commands act on: the shared store and the wake-ups."""
+
+    store: JobStore
+    queue: JobQueue
+
+
+@contextlib.asynccontextmanager
+async def open_job_admin(settings: Settings) -> AsyncIterator[JobAdmin]:
+    """The job store and queue of ``settings``, without servers' other backends."""
+    async with contextlib.AsyncExitStack() as stack:
+        database = await open_database(settings.database_url, migrate=settings.auto_migrate)
+        stack.push_async_callback(database.aclose)
+        queue = open_job_queue(settings.queue_url)
+        stack.push_async_callback(queue.aclose)
+        yield JobAdmin(SqlJobStore(database.sql), queue)
+
+
+async def migrate_database(settings: Settings) -> None:
+    """Upgrade the database of ``settings`` to the newest schema."""
+    await migrate(settings.database_url)
 
 
 def _wall_clock_ms() -> int:
@@ -177,7 +237,7 @@ def build_jobs(
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or _wall_clock_ms
-    store = JobStore(database.sql)
+    store = SqlJobStore(database.sql)
     if not settings.secret:
         raise ConfigError("no secret resolved: build_jobs is called by open_services")
     secret = settings.secret.encode()
@@ -191,6 +251,7 @@ def build_jobs(
         server_token=settings.upstream_token,
         max_attempts=settings.job_max_attempts,
         retention_ms=int(settings.job_retention_s * 1000),
+        max_open=settings.max_open_jobs_per_caller,
     )
     lease_ms = int(settings.job_lease_s * 1000)
     runner = JobRunner(
@@ -222,6 +283,6 @@ def build_jobs(
         clock,
         poll_s=settings.job_poll_s,
         lease_ms=lease_ms,
-        outbox=WebhookOutbox(Notifications(database.sql), sender, clock),
+        outbox=WebhookOutbox(SqlNotifications(database.sql), sender, clock),
     )
     return service, worker

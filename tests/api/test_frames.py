@@ -15,7 +15,7 @@ import pytest
 
 from tests import simtruth
 from tests.asgi import api_client
-from tests.clock import NOW, OCT1
+from tests.clock import NOW, OCT1, Clock
 from tsgate.series import frame
 from tsgate.settings import Settings
 from tsgate.upstream import campus
@@ -35,7 +35,7 @@ def sim() -> Simulator:
 
 @pytest.fixture
 async def api(sim: Simulator, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings, sim, clock_ms=simtruth.Ticking(NOW)) as client:
+    async with api_client(settings, sim, clock_ms=Clock(NOW)) as client:
         yield client
 
 
@@ -169,7 +169,7 @@ async def test_limits_and_cold_frames(sim: Simulator, settings: Settings) -> Non
     names = ahu_points(sim)
     query = {"site": "elm_school", "points": ",".join(names), **RANGE}
     small = dataclasses.replace(settings, max_inline_samples=100, inline_fetch_samples=10)
-    async with api_client(small, sim, clock_ms=simtruth.Ticking(NOW)) as api:
+    async with api_client(small, sim, clock_ms=Clock(NOW)) as api:
         r = await api.get("/api/frame", params=query, headers=AUTH)
         assert r.status_code == 413 and r.json()["limit"] == "max_inline_samples"
         r = await api.get("/api/frame", params={**query, "interval": "1d"}, headers=AUTH)
@@ -182,7 +182,7 @@ async def test_a_search_matching_too_many_points_is_refused(
     sim: Simulator, settings: Settings
 ) -> None:
     few = dataclasses.replace(settings, max_points_per_request=3)
-    async with api_client(few, sim, clock_ms=simtruth.Ticking(NOW)) as api:
+    async with api_client(few, sim, clock_ms=Clock(NOW)) as api:
         r = await api.get(
             "/api/frame",
             params={"site": "elm_school", "q": "", "tags": "vav", **RANGE},

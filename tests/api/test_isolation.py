@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tests.asgi import api_client
@@ -16,6 +18,8 @@ async def test_a_second_token_gets_nothing_until_upstream_grants_it(settings: Se
     sim = create_simulator(tokens={"A": ["elm_school"], "B": ["office_tower"]})
     names = ",".join(p.name for p in sim.sites[2].collecting[:3])
     params = {"site": "elm_school", "points": names, **WEEK}
+    # denials are remembered for access_deny_ttl_s; here upstream's change is seen at once
+    settings = dataclasses.replace(settings, access_deny_ttl_s=0)
     async with api_client(settings, sim) as api:
         warm = await api.get(
             "/api/timeseries", params=params, headers={"Authorization": "Bearer A"}

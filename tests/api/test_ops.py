@@ -154,5 +154,6 @@ async def test_stats_sum_recorded_requests(settings: Settings, sim: Simulator) -
     assert body["bytes_saved"] == 750 * 150 - 300
     assert body["upstream"]["requests"] == 1
     assert body["store"]["chunks"] == 0 and body["store"]["database_bytes"] > 0
+    assert body["store"]["job_results"] == 0 and body["store"]["job_result_bytes"] == 0
     assert body["jobs"] == {}  # the jobs table exists and holds no job
     assert body["alerts"] == [] and body["window_days"] == 30

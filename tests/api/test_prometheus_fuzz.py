@@ -10,9 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests import simtruth
 from tests.asgi import api_client
-from tests.clock import NOW
+from tests.clock import NOW, Clock
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 
@@ -47,7 +46,7 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[httpx.A
         rate_limit_per_min=0,
     )
     sim = create_simulator(seed=5, now_ms=lambda: NOW)
-    async with api_client(conf, sim, clock_ms=simtruth.Ticking(NOW)) as client:
+    async with api_client(conf, sim, clock_ms=Clock(NOW)) as client:
         yield client
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from tests import simtruth
 from tests.asgi import api_client
-from tests.clock import NOW, OCT1
+from tests.clock import NOW, OCT1, Clock
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 
@@ -42,7 +42,7 @@ def sim() -> Simulator:
 
 @pytest.fixture
 async def api(sim: Simulator, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with api_client(settings, sim, clock_ms=simtruth.Ticking(NOW)) as client:
+    async with api_client(settings, sim, clock_ms=Clock(NOW)) as client:
         yield client
 
 

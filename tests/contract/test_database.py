@@ -20,7 +20,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
 from tsgate.database import (
-    ChunkRow,
     Database,
     RequestStat,
     RollupRow,
@@ -29,6 +28,7 @@ from tsgate.database import (
     tables,
 )
 from tsgate.errors import ConfigError, MissingDependency, StorageError
+from tsgate.series.index import ChunkRow
 
 pytestmark = pytest.mark.anyio
 
@@ -46,8 +46,14 @@ def chunk(point: str, start_ms: int, *, days: int = 1, **changes: Any) -> ChunkR
         "period_start_ms": start_ms,
         "period_end_ms": start_ms + days * DAY_MS,
         "object_key": f"raw/{point}/{start_ms}",
-        "sealed": True,
-        "covered_end_ms": start_ms + days * DAY_MS,
+        "checksum": "c0ffee",
+        "coverage": ((start_ms, start_ms + days * DAY_MS),),
+        "tail_start_ms": start_ms,
+        "tail_end_ms": start_ms,
+        "state": "final",
+        "holes": (),
+        "rechecks": 5,
+        "recheck_at_ms": None,
         "samples": 288 * days,
         "size_bytes": 1_000 * days,
         "first_ms": start_ms,
@@ -120,18 +126,24 @@ async def test_sqlite_file_runs_in_wal_with_tuned_pragmas(tmp_path: Path) -> Non
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
 async def test_in_memory_sqlite_keeps_data_on_its_one_connection(url: str) -> None:
     async with await open_database(url, migrate=True) as db:
-        await db.chunks.upsert([chunk("p", JAN_MS)])
+        await db.chunks.swap([], [chunk("p", JAN_MS)])
         assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == [
             chunk("p", JAN_MS)
         ]
     async with await open_database(url, migrate=True) as fresh:  # nothing persisted
-        assert await fresh.chunks.counts() == {"chunks": 0, "sealed": 0, "bytes": 0, "samples": 0}
+        assert await fresh.chunks.counts() == {
+            "chunks": 0,
+            "final": 0,
+            "provisional": 0,
+            "bytes": 0,
+            "samples": 0,
+        }
 
 
 async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> None:
     await migrate(db_url)
     async with await open_database(db_url) as db:
-        await db.chunks.upsert([chunk("p", JAN_MS)])
+        await db.chunks.swap([], [chunk("p", JAN_MS)])
     await migrate(db_url)
     async with await open_database(db_url, migrate=True) as db:
         assert (await db.chunks.counts())["chunks"] == 1
@@ -140,22 +152,32 @@ async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> N
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
             )
-    assert version == [("0005",)]
+    assert version == [("0007",)]
     assert diff == []
 
 
 # -- chunk index -----------------------------------------------------------------------
 
 
-async def test_chunk_upsert_replaces_by_primary_key(db: Database) -> None:
-    await db.chunks.upsert([chunk("p", JAN_MS, sealed=False, covered_end_ms=JAN_MS + 3_600_000)])
+async def test_chunk_swap_replaces_by_primary_key(db: Database) -> None:
+    partial = chunk(
+        "p",
+        JAN_MS,
+        state="open",
+        coverage=((JAN_MS, JAN_MS + 3_600_000), (JAN_MS + 7_200_000, JAN_MS + 9_000_000)),
+        tail_start_ms=JAN_MS + 9_000_000,
+        tail_end_ms=JAN_MS + 9_900_000,
+    )
+    await db.chunks.swap([], [partial])
+    assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == [partial]
     refetched = chunk("p", JAN_MS, samples=300, size_bytes=4_321)
-    await db.chunks.upsert([refetched, chunk("q", JAN_MS)])
+    await db.chunks.swap([partial], [refetched, chunk("q", JAN_MS)])
     rows = await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, JAN_MS + DAY_MS)
     assert rows == [refetched]
     assert await db.chunks.counts() == {
         "chunks": 2,
-        "sealed": 2,
+        "final": 2,
+        "provisional": 0,
         "bytes": 4_321 + 1_000,
         "samples": 300 + 288,
     }
@@ -167,7 +189,7 @@ async def test_overlapping_returns_only_overlapping_rows_of_the_asked_points(db:
         chunk("a", JAN_MS + DAY_MS, resolution="5min"),
         chunk("a", JAN_MS + DAY_MS, site="other"),
     ]
-    await db.chunks.upsert(days + others)
+    await db.chunks.swap([], days + others)
     # [day 1 + 1 ms, day 3) touches day 1 and day 2 only; half-open on both ends.
     rows = await db.chunks.overlapping(
         "campus", ["c", "a", "zz"], "raw", JAN_MS + DAY_MS + 1, JAN_MS + 3 * DAY_MS
@@ -184,28 +206,28 @@ async def test_overlapping_returns_only_overlapping_rows_of_the_asked_points(db:
 
 async def test_overlapping_handles_more_points_than_one_in_list(db: Database) -> None:
     names = [f"pt-{i:04d}" for i in range(1_234)]
-    await db.chunks.upsert([chunk(n, JAN_MS) for n in names])
+    await db.chunks.swap([], [chunk(n, JAN_MS) for n in names])
     rows = await db.chunks.overlapping("campus", [*names[::-1], "absent"], "raw", JAN_MS, FEB_MS)
     assert [r.point for r in rows] == names
 
 
-async def test_replace_swaps_day_rows_for_the_month_row(db: Database) -> None:
+async def test_swap_replaces_day_rows_by_the_month_row(db: Database) -> None:
     days = [chunk("p", JAN_MS + d * DAY_MS) for d in range(31)]
-    await db.chunks.upsert([*days, chunk("q", JAN_MS)])
+    await db.chunks.swap([], [*days, chunk("q", JAN_MS)])
     month = chunk("p", JAN_MS, days=31, object_key="raw/p/2025-01")
-    await db.chunks.replace("campus", "p", "raw", [d.period_start_ms for d in days], month)
+    await db.chunks.swap(days, [month])
     assert await db.chunks.overlapping("campus", ["p", "q"], "raw", JAN_MS, FEB_MS) == [
         month,
         chunk("q", JAN_MS),
     ]
 
 
-async def test_replace_is_atomic_when_the_insert_fails(db: Database) -> None:
+async def test_swap_is_atomic_when_the_insert_fails(db: Database) -> None:
     days = [chunk("p", JAN_MS + d * DAY_MS) for d in range(3)]
-    await db.chunks.upsert(days)
+    await db.chunks.swap([], days)
     broken = chunk("p", JAN_MS, period_end_ms=JAN_MS)  # violates period_end > period_start
     with pytest.raises(StorageError) as info:
-        await db.chunks.replace("campus", "p", "raw", [d.period_start_ms for d in days], broken)
+        await db.chunks.swap(days, [broken])
     assert isinstance(info.value.__cause__, IntegrityError)
     assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == days
 
@@ -213,15 +235,52 @@ async def test_replace_is_atomic_when_the_insert_fails(db: Database) -> None:
 async def test_delete_returns_exactly_the_removed_rows(db: Database) -> None:
     rows = [chunk(p, JAN_MS + d * DAY_MS) for p in ("a", "b", "c") for d in range(4)]
     five_min = chunk("a", JAN_MS + DAY_MS, resolution="5min")
-    await db.chunks.upsert([*rows, five_min])
+    await db.chunks.swap([], [*rows, five_min])
     removed = await db.chunks.delete("campus", ["a", "b"], JAN_MS + DAY_MS, JAN_MS + 2 * DAY_MS)
     assert removed == [five_min, chunk("a", JAN_MS + DAY_MS), chunk("b", JAN_MS + DAY_MS)]
     assert len(await db.chunks.overlapping("campus", ["a", "b", "c"], "raw", JAN_MS, FEB_MS)) == 10
     everything = await db.chunks.delete("campus", None, JAN_MS, FEB_MS)
     assert len(everything) == 10
     assert {r.point for r in everything} == {"a", "b", "c"}
-    assert await db.chunks.counts() == {"chunks": 0, "sealed": 0, "bytes": 0, "samples": 0}
+    assert await db.chunks.counts() == {
+        "chunks": 0,
+        "final": 0,
+        "provisional": 0,
+        "bytes": 0,
+        "samples": 0,
+    }
     assert await db.chunks.delete("campus", None, JAN_MS, FEB_MS) == []
+
+
+async def test_drop_if_removes_a_row_only_while_it_names_the_same_object(db: Database) -> None:
+    old = chunk("p", JAN_MS, object_key="raw/p/old")
+    await db.chunks.swap([], [old])
+    new = chunk("p", JAN_MS, object_key="raw/p/new")
+    await db.chunks.swap([old], [new])
+    assert not await db.chunks.drop_if(old)  # a writer moved on: the new row stays
+    assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == [new]
+    assert await db.chunks.drop_if(new)
+    assert await db.chunks.overlapping("campus", ["p"], "raw", JAN_MS, FEB_MS) == []
+
+
+async def test_due_lists_provisional_rows_whose_recheck_time_came(db: Database) -> None:
+    def provisional(point: str, due_ms: int) -> ChunkRow:
+        return chunk(
+            point,
+            JAN_MS,
+            state="provisional",
+            holes=((JAN_MS + 3_600_000, JAN_MS + 7_200_000),),
+            rechecks=1,
+            recheck_at_ms=due_ms,
+        )
+
+    rows = [provisional("late", FEB_MS), provisional("soon", JAN_MS + 2 * DAY_MS)]
+    await db.chunks.swap([], [*rows, chunk("final", JAN_MS)])
+    assert await db.chunks.due(JAN_MS, 10) == []
+    assert await db.chunks.due(FEB_MS, 10) == [rows[1], rows[0]]  # oldest first
+    assert await db.chunks.due(FEB_MS, 1) == [rows[1]]
+    counts = await db.chunks.counts()
+    assert (counts["final"], counts["provisional"]) == (1, 2)
 
 
 async def test_concurrent_writers_and_readers_all_succeed(db_url: str) -> None:
@@ -232,7 +291,7 @@ async def test_concurrent_writers_and_readers_all_succeed(db_url: str) -> None:
     ):
 
         async def work(db: Database, i: int) -> None:
-            await db.chunks.upsert([chunk(f"p{i}", JAN_MS + d * DAY_MS) for d in range(10)])
+            await db.chunks.swap([], [chunk(f"p{i}", JAN_MS + d * DAY_MS) for d in range(10)])
             await db.chunks.overlapping("campus", [f"p{i}"], "raw", JAN_MS, FEB_MS)
             await db.stats.record([RequestStat(JAN_MS, "/x", 200, 1.0, 1, 1, "MISS")])
 
@@ -241,7 +300,8 @@ async def test_concurrent_writers_and_readers_all_succeed(db_url: str) -> None:
                 tg.start_soon(work, one if i % 2 else two, i)
         assert await one.chunks.counts() == {
             "chunks": 200,
-            "sealed": 200,
+            "final": 200,
+            "provisional": 0,
             "bytes": 200_000,
             "samples": 57_600,
         }
@@ -300,7 +360,7 @@ async def test_catalog_names_refresh_and_replacement(
     assert await db.points.refreshed_at("campus") == JAN_MS
     assert await db.points.refreshed_at("nowhere") is None
     collecting = await db.points.names("campus")
-    assert collecting == sorted(p["name"] for p in catalog if p["collect_enabled"])
+    assert collecting == [p["name"] for p in catalog if p["collect_enabled"]]  # upstream's order
     assert len(await db.points.names("campus", collect_enabled_only=False)) == 7_000
     await db.points.replace_site("campus", [ace_point(8), ace_point(9)], now_ms=MAR_MS)
     assert await db.points.names("campus", collect_enabled_only=False) == [

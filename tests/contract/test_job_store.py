@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from tsgate.database import Database, open_database
-from tsgate.database.jobs import JobStore
+from tsgate.database.jobs import SqlJobStore as JobStore
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState
 from tsgate.jobs.service import cleanup_jobs
 from tsgate.object_store.memory import MemoryObjectStore

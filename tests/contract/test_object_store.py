@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 
-from tests.seaweedfs import SeaweedFS, running_seaweedfs
+from tests.seaweedfs import SeaweedFS
 from tsgate.errors import ConfigError, StorageError
 from tsgate.object_store import InvalidKey, ObjectInfo, ObjectStore, open_object_store
 from tsgate.object_store.local import LocalObjectStore
@@ -21,12 +21,6 @@ from tsgate.object_store.s3 import S3ObjectStore
 pytestmark = pytest.mark.anyio
 
 INVALID_KEYS = ["../x", "/abs", "a//b", "a\\b", "a/../b", "", ".", "a/.", "a/", "a\x00b", "a b"]
-
-
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
-    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
-        yield server
 
 
 @pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from tests import simtruth
 from tests.asgi import live_server, sim_client
-from tests.clock import NOW, OCT1
+from tests.clock import NOW, OCT1, Clock
 from tsgate.app import create_app
 from tsgate.client import AsyncClient, BadRequest, Client, NotFound, TooLarge, Unauthorized
 from tsgate.settings import Settings
@@ -43,7 +43,7 @@ def _settings(folder: Path, **changes: object) -> Settings:
 @pytest.fixture(scope="module")
 def server(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("client")
-    app = create_app(_settings(folder), upstream=sim_client(sim), clock_ms=simtruth.Ticking(NOW))
+    app = create_app(_settings(folder), upstream=sim_client(sim), clock_ms=Clock(NOW))
     with live_server(app) as url:
         yield url
 
@@ -145,7 +145,7 @@ def test_a_202_is_followed_to_the_result(sim: Simulator, tmp_path: Path) -> None
     app = create_app(
         _settings(tmp_path, inline_fetch_samples=10),
         upstream=sim_client(sim),
-        clock_ms=simtruth.Ticking(NOW),
+        clock_ms=Clock(NOW),
     )
     names = ahu(sim)
     with live_server(app) as url, Client(url, token="t", poll_s=0.05) as ts:

@@ -16,7 +16,7 @@ import pytest
 
 from tests import simtruth
 from tests.asgi import live_server, sim_client
-from tests.clock import NOW, OCT1
+from tests.clock import NOW, OCT1, Clock
 from tests.conftest import IN_CI
 from tsgate.app import create_app
 from tsgate.settings import Settings
@@ -40,7 +40,7 @@ def server(sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         objects_url=f"file://{folder}/objects",
         upstream_token="t",
     )
-    app = create_app(settings, upstream=sim_client(sim), clock_ms=simtruth.Ticking(NOW))
+    app = create_app(settings, upstream=sim_client(sim), clock_ms=Clock(NOW))
     with live_server(app) as url:
         yield url + "/prometheus"
 
@@ -157,7 +157,7 @@ def test_clients_see_the_token_rules(
     )
     guarded = create_simulator(seed=5, tokens={"elm": ["elm_school"]}, now_ms=lambda: NOW)
     app = create_app(
-        dataclasses.replace(settings), upstream=sim_client(guarded), clock_ms=simtruth.Ticking(NOW)
+        dataclasses.replace(settings), upstream=sim_client(guarded), clock_ms=Clock(NOW)
     )
     with live_server(app) as url:
         prom = PrometheusConnect(url=url + "/prometheus", headers={"Authorization": "Bearer elm"})

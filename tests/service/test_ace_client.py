@@ -237,7 +237,8 @@ async def test_circuit_opens_on_failures_and_recovers_with_the_simulator() -> No
     assert len(got[name]) > 250 and breaker.state == "closed"
 
 
-async def test_passed_through_5xx_count_as_failures_but_reach_the_caller() -> None:
+async def test_passed_through_5xx_reach_the_caller_but_never_open_the_breaker() -> None:
+    # a pass-through path is the caller's: six junk paths must not fail everyone's reads
     client = AceClient(
         "http://up/api",
         FAST_POLICY,
@@ -245,9 +246,12 @@ async def test_passed_through_5xx_count_as_failures_but_reach_the_caller() -> No
         breaker=CircuitBreaker(2, 30.0),
     )
     try:
-        answers = [await client.forward("GET", "/anything", token="t") for _ in range(2)]
-        with pytest.raises(UpstreamCircuitOpen):
+        answers = [await client.forward("GET", "/anything", token="t") for _ in range(6)]
+        assert client.breaker.state == "closed"
+        client.breaker._failed(False)
+        client.breaker._failed(False)  # the breaker opened by tsgate's own calls...
+        with pytest.raises(UpstreamCircuitOpen):  # ...fails pass-through fast too
             await client.forward("GET", "/anything", token="t")
     finally:
         await client.aclose()
-    assert [a.status for a in answers] == [502, 502]
+    assert [a.status for a in answers] == [502] * 6

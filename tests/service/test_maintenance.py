@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from tests.asgi import api_client, sim_client
-from tsgate.__main__ import main
+from tsgate.cli import main
 from tsgate.database import RequestStat
-from tsgate.maintenance import run_maintenance, size_alerts
+from tsgate.maintenance import size_alerts
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_services
@@ -34,7 +34,7 @@ async def test_trims_stats_past_retention_and_measures(settings: Settings) -> No
             [stat(NOW_MS - 31 * DAY_MS), stat(NOW_MS - 29 * DAY_MS)]
         )
         services.recorder.add(stat(NOW_MS - 40 * DAY_MS))  # buffered: flushed, then trimmed
-        report = await run_maintenance(services, NOW_MS)
+        report = await services.maintenance.run(NOW_MS)
         left = await services.database.stats.summary(0)
     assert report.stats_trimmed == 2 and left["count"] == 1
     assert report.database_bytes > 0 and report.chunks == 0 and report.alerts == []
@@ -89,3 +89,63 @@ def test_cleanup_command(
     report = json.loads(capsys.readouterr().out)
     assert report["stats_trimmed"] == 0 and report["database_bytes"] > 0
     assert "TSGATE_ALERT_DB_BYTES=1" in report["alerts"][0]
+
+
+async def test_jobs_and_their_results_are_counted_then_gone_after_the_retention(
+    settings: Settings,
+) -> None:
+    from tests.clock import NOW, OCT1, Clock
+    from tsgate.jobs.model import JobState, normalise
+    from tsgate.maintenance import MaintenanceOptions
+
+    clock = Clock(NOW)
+    sim = create_simulator(seed=3, now_ms=clock)
+    conf = dataclasses.replace(
+        settings, inline_worker=False, maintenance_interval_s=0, job_retention_s=3600
+    )
+    async with open_services(conf, upstream=sim_client(sim), clock_ms=clock) as services:
+        names = [p.name for p in sim.sites[2].collecting[:2]]
+
+        async def export(days: int) -> str:
+            request = normalise(
+                kind="export",
+                site="elm_school",
+                points=names,
+                start_ms=OCT1,
+                end_ms=OCT1 + days * DAY_MS,
+                format="csv",
+            )
+            job, _ = await services.jobs.submit(request, "t")
+            return job.id
+
+        done_id = await export(1)
+        assert await services.worker.run_once()
+        done = await services.jobs.store.get(done_id)
+        assert done is not None and done.state is JobState.COMPLETED and done.result_key
+        stored = await services.objects.get(done.result_key)
+        assert stored is not None and len(stored) > 1000
+        waiting_id = await export(2)  # queued, never run: not finished, never removed
+
+        clock.ms += 3599_000  # within the retention: kept, and counted in the store size
+        before = await services.maintenance.run(clock.ms)
+        chunks = await services.database.chunks.counts()
+        assert before.jobs_removed == 0
+        assert (before.job_results, before.job_result_bytes) == (1, len(stored))
+        assert before.store_bytes == before.chunk_bytes + len(stored)
+        assert (before.chunks, before.chunk_bytes) == (chunks["chunks"], chunks["bytes"])
+        # the store-size alert sees the results: one byte under chunks + results raises it
+        limit = chunks["bytes"] + len(stored) - 1
+        tight = dataclasses.replace(
+            services.maintenance, options=MaintenanceOptions(alert_store_bytes=limit)
+        )
+        assert (await tight.run(clock.ms)).alerts == [
+            f"object store size {limit + 1} B is over TSGATE_ALERT_STORE_BYTES={limit}"
+        ]
+
+        clock.ms += 2_000  # past it: the job row and its result object are gone
+        after = await services.maintenance.run(clock.ms)
+        assert after.jobs_removed == 1 and (after.job_results, after.job_result_bytes) == (0, 0)
+        assert after.store_bytes == chunks["bytes"]
+        assert await services.jobs.store.get(done_id) is None
+        assert await services.objects.get(done.result_key) is None
+        assert await services.jobs.store.get(waiting_id) is not None

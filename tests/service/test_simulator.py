@@ -53,7 +53,9 @@ async def test_campus_is_large_and_realistically_named() -> None:
     )
     bacnet = [p.name for p in sim.sites[0].points if "/analogValue/" in p.name]
     assert bacnet and bacnet[0].startswith("ses/demo_campus/8000:33-8033/analogValue/")
-    assert {"collect_enabled", "kv_tags", "marker_tags", "site_id"} <= first["items"][0].keys()
+    assert {"collect_enabled", "kv_tags", "marker_tags", "site", "created"} <= first["items"][
+        0
+    ].keys()
 
 
 async def test_same_seed_same_samples_and_overlaps_agree() -> None:

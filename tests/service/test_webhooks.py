@@ -14,7 +14,7 @@ import pytest
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
 from tests.service.test_jobs import Env
-from tsgate.database.notifications import Notifications
+from tsgate.database.notifications import SqlNotifications as Notifications
 from tsgate.jobs.model import Job, JobState, normalise
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import running

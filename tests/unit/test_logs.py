@@ -47,7 +47,7 @@ def test_configure_sets_level_and_replaces_only_its_own_handler() -> None:
 
 def test_the_cli_writes_json_lines_and_refuses_a_bad_format() -> None:
     code = (
-        "import logging, sys; from tsgate.__main__ import main, build_parser;"
+        "import logging, sys; from tsgate.cli import main, build_parser;"
         "from tsgate import logs; logs.configure();"
         "logging.getLogger('tsgate.x').warning('hello %s', 'there', extra={'fields': {'n': 3}})"
     )

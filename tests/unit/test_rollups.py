@@ -34,10 +34,10 @@ def series(draw: st.DrawFn, max_size: int = 400) -> Series:
     return Series("p", start + np.cumsum(steps), v)
 
 
-def reference(s: Series, width_ms: int) -> dict[int, dict[str, float]]:
+def reference(s: Series, width_ms: int, origin_ms: int = 0) -> dict[int, dict[str, float]]:
     """Per-bucket statistics the slow, obvious way: group, then plain numpy per group."""
     out: dict[int, dict[str, float]] = {}
-    keys = s.t_ms // width_ms * width_ms
+    keys = (s.t_ms - origin_ms) // width_ms * width_ms + origin_ms
     for key in np.unique(keys):
         t, v = s.t_ms[keys == key], s.v[keys == key]
         ok = ~np.isnan(v)
@@ -54,6 +54,8 @@ def reference(s: Series, width_ms: int) -> dict[int, dict[str, float]]:
             "last": float(v[ok][-1]),
             "first_ms": float(t[ok][0]),
             "last_ms": float(t[ok][-1]),
+            "min_ms": float(t[ok][np.argmin(v[ok])]),  # argmin: the first of equal minima
+            "max_ms": float(t[ok][np.argmax(v[ok])]),
         }
     return out
 
@@ -61,19 +63,23 @@ def reference(s: Series, width_ms: int) -> dict[int, dict[str, float]]:
 def assert_same_buckets(got: rollups.Buckets, want: rollups.Buckets) -> None:
     """Exact on everything except float sums, which depend on summation order."""
     assert got.width_ms == want.width_ms
-    for field in ("start_ms", "count", "min", "max", "first", "last", "first_ms", "last_ms"):
+    exact = ("start_ms", "count", "min", "max", "first", "last", "first_ms", "last_ms")
+    for field in (*exact, "min_ms", "max_ms"):
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
     np.testing.assert_allclose(got.sum, want.sum, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(got.sumsq, want.sumsq, rtol=1e-9, atol=1e-6)
 
 
+ORIGINS = st.sampled_from([0, 4 * MS_PER_DAY, -MS_PER_HOUR, 3 * MS_PER_HOUR])
+
+
 @FAST
-@given(series(), WIDTHS)
-def test_bucketize_matches_numpy_reference(s: Series, width_ms: int) -> None:
-    b = rollups.bucketize(s, width_ms)
-    ref = reference(s, width_ms)
+@given(series(), WIDTHS, ORIGINS)
+def test_bucketize_matches_numpy_reference(s: Series, width_ms: int, origin_ms: int) -> None:
+    b = rollups.bucketize(s, width_ms, origin_ms)
+    ref = reference(s, width_ms, origin_ms)
     assert b.start_ms.tolist() == sorted(ref)
-    assert bool(np.all(b.start_ms % width_ms == 0))
+    assert bool(np.all((b.start_ms - origin_ms) % width_ms == 0))
     for agg in ("count", "sum", "avg", "min", "max", "first", "last"):
         want = [ref[k][agg] for k in sorted(ref)]
         np.testing.assert_allclose(rollups.values(b, agg), want, rtol=1e-9, atol=1e-6)
@@ -82,6 +88,12 @@ def test_bucketize_matches_numpy_reference(s: Series, width_ms: int) -> None:
     np.testing.assert_allclose(rollups.stddev(b), std_want, rtol=1e-6, atol=1e-3)
     np.testing.assert_array_equal(b.first_ms, [ref[k]["first_ms"] for k in sorted(ref)])
     np.testing.assert_array_equal(b.last_ms, [ref[k]["last_ms"] for k in sorted(ref)])
+    for field in ("min_ms", "max_ms"):
+        np.testing.assert_array_equal(getattr(b, field), [ref[k][field] for k in sorted(ref)])
+    # the extremes' times are real sample times holding those values
+    position = np.searchsorted(s.t_ms, b.min_ms)
+    np.testing.assert_array_equal(s.v[position], b.min)
+    np.testing.assert_array_equal(s.v[np.searchsorted(s.t_ms, b.max_ms)], b.max)
 
 
 @FAST
@@ -90,6 +102,24 @@ def test_coarsen_hourly_equals_direct_bucketing(s: Series) -> None:
     hourly = rollups.bucketize(s, MS_PER_HOUR)
     for width in (6 * MS_PER_HOUR, MS_PER_DAY):
         assert_same_buckets(rollups.coarsen(hourly, width), rollups.bucketize(s, width))
+
+
+@FAST
+@given(series(), st.sampled_from([MS_PER_DAY, 7 * MS_PER_DAY]), st.integers(-10, 10))
+def test_coarsen_with_an_origin_equals_direct_bucketing(s: Series, width: int, days: int) -> None:
+    origin = days * MS_PER_DAY
+    daily = rollups.bucketize(s, MS_PER_DAY)
+    assert_same_buckets(rollups.coarsen(daily, width, origin), rollups.bucketize(s, width, origin))
+
+
+def test_iso_weeks_start_on_monday() -> None:
+    monday = 1_759_104_000_000  # 2025-09-29T00:00:00Z, a Monday
+    t = np.array([monday - 1, monday, monday + 7 * MS_PER_DAY - 1], dtype=np.int64)
+    b = rollups.bucketize(Series("p", t, np.array([1.0, 2.0, 3.0])), 7 * MS_PER_DAY, 4 * MS_PER_DAY)
+    assert b.start_ms.tolist() == [monday - 7 * MS_PER_DAY, monday]
+    assert b.count.tolist() == [1, 2]
+    with pytest.raises(ValueError, match="not on the"):
+        rollups.coarsen(b, 14 * MS_PER_DAY, MS_PER_HOUR)
 
 
 @FAST
@@ -160,6 +190,88 @@ def test_unpack_refuses_other_blobs() -> None:
     ints: npt.NDArray[np.int64] = np.arange(3, dtype=np.int64)
     with pytest.raises(CodecError, match="lacks columns"):
         rollups.unpack(pack_columns({"start_ms": ints}))
+    # a blob from before buckets kept the times of their extremes
+    b = rollups.bucketize(Series("p", ints * MS_PER_MINUTE, ints.astype(np.float64)), MS_PER_HOUR)
+    old = {f: getattr(b, f) for f in rollups.ARRAY_FIELDS if f not in ("min_ms", "max_ms")}
+    width: npt.NDArray[np.int64] = np.array([MS_PER_HOUR], dtype=np.int64)
+    with pytest.raises(CodecError, match=r"lacks columns \['max_ms', 'min_ms'\]"):
+        rollups.unpack(pack_columns({"width_ms": width, **old}))
     blob = rollups.pack(rollups.Buckets.empty(MS_PER_HOUR))
     with pytest.raises(CodecError):
         rollups.unpack(blob[:-4])
+
+
+GRIDS = st.sampled_from(
+    [
+        (MS_PER_HOUR, 0, MS_PER_HOUR),
+        (6 * MS_PER_HOUR, 0, MS_PER_HOUR),
+        (MS_PER_DAY, 0, MS_PER_HOUR),
+        (MS_PER_DAY, 0, MS_PER_DAY),
+        (7 * MS_PER_DAY, 4 * MS_PER_DAY, MS_PER_DAY),  # ISO weeks from daily rollups
+        (7 * MS_PER_DAY, 4 * MS_PER_DAY, MS_PER_HOUR),
+    ]
+)
+
+
+@FAST
+@given(
+    series(), GRIDS, st.integers(-4 * MS_PER_DAY, 4 * MS_PER_DAY), st.integers(1, 8 * MS_PER_DAY)
+)
+def test_compose_equals_bucketing_only_the_samples_in_range(
+    s: Series, grid: tuple[int, int, int], start: int, length: int
+) -> None:
+    """Stored buckets hold samples outside the range too; the composed answer never does."""
+    width, origin, level = grid
+    end = start + length
+    edges, interior = rollups.split_edges(start, end, level)
+    in_range = s.crop(start, end)
+    want = rollups.clip_start(rollups.bucketize(in_range, width, origin), start)
+    if interior is None:
+        assert edges == [(start, end)]
+        return
+    stored = rollups.bucketize(s, level)
+    got = rollups.compose(
+        rollups.crop(stored, *interior), [s.crop(*e) for e in edges], width, start, origin
+    )
+    assert_same_buckets(got, want)
+    assert int(got.count.sum()) == int(np.count_nonzero(~np.isnan(in_range.v)))
+    assert bool(np.all((got.start_ms >= start) & (got.start_ms < end)))
+    for field in ("first_ms", "last_ms", "min_ms", "max_ms"):
+        times = getattr(got, field)
+        assert bool(np.all((times >= start) & (times < end))), field
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "edges", "interior"),
+    [
+        (0, 3 * MS_PER_HOUR, [], (0, 3 * MS_PER_HOUR)),
+        (10, 3 * MS_PER_HOUR, [(10, MS_PER_HOUR)], (MS_PER_HOUR, 3 * MS_PER_HOUR)),
+        (0, 3 * MS_PER_HOUR + 5, [(3 * MS_PER_HOUR, 3 * MS_PER_HOUR + 5)], (0, 3 * MS_PER_HOUR)),
+        (10, 20, [(10, 20)], None),
+        (10, MS_PER_HOUR + 5, [(10, MS_PER_HOUR + 5)], None),  # no whole hour inside
+        (-MS_PER_HOUR - 5, -5, [(-MS_PER_HOUR - 5, -5)], None),  # before 1970: floors, too
+        (
+            -2 * MS_PER_HOUR - 5,
+            5,
+            [(-2 * MS_PER_HOUR - 5, -2 * MS_PER_HOUR), (0, 5)],
+            (-2 * MS_PER_HOUR, 0),
+        ),
+        (5, 5, [], None),
+    ],
+)
+def test_split_edges(
+    start: int, end: int, edges: list[tuple[int, int]], interior: tuple[int, int] | None
+) -> None:
+    assert rollups.split_edges(start, end, MS_PER_HOUR) == (edges, interior)
+
+
+def test_clip_start_stamps_only_a_partial_first_bucket() -> None:
+    t = np.array([MS_PER_HOUR + 10, 2 * MS_PER_HOUR + 5], dtype=np.int64)
+    b = rollups.bucketize(Series("p", t, np.array([1.0, 2.0])), MS_PER_HOUR)
+    assert rollups.clip_start(b, MS_PER_HOUR + 7).start_ms.tolist() == [
+        MS_PER_HOUR + 7,
+        2 * MS_PER_HOUR,
+    ]
+    assert rollups.clip_start(b, MS_PER_HOUR) is b
+    empty = rollups.Buckets.empty(MS_PER_HOUR)
+    assert rollups.clip_start(empty, 5) is empty

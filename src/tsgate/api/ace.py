@@ -3,6 +3,12 @@
 An ACE client works by changing only its base URL to ``http://host:port/api``. Reads
 of timeseries go through the series reader; metadata and any other upstream path
 pass through with the caller's token converted to ``Authorization: Bearer``.
+
+Answers are upstream's, row for row: a site's pages list a sweep's points in catalog
+order with upstream's cursors, ``get_timeseries`` groups rows by point in request order
+and omits unknown points, times keep their microseconds, an empty range is upstream's
+``404 "No data for time period"``, and ``X-Fields`` masks apply as Flask-RESTX applies
+them. Both slash spellings of a collection are served.
 """
 
 from __future__ import annotations
@@ -15,25 +21,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tsgate.api import samplestream
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.limits import (
+    check_drop_in_samples,
+    check_fetch_budget,
+    check_points,
+    check_range,
+)
 from tsgate.api.negotiation import compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import (
     BadParameter,
     Forbidden,
     NotFound,
+    RequestError,
     Unauthorized,
+    UpstreamBadAnswer,
     UpstreamUnavailable,
 )
 from tsgate.series import rollups
 from tsgate.series.model import Series
 from tsgate.upstream.base import Forwarded
+from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
+from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.wire import (
-    Cursor,
+    CURSOR_SLOT_MS,
     decode_cursor,
-    encode_cursor,
-    format_time,
+    grouped_rows,
     page_rows,
     parse_bool,
     parse_page_size,
@@ -60,12 +75,19 @@ def _site(request: Request) -> str:
 
 
 async def paged_passthrough(request: Request) -> Response:
-    forwarded = _checked(request, await _forward(request))
-    body = msgspec.json.decode(forwarded.content)
+    forwarded = await _forward(request)
+    if request.method == "HEAD" or 300 <= forwarded.status < 400:
+        return _relay(request, forwarded)
+    forwarded = _checked(request, forwarded)
+    body = _json_of(request, forwarded)
+    headers = dict(forwarded.headers)
     if isinstance(body, dict) and {"total", "per_page"} <= body.keys():
         per_page = max(1, int(body["per_page"] or 1))
-        body["pages"] = -(-int(body["total"]) // per_page)  # upstream's own count can be wrong
-    return respond(request, body)
+        pages = -(-int(body["total"]) // per_page)  # upstream's own count can be wrong
+        if body.get("pages") != pages:
+            body["pages"] = pages
+            headers.pop("etag", None)  # no longer upstream's bytes
+    return respond(request, body, headers=headers)
 
 
 async def passthrough(request: Request) -> Response:
@@ -78,35 +100,58 @@ async def _forward(request: Request) -> Forwarded:
     if not path.startswith("/api/"):
         raise NotFound(f"no route for {path}")
     query = request.url.query
-    body = await request.body() if request.method in ("POST", "PUT", "PATCH") else b""
-    upstream = services_of(request).upstream
-    return await upstream.forward(
+    body = await request.body() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
+    services = services_of(request)
+    token = _token(request)
+    forwarded = await services.upstream.forward(
         request.method,
         path[len("/api") :],
-        token=_token(request),
+        token=token,
         query=_strip_format(query),
         body=body,
         content_type=request.headers.get("content-type"),
+        headers=request.headers,
     )
+    if forwarded.status < 400:
+        services.access.accepted(token)  # upstream took the token: limited as a token now
+    return forwarded
+
+
+def _json_of(request: Request, forwarded: Forwarded) -> Any:
+    try:
+        return msgspec.json.decode(forwarded.content)
+    except msgspec.DecodeError as exc:
+        kind = forwarded.content_type or "no content type"
+        raise UpstreamBadAnswer(
+            f"upstream {request.url.path}: HTTP {forwarded.status} with"
+            f" {len(forwarded.content)} bytes of {kind}, not JSON"
+        ) from exc
 
 
 def _checked(request: Request, forwarded: Forwarded) -> Forwarded:
-    """On the modelled paths an upstream error becomes a problem naming the parameter."""
+    """On the modelled paths an upstream error becomes a problem naming the parameter;
+    its ``message`` stays upstream's own text."""
     if forwarded.status < 400:
         return forwarded
     message = _upstream_message(forwarded.content) or f"HTTP {forwarded.status}"
     site = request.path_params.get("site")
+    error: RequestError | UpstreamUnavailable
     if forwarded.status == 404 and site is not None:
-        raise NotFound(f"site: unknown site {site!r} (upstream: {message})", param="site")
-    if forwarded.status == 401:
-        raise Unauthorized(f"upstream rejected the token: {message}")
-    if forwarded.status == 403:
-        raise Forbidden(f"upstream refused access: {message}")
-    if forwarded.status in (400, 422):
-        raise BadParameter("upstream", message)
-    if forwarded.status == 404:
-        raise NotFound(f"upstream: {message}")
-    raise UpstreamUnavailable(f"upstream {request.url.path}: HTTP {forwarded.status}: {message}")
+        error = NotFound(f"site: unknown site {site!r} (upstream: {message})", param="site")
+    elif forwarded.status == 401:
+        error = Unauthorized(f"upstream rejected the token: {message}")
+    elif forwarded.status == 403:
+        error = Forbidden(f"upstream refused access: {message}")
+    elif forwarded.status in (400, 422):
+        error = BadParameter("upstream", message)
+    elif forwarded.status == 404:
+        error = NotFound(f"upstream: {message}")
+    else:
+        error = UpstreamUnavailable(
+            f"upstream {request.url.path}: HTTP {forwarded.status}: {message}"
+        )
+    error.upstream_message = message
+    raise error
 
 
 def _upstream_message(content: bytes) -> str:
@@ -115,7 +160,7 @@ def _upstream_message(content: bytes) -> str:
     except msgspec.DecodeError:
         return content[:200].decode("utf-8", "replace")
     if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
+        for key in ("message", "detail", "error", "msg"):
             if isinstance(body.get(key), str):
                 return str(body[key])
     return ""
@@ -141,10 +186,15 @@ def _relay(request: Request, forwarded: Forwarded) -> Response:
     return compressed(
         request,
         forwarded.content,
-        forwarded.content_type,
+        forwarded.content_type or "application/octet-stream",
         status=forwarded.status,
         headers=forwarded.headers,
     )
+
+
+def _masked(request: Request, body: Any) -> Any:
+    """``body`` through the caller's ``X-Fields`` mask, as upstream would answer it."""
+    return apply_mask(body, parse_mask(request.headers.get(MASK_HEADER, "")))
 
 
 # ---- timeseries ---------------------------------------------------------------------
@@ -154,18 +204,20 @@ async def site_paginated(request: Request) -> Response:
     """The site's samples page by page, from the cache, optionally filtered by point.
 
     Each page reads only a time window from the cursor on (sized from the page size and
-    the number of points, widened when gaps leave it short), so paging through a long
-    range never re-reads what earlier pages served.
+    the number of points, widened when gaps leave it short or the page ends at the
+    window's edge), so paging through a long range never re-reads what earlier pages
+    served, and every cursor is the one upstream would give.
     """
     site = _site(request)
     q = request.query_params
+    mask = parse_mask(request.headers.get(MASK_HEADER, ""))
     start_ms, end_ms = _range(request)
     page_size = parse_page_size(q.get("page_size"))
     raw = parse_bool("raw_data", q.get("raw_data"), default=False)
     cursor = decode_cursor(q["cursor"]) if q.get("cursor") else None
     names = _names(request, q.get("point_names"), "point_names") or await _collecting(request, site)
     first_ms = max(start_ms, parse_time("cursor", cursor.timestamp)) if cursor else start_ms
-    lo = max(start_ms, first_ms - first_ms % FIVE_MIN_MS)  # whole 5-minute buckets
+    lo = max(start_ms, first_ms - first_ms % CURSOR_SLOT_MS)  # the cursor's whole sweep slot
     window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     while True:
         hi = min(end_ms, lo + window_ms)
@@ -177,19 +229,15 @@ async def site_paginated(request: Request) -> Response:
         rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
         if next_cursor is not None or hi >= end_ms:
             break
-        if len(rows) >= page_size:
-            # the page ends exactly at the window's end: continue from there next time
-            next_cursor = encode_cursor(Cursor(offset=0, timestamp=format_time(hi)))
-            break
-        window_ms *= 4  # gaps left the window short of a page: look further
-    return respond(
-        request,
-        {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None},
-    )
+        window_ms *= 4  # short of a page, or full with no next row in sight: look further
+    if not rows and cursor is None:
+        raise NotFound(NO_DATA)
+    body = {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None}
+    return respond(request, apply_mask(body, mask))
 
 
 async def _collecting(request: Request, site: str) -> list[str]:
-    """Every collecting point of the site, from the cached catalog."""
+    """Every collecting point of the site in upstream's catalog order, from the cache."""
     services = services_of(request)
     await services.catalog.fresh(site, _token(request))
     names = await services.database.points.names(site)
@@ -200,49 +248,83 @@ async def _collecting(request: Request, site: str) -> list[str]:
 
 async def point_timeseries(request: Request) -> Response:
     name = _point_name_from_raw_path(request)
+    mask = parse_mask(request.headers.get(MASK_HEADER, ""))
     start_ms, end_ms = _range(request)
+    check_drop_in_samples(services_of(request).settings, 1, start_ms, end_ms)
     series = await _read(request, _site_of_point(name), [name], start_ms, end_ms)
-    return _samples_response(request, series)
+    return _samples_response(request, series, mask)
 
 
 async def points_get_timeseries(request: Request) -> Response:
+    """Several points at once, as upstream answers: rows grouped by point in the order
+    asked, unknown points left out, ``404 "No data for time period"`` when none has any."""
+    mask = parse_mask(request.headers.get(MASK_HEADER, ""))
     start_ms, end_ms = _range(request)
-    try:
-        body = msgspec.json.decode(await request.body(), type=dict[str, Any])
-    except msgspec.DecodeError as exc:
-        raise BadParameter("body", 'must be JSON {"points": ["name", …]}') from exc
-    points = body.get("points")
-    if (
-        not isinstance(points, list)
-        or not points
-        or not all(isinstance(p, str) and p for p in points)
-    ):
-        raise BadParameter("points", "must be a non-empty list of point names")
-    names = list(dict.fromkeys(points))
+    names = _body_names(await request.body())
+    if not names:
+        raise NotFound(NO_DATA)
     check_points(services_of(request).settings, names, "points")
+    check_drop_in_samples(services_of(request).settings, len(names), start_ms, end_ms)
     by_site: dict[str, list[str]] = {}
     for name in names:
         by_site.setdefault(_site_of_point(name), []).append(name)
     series: list[Series] = []
     for site, site_names in by_site.items():
-        series.extend(await _read(request, site, site_names, start_ms, end_ms))
+        series.extend(await _read_known(request, site, site_names, start_ms, end_ms))
     order = {n: i for i, n in enumerate(names)}
     series.sort(key=lambda s: order[s.name])
-    return _samples_response(request, series)
+    return _samples_response(request, series, mask)
 
 
-def _samples_response(request: Request, series: list[Series]) -> Response:
-    rows, _ = page_rows(series, None, 2**62)
+def _body_names(raw: bytes) -> list[str]:
+    """Names from ``{"points": ["a", …]}`` or the Swagger's ``{"points": [{"name": "a"}]}``."""
+    try:
+        body = msgspec.json.decode(raw, type=dict[str, Any])
+    except msgspec.DecodeError as exc:
+        raise BadParameter("body", 'must be JSON {"points": [{"name": …}, …]}') from exc
+    points = body.get("points")
+    if not isinstance(points, list):
+        raise BadParameter("points", 'must be a list of point names or {"name": …} objects')
+    names: list[str] = []
+    for i, entry in enumerate(points):
+        name = entry.get("name") if isinstance(entry, dict) else entry
+        if not isinstance(name, str) or not name:
+            raise BadParameter(f"points[{i}]", 'must be a point name or {"name": …}')
+        names.append(name)
+    return list(dict.fromkeys(names))
+
+
+async def _read_known(
+    request: Request, site: str, names: list[str], start_ms: int, end_ms: int
+) -> list[Series]:
+    """``_read``, leaving out the points upstream does not know (as its batch read does)."""
+    try:
+        return await _read(request, site, names, start_ms, end_ms)
+    except NotFound:
+        if len(names) == 1:
+            return []
+    found: list[Series] = []
+    for name in names:
+        found.extend(await _read_known(request, site, [name], start_ms, end_ms))
+    return found
+
+
+def _samples_response(request: Request, series: list[Series], mask: dict[str, Any]) -> Response:
+    if not mask and samplestream.total_rows(series) >= samplestream.STREAM_MIN_ROWS:
+        return samplestream.stream_samples(request, series)  # bounded memory
+    rows = grouped_rows(series)
     if not rows:
         raise NotFound(NO_DATA)
-    return respond(request, {"point_samples": rows})
+    return respond(request, apply_mask({"point_samples": rows}, mask))
 
 
 async def _read(
     request: Request, site: str, names: list[str], start_ms: int, end_ms: int
 ) -> list[Series]:
-    reader = services_of(request).reader
-    found, _ = await reader.read(site, names, start_ms, end_ms, token=_token(request))
+    services = services_of(request)
+    token = _token(request)
+    await check_fetch_budget(services, site, names, start_ms, end_ms, token)
+    found, _ = await services.reader.read(site, names, start_ms, end_ms, token=token)
     return [found.get(n, Series.empty(n)) for n in names]
 
 
@@ -284,13 +366,18 @@ def _site_of_point(name: str) -> str:
     return parts[1] if len(parts) > 2 and parts[0] == "ses" and parts[1] else "_"
 
 
+PASSED_THROUGH = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
 def routes() -> list[Route]:
     return [
+        # the contract declares collections with a trailing slash; both spellings answer
         Route("/api/sites", paged_passthrough, methods=["GET"]),
+        Route("/api/sites/", paged_passthrough, methods=["GET"]),
         Route("/api/sites/{site}/configured_points", paged_passthrough, methods=["GET"]),
         Route("/api/sites/{site}/points", paged_passthrough, methods=["GET"]),
         Route("/api/sites/{site}/timeseries/paginated", site_paginated, methods=["GET"]),
         Route("/api/points/get_timeseries", points_get_timeseries, methods=["POST"]),
         Route("/api/points/{name:path}/timeseries", point_timeseries, methods=["GET"]),
-        Route("/api/{rest:path}", passthrough, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        Route("/api/{rest:path}", passthrough, methods=PASSED_THROUGH),
     ]

@@ -72,7 +72,9 @@ async def invalidate_cache(request: Request) -> Response:
     require_admin(request)
     site, points, start, end = _parse(await request.body())
     services = services_of(request)
-    dropped = await invalidate(services.reader.store, site, points, start, end)
+    reader = services.reader
+    dropped = await invalidate(reader.store, site, points, start, end, now_ms=reader.clock_ms())
+    await reader.generations.bump(site)
     responses = await services.cache.delete_prefix(RESPONSE_PREFIX)
     log.info(
         "cache invalidated: site %s, %s points, %d chunks, %d rollups",
@@ -86,7 +88,7 @@ async def invalidate_cache(request: Request) -> Response:
         "deletedObjects": dropped.objects,
         "deletedRollups": dropped.rollups,
         "deletedResponses": responses,
-        # the months actually dropped; null where the range was open
+        # the periods actually dropped (whole days or months); null where the range was open
         "startTime": None if start is None else format_time(dropped.start_ms),
         "endTime": None if end is None else format_time(dropped.end_ms),
     }

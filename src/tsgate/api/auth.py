@@ -7,17 +7,32 @@ from starlette.requests import Request
 from tsgate.errors import Unauthorized
 
 
+def _unprefixed(value: str) -> str:
+    # tolerate clients that prefix "Bearer " once too often (never forward "Bearer Bearer")
+    token = value.strip()
+    while token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    return token
+
+
 def token_of(request: Request, fallback: str | None) -> str:
-    """The caller's ACE token, or the server-side ``fallback`` (demo / single tenant)."""
+    """The caller's ACE token, or the server-side ``fallback`` (demo / single tenant).
+
+    ``Authorization`` must be a Bearer credential (Basic and other schemes are refused,
+    never forwarded as a token); ``X-ACE-Token`` may carry the token bare or as "Bearer …".
+    """
     header = request.headers.get("authorization")
     token: str | None = None
-    if header:
-        token = header.strip()
-        # tolerate clients that already prefix "Bearer " (never forward "Bearer Bearer")
-        while token.lower().startswith("bearer "):
-            token = token[7:].strip()
+    if header and header.strip():
+        scheme = header.strip().split(None, 1)[0]
+        if scheme.lower() != "bearer":
+            raise Unauthorized(
+                f"Authorization: the {scheme[:20]!r} scheme is not accepted;"
+                " send 'Authorization: Bearer <token>' or 'X-ACE-Token: <token>'"
+            )
+        token = _unprefixed(header) or None
     if not token:
-        token = (request.headers.get("x-ace-token") or "").strip() or None
+        token = _unprefixed(request.headers.get("x-ace-token") or "") or None
     if not token:
         token = fallback
     if not token:

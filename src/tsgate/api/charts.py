@@ -1,12 +1,16 @@
 """Saved chart configurations: ``/api/charts`` (create, list, get, delete).
 
 A chart belongs to the caller's scope (a salted hash of its token); other callers get
-404 for it. The config is what the chart page needs to draw the chart again; the fields
+404 for it. Creating, listing and reading ask the same cached access check as data reads
+whether the token may read the chart's site, so a revoked token loses its charts with
+its access; each caller keeps at most ``TSGATE_MAX_CHARTS_PER_CALLER`` charts.
+The config is what the chart page needs to draw the chart again; the fields
 the page relies on are checked here so a bad save fails now, not on the next visit.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -17,31 +21,60 @@ from tsgate.api.auth import token_of
 from tsgate.api.bodies import json_object
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.errors import BadParameter, NotFound
+from tsgate.database.charts import SavedChart
+from tsgate.errors import BadParameter, Forbidden, NotFound, QuotaExceeded
+from tsgate.series.access import check_site_name
 from tsgate.settings import Settings
+from tsgate.wiring import Services
 
 MAX_BODY_BYTES = 64 << 10
 MAX_NAME_CHARS = 200
 LIST_LIMIT = 200
 VIEWS = ("line", "area", "scatter", "calendar")
 PRESETS = ("1h", "24h", "7d", "30d", "365d", "custom")
+_CHART_ID = re.compile(r"[A-Za-z0-9_-]{12}")  # 9 random bytes, URL-safe base64
 
 
-def _scope(request: Request) -> str:
+def _token(request: Request) -> str:
+    return token_of(request, services_of(request).settings.upstream_token)
+
+
+def _chart_id(request: Request) -> str:
+    chart_id: str = request.path_params["chart_id"]
+    if not _CHART_ID.fullmatch(chart_id):
+        raise NotFound(f"no saved chart {chart_id[:60]!r}", param="chart_id")
+    return chart_id
+
+
+async def _readable(services: Services, chart: SavedChart, token: str) -> bool:
+    try:
+        await services.access.check(str(chart.config.get("site", "")), token)
+    except (Forbidden, NotFound):
+        return False
+    return True
+
+
+async def _own_chart(request: Request) -> tuple[SavedChart, str]:
+    """The caller's chart named in the path, once its token may (still) read the site."""
     services = services_of(request)
-    return services.access.scope(token_of(request, services.settings.upstream_token))
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    return await json_object(
-        request, max_bytes=MAX_BODY_BYTES, shape="a JSON object {name, config}"
-    )
+    token = _token(request)
+    chart_id = _chart_id(request)
+    scope = services.access.scope(token)
+    chart = await services.database.charts.get(scope, chart_id, now_ms=services.reader.clock_ms())
+    if chart is None:
+        # an unknown id and a junk token look alike until upstream is asked
+        await services.access.validate(token)
+        raise NotFound(f"no saved chart {chart_id!r}", param="chart_id")
+    await services.access.check(str(chart.config.get("site", "")), token)
+    return chart, scope
 
 
 def _name(body: dict[str, Any]) -> str:
     name = body.get("name", "")
-    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
-        raise BadParameter("name", f"must be a string of at most {MAX_NAME_CHARS} characters")
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise BadParameter(
+            "name", f"must be a string of at most {MAX_NAME_CHARS} printable characters"
+        )
     return name.strip()
 
 
@@ -52,6 +85,7 @@ def _config(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
     site = config.get("site")
     if not isinstance(site, str) or not site.strip():
         raise BadParameter("config.site", "is required (a site name)")
+    check_site_name(site, "config.site")
     points = config.get("points")
     if (
         not isinstance(points, list)
@@ -86,33 +120,45 @@ def _check_range(rng: Any) -> None:
 
 async def create(request: Request) -> Response:
     services = services_of(request)
-    scope = _scope(request)
+    token = _token(request)
     body = await json_object(request, max_bytes=MAX_BODY_BYTES, shape="an object {name, config}")
-    chart = await services.database.charts.create(
-        scope, _name(body), _config(body, services.settings), services.reader.clock_ms()
-    )
+    name, config = _name(body), _config(body, services.settings)
+    # the caller's token must read the chart's site now, as it must at every read
+    await services.access.check(config["site"], token)
+    scope = services.access.scope(token)
+    limit = services.settings.max_charts_per_caller
+    if limit > 0 and await services.database.charts.count(scope) >= limit:
+        raise QuotaExceeded(
+            "max_charts_per_caller",
+            f"this caller keeps {limit} saved charts, the most allowed; delete some first",
+        )
+    chart = await services.database.charts.create(scope, name, config, services.reader.clock_ms())
     out = chart.to_json() | {"url": f"/?chart={chart.id}"}
     return respond(request, out, status=201, headers={"Location": f"/api/charts/{chart.id}"})
 
 
 async def listing(request: Request) -> Response:
-    found = await services_of(request).database.charts.list(_scope(request), LIST_LIMIT)
-    items = [c.to_json() | {"url": f"/?chart={c.id}"} for c in found]
+    services = services_of(request)
+    token = _token(request)
+    await services.access.validate(token)
+    found = await services.database.charts.list(services.access.scope(token), LIST_LIMIT)
+    items = [
+        c.to_json() | {"url": f"/?chart={c.id}"}
+        for c in found
+        if await _readable(services, c, token)
+    ]
     return respond(request, {"items": items, "total": len(items)})
 
 
 async def show(request: Request) -> Response:
-    chart_id = request.path_params["chart_id"]
-    chart = await services_of(request).database.charts.get(_scope(request), chart_id)
-    if chart is None:
-        raise NotFound(f"no saved chart {chart_id!r}", param="chart_id")
+    chart, _ = await _own_chart(request)
     return respond(request, chart.to_json() | {"url": f"/?chart={chart.id}"})
 
 
 async def delete(request: Request) -> Response:
-    chart_id = request.path_params["chart_id"]
-    if not await services_of(request).database.charts.delete(_scope(request), chart_id):
-        raise NotFound(f"no saved chart {chart_id!r}", param="chart_id")
+    chart, scope = await _own_chart(request)
+    if not await services_of(request).database.charts.delete(scope, chart.id):
+        raise NotFound(f"no saved chart {chart.id!r}", param="chart_id")
     return Response(status_code=204)
 
 

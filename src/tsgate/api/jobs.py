@@ -1,11 +1,15 @@
 """The jobs API: submit a query or an export, watch it, fetch its result, cancel, retry.
 
 A job belongs to the caller's scope (a keyed hash of its token); other callers get 404.
+Every route asks the same cached access check as data reads whether the caller's token
+may read the job's site — when the job is created and again whenever it is read — so a
+token upstream revokes loses its jobs and results within ``TSGATE_ACCESS_TTL_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
@@ -16,20 +20,25 @@ from starlette.routing import Route
 
 from tsgate.api.auth import token_of
 from tsgate.api.bodies import json_object
+from tsgate.api.limits import check_points, check_range, check_samples, check_time_ms
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.errors import BadParameter, NotFound
+from tsgate.errors import BadParameter, Forbidden, NotFound, RequestError
 from tsgate.jobs.exports import MEDIA_TYPES
-from tsgate.jobs.model import Job, JobKind, JobState, normalise
+from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
-from tsgate.series.chart import INTERVALS
+from tsgate.series.access import UNKNOWN_SITE, check_site_name
+from tsgate.series.chart import INTERVALS, ChartQuery
 from tsgate.series.rollups import AGGREGATES
+from tsgate.settings import Settings
 from tsgate.upstream.wire import parse_time
+from tsgate.wiring import Services
 
 MAX_BODY_BYTES = 256 << 10
 STREAM_CHUNK_BYTES = 1 << 20
 EVENTS_POLL_S = 0.5
+_JOB_ID = re.compile(r"[0-9a-f]{24}")  # job ids are 12-byte hashes in hex
 
 
 def _token(request: Request) -> str:
@@ -38,17 +47,30 @@ def _token(request: Request) -> str:
 
 def _time(param: str, raw: Any) -> int:
     if isinstance(raw, int) and not isinstance(raw, bool):
-        return raw  # epoch milliseconds
+        return check_time_ms(param, raw)  # epoch milliseconds
     if isinstance(raw, str):
         return parse_time(param, raw)
     raise BadParameter(param, "must be an ISO 8601 time or epoch milliseconds")
 
 
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
+def _optional_int(body: dict[str, Any], name: str, *, lo: int, hi: int) -> int | None:
     raw = body.get(name)
-    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
-        return raw
-    raise BadParameter(name, "must be an integer")
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool):
+        raise BadParameter(name, "must be an integer")
+    if not lo <= raw <= hi:
+        raise BadParameter(name, f"{raw} is not between {lo} and {hi}")
+    return raw
+
+
+def _string(body: dict[str, Any], name: str, default: str = "") -> str:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise BadParameter(name, "must be a string")
+    return value
 
 
 def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | None:
@@ -56,69 +78,138 @@ def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | 
     if value is None:
         return None
     if not isinstance(value, str) or value not in allowed:
-        raise BadParameter(name, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "…"
+        raise BadParameter(name, f"{shown} is not one of {', '.join(sorted(allowed))}")
     return value
+
+
+def job_request_of(body: dict[str, Any], settings: Settings) -> JobRequest:
+    """The body as a job request, checked with the chart API's limits; 4xx names the fault."""
+    points = body.get("points")
+    if not isinstance(points, list) or not all(isinstance(p, str) for p in points):
+        raise BadParameter("points", "must be a list of point names")
+    check_points(settings, points, "points")
+    if any(not p.isprintable() for p in points):
+        raise BadParameter("points", "point names cannot hold control characters")
+    start_ms, end_ms = _time("start", body.get("start")), _time("end", body.get("end"))
+    if end_ms <= start_ms:
+        raise BadParameter("end", "must be after start")
+    check_range(settings, start_ms, end_ms, "end")
+    site = _string(body, "site")
+    if site:
+        check_site_name(site)
+    request = normalise(
+        kind=_string(body, "kind"),
+        site=site,
+        points=points,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        format=_string(body, "format", "json"),
+        interval=_choice(body, "interval", INTERVALS),
+        max_points=_optional_int(body, "max_points", lo=4, hi=1_000_000),
+        notify_url=body.get("notify_url"),
+        agg=_choice(body, "agg", AGGREGATES),
+        layout=_choice(body, "layout", ("series", "columnar")),
+    )
+    if request.kind is JobKind.QUERY:
+        # a query's result is one chart answer: the chart API's sample limit holds
+        check_samples(settings, query_of(request))
+    return request
+
+
+def query_of(request: JobRequest) -> ChartQuery:
+    return ChartQuery(
+        request.site,
+        request.points,
+        request.start_ms,
+        request.end_ms,
+        request.interval or "raw",
+        request.max_points,
+        request.agg or "avg",
+    )
+
+
+async def check_job_access(services: Services, request: JobRequest, token: str) -> None:
+    """The caller's token may (still) read what the job reads: asked of upstream, cached."""
+    if request.site == UNKNOWN_SITE:
+        for name in request.points:
+            await services.access.check(request.site, token, point=name)
+    else:
+        await services.access.check(request.site, token)
 
 
 async def submit(request: Request) -> Response:
     services = services_of(request)
     token = _token(request)
     body = await json_object(request, max_bytes=MAX_BODY_BYTES)
-    points = body.get("points")
-    if not isinstance(points, list) or not all(isinstance(p, str) for p in points):
-        raise BadParameter("points", "must be a list of point names")
     notify_url = body.get("notify_url")
+    if notify_url is not None and not isinstance(notify_url, str):
+        raise BadParameter("notify_url", "must be a URL")
+    job_request = job_request_of(body, services.settings)
+    # who may: upstream says (cached), before anything is stored or sliced
+    await check_job_access(services, job_request, token)
     if notify_url is not None:
-        if not isinstance(notify_url, str):
-            raise BadParameter("notify_url", "must be a URL")
         await check_addresses(notify_url, allow_private=services.settings.webhook_allow_private)
-    job_request = normalise(
-        kind=str(body.get("kind", "")),
-        site=str(body.get("site") or ""),
-        points=points,
-        start_ms=_time("start", body.get("start")),
-        end_ms=_time("end", body.get("end")),
-        format=body.get("format"),
-        interval=_choice(body, "interval", INTERVALS),
-        max_points=_optional_int(body, "max_points"),
-        notify_url=notify_url,
-        agg=_choice(body, "agg", AGGREGATES),
-        layout=_choice(body, "layout", ("series", "columnar")),
-    )
     job, _queued = await services.jobs.submit(job_request, token)
     status = 200 if job.state is JobState.COMPLETED else 202
     location = f"/api/jobs/{job.id}"
     return respond(request, job.to_json(), status=status, headers={"Location": location})
 
 
+async def _own_job(request: Request) -> tuple[Job, str]:
+    """The caller's job named in the path, after its token's access is checked again."""
+    services = services_of(request)
+    token = _token(request)
+    job_id = request.path_params["job_id"]
+    if not _JOB_ID.fullmatch(job_id):
+        raise NotFound(f"no job {job_id[:60]!r}")
+    job = await services.jobs.get(job_id, token)
+    # a token revoked upstream (or refused the site) loses its jobs with its access
+    await check_job_access(services, job.request, token)
+    return job, token
+
+
 async def show(request: Request) -> Response:
-    job = await services_of(request).jobs.get(request.path_params["job_id"], _token(request))
+    job, _ = await _own_job(request)
     return respond(request, job.to_json())
 
 
 async def listing(request: Request) -> Response:
     status = request.query_params.get("status")
     if status is not None and status not in {s.value for s in JobState}:
-        raise BadParameter("status", f"{status!r} is not a job state")
+        raise BadParameter("status", f"{status[:60]!r} is not a job state")
     services = services_of(request)
-    scope = services.jobs.scope_of(_token(request))
+    token = _token(request)
+    await services.access.validate(token)
+    scope = services.jobs.scope_of(token)
     found = await services.jobs.store.list_jobs(state=status, scope=scope)
-    return respond(request, {"items": [j.to_json() for j in found], "total": len(found)})
+    visible = [j for j in found if await _readable(services, j.request, token)]
+    return respond(request, {"items": [j.to_json() for j in visible], "total": len(visible)})
+
+
+async def _readable(services: Services, request: JobRequest, token: str) -> bool:
+    try:
+        await check_job_access(services, request, token)
+    except (Forbidden, NotFound):
+        return False
+    return True
 
 
 async def cancel(request: Request) -> Response:
-    job = await services_of(request).jobs.cancel(request.path_params["job_id"], _token(request))
+    job, token = await _own_job(request)
+    job = await services_of(request).jobs.cancel(job.id, token)
     return respond(request, job.to_json())
 
 
 async def retry(request: Request) -> Response:
-    job = await services_of(request).jobs.retry(request.path_params["job_id"], _token(request))
+    job, token = await _own_job(request)
+    job = await services_of(request).jobs.retry(job.id, token)
     return respond(request, job.to_json(), status=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
 async def result(request: Request) -> Response:
     services = services_of(request)
-    job = await services.jobs.get(request.path_params["job_id"], _token(request))
+    job, _ = await _own_job(request)
     if job.state is not JobState.COMPLETED or job.result_key is None:
         raise NotFound(f"job {job.id} has no result (status {job.state.value})")
     size = job.result_size or 0
@@ -144,9 +235,19 @@ async def _stream(objects: ObjectStore, key: str, size: int) -> AsyncIterator[by
 
 async def events(request: Request) -> Response:
     services = services_of(request)
-    job = await services.jobs.get(request.path_params["job_id"], _token(request))
+    job, _ = await _own_job(request)
+    token = _token(request)
+
+    async def current(job_id: str) -> Job | None:
+        # a stream outlives grants: the token's access is checked again on every poll
+        try:
+            await check_job_access(services, job.request, token)
+        except RequestError:
+            return None  # access lost: the stream ends
+        return await services.jobs.store.get(job_id)
+
     return StreamingResponse(
-        _events(services.jobs.store.get, job),
+        _events(current, job),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -12,11 +12,16 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.problems import tsgate_error
-from tsgate.errors import TooLarge
+from tsgate.errors import BadParameter, TooLarge
+from tsgate.series.chart import ChartQuery, estimate_samples
 from tsgate.settings import Settings
 from tsgate.wiring import Services
 
 DAY_MS = 86_400_000
+SAMPLE_MS = 300_000  # the 5-minute cadence that sample estimates assume
+# the times an ISO 8601 parameter can name (years 1 to 9999), as epoch milliseconds
+MIN_TIME_MS = -62_135_596_800_000
+MAX_TIME_MS = 253_402_300_799_999
 
 
 def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
@@ -35,6 +40,56 @@ def check_range(settings: Settings, start_ms: int, end_ms: int, param: str = "en
         raise TooLarge(
             "max_range_days",
             f"{param}: the range spans {days:.1f} days; at most {limit} days per request",
+        )
+
+
+def check_time_ms(param: str, ms: int) -> int:
+    """An epoch-ms time within the years an ISO time can name, else a 400 naming ``param``."""
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:
+        raise BadParameter(param, f"{ms} is outside the years 1 to 9999 (epoch milliseconds)")
+    return ms
+
+
+def check_samples(settings: Settings, q: ChartQuery) -> None:
+    """Raw answers larger than ``max_inline_samples`` are refused with suggestions."""
+    if q.interval != "raw" or q.max_points is not None:
+        return
+    estimated = estimate_samples(q)
+    if estimated > settings.max_inline_samples:
+        raise TooLarge(
+            "max_inline_samples",
+            f"about {estimated:,} raw samples; "
+            f"at most {settings.max_inline_samples:,} inline — add max_points=N "
+            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
+        )
+
+
+def check_drop_in_samples(settings: Settings, points: int, start_ms: int, end_ms: int) -> None:
+    """The chart API's sample budget for an unpaged drop-in read (``max_inline_samples``)."""
+    estimated = (end_ms - start_ms) // SAMPLE_MS * points
+    if estimated > settings.max_inline_samples:
+        raise TooLarge(
+            "max_inline_samples",
+            f"about {estimated:,} samples; at most {settings.max_inline_samples:,} in one "
+            "answer — ask for a shorter range or fewer points, or page through "
+            "/api/sites/{site}/timeseries/paginated",
+        )
+
+
+async def check_fetch_budget(
+    services: Services, site: str, names: Sequence[str], start_ms: int, end_ms: int, token: str
+) -> None:
+    """The chart API's inline fetch budget (``inline_fetch_samples``) for a drop-in read,
+    which cannot become a job: too much to fetch from upstream now is a 413."""
+    budget = services.settings.inline_fetch_samples
+    if budget <= 0:
+        return
+    missing = await services.reader.missing_samples(site, names, start_ms, end_ms, token=token)
+    if missing > budget:
+        raise TooLarge(
+            "inline_fetch_samples",
+            f"about {missing:,} samples must first be fetched from upstream; at most "
+            f"{budget:,} inline — ask for a shorter range, or submit a job (POST /api/jobs)",
         )
 
 

@@ -151,9 +151,15 @@ class Metrics:
         except StorageError as exc:
             log.warning("store gauges skipped: %s", exc)
             return
+        store, rechecks = services.reader.store.counters, services.rechecks
         self._snapshot.store = {
             "chunks": counts["chunks"],
-            "sealed_chunks": counts["sealed"],
+            "final_chunks": counts["final"],
+            "provisional_chunks": counts["provisional"],
+            "damaged_objects": store.damaged,
+            "late_samples_repaired": store.repaired,
+            "rechecked_periods": rechecks.periods,
+            "recheck_requests": rechecks.requests,
             "chunk_bytes": counts["bytes"],
             "chunk_samples": counts["samples"],
             "database_bytes": database_bytes,

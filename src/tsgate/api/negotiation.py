@@ -17,7 +17,7 @@ from tsgate.errors import BadParameter
 
 MSGPACK = "application/x-msgpack"
 JSON = "application/json"
-COMPRESS_MIN_BYTES = 1024
+COMPRESS_MIN_BYTES = 1024  # without an app lifespan (TSGATE_COMPRESS_MIN_BYTES sets it)
 _ENCODINGS = ("zstd", "br", "gzip")
 
 
@@ -38,29 +38,49 @@ def checked_format(fmt: str | None) -> str | None:
 
 
 def msgpack_for(fmt: str | None, accept: str) -> bool:
+    """MessagePack when ``?format=msgpack``, or when ``Accept`` rates it above zero and
+    no lower than JSON (``q`` values honoured: ``application/x-msgpack;q=0`` is a no)."""
     if fmt is not None:
         return fmt == "msgpack"
-    return MSGPACK in accept or "application/msgpack" in accept
+    if "msgpack" not in accept:
+        return False
+    rated = _accept_q(accept)
+    packed = max(rated.get(MSGPACK, 0.0), rated.get("application/msgpack", 0.0))
+    plain = max(rated.get(JSON, 0.0), rated.get("application/*", 0.0), rated.get("*/*", 0.0))
+    return packed > 0 and packed >= plain
+
+
+def _accept_q(header: str) -> dict[str, float]:
+    """Media ranges of an ``Accept`` or ``Accept-Encoding`` header and their ``q`` (0–1)."""
+    offered: dict[str, float] = {}
+    for part in header.split(","):
+        token, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+        if token:
+            offered[token.lower()] = max(q, offered.get(token.lower(), 0.0))
+    return offered
 
 
 def choose_encoding(accept_encoding: str) -> str | None:
     """The best encoding the client accepts (q=0 excludes one)."""
-    offered: dict[str, float] = {}
-    for part in accept_encoding.split(","):
-        token, _, params = part.strip().partition(";")
-        q = 1.0
-        params = params.strip()
-        if params.startswith("q="):
-            try:
-                q = float(params[2:])
-            except ValueError:
-                q = 0.0
-        if token:
-            offered[token.strip().lower()] = q
+    offered = _accept_q(accept_encoding)
     for name in _ENCODINGS:
         if offered.get(name, offered.get("*", 0.0)) > 0:
             return name
     return None
+
+
+def compress_min_bytes(request: Request) -> int:
+    """Bodies shorter than this go uncompressed: the app's lifespan state sets it."""
+    value = getattr(request.state, "compress_min_bytes", None)
+    return COMPRESS_MIN_BYTES if value is None else int(value)
 
 
 def compress(body: bytes, encoding: str) -> bytes:
@@ -101,7 +121,7 @@ def compressed(
     out = dict(headers or {})
     out["Vary"] = "Accept, Accept-Encoding"
     encoding = None
-    if len(body) >= COMPRESS_MIN_BYTES:
+    if len(body) >= compress_min_bytes(request):
         encoding = choose_encoding(request.headers.get("accept-encoding", ""))
     if encoding is not None:
         body = compress(body, encoding)

@@ -60,7 +60,8 @@ async def _upstream_probe(services: Services) -> None:
     # an open circuit answers for upstream: probing it would only add to its load
     services.upstream.breaker.check()
     token = services.settings.upstream_token or "health-check"
-    await services.upstream.get_json("/sites", token=token, params={"page": 1, "per_page": 1})
+    # per_page=2 is the smallest page the Swagger's enum allows
+    await services.upstream.get_json("/sites/", token=token, params={"page": 1, "per_page": 2})
 
 
 def overall(checks: dict[str, dict[str, Any]], alerts: list[str]) -> str:
@@ -119,6 +120,8 @@ async def stats(request: Request) -> Response:
     samples = sum(g.samples for g in groups)
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters
+    counts = await database.chunks.counts()
+    results, result_bytes = await services.jobs.stored_results()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -135,7 +138,21 @@ async def stats(request: Request) -> Response:
             "circuit": services.upstream.breaker.state,
             "circuit_opens": services.upstream.breaker.opens,
         },
-        "store": {**await database.chunks.counts(), "database_bytes": await database.size_bytes()},
+        "store": {
+            **counts,
+            "job_results": results,
+            "job_result_bytes": result_bytes,
+            "database_bytes": await database.size_bytes(),
+        },
+        # late data and lost objects: provisional periods (with holes) are re-checked
+        "integrity": {
+            "holes_open": counts["provisional"],
+            "late_samples_repaired": services.reader.store.counters.repaired,
+            "damaged_objects_refetched": services.reader.store.counters.damaged,
+            "rechecked_periods": services.rechecks.periods,
+            "recheck_requests": services.rechecks.requests,
+            "recheck_failures": services.rechecks.failures,
+        },
         "jobs": await jobs_by_state(database.sql),
         "alerts": services.alerts.current(),
     }

@@ -13,7 +13,9 @@ from tsgate.api.auth import token_of
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter
-from tsgate.upstream.wire import parse_bool, parse_int
+from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
+from tsgate.upstream.fieldmask import apply_mask, parse_mask
+from tsgate.upstream.wire import parse_bool, parse_int, parse_per_page
 
 # filters the cache does not model go straight to upstream
 _UPSTREAM_ONLY = {"created_after", "created_before", "updated_after", "updated_before"}
@@ -29,14 +31,15 @@ async def configured_points(request: Request) -> Response:
         return await paged_passthrough(request)
     services = services_of(request)
     site = request.path_params["site"]
+    mask = parse_mask(request.headers.get(MASK_HEADER, ""))
     page = _int(request, "page", 1, 1, 1_000_000)
-    per_page = _int(request, "per_page", 100, 1, 5000)
+    per_page = parse_per_page(request.query_params.get("per_page"))  # the contract's enum
     bypass = parse_bool("bypass_cache", request.query_params.get("bypass_cache"), default=False)
     token = token_of(request, services.settings.upstream_token)
     body, source = await services.catalog.page(site, token, page, per_page, bypass=bypass)
     return respond(
         request,
-        body,
+        apply_mask(body, mask),
         headers={
             "X-Cache-Source": source,
             "X-Cache-Status": "MISS" if source == "ORIGIN" else "HIT",

@@ -15,6 +15,7 @@ from tsgate import errors
 log = logging.getLogger("tsgate.api")
 
 PROBLEM_TYPE = "application/problem+json"
+TROUBLE_RETRY_AFTER_S = 5.0
 
 # most specific first: the first isinstance match wins
 STATUS: tuple[tuple[type[errors.TsgateError], int, str], ...] = (
@@ -23,11 +24,14 @@ STATUS: tuple[tuple[type[errors.TsgateError], int, str], ...] = (
     (errors.Forbidden, 403, "Forbidden"),
     (errors.NotFound, 404, "Not found"),
     (errors.TooLarge, 413, "Request too large"),
+    (errors.QuotaExceeded, 429, "Quota exceeded"),
     (errors.RateLimited, 429, "Too many requests"),
     (errors.RequestError, 400, "Bad request"),
     (errors.UpstreamCircuitOpen, 503, "Upstream unavailable"),
+    (errors.UpstreamRateLimited, 503, "Upstream rate limited"),
     (errors.UpstreamTimeout, 504, "Upstream timeout"),
     (errors.UpstreamError, 502, "Upstream failure"),
+    (errors.UpstreamBadAnswer, 502, "Bad upstream answer"),
     (errors.StorageError, 503, "Storage unavailable"),
     (errors.ConfigError, 500, "Misconfigured"),
     (errors.TsgateError, 500, "Internal error"),
@@ -47,8 +51,8 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
         "title": title,
         "status": status,
         "detail": detail,
-        # ACE clients read `message` from error bodies; keep them informative too
-        "message": detail,
+        # ACE clients read `message` from error bodies: upstream's own text when it gave one
+        "message": extra.pop("message", None) or detail,
     }
     headers = {}
     retry_after = extra.pop("retry_after_s", None)
@@ -61,15 +65,19 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
 async def tsgate_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.TsgateError)
     status, title = status_of(exc)
-    if status >= 500 and not isinstance(exc, errors.UpstreamError):
+    if status >= 500 and not isinstance(exc, errors.UpstreamError | errors.UpstreamBadAnswer):
         log.error("request failed: %s", exc, exc_info=exc)
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is None and status in (502, 503, 504):
+        retry_after_s = TROUBLE_RETRY_AFTER_S  # upstream or storage trouble: come back later
     return problem(
         status,
         title,
         exc.detail,
         param=getattr(exc, "param", None),
         limit=getattr(exc, "limit", None),
-        retry_after_s=getattr(exc, "retry_after_s", None),
+        retry_after_s=retry_after_s,
+        message=exc.upstream_message,
     )
 
 

@@ -1,6 +1,7 @@
 """Rate limiting: a token bucket per caller and route class, as pure ASGI middleware.
 
-The caller is its token's salted hash, or its IP address when it sends no token. Each
+The caller is its token's salted hash once upstream has accepted that token, else its
+client address (so rotating unvalidated tokens all draw from one address's bucket). Each
 route class (``read``, ``jobs``, ``admin``) has its own bucket, kept in the cache seam:
 in this process for ``memory://``, shared by every server for ``redis://``. Limited
 responses carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset``;
@@ -43,13 +44,34 @@ def route_class(path: str) -> str | None:
     return "read"
 
 
-def caller_of(scope: Scope, salt: bytes) -> str:
-    """``t:<hash>`` for a caller with a token, ``ip:<address>`` for one without."""
+def caller_of(scope: Scope, services: Services) -> str:
+    """``t:<hash>`` for a token upstream has accepted lately, else ``ip:<address>``.
+
+    A token not (yet) validated shares its address's bucket: minting fresh junk tokens
+    gains nothing. The address is the peer's, or with ``TSGATE_TRUSTED_PROXY_HEADER`` the
+    last entry the trusted proxy wrote into that header.
+    """
     try:
-        return "t:" + token_hash(token_of(Request(scope), None), salt)
+        token = token_of(Request(scope), None)
     except Unauthorized:
-        client = scope.get("client")
-        return "ip:" + (client[0] if client else "unknown")
+        token = None
+    if token is not None:
+        hashed = token_hash(token, services.salt)
+        if services.access.validated(hashed):
+            return "t:" + hashed
+    return "ip:" + client_address(scope, services.settings.trusted_proxy_header)
+
+
+def client_address(scope: Scope, trusted_header: str | None) -> str:
+    if trusted_header:
+        wanted = trusted_header.lower().encode()
+        values = [v for k, v in scope.get("headers", []) if k == wanted]
+        if values:
+            last = values[-1].decode("latin-1").split(",")[-1].strip()
+            if last:
+                return str(last[:100])
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def limit_headers(bucket: Bucket, burst: int) -> list[tuple[bytes, bytes]]:
@@ -72,7 +94,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         settings = services.settings
-        key = f"ratelimit:{kind}:{caller_of(scope, services.salt)}"
+        key = f"ratelimit:{kind}:{caller_of(scope, services)}"
         try:
             bucket = await services.cache.take(
                 key, settings.rate_limit_per_min / 60.0, settings.rate_limit_burst

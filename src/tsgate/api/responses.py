@@ -36,6 +36,7 @@ class ResponseKey:
     layout: str
     msgpack: bool
     encoding: str | None
+    generation: str = "0"  # the site's data version (series.reader.Generations)
 
     def __str__(self) -> str:
         q = self.query
@@ -44,6 +45,7 @@ class ResponseKey:
                 str,
                 (
                     self.scope,
+                    self.generation,
                     q.site,
                     ",".join(q.points),
                     q.start_ms,

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from tsgate.api import responses
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.limits import check_points, check_range, check_samples
 from tsgate.api.negotiation import (
     checked_format,
     choose_encoding,
@@ -41,16 +41,20 @@ from tsgate.jobs.model import normalise
 from tsgate.series import rollups
 from tsgate.series.chart import (
     INTERVALS,
+    INTERVALS_MS,
+    ORIGINS_MS,
     ChartQuery,
     ChartResult,
     chart_body,
-    estimate_samples,
+    exact_buckets,
     run_chart,
 )
 from tsgate.settings import Settings
 from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
+# the intervals the rollups serve (finer ones would read every raw sample of the range)
+AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d")
 
 
 @dataclass(frozen=True)
@@ -134,17 +138,7 @@ async def timeseries(request: Request) -> Response:
     parsed = chart_request(request)
     q, layout = parsed.query, parsed.layout
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
-    if (
-        q.interval == "raw"
-        and q.max_points is None
-        and estimate_samples(q) > services.settings.max_inline_samples
-    ):
-        raise TooLarge(
-            "max_inline_samples",
-            f"about {estimate_samples(q):,} raw samples; "
-            f"at most {services.settings.max_inline_samples:,} inline — add max_points=N "
-            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
-        )
+    check_samples(services.settings, q)
     token = token_of(request, services.settings.upstream_token)
     key = responses.ResponseKey(
         services.access.scope(token),
@@ -152,6 +146,7 @@ async def timeseries(request: Request) -> Response:
         layout,
         msgpack,
         choose_encoding(request.headers.get("accept-encoding", "")),
+        await services.reader.generations.get(q.site),
     )
     hit = await responses.load(services.cache, key)
     if hit is not None:
@@ -171,7 +166,7 @@ async def timeseries(request: Request) -> Response:
     if result.stats.cache_status != "STALE":
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         entry = responses.CachedResponse(bytes(response.body), media_type, kept)
-        await responses.store(services.cache, key, entry, _response_ttl_s(request, q))
+        await responses.store(services.cache, key, entry, _response_ttl_s(request, q, result))
     return response
 
 
@@ -194,12 +189,11 @@ def _from_cache(request: Request, hit: responses.CachedResponse, started: float)
     return Response(hit.body, 200, headers=headers, media_type=hit.media_type)
 
 
-def _response_ttl_s(request: Request, q: ChartQuery) -> float:
-    services = services_of(request)
-    settings = services.settings
-    settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
-    # never longer than the token's access grant that the answer was served under
-    return min(settings.access_ttl_s, 3600.0 if settled else settings.open_ttl_s)
+def _response_ttl_s(request: Request, q: ChartQuery, result: ChartResult) -> float:
+    settings = services_of(request).settings
+    # never longer than the token's access grant that the answer was served under; a
+    # repair of data behind a kept answer moves the site's generation, so it is not served
+    return min(settings.access_ttl_s, 3600.0 if result.stats.final else settings.open_ttl_s)
 
 
 def _headers(
@@ -207,11 +201,11 @@ def _headers(
 ) -> dict[str, str]:
     services = services_of(request)
     elapsed_ms = (time.perf_counter() - started) * 1000
-    settled = q.end_ms <= services.reader.clock_ms() - services.reader.policy.settle_ms
-    # responses depend on the caller's token: private, but settled history never changes
+    # responses depend on the caller's token: private; immutable only once every sample
+    # behind the answer is final (a provisional day may still receive a late backlog)
     if result.stats.cache_status == "STALE":
         cache_control = "no-store"  # served while upstream is down: not the real answer
-    elif settled:
+    elif result.stats.final:
         cache_control = "private, max-age=31536000, immutable"
     else:
         cache_control = f"private, max-age={max(1, services.reader.policy.open_ttl_ms // 1000)}"
@@ -273,12 +267,18 @@ async def aggregations(request: Request) -> Response:
     services = services_of(request)
     q = parse_query(request)
     interval = request.query_params.get("interval") or "1h"
-    if interval not in ("1h", "1d"):
-        raise BadParameter("interval", f"{interval!r} is not one of 1h, 1d")
+    if interval not in AGGREGATION_INTERVALS:
+        allowed = ", ".join(AGGREGATION_INTERVALS)
+        raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
-    start = q.start_ms - q.start_ms % (3_600_000 if interval == "1h" else 86_400_000)
-    found, stats = await services.reader.read_rollups(
-        q.site, q.points, interval, start, q.end_ms, token=token
+    found, stats = await exact_buckets(
+        services.reader,
+        q.site,
+        q.points,
+        (q.start_ms, q.end_ms),
+        INTERVALS_MS[interval],
+        ORIGINS_MS.get(interval, 0),
+        token=token,
     )
     rows = sum(len(b) for b in found.values())
     if rows > MAX_AGGREGATION_ROWS:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from tsgate.database.charts import SavedChart, SavedCharts
-from tsgate.database.chunks import ChunkIndex, ChunkRow
+from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
 from tsgate.database.migrations import upgrade_head
 from tsgate.database.points import PointCatalog
@@ -31,8 +31,6 @@ from tsgate.database.stats import RequestStat, RequestStats
 from tsgate.database.tables import metadata
 
 __all__ = [
-    "ChunkIndex",
-    "ChunkRow",
     "Database",
     "PointCatalog",
     "RequestStat",
@@ -41,6 +39,7 @@ __all__ = [
     "RollupStore",
     "SavedChart",
     "SavedCharts",
+    "SqlChunkIndex",
     "migrate",
     "open_database",
 ]
@@ -60,7 +59,7 @@ class Database:
         # Public for sibling repositories (e.g. jobs) that share this engine.
         self.sql = sql
         self.dialect = sql.dialect
-        self.chunks = ChunkIndex(sql)
+        self.chunks = SqlChunkIndex(sql)
         self.points = PointCatalog(sql)
         self.rollups = RollupStore(sql)
         self.stats = RequestStats(sql)
@@ -96,9 +95,9 @@ class Database:
 
     async def __aexit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        _exc_type: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 

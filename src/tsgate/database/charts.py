@@ -1,7 +1,8 @@
 """Saved chart configurations: a JSON config per chart, owned by one caller scope.
 
 The scope is a salted hash of the caller's token (never the token); every query filters
-on it, so one caller can neither see nor delete another's charts.
+on it, so one caller can neither see nor delete another's charts. Reading a chart
+records it as used; charts unused for ``TSGATE_CHART_TTL_S`` are deleted by maintenance.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tsgate.database.engine import SqlEngine
 from tsgate.database.tables import charts as charts_table
 
 _ID_BYTES = 9  # 12 URL-safe characters
+_TOUCH_EVERY_MS = 3_600_000
 
 
 @dataclass(frozen=True)
@@ -54,18 +56,46 @@ class SavedCharts:
             "name": name,
             "config": json.dumps(config, separators=(",", ":")),
             "created_at_ms": now_ms,
+            "last_used_ms": now_ms,
         }
         async with self._sql.write() as conn:
             await conn.execute(sa.insert(charts_table), [row])
         return chart
 
-    async def get(self, scope: str, chart_id: str) -> SavedChart | None:
+    async def get(
+        self, scope: str, chart_id: str, *, now_ms: int | None = None
+    ) -> SavedChart | None:
+        """One of the scope's charts; with ``now_ms``, recorded as used then (at most
+        one write an hour per chart)."""
         query = sa.select(charts_table).where(
             charts_table.c.scope == scope, charts_table.c.id == chart_id
         )
         async with self._sql.read() as conn:
             row = (await conn.execute(query)).one_or_none()
-        return None if row is None else _saved(row)
+        if row is None:
+            return None
+        if now_ms is not None and now_ms - int(row.last_used_ms) >= _TOUCH_EVERY_MS:
+            touch = (
+                sa.update(charts_table)
+                .where(charts_table.c.id == chart_id)
+                .values(last_used_ms=now_ms)
+            )
+            async with self._sql.write() as conn:
+                await conn.execute(touch)
+        return _saved(row)
+
+    async def count(self, scope: str) -> int:
+        query = sa.select(sa.func.count()).select_from(charts_table)
+        async with self._sql.read() as conn:
+            found = await conn.execute(query.where(charts_table.c.scope == scope))
+            return int(found.scalar_one())
+
+    async def expire(self, *, unused_since_ms: int) -> int:
+        """Delete every chart not used since ``unused_since_ms``; returns how many."""
+        query = sa.delete(charts_table).where(charts_table.c.last_used_ms < unused_since_ms)
+        async with self._sql.write() as conn:
+            result = await conn.execute(query)
+        return int(result.rowcount or 0)
 
     async def list(self, scope: str, limit: int) -> builtins.list[SavedChart]:
         """The scope's charts, newest first."""

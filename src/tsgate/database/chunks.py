@@ -1,61 +1,79 @@
-"""The chunk index: which (site, point, resolution, period) chunks exist in the object store.
+"""The chunk index in SQL: one row per stored (site, point, resolution, period).
 
-A chunk covers one UTC day while recent; settled days are compacted into one month-wide
-chunk by :meth:`ChunkIndex.replace`. Periods are half-open ``[period_start_ms,
-period_end_ms)`` and so are query ranges.
+Implements :class:`tsgate.series.index.ChunkIndex`; the row type and its meaning belong
+to the domain. Periods are half-open ``[period_start_ms, period_end_ms)`` and so are
+query ranges.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import chunks
+from tsgate.series.index import PROVISIONAL, ChunkRow, decode_coverage, encode_coverage
 
 # Bound parameters per IN list: far below SQLite's and PostgreSQL's limits, and small
 # enough that the planner keeps using the primary-key index.
 IN_LIST_MAX = 500
 _WRITE_BATCH = 1_000
+_KEY = ("site", "point", "resolution", "period_start_ms")
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    site: str
-    point: str
-    resolution: str  # "raw" | "5min"
-    period_start_ms: int
-    period_end_ms: int
-    object_key: str
-    sealed: bool
-    covered_end_ms: int  # data fetched up to here; period_end_ms once sealed
-    samples: int
-    size_bytes: int
-    first_ms: int | None
-    last_ms: int | None
-    fetched_at_ms: int
+def _from_row(row: sa.Row[Any]) -> ChunkRow:
+    values = dict(row._mapping)
+    values["coverage"] = decode_coverage(values["coverage"])
+    values["holes"] = decode_coverage(values["holes"])
+    return ChunkRow(**values)
 
-    @classmethod
-    def from_row(cls, row: sa.Row[Any]) -> ChunkRow:
-        return cls(**row._mapping)
+
+def _to_row(row: ChunkRow) -> dict[str, Any]:
+    return {
+        "site": row.site,
+        "point": row.point,
+        "resolution": row.resolution,
+        "period_start_ms": row.period_start_ms,
+        "period_end_ms": row.period_end_ms,
+        "object_key": row.object_key,
+        "checksum": row.checksum,
+        "coverage": encode_coverage(row.coverage),
+        "tail_start_ms": row.tail_start_ms,
+        "tail_end_ms": row.tail_end_ms,
+        "state": row.state,
+        "holes": encode_coverage(row.holes),
+        "rechecks": row.rechecks,
+        "recheck_at_ms": row.recheck_at_ms,
+        "samples": row.samples,
+        "size_bytes": row.size_bytes,
+        "first_ms": row.first_ms,
+        "last_ms": row.last_ms,
+        "fetched_at_ms": row.fetched_at_ms,
+    }
 
 
 def _overlaps(start_ms: int, end_ms: int) -> sa.ColumnElement[bool]:
     return sa.and_(chunks.c.period_start_ms < end_ms, chunks.c.period_end_ms > start_ms)
 
 
-class ChunkIndex:
+def _is(row: ChunkRow) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        chunks.c.site == row.site,
+        chunks.c.point == row.point,
+        chunks.c.resolution == row.resolution,
+        chunks.c.period_start_ms == row.period_start_ms,
+    )
+
+
+class SqlChunkIndex:
     def __init__(self, sql: SqlEngine) -> None:
         self._sql = sql
 
     async def overlapping(
         self, site: str, points: Sequence[str], resolution: str, start_ms: int, end_ms: int
     ) -> list[ChunkRow]:
-        """Chunks of ``points`` overlapping ``[start_ms, end_ms)``, by point then time."""
         found: list[ChunkRow] = []
         async with self._sql.read() as conn:
             for names in batched(sorted(set(points)), IN_LIST_MAX):
@@ -69,50 +87,40 @@ class ChunkIndex:
                     )
                     .order_by(chunks.c.point, chunks.c.period_start_ms)
                 )
-                found.extend(ChunkRow.from_row(r) for r in await conn.execute(query))
+                found.extend(_from_row(r) for r in await conn.execute(query))
         return found
 
-    async def upsert(self, rows: Sequence[ChunkRow]) -> None:
-        """Insert or replace ``rows`` (by primary key) in one transaction."""
-        if not rows:
+    async def swap(self, remove: Sequence[ChunkRow], add: Sequence[ChunkRow]) -> None:
+        if not remove and not add:
             return
-        stmt = self._sql.upsert(chunks)
+        added = {tuple(getattr(r, k) for k in _KEY) for r in add}
         async with self._sql.write() as conn:
-            for batch in batched(rows, _WRITE_BATCH):
-                await conn.execute(stmt, [dataclasses.asdict(r) for r in batch])
+            for row in remove:
+                if tuple(getattr(row, k) for k in _KEY) not in added:
+                    await conn.execute(sa.delete(chunks).where(_is(row)))
+            stmt = self._sql.upsert(chunks)
+            for batch in batched(list(add), _WRITE_BATCH):
+                await conn.execute(stmt, [_to_row(r) for r in batch])
 
-    async def replace(
-        self,
-        site: str,
-        point: str,
-        resolution: str,
-        old_period_starts: Sequence[int],
-        new: ChunkRow,
-    ) -> None:
-        """Atomically swap the ``old_period_starts`` rows for ``new`` (compaction).
-
-        Either the day rows are gone and the month row is there, or nothing changed.
-        """
+    async def drop_if(self, row: ChunkRow) -> bool:
         async with self._sql.write() as conn:
-            for starts in batched(list(old_period_starts), IN_LIST_MAX):
-                await conn.execute(
-                    sa.delete(chunks).where(
-                        chunks.c.site == site,
-                        chunks.c.point == point,
-                        chunks.c.resolution == resolution,
-                        chunks.c.period_start_ms.in_(starts),
-                    )
-                )
-            # An upsert: the month row shares its key with the first day's row.
-            await conn.execute(self._sql.upsert(chunks), [dataclasses.asdict(new)])
+            stmt = sa.delete(chunks).where(_is(row), chunks.c.object_key == row.object_key)
+            result = await conn.execute(stmt)
+        return bool(result.rowcount)
+
+    async def due(self, now_ms: int, limit: int) -> list[ChunkRow]:
+        query = (
+            sa.select(chunks)
+            .where(chunks.c.state == PROVISIONAL, chunks.c.recheck_at_ms <= now_ms)
+            .order_by(chunks.c.recheck_at_ms)
+            .limit(max(0, limit))
+        )
+        async with self._sql.read() as conn:
+            return [_from_row(r) for r in await conn.execute(query)]
 
     async def delete(
         self, site: str, points: Sequence[str] | None, start_ms: int, end_ms: int
     ) -> list[ChunkRow]:
-        """Remove every chunk (any resolution) overlapping the range; return what went.
-
-        ``points=None`` means every point of ``site``.
-        """
         where: list[sa.ColumnElement[bool]] = [chunks.c.site == site, _overlaps(start_ms, end_ms)]
         groups: list[Sequence[str] | None] = (
             [None] if points is None else list(batched(sorted(set(points)), IN_LIST_MAX))
@@ -122,24 +130,28 @@ class ChunkIndex:
             for names in groups:
                 clause = where if names is None else [*where, chunks.c.point.in_(names)]
                 stmt = sa.delete(chunks).where(*clause).returning(*chunks.c)
-                removed.extend(ChunkRow.from_row(r) for r in await conn.execute(stmt))
+                removed.extend(_from_row(r) for r in await conn.execute(stmt))
         removed.sort(key=lambda r: (r.point, r.resolution, r.period_start_ms))
         return removed
 
     async def counts(self) -> dict[str, int]:
-        """Totals over the whole index: chunks, sealed, bytes, samples."""
+        def _state(name: str) -> sa.ColumnElement[Any]:
+            return sa.func.coalesce(sa.func.sum(sa.case((chunks.c.state == name, 1), else_=0)), 0)
+
         query = sa.select(
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((chunks.c.sealed, 1), else_=0)), 0),
+            _state("final"),
+            _state(PROVISIONAL),
             sa.func.coalesce(sa.func.sum(chunks.c.size_bytes), 0),
             sa.func.coalesce(sa.func.sum(chunks.c.samples), 0),
         )
         async with self._sql.read() as conn:
-            total, sealed, size, samples = (await conn.execute(query)).one()
+            total, final, provisional, size, samples = (await conn.execute(query)).one()
         # PostgreSQL sums BIGINT into NUMERIC (Decimal).
         return {
             "chunks": int(total),
-            "sealed": int(sealed),
+            "final": int(final),
+            "provisional": int(provisional),
             "bytes": int(size),
             "samples": int(samples),
         }

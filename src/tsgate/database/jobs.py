@@ -30,7 +30,9 @@ NOTIFY_ARMED, NOTIFY_PENDING, NOTIFY_SENT, NOTIFY_FAILED = "armed", "pending", "
 _RESUBMITTABLE = (JobState.DEAD.value, JobState.CANCELLED.value)
 
 
-class JobStore:
+class SqlJobStore:
+    """The job store (``tsgate.jobs.store.JobStore``) on SQLite or PostgreSQL."""
+
     def __init__(self, sql: SqlEngine) -> None:
         self.sql = sql
 
@@ -80,6 +82,20 @@ class JobStore:
             stmt = stmt.where(jobs.c.scope == scope)
         async with self.sql.read() as conn:
             return [job_of(r) for r in await conn.execute(stmt)]
+
+    async def count_open(self, scope: str, *, besides: str) -> int:
+        """How many of ``scope``'s jobs other than ``besides`` are not finished."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(jobs)
+            .where(
+                jobs.c.scope == scope,
+                jobs.c.id != besides,
+                jobs.c.state.not_in([s.value for s in TERMINAL]),
+            )
+        )
+        async with self.sql.read() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
 
     async def counts(self) -> dict[str, int]:
         stmt = sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
@@ -177,11 +193,6 @@ class JobStore:
         async with self.sql.write() as conn:
             return [r for (r,) in await conn.execute(stmt)]
 
-    async def claimable(self, *, now_ms: int, limit: int = 100) -> list[str]:
-        stmt = sa.select(jobs.c.id).where(_claimable(now_ms)).limit(limit)
-        async with self.sql.read() as conn:
-            return [r for (r,) in await conn.execute(stmt)]
-
     # ---- the caller's side ----------------------------------------------------------
 
     async def cancel(self, job_id: str, *, now_ms: int) -> Job | None:
@@ -227,6 +238,15 @@ class JobStore:
         )
         async with self.sql.read() as conn:
             return [(i, k) for i, k in await conn.execute(stmt)]
+
+    async def stored_results(self) -> tuple[int, int]:
+        """``(results, bytes)`` of the jobs whose result object is kept."""
+        stmt = sa.select(
+            sa.func.count(jobs.c.result_key), sa.func.coalesce(sa.func.sum(jobs.c.result_size), 0)
+        ).where(jobs.c.result_key.is_not(None))
+        async with self.sql.read() as conn:
+            count, size = (await conn.execute(stmt)).one()
+        return int(count), int(size)  # PostgreSQL sums BIGINT into NUMERIC
 
     async def delete(self, ids: Sequence[str]) -> None:
         async with self.sql.write() as conn:

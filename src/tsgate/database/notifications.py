@@ -15,7 +15,9 @@ from tsgate.database.tables import jobs
 from tsgate.jobs.model import Job
 
 
-class Notifications:
+class SqlNotifications:
+    """The webhook outbox (``tsgate.jobs.store.Notifications``) in the jobs table."""
+
     def __init__(self, sql: SqlEngine) -> None:
         self.sql = sql
 

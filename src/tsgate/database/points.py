@@ -18,6 +18,7 @@ from tsgate.database.tables import point_refresh
 from tsgate.database.tables import points as points_table
 
 _WRITE_BATCH = 1_000
+_IN_LIST_MAX = 500
 _UNIT_KEYS = ("unit", "units", "engineering_units", "unit_of_measure")
 
 
@@ -115,11 +116,31 @@ class PointCatalog:
             found = (await conn.execute(query)).scalars().all()
         return [json.loads(data) for data in found]
 
+    async def profiles(self, site: str, names: Sequence[str]) -> dict[str, tuple[bool, int | None]]:
+        """``{name: (collect_enabled, collect_interval in seconds or None)}`` of the named
+        points the catalog holds (unknown names are left out)."""
+        found: dict[str, tuple[bool, int | None]] = {}
+        async with self._sql.read() as conn:
+            for batch in batched(sorted(set(names)), _IN_LIST_MAX):
+                query = sa.select(
+                    points_table.c.name, points_table.c.collect_enabled, points_table.c.data
+                ).where(points_table.c.site == site, points_table.c.name.in_(batch))
+                for name, enabled, data in await conn.execute(query):
+                    interval = json.loads(data).get("collect_interval")
+                    seconds = (
+                        int(interval)
+                        if isinstance(interval, int | float) and interval > 0
+                        else None
+                    )
+                    found[name] = (bool(enabled), seconds)
+        return found
+
     async def names(self, site: str, collect_enabled_only: bool = True) -> builtins.list[str]:
+        """The site's point names in upstream's catalog order."""
         query = (
             sa.select(points_table.c.name)
             .where(points_table.c.site == site)
-            .order_by(points_table.c.name)
+            .order_by(points_table.c.position, points_table.c.name)
         )
         if collect_enabled_only:
             query = query.where(points_table.c.collect_enabled.is_(True))

@@ -1,7 +1,7 @@
 """Rollup blobs: one opaque packed blob per (site, point, level, UTC month).
 
 One blob per series-month reads 50 points × 1 year of hourly rollups in ~26 ms where
-one SQL row per bucket took 0.5–0.8 s (DESIGN.md §7). The blob layout belongs to
+one SQL row per bucket took 0.5–0.8 s (DESIGN §7). The blob layout belongs to
 ``series.rollups``; here it is bytes in, bytes out.
 """
 

@@ -31,8 +31,15 @@ chunks = sa.Table(
     sa.Column("period_start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("period_end_ms", sa.BigInteger, nullable=False),
     sa.Column("object_key", sa.Text, nullable=False),
-    sa.Column("sealed", sa.Boolean, nullable=False),
-    sa.Column("covered_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("checksum", sa.Text, nullable=False),
+    # fetched and trusted ranges of the period, "start:end,start:end" (tsgate.series.index)
+    sa.Column("coverage", sa.Text, nullable=False),
+    sa.Column("tail_start_ms", sa.BigInteger, nullable=False),
+    sa.Column("tail_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("holes", sa.Text, nullable=False),
+    sa.Column("rechecks", sa.Integer, nullable=False),
+    sa.Column("recheck_at_ms", sa.BigInteger, nullable=True),
     sa.Column("samples", sa.BigInteger, nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("first_ms", sa.BigInteger, nullable=True),
@@ -40,6 +47,8 @@ chunks = sa.Table(
     sa.Column("fetched_at_ms", sa.BigInteger, nullable=False),
     sa.CheckConstraint("resolution IN ('raw', '5min')", name="resolution"),
     sa.CheckConstraint("period_end_ms > period_start_ms", name="period"),
+    sa.CheckConstraint("state IN ('open', 'provisional', 'final')", name="state"),
+    sa.Index("ix_chunks_state_recheck_at_ms", "state", "recheck_at_ms"),
 )
 
 points = sa.Table(
@@ -136,5 +145,17 @@ charts = sa.Table(
     sa.Column("scope", sa.Text, nullable=False, index=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("config", sa.Text, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    # when the chart was last read: charts unused for TSGATE_CHART_TTL_S are deleted
+    sa.Column("last_used_ms", sa.BigInteger, nullable=False, server_default="0", index=True),
+)
+
+# Durable secrets (the generated TSGATE_SECRET): kept here, never in the object store,
+# which is a cache of upstream that operators may empty.
+secrets = sa.Table(
+    "secrets",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_at_ms", sa.BigInteger, nullable=False),
 )

@@ -128,6 +128,8 @@ def normalise(
         raise BadParameter("points", f"at most {MAX_POINTS} points per job")
     if end_ms <= start_ms:
         raise BadParameter("end", "must be after start")
+    if format is not None and not isinstance(format, str):
+        raise BadParameter("format", f"must be one of {', '.join(FORMATS)}")
     fmt = (format or "json").lower()
     if fmt not in FORMATS:
         raise BadParameter("format", f"{format!r} is not one of {', '.join(FORMATS)}")

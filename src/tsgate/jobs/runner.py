@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsgate.database.jobs import JobStore
 from tsgate.errors import TsgateError
 from tsgate.jobs.model import Job, JobRequest, JobState, RetryPolicy, is_retryable
+from tsgate.jobs.store import JobStore
 from tsgate.object_store.base import ObjectStore
 from tsgate.series.reader import SeriesReader
 

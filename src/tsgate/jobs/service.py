@@ -12,10 +12,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tsgate.database.jobs import JobStore
-from tsgate.errors import NotFound, StorageError, Unauthorized
+from tsgate.errors import NotFound, QuotaExceeded, StorageError, Unauthorized
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.model import Job, JobRequest, JobState, job_id
+from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox
 from tsgate.object_store.base import ObjectStore
 
@@ -33,6 +33,7 @@ class JobService:
     server_token: str | None = None
     max_attempts: int = 5
     retention_ms: int = 7 * 86_400_000
+    max_open: int = 0  # unfinished jobs one caller may have; 0: no limit
 
     def scope_of(self, token: str) -> str:
         return hashlib.blake2b(token.encode(), key=self.scope_key, digest_size=16).hexdigest()
@@ -52,6 +53,14 @@ class JobService:
             updated_ms=now,
             run_after_ms=now,
         )
+        if self.max_open > 0:
+            open_jobs = await self.store.count_open(scope, besides=new.id)
+            if open_jobs >= self.max_open:
+                raise QuotaExceeded(
+                    "max_open_jobs_per_caller",
+                    f"{open_jobs} jobs of this caller are not finished; at most "
+                    f"{self.max_open} at once — wait for one to end or cancel one",
+                )
         # a server-side token needs no copy of the caller's
         sealed = None if self.server_token else self.box.seal(token, new.id)
         job, queued = await self.store.submit(new, token_box=sealed, now_ms=now)
@@ -94,6 +103,16 @@ class JobService:
         if box is None:
             raise Unauthorized("the job's token is gone; submit the job again")
         return self.box.open(box, job.id)
+
+    async def cleanup(self, now_ms: int) -> int:
+        """Delete jobs finished more than the retention ago, with their results."""
+        return await cleanup_jobs(
+            self.store, self.objects, now_ms=now_ms, retention_ms=self.retention_ms
+        )
+
+    async def stored_results(self) -> tuple[int, int]:
+        """``(results, bytes)`` of the job results kept in the object store."""
+        return await self.store.stored_results()
 
     async def _wake(self, job_id: str) -> None:
         try:

@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
-from tsgate.database.notifications import Notifications
 from tsgate.errors import BadParameter
 from tsgate.jobs.model import Job
+from tsgate.jobs.store import Notifications
 
 log = logging.getLogger("tsgate.jobs")
 

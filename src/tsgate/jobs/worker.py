@@ -17,10 +17,10 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from tsgate.database.jobs import JobStore
 from tsgate.errors import StorageError
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.runner import JobRunner
+from tsgate.jobs.store import JobStore
 from tsgate.jobs.webhooks import WebhookOutbox
 
 log = logging.getLogger("tsgate.jobs")

@@ -16,7 +16,6 @@ from typing import Any
 
 METRIC = "ace"
 NAME = "__name__"
-LABEL_NAMES = (NAME, "kind", "point", "site", "tags", "unit")
 DEFAULT_COLLECT_S = 300
 _UNIT_KEYS = ("unit", "units", "engineering_units", "unit_of_measure")
 

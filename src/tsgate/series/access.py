@@ -3,6 +3,11 @@
 A token's access to a site is asked of upstream (a cheap ``GET /sites/{site}``) and the
 answer cached for ``ttl_ms`` under a salted hash of the token, never the token itself.
 A token upstream rejects gets 401 even when everything it asks for is cached.
+
+Denials (401, 403, 404) are cached too, for ``deny_ttl_ms``, per token hash and
+subject: a dashboard polling with a bad token costs upstream one call per
+``deny_ttl_ms``, not one per request. Site names that cannot be a site (empty, too long,
+with ``/``, whitespace or control characters) are refused here without asking upstream.
 """
 
 from __future__ import annotations
@@ -10,17 +15,36 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import quote
 
-from tsgate.errors import Forbidden, NotFound, Unauthorized
+from tsgate.errors import Forbidden, NotFound, RequestError, Unauthorized
 from tsgate.upstream.base import Upstream
 
 UNKNOWN_SITE = "_"
+MAX_SITE_CHARS = 200
+MAX_ENTRIES = 100_000  # bounded: grants and denials beyond this forget the oldest
+_NOT_IN_SITE_NAMES = frozenset("/\\?#%")
+# the subject of "is this token known upstream at all" (any site, the sites listing)
+_ANY = "*"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def token_hash(token: str, salt: bytes) -> str:
     """A salted hash identifying a token in keys, limits and stats (the token never is)."""
     return hashlib.blake2b(token.encode(), key=salt[:64], digest_size=16).hexdigest()
+
+
+def check_site_name(site: str, param: str = "site") -> None:
+    """``NotFound`` (naming ``param``) for a name no site can have; nothing reaches upstream."""
+    if (
+        not site
+        or len(site) > MAX_SITE_CHARS
+        or any(c in _NOT_IN_SITE_NAMES or not c.isprintable() or c.isspace() for c in site)
+    ):
+        shown = site if len(site) <= 60 else site[:60] + "…"
+        raise NotFound(f"unknown site {shown!r}: not a site name", param=param)
 
 
 class AccessCheck:
@@ -30,41 +54,81 @@ class AccessCheck:
         salt: bytes,
         *,
         ttl_ms: int = 300_000,
+        deny_ttl_ms: int = 60_000,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.upstream = upstream
         self.ttl_ms = ttl_ms
+        self.deny_ttl_ms = deny_ttl_ms
         self._salt = salt
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
-        self._granted: dict[tuple[str, str], int] = {}  # (token hash, site) -> until ms
+        self._granted: dict[tuple[str, str], int] = {}  # (token hash, subject) -> until ms
+        self._denied: dict[tuple[str, str], tuple[int, type[RequestError], str]] = {}
+        self._valid: dict[str, int] = {}  # token hash -> until ms: upstream accepted it
 
     def scope(self, token: str) -> str:
         """A stable, salted identity of a token (for keys, limits, job ids)."""
         return token_hash(token, self._salt)
 
+    def validated(self, scope: str) -> bool:
+        """Whether upstream accepted the token with this ``scope`` within ``ttl_ms``."""
+        return self._valid.get(scope, 0) > self._clock()
+
+    def accepted(self, token: str) -> None:
+        """Upstream answered ``token`` with a success elsewhere (a pass-through)."""
+        _bounded(self._valid)[self.scope(token)] = self._clock() + self.ttl_ms
+
     async def check(self, site: str, token: str, *, point: str | None = None) -> None:
         """Raise ``Unauthorized``/``Forbidden``/``NotFound`` unless ``token`` may read ``site``."""
-        subject = site if site != UNKNOWN_SITE else f"point:{point}"
-        key = (self.scope(token), subject)
-        now = self._clock()
-        if self._granted.get(key, 0) > now:
-            return
         if site != UNKNOWN_SITE:
-            path = f"/sites/{quote(site, safe='')}"
+            check_site_name(site)
+            subject, path = site, f"/sites/{quote(site, safe='')}"
         elif point is not None:
-            path = f"/points/{quote(point, safe='')}"
+            subject, path = f"point:{point}", f"/points/{quote(point, safe='')}"
         else:
             raise Forbidden("cannot establish access without a site or point")
         try:
-            await self.upstream.get_json(path, token=token)
+            await self._ask(subject, path, token, None)
         except NotFound as exc:
             what = f"site {site!r}" if site != UNKNOWN_SITE else f"point {point!r}"
             raise NotFound(
                 f"unknown {what} ({exc.detail})", param="site" if site != UNKNOWN_SITE else "point"
             ) from exc
-        except (Unauthorized, Forbidden):
+
+    async def validate(self, token: str) -> None:
+        """``Unauthorized`` unless upstream accepts ``token`` (for listings of own things)."""
+        scope = self.scope(token)
+        if self.validated(scope):
+            return
+        await self._ask(_ANY, "/sites", token, {"page": 1, "per_page": 2})
+
+    async def _ask(
+        self, subject: str, path: str, token: str, params: dict[str, str | int] | None
+    ) -> None:
+        scope = self.scope(token)
+        key = (scope, subject)
+        now = self._clock()
+        if self._granted.get(key, 0) > now:
+            return
+        denied = self._denied.get(key)
+        if denied is not None and denied[0] > now:
+            raise denied[1](denied[2])  # a fresh error: no traceback piles up on a shared one
+        try:
+            await self.upstream.get_json(path, token=token, params=params)
+        except (Unauthorized, Forbidden, NotFound) as exc:
             self._granted.pop(key, None)
+            if isinstance(exc, Unauthorized):
+                self._valid.pop(scope, None)
+            _bounded(self._denied)[key] = (now + self.deny_ttl_ms, type(exc), exc.detail)
             raise
-        if len(self._granted) > 100_000:  # bounded: forget the oldest grants
-            self._granted.clear()
-        self._granted[key] = now + self.ttl_ms
+        self._denied.pop(key, None)
+        _bounded(self._granted)[key] = now + self.ttl_ms
+        _bounded(self._valid)[scope] = now + self.ttl_ms
+
+
+def _bounded(table: dict[K, V]) -> dict[K, V]:
+    if len(table) >= MAX_ENTRIES:
+        # forget the oldest tenth (dicts keep insertion order)
+        for key in list(table)[: MAX_ENTRIES // 10]:
+            del table[key]
+    return table

@@ -3,6 +3,11 @@
 Downsampling reads the coarsest rollup level whose buckets are no wider than one pixel
 column (M4 per column is then pixel-exact), so a year of data never touches raw chunks;
 only ranges too short for any rollup level are downsampled from raw with MinMaxLTTB.
+
+Every bucketed answer covers exactly ``[start, end)``: the whole buckets inside come from
+the rollups, the partial buckets at unaligned edges from the raw samples of the edge
+spans only (:func:`exact_buckets`), so an answer does not depend on how much of the
+edge days happens to be cached.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ INTERVALS_MS = {
     "1d": MS_PER_DAY,
     "7d": 7 * MS_PER_DAY,
 }
+# where each interval's grid starts: 7d buckets are ISO weeks (1970-01-05 was a Monday)
+ORIGINS_MS = {"7d": 4 * MS_PER_DAY}
 INTERVALS = ("raw", "auto", *INTERVALS_MS)
 DEFAULT_AUTO_POINTS = 2000
 
@@ -72,33 +79,79 @@ def _auto_interval(start_ms: int, end_ms: int, max_points: int) -> str:
     return "7d"
 
 
-async def _buckets(
-    reader: SeriesReader, q: ChartQuery, width_ms: int, token: str
+async def exact_buckets(
+    reader: SeriesReader,
+    site: str,
+    points: Sequence[str],
+    span: tuple[int, int],
+    width_ms: int,
+    origin_ms: int = 0,
+    *,
+    token: str,
 ) -> tuple[dict[str, rollups.Buckets], ReadStats]:
-    """Buckets of ``width_ms`` from the finest stored level that divides it, else from raw."""
-    level = next(
-        (
-            name
-            for name, ms in sorted(LEVELS_MS.items(), key=lambda kv: -kv[1])
-            if width_ms % ms == 0
-        ),
-        None,
+    """Buckets of ``width_ms`` from ``origin_ms`` holding exactly the samples in ``span``.
+
+    The whole buckets of the coarsest stored level dividing the grid come from the
+    rollups; the edge spans around them (less than one level bucket each) are read raw.
+    The rollup read comes first and covers the whole span, so a cold query fetches each
+    point once and the edge reads are served from the chunks it stored.
+    """
+    start_ms, end_ms = span
+    level = _level_for(width_ms, origin_ms)
+    edges, interior = (
+        rollups.split_edges(start_ms, end_ms, LEVELS_MS[level]) if level else ([span], None)
     )
-    if level is not None:
-        start = q.start_ms - q.start_ms % LEVELS_MS[level]
-        found, stats = await reader.read_rollups(
-            q.site, q.points, level, start, q.end_ms, token=token
+    if level is None or interior is None:
+        raw, stats = await reader.read(site, points, start_ms, end_ms, token=token)
+        return {
+            n: rollups.clip_start(rollups.bucketize(raw[n], width_ms, origin_ms), start_ms)
+            for n in points
+        }, stats
+    found, stats = await reader.read_rollups(site, points, level, start_ms, end_ms, token=token)
+    raw_edges: list[dict[str, Series]] = []
+    for edge_start, edge_end in edges:
+        part, edge_stats = await reader.read(site, points, edge_start, edge_end, token=token)
+        _add_edge_stats(stats, edge_stats)
+        raw_edges.append(part)
+    return {
+        n: rollups.compose(
+            rollups.crop(found[n], *interior),
+            [part[n] for part in raw_edges],
+            width_ms,
+            start_ms,
+            origin_ms,
         )
-        if width_ms != LEVELS_MS[level]:
-            found = {n: rollups.coarsen(b, width_ms) for n, b in found.items()}
-        return found, stats
-    raw, stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
-    return {n: rollups.bucketize(s, width_ms) for n, s in raw.items()}, stats
+        for n in points
+    }, stats
+
+
+def _level_for(width_ms: int, origin_ms: int) -> str | None:
+    """The coarsest stored rollup level whose buckets tile the grid, if any."""
+    fitting = [
+        (ms, name) for name, ms in LEVELS_MS.items() if width_ms % ms == 0 and origin_ms % ms == 0
+    ]
+    return max(fitting)[1] if fitting else None
+
+
+def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
+    # the edges lie inside the span the rollup read already counted as needed
+    stats.upstream_requests += edge.upstream_requests
+    stats.fetched_samples += edge.fetched_samples
+    stats.fetched_ms += edge.fetched_ms
+    stats.sources |= edge.sources
+    stats.stale = stats.stale or edge.stale
 
 
 async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: str) -> ChartResult:
-    width = INTERVALS_MS[interval]
-    found, stats = await _buckets(reader, q, width, token)
+    found, stats = await exact_buckets(
+        reader,
+        q.site,
+        q.points,
+        (q.start_ms, q.end_ms),
+        INTERVALS_MS[interval],
+        ORIGINS_MS.get(interval, 0),
+        token=token,
+    )
     series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
     return ChartResult(series, stats, total, interval, q.agg)
@@ -116,14 +169,17 @@ async def _downsample(
     # M4's four points per bucket stay within max_points
     column_ms = (q.end_ms - q.start_ms) // max(1, max_points // 4)
     width = max(level_ms, -(-column_ms // level_ms) * level_ms)
-    found, stats = await _buckets(reader, q, width, token)
+    found, stats = await exact_buckets(
+        reader, q.site, q.points, (q.start_ms, q.end_ms), width, token=token
+    )
     series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
     return ChartResult(series, stats, total, f"m4:{width}ms", "m4")
 
 
 def _fit(s: Series, max_points: int) -> Series:
-    # M4 emits up to 4 points per column; an unaligned first/last column can add a few
+    # M4 emits up to 4 points per column; unaligned first/last columns can add a few.
+    # MinMaxLTTB keeps a subset, so every point stays a real sample (extremes included).
     return minmax_lttb(s, max_points) if len(s) > max_points else s
 
 
@@ -154,6 +210,10 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
             "layout": layout,
             "totalSamples": result.total_samples,
             "returnedPoints": sum(len(s) for s in result.series),
+            # per point, the spans whose data may still change upstream (not final yet)
+            "provisional": {
+                name: [[s, e] for s, e in spans] for name, spans in result.stats.provisional.items()
+            },
         },
         "series": [_encode(s, layout, msgpack) for s in result.series],
     }

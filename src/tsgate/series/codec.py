@@ -5,12 +5,18 @@ This is not the wire codec (STYLE.md §5): changing a response never touches the
 Chunk (``encode_series``), little-endian::
 
     0   4s  magic b"TSGC"
-    4   u8  version (1)
+    4   u8  version (1, or 2 when sub-millisecond times are kept)
     5   u8  flags (0; unknown bits are refused so a future transform cannot be misread)
     6   u16 reserved (0)
     8   u32 sample count n
     12  i64 first time (ms); 0 when n == 0
-    20  zstd-3 frame (with checksum) of: int64[n-1] time deltas, float64[n] values
+    20  zstd-3 frame (with checksum) of: int64[n-1] time deltas, float64[n] values,
+        and in version 2 uint16[n] sub-millisecond parts (0–999 µs) of the times
+
+A series without microseconds is written as version 1, byte for byte as before, and
+every version-1 chunk still decodes (its microseconds are zero). Upstream's times carry
+microseconds; keeping them costs about 1.9 bytes per sample after zstd on a demo day
+(``docs/benchmarks.md``), against 6 without.
 
 Values are stored as plain float64. XOR-with-previous and byte-shuffle were measured on
 5-minute zone temperatures (2-decimal readings with a few seconds of jitter): both made
@@ -43,7 +49,8 @@ from tsgate.series.model import Series
 
 SERIES_MAGIC = b"TSGC"
 COLUMNS_MAGIC = b"TSGK"
-VERSION = 1
+VERSION = 1  # the columns blob, and a chunk without microseconds
+VERSION_MICROS = 2  # a chunk that keeps the sub-millisecond part of its times
 ZSTD_LEVEL = 3
 
 _SERIES_HEADER = struct.Struct("<4sBBHIq")
@@ -90,16 +97,25 @@ def encode_series(s: Series) -> bytes:
     if bool(np.any(deltas <= 0)):
         raise ValueError(f"{s.name}: times must be strictly ascending to be stored")
     first_ms = int(s.t_ms[0]) if n else 0
-    header = _SERIES_HEADER.pack(SERIES_MAGIC, VERSION, 0, 0, n, first_ms)
+    micros = s.us is not None and n > 0 and bool(s.us.any())
+    if micros and (s.us is None or s.us.size != n or int(s.us.max()) > 999):
+        raise ValueError(f"{s.name}: sub-millisecond parts must be n values in 0..999")
+    version = VERSION_MICROS if micros else VERSION
+    header = _SERIES_HEADER.pack(SERIES_MAGIC, version, 0, 0, n, first_ms)
     payload = deltas.tobytes() + s.v.astype("<f8", copy=False).tobytes()
+    if micros:
+        payload += s.micros.astype("<u2", copy=False).tobytes()
     return header + _compress(payload)
 
 
-def _check_header(magic: bytes, version: int, flags: int, want_magic: bytes) -> None:
+def _check_header(
+    magic: bytes, version: int, flags: int, want_magic: bytes, versions: tuple[int, ...] = (1,)
+) -> None:
     if magic != want_magic:
         raise CodecError(f"bad magic {magic!r}, expected {want_magic!r}")
-    if version != VERSION:
-        raise CodecError(f"unsupported version {version} (this build reads {VERSION})")
+    if version not in versions:
+        known = ", ".join(map(str, versions))
+        raise CodecError(f"unsupported version {version} (this build reads {known})")
     if flags != 0:
         raise CodecError(f"unsupported flags {flags:#04x}")
 
@@ -109,18 +125,25 @@ def decode_series(name: str, data: bytes) -> Series:
     if len(data) < _SERIES_HEADER.size:
         raise CodecError(f"chunk of {len(data)} bytes is shorter than its header")
     magic, version, flags, _, n, first_ms = _SERIES_HEADER.unpack_from(data)
-    _check_header(magic, version, flags, SERIES_MAGIC)
+    _check_header(magic, version, flags, SERIES_MAGIC, (VERSION, VERSION_MICROS))
     n_deltas = max(n - 1, 0)
-    raw = _decompress(data[_SERIES_HEADER.size :], 8 * (n_deltas + n))
+    micros_bytes = 2 * n if version == VERSION_MICROS else 0
+    raw = _decompress(data[_SERIES_HEADER.size :], 8 * (n_deltas + n) + micros_bytes)
     deltas = np.frombuffer(raw, dtype="<i8", count=n_deltas)
     values = np.frombuffer(raw, dtype="<f8", count=n, offset=8 * n_deltas)
+    us = None
+    if micros_bytes:
+        us = np.frombuffer(raw, dtype="<u2", count=n, offset=8 * (n_deltas + n))
+        if n and int(us.max()) > 999:
+            raise CodecError("sub-millisecond part over 999 µs")
+        us = us.astype(np.uint16, copy=False)
     t_ms = np.empty(n, dtype=np.int64)
     if n:
         t_ms[0] = first_ms
         np.cumsum(deltas, out=t_ms[1:])
         t_ms[1:] += first_ms
     t_ms.flags.writeable = False
-    return Series(name, t_ms, values.astype(np.float64, copy=False))
+    return Series(name, t_ms, values.astype(np.float64, copy=False), us)
 
 
 def pack_columns(columns: Mapping[str, npt.NDArray[np.generic]]) -> bytes:

@@ -60,18 +60,20 @@ def m4_from_buckets(b: Buckets, name: str = "") -> Series:
     """The M4 polyline of a bucket set: first, min, max, last of each bucket.
 
     M4 (Jugel et al., VLDB 2014) draws pixel-exact when each bucket is no wider than a
-    pixel column. Where min and max happened inside a bucket is not stored, so they are
-    placed at the thirds of ``[first_ms, last_ms]`` (min before max). Buckets with one
-    sample emit one point and with two samples emit first and last (min and max are
-    among them). Times are non-decreasing; they repeat only when a bucket's samples span
-    less than 3 ms.
+    pixel column. Every emitted point is a real sample: the buckets keep the time of each
+    one, so min and max are drawn where they happened, in time order within the bucket.
+    A sample that is several of the four (a bucket of one sample, or a first sample that
+    is also the minimum) is emitted once, so times are strictly ascending.
     """
-    span = b.last_ms - b.first_ms
-    times = np.stack([b.first_ms, b.first_ms + span // 3, b.first_ms + 2 * span // 3, b.last_ms])
-    vals = np.stack([b.first, b.min, b.max, b.last])
-    emit = np.stack([b.count >= 1, b.count >= 3, b.count >= 3, b.count >= 2])
-    # Transpose to bucket-major so the flattened mask keeps time order across buckets.
-    return Series(name, times.T[emit.T].astype(np.int64), vals.T[emit.T].astype(np.float64))
+    times = np.stack([b.first_ms, b.min_ms, b.max_ms, b.last_ms], axis=1)
+    vals = np.stack([b.first, b.min, b.max, b.last], axis=1)
+    order = np.argsort(times, axis=1, kind="stable")
+    times = np.take_along_axis(times, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    keep = np.ones(times.shape, dtype=bool)
+    keep[:, 1:] = times[:, 1:] != times[:, :-1]
+    # row-major flattening keeps time order across buckets (they are disjoint, ascending)
+    return Series(name, times[keep].astype(np.int64), vals[keep].astype(np.float64))
 
 
 def choose_level(

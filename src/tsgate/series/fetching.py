@@ -7,19 +7,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from tsgate.series import extents
+from tsgate.series.chunkstore import Fetched
 from tsgate.series.model import Series, concat
 from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range
-from tsgate.upstream.ace import POINT_WINDOW_MS
 from tsgate.upstream.base import Upstream
-
-Fetched = dict[str, list[tuple[Range, Series]]]
 
 
 def site_stream_pays(plan: dict[str, list[Range]], site_points: int, policy: CachePolicy) -> bool:
     """Whether the site's paginated stream beats per-point reads for this plan.
 
     The stream carries every point of the site, one page after another; per-point reads
-    carry only the asked points, ``concurrency`` at a time, one month per request. The
+    carry only the asked points, ``concurrency`` at a time, one window per request. The
     site's size comes from the cached catalog; unknown (0) means per-point reads.
     """
     if not site_points or len(plan) < policy.site_stream_min_points:
@@ -27,23 +25,25 @@ def site_stream_pays(plan: dict[str, list[Range]], site_points: int, policy: Cac
     span_ms = sum(e - s for s, e in extents.merge([r for spans in plan.values() for r in spans]))
     site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // policy.site_page_size)
     windows = sum(
-        len(spans) + sum((e - s) // POINT_WINDOW_MS for s, e in spans) for spans in plan.values()
+        len(spans) + sum((e - s) // policy.point_window_ms for s, e in spans)
+        for spans in plan.values()
     )
     rounds = -(-windows // max(1, policy.upstream_concurrency))
     return site_pages < rounds
 
 
-async def per_point(upstream: Upstream, plan: dict[str, list[Range]], *, token: str) -> Fetched:
+async def per_point(
+    upstream: Upstream, plan: dict[str, list[Range]], *, token: str
+) -> list[Fetched]:
     # points that miss the same spans (the usual dashboard) share one batch of reads
     groups: dict[tuple[Range, ...], list[str]] = defaultdict(list)
     for name, spans in plan.items():
         groups[tuple(spans)].append(name)
-    out: Fetched = defaultdict(list)
+    out: list[Fetched] = []
 
     async def fetch(span: Range, names: list[str]) -> None:
         found = await upstream.points_series(names, span[0], span[1], token=token)
-        for name in names:
-            out[name].append((span, found.get(name, Series.empty(name))))
+        out.extend(Fetched(n, span, found.get(n, Series.empty(n)).crop(*span)) for n in names)
 
     await asyncio.gather(*(fetch(span, names) for spans, names in groups.items() for span in spans))
     return out
@@ -51,10 +51,17 @@ async def per_point(upstream: Upstream, plan: dict[str, list[Range]], *, token: 
 
 async def site_stream(
     upstream: Upstream, site: str, plan: dict[str, list[Range]], *, token: str, page_size: int
-) -> Fetched:
-    """One stream of the site's pages per missing span; every point in a page is kept."""
+) -> tuple[list[Fetched], dict[str, list[Range]]]:
+    """One stream of the site's pages per missing span.
+
+    Every point the stream carries is stored for that span. A planned point the stream
+    did not carry is not known to be empty (the stream leaves out points that are not
+    collecting, whose history per-point reads still serve): it is returned in the second
+    value, to be read per point.
+    """
     spans = extents.merge([span for spans in plan.values() for span in spans])
-    out: Fetched = defaultdict(list)
+    out: list[Fetched] = []
+    left: dict[str, list[Range]] = defaultdict(list)
     for span in spans:
         parts: dict[str, list[Series]] = defaultdict(list)
         pages = upstream.site_pages(
@@ -62,11 +69,14 @@ async def site_stream(
         )
         async for page in pages:
             for name, series in page.items():
-                parts[name].append(series)
-        for name in set(parts) | {n for n, s in plan.items() if _overlaps(s, span)}:
-            out[name].append((span, concat(name, parts.get(name, ())).crop(*span)))
-    return out
+                if len(series):
+                    parts[name].append(series)
+        out.extend(Fetched(n, span, concat(n, p).crop(*span)) for n, p in parts.items())
+        for name, wanted in plan.items():
+            if name not in parts:
+                left[name].extend(_clip(wanted, span))
+    return out, {n: extents.merge(s) for n, s in left.items() if s}
 
 
-def _overlaps(spans: Sequence[Range], span: Range) -> bool:
-    return any(s < span[1] and e > span[0] for s, e in spans)
+def _clip(spans: Sequence[Range], span: Range) -> list[Range]:
+    return [(max(s, span[0]), min(e, span[1])) for s, e in spans if s < span[1] and e > span[0]]

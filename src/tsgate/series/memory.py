@@ -53,4 +53,4 @@ def series_bytes(s: Series) -> int:
 
 
 def buckets_bytes(b: rollups.Buckets) -> int:
-    return int(b.start_ms.nbytes) * 11
+    return int(b.start_ms.nbytes) * len(rollups.ARRAY_FIELDS)

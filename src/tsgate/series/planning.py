@@ -1,29 +1,39 @@
-"""What to fetch: the cache policy, and the spans of each point no earlier read fetched."""
+"""What to fetch: the cache policy, and the spans of each point the cache cannot answer.
+
+A point's range is answered from its stored periods' *coverage* (ranges fetched and
+trusted), plus the *tail* of its last fetch while that fetch is younger than the open
+TTL (bounded staleness for live dashboards). Everything else is fetched: gaps no read
+asked for yet, tails grown old (so a refresh re-reads the look-back and picks up
+samples that became visible late), and the holes of provisional periods whose re-check
+is due.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tsgate.series import extents
-from tsgate.series.model import MS_PER_DAY
+from tsgate.series.index import PROVISIONAL, ChunkRow, Range
+from tsgate.series.model import MS_PER_DAY, MS_PER_MINUTE
+from tsgate.series.periods import DEFAULT_RECHECKS_MS
 
-if TYPE_CHECKING:
-    from tsgate.database.chunks import ChunkRow
+__all__ = ["SAMPLE_MS", "CachePolicy", "Range", "plan_fetches", "provisional_spans"]
 
-Range = tuple[int, int]
-SAMPLE_MS = 300_000  # points report about every 5 minutes
+SAMPLE_MS = 5 * MS_PER_MINUTE  # points report about every 5 minutes
 
 
 @dataclass(frozen=True)
 class CachePolicy:
-    settle_ms: int = 2 * 3_600_000
+    settle_ms: int = 2 * 3_600_000  # months this long past their end may be written whole
     open_ttl_ms: int = 60_000
+    lookback_ms: int = 15 * MS_PER_MINUTE  # what a fetch near "now" does not yet trust
+    recheck_schedule_ms: tuple[int, ...] = DEFAULT_RECHECKS_MS
     site_stream_min_points: int = 40  # from this many points, read the site's stream
     site_page_size: int = 50000
     upstream_concurrency: int = 8
+    point_window_ms: int = 31 * MS_PER_DAY  # one per-point upstream read spans at most this
     fetch_lock_ttl_s: float = 120.0  # a shared fetch lock lapses after this (crashed holder)
 
 
@@ -35,7 +45,7 @@ def plan_fetches(
     now_ms: int,
     open_ttl_ms: int,
 ) -> dict[str, list[Range]]:
-    """Per point, the spans to fetch (whole days, or the tail of a stale open day)."""
+    """Per point, the merged spans to fetch for ``[start_ms, end_ms)`` at ``now_ms``."""
     by_point: dict[str, list[ChunkRow]] = defaultdict(list)
     for row in rows:
         by_point[row.point].append(row)
@@ -50,21 +60,32 @@ def plan_fetches(
 def _missing(
     rows: Sequence[ChunkRow], start_ms: int, end_ms: int, now_ms: int, open_ttl_ms: int
 ) -> Iterator[Range]:
-    """Spans to fetch. A chunk covers ``[period_start, covered_end)``; one fetched up to
-    "now" less than ``open_ttl`` ago counts as covering its whole period (bounded
-    staleness for live dashboards). A fetch continues a chunk from its covered end, so
-    chunks stay contiguous, and stops where the request stops (delta fetches)."""
     have: list[Range] = []
-    partial: dict[int, ChunkRow] = {}
     for r in rows:
-        live = r.covered_end_ms >= r.fetched_at_ms and now_ms - r.fetched_at_ms <= open_ttl_ms
-        have.append((r.period_start_ms, r.period_end_ms if r.sealed or live else r.covered_end_ms))
-        if not r.sealed:
-            partial[r.period_start_ms] = r
-    for gap_start, gap_end in extents.subtract((start_ms, end_ms), extents.merge(have)):
-        for day in extents.days_covering(gap_start, gap_end):
-            row = partial.get(day)
-            begin = row.covered_end_ms if row is not None else day
-            stop = min(day + MS_PER_DAY, gap_end, now_ms + 1)
-            if stop > begin:
-                yield (begin, stop)
+        have.extend(r.coverage)
+        if r.tail_end_ms > r.tail_start_ms and now_ms - r.fetched_at_ms <= open_ttl_ms:
+            # a fetch that reached "now" covers the rest of its period until the TTL ends
+            reached_now = r.tail_end_ms >= r.fetched_at_ms
+            have.append((r.tail_start_ms, r.period_end_ms if reached_now else r.tail_end_ms))
+        if r.state == PROVISIONAL and r.recheck_at_ms is not None and r.recheck_at_ms <= now_ms:
+            yield from r.holes  # due for a re-check: read its holes again
+    stop = min(end_ms, now_ms + 1)  # nothing exists after now
+    if stop > start_ms:
+        yield from extents.subtract((start_ms, stop), extents.merge(have))
+
+
+def provisional_spans(
+    names: Sequence[str], rows: Sequence[ChunkRow], start_ms: int, end_ms: int
+) -> dict[str, list[Range]]:
+    """Per point, the parts of ``[start_ms, end_ms)`` not yet final (their data may still
+    change upstream); points whose whole range is final are left out."""
+    final: dict[str, list[Range]] = defaultdict(list)
+    for r in rows:
+        if r.final:
+            final[r.point].append((r.period_start_ms, r.period_end_ms))
+    out: dict[str, list[Range]] = {}
+    for name in names:
+        spans = extents.subtract((start_ms, end_ms), extents.merge(final.get(name, [])))
+        if spans:
+            out[name] = spans
+    return out

@@ -1,9 +1,12 @@
 """The read policy: answer (site, points, range) from chunks, fetching only what is missing.
 
-- A range is served from the chunk index + object store; only the parts no earlier read
-  fetched go upstream (delta caching: a sliding 24 h refresh fetches just the new minutes).
-- Sealed chunks (their period ended more than ``settle_ms`` ago) are never refetched; an
-  open day is refetched after ``open_ttl_ms``, and only after its last cached sample.
+- A range is served from the chunk index + object store; only what the stored periods do
+  not cover goes upstream (delta caching: a sliding 24 h refresh fetches just its new
+  minutes plus the look-back, where late-visible samples are picked up).
+- Writes merge into what is stored (``series/chunkstore.py``); a period is final once
+  its samples keep the point's cadence, else provisional and re-checked on a schedule
+  (``series/periods.py``); answers say which of their spans are still provisional.
+- A missing or damaged object is refetched within the same read, never served as empty.
 - Fetches of the same point are single-flight, within the process and across processes
   sharing a cache (``series/singleflight.py``): concurrent readers wait for the one fetch
   and then read what it stored.
@@ -19,26 +22,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tsgate.errors import UpstreamError
+from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
-from tsgate.series.chunkstore import ChunkStore, Written, months_of, split_periods
+from tsgate.series.chunkstore import ChunkStore, WriteReport
+from tsgate.series.index import ChunkRow
 from tsgate.series.model import Series
-from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range, plan_fetches
+from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range, plan_fetches, provisional_spans
 from tsgate.series.singleflight import FetchLocks
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
     from tsgate.cache.base import Cache
-    from tsgate.database.chunks import ChunkRow
     from tsgate.series.rollups import Buckets
 
 log = logging.getLogger("tsgate.reader")
+
+_HEAL_ROUNDS = 2  # reads again after dropping damaged objects, at most this often
 
 
 @dataclass
@@ -52,6 +56,9 @@ class ReadStats:
     fetched_ms: int = 0  # point-milliseconds that had to come from upstream
     sources: set[str] = field(default_factory=set)
     stale: bool = False  # upstream failed: only what was cached is served
+    healed: int = 0  # damaged objects found and fetched again
+    # per point, the spans of the answer that are not final yet (may still change upstream)
+    provisional: dict[str, list[Range]] = field(default_factory=dict)
 
     @property
     def cache_status(self) -> str:
@@ -67,6 +74,46 @@ class ReadStats:
             if layer in self.sources:
                 return layer
         return "MEMORY"
+
+    @property
+    def final(self) -> bool:
+        return not self.stale and not self.provisional
+
+
+class Generations:
+    """A version per site that moves whenever samples already served change (late data
+    repaired, damaged objects refetched, invalidation); response-cache keys include it.
+    Kept in the shared cache, read through a one-second local copy."""
+
+    _LOCAL_S = 1.0
+
+    def __init__(self, cache: Cache | None) -> None:
+        self._cache = cache
+        self._local: dict[str, tuple[float, str]] = {}
+
+    async def get(self, site: str) -> str:
+        hit = self._local.get(site)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._LOCAL_S:
+            return hit[1]
+        value = "0"
+        if self._cache is not None:
+            try:
+                raw = await self._cache.get(f"gen:{site}")
+            except StorageError:
+                raw = None
+            value = raw.decode() if raw else "0"
+        self._local[site] = (now, value)
+        return value
+
+    async def bump(self, site: str) -> None:
+        value = f"{time.time_ns():x}"
+        self._local[site] = (time.monotonic(), value)
+        if self._cache is not None:
+            try:
+                await self._cache.set(f"gen:{site}", value.encode())
+            except StorageError as exc:
+                log.warning("could not publish the new data version of %s: %s", site, exc)
 
 
 class SeriesReader:
@@ -87,6 +134,7 @@ class SeriesReader:
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
         # without a cache (tests, tools) fetches are single-flight within this process only
         self.locks = FetchLocks(cache, ttl_s=self.policy.fetch_lock_ttl_s)
+        self.generations = Generations(cache)
 
     async def aclose(self) -> None:
         return None
@@ -101,11 +149,21 @@ class SeriesReader:
         end_ms = min(end_ms, self.clock_ms() + 1)  # nothing exists after now
         if end_ms <= start_ms:
             return {n: Series.empty(n) for n in names}, stats
-        rows = await self.ensure(site, names, start_ms, end_ms, token=token, stats=stats)
-        found, sources = await self.store.load(site, names, rows, start_ms, end_ms)
-        stats.sources |= sources or {"MEMORY"}
-        stats.samples = sum(len(s) for s in found.values())
-        return found, stats
+        for _ in range(_HEAL_ROUNDS + 1):
+            rows = await self.ensure(site, names, start_ms, end_ms, token=token, stats=stats)
+            loaded = await self.store.load(site, names, rows, start_ms, end_ms)
+            if not loaded.damaged or stats.stale:
+                break
+            # lost or corrupt objects are not cached data: drop them and fetch again
+            stats.healed += len(loaded.damaged)
+            await self.store.heal(loaded.damaged)
+            await self.generations.bump(site)
+        else:
+            raise StorageError(f"chunk objects of {site} keep failing to read back")
+        stats.sources |= loaded.sources or {"MEMORY"}
+        stats.samples = sum(len(s) for s in loaded.series.values())
+        stats.provisional = provisional_spans(names, rows, start_ms, end_ms)
+        return loaded.series, stats
 
     async def read_rollups(
         self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int, *, token: str
@@ -114,7 +172,8 @@ class SeriesReader:
         stats = ReadStats()
         capped = min(end_ms, self.clock_ms() + 1)
         if capped > start_ms:
-            await self.ensure(site, names, start_ms, capped, token=token, stats=stats)
+            rows = await self.ensure(site, names, start_ms, capped, token=token, stats=stats)
+            stats.provisional = provisional_spans(names, rows, start_ms, capped)
         found = await self.store.rollups(site, names, level, start_ms, end_ms)
         stats.sources.add("ROLLUP")
         return found, stats
@@ -161,7 +220,7 @@ class SeriesReader:
         plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
-            stats.upstream_requests = self.upstream.counters.requests - before
+            stats.upstream_requests += self.upstream.counters.requests - before
             return rows
         async with self.locks.hold(site, sorted(plan)):
             # another reader may have fetched while we waited: plan again under the locks
@@ -172,7 +231,7 @@ class SeriesReader:
                 rows = await self._fetch_or_stale(
                     site, names, plan, rows, (start_ms, end_ms), now, token, stats
                 )
-        stats.upstream_requests = self.upstream.counters.requests - before
+        stats.upstream_requests += self.upstream.counters.requests - before
         return rows
 
     async def _fetch_or_stale(
@@ -189,75 +248,47 @@ class SeriesReader:
         """Fetch ``plan`` and return the fresh rows; on an upstream failure, the cached
         ``rows`` when there are any (a partial picture beats none while upstream is down)."""
         try:
-            written = await self._fetch_and_store(site, plan, rows, token=token, now_ms=now_ms)
+            report = await self.fetch_and_store(site, plan, token=token, now_ms=now_ms)
         except UpstreamError as exc:
             if not rows:
                 raise
             log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
             stats.stale = True
             return rows
-        stats.fetched_ms = sum(e - s for spans in plan.values() for s, e in spans)
-        stats.fetched_samples = sum(len(p.series) for p in written)
+        stats.fetched_ms += sum(e - s for spans in plan.values() for s, e in spans)
+        stats.fetched_samples += report.samples
         stats.sources.add("ORIGIN")
         return await self.store.rows(site, names, *span)
 
     # ---- fetching -----------------------------------------------------------------------
 
-    async def _fetch_and_store(
-        self,
-        site: str,
-        plan: dict[str, list[Range]],
-        rows: Sequence[ChunkRow],
-        *,
-        token: str,
-        now_ms: int,
-    ) -> list[Written]:
-        previous = await self._open_days(site, plan, rows)
+    async def fetch_and_store(
+        self, site: str, plan: dict[str, list[Range]], *, token: str, now_ms: int
+    ) -> WriteReport:
+        """Fetch ``plan`` from upstream and merge it into the store (the caller holds the
+        fetch locks of the planned points)."""
         site_points = 0
         if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
-            site_points = len(await self.store.db.points.names(site))
+            site_points = await self.store.collecting_points(site)
         if fetching.site_stream_pays(plan, site_points, self.policy):
-            fetched = await fetching.site_stream(
+            fetched, left = await fetching.site_stream(
                 self.upstream, site, plan, token=token, page_size=self.policy.site_page_size
             )
+            if left:
+                fetched += await fetching.per_point(self.upstream, left, token=token)
         else:
             fetched = await fetching.per_point(self.upstream, plan, token=token)
-        written: list[Written] = []
-        for name, spans in fetched.items():
-            for (span_start, span_end), series in spans:
-                written.extend(
-                    split_periods(
-                        name,
-                        series,
-                        span_start,
-                        span_end,
-                        previous.get(name, {}),
-                        now_ms=now_ms,
-                        settle_ms=self.policy.settle_ms,
-                    )
-                )
-        await self.store.write(site, written, now_ms=now_ms)
-        for point, month in months_of(written):
-            await self.store.compact(site, point, month, now_ms)
-        return written
-
-    async def _open_days(
-        self, site: str, plan: dict[str, list[Range]], rows: Sequence[ChunkRow]
-    ) -> dict[str, dict[int, Series]]:
-        """Cached samples of the open days a delta fetch continues."""
-        continuing = [
-            r
-            for r in rows
-            if r.point in plan
-            and not r.sealed
-            and any(s == r.covered_end_ms for s, _ in plan[r.point])
-        ]
-        if not continuing:
-            return {}
-        previous: dict[str, dict[int, Series]] = defaultdict(dict)
-        for r in continuing:
-            loaded, _ = await self.store.load(
-                site, [r.point], [r], r.period_start_ms, r.period_end_ms
-            )
-            previous[r.point][r.period_start_ms] = loaded[r.point]
-        return previous
+        profiles = await self.store.profiles(site, sorted({f.point for f in fetched}))
+        report = await self.store.write(
+            site,
+            fetched,
+            profiles=profiles,
+            now_ms=now_ms,
+            lookback_ms=self.policy.lookback_ms,
+            settle_ms=self.policy.settle_ms,
+            schedule_ms=self.policy.recheck_schedule_ms,
+        )
+        if report.repaired:
+            log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
+            await self.generations.bump(site)
+        return report

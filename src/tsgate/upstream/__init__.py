@@ -1,7 +1,9 @@
 """The upstream ACE API seam: ``open_upstream(url)`` picks the adapter by scheme.
 
 ``sim://?seed=N`` runs the real ACE client against the built-in simulator over an
-in-process ASGI transport; ``http(s)://host/api`` talks to a real ACE server.
+in-process ASGI transport (``&redirects=flask`` makes it answer the undeclared slash
+spelling of a collection with a 308, as Flask-RESTX does); ``http(s)://host/api``
+talks to a real ACE server.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ def open_upstream(settings: Settings) -> Upstream:
             seed = int(query.get("seed", ["1"])[0])
         except ValueError as exc:
             raise ConfigError(f"upstream {url!r}: seed must be an integer") from exc
-        sim = create_simulator(seed=seed)
+        try:
+            sim = create_simulator(seed=seed, redirects=query.get("redirects", ["none"])[0])
+        except ValueError as exc:
+            raise ConfigError(f"upstream {url!r}: {exc}") from exc
         transport = httpx.ASGITransport(app=sim)
         return AceClient("http://simulator/api", policy, transport=transport)
     if parts.scheme in ("http", "https"):

@@ -5,6 +5,12 @@ Retries use exponential backoff with full jitter on 429 (honouring ``Retry-After
 ``tsgate.errors`` at once. A short or broken answer is never returned as data. Every
 call (retries included) goes through one circuit breaker (``upstream/breaker.py``), so
 an upstream that keeps failing is not asked again until its reset time has passed.
+
+Redirects to the same origin are followed (at most ``MAX_REDIRECTS``), as a Flask-RESTX
+upstream answers the undeclared slash spelling of a collection with a 308. A redirect
+elsewhere is never followed with the token: the data reads refuse it, pass-through
+relays it. A 2xx answer that is not JSON (or is empty) where JSON is needed is an
+``UpstreamBadAnswer``: upstream is alive, so it is neither retried nor a breaker failure.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from tsgate.errors import (
     NotFound,
     RequestError,
     Unauthorized,
+    UpstreamBadAnswer,
     UpstreamError,
+    UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -37,6 +45,40 @@ from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+# hop-by-hop headers (RFC 9110 §7.6.1) and those the relaying response sets itself
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "content-type",
+        "date",
+        "server",
+        "vary",
+    }
+)
+# request headers never passed on: hop-by-hop, the caller's credentials (converted),
+# and what httpx sets for the upstream connection
+_NOT_FORWARDED = HOP_BY_HOP | {
+    "host",
+    "authorization",
+    "x-ace-token",
+    "accept",
+    "accept-encoding",
+    "cookie",
+    "origin",
+    "referer",
+}
 NO_DATA = "no data for time period"
 POINT_WINDOW_MS = 31 * MS_PER_DAY  # one per-point read never spans more than a month
 BATCH_SPAN_MS = MS_PER_DAY  # spans up to this are read for many points in one POST
@@ -75,12 +117,17 @@ class ClientPolicy:
 
 class _Retryable(Exception):
     def __init__(
-        self, reason: str, retry_after_s: float | None = None, timeout: bool = False
+        self,
+        reason: str,
+        retry_after_s: float | None = None,
+        timeout: bool = False,
+        rate_limited: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
         self.timeout = timeout
+        self.rate_limited = rate_limited
 
 
 class _ServerFailed(UpstreamUnavailable):
@@ -188,19 +235,17 @@ class AceClient:
         query: str = "",
         body: bytes = b"",
         content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Forwarded:
         url = self.base_url + path + (f"?{query}" if query else "")
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        sent = {k: v for k, v in (headers or {}).items() if k.lower() not in _NOT_FORWARDED}
+        sent.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         if content_type:
-            headers["Content-Type"] = content_type
+            sent["Content-Type"] = content_type
 
         async def send() -> httpx.Response:
-            self.counters.requests += 1
             try:
-                async with self._gate:
-                    resp = await self._http.request(
-                        method, url, content=body or None, headers=headers
-                    )
+                resp = await self._send(method, url, content=body or None, headers=sent)
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(
                     f"upstream {method} {path}: no answer in {self.policy.timeout_s:g} s"
@@ -208,25 +253,66 @@ class AceClient:
             except httpx.TransportError as exc:
                 detail = f"upstream {method} {path}: {type(exc).__name__}"
                 raise UpstreamUnavailable(detail) from exc
-            self.counters.bytes += len(resp.content)
             if resp.status_code >= 500:
                 raise _ServerFailed(resp)  # a failure to the breaker, passed through as is
             return resp
 
+        # the path is the caller's: its answers say nothing of upstream's health, so they
+        # never count towards the breaker (which still fails fast while open)
+        self.breaker.check()
         try:
-            resp = await self.breaker.call(send)
+            resp = await send()
         except _ServerFailed as failed:
             resp = failed.response
-        keep = {
-            k: v
-            for k, v in resp.headers.items()
-            if k.lower() in ("retry-after", "etag", "last-modified")
-        }
+        keep = [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in HOP_BY_HOP]
         return Forwarded(
             resp.status_code,
             resp.content,
-            resp.headers.get("content-type", "application/json"),
-            keep,
+            resp.headers.get("content-type", "application/json" if resp.content else ""),
+            dict(keep),
+        )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        strict_origin: bool = False,
+    ) -> httpx.Response:
+        """One request, following same-origin redirects; every hop counts as a request."""
+        request = self._http.build_request(
+            method, url, params=params, json=json, content=content, headers=headers
+        )
+        for _ in range(MAX_REDIRECTS + 1):
+            self.counters.requests += 1
+            async with self._gate:
+                resp = await self._http.send(request)
+            self.counters.bytes += len(resp.content)
+            location = resp.headers.get("location")
+            if resp.status_code not in REDIRECT_STATUSES or not location:
+                return resp
+            target = request.url.join(location)
+            here = request.url
+            if (target.scheme, target.host, target.port) != (here.scheme, here.host, here.port):
+                if strict_origin:
+                    raise UpstreamBadAnswer(
+                        f"upstream {method} {here.path}: redirected to another origin"
+                        f" ({target.scheme}://{target.host}); the token is not sent there"
+                    )
+                return resp  # passed through as a redirect, never followed with the token
+            body = request.content
+            if resp.status_code == 303 or (resp.status_code in (301, 302) and method == "POST"):
+                method, body = "GET", b""
+            hop = dict(headers)
+            if body and "content-type" in request.headers:
+                hop["Content-Type"] = request.headers["content-type"]
+            request = self._http.build_request(method, target, content=body or None, headers=hop)
+        raise UpstreamBadAnswer(
+            f"upstream {method} {request.url.path}: more than {MAX_REDIRECTS} redirects"
         )
 
     # ---- internals ---------------------------------------------------------------------
@@ -296,8 +382,14 @@ class AceClient:
                 return await self._attempt(method, path, token, params, json, parse, no_data)
             except _Retryable as exc:
                 last = exc
+            if last.rate_limited and (last.retry_after_s or 0) > self.policy.backoff_cap_s:
+                break  # upstream asks for longer than we wait inline: tell the caller now
         assert last is not None
-        detail = f"upstream {method} {path}: {last.reason} after {self.policy.retries + 1} attempts"
+        detail = f"upstream {method} {path}: {last.reason} after {attempt + 1} attempts"
+        if last.rate_limited:
+            # upstream's own Retry-After reaches the caller (a 503 with it), uncapped
+            wait_s = last.retry_after_s or self.policy.backoff_cap_s
+            raise UpstreamRateLimited(detail, retry_after_s=wait_s)
         raise (UpstreamTimeout if last.timeout else UpstreamUnavailable)(detail)
 
     async def _attempt(
@@ -310,33 +402,50 @@ class AceClient:
         parse: Callable[[bytes], T],
         no_data: T | None,
     ) -> T:
-        self.counters.requests += 1
         try:
-            async with self._gate:
-                resp = await self._http.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    json=json,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
+            resp = await self._send(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json,
+                headers={"Authorization": f"Bearer {token}"},
+                strict_origin=True,
+            )
         except httpx.TimeoutException as exc:
             raise _Retryable(f"no answer in {self.policy.timeout_s:g} s", timeout=True) from exc
         except httpx.TransportError as exc:
             raise _Retryable(type(exc).__name__) from exc
-        self.counters.bytes += len(resp.content)
         if resp.status_code in RETRY_STATUSES:
-            raise _Retryable(f"HTTP {resp.status_code}", retry_after_s=_retry_after(resp))
+            raise _Retryable(
+                f"HTTP {resp.status_code}",
+                retry_after_s=_retry_after(resp),
+                rate_limited=resp.status_code == 429,
+            )
+        if 300 <= resp.status_code < 400:
+            # not followed (an empty body is no answer), and not a failure of upstream:
+            # for the paths tsgate builds, a redirect means "no such thing here"
+            raise NotFound(f"upstream redirected {path} (HTTP {resp.status_code})")
         if resp.status_code >= 400:
             message = _message(resp)
             if resp.status_code == 404 and no_data is not None and NO_DATA in message.lower():
                 return no_data  # upstream's way of saying "an empty range"
             raise _translate(resp.status_code, message, path)
+        if resp.status_code >= 300 or not resp.content or not _is_json(resp):
+            kind = resp.headers.get("content-type") or "no content type"
+            raise UpstreamBadAnswer(
+                f"upstream {method} {path}: HTTP {resp.status_code} with"
+                f" {len(resp.content)} bytes of {kind}, not JSON"
+            )
         try:
             return parse(resp.content)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             # a truncated or garbled body: retry, never hand back a short answer
             raise _Retryable(f"broken body ({len(resp.content)} bytes)") from exc
+
+
+def _is_json(resp: httpx.Response) -> bool:
+    kind = str(resp.headers.get("content-type", "application/json")).split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def _parse_page(content: bytes) -> PageBody:
@@ -368,6 +477,12 @@ def _message(resp: httpx.Response) -> str:
 
 
 def _translate(status: int, message: str, path: str) -> UpstreamError | RequestError:
+    error = _error_of(status, message, path)
+    error.upstream_message = message
+    return error
+
+
+def _error_of(status: int, message: str, path: str) -> UpstreamError | RequestError:
     if status == 401:
         return Unauthorized(f"upstream rejected the token: {message}")
     if status == 403:

@@ -63,7 +63,9 @@ class Upstream(Protocol):
         query: str = "",
         body: bytes = b"",
         content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Forwarded:
-        """Pass a request through (path relative to the API base, query already encoded)."""
+        """Pass a request through (path relative to the API base, query already encoded);
+        ``headers`` are the caller's, of which the end-to-end ones are passed on."""
 
     async def aclose(self) -> None: ...

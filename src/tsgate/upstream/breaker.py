@@ -4,9 +4,11 @@
        ▲                                 ▲                          │
        └──────── trial succeeds ─────────┼──────── trial fails ─────┘
 
-A failure is an ``UpstreamError`` (5xx, 429, timeouts, broken bodies, connection errors
-— after the client's own retries). Any other outcome, including a 4xx answer, proves
-upstream is alive and counts as a success. While open, calls fail at once with
+A failure is an ``UpstreamError`` (5xx, timeouts, broken bodies, connection errors —
+after the client's own retries) on a request tsgate built. Any other outcome — a 4xx
+answer, a redirect, upstream's 429s (``UpstreamRateLimited``) — proves upstream is alive
+and counts as a success; answers to paths a caller built (the pass-through) are not
+counted at all. While open, calls fail at once with
 :class:`~tsgate.errors.UpstreamCircuitOpen` carrying ``retry_after_s``. Half-open lets
 exactly one trial call through; calls arriving meanwhile wait for its verdict (so a
 recovering upstream is not met with a burst of refusals, nor a burst of requests).
@@ -19,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tsgate.errors import UpstreamCircuitOpen, UpstreamError
+from tsgate.errors import UpstreamCircuitOpen, UpstreamError, UpstreamRateLimited
 
 T = TypeVar("T")
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -56,6 +58,9 @@ class CircuitBreaker:
         trial = await self._admit()
         try:
             result = await attempt()
+        except UpstreamRateLimited:
+            self._succeeded()  # upstream is alive, only busy: its 429s open nothing
+            raise
         except UpstreamError:
             self._failed(trial)
             raise

@@ -14,22 +14,25 @@ import asyncio
 import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 import numpy as np
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from tsgate.errors import BadParameter
 from tsgate.upstream import campus
 from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
+from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
+from tsgate.upstream.fieldmask import apply_mask, parse_mask
+from tsgate.upstream.fleet import CLIENT, Fleet, Gateway
 from tsgate.upstream.wire import (
+    PER_PAGE,
     Cursor,
     decode_cursor,
     encode_cursor,
@@ -39,6 +42,9 @@ from tsgate.upstream.wire import (
 )
 
 MAX_SITE_TIMESERIES_MS = 7 * 86_400_000  # the unpaginated site read refuses longer ranges
+REDIRECT_MODES = ("none", "flask")
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_INVALID = "Input payload validation failed"
 
 
 @dataclass
@@ -76,15 +82,32 @@ class SimStats:
 
 
 class _Reply(Exception):
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        *,
+        errors: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.body: dict[str, Any] = {"message": message}
+        if errors:
+            # Flask-RESTX's request-parser refusal: {"errors": {param: why}, "message": …}
+            self.body = {"errors": dict(errors), "message": message}
 
 
 class Simulator:
-    """The ASGI app; ``tokens`` maps token -> readable site names (None: any token, all sites)."""
+    """The ASGI app; ``tokens`` maps token -> readable site names (None: any token, all sites).
+
+    ``redirects`` chooses the slash behaviour of the collections the Swagger declares with
+    a trailing slash (``/sites/``, ``/points/``, ``/clients/``, ``/gateways/``): ``"none"``
+    answers both spellings, ``"flask"`` answers the declared one and redirects the other
+    with a ``308`` as a Flask-RESTX server does.
+    """
 
     def __init__(
         self,
@@ -92,25 +115,32 @@ class Simulator:
         *,
         tokens: Mapping[str, Collection[str]] | None = None,
         now_ms: Callable[[], int] | None = None,
+        redirects: str = "none",
     ) -> None:
+        if redirects not in REDIRECT_MODES:
+            modes = ", ".join(REDIRECT_MODES)
+            raise ValueError(f"redirects: {redirects!r} is not one of {modes}")
         self.seed = seed
+        self.redirects = redirects
         self.sites = campus.build_campus(seed)
         self.site_by_name = {s.name: s for s in self.sites}
         self.point_index = {p.name: (s, p) for s in self.sites for p in s.points}
+        self.fleet = Fleet(seed, self.sites)
+        self.gateway_by_name = {g.name: g for g in self.fleet.gateways}
         self.tokens = None if tokens is None else {t: frozenset(s) for t, s in tokens.items()}
         self.now_ms = now_ms or (lambda: int(time.time() * 1000))
         self.faults = Faults()
         self.stats = SimStats()
         self._rng = np.random.default_rng(seed)
-        self._app = Starlette(routes=self._routes())
+        self._app = Router(routes=self._routes(), redirect_slashes=False, default=_no_route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
 
     def _routes(self) -> list[Route]:
         h = self._handle
-        return [
-            Route("/api/sites", h(self._sites, "sites")),
+        routes = [
+            *self._collection("/api/sites/", h(self._sites, "sites")),
             Route("/api/sites/{site}", h(self._site, "site")),
             Route("/api/sites/{site}/configured_points", h(self._points, "configured_points")),
             Route("/api/sites/{site}/points", h(self._points, "points")),
@@ -121,6 +151,7 @@ class Simulator:
                 "/api/sites/{site}/timeseries", h(self._site_timeseries, "site_timeseries", ts=True)
             ),
             Route("/api/sites/{site}/weather", h(self._weather, "weather")),
+            *self._collection("/api/points/", h(self._all_points, "all_points")),
             Route(
                 "/api/points/get_timeseries",
                 h(self._get_timeseries, "get_timeseries", ts=True),
@@ -130,9 +161,56 @@ class Simulator:
                 "/api/points/{name:path}/timeseries",
                 h(self._point_timeseries, "point_timeseries", ts=True),
             ),
+            Route("/api/points/{name:path}", h(self._point, "point")),
+            *self._collection("/api/clients/", h(self._clients, "clients")),
+            Route("/api/clients/{client}", h(self._client, "client")),
+            Route("/api/clients/{client}/sites", h(self._client_sites, "client_sites")),
+            Route("/api/clients/{client}/der_events", h(self._client_der, "client_der_events")),
+            Route(
+                "/api/clients/{client}/volttron_agent_package/list",
+                h(self._packages, "volttron_agent_packages"),
+            ),
+            Route(
+                "/api/clients/{client}/volttron_agent_package",
+                h(self._package_file, "volttron_agent_package"),
+            ),
+            *self._collection("/api/gateways/", h(self._gateways, "gateways")),
+            Route("/api/gateways/{gateway}", h(self._gateway, "gateway")),
+            Route("/api/gateways/{gateway}/agent_configs", h(self._agent_configs, "agent_configs")),
+            Route("/api/gateways/{gateway}/der_events", h(self._gateway_der, "gateway_der_events")),
+            Route(
+                "/api/gateways/{gateway}/hawke_configuration",
+                h(self._hawke_latest, "hawke_configuration"),
+            ),
+            Route(
+                "/api/gateways/{gateway}/hawke_configuration/{agent}/list",
+                h(self._hawke_list, "hawke_configuration_list"),
+            ),
+            Route(
+                "/api/gateways/{gateway}/hawke_configuration/{agent}",
+                h(self._hawke_agent, "hawke_agent_configuration"),
+            ),
+            Route("/api/gateways/{gateway}/pcap/list", h(self._pcap_list, "pcap_list")),
+            Route("/api/gateways/{gateway}/pcap", h(self._pcap_file, "pcap")),
+            Route(
+                "/api/gateways/{gateway}/volttron_agent_config_package",
+                h(self._agent_config_package, "volttron_agent_config_package"),
+            ),
+            Route(
+                "/api/gateways/{gateway}/volttron_agents",
+                h(self._volttron_agents, "volttron_agents"),
+            ),
             Route("/_sim/faults", self._set_faults, methods=["GET", "POST"]),
             Route("/_sim/stats", self._get_stats, methods=["GET", "DELETE"]),
         ]
+        return routes
+
+    def _collection(self, path: str, endpoint: Callable[[Request], Any]) -> list[Route]:
+        """A collection declared as ``path`` (with its slash) and its other spelling."""
+        other = path.rstrip("/")
+        if self.redirects == "flask":
+            return [Route(path, endpoint), Route(other, _redirect_308(path), methods=_ANY)]
+        return [Route(path, endpoint), Route(other, endpoint)]
 
     # ---- request plumbing --------------------------------------------------------
 
@@ -148,12 +226,15 @@ class Simulator:
                     await asyncio.sleep(self.faults.latency_s)
                 if ts:
                     await self._inject_faults()
+                mask = parse_mask(request.headers.get(MASK_HEADER, ""))
                 body = await fn(request)
             except _Reply as reply:
-                return _json({"message": reply.message}, reply.status, reply.headers)
+                return _json(reply.body, reply.status, reply.headers)
             except BadParameter as exc:
                 return _json({"message": exc.detail}, 400)
-            content = msgspec.json.encode(body)
+            if isinstance(body, Response):
+                return body
+            content = msgspec.json.encode(apply_mask(body, mask))
             if ts and self.faults.take("truncate"):
                 content = content[: len(content) // 2]
             return Response(content, 200, media_type="application/json")
@@ -202,18 +283,49 @@ class Simulator:
             raise _Reply(404, f"Site {name} not found")
         return site
 
+    def _gateway_of(self, request: Request) -> Gateway:
+        name = request.path_params["gateway"]
+        gw = self.gateway_by_name.get(name)
+        if gw is None or not self._allowed(request, gw.site.name):
+            raise _Reply(404, f"Gateway {name} not found")
+        return gw
+
+    def _client_of(self, request: Request) -> str:
+        name: str = request.path_params["client"]
+        if name != CLIENT:
+            raise _Reply(404, f"Client {name} not found")
+        return name
+
     # ---- metadata ----------------------------------------------------------------
 
     async def _sites(self, request: Request) -> dict[str, Any]:
-        sites = [_site_json(s) for s in self.sites if self._allowed(request, s.name)]
-        return self._page(request, sites)
+        _bool(request, "collect_enabled", default=False)  # every simulated site collects
+        archived = _bool(request, "show_archived", default=False)
+        sites = [self.fleet.site(s) for s in self.sites if self._allowed(request, s.name)]
+        return self._page(request, [s for s in sites if archived or not s["archived"]])
 
     async def _site(self, request: Request) -> dict[str, Any]:
-        return _site_json(self._site_of(request))
+        return self.fleet.site(self._site_of(request))
+
+    async def _client_sites(self, request: Request) -> dict[str, Any]:
+        self._client_of(request)
+        sites = [self.fleet.site(s) for s in self.sites if self._allowed(request, s.name)]
+        return self._page(request, sites)
 
     async def _points(self, request: Request) -> dict[str, Any]:
         site = self._site_of(request)
-        return self._page(request, [_point_json(site, p) for p in site.points])
+        return self._page(request, [self.fleet.point(site, p) for p in site.points])
+
+    async def _all_points(self, request: Request) -> dict[str, Any]:
+        return self._page(
+            request,
+            [
+                self.fleet.point(s, p)
+                for s in self.sites
+                if self._allowed(request, s.name)
+                for p in s.points
+            ],
+        )
 
     async def _point(self, request: Request) -> dict[str, Any]:
         found = self.point_index.get(request.path_params["name"])
@@ -222,24 +334,142 @@ class Simulator:
         site, point = found
         if not self._allowed(request, site.name):
             raise _Reply(403, "Not authorized for this point")
-        return _point_json(site, point)
+        return self.fleet.point(site, point)
 
     async def _weather(self, request: Request) -> dict[str, Any]:
         site = self._site_of(request)
-        now = np.array([self.now_ms() // SWEEP_MS], dtype=np.int64)
-        oat = next(p for p in site.points if p.kind == "outside_air_temp")
-        return {
-            "site": site.name,
-            "temp": float(campus.values(site, oat, now)[0]),
-            "time": _fmt_us(int(now[0]) * SWEEP_MS * 1000),
-        }
+        return {"weather": self.fleet.weather(site, self.now_ms())}
 
-    def _page(self, request: Request, items: list[dict[str, Any]]) -> dict[str, Any]:
-        page = _int_param(request, "page", 1, minimum=1)
-        per_page = _int_param(request, "per_page", 100, minimum=1, maximum=5000)
+    async def _clients(self, request: Request) -> dict[str, Any]:
+        return self._page(request, [self.fleet.client()])
+
+    async def _client(self, request: Request) -> dict[str, Any]:
+        self._client_of(request)
+        return self.fleet.client()
+
+    async def _client_der(self, request: Request) -> dict[str, Any]:
+        self._client_of(request)
+        return self._der_page(request)
+
+    async def _gateway_der(self, request: Request) -> dict[str, Any]:
+        self._gateway_of(request)
+        return self._der_page(request)
+
+    def _der_page(self, request: Request) -> dict[str, Any]:
+        past = _bool(request, "get_past_events", default=False)
+        group = request.query_params.get("group_name") or None
+        return self._page(request, self.fleet.der_events(self.now_ms(), past=past, group=group))
+
+    async def _packages(self, request: Request) -> dict[str, Any]:
+        self._client_of(request)
+        wanted = request.query_params.get("voltron_agent_package_name") or None
+        items = [p for p in self.fleet.packages() if wanted in (None, p["package_name"])]
+        return self._page(request, items)
+
+    async def _package_file(self, request: Request) -> Response:
+        self._client_of(request)
+        wanted = _required(request, "volttron_agent_package_id")
+        for p in self.fleet.packages():
+            if p["id"] == wanted:
+                return _file(self.fleet.package_file(p["package_name"]), p["object_path"])
+        raise _Reply(404, f"Volttron agent package {wanted} not found")
+
+    async def _gateways(self, request: Request) -> dict[str, Any]:
+        archived = _bool(request, "show_archived", default=False)
+        items = [
+            self.fleet.gateway(g)
+            for g in self.fleet.gateways
+            if self._allowed(request, g.site.name) and (archived or not g.archived)
+        ]
+        return self._page(request, items)
+
+    async def _gateway(self, request: Request) -> dict[str, Any]:
+        return self.fleet.gateway(self._gateway_of(request))
+
+    async def _agent_configs(self, request: Request) -> dict[str, Any]:
+        gw = self._gateway_of(request)
+        b64 = _bool(request, "use_base64_hash", default=False)
+        active = _bool(request, "active", default=True)
+        identity = request.query_params.get("agent_identity") or None
+        items = [
+            c
+            for c in self.fleet.agent_configs(gw, base64_hash=b64)
+            if identity in (None, c["agent_identity"]) and (c["active"] or not active)
+        ]
+        return self._page(request, items)
+
+    def _hawke(self, request: Request, gw: Gateway, agent: str) -> list[dict[str, Any]]:
+        b64 = _bool(request, "use_base64_hash", default=False)
+        history = self.fleet.hawke_history(gw, agent, base64_hash=b64)
+        wanted = request.query_params.get("hash") or None
+        return [c for c in history if wanted in (None, c["content_hash"])]
+
+    async def _hawke_latest(self, request: Request) -> dict[str, Any]:
+        gw = self._gateway_of(request)
+        latest = [c for a in self.fleet.hawke_agents(gw) for c in self._hawke(request, gw, a)[:1]]
+        return self._page(request, latest)
+
+    def _hawke_agent_of(self, request: Request) -> tuple[Gateway, str]:
+        gw = self._gateway_of(request)
+        agent: str = request.path_params["agent"]
+        if agent not in self.fleet.hawke_agents(gw):
+            raise _Reply(404, f"Hawke agent {agent} not found")
+        return gw, agent
+
+    async def _hawke_list(self, request: Request) -> dict[str, Any]:
+        gw, agent = self._hawke_agent_of(request)
+        return self._page(request, self._hawke(request, gw, agent))
+
+    async def _hawke_agent(self, request: Request) -> dict[str, Any]:
+        gw, agent = self._hawke_agent_of(request)
+        found = self._hawke(request, gw, agent)
+        if not found:
+            raise _Reply(404, f"Hawke configuration {request.query_params.get('hash')} not found")
+        return {k: v for k, v in found[0].items() if k != "hawke_identity"}
+
+    async def _pcap_list(self, request: Request) -> dict[str, Any]:
+        gw = self._gateway_of(request)
+        start_ms, end_ms = parse_range(
+            _required(request, "start_time"), _required(request, "end_time")
+        )
+        return self._page(request, self.fleet.pcap_names(gw, start_ms, end_ms))
+
+    async def _pcap_file(self, request: Request) -> Response:
+        gw = self._gateway_of(request)
+        name = _required(request, "file_name")
+        if not name.startswith(gw.name + "_") or not name.endswith(".pcap"):
+            raise _Reply(404, f"File {name} not found")
+        return _file(self.fleet.pcap_file(name), name)
+
+    async def _agent_config_package(self, request: Request) -> dict[str, Any]:
+        gw = self._gateway_of(request)
+        identity = _required(request, "volttron_agent_identity")
+        b64 = _bool(request, "use_agent_config_base64_hash", default=False)
+        agent = next((a for a in self.fleet.volttron_agents(gw) if a["identity"] == identity), None)
+        if agent is None:
+            raise _Reply(404, f"Volttron agent {identity} not found")
+        package = next(p for p in self.fleet.packages() if p["id"] == agent["package_id"])
+        config = next(
+            c
+            for c in self.fleet.agent_configs(gw, base64_hash=b64)
+            if c["agent_identity"] == identity and c["active"]
+        )
+        return {"volttron_agent_package": package, "volttron_agent": agent, "agent_config": config}
+
+    async def _volttron_agents(self, request: Request) -> dict[str, Any]:
+        gw = self._gateway_of(request)
+        identity = request.query_params.get("volttron_agent_identity") or None
+        items = [a for a in self.fleet.volttron_agents(gw) if identity in (None, a["identity"])]
+        return self._page(request, items)
+
+    def _page(self, request: Request, items: Sequence[Any]) -> dict[str, Any]:
+        page = _choice_or_int(request, "page", "Page number", 1)
+        per_page = _choice_or_int(request, "per_page", "Results per page", 10, PER_PAGE)
+        if page < 1:
+            page = 1
         total = len(items)
         pages = -(-total // per_page) if not self.faults.wrong_pages else total // per_page
-        chunk = items[(page - 1) * per_page : page * per_page]
+        chunk = list(items[(page - 1) * per_page : page * per_page])
         return {"page": page, "pages": pages, "per_page": per_page, "total": total, "items": chunk}
 
     # ---- timeseries --------------------------------------------------------------
@@ -299,11 +529,7 @@ class Simulator:
         start_ms, end_ms = parse_range(
             request.query_params.get("start_time"), request.query_params.get("end_time")
         )
-        try:
-            body = msgspec.json.decode(await request.body(), type=dict[str, list[str]])
-            names = body["points"]
-        except (msgspec.DecodeError, KeyError) as exc:
-            raise _Reply(400, 'body must be {"points": [names]}') from exc
+        names = _body_point_names(await request.body())
         rows: list[dict[str, str]] = []
         for name in dict.fromkeys(names):
             found = self.point_index.get(name)
@@ -381,8 +607,9 @@ def create_simulator(
     *,
     tokens: Mapping[str, Collection[str]] | None = None,
     now_ms: Callable[[], int] | None = None,
+    redirects: str = "none",
 ) -> Simulator:
-    return Simulator(seed, tokens=tokens, now_ms=now_ms)
+    return Simulator(seed, tokens=tokens, now_ms=now_ms, redirects=redirects)
 
 
 # ---- sample generation -------------------------------------------------------------
@@ -406,8 +633,10 @@ def _rows(
     """
     out: list[dict[str, str]] = []
     sweep = first_sweep
-    last_sweep = _first_sweep(end_ms)  # exclusive
-    while sweep < last_sweep and len(out) < limit:
+    # exclusive; the sweep holding end_ms - 1 may have samples before end_ms (they lie
+    # 30–50 s into its slot), so a window split anywhere serves what the whole one does
+    last_sweep = _first_sweep(end_ms - 1) + 1
+    while sweep < last_sweep:  # a full page goes on to find the next row for its cursor
         # enough sweeps for the rows still wanted (plus slack for gaps), at most a day
         wanted = (limit - len(out) + offset) // max(1, len(points)) + 2
         batch = max(1, min(_BATCH_SWEEPS, wanted))
@@ -481,82 +710,85 @@ def _fmt_us(us: int) -> str:
     return str(np.datetime_as_string(np.datetime64(us, "us"), unit="us"))
 
 
-def _int_param(
-    request: Request, name: str, default: int, *, minimum: int, maximum: int | None = None
-) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise _Reply(400, f"{name} must be an integer") from exc
-    if value < minimum or (maximum is not None and value > maximum):
-        raise _Reply(400, f"{name} out of range")
-    return value
-
-
 def _json(obj: Any, status: int, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
         msgspec.json.encode(obj), status, headers=dict(headers or {}), media_type="application/json"
     )
 
 
-def _site_json(site: SimSite) -> dict[str, Any]:
-    return {
-        "id": site.id,
-        "name": site.name,
-        "nice_name": site.nice_name,
-        "address": None,
-        "latitude": site.latitude,
-        "longitude": site.longitude,
-        "geo_location": None,
-        "mqtt_prefix": site.name,
-        "client_id": 1,
-        "client": "Demo Health System",
-        "archived": False,
-        "vtron_ip": None,
-        "vtron_user": None,
-        "ansible_user": None,
-    }
+def _body_point_names(raw: bytes) -> list[str]:
+    """Names from ``{"points": ["a", …]}`` or the Swagger's ``{"points": [{"name": "a"}]}``."""
+    try:
+        body = msgspec.json.decode(raw, type=dict[str, list[str | dict[str, Any]]])
+        points = body["points"]
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError) as exc:
+        raise _Reply(400, 'body must be {"points": [{"name": …}]}') from exc
+    names = [p if isinstance(p, str) else p.get("name") for p in points]
+    if not all(isinstance(n, str) for n in names):
+        raise _Reply(400, 'every entry of "points" needs a "name"')
+    return [n for n in names if isinstance(n, str)]
 
 
-def _point_json(site: SimSite, p: SimPoint) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "site_id": site.id,
-        "client_id": 1,
-        "site": site.name,
-        "client": "Demo Health System",
-        "marker_tags": _tags(p),
-        "kv_tags": {"unit": p.unit, "device": p.device} if p.unit else {"device": p.device},
-        "bacnet_data": None,
-        "collect_config": None,
-        "point_type": "bacnet" if "/analogValue/" in p.name else "niagara",
-        "collect_enabled": p.collect,
-        "collect_interval": 300,
-        "topic_id": None,
-        "device_id": None,
-    }
+def _bool(request: Request, name: str, *, default: bool) -> bool:
+    raw = request.query_params.get(name)
+    try:
+        return parse_bool(name, raw, default=default)
+    except BadParameter as exc:
+        raise _Reply(400, _INVALID, errors={name: f"{raw!r} is not a valid boolean"}) from exc
 
 
-def _tags(p: SimPoint) -> list[str]:
-    tags = {"point", p.kind.replace("_", "-")}
-    if p.kind in (
-        "zone_temp",
-        "zone_setpoint",
-        "discharge_temp",
-        "supply_temp",
-        "return_temp",
-        "outside_air_temp",
-        "chw_temp",
-    ):
-        tags.add("temp")
-    if p.kind.endswith("status") or p.kind == "occupancy":
-        tags.add("binary")
-    if p.device.startswith("Vav"):
-        tags.add("vav")
-    if p.device.startswith("Ahu"):
-        tags.add("ahu")
-    return sorted(tags)
+def _required(request: Request, name: str) -> str:
+    raw = request.query_params.get(name)
+    if not raw:
+        raise _Reply(400, _INVALID, errors={name: "Missing required parameter in the query string"})
+    return raw
+
+
+def _choice_or_int(
+    request: Request, name: str, help_text: str, default: int, choices: Collection[int] = ()
+) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        reason = f"{help_text} invalid literal for int() with base 10: {raw!r}"
+        raise _Reply(400, _INVALID, errors={name: reason}) from exc
+    if choices and value not in choices:
+        reason = f"{help_text} The value '{value}' is not a valid choice for '{name}'."
+        raise _Reply(400, _INVALID, errors={name: reason})
+    return value
+
+
+def _file(content: bytes, name: str) -> Response:
+    filename = name.rsplit("/", 1)[-1]
+    return Response(
+        content,
+        200,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _redirect_308(target: str) -> Callable[[Request], Awaitable[Response]]:
+    """Werkzeug's answer to the undeclared spelling: 308 to the declared one, query kept."""
+
+    async def redirect(request: Request) -> Response:
+        location = str(request.url.replace(path=target))
+        body = (
+            "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n"
+            "<h1>Redirecting...</h1>\n<p>You should be redirected automatically to the target"
+            f' URL: <a href="{location}">{location}</a>. If not, click the link.\n'
+        )
+        return Response(body, 308, headers={"Location": location}, media_type="text/html")
+
+    return redirect
+
+
+async def _no_route(scope: Scope, receive: Receive, send: Send) -> None:
+    message = (
+        "The requested URL was not found on the server. If you entered the URL manually"
+        " please check your spelling and try again."
+    )
+    await _json({"message": message}, 404)(scope, receive, send)

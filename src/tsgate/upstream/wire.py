@@ -3,6 +3,12 @@
 Upstream rows are ``{"name": str, "value": str, "time": "2025-10-12T16:35:37.694434"}``:
 the value is a string and the time has microseconds and no zone (UTC). Both the
 simulator and the client speak through this module, so they cannot drift apart.
+Times are parsed into epoch milliseconds plus the sub-millisecond part (``Series.us``)
+and formatted back from both, so a time string comes back exactly as upstream sent it.
+
+Cursors follow upstream: ``{"offset", "timestamp"}`` names the 5-minute sweep slot that
+holds ``timestamp`` and how many of that slot's rows (in the page order) were served;
+an offset past the slot's rows is capped at them, so the stream goes on with the next.
 """
 
 from __future__ import annotations
@@ -19,10 +25,13 @@ import msgspec
 import numpy as np
 
 from tsgate.errors import BadParameter
-from tsgate.series.model import Series, TimeArray, ValueArray
+from tsgate.series.model import MicroArray, Series, TimeArray, ValueArray
 
 PAGE_SIZES = (3, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 300000, 500000)
 DEFAULT_PAGE_SIZE = 10000
+PER_PAGE = (2, 10, 20, 30, 40, 50, 100, 500, 1000, 5000, 10000, 100000)  # list endpoints
+DEFAULT_PER_PAGE = 10
+CURSOR_SLOT_MS = 300_000  # a cursor's timestamp names the 5-minute sweep slot holding it
 _TRUE = {"true", "1"}
 _FALSE = {"false", "0"}
 _EPOCH = np.datetime64(0, "ms")
@@ -92,24 +101,41 @@ def format_time(ms: int, *, micros: int = 0) -> str:
     return stamp.isoformat(timespec="microseconds")
 
 
-def format_times(t_ms: TimeArray) -> list[str]:
-    """Vectorised ``format_time`` for many samples."""
+def format_times(t_ms: TimeArray, us: MicroArray | None = None) -> list[str]:
+    """Vectorised ``format_time`` for many samples (``us``: their sub-millisecond parts)."""
     as_us = t_ms.astype("datetime64[ms]").astype("datetime64[us]")
+    if us is not None:
+        as_us = as_us + us.astype("timedelta64[us]")
     return np.datetime_as_string(as_us, unit="us").tolist()  # type: ignore[no-any-return]
 
 
 def parse_times(texts: Sequence[str]) -> TimeArray:
     """ACE time strings (zone-less UTC) to epoch ms, vectorised."""
+    return parse_times_us(texts)[0]
+
+
+def parse_times_us(texts: Sequence[str]) -> tuple[TimeArray, MicroArray]:
+    """ACE time strings to epoch ms and the sub-millisecond part (0–999 µs) of each."""
     if not texts:
-        return np.empty(0, dtype=np.int64)
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         try:
             stamps = np.array(texts, dtype="datetime64[us]")
         except (ValueError, UserWarning, DeprecationWarning):
             # a zone suffix is legal ISO that numpy warns on or rejects: the slow, exact path
-            return np.array([parse_time("time", t) for t in texts], dtype=np.int64)
-    return (stamps.astype("datetime64[ms]") - _EPOCH).astype(np.int64)
+            exact = np.array([_parse_us(t) for t in texts], dtype=np.int64)
+            return exact // 1000, (exact % 1000).astype(np.uint16)
+    micros = (stamps - np.datetime64(0, "us")).astype(np.int64)
+    return micros // 1000, (micros % 1000).astype(np.uint16)
+
+
+def _parse_us(text: str) -> int:
+    when = dt.datetime.fromisoformat(text.strip())
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    delta = when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 # ---- values ------------------------------------------------------------------------
@@ -152,28 +178,31 @@ def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
     for s in samples:
         names[s.name].append(s.time)
         values[s.name].append(s.value)
-    return {
-        name: Series.from_unsorted(name, parse_times(times), parse_values(values[name]))
-        for name, times in names.items()
-    }
+    out = {}
+    for name, times in names.items():
+        t_ms, us = parse_times_us(times)
+        out[name] = Series.from_unsorted(name, t_ms, parse_values(values[name]), us)
+    return out
 
 
 def series_to_rows(series: Mapping[str, Series]) -> list[dict[str, str]]:
-    """Series to ACE rows ordered by (time, name), as upstream orders a sweep."""
-    parts = [s for s in series.values() if len(s)]
-    if not parts:
-        return []
-    t = np.concatenate([s.t_ms for s in parts])
-    v = np.concatenate([s.v for s in parts])
-    idx = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(parts)])
-    order = np.lexsort((idx, t))
-    names = [s.name for s in parts]
-    times = format_times(t[order])
-    vals = format_values(v[order])
-    return [
-        {"name": names[i], "value": val, "time": tm}
-        for i, val, tm in zip(idx[order].tolist(), vals, times, strict=True)
-    ]
+    """Series to ACE rows ordered by (time, position), as upstream orders a sweep."""
+    rows, _ = page_rows(list(series.values()), None, 2**62)
+    return rows
+
+
+def grouped_rows(series: Sequence[Series]) -> list[dict[str, str]]:
+    """Rows grouped by point in the order given, each point's in time order: how
+    upstream answers ``get_timeseries`` and the per-point reads."""
+    rows: list[dict[str, str]] = []
+    for s in series:
+        if len(s):
+            times = format_times(s.t_ms, s.us)
+            rows.extend(
+                {"name": s.name, "value": val, "time": tm}
+                for val, tm in zip(format_values(s.v), times, strict=True)
+            )
+    return rows
 
 
 # ---- query parameters --------------------------------------------------------------
@@ -201,6 +230,17 @@ def parse_int(param: str, raw: str | None, *, lo: int, hi: int) -> int | None:
     if not lo <= value <= hi:
         raise BadParameter(param, f"{value} is outside {lo}..{hi}")
     return value
+
+
+def parse_per_page(raw: str | None) -> int:
+    """``per_page`` of the list endpoints: one of the contract's enum, default 10."""
+    size = parse_int("per_page", raw, lo=-(2**63), hi=2**63)
+    if size is None:
+        return DEFAULT_PER_PAGE
+    if size not in PER_PAGE:
+        allowed = ", ".join(map(str, PER_PAGE))
+        raise BadParameter("per_page", f"{size} is not one of {allowed}")
+    return size
 
 
 def parse_page_size(raw: str | None) -> int:
@@ -242,35 +282,43 @@ def page_rows(
 ) -> tuple[list[dict[str, str]], str | None]:
     """One ACE page of rows ordered by (time, position in ``series``).
 
-    The cursor names the time of the next row and how many rows at that time were
-    already served, so it stays valid whatever is cached when the next page is asked.
+    The cursor names the sweep slot of the next row and how many of that slot's rows
+    were already served, as upstream's does, so cursors pass between tsgate and upstream
+    and stay valid whatever is cached when the next page is asked.
     """
     parts = [s for s in series if len(s)]
     if not parts:
         return [], None
     t = np.concatenate([s.t_ms for s in parts])
     v = np.concatenate([s.v for s in parts])
+    us = np.concatenate([s.micros for s in parts])
     idx = np.concatenate([np.full(len(s), i, dtype=np.int32) for i, s in enumerate(parts)])
-    order = np.lexsort((idx, t))
-    t, v, idx = t[order], v[order], idx[order]
+    order = np.lexsort((idx, us, t))
+    t, v, us, idx = t[order], v[order], us[order], idx[order]
     start = 0
     if cursor is not None:
-        at_ms = parse_time("cursor", cursor.timestamp)
-        start = int(np.searchsorted(t, at_ms, side="left")) + cursor.offset
+        slot_ms = _slot(parse_time("cursor", cursor.timestamp))
+        first = int(np.searchsorted(t, slot_ms, side="left"))
+        in_slot = int(np.searchsorted(t, slot_ms + CURSOR_SLOT_MS, side="left")) - first
+        start = first + min(cursor.offset, in_slot)  # upstream caps a forged offset
     stop = min(start + page_size, t.size)
     names = [s.name for s in parts]
-    times = _bucket_stamps(t[start:stop]) if bucket_times else format_times(t[start:stop])
+    window = slice(start, stop)
+    times = _bucket_stamps(t[window]) if bucket_times else format_times(t[window], us[window])
     rows = [
         {"name": names[i], "value": val, "time": tm}
-        for i, val, tm in zip(
-            idx[start:stop].tolist(), format_values(v[start:stop]), times, strict=True
-        )
+        for i, val, tm in zip(idx[window].tolist(), format_values(v[window]), times, strict=True)
     ]
     if stop >= t.size:
         return rows, None
     next_ms = int(t[stop])
-    first_at = int(np.searchsorted(t, next_ms, side="left"))
-    return rows, encode_cursor(Cursor(offset=stop - first_at, timestamp=format_time(next_ms)))
+    first_at = int(np.searchsorted(t, _slot(next_ms), side="left"))
+    stamp = format_time(next_ms, micros=int(us[stop]))
+    return rows, encode_cursor(Cursor(offset=stop - first_at, timestamp=stamp))
+
+
+def _slot(ms: int) -> int:
+    return ms - ms % CURSOR_SLOT_MS
 
 
 def _bucket_stamps(t_ms: TimeArray) -> list[str]:

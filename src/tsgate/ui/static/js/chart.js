@@ -43,12 +43,54 @@ function pairs(s) {
   return out;
 }
 
+const VIEW_NAMES = { line: "Line chart", area: "Area chart", scatter: "Scatter chart", calendar: "Calendar heatmap of the daily means" };
+
+function utc(ms) {
+  return `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+function extremes(v) {
+  let min = Infinity;
+  let max = -Infinity;
+  let count = 0;
+  for (const x of v) {
+    if (Number.isNaN(x)) continue;
+    count++;
+    if (x < min) min = x;
+    if (x > max) max = x;
+  }
+  return { count, min, max };
+}
+
+function rounded(x) {
+  return Number(x.toPrecision(4)).toString();
+}
+
+/** The chart as one sentence per series: the text alternative for screen readers. */
+export function describe({ series, units, view, startMs, endMs }) {
+  const names = labels(series.map((s) => s.name));
+  const head = `${VIEW_NAMES[view] || VIEW_NAMES.line} of ${series.length} point${series.length === 1 ? "" : "s"}, ${utc(startMs)} to ${utc(endMs)}.`;
+  const lines = series.map((s, i) => {
+    const unit = unitOf(units, s.name);
+    const { count, min, max } = extremes(s.v);
+    if (!count) return `${names[i]}: no samples.`;
+    const suffix = unit ? ` ${unit}` : "";
+    return `${names[i]}: ${count} values from ${rounded(min)} to ${rounded(max)}${suffix}.`;
+  });
+  return [head, ...lines].join(" ");
+}
+
+function aria(spec) {
+  return { enabled: true, label: { description: describe(spec) } };
+}
+
 function timeOption({ series, units, view, startMs, endMs }) {
   const { axes, indexOf } = yAxes(units, series.map((s) => s.name));
   const names = labels(series.map((s) => s.name));
   const left = Math.ceil(axes.length / 2);
   const right = Math.floor(axes.length / 2);
   return {
+    aria: aria({ series, units, view, startMs, endMs }),
     animation: false,
     legend: { type: "scroll", top: 4 },
     tooltip: { trigger: view === "scatter" ? "item" : "axis" },
@@ -78,7 +120,10 @@ function day(ms) {
 
 function calendarOption({ series, units, startMs, endMs }) {
   const range = [day(startMs), day(endMs - 1)];
-  const option = { animation: false, tooltip: {}, title: [], calendar: [], visualMap: [], series: [] };
+  const option = {
+    aria: aria({ series, units, view: "calendar", startMs, endMs }),
+    animation: false, tooltip: {}, title: [], calendar: [], visualMap: [], series: [],
+  };
   const names = labels(series.map((s) => s.name));
   series.forEach((s, i) => {
     const top = 30 + i * CALENDAR_PX;

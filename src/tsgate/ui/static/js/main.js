@@ -21,7 +21,7 @@ window.echarts = echarts;
 window.__tsgateChart = chart;
 
 const picker = new Picker({
-  site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), selected: $("selected"),
+  site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), empty: $("results-empty"), selected: $("selected"),
   onChange: () => load(),
   onError: fail,
 });
@@ -31,6 +31,7 @@ function fail(err) {
   const text = explain(err);
   showMessage(text);
   overlay(text, "error");
+  $("chart").setAttribute("aria-label", `Chart: not drawn. ${text}`);
   showJob(null);
   setState("error");
 }
@@ -59,7 +60,9 @@ async function load() {
   pressed("views", "data-view", state.view);
   if (!picker.site || !points.length) {
     chart.clear();
-    overlay(picker.site ? "Pick points from the list to draw them." : "Choose a site.");
+    const hint = picker.site ? "Pick points from the list to draw them." : "Choose a site.";
+    overlay(hint);
+    $("chart").setAttribute("aria-label", `Chart: nothing drawn. ${hint}`); // no stale description
     setState("idle");
     return;
   }

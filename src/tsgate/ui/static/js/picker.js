@@ -11,8 +11,8 @@ function el(tag, props = {}, ...children) {
 }
 
 export class Picker {
-  constructor({ site, search, tags, results, selected, onChange, onError }) {
-    Object.assign(this, { siteSelect: site, searchInput: search, tagsInput: tags, resultsList: results, selectedList: selected });
+  constructor({ site, search, tags, results, empty, selected, onChange, onError }) {
+    Object.assign(this, { siteSelect: site, searchInput: search, tagsInput: tags, resultsList: results, emptyNote: empty, selectedList: selected });
     this.onChange = onChange;
     this.onError = onError;
     this.selected = new Map(); // name -> {name, unit}
@@ -24,6 +24,7 @@ export class Picker {
       this.search();
       this.onChange();
     });
+    this.resultsList.addEventListener("keydown", (event) => this.onKey(event));
     for (const input of [this.searchInput, this.tagsInput]) {
       input.addEventListener("input", () => {
         this.resultsList.dataset.state = "pending";
@@ -54,6 +55,7 @@ export class Picker {
     this.resultsList.dataset.state = "loading";
     if (!this.site) {
       this.resultsList.replaceChildren();
+      this.emptyNote.hidden = true;
       this.resultsList.dataset.state = "idle";
       return;
     }
@@ -71,26 +73,63 @@ export class Picker {
     }
   }
 
+  // The results are a multi-select listbox: Tab focuses it, arrows move the active
+  // option, Space or Enter toggles it (the WAI-ARIA listbox pattern).
   renderResults(items) {
-    const rows = items.map((p) => {
+    const rows = items.map((p, i) => {
       const li = el(
         "li",
-        { title: p.name, className: this.selected.has(p.name) ? "on" : "" },
+        { id: `result-${i}`, title: p.name },
         el("span", {}, el("span", { className: "name", textContent: p.name }), el("br"), el("span", { className: "tags", textContent: (p.tags || []).join(" ") })),
         el("span", { className: "unit", textContent: p.unit || "" }),
       );
+      li.setAttribute("role", "option");
+      li.setAttribute("aria-selected", String(this.selected.has(p.name)));
       li.dataset.name = p.name;
-      li.addEventListener("click", () => this.toggle({ name: p.name, unit: p.unit || "" }, li));
+      li.dataset.unit = p.unit || "";
+      li.addEventListener("click", () => {
+        this.activate(li);
+        this.toggle(li);
+      });
       return li;
     });
     this.resultsList.replaceChildren(...rows);
-    if (!rows.length) this.resultsList.append(el("li", { textContent: "No matching points" }));
+    this.resultsList.removeAttribute("aria-activedescendant");
+    this.emptyNote.hidden = rows.length > 0;
   }
 
-  toggle(point, li) {
+  options() {
+    return [...this.resultsList.querySelectorAll('[role="option"]')];
+  }
+
+  activate(li) {
+    for (const other of this.resultsList.querySelectorAll(".active")) other.classList.remove("active");
+    if (!li) return;
+    li.classList.add("active");
+    this.resultsList.setAttribute("aria-activedescendant", li.id);
+    li.scrollIntoView({ block: "nearest" });
+  }
+
+  onKey(event) {
+    const options = this.options();
+    if (!options.length) return;
+    const current = options.findIndex((li) => li.classList.contains("active"));
+    const moves = { ArrowDown: current + 1, ArrowUp: current - 1, Home: 0, End: options.length - 1, PageDown: current + 10, PageUp: current - 10 };
+    if (event.key in moves) {
+      event.preventDefault();
+      const next = current < 0 && event.key !== "End" ? 0 : moves[event.key];
+      this.activate(options[Math.max(0, Math.min(options.length - 1, next))]);
+    } else if ((event.key === " " || event.key === "Enter") && current >= 0) {
+      event.preventDefault();
+      this.toggle(options[current]);
+    }
+  }
+
+  toggle(li) {
+    const point = { name: li.dataset.name, unit: li.dataset.unit };
     if (this.selected.has(point.name)) this.selected.delete(point.name);
     else this.selected.set(point.name, point);
-    li?.classList.toggle("on", this.selected.has(point.name));
+    li.setAttribute("aria-selected", String(this.selected.has(point.name)));
     this.renderSelected();
     this.onChange();
   }
@@ -102,12 +141,15 @@ export class Picker {
 
   renderSelected() {
     const rows = [...this.selected.values()].map((p) => {
-      const remove = el("button", { type: "button", textContent: "×", title: "Remove" });
+      const remove = el("button", { type: "button", textContent: "×", title: `Remove ${p.name}`, className: "remove" });
+      remove.setAttribute("aria-label", `Remove ${p.name}`);
       remove.addEventListener("click", () => {
         this.selected.delete(p.name);
-        this.resultsList.querySelector(`li[data-name="${CSS.escape(p.name)}"]`)?.classList.remove("on");
+        this.resultsList.querySelector(`li[data-name="${CSS.escape(p.name)}"]`)?.setAttribute("aria-selected", "false");
         this.renderSelected();
         this.onChange();
+        // keep the keyboard where it was: the next remove button, else the list
+        (this.selectedList.querySelector("button.remove") || this.resultsList).focus();
       });
       return el("li", { title: p.name }, el("span", { textContent: `${p.name} ${p.unit ? `(${p.unit})` : ""}` }), remove);
     });

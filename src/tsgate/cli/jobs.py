@@ -1,7 +1,8 @@
 """``tsgate worker``, ``tsgate jobs list|show|retry|cancel`` and ``tsgate migrate``.
 
 The jobs commands are for operators: they act on the shared job store directly, across
-every caller's scope, with the same ``TSGATE_*`` settings as servers and workers.
+every caller's scope, with the same ``TSGATE_*`` settings as servers and workers. What
+they act on is built by the composition root (:mod:`tsgate.wiring`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,13 @@ import argparse
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import msgspec
 
-from tsgate.database import migrate, open_database
-from tsgate.database.jobs import JobStore
-from tsgate.jobqueue import open_job_queue
 from tsgate.jobs.model import Job
+from tsgate.jobs.store import JobStore
 from tsgate.settings import Settings
+from tsgate.wiring import JobAdmin, migrate_database, open_job_admin, open_services
 
 
 def _now_ms() -> int:
@@ -27,8 +25,6 @@ def _now_ms() -> int:
 
 
 async def run_worker(settings: Settings) -> None:
-    from tsgate.wiring import open_services
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -37,15 +33,6 @@ async def run_worker(settings: Settings) -> None:
     async with open_services(settings) as services:
         print(f"tsgate worker {services.worker.name} on {settings.queue_url}", flush=True)
         await stop.wait()
-
-
-@asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[JobStore]:
-    database = await open_database(settings.database_url, migrate=settings.auto_migrate)
-    try:
-        yield JobStore(database.sql)
-    finally:
-        await database.aclose()
 
 
 def _line(job: Job) -> str:
@@ -58,7 +45,8 @@ def _line(job: Job) -> str:
 
 
 async def jobs_command(settings: Settings, args: argparse.Namespace) -> int:
-    async with _store(settings) as store:
+    async with open_job_admin(settings) as admin:
+        store = admin.store
         if args.action == "list":
             for listed in await store.list_jobs(state=args.status, limit=args.limit):
                 print(_line(listed))
@@ -69,7 +57,7 @@ async def jobs_command(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         if args.action == "retry":
             job = await store.retry(job.id, now_ms=_now_ms()) or job
-            await _wake(settings, job.id)
+            await _wake(admin, job.id)
         elif args.action == "cancel":
             job = await store.cancel(job.id, now_ms=_now_ms()) or job
         if args.action == "show" and args.follow:
@@ -78,12 +66,8 @@ async def jobs_command(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
-async def _wake(settings: Settings, job_id: str) -> None:
-    queue = open_job_queue(settings.queue_url)
-    try:
-        await queue.publish(job_id)
-    finally:
-        await queue.aclose()
+async def _wake(admin: JobAdmin, job_id: str) -> None:
+    await admin.queue.publish(job_id)
 
 
 async def _follow(store: JobStore, job: Job) -> Job:
@@ -100,7 +84,7 @@ async def _follow(store: JobStore, job: Job) -> Job:
 
 
 async def migrate_command(settings: Settings) -> int:
-    await migrate(settings.database_url)
+    await migrate_database(settings)
     print(f"database at head: {settings.database_url.split('@')[-1]}")
     return 0
 

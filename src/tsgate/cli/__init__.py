@@ -1,0 +1,139 @@
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | warm``.
+
+With ``app`` the only other importer of :mod:`tsgate.wiring`, this package builds what
+each command needs through the composition root; ``jobs`` holds the job commands, ``warm``
+the cache warmer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tsgate import __version__, logs
+from tsgate.errors import ConfigError
+from tsgate.settings import Settings
+
+DEMO_TOKEN = "demo"  # noqa: S105 - the simulator accepts any token; this is no secret
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tsgate.app import create_app
+    from tsgate.server import uvicorn_config
+
+    settings = Settings.from_env(host=args.host, port=args.port)
+    if args.demo and not settings.upstream_token:
+        # plain curl works in the demo: requests without a token use this one
+        settings = Settings.from_env(host=args.host, port=args.port, upstream_token=DEMO_TOKEN)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"tsgate {__version__} serving {url}/", flush=True)
+    print(f"  health: {url}/api/health   upstream: {settings.upstream_url}", flush=True)
+    if args.demo:
+        print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
+    config = uvicorn_config(
+        create_app(settings),
+        settings,
+        log_level=args.log_level or settings.log_level,
+        log_config=None,  # uvicorn's lines go through tsgate.logs like every other
+        access_log=False,  # tsgate.access logs one line per request instead
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from tsgate.upstream.simulator import create_simulator
+
+    sim = create_simulator(seed=args.seed)
+    sim.faults.latency_s = args.latency_ms / 1000
+    print(f"ACE simulator (seed {args.seed}) at http://{args.host}:{args.port}/api", flush=True)
+    uvicorn.run(sim, host=args.host, port=args.port, log_level=args.log_level, log_config=None)
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+    import json
+
+    from tsgate.maintenance import wall_clock_ms
+    from tsgate.wiring import open_services
+
+    # one pass here; no scheduler alongside it
+    settings = dataclasses.replace(
+        Settings.from_env(), maintenance_interval_s=0, recheck_interval_s=0
+    )
+
+    async def once() -> dict[str, object]:
+        async with open_services(settings) as services:
+            report = await services.maintenance.run(wall_clock_ms())
+        return dataclasses.asdict(report)
+
+    print(json.dumps(asyncio.run(once()), indent=2), flush=True)
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(__version__)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsgate", description="Timeseries gateway for ACE IoT data"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the gateway (settings from TSGATE_* variables)")
+    serve.add_argument(
+        "--host", default=None, help="listen address (TSGATE_HOST, default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help="listen port (TSGATE_PORT, default 8080)"
+    )
+    serve.add_argument(
+        "--demo", action="store_true", help="accept requests without a token (demo token)"
+    )
+    serve.add_argument(
+        "--log-level",
+        default=None,
+        help="debug|info|warning|error (TSGATE_LOG_LEVEL, default info)",
+    )
+    serve.set_defaults(func=_serve)
+    sim = sub.add_parser("simulate", help="serve the ACE API simulator standalone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8081)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    sim.add_argument("--log-level", default="warning")
+    sim.set_defaults(func=_simulate)
+    cleanup = sub.add_parser(
+        "cleanup", help="trim old request stats, measure the stores, report size alerts"
+    )
+    cleanup.set_defaults(func=_cleanup)
+    from tsgate.cli.jobs import add_commands
+    from tsgate.cli.warm import add_command as add_warm
+
+    add_commands(sub)
+    add_warm(sub)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        logs.configure(
+            level=getattr(args, "log_level", None) or settings.log_level, fmt=settings.log_format
+        )
+    except ConfigError as exc:
+        print(f"tsgate: {exc}", file=sys.stderr)
+        return 2
+    result: int = args.func(args)
+    return result

@@ -1,0 +1,36 @@
+"""``TSGATE_COMPRESS_MIN_BYTES``: API bodies below it go uncompressed, above it compressed."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import zstandard
+
+from tests.asgi import api_client
+from tsgate.settings import Settings
+from tsgate.upstream.simulator import create_simulator
+
+pytestmark = pytest.mark.anyio
+TOKEN = {"Authorization": "Bearer alice", "Accept-Encoding": "zstd"}
+
+
+async def _sites(settings: Settings) -> tuple[str | None, bytes, int]:
+    async with api_client(settings, create_simulator(seed=1)) as api:
+        async with api.stream("GET", "/api/sites", headers=TOKEN) as answer:
+            raw = b"".join([chunk async for chunk in answer.aiter_raw()])
+        plain = await api.get("/api/sites", headers={**TOKEN, "Accept-Encoding": "identity"})
+    assert answer.status_code == 200 and plain.status_code == 200
+    return answer.headers.get("content-encoding"), raw, len(plain.content)
+
+
+async def test_the_threshold_is_the_setting(settings: Settings) -> None:
+    encoding, raw, size = await _sites(dataclasses.replace(settings, compress_min_bytes=0))
+    assert encoding == "zstd" and zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    assert size < 1024  # the default threshold would not have compressed it
+
+    encoding, raw, size = await _sites(dataclasses.replace(settings, compress_min_bytes=size + 1))
+    assert encoding is None and len(raw) == size
+
+    encoding, _, _ = await _sites(dataclasses.replace(settings, compress_min_bytes=size))
+    assert encoding == "zstd"  # at the threshold: compressed
