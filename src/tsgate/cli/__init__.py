@@ -1,4 +1,5 @@
-"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | warm``.
+"""The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | verify |
+warm | version`` (and the others each module registers).
 
 With ``app`` the only other importer of :mod:`tsgate.wiring`, this package builds what
 each command needs through the composition root; ``jobs`` holds the job commands, ``warm``
@@ -120,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub)
     add_warm(sub)
+    from tsgate.cli.verify import add_command as add_verify
+
+    add_verify(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)
     return parser

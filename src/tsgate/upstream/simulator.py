@@ -4,8 +4,12 @@ It speaks the real contract (DESIGN §1–§2): paginated envelopes, the ``page_
 enum, base64-JSON cursors, ``raw_data`` 5-minute buckets, per-point reads with
 ``%2F``-encoded names, string values, zone-less microsecond times, Bearer auth with
 ``401 {"message": "JWT Signature Invalid"}`` and ``404 "No data for time period"``.
-Fault switches (latency, 500, 429, timeouts, truncated bodies, duplicate rows) are
-set on ``Simulator.faults`` in-process or through ``POST /_sim/faults`` out of process.
+Fault switches (latency, 500, 429, timeouts, truncated bodies, duplicate rows) and
+realism switches (a visibility delay, gateway outages with a late backlog, points added
+to the catalog later; see ``campus.Visibility``) are set on ``Simulator.faults``
+in-process or through ``POST /_sim/faults`` out of process. ``Simulator.truth`` gives
+the samples upstream serves for a point, range and as-of time, read from the model
+directly (what tests compare tsgate with).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import typing
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from tsgate.errors import BadParameter
 from tsgate.upstream import campus
-from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
+from tsgate.upstream.campus import SWEEP_MS, LatePoint, Outage, SimPoint, SimSite, Visibility
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.fleet import CLIENT, Fleet, Gateway
@@ -39,6 +44,7 @@ from tsgate.upstream.wire import (
     parse_bool,
     parse_page_size,
     parse_range,
+    parse_time,
 )
 
 MAX_SITE_TIMESERIES_MS = 7 * 86_400_000  # the unpaginated site read refuses longer ranges
@@ -60,6 +66,18 @@ class Faults:
     retry_after_s: int = 1
     wrong_pages: bool = False  # reproduce upstream's wrong `pages` count
     fail_after: int | None = None  # timeseries requests after this many more answer 500
+    visibility_delay_s: float = 0.0  # a sample at t is visible upstream from t + delay …
+    visibility_jitter_s: float = 0.0  # … + a random 0–jitter (per point and sweep)
+    outages: list[Outage] = field(default_factory=list)  # gateway outages, late backlogs
+    late_points: list[LatePoint] = field(default_factory=list)  # points added later
+
+    def visibility(self) -> Visibility:
+        return Visibility(
+            self.visibility_delay_s,
+            self.visibility_jitter_s,
+            tuple(self.outages),
+            tuple(self.late_points),
+        )
 
     def take(self, kind: str) -> bool:
         left = self.fail_next.get(kind, 0)
@@ -136,6 +154,17 @@ class Simulator:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._app(scope, receive, send)
+
+    def truth(
+        self, name: str, start_ms: int, end_ms: int, as_of_ms: int | None = None
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float64]]]:
+        """The samples (µs times, values) of ``name`` in ``[start_ms, end_ms)`` that
+        upstream serves at ``as_of_ms`` (default: now), straight from the model."""
+        site, point = self.point_index[name]
+        as_of = self.now_ms() if as_of_ms is None else as_of_ms
+        return campus.samples(
+            site, point, start_ms, end_ms, as_of_ms=as_of, visibility=self.faults.visibility()
+        )
 
     def _routes(self) -> list[Route]:
         h = self._handle
@@ -314,9 +343,15 @@ class Simulator:
 
     async def _points(self, request: Request) -> dict[str, Any]:
         site = self._site_of(request)
-        return self._page(request, [self.fleet.point(site, p) for p in site.points])
+        listed = self.faults.visibility().listed
+        now = self.now_ms()
+        return self._page(
+            request, [self.fleet.point(site, p) for p in site.points if listed(p, now)]
+        )
 
     async def _all_points(self, request: Request) -> dict[str, Any]:
+        listed = self.faults.visibility().listed
+        now = self.now_ms()
         return self._page(
             request,
             [
@@ -324,6 +359,7 @@ class Simulator:
                 for s in self.sites
                 if self._allowed(request, s.name)
                 for p in s.points
+                if listed(p, now)
             ],
         )
 
@@ -546,13 +582,14 @@ class Simulator:
     def _point_rows(
         self, site: SimSite, points: list[SimPoint], start_ms: int, end_ms: int
     ) -> list[dict[str, str]]:
+        now = self.now_ms()
         rows, _ = _rows(
             site,
             points,
             _first_sweep(start_ms),
             0,
-            start_ms,
-            min(end_ms, self.now_ms() + 1),
+            (start_ms, min(end_ms, now + 1)),
+            (self.faults.visibility(), now),
             True,
             10**9,
         )
@@ -569,9 +606,17 @@ class Simulator:
         raw: bool,
         limit: int,
     ) -> tuple[list[dict[str, str]], str | None]:
-        end_ms = min(end_ms, self.now_ms() + 1)  # nothing from the future
+        now = self.now_ms()
+        end_ms = min(end_ms, now + 1)  # nothing from the future
         rows, cursor = _rows(
-            site, list(site.collecting), first_sweep, offset, start_ms, end_ms, raw, limit
+            site,
+            list(site.collecting),
+            first_sweep,
+            offset,
+            (start_ms, end_ms),
+            (self.faults.visibility(), now),
+            raw,
+            limit,
         )
         self.stats.samples += len(rows)
         return self._maybe_duplicate(rows), cursor
@@ -586,7 +631,10 @@ class Simulator:
     async def _set_faults(self, request: Request) -> Response:
         if request.method == "POST":
             changes = msgspec.json.decode(await request.body(), type=dict[str, Any])
-            self.faults = dataclasses.replace(self.faults, **changes)
+            try:
+                self.faults = dataclasses.replace(self.faults, **_fault_changes(changes))
+            except (TypeError, ValueError, msgspec.ValidationError, BadParameter) as exc:
+                return _json({"message": f"bad faults: {exc}"}, 400)
         return _json(dataclasses.asdict(self.faults), 200)
 
     async def _get_stats(self, request: Request) -> Response:
@@ -622,15 +670,18 @@ def _rows(
     points: list[SimPoint],
     first_sweep: int,
     offset: int,
-    start_ms: int,
-    end_ms: int,
+    span: tuple[int, int],
+    seen: tuple[Visibility, int],
     raw: bool,
     limit: int,
 ) -> tuple[list[dict[str, str]], str | None]:
-    """Rows in (sweep time, point) order from ``first_sweep``/``offset``, at most ``limit``.
+    """Rows in (sweep time, point) order from ``first_sweep``/``offset``, at most ``limit``:
+    the samples in ``span`` (``[start_ms, end_ms)``) visible at ``seen`` (visibility, now).
 
     Returns the rows and the cursor of the next row, or None when the range is exhausted.
     """
+    start_ms, end_ms = span
+    visibility, now_ms = seen
     out: list[dict[str, str]] = []
     sweep = first_sweep
     # exclusive; the sweep holding end_ms - 1 may have samples before end_ms (they lie
@@ -644,7 +695,15 @@ def _rows(
         times_us = campus.sweep_times_us(site, sweeps)
         in_range = (times_us >= start_ms * 1000) & (times_us < end_ms * 1000)
         mask = (
-            np.stack([campus.present(site, p, sweeps) for p in points], axis=1) & in_range[:, None]
+            np.stack(
+                [
+                    campus.present(site, p, sweeps)
+                    & visibility.visible(p, sweeps, times_us, now_ms)
+                    for p in points
+                ],
+                axis=1,
+            )
+            & in_range[:, None]
         )
         vals = np.stack([campus.values(site, p, sweeps) for p in points], axis=1)
         s_idx, p_idx = np.nonzero(mask)  # row-major: sweep first, then point order
@@ -695,6 +754,49 @@ def _format(
         {"name": names[p], "value": repr(v), "time": t}
         for p, v, t in zip(p_idx.tolist(), values, times, strict=True)
     ]
+
+
+def _fault_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """JSON switches to ``Faults`` fields: outages and late points from objects whose
+    times are epoch ms or ISO 8601 strings (``start``, ``end``, ``backlog``, ``added``,
+    ``since`` with or without the ``_ms`` suffix)."""
+    hints = typing.get_type_hints(Faults)
+    out = {
+        k: v if k in ("outages", "late_points") or k not in hints else msgspec.convert(v, hints[k])
+        for k, v in changes.items()
+    }
+    if "outages" in out:
+        out["outages"] = [
+            Outage(
+                start_ms=_ms_field(o, "start"),
+                end_ms=_ms_field(o, "end"),
+                backlog_ms=_ms_field(o, "backlog", optional=True),
+                site=o.get("site"),
+                points=tuple(o.get("points") or ()),
+            )
+            for o in msgspec.convert(out["outages"], list[dict[str, Any]])
+        ]
+    if "late_points" in out:
+        out["late_points"] = [
+            LatePoint(
+                name=msgspec.convert(p.get("name"), str),
+                added_ms=_ms_field(p, "added"),
+                since_ms=_ms_field(p, "since", optional=True),
+            )
+            for p in msgspec.convert(out["late_points"], list[dict[str, Any]])
+        ]
+    return out
+
+
+def _ms_field(obj: dict[str, Any], key: str, *, optional: bool = False) -> Any:
+    raw = obj.get(f"{key}_ms", obj.get(key))
+    if raw is None:
+        if optional:
+            return None
+        raise ValueError(f"{key} is required")
+    if isinstance(raw, str):
+        return parse_time(key, raw)
+    return msgspec.convert(raw, int)
 
 
 def _first_sweep(ms: int) -> int:
