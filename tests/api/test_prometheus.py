@@ -397,3 +397,26 @@ async def test_a_cold_range_too_large_to_fetch_inline_is_fetched_by_a_job(
         assert job["status"] == "completed"
         answer = await prom(api, "query_range", **query)
         assert len(answer["data"]["result"]) == len(ahu_temps(sim))
+
+
+@pytest.mark.parametrize("func", ["avg", "min", "max", "sum", "count", "last", "stddev"])
+@pytest.mark.parametrize("range_s", [3 * 3600, 86_400 + 17 * 60, 20 * 86_400])
+async def test_instant_windows_at_any_time_read_rollups_and_edges(
+    sim: Simulator, settings: Settings, func: str, range_s: int
+) -> None:
+    import dataclasses
+
+    # too small a raw budget for the whole window: only whole buckets plus edges fit
+    small = dataclasses.replace(settings, max_inline_samples=400)
+    t = OCT1 + 25 * DAY_MS + 37 * 60_000 + 12_345  # on no hour or minute
+    async with api_client(small, sim, clock_ms=Clock(NOW)) as api:
+        body = await prom(
+            api, "query", query=f"{func}_over_time({AHU_TEMPS}[{range_s}s])", time=t / 1000
+        )
+    result = body["data"]["result"]
+    assert sorted(s["metric"]["point"] for s in result) == ahu_temps(sim)
+    for s in result:
+        rows = await simtruth.samples(sim, s["metric"]["point"], t - range_s * 1000, t + 1)
+        expected = simtruth.over_time(func, simtruth.window(rows, t, range_s * 1000))
+        assert expected is not None and s["value"][0] == t / 1000
+        assert float(s["value"][1]) == pytest.approx(expected, rel=1e-9)

@@ -4,7 +4,8 @@ Every value is held on the grid (one float per evaluation time, NaN where a seri
 no sample), so a range query is a handful of numpy operations per series, not a loop
 over steps. Selectors read through a ``Source``: hourly or daily rollups when every
 evaluation time and the range are whole buckets (a year at a 1 h step reads 8,760
-buckets per point, not 105,120 samples), raw samples otherwise.
+buckets per point, not 105,120 samples); for one evaluation time anywhere, whole buckets
+plus the raw samples of the window's two ragged ends; raw samples otherwise.
 
 Supported: selectors with ``=``, ``!=``, ``=~``, ``!~``; ``offset`` and ``@`` (with
 ``start()``/``end()``); ``{avg,min,max,sum,count,last,stddev,stdvar}_over_time``;
@@ -284,38 +285,97 @@ class Evaluator:
             return Vector([])
         times = self._times_for(vs)
         lookback = max(r.lookback_ms for r in refs)
-        window = range_ms if range_ms is not None else lookback
         level = self._level(times, range_ms, lookback)
         keep_name = func is None or func == "last"
         labels = [r.labels if keep_name else _drop_name(r.labels) for r in refs]
         if level is not None:
-            width = self.source.levels[level]
-            start = int(times.min()) - (range_ms if range_ms is not None else width)
-            end = int(times.max())
-            self._check_span(refs, start, end)
-            found = await self.source.buckets(refs, level, start, end)
-            cells = [windows.Cells.of_buckets(b) for b in found]
-            if range_ms is None:
-                values = [
-                    windows.reduce(c, "last", times, width, fresh_ms=r.lookback_ms)
-                    for c, r in zip(cells, refs, strict=True)
-                ]
-            else:
-                values = [windows.reduce(c, func or "last", times, range_ms) for c in cells]
+            values = await self._from_rollups(refs, times, level, range_ms, func)
+        elif range_ms is not None and self._edges_level(times, range_ms) is not None:
+            values = await self._from_edges(refs, int(times[0]), range_ms, func or "last")
+            values = [np.full(times.size, v[0]) for v in values]
         else:
-            start, end = int(times.min()) - window, int(times.max()) + 1
-            self._check_span(refs, start, end)
-            self._check_raw(refs, start, end, vs)
-            series = await self.source.raw(refs, start, end)
-            cells = [windows.Cells.of_series(s) for s in series]
-            if range_ms is None:
-                values = [
-                    windows.reduce(c, "last", times, r.lookback_ms)
-                    for c, r in zip(cells, refs, strict=True)
-                ]
-            else:
-                values = [windows.reduce(c, func or "last", times, range_ms) for c in cells]
+            values = await self._from_raw(refs, times, range_ms, func, lookback, vs)
         return Vector(list(zip(labels, values, strict=True)))
+
+    async def _from_rollups(
+        self,
+        refs: Sequence[SeriesRef],
+        times: TimeArray,
+        level: str,
+        range_ms: int | None,
+        func: str | None,
+    ) -> list[ValueArray]:
+        width = self.source.levels[level]
+        start = int(times.min()) - (range_ms if range_ms is not None else width)
+        end = int(times.max())
+        self._check_span(refs, start, end)
+        found = await self.source.buckets(refs, level, start, end)
+        cells = [windows.Cells.of_buckets(b) for b in found]
+        if range_ms is None:
+            return [
+                windows.reduce(c, "last", times, width, fresh_ms=r.lookback_ms)
+                for c, r in zip(cells, refs, strict=True)
+            ]
+        return [windows.reduce(c, func or "last", times, range_ms) for c in cells]
+
+    async def _from_raw(
+        self,
+        refs: Sequence[SeriesRef],
+        times: TimeArray,
+        range_ms: int | None,
+        func: str | None,
+        lookback: int,
+        vs: pp.VectorSelector,
+    ) -> list[ValueArray]:
+        window = range_ms if range_ms is not None else lookback
+        start, end = int(times.min()) - window, int(times.max()) + 1
+        self._check_span(refs, start, end)
+        self._check_raw(refs, start, end, vs)
+        series = await self.source.raw(refs, start, end)
+        cells = [windows.Cells.of_series(s) for s in series]
+        if range_ms is None:
+            return [
+                windows.reduce(c, "last", times, r.lookback_ms)
+                for c, r in zip(cells, refs, strict=True)
+            ]
+        return [windows.reduce(c, func or "last", times, range_ms) for c in cells]
+
+    def _edges_level(self, times: TimeArray, range_ms: int) -> str | None:
+        """For one evaluation time (an instant query, or ``@``): the finest rollup level
+        holding at least two whole buckets of the window, whose edges raw samples fill."""
+        if int(times.min()) != int(times.max()):
+            return None
+        fitting = [(w, n) for n, w in self.source.levels.items() if range_ms >= 3 * w]
+        return min(fitting)[1] if fitting else None
+
+    async def _from_edges(
+        self, refs: Sequence[SeriesRef], t: int, range_ms: int, func: str
+    ) -> list[ValueArray]:
+        """``(t - r, t]`` as raw head ``(t - r, a)``, whole buckets ``[a, b)`` and raw tail
+        ``[b, t]``: an instant ``avg_over_time(x[365d])`` at any time reads 8,760 buckets
+        and two hours of samples per point, not a year of samples."""
+        level = self._edges_level(np.array([t], dtype=np.int64), range_ms)
+        assert level is not None
+        width = self.source.levels[level]
+        first = t - range_ms + 1  # the window's first millisecond
+        a = -(-first // width) * width
+        b = (t + 1) // width * width
+        self._check_span(refs, t - range_ms, t + 1)
+        head = await self.source.raw(refs, first, a)
+        middle = await self.source.buckets(refs, level, a, b)
+        tail = await self.source.raw(refs, b, t + 1)
+        times = np.array([t], dtype=np.int64)
+        out = []
+        for h, m, tl in zip(head, middle, tail, strict=True):
+            cells = windows.Cells.joined(
+                [
+                    windows.Cells.of_series(h),
+                    windows.Cells.of_buckets(m),
+                    windows.Cells.of_series(tl),
+                ]
+            )
+            out.append(windows.reduce(cells, func, times, range_ms))
+        return out
 
     def _check_raw(
         self, refs: Sequence[SeriesRef], start_ms: int, end_ms: int, vs: pp.VectorSelector

@@ -9,8 +9,9 @@ cumulative sum over the arrays; nothing loops over samples or windows in Python.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +53,26 @@ class Cells:
             b.last,
             b.last_ms,
             right_closed=False,
+        )
+
+    @classmethod
+    def joined(cls, parts: Sequence[Cells]) -> Cells:
+        """Consecutive parts (ascending, not overlapping) as one, windowed as raw samples:
+        every key of every part must lie inside the window it is reduced over."""
+
+        def cat(field: str) -> npt.NDArray[Any]:
+            return np.concatenate([getattr(p, field) for p in parts])
+
+        return cls(
+            key_ms=cat("key_ms"),
+            count=cat("count"),
+            sum=cat("sum"),
+            sumsq=cat("sumsq"),
+            min=cat("min"),
+            max=cat("max"),
+            last=cat("last"),
+            last_ms=cat("last_ms"),
+            right_closed=True,
         )
 
     def __len__(self) -> int:
