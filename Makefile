@@ -25,13 +25,16 @@ services: ## Start PostgreSQL, Redis and RabbitMQ where they are installed but d
 browser: ## Install headless Chromium for the chart-page tests (as root, when missing)
 	@bash scripts/browser.sh
 
+promtool: ## Install promtool for the Prometheus API tests (as root, when missing)
+	@bash scripts/prometheus.sh
+
 jstools: ## Install the chart page's JavaScript tools (ESLint; pinned in package-lock.json)
 	@bash scripts/jstools.sh
 
 demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
 	$(VENV)/bin/tsgate serve --demo --port $(PORT)
 
-test: $(STAMP) services browser jstools ## Run the whole test suite (fails when no test ran)
+test: $(STAMP) services browser promtool jstools ## Run the whole test suite (fails when no test ran)
 	node --test tests/js/*.test.js
 	$(PY) -m pytest -q
 
@@ -39,7 +42,7 @@ test-fast: $(STAMP) services jstools ## The tests not marked slow, on two worker
 	node --test tests/js/*.test.js
 	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
-coverage: $(STAMP) services browser jstools ## The whole suite under branch coverage, then the report
+coverage: $(STAMP) services browser promtool jstools ## The whole suite under branch coverage, then the report
 	node --test tests/js/*.test.js
 	$(PY) -m coverage run -m pytest -q
 	$(PY) -m coverage report
@@ -66,4 +69,4 @@ fmt: $(STAMP) ## Format and autofix
 clean: ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv services browser jstools demo test test-fast coverage lint types check bench fmt clean
+.PHONY: help venv services browser promtool jstools demo test test-fast coverage lint types check bench fmt clean

@@ -16,13 +16,13 @@ from types import FrameType
 
 import httpx
 
-from benchmarks import chart, dashboard, dropin, load, procs, storage, wirebytes
+from benchmarks import chart, dashboard, dropin, load, procs, prom, storage, wirebytes
 from benchmarks.context import Bench, collecting_points
 from benchmarks.plan import FULL, QUICK
 from benchmarks.report import Report, Row, markdown_table, write_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-SCENARIOS = ("dropin", "chart", "dashboard", "wire", "load", "storage")
+SCENARIOS = ("dropin", "chart", "dashboard", "wire", "load", "storage", "promql", "frame")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +113,8 @@ async def _run(
                     "wire": lambda: wirebytes.run(bench, report),
                     "load": lambda: load.run(bench, report, gw.proc.pid, workdir),
                     "storage": lambda: storage.run(report),
+                    "promql": lambda: prom.run_promql(bench, report),
+                    "frame": lambda: prom.run_frame(bench, report),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)

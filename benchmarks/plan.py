@@ -36,6 +36,9 @@ class Plan:
     dropin_page_sizes: tuple[int, ...] = (50000, 10000)
     dropin_warm_repeats: int = 3
     dropin_timeout_s: float = 300.0
+    # (h) an aligned frame of an air handler and its boxes
+    frame_points: int = 21
+    frame_days: int = 30
     # the window ends this many whole days before today (UTC): settled, sealed history
     end_days_ago: int = 3
     # the simulator shows each sample this long after its time (late visibility)
@@ -60,4 +63,5 @@ QUICK = Plan(
     dropin_page_sizes=(50000,),
     dropin_warm_repeats=1,
     dropin_timeout_s=120.0,
+    frame_days=7,
 )

@@ -17,12 +17,14 @@ from tsgate.api import (
     admin,
     charts,
     files,
+    frames,
     jobs,
     metrics,
     monitor,
     openapi,
     ops,
     points,
+    prometheus,
     timeseries,
 )
 from tsgate.api.connection import (
@@ -81,6 +83,8 @@ def create_app(
         *jobs.routes(),
         *charts.routes(),
         *files.routes(),
+        *prometheus.routes(),
+        *frames.routes(),
         *ui.routes(compress_min_bytes=conf.compress_min_bytes),
         *openapi.routes(),
         *ace.routes(),

@@ -12,11 +12,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tsgate.api import ace, admin, charts, files, jobs, monitor, ops, points, timeseries
+from tsgate.api import (
+    ace,
+    admin,
+    charts,
+    files,
+    frames,
+    jobs,
+    monitor,
+    ops,
+    points,
+    timeseries,
+)
 from tsgate.api.bodies import MAX_DEPTH
 from tsgate.jobs.exports import MEDIA_TYPES
 from tsgate.jobs.model import FORMATS, JobState
 from tsgate.series.chart import INTERVALS
+from tsgate.series.frame import FILLS
 from tsgate.series.rollups import AGGREGATES
 from tsgate.upstream.wire import PAGE_SIZES
 
@@ -346,6 +358,26 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
     ),
     files.delete: Operation(
         "Delete a file", "files", params=(FILE_ID,), ok={204: ("deleted", (), {})}
+    ),
+    frames.frame_endpoint: Operation(
+        "Points on one time index, a coverage column each (Arrow IPC, Parquet or CSV)",
+        "chart",
+        params=(
+            SITE_QUERY,
+            Param("points", "query", _string(), "comma-separated point names"),
+            Param("q", "query", _string(), "else: the points whose name holds this"),
+            Param("tags", "query", _string(), "… and carry every one of these tags"),
+            Param("start", "query", TIME, required=True),
+            Param("end", "query", TIME, "after start", required=True),
+            Param("interval", "query", {"enum": list(frames.FRAME_INTERVALS)}),
+            Param("agg", "query", {"enum": sorted(AGGREGATES)}),
+            Param("fill", "query", {"enum": list(FILLS)}),
+            Param("format", "query", {"enum": list(frames.FORMATS)}, "else Accept decides"),
+        ),
+        ok={
+            200: ("the frame", tuple(frames.FORMATS.values()), {}),
+            202: ("fetching first: a job", JSON_TYPES, _OBJECT_SCHEMA),
+        },
     ),
     monitor.history: Operation(
         "Sampled store sizes, growth and health over time, with alert events",

@@ -51,6 +51,8 @@ _WARN_EVERY_S = 60.0
 
 def route_class(path: str) -> str | None:
     """Which budget a path draws from; ``None`` for paths that are never limited."""
+    if path.startswith("/prometheus/api/"):
+        return "read"  # the Prometheus query API reads like the chart API
     if not path.startswith("/api/") or path in UNLIMITED_PATHS:
         return None
     if path == "/api/jobs" or path.startswith("/api/jobs/"):

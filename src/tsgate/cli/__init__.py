@@ -1,8 +1,9 @@
 """The command line: ``tsgate serve | simulate | worker | jobs | migrate | cleanup | verify |
-version`` (and the others each module registers).
+warm | version`` (and the others each module registers).
 
 With ``app`` the only other importer of :mod:`tsgate.wiring`, this package builds what
-each command needs through the composition root; ``jobs`` holds the job commands.
+each command needs through the composition root; ``jobs`` holds the job commands, ``warm``
+the cache warmer.
 """
 
 from __future__ import annotations
@@ -131,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleanup.set_defaults(func=_cleanup)
     from tsgate.cli.jobs import add_commands
+    from tsgate.cli.warm import add_command as add_warm
 
     add_commands(sub)
+    add_warm(sub)
     from tsgate.cli.verify import add_command as add_verify
 
     add_verify(sub)
