@@ -170,7 +170,7 @@ def test_site_zones_come_from_coordinates_or_configuration(harness: Harness) -> 
             "interval": "1d",
             "tz": "site",
         }
-        r = await h.api.get("/api/timeseries", params=query, headers=h.token())
+        r = await h.call("/api/timeseries", query)
         assert r.status_code == 200, r.text
         return r.json()
 
