@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -125,7 +126,25 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
         parse_int("max_points", q.get("max_points"), lo=4, hi=1_000_000),
         agg,
         _zone_param(q.get("tz")),
+        _compare_param(q.get("compare"), settings),
     )
+
+
+_DURATION = re.compile(r"-(\d{1,6})(m|h|d|w)")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+
+
+def _compare_param(raw: str | None, settings: Settings) -> int:
+    """``compare``: a duration into the past (``-7d``, ``-24h``, ``-90m``, ``-1w``) in ms."""
+    if not raw:
+        return 0
+    match = _DURATION.fullmatch(raw.strip())
+    if match is None or int(match[1]) == 0:
+        raise BadParameter("compare", f"{raw!r} is not a duration into the past like -7d, -24h")
+    offset = -int(match[1]) * _UNIT_MS[match[2]]
+    if -offset > settings.max_range_days * 86_400_000:
+        raise BadParameter("compare", f"at most {settings.max_range_days} days back")
+    return offset
 
 
 def _zone_param(raw: str | None) -> str:
@@ -267,6 +286,10 @@ async def _too_large_for_inline(
     missing = await services.reader.missing_samples(
         q.site, q.points, q.start_ms, q.end_ms, token=token
     )
+    if q.compare_ms:
+        missing += await services.reader.missing_samples(
+            q.site, q.points, q.start_ms + q.compare_ms, q.end_ms + q.compare_ms, token=token
+        )
     if missing <= budget:
         return None
     if not parse_bool("async", request.query_params.get("async"), default=True):
@@ -286,6 +309,7 @@ async def _too_large_for_inline(
         agg=q.agg,
         layout=layout,
         tz=q.tz,
+        compare_ms=q.compare_ms,
     )
     job, _ = await services.jobs.submit(job_request, token)
     status_url = f"/api/jobs/{job.id}"

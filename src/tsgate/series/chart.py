@@ -13,8 +13,9 @@ edge days happens to be cached.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,7 @@ class ChartQuery:
     max_points: int | None = None
     agg: str = "avg"
     tz: str = UTC  # an IANA zone for calendar buckets, or "site" until resolved
+    compare_ms: int = 0  # also answer the range this much earlier (< 0), shifted onto it
 
 
 @dataclass
@@ -64,9 +66,26 @@ class ChartResult:
     total_samples: int  # samples behind the picture
     interval: str  # what was served: raw | 5min | … | m4:<width>
     aggregation: str
+    # with compare_ms: the same query over the earlier range, its times shifted onto this one
+    compared: list[Series] = field(default_factory=list)
+    compared_samples: int = 0
 
 
 async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> ChartResult:
+    result = await _run(reader, q, token)
+    if q.compare_ms:
+        earlier = dataclasses.replace(
+            q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
+        )
+        other = await _run(reader, earlier, token)
+        result.compared = [Series(s.name, s.t_ms - q.compare_ms, s.v) for s in other.series]
+        result.compared_samples = other.total_samples
+        _add_edge_stats(result.stats, other.stats)
+        result.stats.needed_ms += other.stats.needed_ms
+    return result
+
+
+async def _run(reader: SeriesReader, q: ChartQuery, token: str) -> ChartResult:
     interval = q.interval
     if interval == "auto":
         interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
@@ -139,7 +158,7 @@ def _level_for(grid: Grid) -> str | None:
 
 
 def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
-    # the edges lie inside the span the rollup read already counted as needed
+    """Add what another read of the same answer cost (its needed span is the caller's)."""
     stats.upstream_requests += edge.upstream_requests
     stats.fetched_samples += edge.fetched_samples
     stats.fetched_ms += edge.fetched_ms
@@ -199,7 +218,8 @@ def _fit(s: Series, max_points: int) -> Series:
 
 def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> int:
     """Raw samples a query would carry (5-minute points), for inline limits."""
-    return (q.end_ms - q.start_ms) // sample_ms * len(q.points)
+    ranges = 2 if q.compare_ms else 1  # a comparison carries the earlier range too
+    return (q.end_ms - q.start_ms) // sample_ms * len(q.points) * ranges
 
 
 def total_points(series: Sequence[Series]) -> int:
@@ -225,9 +245,17 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
             "layout": layout,
             "totalSamples": result.total_samples,
             "returnedPoints": sum(len(s) for s in result.series),
+            **_compare_metadata(q, result),
         },
-        "series": [_encode(s, layout, msgpack) for s in result.series],
+        "series": [_encode(s, layout, msgpack) for s in result.series]
+        + [{**_encode(s, layout, msgpack), "offsetMs": q.compare_ms} for s in result.compared],
     }
+
+
+def _compare_metadata(q: ChartQuery, result: ChartResult) -> dict[str, Any]:
+    if not q.compare_ms:
+        return {}
+    return {"compare": {"offsetMs": q.compare_ms, "totalSamples": result.compared_samples}}
 
 
 def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
