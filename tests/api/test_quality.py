@@ -69,7 +69,15 @@ def test_every_point_of_the_site_against_its_raw_samples(
         summary = body["summary"]
         assert summary["points"] == len(collecting) and summary["missing"] == 0
         assert summary["samples"] == sum(p["samples"] for p in body["points"])
-        assert summary["flatlined"] == sum(p["flatlineHours"] > 0 for p in body["points"])
+        analog = [p for p in body["points"] if p["kind"] == "analog"]
+        assert summary["flatlined"] == sum(p["flatlineHours"] > 0 for p in analog)
+        # fans and occupancy report on/off: binary points whose value holds (cov)
+        by_name = {p.name: p for p in h.sim.site_by_name[SITE].collecting}
+        for item in body["points"]:
+            on_off = by_name[item["name"]].kind in ("fan_status", "occupancy")
+            assert (item["kind"], item["mode"]) == (
+                ("binary", "cov") if on_off else ("analog", "sampled")
+            )
 
     h.run(check())
 

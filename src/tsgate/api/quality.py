@@ -18,6 +18,7 @@ from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.chart import exact_buckets
 from tsgate.series.grids import Grid
+from tsgate.series.kinds import kind_of, mode_of
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.series.quality import Quality, assess, summarise
 from tsgate.upstream.wire import format_time, parse_range
@@ -43,8 +44,9 @@ async def quality(request: Request) -> Response:
     stale_after_s = _number(q.get("stale_after"), "stale_after")
     token = token_of(request, services.settings.upstream_token)
     await services.catalog.fresh(site, token)
-    cadences = await _cadences(request, site, q.get("points"))
-    names = list(cadences)
+    catalog = await _catalog(request, site, q.get("points"))
+    cadences = {name: _cadence_s(point) for name, point in catalog.items()}
+    names = list(catalog)
     found, stats = await exact_buckets(
         services.reader, site, names, (start_ms, end_ms), Grid(MS_PER_HOUR), token=token
     )
@@ -61,7 +63,7 @@ async def quality(request: Request) -> Response:
         )
         for name, cadence_s in cadences.items()
     ]
-    summary = summarise(items)
+    summary = summarise(items, {name: kind_of(point) for name, point in catalog.items()})
     body = {
         "metadata": {
             "siteId": site,
@@ -78,17 +80,20 @@ async def quality(request: Request) -> Response:
             "meanCoveragePct": summary.mean_coverage_pct,
             "samples": summary.samples,
         },
-        "points": [_item(item, cadences[item.name]) for item in items],
+        "points": [_item(item, catalog[item.name]) for item in items],
     }
     data, media_type = encode_body(body, wants_msgpack(request))
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
     return compressed(request, data, media_type, headers=headers)
 
 
-def _item(item: Quality, cadence_s: int) -> dict[str, Any]:
+def _item(item: Quality, point: dict[str, Any]) -> dict[str, Any]:
+    kind = kind_of(point)
     return {
         "name": item.name,
-        "cadenceS": cadence_s,
+        "kind": kind,
+        "mode": mode_of(point, kind),
+        "cadenceS": _cadence_s(point),
         "samples": item.samples,
         "expected": item.expected,
         "coveragePct": item.coverage_pct,
@@ -102,9 +107,11 @@ def _item(item: Quality, cadence_s: int) -> dict[str, Any]:
     }
 
 
-async def _cadences(request: Request, site: str, raw_points: str | None) -> dict[str, int]:
-    """Each point to assess and its cadence in seconds: the named ones, else every point
-    of the site that collects; ``collect_interval`` from the catalog."""
+async def _catalog(
+    request: Request, site: str, raw_points: str | None
+) -> dict[str, dict[str, Any]]:
+    """The catalog objects of the points to assess: the named ones, else every point of
+    the site that collects."""
     services = services_of(request)
     _, catalog = await services.database.points.list(site, 0, MAX_QUALITY_POINTS + 1)
     known = {p["name"]: p for p in catalog}
@@ -117,7 +124,7 @@ async def _cadences(request: Request, site: str, raw_points: str | None) -> dict
         names = [n for n, p in known.items() if p.get("collect_enabled")]
     if len(names) > MAX_QUALITY_POINTS:
         raise TooLarge("max_quality_points", f"at most {MAX_QUALITY_POINTS} points per request")
-    return {n: _cadence_s(known[n]) for n in names}
+    return {n: known[n] for n in names}
 
 
 def _cadence_s(point: dict[str, Any]) -> int:

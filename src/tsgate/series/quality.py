@@ -14,7 +14,7 @@ each hour's first and last sample) are enough for what an engineer asks first:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,17 +93,22 @@ class Summary:
     points: int
     missing: int
     stale: int
-    flatlined: int  # points with at least one flatline hour
+    flatlined: int  # analog points with at least one flatline hour
     mean_coverage_pct: float
     samples: int
 
 
-def summarise(items: Sequence[Quality]) -> Summary:
+def summarise(items: Sequence[Quality], kinds: Mapping[str, str] | None = None) -> Summary:
+    """Counts over the points; an on/off or multistate point (``kinds``) holding its value
+    for hours is normal, so only analog points count as flatlined."""
+    kinds = kinds or {}
     return Summary(
         points=len(items),
         missing=sum(q.missing for q in items),
         stale=sum(q.stale for q in items),
-        flatlined=sum(q.flatline_hours > 0 for q in items),
+        flatlined=sum(
+            q.flatline_hours > 0 and kinds.get(q.name, "analog") == "analog" for q in items
+        ),
         mean_coverage_pct=float(np.mean([q.coverage_pct for q in items])) if items else 100.0,
         samples=sum(q.samples for q in items),
     )
