@@ -45,6 +45,7 @@ def test_every_point_of_the_site_against_its_raw_samples(
         collecting = [p.name for p in h.sim.site_by_name[SITE].collecting]
         assert [p["name"] for p in body["points"]] == collecting  # the catalog's order
         now = parse_time("now", body["metadata"]["now"])
+        assert body["metadata"]["timeZone"] == "America/New_York"  # near Boston
         until = min(end, now + 1)
         for item in body["points"]:
             t, v = await h.truth(item["name"], start, end)

@@ -51,6 +51,7 @@ async def quality(request: Request) -> Response:
         services.reader, site, names, (start_ms, end_ms), Grid(MS_PER_HOUR), token=token
     )
     now_ms = services.reader.clock_ms()
+    zone = await services.zones.zone_of(site, token)
     items = [
         assess(
             name,
@@ -70,6 +71,7 @@ async def quality(request: Request) -> Response:
             "startTime": format_time(start_ms),
             "endTime": format_time(end_ms),
             "now": format_time(now_ms),
+            "timeZone": zone,  # the site's (see tz=site)
             "flatTolerance": tolerance,
         },
         "summary": {
