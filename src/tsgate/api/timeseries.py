@@ -50,6 +50,7 @@ from tsgate.series.chart import (
     estimate_samples,
     exact_buckets,
     grid_for,
+    reads_raw,
     run_chart,
 )
 from tsgate.settings import Settings
@@ -174,25 +175,36 @@ def _layout(q: QueryParams) -> str:
     return layout
 
 
+def _check_raw_reads(request: Request, q: ChartQuery) -> None:
+    """Refuse (413) a query that would read more raw samples than one answer may."""
+    limit = services_of(request).settings.max_inline_samples
+    if not reads_raw(q) or estimate_samples(q) <= limit:
+        return
+    if q.interval == "raw":
+        advice = (
+            "add max_points=N (downsampled), interval=1h|1d (aggregated), "
+            "or submit a job (POST /api/jobs)"
+        )
+    else:
+        advice = (
+            f"interval={q.interval} (tz={q.tz}) is computed from raw samples: "
+            "ask for a shorter range, fewer points or an interval of 1h or more"
+        )
+    raise TooLarge(
+        "max_inline_samples",
+        f"about {estimate_samples(q):,} raw samples; at most {limit:,} inline — {advice}",
+    )
+
+
 async def timeseries(request: Request) -> Response:
     started = time.perf_counter()
     services = services_of(request)
     parsed = chart_request(request)
     q, layout = parsed.query, parsed.layout
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
-    if (
-        q.interval == "raw"
-        and q.max_points is None
-        and estimate_samples(q) > services.settings.max_inline_samples
-    ):
-        raise TooLarge(
-            "max_inline_samples",
-            f"about {estimate_samples(q):,} raw samples; "
-            f"at most {services.settings.max_inline_samples:,} inline — add max_points=N "
-            "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
-        )
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
+    _check_raw_reads(request, q)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -330,7 +342,8 @@ async def aggregations(request: Request) -> Response:
         allowed = ", ".join(AGGREGATION_INTERVALS)
         raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
-    q = await resolve_zone(request, q, token)
+    q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
+    _check_raw_reads(request, q)
     found, stats = await exact_buckets(
         services.reader,
         q.site,

@@ -216,6 +216,17 @@ def _fit(s: Series, max_points: int) -> Series:
     return minmax_lttb(s, max_points) if len(s) > max_points else s
 
 
+def reads_raw(q: ChartQuery) -> bool:
+    """Whether answering ``q`` reads every raw sample of its range: raw samples, 5min or
+    15min buckets, or calendar buckets no rollup level tiles (half-hour zones)."""
+    interval = q.interval
+    if interval == "raw":
+        return q.max_points is None
+    if interval == "auto":
+        interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
+    return _level_for(grid_for(interval, q.tz, q.start_ms, q.end_ms)) is None
+
+
 def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> int:
     """Raw samples a query would carry (5-minute points), for inline limits."""
     ranges = 2 if q.compare_ms else 1  # a comparison carries the earlier range too
