@@ -40,7 +40,7 @@ from tsgate.api.negotiation import (
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.jobs.model import normalise
-from tsgate.series import calendar, rollups
+from tsgate.series import calendar, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chart import (
     INTERVALS,
@@ -344,13 +344,9 @@ async def aggregations(request: Request) -> Response:
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
     _check_raw_reads(request, q)
+    grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     found, stats = await exact_buckets(
-        services.reader,
-        q.site,
-        q.points,
-        (q.start_ms, q.end_ms),
-        grid_for(interval, q.tz, q.start_ms, q.end_ms),
-        token=token,
+        services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
     )
     rows = sum(len(b) for b in found.values())
     if rows > MAX_AGGREGATION_ROWS:
@@ -358,32 +354,10 @@ async def aggregations(request: Request) -> Response:
             "max_aggregation_rows",
             f"{rows:,} rows; at most {MAX_AGGREGATION_ROWS:,} — use interval=1d or a shorter range",
         )
+    until = min(q.end_ms, services.reader.clock_ms() + 1)
     items: list[dict[str, Any]] = []
     for name in q.points:
-        b = found[name]
-        columns = zip(
-            b.start_ms.tolist(),
-            rollups.avg(b).tolist(),
-            b.min.tolist(),
-            b.max.tolist(),
-            b.sum.tolist(),
-            b.count.tolist(),
-            rollups.stddev(b).tolist(),
-            strict=True,
-        )
-        items.extend(
-            {
-                "name": name,
-                "timestamp": format_time(ts),
-                "avg": a,
-                "min": lo,
-                "max": hi,
-                "sum": sm,
-                "count": n,
-                "stddev": sd,
-            }
-            for ts, a, lo, hi, sm, n, sd in columns
-        )
+        items.extend(_rows(name, found[name], grid.ends(found[name], until), until))
     metadata = {
         "siteId": q.site,
         "pointNames": list(q.points),
@@ -398,6 +372,25 @@ async def aggregations(request: Request) -> Response:
     )
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": "ROLLUP"}
     return compressed(request, body, media_type, headers=headers)
+
+
+def _rows(name: str, b: rollups.Buckets, ends: Any, until: int) -> list[dict[str, Any]]:
+    """One row per bucket: the sample statistics, and the time-weighted ones."""
+    columns = {
+        "avg": rollups.avg(b),
+        "min": b.min,
+        "max": b.max,
+        "sum": b.sum,
+        "count": b.count,
+        "stddev": rollups.stddev(b),
+        **{agg: weighted.values(b, agg, ends, until) for agg in ("twavg", "duty", "starts")},
+    }
+    stamps = b.start_ms.tolist()
+    lists = {key: values.tolist() for key, values in columns.items()}
+    return [
+        {"name": name, "timestamp": format_time(ts), **{k: lists[k][i] for k in lists}}
+        for i, ts in enumerate(stamps)
+    ]
 
 
 def routes() -> list[Route]:

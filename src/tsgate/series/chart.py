@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tsgate.series import calendar, grids, rollups
+from tsgate.series import calendar, grids, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
@@ -171,7 +171,18 @@ async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: 
     found, stats = await exact_buckets(
         reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
     )
-    series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
+    if q.agg in weighted.TIME_WEIGHTED:
+        until = min(q.end_ms, reader.clock_ms() + 1)
+        series = [
+            Series(
+                n,
+                found[n].start_ms,
+                weighted.values(found[n], q.agg, grid.ends(found[n], until), until),
+            )
+            for n in q.points
+        ]
+    else:
+        series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
     return ChartResult(series, stats, total, interval, q.agg)
 
