@@ -83,14 +83,25 @@ def test_every_point_of_the_site_against_its_raw_samples(
     h.run(check())
 
 
-def test_named_points_and_a_stale_threshold(harness: Harness) -> None:
+def test_named_points_a_stale_threshold_and_bounds(harness: Harness) -> None:
     h, names = harness, harness.names(2)
 
     async def check() -> None:
-        r = await ask(h, *LIVE, points=",".join(names), stale_after="1")
+        r = await ask(h, *LIVE, points=",".join(names), stale_after="1", low="66", high="72.5")
         body = r.json()
         assert [p["name"] for p in body["points"]] == names
         assert all(p["stale"] for p in body["points"]) and body["summary"]["stale"] == 2
+        for item in body["points"]:
+            t, v = await h.truth(item["name"], *LIVE)
+            hours = t // MS_PER_HOUR
+            outside = sum(
+                int(v[hours == x].min() < 66 or v[hours == x].max() > 72.5)
+                for x in np.unique(hours)
+            )
+            assert item["outOfRangeHours"] == outside
+        assert body["summary"]["outOfRange"] == sum(
+            p["outOfRangeHours"] > 0 for p in body["points"]
+        )
 
     h.run(check())
 
@@ -106,6 +117,9 @@ def test_named_points_and_a_stale_threshold(harness: Harness) -> None:
         ({"flat_tolerance": "nan"}, 400, "flat_tolerance"),
         ({"stale_after": "inf"}, 400, "stale_after"),
         ({"stale_after": "soon"}, 400, "stale_after"),
+        ({"low": "cold"}, 400, "low"),
+        ({"high": "inf"}, 400, "high"),
+        ({"low": "80", "high": "60"}, 400, "high"),
         ({"site": "no_such_site"}, 404, None),
     ],
 )

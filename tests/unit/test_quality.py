@@ -57,6 +57,7 @@ def test_quality_equals_a_pass_over_the_raw_samples(
         cadence_ms=cadence,
         stale_after_ms=3 * cadence,
         flat_tolerance=tolerance,
+        bounds=(70.25, None) if tolerance else (None, 71.0),
     )
     t = in_range.t_ms
     assert got.samples == t.size
@@ -80,6 +81,12 @@ def test_quality_equals_a_pass_over_the_raw_samples(
         v = in_range.v[hours == hour]
         flat += int(v.size >= 2 and v.max() - v.min() <= tolerance)
     assert got.flatline_hours == flat
+    low, high = (70.25, None) if tolerance else (None, 71.0)
+    outside = 0
+    for hour in np.unique(hours):
+        v = in_range.v[hours == hour]
+        outside += int((low is not None and v.min() < low) or (high is not None and v.max() > high))
+    assert got.out_of_range_hours == outside
     assert got.hours == np.unique(hours).size
     assert got.missing == (t.size == 0)
 

@@ -6,6 +6,7 @@ of the range; see :mod:`tsgate.series.quality` for what each figure means.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -42,6 +43,9 @@ async def quality(request: Request) -> Response:
         )
     tolerance = _number(q.get("flat_tolerance"), "flat_tolerance") or 0.0
     stale_after_s = _number(q.get("stale_after"), "stale_after")
+    low, high = _bound(q.get("low"), "low"), _bound(q.get("high"), "high")
+    if low is not None and high is not None and low > high:
+        raise BadParameter("high", f"must not be below low ({low:g})")
     token = token_of(request, services.settings.upstream_token)
     await services.catalog.fresh(site, token)
     catalog = await _catalog(request, site, q.get("points"))
@@ -61,6 +65,7 @@ async def quality(request: Request) -> Response:
             cadence_ms=cadence_s * 1000,
             stale_after_ms=int((stale_after_s or STALE_CADENCES * cadence_s) * 1000),
             flat_tolerance=tolerance,
+            bounds=_bounds(catalog[name], low, high),
         )
         for name, cadence_s in cadences.items()
     ]
@@ -79,6 +84,7 @@ async def quality(request: Request) -> Response:
             "missing": summary.missing,
             "stale": summary.stale,
             "flatlined": summary.flatlined,
+            "outOfRange": summary.out_of_range,
             "meanCoveragePct": summary.mean_coverage_pct,
             "samples": summary.samples,
         },
@@ -105,6 +111,7 @@ def _item(item: Quality, point: dict[str, Any]) -> dict[str, Any]:
         "stale": item.stale,
         "missing": item.missing,
         "flatlineHours": item.flatline_hours,
+        "outOfRangeHours": item.out_of_range_hours,
         "hours": item.hours,
     }
 
@@ -145,6 +152,48 @@ def _number(raw: str | None, name: str) -> float | None:
         raise BadParameter(name, f"{raw!r} is not a number") from None
     if not (0 <= value < float("inf")):
         raise BadParameter(name, f"{raw!r} must be a finite number >= 0")
+    return value
+
+
+_LOW_TAGS = ("minVal", "min_val", "min")  # Project Haystack names first
+_HIGH_TAGS = ("maxVal", "max_val", "max")
+
+
+def _bounds(
+    point: dict[str, Any], low: float | None, high: float | None
+) -> tuple[float | None, float | None]:
+    """A point's plausible range: ``low``/``high`` from the request, else its kv tags."""
+    tags = point.get("kv_tags")
+    tags = tags if isinstance(tags, dict) else {}
+    return (
+        low if low is not None else _tag_number(tags, _LOW_TAGS),
+        high if high is not None else _tag_number(tags, _HIGH_TAGS),
+    )
+
+
+def _tag_number(tags: dict[str, Any], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = tags.get(key)
+        number: float | None = None
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is not None and math.isfinite(number):
+            return number
+    return None
+
+
+def _bound(raw: str | None, name: str) -> float | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadParameter(name, f"{raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BadParameter(name, f"{raw!r} must be a finite number")
     return value
 
 

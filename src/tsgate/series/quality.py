@@ -9,7 +9,8 @@ each hour's first and last sample) are enough for what an engineer asks first:
   last and first, so every gap of an hour or more is found exactly (a shorter gap inside
   one hour is not seen; the longest gap is then reported from hour boundaries only);
 - **stale**: time since the last sample, against a threshold;
-- **flatline hours**: hours with at least two samples whose max - min is within a tolerance.
+- **flatline hours**: hours with at least two samples whose max - min is within a tolerance;
+- **out-of-range hours**: hours whose min or max lies outside the point's bounds.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Quality:
     stale: bool
     flatline_hours: int
     hours: int  # hours holding at least one sample
+    out_of_range_hours: int = 0
 
     @property
     def missing(self) -> bool:
@@ -50,6 +52,7 @@ def assess(
     cadence_ms: int,
     stale_after_ms: int,
     flat_tolerance: float = 0.0,
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> Quality:
     """The quality of one point from its hourly buckets of exactly the samples in ``span``."""
     if hourly.width_ms != MS_PER_HOUR:
@@ -74,6 +77,12 @@ def assess(
     # staleness is about now: a range that ends in the past is judged by its end
     stale_ms = until - last if end_ms > now_ms else None
     flat = (hourly.count >= 2) & (hourly.max - hourly.min <= flat_tolerance)
+    low, high = bounds
+    outside = np.zeros(len(hourly), dtype=bool)
+    if low is not None:
+        outside |= hourly.min < low
+    if high is not None:
+        outside |= hourly.max > high
     return Quality(
         name,
         samples,
@@ -85,6 +94,7 @@ def assess(
         stale_ms is not None and stale_ms > stale_after_ms,
         int(np.count_nonzero(flat)),
         len(hourly),
+        int(np.count_nonzero(outside)),
     )
 
 
@@ -94,6 +104,7 @@ class Summary:
     missing: int
     stale: int
     flatlined: int  # analog points with at least one flatline hour
+    out_of_range: int  # points with at least one hour outside their bounds
     mean_coverage_pct: float
     samples: int
 
@@ -109,6 +120,7 @@ def summarise(items: Sequence[Quality], kinds: Mapping[str, str] | None = None) 
         flatlined=sum(
             q.flatline_hours > 0 and kinds.get(q.name, "analog") == "analog" for q in items
         ),
+        out_of_range=sum(q.out_of_range_hours > 0 for q in items),
         mean_coverage_pct=float(np.mean([q.coverage_pct for q in items])) if items else 100.0,
         samples=sum(q.samples for q in items),
     )
