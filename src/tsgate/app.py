@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
-from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, timeseries
+from tsgate.api import ace, admin, charts, jobs, metrics, ops, points, quality, timeseries
 from tsgate.api.connection import ChunkedBodyMiddleware, DisconnectMiddleware
 from tsgate.api.limits import BodyLimitMiddleware
 from tsgate.api.problems import HANDLERS
@@ -60,6 +60,7 @@ def create_app(
         *admin.routes(),
         *metrics.routes(meters),
         *timeseries.routes(),
+        *quality.routes(),
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),
