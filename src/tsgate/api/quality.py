@@ -19,7 +19,6 @@ from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.chart import exact_buckets
 from tsgate.series.grids import Grid
-from tsgate.series.kinds import kind_of, mode_of
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.series.quality import Quality, assess, summarise
 from tsgate.upstream.wire import format_time, parse_range
@@ -69,7 +68,8 @@ async def quality(request: Request) -> Response:
         )
         for name, cadence_s in cadences.items()
     ]
-    summary = summarise(items, {name: kind_of(point) for name, point in catalog.items()})
+    described = {name: services.kinds.describe(point) for name, point in catalog.items()}
+    summary = summarise(items, {name: kind for name, (kind, _) in described.items()})
     body = {
         "metadata": {
             "siteId": site,
@@ -88,19 +88,18 @@ async def quality(request: Request) -> Response:
             "meanCoveragePct": summary.mean_coverage_pct,
             "samples": summary.samples,
         },
-        "points": [_item(item, catalog[item.name]) for item in items],
+        "points": [_item(item, catalog[item.name], described[item.name]) for item in items],
     }
     data, media_type = encode_body(body, wants_msgpack(request))
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
     return compressed(request, data, media_type, headers=headers)
 
 
-def _item(item: Quality, point: dict[str, Any]) -> dict[str, Any]:
-    kind = kind_of(point)
+def _item(item: Quality, point: dict[str, Any], described: tuple[str, str]) -> dict[str, Any]:
     return {
         "name": item.name,
-        "kind": kind,
-        "mode": mode_of(point, kind),
+        "kind": described[0],
+        "mode": described[1],
         "cadenceS": _cadence_s(point),
         "samples": item.samples,
         "expected": item.expected,

@@ -222,6 +222,7 @@ async def timeseries(request: Request) -> Response:
     result = await run_chart(services.reader, q, token=token)
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
+    await _describe_series(request, q, body_obj, token)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -233,6 +234,18 @@ async def timeseries(request: Request) -> Response:
         entry = responses.CachedResponse(bytes(response.body), media_type, kept)
         await responses.store(services.cache, key, entry, _response_ttl_s(request, q, result))
     return response
+
+
+async def _describe_series(
+    request: Request, q: ChartQuery, body: dict[str, Any], token: str
+) -> None:
+    """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
+    from the point's name), so a client knows what to draw as steps."""
+    services = services_of(request)
+    await services.catalog.fresh(q.site, token)
+    objects = await services.database.points.objects(q.site, q.points)
+    for s in body["series"]:
+        s["kind"], s["mode"] = services.kinds.describe(objects.get(s["name"], {"name": s["name"]}))
 
 
 # headers that describe the answer itself, not how this request got it

@@ -6,13 +6,20 @@
 - ``mode`` (Project Haystack's ``hisMode``): ``cov`` when a value holds until the next
   sample (a ``hisMode``/``his_mode`` tag saying so, a ``cov`` marker tag, and every
   binary or multistate point), else ``sampled``.
+
+Either can be overridden per point: a ``kind`` kv tag (``binary``, ``multistate``,
+``analog``, or Project Haystack's ``Bool``/``Number``) and ``TSGATE_POINT_KINDS``
+(``point=kind[:mode],…``), which wins over tags and inference.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from tsgate.errors import ConfigError
 
 KINDS = ("analog", "binary", "multistate")
 MODES = ("sampled", "cov")
@@ -25,7 +32,22 @@ def _from_object_type(text: str) -> str | None:
     return match[1].lower() if match else None
 
 
+# a ``kind`` kv tag: ours, or Project Haystack's value kinds
+_TAG_KINDS = {
+    "analog": "analog",
+    "binary": "binary",
+    "multistate": "multistate",
+    "bool": "binary",
+    "number": "analog",
+}
+
+
 def kind_of(point: Mapping[str, Any]) -> str:
+    kv = point.get("kv_tags")
+    if isinstance(kv, Mapping):
+        tagged = kv.get("kind")
+        if isinstance(tagged, str) and tagged.strip().lower() in _TAG_KINDS:
+            return _TAG_KINDS[tagged.strip().lower()]
     bacnet = point.get("bacnet_data")
     if isinstance(bacnet, Mapping):
         object_type = bacnet.get("object_type")
@@ -61,3 +83,39 @@ def _marker_tags(point: Mapping[str, Any]) -> set[str]:
     if not isinstance(tags, list):
         return set()
     return {str(t).strip().lower() for t in tags}
+
+
+@dataclass(frozen=True)
+class PointKinds:
+    """Configured kinds (and optionally modes) per point name (``TSGATE_POINT_KINDS``)."""
+
+    overrides: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> PointKinds:
+        """``point=kind`` or ``point=kind:mode`` entries, each checked; point names may
+        hold ``=`` themselves (the last one separates)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for entry in entries:
+            name, sep, value = entry.rpartition("=")
+            kind, _, mode = value.strip().lower().partition(":")
+            if not sep or not name.strip() or kind not in KINDS:
+                raise ConfigError(
+                    f"TSGATE_POINT_KINDS: {entry!r} is not point=kind[:mode] with a kind "
+                    f"of {', '.join(KINDS)}"
+                )
+            if mode and mode not in MODES:
+                raise ConfigError(
+                    f"TSGATE_POINT_KINDS: {entry!r}: mode {mode!r} is not one of {', '.join(MODES)}"
+                )
+            out[name.strip()] = (kind, mode or None)
+        return cls(out)
+
+    def describe(self, point: Mapping[str, Any]) -> tuple[str, str]:
+        """``(kind, mode)`` of a catalog point object (or just ``{"name": …}``)."""
+        name = point.get("name")
+        kind, mode = (
+            self.overrides.get(name, (None, None)) if isinstance(name, str) else (None, None)
+        )
+        kind = kind or kind_of(point)
+        return kind, mode or mode_of(point, kind)
