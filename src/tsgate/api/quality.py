@@ -98,6 +98,7 @@ async def quality(request: Request) -> Response:
 def _item(item: Quality, point: dict[str, Any], described: tuple[str, str]) -> dict[str, Any]:
     return {
         "name": item.name,
+        "unit": (point.get("kv_tags") or {}).get("unit"),
         "kind": described[0],
         "mode": described[1],
         "cadenceS": _cadence_s(point),
