@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from tsgate.api.negotiation import (
     wants_msgpack,
 )
 from tsgate.api.services import services_of
-from tsgate.errors import BadParameter, TooLarge
+from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
 from tsgate.series import calendar, rollups, weighted
 from tsgate.series.calendar import UTC
@@ -59,6 +60,8 @@ from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 MAX_AGGREGATION_ROWS = 500_000
 # the intervals the rollups serve (finer ones would read every raw sample of the range)
 AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d", "1mo")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,12 @@ async def _describe_series(
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
     from the point's name), so a client knows what to draw as steps."""
     services = services_of(request)
-    await services.catalog.fresh(q.site, token)
+    try:
+        await services.catalog.fresh(q.site, token)
+    except (UpstreamError, UpstreamBadAnswer) as exc:
+        # the series are already read (maybe stale, upstream being down): describe them
+        # from the catalog as stored rather than fail the answer
+        log.warning("point catalog of %s not refreshed: %s", q.site, exc)
     objects = await services.database.points.objects(q.site, q.points)
     for s in body["series"]:
         s["kind"], s["mode"] = services.kinds.describe(objects.get(s["name"], {"name": s["name"]}))
