@@ -16,13 +16,13 @@ from types import FrameType
 
 import httpx
 
-from benchmarks import chart, dashboard, load, procs, wirebytes
+from benchmarks import chart, dashboard, load, procs, semantics, wirebytes
 from benchmarks.context import Bench, collecting_points
 from benchmarks.plan import FULL, QUICK
 from benchmarks.report import Report, Row, markdown_table, write_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-SCENARIOS = ("chart", "dashboard", "wire", "load")
+SCENARIOS = ("chart", "dashboard", "wire", "load", "semantics")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +109,7 @@ async def _run(
                     "dashboard": lambda: dashboard.run(bench, report),
                     "wire": lambda: wirebytes.run(bench, report),
                     "load": lambda: load.run(bench, report, gw.proc.pid, workdir),
+                    "semantics": lambda: semantics.run(bench, report),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)
