@@ -16,13 +16,23 @@ from types import FrameType
 
 import httpx
 
-from benchmarks import chart, dashboard, dropin, load, procs, prom, storage, wirebytes
+from benchmarks import chart, dashboard, dropin, load, procs, prom, semantics, storage, wirebytes
 from benchmarks.context import Bench, collecting_points
 from benchmarks.plan import FULL, QUICK
 from benchmarks.report import Report, Row, markdown_table, write_markdown
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-SCENARIOS = ("dropin", "chart", "dashboard", "wire", "load", "storage", "promql", "frame")
+SCENARIOS = (
+    "dropin",
+    "chart",
+    "dashboard",
+    "wire",
+    "load",
+    "storage",
+    "promql",
+    "frame",
+    "semantics",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +125,7 @@ async def _run(
                     "storage": lambda: storage.run(report),
                     "promql": lambda: prom.run_promql(bench, report),
                     "frame": lambda: prom.run_frame(bench, report),
+                    "semantics": lambda: semantics.run(bench, report),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)

@@ -91,6 +91,13 @@ class Harness:
         """A new caller each time: its own response-cache scope, so answers are recomputed."""
         return {"Authorization": f"Bearer caller-{next(self.tokens)}"}
 
+    async def call(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """One request as a new caller. Time moves on between requests, as it does in
+        production: a rollup rewritten at the same millisecond as its cached decoded copy
+        would look unchanged."""
+        self.clock.ms += 1
+        return await self.api.get(path, params=params, headers=self.token())
+
     async def get(self, path: str, names: list[str], start: int, end: int, **params: str) -> Any:
         query = {
             "site": SITE,
@@ -99,10 +106,7 @@ class Harness:
             "end": format_time(end),
             **params,
         }
-        # time moves on between requests, as it does in production: a rollup rewritten
-        # at the same millisecond as its cached decoded copy would look unchanged
-        self.clock.ms += 1
-        r = await self.api.get(path, params=query, headers=self.token())
+        r = await self.call(path, query)
         assert r.status_code == 200, r.text
         return r.json()
 

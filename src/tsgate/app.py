@@ -25,6 +25,7 @@ from tsgate.api import (
     ops,
     points,
     prometheus,
+    quality,
     timeseries,
 )
 from tsgate.api.connection import (
@@ -79,6 +80,7 @@ def create_app(
         *admin.routes(),
         *metrics.routes(meters),
         *timeseries.routes(),
+        *quality.routes(),
         *points.routes(),
         *jobs.routes(),
         *charts.routes(),

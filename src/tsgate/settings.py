@@ -75,6 +75,9 @@ class Settings:
     points_ttl_s: Seconds = 3600.0  # how long the cached point catalog of a site is fresh
     # site=Zone entries: a site's IANA zone, overriding the one found from its coordinates
     site_zones: tuple[str, ...] = ()
+    # point=kind[:mode] entries: a point's kind (analog|binary|multistate) and sampling
+    # mode (sampled|cov), overriding what its BACnet object type and tags say
+    point_kinds: tuple[str, ...] = ()
     max_inline_samples: AtLeastOne = 5_000_000  # raw samples one chart response may carry
     # a chart needing more upstream samples than this becomes a job (202); 0: never
     inline_fetch_samples: Count = 1_000_000

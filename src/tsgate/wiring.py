@@ -42,6 +42,7 @@ from tsgate.recorder import StatsRecorder
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
+from tsgate.series.kinds import PointKinds
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import RecheckCounters, Rechecker
@@ -78,6 +79,7 @@ class Services:
     alerts: Alerts = field(default_factory=Alerts)
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
     monitor: Monitor | None = None
+    kinds: PointKinds = field(default_factory=PointKinds)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -164,6 +166,7 @@ async def open_services(
             up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
         )
         zones = SiteZones(up, access, parse_overrides(settings.site_zones))
+        kinds = PointKinds.parse(settings.point_kinds)
         stack.push_async_callback(reader.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
@@ -216,6 +219,7 @@ async def open_services(
             alerts=alerts,
             rechecks=rechecker.counters,
             monitor=monitor,
+            kinds=kinds,
         )
         scheduler = MaintenanceScheduler(
             maintenance,

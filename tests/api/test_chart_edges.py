@@ -322,3 +322,56 @@ def test_aggregations_refuse_intervals_the_rollups_do_not_serve(
     r = harness.run(check())
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["param"] == "interval" and "1h, 6h, 1d, 7d" in r.json()["detail"]
+
+
+# ---- time-weighted aggregates of an on/off point ------------------------------------------
+
+
+def held(
+    t: np.ndarray, v: np.ndarray, c0: int, c1: int, begin: int, until: int
+) -> tuple[float, float]:
+    """The integral of the value, and the time it was non-zero, over ``[begin, c1)`` with
+    each sample's value held until the next one."""
+    nxt = np.append(t[1:], until)
+    overlap = np.clip(np.minimum(nxt, c1) - np.maximum(t, begin), 0, None).astype(np.float64)
+    return float(np.sum(v * overlap)), float(np.sum((v != 0) * overlap))
+
+
+@DIFF
+@given(
+    windows(),
+    st.sampled_from(["1h", "6h", "1d", "7d"]),
+    st.sampled_from(["twavg", "duty", "runhours", "starts"]),
+)
+def test_time_weighted_aggregates_of_a_fan_equal_its_held_samples(
+    harness: Harness, window: tuple[int, int], interval: str, agg: str
+) -> None:
+    h = harness
+    fans = [p.name for p in h.sim.site_by_name[SITE].collecting if p.kind == "fan_status"]
+    start, end = window
+
+    async def check() -> None:
+        body = await h.get("/api/timeseries", fans[:1], start, end, interval=interval, agg=agg)
+        until = min(end, h.clock.ms + 1)
+        t, v = await h.truth(fans[0], start, end)
+        width, origin = WIDTHS[interval], MONDAY_ORIGIN if interval == "7d" else 0
+        keys = (t - origin) // width * width + origin
+        want: list[float] = []
+        for i, key in enumerate(np.unique(keys)):
+            c0, c1 = max(int(key), start), min(int(key) + width, until)
+            mine = keys == key
+            begin = int(t[mine][0]) if i == 0 else c0
+            integral, on = held(t, v, c0, c1, begin, until)
+            rises = np.count_nonzero(mine[1:] & (v[:-1] == 0) & (v[1:] != 0))
+            want.append(
+                {
+                    "twavg": integral / (c1 - begin),
+                    "duty": 100 * on / (c1 - begin),
+                    "runhours": on / MS_PER_HOUR,
+                    "starts": float(rises),
+                }[agg]
+            )
+        data = np.array(body["series"][0]["data"], dtype=np.float64).reshape(-1, 2)
+        np.testing.assert_allclose(data[:, 1], want, rtol=1e-9, atol=1e-9)
+
+    h.run(check())

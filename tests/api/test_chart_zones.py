@@ -174,7 +174,7 @@ def test_site_zones_come_from_coordinates_or_configuration(harness: Harness) -> 
             "interval": "1d",
             "tz": "site",
         }
-        r = await h.api.get("/api/timeseries", params=query, headers=h.token())
+        r = await h.call("/api/timeseries", query)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -223,3 +223,32 @@ def test_coordinates_and_overrides() -> None:
     for bad in ("a", "a=", "=UTC", "a=Mars/Olympus"):
         with pytest.raises(ConfigError, match="TSGATE_SITE_ZONES"):
             parse_overrides([bad])
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/timeseries", {"interval": "1d", "tz": "Asia/Kolkata"}),
+        ("/api/timeseries", {"interval": "5min"}),
+        ("/api/timeseries", {"interval": "auto", "agg": "max", "tz": "Asia/Kathmandu"}),
+        ("/api/aggregations", {"interval": "7d", "tz": "Asia/Kolkata"}),
+    ],
+)
+def test_buckets_computed_from_raw_samples_are_bounded(
+    harness: Harness, path: str, params: dict[str, str]
+) -> None:
+    """Half-hour zones and sub-hour intervals read every raw sample: a range that would
+    read more than an answer may carry is a 413, before anything is fetched."""
+    names = [f"ses/{SITE}/missing/{i}" for i in range(100)]
+    query = {
+        "site": SITE,
+        "points": ",".join(names),
+        "start": "2023-01-01T00:00:00",
+        "end": "2025-09-01T00:00:00",
+        **params,
+    }
+    requests = harness.sim.stats.by_route["point_timeseries"]
+    r = harness.run(harness.call(path, query))
+    assert r.status_code == 413 and r.json()["limit"] == "max_inline_samples", r.text
+    assert "raw samples" in r.json()["detail"]
+    assert harness.sim.stats.by_route["point_timeseries"] == requests

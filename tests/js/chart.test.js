@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { describe, heightFor, labels, optionFor } from "../../src/tsgate/ui/static/js/chart.js";
+import { describe, heightFor, labels, localDay, optionFor } from "../../src/tsgate/ui/static/js/chart.js";
 
 const T0 = Date.UTC(2025, 9, 1);
 const DAY_MS = 86_400_000;
@@ -55,4 +55,55 @@ test("the calendar view: one calendar per point, daily values, its own descripti
   assert.match(option.aria.label.description, /^Calendar heatmap of the daily means of 1 point, /);
   assert.equal(heightFor("calendar", 3), 40 + 3 * 170);
   assert.equal(heightFor("line", 3), null);
+});
+
+function typed(name, values, kind, mode = kind === "analog" ? "sampled" : "cov", offsetMs = 0) {
+  return { ...series(name, values), kind, mode, offsetMs };
+}
+
+test("on/off points are step lines on their own small axis under the others; COV points step", () => {
+  const spec = {
+    series: [typed("p/SaTemp", [55, 56], "analog"), typed("p/SfStatus", [0, 1, 1], "binary"), typed("p/Flow", [3, 4], "analog", "cov")],
+    units: { "p/SaTemp": "°F", "p/Flow": "cfm" },
+    view: "line", startMs: T0, endMs: T0 + DAY_MS,
+  };
+  const option = optionFor(spec);
+  assert.equal(option.grid.length, 2);
+  assert.deepEqual(option.yAxis.map((a) => [a.name, a.gridIndex ?? 0]), [["°F", 0], ["cfm", 0], ["on/off", 1]]);
+  assert.deepEqual(option.yAxis[2].axisLabel.formatter(1), "on");
+  assert.deepEqual([option.yAxis[2].min, option.yAxis[2].max], [0, 1]);
+  assert.deepEqual(option.series.map((s) => [s.xAxisIndex, s.yAxisIndex, s.step]), [[0, 0, undefined], [1, 2, "end"], [0, 1, "end"]]);
+  assert.deepEqual(option.xAxis.map((a) => a.gridIndex), [0, 1]);
+  assert.deepEqual(option.dataZoom.map((z) => z.xAxisIndex), [[0, 1], [0, 1]]); // both zoom together
+});
+
+test("multistate points alone: one grid, a state axis up to the highest state", () => {
+  const option = optionFor({ series: [typed("p/Mode", [0, 3, 2], "multistate")], units: {}, view: "line", startMs: T0, endMs: T0 + DAY_MS });
+  assert.equal(option.grid.length, 1);
+  assert.deepEqual(option.yAxis.map((a) => [a.name, a.min, a.max]), [["state", 0, 3]]);
+  assert.deepEqual([option.series[0].xAxisIndex, option.series[0].yAxisIndex, option.series[0].step], [0, 0, "end"]);
+});
+
+test("last week is a dashed copy of its series, named so, and said once in the description", () => {
+  const spec = {
+    series: [typed("p/SaTemp", [55], "analog"), typed("p/SaTemp", [54], "analog", "sampled", -7 * DAY_MS)],
+    units: { "p/SaTemp": "°F" },
+    view: "line", startMs: T0, endMs: T0 + DAY_MS,
+  };
+  const option = optionFor(spec);
+  assert.deepEqual(option.series.map((s) => s.name), ["SaTemp", "SaTemp (last week)"]);
+  assert.deepEqual(option.series.map((s) => s.lineStyle?.type), [undefined, "dashed"]);
+  assert.match(describe(spec), /^Line chart of 1 point, .* SaTemp: 1 values from 55 to 55 °F\. SaTemp \(last week\): 1 values from 54 to 54 °F\.$/);
+});
+
+test("calendar days are the site's local days; a duty cycle is 0–100 % on", () => {
+  // local midnights in Berlin are 23:00 or 22:00 UTC the day before
+  const berlin = [Date.UTC(2026, 2, 28, 23), Date.UTC(2026, 2, 29, 23)];
+  const duty = { ...typed("p/SfStatus", [25, 50], "binary"), t: Float64Array.from(berlin), agg: "duty" };
+  const option = optionFor({ series: [duty], units: {}, view: "calendar", startMs: berlin[0], endMs: berlin[1] + 23 * 3_600_000, timeZone: "Europe/Berlin" });
+  assert.deepEqual(option.series[0].data, [["2026-03-29", 25], ["2026-03-30", 50]]);
+  assert.deepEqual(option.calendar[0].range, ["2026-03-29", "2026-03-30"]);
+  assert.deepEqual([option.visualMap[0].min, option.visualMap[0].max], [0, 100]);
+  assert.match(option.title[0].text, /% on/);
+  assert.equal(localDay(Date.UTC(2026, 2, 28, 23), "UTC"), "2026-03-28");
 });

@@ -165,6 +165,10 @@ def test_local_buckets_compose_from_hourly_rollups_exactly(
         return
     hourly = rollups.crop(rollups.bucketize(s, MS_PER_HOUR), *interior)
     got = grids.compose(hourly, [s.crop(*e) for e in edges], grid, start)
-    for field in ("start_ms", "count", "min", "max", "first", "last", "min_ms", "max_ms"):
+    exact = ("start_ms", "count", "min", "max", "first", "last", "min_ms", "max_ms", "rises")
+    for field in exact:
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
-    np.testing.assert_allclose(got.sum, want.sum, rtol=1e-9, atol=1e-6)
+    for field in ("sum", "hold", "on_ms"):
+        np.testing.assert_allclose(
+            getattr(got, field), getattr(want, field), rtol=1e-9, atol=1e-6, err_msg=field
+        )

@@ -57,6 +57,10 @@ def reference(s: Series, width_ms: int, origin_ms: int = 0) -> dict[int, dict[st
             "last_ms": float(t[ok][-1]),
             "min_ms": float(t[ok][np.argmin(v[ok])]),  # argmin: the first of equal minima
             "max_ms": float(t[ok][np.argmax(v[ok])]),
+            # each value held until the next sample of the bucket
+            "hold": float(np.sum(v[ok][:-1] * np.diff(t[ok]))),
+            "on_ms": float(np.sum((v[ok][:-1] != 0) * np.diff(t[ok]))),
+            "rises": float(np.sum((v[ok][:-1] == 0) & (v[ok][1:] != 0))),
         }
     return out
 
@@ -67,8 +71,11 @@ def assert_same_buckets(got: rollups.Buckets, want: rollups.Buckets) -> None:
     exact = ("start_ms", "count", "min", "max", "first", "last", "first_ms", "last_ms")
     for field in (*exact, "min_ms", "max_ms"):
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
-    np.testing.assert_allclose(got.sum, want.sum, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(got.sumsq, want.sumsq, rtol=1e-9, atol=1e-6)
+    np.testing.assert_array_equal(got.rises, want.rises, err_msg="rises")
+    for field in ("sum", "sumsq", "hold", "on_ms"):
+        np.testing.assert_allclose(
+            getattr(got, field), getattr(want, field), rtol=1e-9, atol=1e-6, err_msg=field
+        )
 
 
 ORIGINS = st.sampled_from([0, 4 * MS_PER_DAY, -MS_PER_HOUR, 3 * MS_PER_HOUR])
@@ -89,8 +96,11 @@ def test_bucketize_matches_numpy_reference(s: Series, width_ms: int, origin_ms: 
     np.testing.assert_allclose(rollups.stddev(b), std_want, rtol=1e-6, atol=1e-3)
     np.testing.assert_array_equal(b.first_ms, [ref[k]["first_ms"] for k in sorted(ref)])
     np.testing.assert_array_equal(b.last_ms, [ref[k]["last_ms"] for k in sorted(ref)])
-    for field in ("min_ms", "max_ms"):
+    for field in ("min_ms", "max_ms", "rises"):
         np.testing.assert_array_equal(getattr(b, field), [ref[k][field] for k in sorted(ref)])
+    for field in ("hold", "on_ms"):
+        want = [ref[k][field] for k in sorted(ref)]
+        np.testing.assert_allclose(getattr(b, field), want, rtol=1e-9, atol=1e-3)
     # the extremes' times are real sample times holding those values
     position = np.searchsorted(s.t_ms, b.min_ms)
     np.testing.assert_array_equal(s.v[position], b.min)

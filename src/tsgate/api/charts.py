@@ -30,7 +30,7 @@ from tsgate.wiring import Services
 MAX_BODY_BYTES = 64 << 10
 MAX_NAME_CHARS = 200
 LIST_LIMIT = 200
-VIEWS = ("line", "area", "scatter", "calendar")
+VIEWS = ("line", "area", "scatter", "calendar", "quality")
 PRESETS = ("1h", "24h", "7d", "30d", "365d", "custom")
 _CHART_ID = re.compile(r"[A-Za-z0-9_-]{12}")  # 9 random bytes, URL-safe base64
 

@@ -22,6 +22,7 @@ from tsgate.api import (
     monitor,
     ops,
     points,
+    quality,
     timeseries,
 )
 from tsgate.api.bodies import MAX_DEPTH
@@ -97,6 +98,8 @@ CHART_QUERY = (
     Param("interval", "query", {"enum": list(INTERVALS)}),
     Param("max_points", "query", {"type": "integer", "minimum": 4, "maximum": 1_000_000}),
     Param("agg", "query", {"enum": sorted(AGGREGATES)}),
+    Param("tz", "query", _string(), "UTC (default), site, or an IANA zone: local calendar buckets"),
+    Param("compare", "query", _string(), "e.g. -7d: each series again, shifted from earlier"),
 )
 
 JOB_BODY: dict[str, Any] = {
@@ -378,6 +381,21 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
             200: ("the frame", tuple(frames.FORMATS.values()), {}),
             202: ("fetching first: a job", JSON_TYPES, _OBJECT_SCHEMA),
         },
+    ),
+    quality.quality: Operation(
+        "Data quality per point of a site: coverage, gaps, stale, flatlined, out of range",
+        "chart",
+        params=(
+            SITE_QUERY,
+            Param("start", "query", TIME, required=True),
+            Param("end", "query", TIME, "after start, at most 92 days", required=True),
+            Param("points", "query", _string(), "default: every collecting point"),
+            Param("flat_tolerance", "query", {"type": "number", "minimum": 0}),
+            Param("stale_after", "query", {"type": "number", "minimum": 0}, "seconds"),
+            Param("low", "query", {"type": "number"}),
+            Param("high", "query", {"type": "number"}),
+        ),
+        ok=_ok(200, _OBJECT_SCHEMA),
     ),
     monitor.history: Operation(
         "Sampled store sizes, growth and health over time, with alert events",

@@ -65,15 +65,19 @@ async def search(request: Request) -> Response:
     limit = _int(request, "limit", 50, 1, 1000)
     token = token_of(request, services.settings.upstream_token)
     found = await services.catalog.search(site, token, q, tags, limit)
-    items: list[dict[str, Any]] = [
-        {
-            "name": p["name"],
-            "unit": (p.get("kv_tags") or {}).get("unit"),
-            "tags": p.get("marker_tags") or [],
-            "collect_enabled": bool(p.get("collect_enabled")),
-        }
-        for p in found
-    ]
+    items: list[dict[str, Any]] = []
+    for p in found:
+        kind, mode = services.kinds.describe(p)
+        items.append(
+            {
+                "name": p["name"],
+                "unit": (p.get("kv_tags") or {}).get("unit"),
+                "tags": p.get("marker_tags") or [],
+                "collect_enabled": bool(p.get("collect_enabled")),
+                "kind": kind,  # analog | binary | multistate
+                "mode": mode,  # sampled | cov
+            }
+        )
     return respond(request, {"site": site, "q": q, "tags": tags, "items": items})
 
 

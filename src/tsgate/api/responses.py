@@ -54,6 +54,8 @@ class ResponseKey:
                     q.interval,
                     q.max_points,
                     q.agg,
+                    q.tz,  # a local day is not a UTC day
+                    q.compare_ms,  # a comparison carries more series
                     self.layout,
                     self.msgpack,
                     self.encoding,

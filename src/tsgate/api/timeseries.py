@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ from starlette.routing import Route
 
 from tsgate.api import responses
 from tsgate.api.auth import token_of
-from tsgate.api.limits import check_points, check_range, check_samples
+from tsgate.api.limits import check_points, check_range
 from tsgate.api.negotiation import (
     checked_format,
     choose_encoding,
@@ -37,17 +39,19 @@ from tsgate.api.negotiation import (
     wants_msgpack,
 )
 from tsgate.api.services import services_of
-from tsgate.errors import BadParameter, TooLarge
+from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
-from tsgate.series import calendar, rollups
+from tsgate.series import calendar, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chart import (
     INTERVALS,
     ChartQuery,
     ChartResult,
     chart_body,
+    estimate_samples,
     exact_buckets,
     grid_for,
+    reads_raw,
     run_chart,
 )
 from tsgate.settings import Settings
@@ -56,6 +60,8 @@ from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 MAX_AGGREGATION_ROWS = 500_000
 # the intervals the rollups serve (finer ones would read every raw sample of the range)
 AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d", "1mo")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,25 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
         parse_int("max_points", q.get("max_points"), lo=4, hi=1_000_000),
         agg,
         _zone_param(q.get("tz")),
+        _compare_param(q.get("compare"), settings),
     )
+
+
+_DURATION = re.compile(r"-(\d{1,6})(m|h|d|w)")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
+
+
+def _compare_param(raw: str | None, settings: Settings) -> int:
+    """``compare``: a duration into the past (``-7d``, ``-24h``, ``-90m``, ``-1w``) in ms."""
+    if not raw:
+        return 0
+    match = _DURATION.fullmatch(raw.strip())
+    if match is None or int(match[1]) == 0:
+        raise BadParameter("compare", f"{raw!r} is not a duration into the past like -7d, -24h")
+    offset = -int(match[1]) * _UNIT_MS[match[2]]
+    if -offset > settings.max_range_days * 86_400_000:
+        raise BadParameter("compare", f"at most {settings.max_range_days} days back")
+    return offset
 
 
 def _zone_param(raw: str | None) -> str:
@@ -154,15 +178,36 @@ def _layout(q: QueryParams) -> str:
     return layout
 
 
+def _check_raw_reads(request: Request, q: ChartQuery) -> None:
+    """Refuse (413) a query that would read more raw samples than one answer may."""
+    limit = services_of(request).settings.max_inline_samples
+    if not reads_raw(q) or estimate_samples(q) <= limit:
+        return
+    if q.interval == "raw":
+        advice = (
+            "add max_points=N (downsampled), interval=1h|1d (aggregated), "
+            "or submit a job (POST /api/jobs)"
+        )
+    else:
+        advice = (
+            f"interval={q.interval} (tz={q.tz}) is computed from raw samples: "
+            "ask for a shorter range, fewer points or an interval of 1h or more"
+        )
+    raise TooLarge(
+        "max_inline_samples",
+        f"about {estimate_samples(q):,} raw samples; at most {limit:,} inline — {advice}",
+    )
+
+
 async def timeseries(request: Request) -> Response:
     started = time.perf_counter()
     services = services_of(request)
     parsed = chart_request(request)
     q, layout = parsed.query, parsed.layout
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
-    check_samples(services.settings, q)
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
+    _check_raw_reads(request, q)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -180,6 +225,7 @@ async def timeseries(request: Request) -> Response:
     result = await run_chart(services.reader, q, token=token)
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
+    await _describe_series(request, q, body_obj, token)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -191,6 +237,23 @@ async def timeseries(request: Request) -> Response:
         entry = responses.CachedResponse(bytes(response.body), media_type, kept)
         await responses.store(services.cache, key, entry, _response_ttl_s(request, q, result))
     return response
+
+
+async def _describe_series(
+    request: Request, q: ChartQuery, body: dict[str, Any], token: str
+) -> None:
+    """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
+    from the point's name), so a client knows what to draw as steps."""
+    services = services_of(request)
+    try:
+        await services.catalog.fresh(q.site, token)
+    except (UpstreamError, UpstreamBadAnswer) as exc:
+        # the series are already read (maybe stale, upstream being down): describe them
+        # from the catalog as stored rather than fail the answer
+        log.warning("point catalog of %s not refreshed: %s", q.site, exc)
+    objects = await services.database.points.objects(q.site, q.points)
+    for s in body["series"]:
+        s["kind"], s["mode"] = services.kinds.describe(objects.get(s["name"], {"name": s["name"]}))
 
 
 # headers that describe the answer itself, not how this request got it
@@ -256,6 +319,10 @@ async def _too_large_for_inline(
     missing = await services.reader.missing_samples(
         q.site, q.points, q.start_ms, q.end_ms, token=token
     )
+    if q.compare_ms:
+        missing += await services.reader.missing_samples(
+            q.site, q.points, q.start_ms + q.compare_ms, q.end_ms + q.compare_ms, token=token
+        )
     if missing <= budget:
         return None
     if not parse_bool("async", request.query_params.get("async"), default=True):
@@ -275,6 +342,7 @@ async def _too_large_for_inline(
         agg=q.agg,
         layout=layout,
         tz=q.tz,
+        compare_ms=q.compare_ms,
     )
     job, _ = await services.jobs.submit(job_request, token)
     status_url = f"/api/jobs/{job.id}"
@@ -295,14 +363,11 @@ async def aggregations(request: Request) -> Response:
         allowed = ", ".join(AGGREGATION_INTERVALS)
         raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
-    q = await resolve_zone(request, q, token)
+    q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
+    _check_raw_reads(request, q)
+    grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     found, stats = await exact_buckets(
-        services.reader,
-        q.site,
-        q.points,
-        (q.start_ms, q.end_ms),
-        grid_for(interval, q.tz, q.start_ms, q.end_ms),
-        token=token,
+        services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
     )
     rows = sum(len(b) for b in found.values())
     if rows > MAX_AGGREGATION_ROWS:
@@ -310,32 +375,10 @@ async def aggregations(request: Request) -> Response:
             "max_aggregation_rows",
             f"{rows:,} rows; at most {MAX_AGGREGATION_ROWS:,} — use interval=1d or a shorter range",
         )
+    until = min(q.end_ms, services.reader.clock_ms() + 1)
     items: list[dict[str, Any]] = []
     for name in q.points:
-        b = found[name]
-        columns = zip(
-            b.start_ms.tolist(),
-            rollups.avg(b).tolist(),
-            b.min.tolist(),
-            b.max.tolist(),
-            b.sum.tolist(),
-            b.count.tolist(),
-            rollups.stddev(b).tolist(),
-            strict=True,
-        )
-        items.extend(
-            {
-                "name": name,
-                "timestamp": format_time(ts),
-                "avg": a,
-                "min": lo,
-                "max": hi,
-                "sum": sm,
-                "count": n,
-                "stddev": sd,
-            }
-            for ts, a, lo, hi, sm, n, sd in columns
-        )
+        items.extend(_rows(name, found[name], grid.ends(found[name], until), until))
     metadata = {
         "siteId": q.site,
         "pointNames": list(q.points),
@@ -350,6 +393,25 @@ async def aggregations(request: Request) -> Response:
     )
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": "ROLLUP"}
     return compressed(request, body, media_type, headers=headers)
+
+
+def _rows(name: str, b: rollups.Buckets, ends: Any, until: int) -> list[dict[str, Any]]:
+    """One row per bucket: the sample statistics, and the time-weighted ones."""
+    columns = {
+        "avg": rollups.avg(b),
+        "min": b.min,
+        "max": b.max,
+        "sum": b.sum,
+        "count": b.count,
+        "stddev": rollups.stddev(b),
+        **{agg: weighted.values(b, agg, ends, until) for agg in ("twavg", "duty", "starts")},
+    }
+    stamps = b.start_ms.tolist()
+    lists = {key: values.tolist() for key, values in columns.items()}
+    return [
+        {"name": name, "timestamp": format_time(ts), **{k: lists[k][i] for k in lists}}
+        for i, ts in enumerate(stamps)
+    ]
 
 
 def routes() -> list[Route]:

@@ -135,6 +135,18 @@ class PointCatalog:
                     found[name] = (bool(enabled), seconds)
         return found
 
+    async def objects(self, site: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The catalog's point objects of the named points (unknown names are left out)."""
+        found: dict[str, dict[str, Any]] = {}
+        async with self._sql.read() as conn:
+            for batch in batched(sorted(set(names)), _IN_LIST_MAX):
+                query = sa.select(points_table.c.name, points_table.c.data).where(
+                    points_table.c.site == site, points_table.c.name.in_(batch)
+                )
+                for name, data in await conn.execute(query):
+                    found[name] = json.loads(data)
+        return found
+
     async def names(self, site: str, collect_enabled_only: bool = True) -> builtins.list[str]:
         """The site's point names in upstream's catalog order."""
         query = (

@@ -91,6 +91,7 @@ async def run_query(ctx: JobContext) -> JobResult:
         req.max_points,
         req.agg or "avg",
         req.tz or "UTC",
+        req.compare_ms or 0,
     )
     result = await run_chart(ctx.reader, query, token=ctx.token)
     _complete(result.stats)

@@ -64,6 +64,7 @@ class JobRequest:
     agg: str | None = None
     layout: str | None = None
     tz: str | None = None  # a query's zone for calendar buckets (None: UTC)
+    compare_ms: int | None = None  # a query's comparison offset (None: no comparison)
 
     @property
     def priority(self) -> int:
@@ -84,6 +85,7 @@ class JobRequest:
             "layout": self.layout,
             # only when set, so that the ids of UTC requests stay what they were
             **({"tz": self.tz} if self.tz else {}),
+            **({"compare_ms": self.compare_ms} if self.compare_ms else {}),
         }
 
     @classmethod
@@ -101,6 +103,7 @@ class JobRequest:
             agg=data.get("agg"),
             layout=data.get("layout"),
             tz=data.get("tz"),
+            compare_ms=data.get("compare_ms"),
         )
 
 
@@ -118,6 +121,7 @@ def normalise(
     agg: str | None = None,
     layout: str | None = None,
     tz: str | None = None,
+    compare_ms: int | None = None,
 ) -> JobRequest:
     """Validate a request; ``BadParameter`` names the field at fault."""
     if kind not in {k.value for k in JobKind}:
@@ -157,6 +161,7 @@ def normalise(
         agg,
         layout,
         None if tz in (None, "UTC") else tz,
+        compare_ms or None,
     )
 
 

@@ -13,13 +13,14 @@ edge days happens to be cached.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tsgate.series import calendar, grids, rollups
+from tsgate.series import calendar, grids, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
@@ -55,6 +56,7 @@ class ChartQuery:
     max_points: int | None = None
     agg: str = "avg"
     tz: str = UTC  # an IANA zone for calendar buckets, or "site" until resolved
+    compare_ms: int = 0  # also answer the range this much earlier (< 0), shifted onto it
 
 
 @dataclass
@@ -64,9 +66,26 @@ class ChartResult:
     total_samples: int  # samples behind the picture
     interval: str  # what was served: raw | 5min | … | m4:<width>
     aggregation: str
+    # with compare_ms: the same query over the earlier range, its times shifted onto this one
+    compared: list[Series] = field(default_factory=list)
+    compared_samples: int = 0
 
 
 async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> ChartResult:
+    result = await _run(reader, q, token)
+    if q.compare_ms:
+        earlier = dataclasses.replace(
+            q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
+        )
+        other = await _run(reader, earlier, token)
+        result.compared = [Series(s.name, s.t_ms - q.compare_ms, s.v) for s in other.series]
+        result.compared_samples = other.total_samples
+        _add_edge_stats(result.stats, other.stats)
+        result.stats.needed_ms += other.stats.needed_ms
+    return result
+
+
+async def _run(reader: SeriesReader, q: ChartQuery, token: str) -> ChartResult:
     interval = q.interval
     if interval == "auto":
         interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
@@ -139,7 +158,7 @@ def _level_for(grid: Grid) -> str | None:
 
 
 def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
-    # the edges lie inside the span the rollup read already counted as needed
+    """Add what another read of the same answer cost (its needed span is the caller's)."""
     stats.upstream_requests += edge.upstream_requests
     stats.fetched_samples += edge.fetched_samples
     stats.fetched_ms += edge.fetched_ms
@@ -152,7 +171,18 @@ async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: 
     found, stats = await exact_buckets(
         reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
     )
-    series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
+    if q.agg in weighted.TIME_WEIGHTED:
+        until = min(q.end_ms, reader.clock_ms() + 1)
+        series = [
+            Series(
+                n,
+                found[n].start_ms,
+                weighted.values(found[n], q.agg, grid.ends(found[n], until), until),
+            )
+            for n in q.points
+        ]
+    else:
+        series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
     return ChartResult(series, stats, total, interval, q.agg)
 
@@ -197,9 +227,21 @@ def _fit(s: Series, max_points: int) -> Series:
     return minmax_lttb(s, max_points) if len(s) > max_points else s
 
 
+def reads_raw(q: ChartQuery) -> bool:
+    """Whether answering ``q`` reads every raw sample of its range: raw samples, 5min or
+    15min buckets, or calendar buckets no rollup level tiles (half-hour zones)."""
+    interval = q.interval
+    if interval == "raw":
+        return q.max_points is None
+    if interval == "auto":
+        interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
+    return _level_for(grid_for(interval, q.tz, q.start_ms, q.end_ms)) is None
+
+
 def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> int:
     """Raw samples a query would carry (5-minute points), for inline limits."""
-    return (q.end_ms - q.start_ms) // sample_ms * len(q.points)
+    ranges = 2 if q.compare_ms else 1  # a comparison carries the earlier range too
+    return (q.end_ms - q.start_ms) // sample_ms * len(q.points) * ranges
 
 
 # ---- the wire body (shared by /api/timeseries and query jobs) --------------------------
@@ -225,9 +267,17 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
             "provisional": {
                 name: [[s, e] for s, e in spans] for name, spans in result.stats.provisional.items()
             },
+            **_compare_metadata(q, result),
         },
-        "series": [_encode(s, layout, msgpack) for s in result.series],
+        "series": [_encode(s, layout, msgpack) for s in result.series]
+        + [{**_encode(s, layout, msgpack), "offsetMs": q.compare_ms} for s in result.compared],
     }
+
+
+def _compare_metadata(q: ChartQuery, result: ChartResult) -> dict[str, Any]:
+    if not q.compare_ms:
+        return {}
+    return {"compare": {"offsetMs": q.compare_ms, "totalSamples": result.compared_samples}}
 
 
 def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:

@@ -53,6 +53,18 @@ class Grid:
             return bucketize(s, self.width_ms, self.origin_ms)
         return bucketize_at(s, self.starts, self.width_ms)
 
+    def ends(self, b: Buckets, until_ms: int) -> TimeArray:
+        """Where each of ``b``'s buckets (on this grid) ends; the last calendar bucket's
+        end lies beyond the range, so ``until_ms`` (the range's end or now) stands in."""
+        if self.starts is None:
+            floor = (b.start_ms - self.origin_ms) // self.width_ms * self.width_ms
+            ends: TimeArray = floor + self.origin_ms + self.width_ms
+            return ends
+        slot = np.searchsorted(self.starts, b.start_ms, side="right") - 1
+        bounds = np.append(self.starts[1:], max(until_ms, int(self.starts[-1]) + 1))
+        calendar_ends: TimeArray = bounds[slot]
+        return calendar_ends
+
     def regroup(self, b: Buckets) -> Buckets:
         """Finer buckets (on a level this grid :meth:`tiles`) into this grid's buckets."""
         if self.starts is not None:

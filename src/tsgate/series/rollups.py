@@ -27,8 +27,8 @@ from tsgate.series.model import Series, TimeArray, ValueArray
 
 CountArray = npt.NDArray[np.int64]
 
-_INT_FIELDS = ("start_ms", "count", "first_ms", "last_ms", "min_ms", "max_ms")
-_FLOAT_FIELDS = ("sum", "sumsq", "min", "max", "first", "last")
+_INT_FIELDS = ("start_ms", "count", "first_ms", "last_ms", "min_ms", "max_ms", "rises")
+_FLOAT_FIELDS = ("sum", "sumsq", "min", "max", "first", "last", "hold", "on_ms")
 ARRAY_FIELDS = _INT_FIELDS + _FLOAT_FIELDS
 
 
@@ -49,6 +49,10 @@ class Buckets:
     last_ms: TimeArray
     min_ms: TimeArray  # time of the bucket's (first) minimum sample
     max_ms: TimeArray  # time of the bucket's (first) maximum sample
+    # between consecutive samples of the bucket, each value held until the next sample:
+    hold: ValueArray  # the integral of the value over [first_ms, last_ms] (value x ms)
+    on_ms: ValueArray  # the time it was non-zero ("on") within [first_ms, last_ms]
+    rises: CountArray  # how often it went from zero to non-zero (off -> on: starts)
 
     @classmethod
     def empty(cls, width_ms: int) -> Buckets:
@@ -80,6 +84,9 @@ def _build(width_ms: int, arrays: Mapping[str, npt.NDArray[Any]]) -> Buckets:
         last_ms=arrays["last_ms"],
         min_ms=arrays["min_ms"],
         max_ms=arrays["max_ms"],
+        hold=arrays["hold"],
+        on_ms=arrays["on_ms"],
+        rises=arrays["rises"],
     )
 
 
@@ -157,6 +164,12 @@ def _from_samples(
     ends = np.append(starts[1:], t.size) - 1
     low = np.minimum.reduceat(v, starts)
     high = np.maximum.reduceat(v, starts)
+    # pair i is (sample i, sample i + 1); pairs that cross into the next bucket count there
+    inside = np.ones(max(t.size - 1, 0), dtype=bool)
+    inside[starts[1:] - 1] = False
+    held_ms = np.diff(t) * inside
+    was_on = v[:-1] != 0
+    rises = ~was_on & (v[1:] != 0) & inside
     return Buckets(
         width_ms=width_ms,
         start_ms=bucket_starts.astype(np.int64, copy=False),
@@ -171,6 +184,9 @@ def _from_samples(
         last_ms=t[ends],
         min_ms=t[_first_equal(v, starts, low)],
         max_ms=t[_first_equal(v, starts, high)],
+        hold=np.add.reduceat(np.append(v[:-1] * held_ms, 0.0), starts),
+        on_ms=np.add.reduceat(np.append(was_on * held_ms, 0).astype(np.float64), starts),
+        rises=np.add.reduceat(np.append(rises, False).astype(np.int64), starts),
     )
 
 
@@ -209,6 +225,12 @@ def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
     ends = np.append(starts[1:], len(b)) - 1
     low = np.minimum.reduceat(b.min, starts)
     high = np.maximum.reduceat(b.max, starts)
+    # between consecutive children of one group: the earlier one's last value is held
+    # from its last sample to the later one's first (counted with the later child)
+    joined = np.append(False, keys[1:] == keys[:-1])
+    gap_ms = np.append(0, b.first_ms[1:] - b.last_ms[:-1]) * joined
+    before = np.append(0.0, b.last[:-1])
+    rise = joined & (before == 0) & (b.first != 0)
     # the first child holding the extreme has the first such sample (children are in order)
     return Buckets(
         width_ms=width_ms,
@@ -224,6 +246,9 @@ def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
         last_ms=b.last_ms[ends],
         min_ms=b.min_ms[_first_equal(b.min, starts, low)],
         max_ms=b.max_ms[_first_equal(b.max, starts, high)],
+        hold=np.add.reduceat(b.hold + before * gap_ms, starts),
+        on_ms=np.add.reduceat(b.on_ms + (before != 0) * gap_ms, starts),
+        rises=np.add.reduceat(b.rises + rise, starts),
     )
 
 
@@ -292,7 +317,8 @@ _AGGREGATES: dict[str, Callable[[Buckets], ValueArray]] = {
     "first": lambda b: b.first,
     "last": lambda b: b.last,
 }
-AGGREGATES = frozenset(_AGGREGATES)
+# time-weighted aggregates need the bucket ends too: see tsgate.series.weighted
+AGGREGATES = frozenset(_AGGREGATES) | {"twavg", "duty", "runhours", "starts"}
 
 
 def values(b: Buckets, agg: str) -> ValueArray:

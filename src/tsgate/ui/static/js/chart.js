@@ -1,8 +1,26 @@
 // ECharts options for the loaded series: line, area, scatter (a y-axis per unit) and a
-// calendar heatmap of daily means (one calendar per point).
+// calendar heatmap of daily means or duty cycles (one calendar per point). On/off and
+// multistate points are step lines on their own small axis below the others; COV points
+// are step lines; a comparison ("last week") is a dashed copy of its series.
 
 const AXIS_GAP_PX = 64;
 const CALENDAR_PX = 170;
+const STATE_PX = 90; // the height of the on/off and multistate axis
+const BOTTOM_PX = 72; // room for the zoom slider
+
+const isState = (s) => s.kind === "binary" || s.kind === "multistate";
+const isStep = (s) => isState(s) || s.mode === "cov";
+
+/** A series' legend label: its point's, marked when it is the comparison. */
+function seriesLabel(label, s) {
+  return s.offsetMs ? `${label} (${offsetText(s.offsetMs)})` : label;
+}
+
+export function offsetText(offsetMs) {
+  const days = Math.abs(offsetMs) / 86_400_000;
+  if (days === 7) return "last week";
+  return Number.isInteger(days) ? `${days} d earlier` : `${Math.abs(offsetMs) / 3_600_000} h earlier`;
+}
 
 /** Legend labels: what tells the names apart (their common prefix dropped). */
 export function labels(names) {
@@ -68,10 +86,11 @@ function rounded(x) {
 
 /** The chart as one sentence per series: the text alternative for screen readers. */
 export function describe({ series, units, view, startMs, endMs }) {
-  const names = labels(series.map((s) => s.name));
-  const head = `${VIEW_NAMES[view] || VIEW_NAMES.line} of ${series.length} point${series.length === 1 ? "" : "s"}, ${utc(startMs)} to ${utc(endMs)}.`;
+  const names = labels(series.map((s) => s.name)).map((label, i) => seriesLabel(label, series[i]));
+  const count = series.filter((s) => !s.offsetMs).length;
+  const head = `${VIEW_NAMES[view] || VIEW_NAMES.line} of ${count} point${count === 1 ? "" : "s"}, ${utc(startMs)} to ${utc(endMs)}.`;
   const lines = series.map((s, i) => {
-    const unit = unitOf(units, s.name);
+    const unit = s.agg === "duty" ? "% on" : unitOf(units, s.name);
     const { count, min, max } = extremes(s.v);
     if (!count) return `${names[i]}: no samples.`;
     const suffix = unit ? ` ${unit}` : "";
@@ -84,41 +103,85 @@ function aria(spec) {
   return { enabled: true, label: { description: describe(spec) } };
 }
 
+/** The state axis: 0/1 for on/off points, 0…n for multistate ones. */
+function stateAxis(series, gridIndex) {
+  let max = 1;
+  for (const s of series) for (const v of s.v) if (v > max) max = v;
+  const binary = series.every((s) => s.kind === "binary");
+  return {
+    type: "value",
+    gridIndex,
+    name: binary ? "on/off" : "state",
+    min: 0,
+    max: Math.ceil(max),
+    interval: binary ? 1 : Math.max(1, Math.ceil(max / 4)),
+    axisLabel: binary ? { formatter: (v) => (v === 1 ? "on" : v === 0 ? "off" : "") } : {},
+    axisLine: { show: true },
+    splitLine: { show: true },
+  };
+}
+
 function timeOption({ series, units, view, startMs, endMs }) {
-  const { axes, indexOf } = yAxes(units, series.map((s) => s.name));
-  const names = labels(series.map((s) => s.name));
-  const left = Math.ceil(axes.length / 2);
+  const states = series.filter(isState);
+  const values = series.filter((s) => !isState(s));
+  const { axes, indexOf } = yAxes(units, values.map((s) => s.name));
+  const names = labels(series.map((s) => s.name)).map((label, i) => seriesLabel(label, series[i]));
+  const both = states.length > 0 && values.length > 0;
+  const left = Math.max(1, Math.ceil(axes.length / 2));
   const right = Math.floor(axes.length / 2);
+  const side = { left: 16 + left * AXIS_GAP_PX, right: 16 + Math.max(right, 0.3) * AXIS_GAP_PX };
+  // on/off and multistate points get a small grid of their own under the others
+  const grids = both
+    ? [{ ...side, top: 48, bottom: BOTTOM_PX + STATE_PX + 24 }, { ...side, height: STATE_PX, bottom: BOTTOM_PX }]
+    : [{ ...side, top: 48, bottom: BOTTOM_PX }];
+  const stateGrid = both ? 1 : 0;
+  const yAxis = values.length ? axes : [];
+  const stateIndex = yAxis.length;
+  if (states.length) yAxis.push(stateAxis(states, stateGrid));
+  const xAxes = grids.map((_, i) => ({ type: "time", gridIndex: i, min: startMs, max: endMs, axisLabel: { show: i === grids.length - 1 } }));
+  const xAxisIndex = grids.map((_, i) => i);
   return {
     aria: aria({ series, units, view, startMs, endMs }),
     animation: false,
     legend: { type: "scroll", top: 4 },
     tooltip: { trigger: view === "scatter" ? "item" : "axis" },
-    grid: { left: 16 + left * AXIS_GAP_PX, right: 16 + Math.max(right, 0.3) * AXIS_GAP_PX, top: 48, bottom: 72 },
-    xAxis: { type: "time", min: startMs, max: endMs },
-    yAxis: axes,
+    grid: grids,
+    xAxis: xAxes,
+    yAxis,
+    axisPointer: { link: [{ xAxisIndex: "all" }] },
     dataZoom: [
-      { type: "inside", xAxisIndex: 0, filterMode: "none" },
-      { type: "slider", xAxisIndex: 0, filterMode: "none", bottom: 16 },
+      { type: "inside", xAxisIndex, filterMode: "none" },
+      { type: "slider", xAxisIndex, filterMode: "none", bottom: 16 },
     ],
-    series: series.map((s, i) => ({
-      name: names[i],
-      type: view === "scatter" ? "scatter" : "line",
-      yAxisIndex: indexOf(s.name),
-      showSymbol: view === "scatter",
-      symbolSize: 3,
-      connectNulls: false,
-      areaStyle: view === "area" ? { opacity: 0.25 } : undefined,
-      data: pairs(s),
-    })),
+    series: series.map((s, i) => {
+      const state = isState(s);
+      return {
+        name: names[i],
+        type: view === "scatter" ? "scatter" : "line",
+        xAxisIndex: state ? stateGrid : 0,
+        yAxisIndex: state ? stateIndex : indexOf(s.name),
+        step: view !== "scatter" && isStep(s) ? "end" : undefined, // a value holds until the next
+        showSymbol: view === "scatter",
+        symbolSize: 3,
+        connectNulls: false,
+        lineStyle: s.offsetMs ? { type: "dashed", opacity: 0.7 } : undefined,
+        areaStyle: view === "area" && !state ? { opacity: 0.25 } : undefined,
+        data: pairs(s),
+      };
+    }),
   };
 }
 
-function day(ms) {
-  return new Date(ms).toISOString().slice(0, 10);
+/** ``YYYY-MM-DD`` of ``ms`` in ``timeZone`` (the zone the days were computed in). */
+export function localDay(ms, timeZone = "UTC") {
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(ms);
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")}`;
 }
 
-function calendarOption({ series, units, startMs, endMs }) {
+function calendarOption({ series, units, startMs, endMs, timeZone = "UTC" }) {
+  const day = (ms) => localDay(ms, timeZone);
+  series = series.filter((s) => !s.offsetMs); // one calendar per point: no overlay here
   const range = [day(startMs), day(endMs - 1)];
   const option = {
     aria: aria({ series, units, view: "calendar", startMs, endMs }),
@@ -129,12 +192,14 @@ function calendarOption({ series, units, startMs, endMs }) {
     const top = 30 + i * CALENDAR_PX;
     const data = pairs(s).filter(([, v]) => v !== null).map(([t, v]) => [day(t), v]);
     const values = data.map(([, v]) => v);
-    option.title.push({ text: `${names[i]} ${unitOf(units, s.name)}`.trim(), top: top - 26, left: 16, textStyle: { fontSize: 13 } });
+    const duty = s.agg === "duty";
+    const unit = duty ? "% on (duty cycle)" : unitOf(units, s.name);
+    option.title.push({ text: `${names[i]} ${unit}`.trim(), top: top - 26, left: 16, textStyle: { fontSize: 13 } });
     option.calendar.push({ top: top + 4, left: 60, right: 110, range, cellSize: ["auto", 14] });
     option.visualMap.push({
       seriesIndex: i,
-      min: values.length ? Math.min(...values) : 0,
-      max: values.length ? Math.max(...values) : 1,
+      min: duty ? 0 : values.length ? Math.min(...values) : 0,
+      max: duty ? 100 : values.length ? Math.max(...values) : 1,
       calculable: true,
       orient: "vertical",
       right: 8,

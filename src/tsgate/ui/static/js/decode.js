@@ -1,5 +1,6 @@
 // Chart API bodies (any layout, JSON or MessagePack) to plain columns per series.
-// Result: [{name, t: Float64Array (ms), v: Float64Array (NaN for gaps)}].
+// Result: [{name, t: Float64Array (ms), v: Float64Array (NaN for gaps)}], plus the
+// point's ``kind`` and ``mode`` and a comparison's ``offsetMs`` where the body says them.
 
 function view(bytes, Type) {
   // copy: msgpack's binary fields may sit at offsets typed arrays cannot start on
@@ -56,11 +57,17 @@ function fromPairs(s) {
   return { name: s.name, t, v };
 }
 
+function columns(s) {
+  if (s.v instanceof Uint8Array || s.vd instanceof Uint8Array) return fromBinaryColumns(s);
+  if (Array.isArray(s.t)) return fromJsonColumns(s);
+  return fromPairs(s);
+}
+
 export function seriesOf(body) {
   return (body.series || []).map((s) => {
-    if (s.v instanceof Uint8Array || s.vd instanceof Uint8Array) return fromBinaryColumns(s);
-    if (Array.isArray(s.t)) return fromJsonColumns(s);
-    return fromPairs(s);
+    const out = columns(s);
+    for (const key of ["kind", "mode", "offsetMs"]) if (s[key] !== undefined) out[key] = s[key];
+    return out;
   });
 }
 

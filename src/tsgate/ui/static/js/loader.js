@@ -4,30 +4,10 @@
 import { MSGPACK, readBody, request, transferredBytes } from "./api.js";
 import { seriesOf, pointCount } from "./decode.js";
 import { followJob } from "./jobs.js";
+import { chartRequests } from "./requests.js";
 
 const ACCEPT = `${MSGPACK}, application/json;q=0.5`;
 window.__tsgateLoads = window.__tsgateLoads || [];
-
-function iso(ms) {
-  return new Date(ms).toISOString().slice(0, 19); // zone-less UTC, whole seconds
-}
-
-export function chartUrl({ site, points, startMs, endMs, view, maxPoints }) {
-  const q = new URLSearchParams({
-    site,
-    points: points.join(","),
-    start: iso(startMs),
-    end: iso(endMs),
-    layout: "columnar",
-  });
-  if (view === "calendar") {
-    q.set("interval", "1d");
-    q.set("agg", "avg");
-  } else {
-    q.set("max_points", String(maxPoints));
-  }
-  return `/api/timeseries?${q}`;
-}
 
 async function decoded(url, response, accept) {
   try {
@@ -41,11 +21,29 @@ async function decoded(url, response, accept) {
 }
 
 /**
- * Load the series for ``query``; ``onJob(accepted)`` is called when the server answers
- * 202 and ``onProgress(job)`` as the job advances.
+ * Load the series for ``query`` (each of its requests in turn, series in the order of
+ * ``query.points``, each comparison after its own series); ``onJob(accepted)`` is called
+ * when the server answers 202 and ``onProgress(job)`` as the job advances.
  */
 export async function loadChart(query, { signal, onJob, onProgress }) {
-  const url = chartUrl(query);
+  const parts = [];
+  for (const { url, agg } of chartRequests(query)) {
+    const part = await loadOne(url, { signal, onJob, onProgress });
+    for (const s of part.series) {
+      s.kind = s.kind || query.kinds?.[s.name]?.kind || "analog";
+      s.mode = s.mode || query.kinds?.[s.name]?.mode || "sampled";
+      s.offsetMs = s.offsetMs || 0;
+      if (agg) s.agg = agg;
+    }
+    parts.push(part);
+  }
+  const order = (s) => query.points.indexOf(s.name) * 2 + (s.offsetMs ? 1 : 0);
+  const series = parts.flatMap((p) => p.series).sort((a, b) => order(a) - order(b));
+  const load = parts[parts.length - 1].load;
+  return { series, load, metadata: parts[0].metadata };
+}
+
+async function loadOne(url, { signal, onJob, onProgress }) {
   const started = performance.now();
   let response = await request(url, { accept: ACCEPT, signal });
   let job = null;

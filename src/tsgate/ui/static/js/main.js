@@ -8,6 +8,7 @@ import { showAttachments, wireAttachments } from "./files.js";
 import { cancelJob } from "./jobs.js";
 import { loadChart } from "./loader.js";
 import { Picker } from "./picker.js";
+import { QualityTable, loadQuality } from "./quality.js";
 import { custom, inputValue, resolve } from "./range.js";
 import { deleteChart, getChart, listCharts, saveChart } from "./saved.js";
 import { explain, overlay, setState, showJob, showLoad, showMessage } from "./status.js";
@@ -16,10 +17,17 @@ const $ = (id) => document.getElementById(id);
 const ZOOM_DELAY_MS = 400;
 const MIN_WINDOW_MS = 60_000;
 
-const state = { view: "line", range: { preset: "24h" }, history: [], series: [], controller: null, job: null, shown: null };
+const state = { view: "line", range: { preset: "24h" }, compare: false, history: [], series: [], controller: null, job: null, shown: null, timeZone: "UTC" };
 const chart = echarts.init($("chart"));
 window.echarts = echarts;
 window.__tsgateChart = chart;
+
+// one click on a point's name in the quality view charts that point
+const quality = new QualityTable($("quality"), (p) => {
+  picker.setSelection([{ name: p.name, unit: p.unit || "", kind: p.kind, mode: p.mode }]);
+  state.view = "line";
+  load();
+});
 
 const picker = new Picker({
   site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), empty: $("results-empty"), selected: $("selected"),
@@ -44,7 +52,7 @@ function pressed(container, attr, value) {
 }
 
 function config() {
-  return { site: picker.site, points: [...picker.selected.keys()], units: picker.units, view: state.view, range: state.range };
+  return { site: picker.site, points: [...picker.selected.keys()], units: picker.units, kinds: picker.kinds, view: state.view, range: state.range, compare: state.compare };
 }
 
 function plotWidthPx() {
@@ -59,6 +67,11 @@ async function load() {
   const points = [...picker.selected.keys()];
   pressed("presets", "data-preset", state.range.preset);
   pressed("views", "data-view", state.view);
+  $("compare").setAttribute("aria-pressed", String(state.compare));
+  const inQuality = state.view === "quality";
+  $("quality").hidden = !inQuality;
+  $("chart-wrap").hidden = inQuality;
+  if (inQuality) return showQuality(controller0());
   if (!picker.site || !points.length) {
     chart.clear();
     const hint = picker.site ? "Pick points from the list to draw them." : "Choose a site.";
@@ -67,8 +80,7 @@ async function load() {
     setState("idle");
     return;
   }
-  const controller = new AbortController();
-  state.controller = controller;
+  const controller = controller0();
   const [startMs, endMs] = resolve(state.range);
   $("start").value = inputValue(startMs);
   $("end").value = inputValue(endMs);
@@ -76,7 +88,7 @@ async function load() {
   showMessage("");
   overlay("Loading…");
   // M4 downsampling draws four values per pixel column: this is pixel-exact
-  const query = { site: picker.site, points, startMs, endMs, view: state.view, maxPoints: 4 * plotWidthPx() };
+  const query = { site: picker.site, points, startMs, endMs, view: state.view, maxPoints: 4 * plotWidthPx(), kinds: picker.kinds, compare: state.compare };
   try {
     const result = await loadChart(query, {
       signal: controller.signal,
@@ -93,6 +105,7 @@ async function load() {
     });
     if (controller.signal.aborted) return;
     state.series = result.series;
+    state.timeZone = result.metadata.timeZone || "UTC";
     state.shown = { startMs, endMs };
     draw(startMs, endMs);
     showLoad(result.load);
@@ -104,11 +117,38 @@ async function load() {
   }
 }
 
+function controller0() {
+  const controller = new AbortController();
+  state.controller = controller;
+  return controller;
+}
+
+async function showQuality(controller) {
+  if (!picker.site) {
+    $("quality").replaceChildren(Object.assign(document.createElement("p"), { textContent: "Choose a site." }));
+    setState("idle");
+    return;
+  }
+  const [startMs, endMs] = resolve(state.range);
+  $("start").value = inputValue(startMs);
+  $("end").value = inputValue(endMs);
+  setState("loading");
+  showMessage("");
+  try {
+    const body = await loadQuality({ site: picker.site, startMs, endMs }, { signal: controller.signal });
+    if (controller.signal.aborted) return;
+    quality.show(body);
+    setState("ready");
+  } catch (err) {
+    if (!controller.signal.aborted) fail(err);
+  }
+}
+
 function draw(startMs, endMs) {
   const height = heightFor(state.view, state.series.length);
   $("chart-wrap").style.minHeight = height ? `${height}px` : "";
   chart.resize();
-  chart.setOption(optionFor({ series: state.series, units: picker.units, view: state.view, startMs, endMs }), { notMerge: true });
+  chart.setOption(optionFor({ series: state.series, units: picker.units, view: state.view, startMs, endMs, timeZone: state.timeZone }), { notMerge: true });
   const empty = state.series.every((s) => s.t.length === 0);
   overlay(empty ? "No samples in this range." : "");
 }
@@ -146,6 +186,7 @@ function wireControls() {
     const view = e.target.dataset?.view;
     if (view) { state.view = view; load(); }
   });
+  $("compare").addEventListener("click", () => { state.compare = !state.compare; load(); });
   $("apply-range").addEventListener("click", () => {
     if ($("start").value && $("end").value) rangeTo(custom(Date.parse(`${$("start").value}Z`), Date.parse(`${$("end").value}Z`)));
   });
@@ -215,8 +256,9 @@ async function openChart(id) {
     picker.siteSelect.value = c.site;
     await picker.search();
   }
-  picker.setSelection(c.points.map((name) => ({ name, unit: c.units?.[name] || "" })));
+  picker.setSelection(c.points.map((name) => ({ name, unit: c.units?.[name] || "", ...(c.kinds?.[name] || {}) })));
   state.view = c.view || "line";
+  state.compare = Boolean(c.compare);
   state.range = c.range || { preset: "24h" };
   state.history = [];
   await load();

@@ -15,7 +15,7 @@ export class Picker {
     Object.assign(this, { siteSelect: site, searchInput: search, tagsInput: tags, resultsList: results, emptyNote: empty, selectedList: selected });
     this.onChange = onChange;
     this.onError = onError;
-    this.selected = new Map(); // name -> {name, unit}
+    this.selected = new Map(); // name -> {name, unit, kind, mode}
     this.timer = null;
     this.searches = 0; // answers to older searches are dropped
     this.siteSelect.addEventListener("change", () => {
@@ -40,6 +40,11 @@ export class Picker {
 
   get units() {
     return Object.fromEntries([...this.selected.values()].map((p) => [p.name, p.unit || ""]));
+  }
+
+  /** ``{name: {kind, mode}}`` of the selected points, as point search described them. */
+  get kinds() {
+    return Object.fromEntries([...this.selected.values()].map((p) => [p.name, { kind: p.kind || "analog", mode: p.mode || "sampled" }]));
   }
 
   async loadSites(preferred) {
@@ -87,6 +92,8 @@ export class Picker {
       li.setAttribute("aria-selected", String(this.selected.has(p.name)));
       li.dataset.name = p.name;
       li.dataset.unit = p.unit || "";
+      li.dataset.kind = p.kind || "analog";
+      li.dataset.mode = p.mode || "sampled";
       li.addEventListener("click", () => {
         this.activate(li);
         this.toggle(li);
@@ -126,7 +133,7 @@ export class Picker {
   }
 
   toggle(li) {
-    const point = { name: li.dataset.name, unit: li.dataset.unit };
+    const point = { name: li.dataset.name, unit: li.dataset.unit, kind: li.dataset.kind, mode: li.dataset.mode };
     if (this.selected.has(point.name)) this.selected.delete(point.name);
     else this.selected.set(point.name, point);
     li.setAttribute("aria-selected", String(this.selected.has(point.name)));

@@ -1,0 +1,121 @@
+"""What kind of signal a point carries, from its ACE point object.
+
+- ``kind``: ``binary`` (on/off: fans, pumps, occupancy), ``multistate`` (modes) or
+  ``analog``; from the BACnet ``object_type`` in ``bacnet_data``, else the object type in
+  the point's name (``…/binaryValue/12``), else marker tags (``binary``, ``multistate``).
+- ``mode`` (Project Haystack's ``hisMode``): ``cov`` when a value holds until the next
+  sample (a ``hisMode``/``his_mode`` tag saying so, a ``cov`` marker tag, and every
+  binary or multistate point), else ``sampled``.
+
+Either can be overridden per point: a ``kind`` kv tag (``binary``, ``multistate``,
+``analog``, or Project Haystack's ``Bool``/``Number``) and ``TSGATE_POINT_KINDS``
+(``point=kind[:mode],…``), which wins over tags and inference.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tsgate.errors import ConfigError
+
+KINDS = ("analog", "binary", "multistate")
+MODES = ("sampled", "cov")
+
+_OBJECT_TYPE = re.compile(r"(analog|binary|multistate)(input|output|value)", re.IGNORECASE)
+
+
+def _from_object_type(text: str) -> str | None:
+    match = _OBJECT_TYPE.search(text.replace("-", "").replace("_", ""))
+    return match[1].lower() if match else None
+
+
+# a ``kind`` kv tag: ours, or Project Haystack's value kinds
+_TAG_KINDS = {
+    "analog": "analog",
+    "binary": "binary",
+    "multistate": "multistate",
+    "bool": "binary",
+    "number": "analog",
+}
+
+
+def kind_of(point: Mapping[str, Any]) -> str:
+    kv = point.get("kv_tags")
+    if isinstance(kv, Mapping):
+        tagged = kv.get("kind")
+        if isinstance(tagged, str) and tagged.strip().lower() in _TAG_KINDS:
+            return _TAG_KINDS[tagged.strip().lower()]
+    bacnet = point.get("bacnet_data")
+    if isinstance(bacnet, Mapping):
+        object_type = bacnet.get("object_type")
+        if isinstance(object_type, str) and (found := _from_object_type(object_type)):
+            return found
+    name = point.get("name")
+    if isinstance(name, str):
+        for segment in name.split("/"):
+            if _OBJECT_TYPE.fullmatch(segment) and (found := _from_object_type(segment)):
+                return found
+    tags = _marker_tags(point)
+    if "binary" in tags:
+        return "binary"
+    if tags & {"multistate", "multi-state", "enum"}:
+        return "multistate"
+    return "analog"
+
+
+def mode_of(point: Mapping[str, Any], kind: str | None = None) -> str:
+    kv = point.get("kv_tags")
+    if isinstance(kv, Mapping):
+        for key in ("hisMode", "his_mode", "hismode"):
+            value = kv.get(key)
+            if isinstance(value, str) and value.strip().lower() in MODES:
+                return value.strip().lower()
+    if "cov" in _marker_tags(point):
+        return "cov"
+    return "cov" if (kind or kind_of(point)) != "analog" else "sampled"
+
+
+def _marker_tags(point: Mapping[str, Any]) -> set[str]:
+    tags = point.get("marker_tags")
+    if not isinstance(tags, list):
+        return set()
+    return {str(t).strip().lower() for t in tags}
+
+
+@dataclass(frozen=True)
+class PointKinds:
+    """Configured kinds (and optionally modes) per point name (``TSGATE_POINT_KINDS``)."""
+
+    overrides: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> PointKinds:
+        """``point=kind`` or ``point=kind:mode`` entries, each checked; point names may
+        hold ``=`` themselves (the last one separates)."""
+        out: dict[str, tuple[str, str | None]] = {}
+        for entry in entries:
+            name, sep, value = entry.rpartition("=")
+            kind, _, mode = value.strip().lower().partition(":")
+            if not sep or not name.strip() or kind not in KINDS:
+                raise ConfigError(
+                    f"TSGATE_POINT_KINDS: {entry!r} is not point=kind[:mode] with a kind "
+                    f"of {', '.join(KINDS)}"
+                )
+            if mode and mode not in MODES:
+                raise ConfigError(
+                    f"TSGATE_POINT_KINDS: {entry!r}: mode {mode!r} is not one of {', '.join(MODES)}"
+                )
+            out[name.strip()] = (kind, mode or None)
+        return cls(out)
+
+    def describe(self, point: Mapping[str, Any]) -> tuple[str, str]:
+        """``(kind, mode)`` of a catalog point object (or just ``{"name": …}``)."""
+        name = point.get("name")
+        kind, mode = (
+            self.overrides.get(name, (None, None)) if isinstance(name, str) else (None, None)
+        )
+        kind = kind or kind_of(point)
+        return kind, mode or mode_of(point, kind)

@@ -1,0 +1,89 @@
+"""Point kinds and sampling modes in point search, chart series and quality, against the
+simulator's own model of each point; ``TSGATE_POINT_KINDS`` overrides them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.clock import NOW, Clock
+from tests.instance import SITE, Harness
+from tsgate.series.model import MS_PER_DAY
+from tsgate.upstream.simulator import create_simulator
+from tsgate.upstream.wire import format_time
+
+
+def modelled(sim_kind: str) -> tuple[str, str]:
+    """What the simulator's model says a point is: statuses and occupancy are on/off."""
+    binary = sim_kind.endswith("status") or sim_kind == "occupancy"
+    return ("binary", "cov") if binary else ("analog", "sampled")
+
+
+# one analog point made multistate, one binary point made sampled, by configuration
+_SITE = create_simulator(seed=5, now_ms=Clock(NOW)).site_by_name[SITE]
+ANALOG = next(p.name for p in _SITE.collecting if modelled(p.kind)[0] == "analog")
+BINARY = next(p.name for p in _SITE.collecting if modelled(p.kind)[0] == "binary")
+OVERRIDDEN = {ANALOG: ("multistate", "cov"), BINARY: ("binary", "sampled")}
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    h = Harness(
+        tmp_path_factory.mktemp("kinds"),
+        point_kinds=(f"{ANALOG}=multistate", f"{BINARY}=binary:sampled"),
+    )
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def expected(name: str, sim_kind: str) -> tuple[str, str]:
+    return OVERRIDDEN.get(name, modelled(sim_kind))
+
+
+def test_search_results_carry_kind_and_mode(harness: Harness) -> None:
+    h = harness
+    r = h.run(h.call("/api/points/search", {"site": SITE, "limit": "1000"}))
+    assert r.status_code == 200, r.text
+    items = {i["name"]: i for i in r.json()["items"]}
+    points = h.sim.site_by_name[SITE].points
+    assert items and set(items) <= {p.name for p in points}
+    seen = set()
+    for p in points:
+        if p.name in items:
+            seen.add(expected(p.name, p.kind))
+            assert (items[p.name]["kind"], items[p.name]["mode"]) == expected(p.name, p.kind)
+    # the site has both kinds, and the overrides show as configured
+    assert {("analog", "sampled"), ("binary", "cov"), ("multistate", "cov")} <= seen
+    for name, described in OVERRIDDEN.items():
+        assert (items[name]["kind"], items[name]["mode"]) == described
+
+
+def test_chart_series_and_quality_carry_kind_and_mode(harness: Harness) -> None:
+    h = harness
+    site = h.sim.site_by_name[SITE]
+    names = list(OVERRIDDEN) + [p.name for p in site.collecting[:6] if p.name not in OVERRIDDEN]
+    kinds = {p.name: p.kind for p in site.points}
+    start, end = NOW - 2 * MS_PER_DAY, NOW - MS_PER_DAY
+    for layout in ("series", "columnar"):
+        body = h.run(h.get("/api/timeseries", names, start, end, interval="1h", layout=layout))
+        series = {s["name"]: s for s in body["series"]}
+        assert list(series) == names
+        for name in names:
+            assert (series[name]["kind"], series[name]["mode"]) == expected(name, kinds[name])
+    q = h.run(
+        h.call(
+            "/api/quality",
+            {
+                "site": SITE,
+                "points": ",".join(names),
+                "start": format_time(start),
+                "end": format_time(end),
+            },
+        )
+    )
+    assert q.status_code == 200, q.text
+    for item in q.json()["points"]:
+        assert (item["kind"], item["mode"]) == expected(item["name"], kinds[item["name"]])
