@@ -181,7 +181,12 @@ def test_a_large_drop_in_answer_streams_in_bounded_memory(tmp_path: Path) -> Non
     site = create_simulator(seed=1).sites[0]
     names = [p.name for p in site.collecting[:150]]
     params = {"start_time": "2025-01-01T00:00:00", "end_time": "2025-01-31T00:00:00"}
-    env = {"TSGATE_UPSTREAM_TOKEN": "t", "TSGATE_INLINE_FETCH_SAMPLES": "2000000"}
+    env = {
+        "TSGATE_UPSTREAM_TOKEN": "t",
+        "TSGATE_INLINE_FETCH_SAMPLES": "2000000",
+        # this measures memory; the upstream MiB charged to the caller would be a 429
+        "TSGATE_RATE_LIMIT_PER_MIN": "0",
+    }
     with tsgate(tmp_path, **env) as (url, proc), httpx.Client(timeout=300) as client:
         # fill the cache through the chart API (a small, downsampled answer)
         chart = client.get(
