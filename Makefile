@@ -34,18 +34,14 @@ jstools: ## Install the chart page's JavaScript tools (ESLint; pinned in package
 demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
 	$(VENV)/bin/tsgate serve --demo --port $(PORT)
 
-test: $(STAMP) services browser promtool jstools ## Run the whole test suite (fails when no test ran)
+test: $(STAMP) services browser promtool jstools ## Every test, under branch coverage, then the report (fails when no test ran)
 	node --test tests/js/*.test.js
-	$(PY) -m pytest -q
+	$(PY) -m coverage run -m pytest -q
+	$(PY) -m coverage report
 
 test-fast: $(STAMP) services jstools ## The tests not marked slow, on two workers: the edit-test loop
 	node --test tests/js/*.test.js
 	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
-
-coverage: $(STAMP) services browser promtool jstools ## The whole suite under branch coverage, then the report
-	node --test tests/js/*.test.js
-	$(PY) -m coverage run -m pytest -q
-	$(PY) -m coverage report
 
 lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vulture and ESLint
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -57,7 +53,7 @@ lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vult
 types: $(STAMP) ## mypy --strict on src/
 	$(VENV)/bin/mypy
 
-check: lint types coverage ## What CI runs: lint, types, and every test with branch coverage
+check: lint types test ## What CI runs: lint, types, and every test with branch coverage
 
 bench: $(STAMP) ## Benchmarks against the simulator; writes docs/benchmarks.md
 	$(PY) -m benchmarks
@@ -69,4 +65,4 @@ fmt: $(STAMP) ## Format and autofix
 clean: ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv services browser promtool jstools demo test test-fast coverage lint types check bench fmt clean
+.PHONY: help venv services browser promtool jstools demo test test-fast lint types check bench fmt clean
