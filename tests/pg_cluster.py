@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.asgi import free_port
@@ -79,6 +80,24 @@ class StreamingPair:
     def pg_ctl(self, name: str, action: str, *extra: str) -> None:
         data = self.base / name
         self.run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", f"{data}.log", "-w", action, *extra)
+
+    def wait_caught_up(self, timeout_s: float = 30.0) -> None:
+        """Block until the replica has replayed everything the primary has written so far."""
+        with psycopg.connect(self.primary_url, autocommit=True) as primary:
+            row = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        target = row[0]
+        deadline = time.monotonic() + timeout_s
+        with psycopg.connect(self.replica_url, autocommit=True) as replica:
+            while True:
+                done = replica.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
+                ).fetchone()
+                if done and done[0]:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the replica did not replay up to {target}")
+                time.sleep(0.02)
 
     def stop_replica(self) -> None:
         self.pg_ctl("replica", "stop", "-m", "immediate")

@@ -45,6 +45,7 @@ async def db(pair: StreamingPair) -> AsyncIterator[Database]:
         max_lag_s=0.5,
     )
     assert database.sql.replicas is not None
+    pair.wait_caught_up()  # the schema is on the replica before any test reads there
     database.sql.replicas.check_s = 0.0  # measure the lag at every read
     yield database
     await database.aclose()
