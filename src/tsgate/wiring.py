@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tsgate.alerts import Alerts
-from tsgate.cache import Cache, open_cache
+from tsgate.cache import open_cache
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
@@ -45,8 +45,9 @@ from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.kinds import PointKinds
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
-from tsgate.series.recheck import RecheckCounters, Rechecker
+from tsgate.series.recheck import Rechecker
 from tsgate.series.zones import SiteZones, parse_overrides
+from tsgate.services import Services
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
@@ -59,27 +60,11 @@ SECRET_OBJECT = "_system/secret"  # noqa: S105 - an object key
 
 
 @dataclass
-class Services:
-    """Everything a request handler may use, opened once per process."""
+class OpenedServices(Services):
+    """The services with the database they were built on, for the CLI's commands and
+    the tests; handlers see :class:`Services` only."""
 
-    settings: Settings
-    upstream: Upstream
-    database: Database
-    objects: ObjectStore
-    reader: SeriesReader
-    access: AccessCheck
-    catalog: PointCatalog
-    zones: SiteZones
-    cache: Cache
-    recorder: StatsRecorder
-    jobs: JobService
-    worker: Worker
-    maintenance: Maintenance
-    salt: bytes = field(repr=False)
-    alerts: Alerts = field(default_factory=Alerts)
-    rechecks: RecheckCounters = field(default_factory=RecheckCounters)
-    monitor: Monitor | None = None
-    kinds: PointKinds = field(default_factory=PointKinds)
+    database: Database = field(kw_only=True, repr=False)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -126,7 +111,7 @@ async def open_services(
     *,
     upstream: Upstream | None = None,
     clock_ms: Callable[[], int] | None = None,
-) -> AsyncIterator[Services]:
+) -> AsyncIterator[OpenedServices]:
     """Open every backend named by ``settings``; close them all on exit.
 
     ``upstream`` and ``clock_ms`` may be given by tests (a simulator with fault switches,
@@ -151,7 +136,13 @@ async def open_services(
         stack.push_async_callback(up.aclose)
         cache = open_cache(settings.cache_url)
         stack.push_async_callback(cache.aclose)
-        store = ChunkStore(database, objects, memory_bytes=settings.memory_cache_bytes)
+        store = ChunkStore(
+            database.chunks,
+            database.points,
+            database.rollups,
+            objects,
+            memory_bytes=settings.memory_cache_bytes,
+        )
         access = AccessCheck(
             up,
             salt,
@@ -163,7 +154,11 @@ async def open_services(
             up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
         )
         catalog = PointCatalog(
-            up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
+            up,
+            database.points,
+            access,
+            ttl_ms=int(settings.points_ttl_s * 1000),
+            clock_ms=clock_ms,
         )
         zones = SiteZones(up, access, parse_overrides(settings.site_zones))
         kinds = PointKinds.parse(settings.point_kinds)
@@ -201,9 +196,10 @@ async def open_services(
             monitor=monitor,
             options=MaintenanceOptions.of(settings),
         )
-        services = Services(
+        services = OpenedServices(
             settings=settings,
             upstream=up,
+            health=database,
             database=database,
             objects=objects,
             reader=reader,
@@ -220,6 +216,12 @@ async def open_services(
             rechecks=rechecker.counters,
             monitor=monitor,
             kinds=kinds,
+            points=database.points,
+            chunks=database.chunks,
+            charts=database.charts,
+            files=database.files,
+            monitoring=database.monitor,
+            stats=database.stats,
         )
         scheduler = MaintenanceScheduler(
             maintenance,

@@ -17,7 +17,7 @@ from tests.asgi import api_client, sim_client
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.wiring import Services
+from tsgate.wiring import OpenedServices
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer t"}
@@ -135,7 +135,7 @@ async def test_settled_pages_are_kept_whole_per_caller_until_their_data_changes(
     app = create_app(settings, upstream=sim_client(sim))
     async with app.router.lifespan_context(app) as state:
         assert state is not None
-        services: Services = state["services"]
+        services: OpenedServices = state["services"]
 
         async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
             scope["state"] = dict(state)

@@ -15,7 +15,7 @@ from tests.asgi import api_client, sim_client
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.wiring import Services
+from tsgate.wiring import OpenedServices
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer t"}
@@ -27,7 +27,7 @@ WEEK = {"start": "2025-10-01T00:00:00", "end": "2025-10-08T00:00:00"}
 class Env:
     api: httpx.AsyncClient
     sim: Simulator
-    services: Services
+    services: OpenedServices
 
     def names(self, n: int) -> list[str]:
         return [p.name for p in self.sim.sites[2].collecting[:n]]

@@ -22,13 +22,13 @@ from sqlalchemy.exc import IntegrityError
 from tsgate.database import (
     Database,
     RequestStat,
-    RollupRow,
     migrate,
     open_database,
     tables,
 )
 from tsgate.errors import ConfigError, MissingDependency, StorageError
 from tsgate.series.index import ChunkRow
+from tsgate.series.rollupcache import RollupRow
 
 pytestmark = pytest.mark.anyio
 

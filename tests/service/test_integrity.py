@@ -29,7 +29,7 @@ from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.upstream.wire import parse_time
-from tsgate.wiring import Services, open_services
+from tsgate.wiring import OpenedServices, open_services
 
 pytestmark = pytest.mark.anyio
 
@@ -81,7 +81,7 @@ class LateUpstream:
 @dataclass
 class Env:
     sim: Simulator
-    services: Services
+    services: OpenedServices
     clock: Clock
     upstream: LateUpstream
     root: Path

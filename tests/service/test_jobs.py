@@ -23,7 +23,7 @@ from tsgate.jobs.runner import JobContext, JobResult
 from tsgate.series.model import MS_PER_DAY
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.wiring import Services, open_services
+from tsgate.wiring import OpenedServices, open_services
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.anyio
 @dataclass
 class Env:
     sim: Simulator
-    services: Services
+    services: OpenedServices
     clock: Clock
 
     def names(self, n: int) -> list[str]:

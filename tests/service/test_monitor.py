@@ -17,7 +17,7 @@ from tsgate.app import create_app
 from tsgate.database import RequestStat, StoredFile
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
-from tsgate.wiring import Services
+from tsgate.wiring import OpenedServices
 
 pytestmark = pytest.mark.anyio
 NOW = 1_763_208_000_000
@@ -46,7 +46,7 @@ async def test_alerts_raise_once_and_clear(
     app = create_app(conf, upstream=sim_client(create_simulator(seed=1)), clock_ms=lambda: now[0])
     caplog.set_level(logging.INFO, logger="tsgate.monitor")
     async with app.router.lifespan_context(app) as state:
-        svc: Services = state["services"]
+        svc: OpenedServices = state["services"]
 
         async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
             scope["state"] = dict(state)
@@ -163,7 +163,7 @@ async def test_growth_per_day_from_the_history_and_its_retention(settings: Setti
     assert [e.level for e in events] == ["ok"]  # the warning's event is past the retention
 
 
-async def _add_file(svc: Services, file_id: str, size: int) -> None:
+async def _add_file(svc: OpenedServices, file_id: str, size: int) -> None:
     await svc.objects.put(object_key(file_id), b"x" * size)
     await svc.database.files.insert(_file(file_id, size))
 

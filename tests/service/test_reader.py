@@ -18,7 +18,7 @@ from tsgate.settings import Settings
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.upstream.wire import parse_time
-from tsgate.wiring import Services, open_services
+from tsgate.wiring import OpenedServices, open_services
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.anyio
 @dataclass
 class Env:
     sim: Simulator
-    services: Services
+    services: OpenedServices
     clock: Clock
 
     def names(self, n: int, site: int = 2) -> list[str]:

@@ -289,7 +289,7 @@ async def _page_key(request: Request, site: str, named: list[str]) -> tuple[str,
     ttl_s = min(settings.access_ttl_s, PAGE_CACHE_TTL_S)
     refreshed: int | None = None
     if not named:
-        refreshed = await services.database.points.refreshed_at(site)
+        refreshed = await services.points.refreshed_at(site)
         if refreshed is None:
             ttl_s = 0.0
         else:
@@ -419,7 +419,7 @@ async def _collecting(request: Request, site: str) -> list[str]:
     """Every collecting point of the site in upstream's catalog order, from the cache."""
     services = services_of(request)
     await services.catalog.fresh(site, _token(request))
-    names = await services.database.points.names(site)
+    names = await services.points.names(site)
     if not names:
         raise NotFound(f"site {site!r} has no collecting points", param="site")
     return names

@@ -21,11 +21,11 @@ from tsgate.api.auth import token_of
 from tsgate.api.bodies import json_object
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
-from tsgate.database.charts import SavedChart
 from tsgate.errors import BadParameter, Forbidden, NotFound, QuotaExceeded
 from tsgate.series.access import check_site_name
+from tsgate.series.savedcharts import SavedChart
+from tsgate.services import Services
 from tsgate.settings import Settings
-from tsgate.wiring import Services
 
 MAX_BODY_BYTES = 64 << 10
 MAX_NAME_CHARS = 200
@@ -60,7 +60,7 @@ async def _own_chart(request: Request) -> tuple[SavedChart, str]:
     token = _token(request)
     chart_id = _chart_id(request)
     scope = services.access.scope(token)
-    chart = await services.database.charts.get(scope, chart_id, now_ms=services.reader.clock_ms())
+    chart = await services.charts.get(scope, chart_id, now_ms=services.reader.clock_ms())
     if chart is None:
         # an unknown id and a junk token look alike until upstream is asked
         await services.access.validate(token)
@@ -127,12 +127,12 @@ async def create(request: Request) -> Response:
     await services.access.check(config["site"], token)
     scope = services.access.scope(token)
     limit = services.settings.max_charts_per_caller
-    if limit > 0 and await services.database.charts.count(scope) >= limit:
+    if limit > 0 and await services.charts.count(scope) >= limit:
         raise QuotaExceeded(
             "max_charts_per_caller",
             f"this caller keeps {limit} saved charts, the most allowed; delete some first",
         )
-    chart = await services.database.charts.create(scope, name, config, services.reader.clock_ms())
+    chart = await services.charts.create(scope, name, config, services.reader.clock_ms())
     out = chart.to_json() | {"url": f"/?chart={chart.id}"}
     return respond(request, out, status=201, headers={"Location": f"/api/charts/{chart.id}"})
 
@@ -141,7 +141,7 @@ async def listing(request: Request) -> Response:
     services = services_of(request)
     token = _token(request)
     await services.access.validate(token)
-    found = await services.database.charts.list(services.access.scope(token), LIST_LIMIT)
+    found = await services.charts.list(services.access.scope(token), LIST_LIMIT)
     items = [
         c.to_json() | {"url": f"/?chart={c.id}"}
         for c in found
@@ -157,7 +157,7 @@ async def show(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     chart, scope = await _own_chart(request)
-    if not await services_of(request).database.charts.delete(scope, chart.id):
+    if not await services_of(request).charts.delete(scope, chart.id):
         raise NotFound(f"no saved chart {chart.id!r}", param="chart_id")
     return Response(status_code=204)
 

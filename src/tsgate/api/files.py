@@ -48,7 +48,7 @@ from tsgate.files.content import Kind, Refused, byte_range, check_claims, safe_n
 from tsgate.files.content import requested_name as client_name
 from tsgate.files.model import StoredFile
 from tsgate.series.access import check_site_name
-from tsgate.wiring import Services
+from tsgate.services import Services
 
 FILE_PREFIX = "files/"
 MULTIPART_SLACK_BYTES = 64 << 10  # the form's boundaries and fields around the file
@@ -153,7 +153,7 @@ async def _placement(
     if chart:
         if not _CHART_ID.fullmatch(chart):
             raise NotFound(f"no saved chart {chart[:60]!r}", param="chart")
-        saved = await services.database.charts.get(scope, chart)
+        saved = await services.charts.get(scope, chart)
         if saved is None:
             raise NotFound(f"no saved chart {chart!r}", param="chart")
         chart_site = str(saved.config.get("site", ""))
@@ -170,7 +170,7 @@ async def _placement(
 
 async def _check_quota(services: Services, scope: str, incoming_bytes: int) -> None:
     settings = services.settings
-    count, used = await services.database.files.usage(scope)
+    count, used = await services.files.usage(scope)
     if 0 < settings.max_files_per_caller <= count:
         raise QuotaExceeded(
             "max_files_per_caller",
@@ -221,7 +221,7 @@ async def upload(request: Request) -> Response:
     finally:
         received.file.close()
     try:
-        await services.database.files.insert(stored)
+        await services.files.insert(stored)
     except BaseException:
         await services.objects.delete(stored.object_key)  # no object without its row
         raise
@@ -238,7 +238,7 @@ async def _readable(services: Services, file: StoredFile, token: str, scope: str
         if file.chart_id is not None:
             if file.scope != scope:
                 return False
-            if await services.database.charts.get(scope, file.chart_id) is None:
+            if await services.charts.get(scope, file.chart_id) is None:
                 return False  # the chart is gone: maintenance deletes its attachments
         if file.site is not None:
             await services.access.check(file.site, token)
@@ -254,7 +254,7 @@ async def _visible_file(request: Request) -> tuple[StoredFile, str]:
     token = _token(request)
     scope = services.access.scope(token)
     file_id: str = request.path_params["file_id"]
-    found = await services.database.files.get(file_id) if _FILE_ID.fullmatch(file_id) else None
+    found = await services.files.get(file_id) if _FILE_ID.fullmatch(file_id) else None
     if found is None or not await _readable(services, found, token, scope):
         # an unknown id and a junk token look alike until upstream is asked
         await services.access.validate(token)
@@ -352,13 +352,13 @@ async def listing(request: Request) -> Response:
     found: list[StoredFile]
     if chart:
         await _placement(services, token, scope, None, chart)
-        found = await services.database.files.list(scope=scope, chart_id=chart, limit=LIST_LIMIT)
+        found = await services.files.list(scope=scope, chart_id=chart, limit=LIST_LIMIT)
     elif site:
         await _placement(services, token, scope, site, None)
-        found = await services.database.files.list(site=site, shared_only=True, limit=LIST_LIMIT)
+        found = await services.files.list(site=site, shared_only=True, limit=LIST_LIMIT)
     else:
         await services.access.validate(token)
-        own = await services.database.files.list(scope=scope, limit=LIST_LIMIT)
+        own = await services.files.list(scope=scope, limit=LIST_LIMIT)
         found = [f for f in own if await _readable(services, f, token, scope)]
     items: list[dict[str, Any]] = [f.to_json() for f in found]
     return respond(request, {"items": items, "total": len(items)})
@@ -369,7 +369,7 @@ async def delete(request: Request) -> Response:
     file, scope = await _visible_file(request)
     if file.scope != scope:
         raise NotFound(f"no file {file.id!r} of this caller", param="file_id")
-    if not await services.database.files.delete(file.id):
+    if not await services.files.delete(file.id):
         raise NotFound(f"no file {file.id!r}", param="file_id")
     await services.objects.delete(file.object_key)
     return Response(status_code=204)

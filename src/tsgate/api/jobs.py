@@ -31,9 +31,9 @@ from tsgate.object_store.base import ObjectStore
 from tsgate.series.access import UNKNOWN_SITE, check_site_name
 from tsgate.series.chart import INTERVALS, ChartQuery
 from tsgate.series.rollups import AGGREGATES
+from tsgate.services import Services
 from tsgate.settings import Settings
 from tsgate.upstream.wire import parse_time
-from tsgate.wiring import Services
 
 MAX_BODY_BYTES = 256 << 10
 STREAM_CHUNK_BYTES = 1 << 20

@@ -16,8 +16,8 @@ from tsgate.api.files import upload_limit_bytes
 from tsgate.api.problems import tsgate_error
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.chart import ChartQuery, estimate_samples
+from tsgate.services import Services
 from tsgate.settings import Settings
-from tsgate.wiring import Services
 
 DAY_MS = 86_400_000
 SAMPLE_MS = 300_000  # the 5-minute cadence that sample estimates assume

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from tsgate.api.services import services_of
 from tsgate.errors import StorageError
 from tsgate.monitor.sampler import level_number
-from tsgate.wiring import Services
+from tsgate.services import Services
 
 log = logging.getLogger("tsgate.metrics")
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -167,9 +167,9 @@ class Metrics:
             self._snapshot.monitor = dict(latest.values)
             self._snapshot.alert_levels = {r: level_number(v) for r, v in latest.levels.items()}
         try:
-            counts = await services.database.chunks.counts()
-            database_bytes = await services.database.size_bytes()
-            files, file_bytes = await services.database.files.usage()
+            counts = await services.chunks.counts()
+            database_bytes = await services.health.size_bytes()
+            files, file_bytes = await services.files.usage()
         except StorageError as exc:
             log.warning("store gauges skipped: %s", exc)
             return

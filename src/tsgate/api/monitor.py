@@ -77,7 +77,7 @@ async def history(request: Request) -> Response:
     if end_ms <= start_ms:
         raise BadParameter("end", "must be after start")
     n = _max_points(request)
-    found = await services.database.monitor.history(start_ms, end_ms, _metrics(request))
+    found = await services.monitoring.history(start_ms, end_ms, _metrics(request))
     monitor = services.monitor
     latest = monitor.latest if monitor is not None else None
     body = {
@@ -88,9 +88,9 @@ async def history(request: Request) -> Response:
             {"metric": r.metric, "warning": r.warning, "critical": r.critical}
             for r in (monitor.rules if monitor is not None else ())
         ],
-        "levels": await services.database.monitor.levels(),
+        "levels": await services.monitoring.levels(),
         "latest": None if latest is None else {"at": latest.at_ms, "values": latest.values},
-        "events": [e.to_json() for e in await services.database.monitor.events(start_ms)],
+        "events": [e.to_json() for e in await services.monitoring.events(start_ms)],
     }
     return respond(request, body)
 

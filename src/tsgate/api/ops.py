@@ -22,8 +22,8 @@ from tsgate import __version__
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import Forbidden, StorageError, TsgateError, Unauthorized
+from tsgate.services import Services
 from tsgate.stats import RequestGroup
-from tsgate.wiring import Services
 
 CRITICAL = ("database", "objects")
 UPSTREAM_JSON_BYTES_PER_SAMPLE = 150  # what upstream's JSON rows cost (DESIGN §1)
@@ -65,7 +65,7 @@ async def _upstream_probe(services: Services) -> None:
 
 async def _replicas(services: Services, timeout_s: float) -> list[dict[str, Any]]:
     try:
-        return await asyncio.wait_for(services.database.replica_health(), timeout_s)
+        return await asyncio.wait_for(services.health.replica_health(), timeout_s)
     except TimeoutError:
         return [{"status": "error", "detail": f"no answer in {timeout_s} s"}]
 
@@ -81,7 +81,7 @@ async def health(request: Request) -> Response:
     services = services_of(request)
     timeout_s = services.settings.health_timeout_s
     probes: dict[str, Callable[[], Awaitable[object]]] = {
-        "database": services.database.ping,
+        "database": services.health.ping,
         "objects": lambda: _objects_probe(services),
         "cache": services.cache.ping,
         "upstream": lambda: _upstream_probe(services),
@@ -127,14 +127,13 @@ async def stats(request: Request) -> Response:
     now_ms = int(time.time() * 1000)
     window_days = services.settings.stats_retention_days
     since_ms = now_ms - int(window_days * _DAY_MS)
-    database = services.database
-    groups = await database.stats.groups(since_ms)
+    groups = await services.stats.groups(since_ms)
     samples = sum(g.samples for g in groups)
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters
-    counts = await database.chunks.counts()
+    counts = await services.chunks.counts()
     results, result_bytes = await services.jobs.stored_results()
-    files, file_bytes = await database.files.usage()
+    files, file_bytes = await services.files.usage()
     body = {
         "since_ms": since_ms,
         "window_days": window_days,
@@ -157,7 +156,7 @@ async def stats(request: Request) -> Response:
             "job_result_bytes": result_bytes,
             "files": files,
             "file_bytes": file_bytes,
-            "database_bytes": await database.size_bytes(),
+            "database_bytes": await services.health.size_bytes(),
         },
         # late data and lost objects: provisional periods (with holes) are re-checked
         "integrity": {
@@ -180,7 +179,7 @@ async def _monitor_summary(services: Services) -> dict[str, Any]:
     """The latest monitoring sample and every alert's level (history: ``/api/monitor``)."""
     latest = services.monitor.latest if services.monitor is not None else None
     return {
-        "levels": await services.database.monitor.levels(),
+        "levels": await services.monitoring.levels(),
         "sampled_at_ms": None if latest is None else latest.at_ms,
         "values": {} if latest is None else latest.values,
     }

@@ -47,7 +47,7 @@ from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
 from tsgate.series.rollups import Buckets, crop
-from tsgate.wiring import Services
+from tsgate.services import Services
 
 MAX_POINTS_PER_SERIES = 11_000  # Prometheus's own cap on a range query's resolution
 PROMQL_VERSION = "2.45.0"  # the Prometheus release whose PromQL the parser follows
@@ -103,7 +103,7 @@ class ServiceSource:
 
     async def catalog(self, site: str) -> list[SeriesRef]:
         await self.services.catalog.fresh(site, self.token)
-        points = self.services.database.points
+        points = self.services.points
         stamp = await points.refreshed_at(site)
         cached = _CATALOGS.get(site)
         if cached is not None and cached[0] == stamp:

@@ -122,7 +122,7 @@ async def _catalog(
     """The catalog objects of the points to assess: the named ones, else every point of
     the site that collects."""
     services = services_of(request)
-    _, catalog = await services.database.points.list(site, 0, MAX_QUALITY_POINTS + 1)
+    _, catalog = await services.points.list(site, 0, MAX_QUALITY_POINTS + 1)
     known = {p["name"]: p for p in catalog}
     if raw_points:
         names = list(dict.fromkeys(n.strip() for n in raw_points.split(",") if n.strip()))

@@ -35,8 +35,8 @@ from tsgate.api.problems import tsgate_error
 from tsgate.cache import Bucket
 from tsgate.errors import RateLimited, StorageError, Unauthorized
 from tsgate.series.access import token_hash
+from tsgate.services import Services
 from tsgate.upstream.metering import Meter, metered
-from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.ratelimit")
 

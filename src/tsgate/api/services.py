@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from tsgate.wiring import Services
+from tsgate.services import Services
 
 
 def services_of(request: Request) -> Services:

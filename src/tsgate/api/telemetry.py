@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.metrics import Metrics
 from tsgate.logs import REQUEST_ID
+from tsgate.services import Services
 from tsgate.stats import RequestStat
-from tsgate.wiring import Services
 
 log = logging.getLogger("tsgate.access")
 

@@ -251,7 +251,7 @@ async def _describe_series(
         # the series are already read (maybe stale, upstream being down): describe them
         # from the catalog as stored rather than fail the answer
         log.warning("point catalog of %s not refreshed: %s", q.site, exc)
-    objects = await services.database.points.objects(q.site, q.points)
+    objects = await services.points.objects(q.site, q.points)
     for s in body["series"]:
         s["kind"], s["mode"] = services.kinds.describe(objects.get(s["name"], {"name": s["name"]}))
 

@@ -21,8 +21,8 @@ from tsgate.settings import Settings
 from tsgate.upstream.wire import format_time, parse_range
 
 if TYPE_CHECKING:
+    from tsgate.services import Services
     from tsgate.upstream.base import Upstream
-    from tsgate.wiring import Services
 
 SIM_TOKEN = "verify"  # noqa: S105 - the built-in simulator accepts any token
 MAX_ROWS = 50  # differences listed one by one; the rest are counted
@@ -108,7 +108,7 @@ async def _cached_points(
 ) -> list[str]:
     """The site's points with any chunk cached in the range."""
     await services.catalog.fresh(site, token)
-    names = await services.database.points.names(site, collect_enabled_only=False)
+    names = await services.points.names(site, collect_enabled_only=False)
     rows = await services.reader.store.rows(site, names, start_ms, end_ms)
     return sorted({r.point for r in rows})
 

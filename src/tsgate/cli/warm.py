@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from tsgate.warm import Unit, WarmReport, plan_units, warm
 
 if TYPE_CHECKING:
+    from tsgate.services import Services
     from tsgate.settings import Settings
-    from tsgate.wiring import Services
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,7 +68,7 @@ async def _targets(
     from tsgate.errors import BadParameter, NotFound
 
     if args.chart:
-        chart = await services.database.charts.get(services.access.scope(token), args.chart)
+        chart = await services.charts.get(services.access.scope(token), args.chart)
         if chart is None:
             raise NotFound(f"no saved chart {args.chart!r} for this token")
         return str(chart.config["site"]), [str(p) for p in chart.config["points"]]

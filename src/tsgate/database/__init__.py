@@ -22,7 +22,7 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from tsgate.database.charts import SavedChart, SavedCharts
+from tsgate.database.charts import SavedCharts
 from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
 from tsgate.database.files import StoredFiles
@@ -30,7 +30,7 @@ from tsgate.database.migrations import upgrade_head
 from tsgate.database.monitor import SqlMonitorHistory
 from tsgate.database.points import PointCatalog
 from tsgate.database.replicas import Replica, ReplicaSet, display_name
-from tsgate.database.rollups import RollupRow, RollupStore
+from tsgate.database.rollups import RollupStore
 from tsgate.database.secrets import Secrets
 from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
@@ -45,9 +45,7 @@ __all__ = [
     "PointCatalog",
     "RequestStat",
     "RequestStats",
-    "RollupRow",
     "RollupStore",
-    "SavedChart",
     "SavedCharts",
     "SqlChunkIndex",
     "SqlMonitorHistory",

@@ -10,32 +10,16 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from tsgate.database.engine import SqlEngine
 from tsgate.database.tables import charts as charts_table
+from tsgate.series.savedcharts import SavedChart
 
 _ID_BYTES = 9  # 12 URL-safe characters
 _TOUCH_EVERY_MS = 3_600_000
-
-
-@dataclass(frozen=True)
-class SavedChart:
-    id: str
-    name: str
-    config: dict[str, Any]
-    created_at_ms: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "config": self.config,
-            "createdAt": self.created_at_ms,
-        }
 
 
 def _saved(row: sa.Row[Any]) -> SavedChart:
@@ -43,6 +27,8 @@ def _saved(row: sa.Row[Any]) -> SavedChart:
 
 
 class SavedCharts:
+    """The SQL store of saved charts (``series.savedcharts.SavedChartStore``)."""
+
     def __init__(self, sql: SqlEngine) -> None:
         self._sql = sql
 

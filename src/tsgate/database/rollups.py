@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,25 +17,16 @@ import sqlalchemy as sa
 from tsgate.database.chunks import IN_LIST_MAX
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import rollups
+from tsgate.series.rollupcache import RollupRow
 
 # Few rows per statement: each may carry a large blob.
 _WRITE_BATCH = 100
 
 
-@dataclass(frozen=True, slots=True)
-class RollupRow:
-    site: str
-    point: str
-    level: str  # "1h" | "1d"
-    period_start_ms: int  # the UTC month start
-    blob: bytes
-    updated_at_ms: int
-
-    @classmethod
-    def from_row(cls, row: sa.Row[Any]) -> RollupRow:
-        values = dict(row._mapping)
-        values["blob"] = bytes(values["blob"])  # psycopg returns memoryview for BYTEA
-        return cls(**values)
+def _rollup_row(row: sa.Row[Any]) -> RollupRow:
+    values = dict(row._mapping)
+    values["blob"] = bytes(values["blob"])  # psycopg returns memoryview for BYTEA
+    return RollupRow(**values)
 
 
 def month_start_ms(ms: int) -> int:
@@ -55,6 +45,8 @@ def _months(start_ms: int, end_ms: int) -> sa.ColumnElement[bool]:
 
 
 class RollupStore:
+    """The SQL store of rollup blobs (``series.rollupcache.RollupBlobs``)."""
+
     def __init__(self, sql: SqlEngine) -> None:
         self._sql = sql
 
@@ -116,7 +108,7 @@ class RollupStore:
                 )
                 if months is not None:
                     query = query.where(rollups.c.period_start_ms.in_(sorted(set(months))))
-                found.extend(RollupRow.from_row(r) for r in await conn.execute(query))
+                found.extend(_rollup_row(r) for r in await conn.execute(query))
         return found
 
     async def delete(

@@ -1,9 +1,11 @@
-"""A stored user file's metadata (its bytes are the object ``object_key`` names)."""
+"""A stored user file's metadata (its bytes are the object ``object_key`` names), and
+the Protocol of the file index (``tsgate.database.files`` implements it in SQL)."""
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -35,3 +37,30 @@ class StoredFile:
             "createdAt": self.created_at_ms,
             "url": f"/api/files/{self.id}",
         }
+
+
+class FileStore(Protocol):
+    """The index of user files, as the files API uses it."""
+
+    async def insert(self, file: StoredFile) -> None: ...
+
+    async def get(self, file_id: str) -> StoredFile | None: ...
+
+    async def list(
+        self,
+        *,
+        scope: str | None = None,
+        site: str | None = None,
+        chart_id: str | None = None,
+        shared_only: bool = False,
+        limit: int = 200,
+    ) -> builtins.list[StoredFile]:
+        """Files matching every filter given, newest first. ``shared_only``: a site's
+        files that are not any chart's attachment."""
+        ...
+
+    async def usage(self, scope: str | None = None) -> tuple[int, int]:
+        """``(files, bytes)`` of one owner scope, or of every file."""
+        ...
+
+    async def delete(self, file_id: str) -> bool: ...

@@ -87,6 +87,20 @@ class MonitorHistory(Protocol):
     async def job_backlog(self) -> tuple[int, int | None]: ...
 
 
+class MonitorLog(Protocol):
+    """What the monitoring API reads back: the sampled history and the alert events."""
+
+    async def history(
+        self, since_ms: int, until_ms: int, metrics: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[int, float]]]: ...
+
+    async def levels(self) -> dict[str, str]:
+        """The level each rule was last changed to."""
+        ...
+
+    async def events(self, since_ms: int, limit: int = 500) -> list[AlertEvent]: ...
+
+
 @dataclass(frozen=True)
 class Sample:
     at_ms: int

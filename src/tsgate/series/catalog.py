@@ -6,34 +6,62 @@ not trusted (its ``pages`` can be wrong): paging stops on a short page or the to
 
 from __future__ import annotations
 
+import builtins
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from tsgate.errors import UpstreamUnavailable
 from tsgate.series.access import AccessCheck
 from tsgate.upstream.base import Upstream
 
-if TYPE_CHECKING:
-    from tsgate.database import Database
-
 PAGE = 1000
 MAX_PAGES = 1000  # 1,000,000 points: beyond this upstream is looping
+
+
+class PointRows(Protocol):
+    """The stored catalog the domain reads and refreshes (``tsgate.database.points``
+    implements it in SQL). Point objects are upstream's, kept as they came."""
+
+    async def replace_site(
+        self, site: str, points: Sequence[Mapping[str, Any]], now_ms: int
+    ) -> None:
+        """Make ``points`` the whole catalog of ``site``, atomically."""
+
+    async def refreshed_at(self, site: str) -> int | None:
+        """When ``site``'s catalog was last replaced; ``None`` if never."""
+
+    async def list(self, site: str, offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+        """``(total, page)``: the stored point objects of ``site`` in upstream's order."""
+
+    async def search(
+        self, site: str, q: str, tags: Sequence[str], limit: int
+    ) -> builtins.list[dict[str, Any]]:
+        """Points whose name contains ``q`` (any case) and that carry every tag in ``tags``."""
+
+    async def profiles(self, site: str, names: Sequence[str]) -> dict[str, tuple[bool, int | None]]:
+        """``{name: (collect_enabled, collect_interval_s or None)}`` of the known names."""
+
+    async def objects(self, site: str, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored point objects of the named points (unknown names are left out)."""
+
+    async def names(self, site: str, collect_enabled_only: bool = True) -> builtins.list[str]:
+        """The site's point names in upstream's catalog order."""
 
 
 class PointCatalog:
     def __init__(
         self,
         upstream: Upstream,
-        db: Database,
+        points: PointRows,
         access: AccessCheck,
         *,
         ttl_ms: int = 3_600_000,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.upstream = upstream
-        self.db = db
+        self.points = points
         self.access = access
         self.ttl_ms = ttl_ms
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
@@ -41,19 +69,19 @@ class PointCatalog:
     async def fresh(self, site: str, token: str, *, bypass: bool = False) -> str:
         """Make the site's catalog fresh for ``token``; returns the source (STORE or ORIGIN)."""
         await self.access.check(site, token)
-        refreshed = await self.db.points.refreshed_at(site)
+        refreshed = await self.points.refreshed_at(site)
         now = self._clock()
         if not bypass and refreshed is not None and now - refreshed <= self.ttl_ms:
             return "STORE"
         points = await self._fetch_all(site, token)
-        await self.db.points.replace_site(site, points, now)
+        await self.points.replace_site(site, points, now)
         return "ORIGIN"
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
     ) -> tuple[dict[str, Any], str]:
         source = await self.fresh(site, token, bypass=bypass)
-        total, items = await self.db.points.list(site, (page - 1) * per_page, per_page)
+        total, items = await self.points.list(site, (page - 1) * per_page, per_page)
         pages = -(-total // per_page)
         return {
             "page": page,
@@ -67,7 +95,7 @@ class PointCatalog:
         self, site: str, token: str, q: str, tags: Sequence[str], limit: int
     ) -> list[dict[str, Any]]:
         await self.fresh(site, token)
-        return await self.db.points.search(site, q, tags, limit)
+        return await self.points.search(site, q, tags, limit)
 
     async def _fetch_all(self, site: str, token: str) -> list[dict[str, Any]]:
         path = f"/sites/{quote(site, safe='')}/configured_points"

@@ -31,11 +31,11 @@ from tsgate.series.index import FINAL, PROVISIONAL, RAW, ChunkIndex, ChunkRow, R
 from tsgate.series.memory import LRU, series_bytes
 from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.series.periods import Profile, Target
-from tsgate.series.rollupcache import LEVELS_MS, Period, RollupCache
+from tsgate.series.rollupcache import LEVELS_MS, Period, RollupBlobs, RollupCache
 
 if TYPE_CHECKING:
-    from tsgate.database import Database
     from tsgate.object_store.base import ObjectStore
+    from tsgate.series.catalog import PointRows
 
 __all__ = ["LEVELS_MS", "RAW", "ChunkStore", "Fetched", "WriteReport", "object_prefix"]
 
@@ -117,12 +117,18 @@ class Loaded:
 
 class ChunkStore:
     def __init__(
-        self, db: Database, objects: ObjectStore, *, memory_bytes: int = 256 << 20
+        self,
+        index: ChunkIndex,
+        points: PointRows,
+        rollup_blobs: RollupBlobs,
+        objects: ObjectStore,
+        *,
+        memory_bytes: int = 256 << 20,
     ) -> None:
-        self.index: ChunkIndex = db.chunks
+        self.index = index
         self.objects = objects
-        self._catalog = db.points
-        self.rollup_cache = RollupCache(db.rollups, memory_bytes=memory_bytes // 2)
+        self._catalog = points
+        self.rollup_cache = RollupCache(rollup_blobs, memory_bytes=memory_bytes // 2)
         # decoded objects by key; keys name their content, so an entry never goes stale
         self.memory: LRU[str, Series] = LRU(memory_bytes // 2, series_bytes)
         self.counters = StoreCounters()

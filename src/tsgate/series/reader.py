@@ -34,6 +34,7 @@ from tsgate.series.index import ChunkRow
 from tsgate.series.model import Series
 from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range, plan_fetches, provisional_spans
 from tsgate.series.singleflight import FetchLocks
+from tsgate.upstream import metering
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
@@ -222,14 +223,27 @@ class SeriesReader:
         The token's access is checked first: cached data is served only to tokens
         upstream lets read the site.
         """
-        before = self.upstream.counters.requests
+        with metering.metered() as meter:  # this read's own requests, whoever runs beside
+            try:
+                return await self._ensure(site, names, start_ms, end_ms, token, stats)
+            finally:
+                stats.upstream_requests += meter.requests
+
+    async def _ensure(
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        token: str,
+        stats: ReadStats,
+    ) -> list[ChunkRow]:
         await self._check_access(site, names, token)
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
         plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
-            stats.upstream_requests += self.upstream.counters.requests - before
             return rows
         async with self.locks.hold(site, sorted(plan)):
             # another reader may have fetched while we waited: plan again under the locks;
@@ -248,7 +262,6 @@ class SeriesReader:
                     break
                 stats.healed += damaged
                 await self.generations.bump(site)
-        stats.upstream_requests += self.upstream.counters.requests - before
         return rows
 
     async def _fetch_or_stale(

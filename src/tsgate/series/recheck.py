@@ -19,6 +19,7 @@ from tsgate.series.index import PROVISIONAL, ChunkRow, Range
 from tsgate.series.model import MS_PER_DAY
 from tsgate.series.periods import hole_spans
 from tsgate.series.reader import SeriesReader
+from tsgate.upstream import metering
 
 log = logging.getLogger("tsgate.recheck")
 
@@ -76,17 +77,19 @@ async def recheck_due(
     failed: list[str] = []
     for site, rows_by_point in sorted(by_site.items()):
         plan = await _plan(reader, site, rows_by_point)
-        before = reader.upstream.counters.requests
-        try:
-            async with reader.locks.hold(site, sorted(plan)):
-                report = await reader.fetch_and_store(site, plan, token=token, now_ms=now_ms)
-        except TsgateError as exc:
-            log.warning("re-check of %d points of %s failed, will retry: %s", len(plan), site, exc)
-            failed.append(site)
-            counters.failures += 1
-            continue
-        finally:
-            requests += reader.upstream.counters.requests - before
+        with metering.metered() as meter:
+            try:
+                async with reader.locks.hold(site, sorted(plan)):
+                    report = await reader.fetch_and_store(site, plan, token=token, now_ms=now_ms)
+            except TsgateError as exc:
+                log.warning(
+                    "re-check of %d points of %s failed, will retry: %s", len(plan), site, exc
+                )
+                failed.append(site)
+                counters.failures += 1
+                continue
+            finally:
+                requests += meter.requests
         repaired += report.repaired
         points += len(plan)
     counters.passes += 1

@@ -6,15 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tsgate.series import extents, rollups
 from tsgate.series.codec import CodecError
 from tsgate.series.memory import LRU, buckets_bytes
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, Series
-
-if TYPE_CHECKING:
-    from tsgate.database.rollups import RollupStore
 
 LEVELS_MS = {"1h": MS_PER_HOUR, "1d": MS_PER_DAY}
 _END_OF_TIME_MS = 253_402_300_800_000
@@ -30,8 +27,52 @@ class Period:
     series: Series
 
 
+@dataclass(frozen=True, slots=True)
+class RollupRow:
+    """One packed blob of one point's buckets at one level for one UTC month."""
+
+    site: str
+    point: str
+    level: str  # "1h" | "1d"
+    period_start_ms: int  # the UTC month start
+    blob: bytes  # series.rollups.pack
+    updated_at_ms: int
+
+
+class RollupBlobs(Protocol):
+    """The rollup blobs' store (``tsgate.database.rollups`` implements it in SQL); a
+    blob is bytes in, bytes out, its layout is ``series.rollups``'."""
+
+    async def put(self, rows: Sequence[RollupRow]) -> None:
+        """Insert or replace ``rows`` (by site, point, level, month) in one transaction."""
+
+    async def versions(
+        self, site: str, points: Sequence[str], level: str, start_ms: int, end_ms: int
+    ) -> list[tuple[str, int, int]]:
+        """``(point, month, updated_at_ms)`` of the rows ``get`` would return, without blobs."""
+
+    async def get(
+        self,
+        site: str,
+        points: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        months: Sequence[int] | None = None,
+    ) -> list[RollupRow]:
+        """Rows of ``points`` whose month overlaps ``[start_ms, end_ms)``, by point then
+        month; ``months`` narrows it to those month starts."""
+
+    async def delete(
+        self, site: str, points: Sequence[str] | None, start_ms: int, end_ms: int
+    ) -> int:
+        """Remove rows (every level) whose month overlaps the range (``points=None``:
+        every point of ``site``); return how many."""
+
+
 class RollupCache:
-    def __init__(self, blobs: RollupStore, *, memory_bytes: int) -> None:
+    def __init__(self, blobs: RollupBlobs, *, memory_bytes: int) -> None:
         self._blobs = blobs
         self.decoded: LRU[tuple[str, str, str, int, int], rollups.Buckets] = LRU(
             memory_bytes, buckets_bytes
@@ -94,8 +135,6 @@ class RollupCache:
     async def update(self, site: str, periods: Sequence[Period], now_ms: int) -> int:
         """Rebuild the buckets of each period from its samples (buckets it no longer has
         go too); buckets outside the periods are kept. Returns the blobs written."""
-        from tsgate.database.rollups import RollupRow
-
         if not periods:
             return 0
         names = sorted({p.point for p in periods})

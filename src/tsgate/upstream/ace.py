@@ -37,7 +37,7 @@ from tsgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tsgate.series.model import MS_PER_DAY, Series, concat
+from tsgate.samples import MS_PER_DAY, Series, concat
 from tsgate.settings import Settings
 from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, UpstreamCounters

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tsgate.series.model import Series
+from tsgate.samples import Series
 from tsgate.upstream.breaker import CircuitBreaker
 
 

@@ -1,9 +1,11 @@
-"""What one caller's request made tsgate ask of upstream, for charging it to the caller.
+"""What a piece of work made tsgate ask of upstream: per request, per read.
 
-The rate limiter opens a :class:`Meter` around each request (a context variable, so
-tasks the request starts count towards it too); the ACE client records every upstream
-HTTP request and its body bytes into the open meter. Work done outside a request (a
-background re-check, a job's worker) is metered by nobody.
+A :class:`Meter` is opened around the work (a context variable, so tasks the work starts
+count towards it too); the ACE client records every upstream HTTP request and its body
+bytes into every meter open where it runs. Meters nest: the rate limiter opens one
+around each caller's request (to charge it), and each read opens its own inside it (its
+``ReadStats``), so concurrent reads never count each other's requests. Work nobody
+opened a meter around (a background re-check outside its pass) is counted by nobody.
 """
 
 from __future__ import annotations
@@ -20,22 +22,22 @@ class Meter:
     bytes: int = 0
 
 
-_current: ContextVar[Meter | None] = ContextVar("tsgate_upstream_meter", default=None)
+_open: ContextVar[tuple[Meter, ...]] = ContextVar("tsgate_upstream_meters", default=())
 
 
 @contextlib.contextmanager
 def metered() -> Iterator[Meter]:
-    """Count the upstream work of the code run inside into a fresh meter."""
+    """Count the upstream work of the code run inside into a fresh meter (and into the
+    meters already open around it)."""
     meter = Meter()
-    token = _current.set(meter)
+    token = _open.set((*_open.get(), meter))
     try:
         yield meter
     finally:
-        _current.reset(token)
+        _open.reset(token)
 
 
 def record(requests: int, nbytes: int) -> None:
-    meter = _current.get()
-    if meter is not None:
+    for meter in _open.get():
         meter.requests += requests
         meter.bytes += nbytes

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tsgate.errors import BadParameter
-from tsgate.series.model import MicroArray, Series, TimeArray, ValueArray
+from tsgate.samples import MicroArray, Series, TimeArray, ValueArray
 
 PAGE_SIZES = (3, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 300000, 500000)
 DEFAULT_PAGE_SIZE = 10000

@@ -1,0 +1,79 @@
+"""What a request handler, a job or a command may use: the process's services.
+
+Typed only with the Protocols their owners declare (and the domain's own classes), never
+with an adapter: ``tsgate.wiring`` builds the concrete backends and fills this in, and
+only the entry points (``app``, ``cli``) import ``wiring``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tsgate.alerts import Alerts
+from tsgate.cache.base import Cache
+from tsgate.files.model import FileStore
+from tsgate.jobs.service import JobService
+from tsgate.jobs.worker import Worker
+from tsgate.maintenance import Maintenance
+from tsgate.monitor.sampler import Monitor, MonitorLog
+from tsgate.object_store.base import ObjectStore
+from tsgate.recorder import StatsRecorder
+from tsgate.series.access import AccessCheck
+from tsgate.series.catalog import PointCatalog, PointRows
+from tsgate.series.index import ChunkIndex
+from tsgate.series.kinds import PointKinds
+from tsgate.series.reader import SeriesReader
+from tsgate.series.recheck import RecheckCounters
+from tsgate.series.savedcharts import SavedChartStore
+from tsgate.series.zones import SiteZones
+from tsgate.settings import Settings
+from tsgate.stats import StatsTable
+from tsgate.upstream.base import Upstream
+
+
+class DatabaseHealth(Protocol):
+    """The probes of the database the health and stats endpoints report."""
+
+    async def ping(self) -> float:
+        """Round-trip latency of a trivial query, in seconds."""
+        ...
+
+    async def replica_health(self) -> list[dict[str, object]]:
+        """Each read replica's state and lag, checked now."""
+        ...
+
+    async def size_bytes(self) -> int:
+        """Bytes the database occupies."""
+        ...
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use, opened once per process."""
+
+    settings: Settings
+    upstream: Upstream
+    health: DatabaseHealth
+    objects: ObjectStore
+    reader: SeriesReader
+    access: AccessCheck
+    catalog: PointCatalog
+    zones: SiteZones
+    cache: Cache
+    recorder: StatsRecorder
+    jobs: JobService
+    worker: Worker
+    maintenance: Maintenance
+    # the stored rows handlers read directly, each through the Protocol its owner declares
+    points: PointRows
+    chunks: ChunkIndex
+    charts: SavedChartStore
+    files: FileStore
+    monitoring: MonitorLog
+    stats: StatsTable
+    salt: bytes = field(repr=False)
+    alerts: Alerts = field(default_factory=Alerts)
+    rechecks: RecheckCounters = field(default_factory=RecheckCounters)
+    monitor: Monitor | None = None
+    kinds: PointKinds = field(default_factory=PointKinds)
