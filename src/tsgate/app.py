@@ -33,6 +33,7 @@ from tsgate.api.connection import (
     ChunkedBodyMiddleware,
     DisconnectMiddleware,
 )
+from tsgate.api.fastpath import FastAnswers, FastPathMiddleware
 from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
@@ -70,7 +71,11 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            yield {"services": services, "compress_min_bytes": conf.compress_min_bytes}
+            yield {
+                "services": services,
+                "compress_min_bytes": conf.compress_min_bytes,
+                "fast_answers": FastAnswers(),
+            }
 
     meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last
@@ -93,6 +98,8 @@ def create_app(
     ]
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
+        # cached chart answers leave here, before the middleware below and the routing
+        Middleware(FastPathMiddleware),
         Middleware(ChunkedBodyMiddleware),
         Middleware(DisconnectMiddleware),
         Middleware(AdmissionMiddleware, max_active=conf.max_active_requests),

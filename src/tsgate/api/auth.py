@@ -21,7 +21,12 @@ def token_of(request: Request, fallback: str | None) -> str:
     ``Authorization`` must be a Bearer credential (Basic and other schemes are refused,
     never forwarded as a token); ``X-ACE-Token`` may carry the token bare or as "Bearer …".
     """
-    header = request.headers.get("authorization")
+    headers = request.headers
+    return token_from(headers.get("authorization"), headers.get("x-ace-token"), fallback)
+
+
+def token_from(header: str | None, ace_token: str | None, fallback: str | None) -> str:
+    """:func:`token_of` from the two header values (the first of each, ``None`` if absent)."""
     token: str | None = None
     if header and header.strip():
         scheme = header.strip().split(None, 1)[0]
@@ -32,7 +37,7 @@ def token_of(request: Request, fallback: str | None) -> str:
             )
         token = _unprefixed(header) or None
     if not token:
-        token = _unprefixed(request.headers.get("x-ace-token") or "") or None
+        token = _unprefixed(ace_token or "") or None
     if not token:
         token = fallback
     if not token:

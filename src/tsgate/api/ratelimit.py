@@ -102,10 +102,47 @@ def limit_headers(bucket: Bucket, burst: int) -> list[tuple[bytes, bytes]]:
     ]
 
 
+async def admit_cached(services: Services, scope_hash: str) -> list[tuple[bytes, bytes]] | None:
+    """The limit on an answer served whole from the cache to a caller whose token upstream
+    has accepted (``scope_hash`` validated): a ``read`` request costing ``REQUEST_COST``
+    with no upstream work to bill after. The headers to send when let in; ``None`` when
+    refused (the caller then takes the full path, which answers the 429)."""
+    settings = services.settings
+    if settings.rate_limit_per_min <= 0:
+        return []
+    try:
+        bucket = await services.cache.take(
+            "ratelimit:read:t:" + scope_hash,
+            settings.rate_limit_per_min / 60.0,
+            settings.rate_limit_burst,
+            cost=REQUEST_COST,
+            need=1.0,
+        )
+    except StorageError as exc:
+        _WARNING.warn(exc)
+        return []
+    return limit_headers(bucket, settings.rate_limit_burst) if bucket.allowed else None
+
+
+class _Warning:
+    """One warning a minute while the cache fails, not one per request."""
+
+    def __init__(self) -> None:
+        self._warned_at = -math.inf
+
+    def warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("rate limiting is off while the cache fails: %s", exc)
+
+
+_WARNING = _Warning()
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._warned_at = -math.inf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: Services | None = scope.get("state", {}).get("services")
@@ -125,7 +162,7 @@ class RateLimitMiddleware:
                 key, rate_per_s, settings.rate_limit_burst, cost=cost, need=1.0
             )
         except StorageError as exc:
-            self._warn(exc)
+            _WARNING.warn(exc)
             await self.app(scope, receive, send)
             return
         headers = limit_headers(bucket, settings.rate_limit_burst)
@@ -143,7 +180,7 @@ class RateLimitMiddleware:
             return
 
         with metered() as meter:
-            bill = _Bill(self, services, key, rate_per_s, meter, paid=cost)
+            bill = _Bill(services, key, rate_per_s, meter, paid=cost)
 
             async def send_with_headers(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -158,19 +195,12 @@ class RateLimitMiddleware:
             finally:
                 await bill.settle()  # what a streamed answer fetched after its start
 
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at >= _WARN_EVERY_S:
-            self._warned_at = now
-            log.warning("rate limiting is off while the cache fails: %s", exc)
-
 
 class _Bill:
     """The upstream work of one request, charged to its caller as it becomes known."""
 
     def __init__(
         self,
-        limiter: RateLimitMiddleware,
         services: Services,
         key: str,
         rate_per_s: float,
@@ -178,7 +208,7 @@ class _Bill:
         *,
         paid: float,
     ) -> None:
-        self.limiter, self.services, self.key, self.meter = limiter, services, key, meter
+        self.services, self.key, self.meter = services, key, meter
         self.rate_per_s = rate_per_s
         self.burst = services.settings.rate_limit_burst
         self.charged = paid  # what the caller paid on entry counts towards the work
@@ -197,5 +227,5 @@ class _Bill:
                 self.key, self.rate_per_s, self.burst, cost=due, force=True
             )
         except StorageError as exc:
-            self.limiter._warn(exc)
+            _WARNING.warn(exc)
             return None

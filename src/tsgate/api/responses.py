@@ -28,6 +28,7 @@ class CachedResponse(msgspec.Struct):
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
     packed: bool = False  # ``body`` is kept zstd-compressed; undone before it is sent
+    expires_s: float = 0.0  # wall-clock time the entry expires (0: not told)
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,13 @@ async def store(
     ttl_s: float,
     *,
     max_bytes: int = MAX_BYTES,
-) -> None:
+) -> bool:
+    """Keep ``entry`` for ``ttl_s``; whether it was kept."""
     if ttl_s <= 0 or len(entry.body) > max_bytes:
-        return
+        return False
     try:
         await cache.set(str(key), msgspec.msgpack.encode(entry), ttl_s=ttl_s)
     except StorageError as exc:
         log.warning("response cache unavailable: %s", exc)
+        return False
+    return True

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from tsgate.api import responses
 from tsgate.api.auth import token_of
+from tsgate.api.fastpath import FastAnswers
 from tsgate.api.limits import check_points, check_range
 from tsgate.api.negotiation import (
     checked_format,
@@ -42,6 +43,7 @@ from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
 from tsgate.series import calendar, rollups, weighted
+from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.calendar import UTC
 from tsgate.series.chart import (
     INTERVALS,
@@ -218,6 +220,8 @@ async def timeseries(request: Request) -> Response:
     )
     hit = await responses.load(services.cache, key)
     if hit is not None:
+        await _regrant(request, q, token)
+        _keep_fast(request, parsed, key, hit)
         return _from_cache(request, hit, started)
     queued = await _too_large_for_inline(request, q, layout, token)
     if queued is not None:
@@ -234,9 +238,38 @@ async def timeseries(request: Request) -> Response:
     response = compressed(request, body, media_type, headers=headers)
     if result.stats.cache_status != "STALE":
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-        entry = responses.CachedResponse(bytes(response.body), media_type, kept)
-        await responses.store(services.cache, key, entry, _response_ttl_s(request, q, result))
+        ttl_s = _response_ttl_s(request, q, result)
+        entry = responses.CachedResponse(
+            bytes(response.body), media_type, kept, expires_s=time.time() + ttl_s
+        )
+        if await responses.store(services.cache, key, entry, ttl_s):
+            _keep_fast(request, parsed, key, entry)
     return response
+
+
+async def _regrant(request: Request, q: ChartQuery, token: str) -> None:
+    """Before a kept answer is served: the token's access to the site, asked of upstream
+    again once its grant has run out (a revoked token gets its 401/403 here). If upstream
+    cannot answer, the kept answer is served as before."""
+    access = services_of(request).access
+    if q.site == UNKNOWN_SITE or access.granted(access.scope(token), q.site):
+        return
+    try:
+        await access.check(q.site, token)
+    except (UpstreamError, UpstreamBadAnswer) as exc:
+        log.info("access of a kept answer not renewed (%s): served from the cache", exc)
+
+
+def _keep_fast(
+    request: Request,
+    parsed: ChartRequest,
+    key: responses.ResponseKey,
+    entry: responses.CachedResponse,
+) -> None:
+    """The answer also kept ready to send, for :mod:`tsgate.api.fastpath`."""
+    answers: FastAnswers | None = getattr(request.state, "fast_answers", None)
+    if answers is not None and parsed.query.tz != "site" and request.method == "GET":
+        answers.keep(request.scope, services_of(request), key.query.site, key.generation, entry)
 
 
 async def _describe_series(

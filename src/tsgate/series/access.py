@@ -75,6 +75,12 @@ class AccessCheck:
         """Whether upstream accepted the token with this ``scope`` within ``ttl_ms``."""
         return self._valid.get(scope, 0) > self._clock()
 
+    def granted(self, scope: str, site: str) -> bool:
+        """Whether the token with this ``scope`` may read ``site`` on what upstream said
+        within ``ttl_ms`` (and has not refused the token since)."""
+        now = self._clock()
+        return self._granted.get((scope, site), 0) > now and self._valid.get(scope, 0) > now
+
     def accepted(self, token: str) -> None:
         """Upstream answered ``token`` with a success elsewhere (a pass-through)."""
         _bounded(self._valid)[self.scope(token)] = self._clock() + self.ttl_ms
@@ -109,7 +115,7 @@ class AccessCheck:
         scope = self.scope(token)
         key = (scope, subject)
         now = self._clock()
-        if self._granted.get(key, 0) > now:
+        if self.granted(scope, subject):  # not once upstream refused the token elsewhere
             return
         denied = self._denied.get(key)
         if denied is not None and denied[0] > now:
