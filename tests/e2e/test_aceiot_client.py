@@ -88,7 +88,7 @@ def test_demo_command_serves_without_a_token(tmp_path: object) -> None:
                 time.sleep(0.2)
         assert health.json()["status"] == "healthy"
         sites = httpx.get(f"http://127.0.0.1:{port}/api/sites", timeout=5)
-        assert sites.status_code == 200 and sites.json()["total"] == 3
+        assert sites.status_code == 200 and sites.json()["total"] == 5
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)

@@ -41,7 +41,7 @@ async def test_campus_is_large_and_realistically_named() -> None:
     sim = create_simulator(seed=1)
     async with client(sim) as c:
         sites = (await c.get("/sites")).json()
-        assert sites["total"] == 3 and sites["pages"] == 1
+        assert sites["total"] == 5 and sites["pages"] == 1
         first = (
             await c.get("/sites/demo_campus/configured_points", params={"per_page": 1000})
         ).json()

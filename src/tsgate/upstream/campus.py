@@ -21,6 +21,8 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
+from tsgate.upstream import building
+
 SWEEP_MS = 300_000  # every collecting point reports once per 5-minute sweep
 _U64 = np.uint64
 
@@ -49,6 +51,7 @@ class SimSite:
     utc_offset_h: int
     points: tuple[SimPoint, ...] = field(repr=False)
     key: int = 0
+    zone: str | None = None  # an IANA zone (its offsets drive the clock), else utc_offset_h
 
     @cached_property
     def collecting(self) -> tuple[SimPoint, ...]:
@@ -103,6 +106,8 @@ class _SiteSpec:
     lat: float
     lon: float
     utc_offset_h: int
+    zone: str | None = None  # sites in a zone also carry building devices
+    buildings: int = 0
 
 
 _SITES = (
@@ -111,6 +116,33 @@ _SITES = (
     ),
     _SiteSpec("office_tower", "Harbor Office Tower", "HarborTower", 48, 4, 40, 41.9, -87.6, -6),
     _SiteSpec("elm_school", "Elm Street School", "ElmSchool", 14, 2, 16, 42.4, -71.1, -5),
+    # daylight saving, and a half-hour offset: local clocks, with building devices
+    _SiteSpec(
+        "rhine_lab",
+        "Rhine Research Lab",
+        "RhineLab",
+        6,
+        1,
+        10,
+        50.94,
+        6.96,
+        1,
+        "Europe/Berlin",
+        2,
+    ),
+    _SiteSpec(
+        "pune_clinic",
+        "Pune Clinic",
+        "PuneClinic",
+        4,
+        1,
+        10,
+        18.52,
+        73.86,
+        5,
+        "Asia/Kolkata",
+        2,
+    ),
 )
 
 
@@ -132,6 +164,7 @@ def build_campus(seed: int) -> tuple[SimSite, ...]:
                 utc_offset_h=spec.utc_offset_h,
                 points=tuple(points),
                 key=_hash(seed, "site", spec.name),
+                zone=spec.zone,
             )
         )
     return tuple(sites)
@@ -160,6 +193,7 @@ def _site_points(seed: int, spec: _SiteSpec, first_id: int) -> list[SimPoint]:
         device = f"8000:{33 + n // 64}-{8033 + n // 64}"
         name = f"ses/{spec.name}/{device}/analogValue/{100 + n}"
         specs.append((name, kind, unit, device, bool(rng.random() < 0.8)))
+    specs.extend(building.device_points(spec.name, spec.buildings))
     biases = rng.normal(0.0, 1.0, size=len(specs))
     return [
         SimPoint(
@@ -215,7 +249,13 @@ def present(site: SimSite, point: SimPoint, sweeps: npt.NDArray[np.int64]) -> np
     outage_day = uniform(site.key, days, salt=3) < 0.02
     slot = (uniform(site.key, days, salt=4) * 280).astype(np.int64)
     in_outage = outage_day & (sweeps % 288 >= slot) & (sweeps % 288 < slot + 6)
-    return ~(lost_hour | in_outage)
+    reported = ~(lost_hour | in_outage)
+    if point.kind in building.DEADBANDS:
+        deadband = building.DEADBANDS[point.kind]
+        reported &= building.cov_reports(sweeps, deadband, lambda s: values(site, point, s))
+    elif point.kind == "stale_rh":
+        reported &= ~building.stale(point.key, sweeps, uniform)
+    return reported
 
 
 @dataclass(frozen=True)
@@ -262,8 +302,9 @@ def values(
 ) -> npt.NDArray[np.float64]:
     """The point's signal at each sweep, rounded as a controller reports it."""
     t_s = sweeps.astype(np.float64) * (SWEEP_MS / 1000)
-    local_h = ((t_s / 3600 + site.utc_offset_h) % 24 + 24) % 24
-    day = np.floor((t_s / 3600 + site.utc_offset_h) / 24)
+    offset_h = site.utc_offset_h if site.zone is None else building.utc_offsets_h(site.zone, sweeps)
+    local_h = ((t_s / 3600 + offset_h) % 24 + 24) % 24
+    day = np.floor((t_s / 3600 + offset_h) / 24)
     weekday = ((day + 3) % 7) < 5  # 1970-01-01 was a Thursday
     occupied = weekday & (local_h >= 6.5) & (local_h < 19)
     season = np.sin(2 * np.pi * (t_s / 86400 % 365.25 - 110) / 365.25)
@@ -273,7 +314,21 @@ def values(
     occ = occupied.astype(np.float64)
     load = np.clip(0.35 + 0.02 * (oat - 55) + 0.3 * occ + 0.3 * noise, 0, 1)
     ctx = _Context(occupied, occ, diurnal, oat, load, noise, point.bias)
-    rounded: npt.NDArray[np.float64] = np.round(_SIGNALS[point.kind](ctx), 2)
+    if point.kind in building.KINDS:
+        base = _SIGNALS[building.RESEMBLES.get(point.kind, "zone_temp")](ctx)
+        signal = building.signal(
+            point.kind,
+            key=point.key,
+            sweeps=sweeps,
+            local=(local_h, day, occupied),
+            load=load,
+            noise=noise,
+            base=base,
+            uniform=uniform,
+        )
+    else:
+        signal = _SIGNALS[point.kind](ctx)
+    rounded: npt.NDArray[np.float64] = np.round(signal, 2)
     return rounded
 
 

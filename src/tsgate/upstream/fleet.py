@@ -120,7 +120,7 @@ class Fleet:
     def point(self, site: SimSite, p: SimPoint) -> dict[str, Any]:
         created = _CREATED + dt.timedelta(seconds=p.id * 7)
         updated = created + dt.timedelta(days=30 + p.key % 400, microseconds=p.key % 1_000_000)
-        bacnet = "/analogValue/" in p.name
+        bacnet = _object_type(p) is not None
         kv_tags: dict[str, str] = {"device": p.device}
         if p.unit:
             kv_tags["unit"] = p.unit
@@ -143,12 +143,13 @@ class Fleet:
     def _bacnet(self, p: SimPoint) -> dict[str, Any]:
         device, _, index = p.name.split("/")[2:5]
         device_id = int(device.split("-")[-1])
+        object_type = _object_type(p) or "analogValue"
         return {
             "device_address": f"192.168.96.{device_id % 250 + 2}",
             "device_id": device_id,
-            "object_type": "analogValue",
+            "object_type": object_type,
             "object_index": int(index),
-            "object_name": f"AV-{index}",
+            "object_name": f"{_OBJECT_ABBREVIATIONS[object_type]}-{index}",
             "device_name": f"Device {device}",
             "object_description": p.kind.replace("_", " "),
             "device_description": None,
@@ -338,6 +339,21 @@ class Fleet:
         }
 
 
+_OBJECT_ABBREVIATIONS = {
+    "analogValue": "AV",
+    "analogInput": "AI",
+    "binaryValue": "BV",
+    "binaryOutput": "BO",
+    "multiStateValue": "MSV",
+}
+
+
+def _object_type(p: SimPoint) -> str | None:
+    """The BACnet object type in a BACnet point's name (``…/binaryOutput/3``), if any."""
+    parts = p.name.split("/")
+    return parts[3] if len(parts) == 5 and parts[3] in _OBJECT_ABBREVIATIONS else None
+
+
 def marker_tags(p: SimPoint) -> list[str]:
     tags = {"point", p.kind.replace("_", "-")}
     if p.kind in (
@@ -348,10 +364,14 @@ def marker_tags(p: SimPoint) -> list[str]:
         "return_temp",
         "outside_air_temp",
         "chw_temp",
+        "zone_temp_cov",
+        "flatline_temp",
     ):
         tags.add("temp")
     if p.kind.endswith("status") or p.kind == "occupancy":
         tags.add("binary")
+    if p.kind == "occ_schedule":
+        tags |= {"schedule", "occupancy"}
     if p.device.startswith("Vav"):
         tags.add("vav")
     if p.device.startswith("Ahu"):
