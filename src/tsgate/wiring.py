@@ -42,6 +42,7 @@ from tsgate.recorder import StatsRecorder
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
+from tsgate.series.hourly import QualityMemo
 from tsgate.series.kinds import PointKinds
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
@@ -80,6 +81,7 @@ class Services:
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
     monitor: Monitor | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
+    quality: QualityMemo = field(default_factory=QualityMemo)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
