@@ -21,6 +21,7 @@ from tsgate.object_store.base import ObjectStore
 from tsgate.recorder import StatsRecorder
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog, PointRows
+from tsgate.series.hourly import QualityMemo
 from tsgate.series.index import ChunkIndex
 from tsgate.series.kinds import PointKinds
 from tsgate.series.reader import SeriesReader
@@ -77,3 +78,4 @@ class Services:
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
     monitor: Monitor | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
+    quality: QualityMemo = field(default_factory=QualityMemo)

@@ -34,7 +34,7 @@ from tsgate.api.ratelimit import admit_cached
 from tsgate.api.responses import CachedResponse
 from tsgate.errors import Unauthorized
 from tsgate.series.access import UNKNOWN_SITE, token_hash
-from tsgate.wiring import Services
+from tsgate.services import Services
 
 PATH = "/api/timeseries"
 MAX_BYTES = 64 << 20  # bodies kept in this process; the oldest entries go first

@@ -17,15 +17,13 @@ from tsgate.api.auth import token_of
 from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
-from tsgate.series.chart import exact_buckets
-from tsgate.series.grids import Grid
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
-from tsgate.series.quality import Quality, assess, summarise
+from tsgate.series.hourly import Judging, assess_points
+from tsgate.series.model import MS_PER_DAY
+from tsgate.series.quality import PointProfile, Quality, profile_of, summarise
 from tsgate.upstream.wire import format_time, parse_range
 
 MAX_QUALITY_POINTS = 10_000
 MAX_QUALITY_DAYS = 92
-DEFAULT_CADENCE_S = 300  # when the catalog has no collect_interval for a point
 STALE_CADENCES = 3  # a point is stale after this many missed reports, unless told
 
 
@@ -40,36 +38,35 @@ async def quality(request: Request) -> Response:
         raise TooLarge(
             "max_quality_days", f"end: at most {MAX_QUALITY_DAYS} days per quality request"
         )
-    tolerance = _number(q.get("flat_tolerance"), "flat_tolerance") or 0.0
-    stale_after_s = _number(q.get("stale_after"), "stale_after")
-    low, high = _bound(q.get("low"), "low"), _bound(q.get("high"), "high")
+    tolerance = _number(q.get("flat_tolerance"), "flat_tolerance", at_least=0.0) or 0.0
+    stale_after_s = _number(q.get("stale_after"), "stale_after", at_least=0.0)
+    low, high = _number(q.get("low"), "low"), _number(q.get("high"), "high")
     if low is not None and high is not None and low > high:
         raise BadParameter("high", f"must not be below low ({low:g})")
     token = token_of(request, services.settings.upstream_token)
     await services.catalog.fresh(site, token)
-    catalog = await _catalog(request, site, q.get("points"))
-    cadences = {name: _cadence_s(point) for name, point in catalog.items()}
-    names = list(catalog)
-    found, stats = await exact_buckets(
-        services.reader, site, names, (start_ms, end_ms), Grid(MS_PER_HOUR), token=token
+    profiles = await _profiles(request, site, q.get("points"))
+    judging = Judging(
+        cadence_ms=[p.cadence_s * 1000 for p in profiles],
+        stale_after_ms=[
+            int((stale_after_s or STALE_CADENCES * p.cadence_s) * 1000) for p in profiles
+        ],
+        bounds=[
+            (p.low if low is None else low, p.high if high is None else high) for p in profiles
+        ],
+        flat_tolerance=tolerance,
     )
-    now_ms = services.reader.clock_ms()
+    items, stats, now_ms = await assess_points(
+        services.reader,
+        site,
+        [p.name for p in profiles],
+        (start_ms, end_ms),
+        judging,
+        token=token,
+        memo=services.quality,
+    )
     zone = await services.zones.zone_of(site, token)
-    items = [
-        assess(
-            name,
-            found[name],
-            (start_ms, end_ms),
-            now_ms,
-            cadence_ms=cadence_s * 1000,
-            stale_after_ms=int((stale_after_s or STALE_CADENCES * cadence_s) * 1000),
-            flat_tolerance=tolerance,
-            bounds=_bounds(catalog[name], low, high),
-        )
-        for name, cadence_s in cadences.items()
-    ]
-    described = {name: services.kinds.describe(point) for name, point in catalog.items()}
-    summary = summarise(items, {name: kind for name, (kind, _) in described.items()})
+    summary = summarise(items, {p.name: p.kind for p in profiles})
     body = {
         "metadata": {
             "siteId": site,
@@ -88,20 +85,20 @@ async def quality(request: Request) -> Response:
             "meanCoveragePct": summary.mean_coverage_pct,
             "samples": summary.samples,
         },
-        "points": [_item(item, catalog[item.name], described[item.name]) for item in items],
+        "points": [_item(item, p) for item, p in zip(items, profiles, strict=True)],
     }
     data, media_type = encode_body(body, wants_msgpack(request))
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
     return compressed(request, data, media_type, headers=headers)
 
 
-def _item(item: Quality, point: dict[str, Any], described: tuple[str, str]) -> dict[str, Any]:
+def _item(item: Quality, profile: PointProfile) -> dict[str, Any]:
     return {
         "name": item.name,
-        "unit": (point.get("kv_tags") or {}).get("unit"),
-        "kind": described[0],
-        "mode": described[1],
-        "cadenceS": _cadence_s(point),
+        "unit": profile.unit,
+        "kind": profile.kind,
+        "mode": profile.mode,
+        "cadenceS": profile.cadence_s,
         "samples": item.samples,
         "expected": item.expected,
         "coveragePct": item.coverage_pct,
@@ -116,76 +113,32 @@ def _item(item: Quality, point: dict[str, Any], described: tuple[str, str]) -> d
     }
 
 
-async def _catalog(
-    request: Request, site: str, raw_points: str | None
-) -> dict[str, dict[str, Any]]:
-    """The catalog objects of the points to assess: the named ones, else every point of
-    the site that collects."""
+async def _profiles(request: Request, site: str, raw_points: str | None) -> list[PointProfile]:
+    """The points to assess: the named ones, else every point of the site that collects.
+    The site's catalog is read once per refresh of it (the profiles are kept)."""
     services = services_of(request)
-    _, catalog = await services.points.list(site, 0, MAX_QUALITY_POINTS + 1)
-    known = {p["name"]: p for p in catalog}
+    version = await services.points.refreshed_at(site)
+    known = services.quality.profiles(site, version)
+    if known is None:
+        _, catalog = await services.points.list(site, 0, MAX_QUALITY_POINTS + 1)
+        known = {p["name"]: profile_of(p, services.kinds) for p in catalog}
+        services.quality.keep_profiles(site, version, known)
     if raw_points:
         names = list(dict.fromkeys(n.strip() for n in raw_points.split(",") if n.strip()))
+        if len(names) > MAX_QUALITY_POINTS:
+            raise TooLarge("max_quality_points", f"at most {MAX_QUALITY_POINTS} points per request")
         unknown = [n for n in names if n not in known]
         if unknown:
             raise BadParameter("points", f"not points of {site!r}: {', '.join(unknown[:5])}")
-    else:
-        names = [n for n, p in known.items() if p.get("collect_enabled")]
-    if len(names) > MAX_QUALITY_POINTS:
+        return [known[n] for n in names]
+    chosen = [p for p in known.values() if p.collects]
+    if len(chosen) > MAX_QUALITY_POINTS:
         raise TooLarge("max_quality_points", f"at most {MAX_QUALITY_POINTS} points per request")
-    return {n: known[n] for n in names}
+    return chosen
 
 
-def _cadence_s(point: dict[str, Any]) -> int:
-    interval = point.get("collect_interval")
-    if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0:
-        return interval
-    return DEFAULT_CADENCE_S
-
-
-def _number(raw: str | None, name: str) -> float | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadParameter(name, f"{raw!r} is not a number") from None
-    if not (0 <= value < float("inf")):
-        raise BadParameter(name, f"{raw!r} must be a finite number >= 0")
-    return value
-
-
-_LOW_TAGS = ("minVal", "min_val", "min")  # Project Haystack names first
-_HIGH_TAGS = ("maxVal", "max_val", "max")
-
-
-def _bounds(
-    point: dict[str, Any], low: float | None, high: float | None
-) -> tuple[float | None, float | None]:
-    """A point's plausible range: ``low``/``high`` from the request, else its kv tags."""
-    tags = point.get("kv_tags")
-    tags = tags if isinstance(tags, dict) else {}
-    return (
-        low if low is not None else _tag_number(tags, _LOW_TAGS),
-        high if high is not None else _tag_number(tags, _HIGH_TAGS),
-    )
-
-
-def _tag_number(tags: dict[str, Any], keys: tuple[str, ...]) -> float | None:
-    for key in keys:
-        value = tags.get(key)
-        number: float | None = None
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-        if number is not None and math.isfinite(number):
-            return number
-    return None
-
-
-def _bound(raw: str | None, name: str) -> float | None:
+def _number(raw: str | None, name: str, *, at_least: float | None = None) -> float | None:
+    """A finite number parameter (``None`` when absent), at least ``at_least`` if given."""
     if raw is None or raw == "":
         return None
     try:
@@ -194,6 +147,8 @@ def _bound(raw: str | None, name: str) -> float | None:
         raise BadParameter(name, f"{raw!r} is not a number") from None
     if not math.isfinite(value):
         raise BadParameter(name, f"{raw!r} must be a finite number")
+    if at_least is not None and value < at_least:
+        raise BadParameter(name, f"{raw!r} must be a finite number >= {at_least:g}")
     return value
 
 

@@ -1,4 +1,4 @@
-"""Data quality of a point over a range, from its hourly buckets alone.
+"""Data quality of points over a range, from their hourly buckets alone.
 
 Hourly buckets of exactly the samples in ``[start, end)`` (count, min, max and the times of
 each hour's first and last sample) are enough for what an engineer asks first:
@@ -11,17 +11,153 @@ each hour's first and last sample) are enough for what an engineer asks first:
 - **stale**: time since the last sample, against a threshold;
 - **flatline hours**: hours with at least two samples whose max - min is within a tolerance;
 - **out-of-range hours**: hours whose min or max lies outside the point's bounds.
+
+Every figure is computed at once for many points over an :class:`HourFrame` (one row of
+hours per point), with numpy and no loop over points or hours.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from tsgate.series.kinds import PointKinds
 from tsgate.series.model import MS_PER_HOUR
 from tsgate.series.rollups import Buckets
+
+DEFAULT_CADENCE_S = 300  # when the catalog has no collect_interval for a point
+_LOW_TAGS = ("minVal", "min_val", "min")  # Project Haystack names first
+_HIGH_TAGS = ("maxVal", "max_val", "max")
+
+
+@dataclass(frozen=True, slots=True)
+class PointProfile:
+    """What quality needs of a catalog point: its cadence, plausible range and kind."""
+
+    name: str
+    collects: bool
+    cadence_s: int  # ``collect_interval``, else DEFAULT_CADENCE_S
+    unit: Any  # the ``unit`` kv tag as given
+    kind: str
+    mode: str
+    low: float | None  # from the ``minVal``/``maxVal`` kv tags
+    high: float | None
+
+
+def profile_of(point: Mapping[str, Any], kinds: PointKinds) -> PointProfile:
+    interval = point.get("collect_interval")
+    cadence = (
+        interval
+        if isinstance(interval, int) and not isinstance(interval, bool) and interval > 0
+        else DEFAULT_CADENCE_S
+    )
+    tags = point.get("kv_tags")
+    tags = tags if isinstance(tags, dict) else {}
+    kind, mode = kinds.describe(point)
+    return PointProfile(
+        str(point.get("name")),
+        bool(point.get("collect_enabled")),
+        cadence,
+        tags.get("unit"),
+        kind,
+        mode,
+        _tag_number(tags, _LOW_TAGS),
+        _tag_number(tags, _HIGH_TAGS),
+    )
+
+
+def _tag_number(tags: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
+    for key in keys:
+        value = tags.get(key)
+        number: float | None = None
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+        if number is not None and math.isfinite(number):
+            return number
+    return None
+
+
+IntMatrix = npt.NDArray[np.int64]
+FloatMatrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class HourFrame:
+    """Hourly buckets of many points on one grid of ``hours`` epoch-aligned hours from
+    ``start_ms``: row ``i`` is point ``i``, column ``j`` the hour ``start_ms + j h``. An
+    hour without samples has ``count`` 0 (its other cells mean nothing)."""
+
+    start_ms: int
+    count: IntMatrix
+    min: FloatMatrix
+    max: FloatMatrix
+    first_ms: IntMatrix
+    last_ms: IntMatrix
+
+    @property
+    def hours(self) -> int:
+        return int(self.count.shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(
+            int(a.nbytes) for a in (self.count, self.min, self.max, self.first_ms, self.last_ms)
+        )
+
+    def put_rows(self, rows: npt.NDArray[np.intp], other: HourFrame) -> None:
+        """Replace ``rows`` (in order) by the rows of ``other``, a frame of the same hours."""
+        if (other.start_ms, other.hours) != (self.start_ms, self.hours):
+            raise ValueError("frames of different hours")
+        for name in ("count", "min", "max", "first_ms", "last_ms"):
+            getattr(self, name)[rows] = getattr(other, name)
+
+    def copy(self) -> HourFrame:
+        return HourFrame(
+            self.start_ms,
+            self.count.copy(),
+            self.min.copy(),
+            self.max.copy(),
+            self.first_ms.copy(),
+            self.last_ms.copy(),
+        )
+
+    @classmethod
+    def of(cls, parts: Sequence[Buckets], start_ms: int, hours: int) -> HourFrame:
+        """The frame of hourly ``parts`` (one per point, buckets starting in the frame's
+        hours); ``start_ms`` must be on the hour."""
+        if start_ms % MS_PER_HOUR:
+            raise ValueError(f"an hour frame starts on the hour, not at {start_ms}")
+        if any(b.width_ms != MS_PER_HOUR for b in parts):
+            raise ValueError("an hour frame needs hourly buckets")
+        shape = (len(parts), hours)
+        frame = cls(
+            start_ms,
+            np.zeros(shape, dtype=np.int64),
+            np.full(shape, np.nan),
+            np.full(shape, np.nan),
+            np.zeros(shape, dtype=np.int64),
+            np.zeros(shape, dtype=np.int64),
+        )
+        filled = [(i, b) for i, b in enumerate(parts) if len(b)]
+        if not filled:
+            return frame
+        rows = np.repeat([i for i, _ in filled], [len(b) for _, b in filled])
+        columns = (np.concatenate([b.start_ms for _, b in filled]) - start_ms) // MS_PER_HOUR
+        if columns.size and (int(columns.min()) < 0 or int(columns.max()) >= hours):
+            raise ValueError("buckets outside the frame's hours")
+        for name in ("count", "min", "max", "first_ms", "last_ms"):
+            getattr(frame, name)[rows, columns] = np.concatenate(
+                [getattr(b, name) for _, b in filled]
+            )
+        return frame
 
 
 @dataclass(frozen=True)
@@ -57,32 +193,96 @@ def assess(
     """The quality of one point from its hourly buckets of exactly the samples in ``span``."""
     if hourly.width_ms != MS_PER_HOUR:
         raise ValueError(f"quality needs hourly buckets, got {hourly.width_ms} ms")
-    if cadence_ms <= 0:
-        raise ValueError(f"cadence_ms must be positive, got {cadence_ms}")
+    first = span[0] // MS_PER_HOUR * MS_PER_HOUR
+    hours = max(1, -(-span[1] // MS_PER_HOUR) - first // MS_PER_HOUR)
+    (quality,) = assess_frame(
+        [name],
+        HourFrame.of([hourly], first, hours),
+        span,
+        now_ms,
+        cadence_ms=[cadence_ms],
+        stale_after_ms=[stale_after_ms],
+        flat_tolerance=flat_tolerance,
+        bounds=[bounds],
+    )
+    return quality
+
+
+def assess_frame(
+    names: Sequence[str],
+    frame: HourFrame,
+    span: tuple[int, int],
+    now_ms: int,
+    *,
+    cadence_ms: Sequence[int],
+    stale_after_ms: Sequence[int],
+    flat_tolerance: float = 0.0,
+    bounds: Sequence[tuple[float | None, float | None]],
+) -> list[Quality]:
+    """The quality of each point (row ``i`` of ``frame`` is ``names[i]``) from hourly
+    buckets of exactly its samples in ``span``."""
+    cadence = np.asarray(cadence_ms, dtype=np.int64)
+    if cadence.size and int(cadence.min()) <= 0:
+        raise ValueError(f"cadence_ms must be positive, got {int(cadence.min())}")
     start_ms, end_ms = span
     until = max(start_ms, min(end_ms, now_ms + 1))  # nothing can have arrived after now
-    samples = int(hourly.count.sum())
-    expected = (until - start_ms) // cadence_ms
-    coverage = 100.0 if expected <= 0 else min(100.0, 100.0 * samples / expected)
+    count = frame.count
+    has = count > 0
+    samples = count.sum(axis=1)
+    expected = (until - start_ms) // cadence
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coverage = np.where(expected <= 0, 100.0, np.minimum(100.0, 100.0 * samples / expected))
+    # the last sample before each hour (or the range's start), for the gap into the hour
+    lasts = np.maximum.accumulate(np.where(has, frame.last_ms, start_ms), axis=1)
+    before = np.concatenate((np.full((len(names), 1), start_ms), lasts[:, :-1]), axis=1)
+    into = np.where(has, frame.first_ms - before, 0).max(axis=1, initial=0)
+    last = lasts[:, -1] if frame.hours else np.full(len(names), start_ms)
+    longest = np.maximum(into, until - last)
+    spread = np.where(has, frame.max - frame.min, np.inf)
+    flat = np.count_nonzero((count >= 2) & (spread <= flat_tolerance), axis=1)
+    low = np.array([np.nan if b[0] is None else b[0] for b in bounds], dtype=np.float64)
+    high = np.array([np.nan if b[1] is None else b[1] for b in bounds], dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        outside = has & ((frame.min < low[:, None]) | (frame.max > high[:, None]))
+    out = np.count_nonzero(outside, axis=1)
+    filled = np.count_nonzero(has, axis=1)
+    live = end_ms > now_ms  # staleness is about now: a past range is judged by its end
+    return [
+        _quality(
+            name,
+            int(samples[i]),
+            int(expected[i]),
+            float(coverage[i]),
+            int(longest[i]),
+            int(last[i]),
+            until,
+            live,
+            int(stale_after_ms[i]),
+            (int(flat[i]), int(filled[i]), int(out[i])),
+        )
+        for i, name in enumerate(names)
+    ]
+
+
+def _quality(
+    name: str,
+    samples: int,
+    expected: int,
+    coverage: float,
+    longest: int,
+    last: int,
+    until: int,
+    live: bool,
+    stale_after_ms: int,
+    hours: tuple[int, int, int],
+) -> Quality:
     if samples == 0:
         # no sample at all: the whole range is one gap, and stale if it reaches now
-        empty_coverage = 0.0 if expected else 100.0
         return Quality(
-            name, 0, expected, empty_coverage, until - start_ms, None, None, end_ms > now_ms, 0, 0
+            name, 0, expected, 0.0 if expected else 100.0, longest, None, None, live, 0, 0
         )
-    edges = np.concatenate(([start_ms], hourly.last_ms))
-    nexts = np.concatenate((hourly.first_ms, [until]))
-    longest = int(np.max(nexts - edges))
-    last = int(hourly.last_ms[-1])
-    # staleness is about now: a range that ends in the past is judged by its end
-    stale_ms = until - last if end_ms > now_ms else None
-    flat = (hourly.count >= 2) & (hourly.max - hourly.min <= flat_tolerance)
-    low, high = bounds
-    outside = np.zeros(len(hourly), dtype=bool)
-    if low is not None:
-        outside |= hourly.min < low
-    if high is not None:
-        outside |= hourly.max > high
+    stale_ms = until - last if live else None
+    flat, filled, out = hours
     return Quality(
         name,
         samples,
@@ -92,9 +292,9 @@ def assess(
         last,
         stale_ms,
         stale_ms is not None and stale_ms > stale_after_ms,
-        int(np.count_nonzero(flat)),
-        len(hourly),
-        int(np.count_nonzero(outside)),
+        flat,
+        filled,
+        out,
     )
 
 

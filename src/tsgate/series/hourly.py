@@ -1,0 +1,240 @@
+"""Exact hourly buckets of many points at once, as :class:`HourFrame` rows, from the
+hourly rollups: what ``/api/quality`` reads.
+
+The rollups are read over the whole hours around the range, and the chunks behind them
+are made whole over those hours first. An edge hour the range cuts is then exact as
+stored when all its samples lie on one side of the cut (the usual case: the cut falls
+between two reports); only the points whose first or last hour holds samples on both
+sides are read raw over the part inside the range.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from tsgate.series import rollups
+from tsgate.series.memory import LRU
+from tsgate.series.model import MS_PER_HOUR
+from tsgate.series.quality import HourFrame, PointProfile, Quality, assess_frame
+from tsgate.series.reader import ReadStats, SeriesReader
+
+# cells (points x hours) of one frame: a request over many points and days is assessed
+# in batches of points, so memory stays bounded (about 130 bytes per cell while read)
+FRAME_CELLS = 600_000
+
+
+FrameKey = tuple[str, str, bytes, int, int]  # site, data generation, points, first hour, hours
+Mask = npt.NDArray[np.bool_]
+
+
+class QualityMemo:
+    """What ``/api/quality`` keeps between requests in this process.
+
+    - **frames**: the hour frame of a point set over some whole hours, with which of its
+      rows are final (every sample of those hours settled: no open day, no day awaiting a
+      re-check), keyed by the site's data generation, which moves whenever samples
+      already served change (a repaired late backlog, a refetched damaged object, an
+      invalidation); final rows are served from here for at most ``ttl_s`` (as long as a
+      final chart answer is kept), the others are read again every time;
+    - **profiles**: each site's catalog as quality reads it, keyed by when the catalog was
+      last refreshed.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_bytes: int = 128 << 20,
+        ttl_s: float = 3600.0,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._frames: LRU[FrameKey, tuple[float, HourFrame, Mask]] = LRU(
+            max_bytes, lambda kept: kept[1].nbytes
+        )
+        self._profiles: dict[str, tuple[int | None, dict[str, PointProfile]]] = {}
+        self._ttl_s = ttl_s
+        self._clock_s = clock_s
+
+    def frame(self, key: FrameKey) -> tuple[HourFrame, Mask] | None:
+        """A copy of the kept frame (callers cut its edges in place) and its final rows."""
+        kept = self._frames.get(key)
+        if kept is None or self._clock_s() - kept[0] > self._ttl_s:
+            return None
+        return kept[1].copy(), kept[2].copy()
+
+    def keep_frame(self, key: FrameKey, frame: HourFrame, final: Mask) -> None:
+        self._frames.put(key, (self._clock_s(), frame.copy(), final.copy()))
+
+    def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None:
+        kept = self._profiles.get(site)
+        return kept[1] if kept is not None and kept[0] == version else None
+
+    def keep_profiles(
+        self, site: str, version: int | None, profiles: dict[str, PointProfile]
+    ) -> None:
+        self._profiles[site] = (version, profiles)
+
+
+def frame_key(site: str, generation: str, names: Sequence[str], span: tuple[int, int]) -> FrameKey:
+    hours = _hours(span)
+    digest = hashlib.blake2b("\n".join(names).encode(), digest_size=16).digest()
+    return (site, generation, digest, int(hours[0]), int(hours.size))
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How each point is judged (lists parallel to the points)."""
+
+    cadence_ms: Sequence[int]
+    stale_after_ms: Sequence[int]
+    bounds: Sequence[tuple[float | None, float | None]]
+    flat_tolerance: float = 0.0
+
+
+async def assess_points(
+    reader: SeriesReader,
+    site: str,
+    names: Sequence[str],
+    span: tuple[int, int],
+    judging: Judging,
+    *,
+    token: str,
+    memo: QualityMemo | None = None,
+) -> tuple[list[Quality], ReadStats, int]:
+    """The quality of each of ``names`` over ``span``, in batches of whole frames, and
+    the time it was judged at: ``now`` is read after each batch's samples, so none of
+    them can lie after it."""
+    hours = len(_hours(span))
+    per_batch = max(1, FRAME_CELLS // hours)
+    items: list[Quality] = []
+    total = ReadStats()
+    now_ms = reader.clock_ms()
+    for lo in range(0, len(names), per_batch):
+        hi = min(len(names), lo + per_batch)
+        frame, stats = await exact_hours(reader, site, names[lo:hi], span, token=token, memo=memo)
+        _add(total, stats)
+        now_ms = reader.clock_ms()
+        items += assess_frame(
+            names[lo:hi],
+            frame,
+            span,
+            now_ms,
+            cadence_ms=judging.cadence_ms[lo:hi],
+            stale_after_ms=judging.stale_after_ms[lo:hi],
+            flat_tolerance=judging.flat_tolerance,
+            bounds=judging.bounds[lo:hi],
+        )
+    return items, total, now_ms
+
+
+async def exact_hours(
+    reader: SeriesReader,
+    site: str,
+    names: Sequence[str],
+    span: tuple[int, int],
+    *,
+    token: str,
+    memo: QualityMemo | None = None,
+) -> tuple[HourFrame, ReadStats]:
+    """Hourly buckets of exactly the samples of ``names`` in ``span`` (row ``i`` is
+    ``names[i]``), on the whole hours around it."""
+    start_ms, end_ms = span
+    hours = _hours(span)
+    first, last = int(hours[0]), int(hours[-1]) + MS_PER_HOUR
+    key = None if memo is None else frame_key(site, await reader.generations.get(site), names, span)
+    kept = None if memo is None or key is None else memo.frame(key)
+    if kept is None:
+        frame, final, stats = await _read_hours(reader, site, names, (first, last), token)
+    else:
+        frame, final = kept
+        await reader.access.check(site, token)  # kept data is served only to readers
+        stats = ReadStats(sources={"MEMORY"})
+        again = np.flatnonzero(~final)
+        if again.size:
+            part, final[again], stats = await _read_hours(
+                reader, site, [names[int(i)] for i in again], (first, last), token
+            )
+            frame.put_rows(again, part)
+            stats.sources.add("MEMORY")
+    if (
+        memo is not None
+        and key is not None
+        and (kept is None or not np.array_equal(kept[1], final))
+    ):
+        memo.keep_frame(key, frame, final)
+    # the part of the first and the last hour inside the range (one part: a single hour)
+    cuts = [(0, start_ms, min(end_ms, first + MS_PER_HOUR))]
+    if hours.size > 1:
+        cuts.append((hours.size - 1, max(start_ms, last - MS_PER_HOUR), end_ms))
+    edges = [(column, lo, hi, _cut(frame, column, lo, hi)) for column, lo, hi in cuts]
+    raw_edges = [e for e in edges if e[3].size]
+    reads = await asyncio.gather(
+        *(
+            reader.read(site, [names[r] for r in rows], lo, hi, token=token)
+            for _, lo, hi, rows in raw_edges
+        )
+    )
+    for (column, _, _, rows), (raw, edge_stats) in zip(raw_edges, reads, strict=True):
+        stats.sources |= edge_stats.sources
+        for r in rows:
+            _set(frame, int(r), column, rollups.bucketize(raw[names[r]], MS_PER_HOUR))
+    return frame, stats
+
+
+async def _read_hours(
+    reader: SeriesReader, site: str, names: Sequence[str], hours: tuple[int, int], token: str
+) -> tuple[HourFrame, Mask, ReadStats]:
+    """The hour frame of ``names`` over whole ``hours`` from the rollups (the chunks
+    behind them made whole first), and which rows are final."""
+    first, last = hours
+    found, stats = await reader.read_rollups(site, names, "1h", first, last, token=token)
+    frame = HourFrame.of([found[n] for n in names], first, (last - first) // MS_PER_HOUR)
+    final = np.array([not stats.stale and n not in stats.provisional for n in names], dtype=bool)
+    return frame, final, stats
+
+
+def _hours(span: tuple[int, int]) -> npt.NDArray[np.int64]:
+    """Start times of the epoch-aligned hours that ``span`` touches (at least one)."""
+    start_ms, end_ms = span
+    first = start_ms // MS_PER_HOUR
+    last = max(first + 1, -(-end_ms // MS_PER_HOUR))
+    return np.arange(first, last, dtype=np.int64) * MS_PER_HOUR
+
+
+def _cut(frame: HourFrame, column: int, lo: int, hi: int) -> npt.NDArray[np.intp]:
+    """Keep only the samples in ``[lo, hi)`` of the hour in ``column``: an hour whose
+    samples all lie inside stays, one whose samples all lie outside is emptied; the rows
+    whose hour holds samples on both sides are returned (to be read raw)."""
+    held = frame.count[:, column] > 0
+    first, last = frame.first_ms[:, column], frame.last_ms[:, column]
+    inside = (first >= lo) & (last < hi)
+    outside = (last < lo) | (first >= hi)
+    frame.count[held & outside, column] = 0
+    return np.flatnonzero(held & ~inside & ~outside)
+
+
+def _set(frame: HourFrame, row: int, column: int, hour: rollups.Buckets) -> None:
+    """Put the one bucket of ``hour`` (or nothing, when it is empty) at a cell."""
+    if not len(hour):
+        frame.count[row, column] = 0
+        return
+    frame.count[row, column] = hour.count[0]
+    frame.min[row, column], frame.max[row, column] = hour.min[0], hour.max[0]
+    frame.first_ms[row, column], frame.last_ms[row, column] = hour.first_ms[0], hour.last_ms[0]
+
+
+def _add(total: ReadStats, part: ReadStats) -> None:
+    """Add one batch's read to the whole answer's."""
+    total.upstream_requests += part.upstream_requests
+    total.fetched_samples += part.fetched_samples
+    total.fetched_ms += part.fetched_ms
+    total.needed_ms += part.needed_ms
+    total.sources |= part.sources
+    total.stale = total.stale or part.stale
+    total.healed += part.healed
