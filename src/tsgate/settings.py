@@ -120,7 +120,7 @@ class Settings:
     # monitoring history and alert rules (tsgate.monitor.rules: metric=warning/critical)
     monitor_interval_s: Seconds = 300.0  # a sample between maintenance passes; 0: only then
     monitor_retention_days: Annotated[float, msgspec.Meta(gt=0, le=36600)] = 30.0
-    alert_rules: str = ""  # none: thresholds depend on the deployment (see the runbook)
+    alert_rules: str = ""  # none: thresholds depend on the deployment (see docs/operations.md)
     # background jobs
     secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
     inline_worker: bool = True  # run a worker inside the server (embedded default)
