@@ -96,6 +96,10 @@ class Settings:
     max_charts_per_caller: Count = 1000  # saved charts one token may keep; 0: no limit
     max_open_jobs_per_caller: Count = 20  # queued, running or failed jobs per token; 0: no limit
     chart_ttl_s: Seconds = 180 * DAY_S  # saved charts unused this long are deleted; 0: kept
+    # maintenance keeps the saved charts used in the last N days cached (with
+    # TSGATE_UPSTREAM_TOKEN), that many units at once; 0 days: it does not
+    warm_charts_days: Annotated[float, msgspec.Meta(ge=0, le=366)] = 0.0
+    warm_charts_concurrency: AtLeastOne = 2
     header_timeout_s: Positive_s = 5.0  # a connection must finish its request headers by then
     shutdown_timeout_s: Positive_s = 10.0  # in-flight requests get this long on SIGTERM
     max_active_requests: Count = 64  # worked on at once; more wait their turn; 0: no limit

@@ -50,6 +50,7 @@ from tsgate.series.zones import SiteZones, parse_overrides
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
+from tsgate.warm import ChartWarmCounters, ChartWarmer
 
 log = logging.getLogger("tsgate")
 # where the generated secret lives when TSGATE_SECRET is unset (names, not secrets): the
@@ -80,6 +81,7 @@ class Services:
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
     monitor: Monitor | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
+    warming: ChartWarmCounters = field(default_factory=ChartWarmCounters)
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -188,6 +190,15 @@ async def open_services(
             window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),
         )
         rechecker = Rechecker(reader, settings.upstream_token or "")
+        warmer = ChartWarmer(
+            reader,
+            database.charts,
+            access,
+            settings.upstream_token or "",
+            settings.warm_charts_days,
+            settings.warm_charts_concurrency,
+            catalog,
+        )
         maintenance = Maintenance(
             recorder=recorder,
             stats=database.stats,
@@ -199,6 +210,7 @@ async def open_services(
             rechecks=rechecker,
             files=FileRetention(database.files, objects),
             monitor=monitor,
+            warming=warmer,
             options=MaintenanceOptions.of(settings),
         )
         services = Services(
@@ -218,6 +230,7 @@ async def open_services(
             maintenance=maintenance,
             alerts=alerts,
             rechecks=rechecker.counters,
+            warming=warmer.counters,
             monitor=monitor,
             kinds=kinds,
         )

@@ -32,22 +32,21 @@ from tsgate.api.limits import check_range
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import point_objects, resolve_zone
 from tsgate.errors import BadParameter, TooLarge
-from tsgate.series.chart import ChartQuery, ChartResult, estimate_samples, reads_raw, run_chart
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
-from tsgate.upstream.wire import parse_time
+from tsgate.series.chart import (
+    ChartQuery,
+    ChartResult,
+    estimate_samples,
+    reads_raw,
+    run_chart,
+    saved_range,
+)
+from tsgate.series.model import MS_PER_DAY
 
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 WIDTH_PX = (200, 4000)
 HEIGHT_PX = (150, 3000)
 MAX_PIXELS = 8_000_000  # 4000 x 2000: an image's canvas is 4 bytes a pixel while drawn
 DEFAULT_SIZE = (1200, 600)
-PRESETS_MS = {
-    "1h": MS_PER_HOUR,
-    "24h": 24 * MS_PER_HOUR,
-    "7d": 7 * MS_PER_DAY,
-    "30d": 30 * MS_PER_DAY,
-    "365d": 365 * MS_PER_DAY,
-}
 COMPARE_MS = -7 * MS_PER_DAY  # the page's "last week"
 PLOT_SHARE = 0.85  # of the width: the plot area between the axes
 _DRAWING = threading.Lock()  # matplotlib's settings are global while saving
@@ -80,28 +79,6 @@ def image_request(request: Request, fmt: str) -> ImageRequest:
     if theme not in plotting.THEMES:
         raise BadParameter("theme", f"{theme[:20]!r} is not one of {', '.join(plotting.THEMES)}")
     return ImageRequest(fmt, width, height, theme)
-
-
-def _time(value: Any, name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    return parse_time(name, str(value))
-
-
-def saved_range(config: dict[str, Any], now_ms: int) -> tuple[int, int]:
-    """``[start, end)`` of the saved range; a preset ends on the next whole minute."""
-    rng = config.get("range") or {"preset": "24h"}
-    preset = rng.get("preset", "custom")
-    if preset in PRESETS_MS:
-        end = -(-now_ms // MS_PER_MINUTE) * MS_PER_MINUTE
-        return end - PRESETS_MS[preset], end
-    start, end = (
-        _time(rng.get("start"), "config.range.start"),
-        _time(rng.get("end"), "config.range.end"),
-    )
-    if end <= start:
-        raise BadParameter("config.range.end", "the saved range ends before it starts")
-    return start, end
 
 
 def chart_query(config: dict[str, Any], now_ms: int, width_px: int) -> ChartQuery:
