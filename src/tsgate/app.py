@@ -15,6 +15,7 @@ from tsgate import ui
 from tsgate.api import (
     ace,
     admin,
+    chartimages,
     charts,
     files,
     frames,
@@ -88,6 +89,7 @@ def create_app(
         *quality.routes(),
         *points.routes(),
         *jobs.routes(),
+        *chartimages.routes(),  # before charts: its {chart_id} would take 'id.png'
         *charts.routes(),
         *files.routes(),
         *prometheus.routes(),

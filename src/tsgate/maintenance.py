@@ -1,7 +1,7 @@
 """Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
 their retention with their result objects, expire unused saved charts (and delete their
-attachments), measure the stores, raise size alerts, and sample the monitoring history
-(with its alert rules, ``tsgate.monitor``).
+attachments), keep the recently used ones cached, measure the stores, raise size alerts,
+and sample the monitoring history (with its alert rules, ``tsgate.monitor``).
 
 :meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
 :class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``, and the due
@@ -79,6 +79,12 @@ class MonitorSampler(Protocol):
         ...
 
 
+class ChartWarming(Protocol):
+    async def run(self, now_ms: int) -> int:
+        """Cache what is missing of the recently used saved charts; how many charts."""
+        ...
+
+
 class Rechecks(Protocol):
     async def run(self, now_ms: int) -> RecheckReport:
         """Read again the holes of provisional periods whose re-check is due."""
@@ -117,6 +123,7 @@ class MaintenanceReport:
     files: int = 0
     file_bytes: int = 0
     files_removed: int = 0  # attachments of saved charts that are gone
+    charts_warmed: int = 0  # recently used saved charts whose ranges are now cached
     rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
     alert_levels: dict[str, str] = field(default_factory=dict)  # rule -> ok|warning|critical
@@ -149,6 +156,7 @@ class Maintenance:
     rechecks: Rechecks | None = None
     files: FileRetention | None = None
     monitor: MonitorSampler | None = None
+    warming: ChartWarming | None = None
     options: MaintenanceOptions = MaintenanceOptions()
 
     async def measure(self) -> StoreSizes:
@@ -184,6 +192,8 @@ class Maintenance:
             unused_since_ms = now_ms - int(self.options.chart_ttl_s * 1000)
             charts_expired = await self.charts.expire(unused_since_ms=unused_since_ms)
         files_removed = await self.files.cleanup() if self.files is not None else 0
+        # after the expiry: an expired chart is not fetched again
+        warmed = await self.warming.run(now_ms) if self.warming is not None else 0
         # measured after the deletions: what the stores hold now
         sizes = await self.measure()
         database_bytes, store_bytes = sizes.database_bytes, sizes.store_bytes
@@ -206,6 +216,7 @@ class Maintenance:
             files=sizes.files,
             file_bytes=sizes.file_bytes,
             files_removed=files_removed,
+            charts_warmed=warmed,
             rechecks=rechecked,
             alerts=alerts,
             alert_levels=dict(sampled.levels) if sampled is not None else {},

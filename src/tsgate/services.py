@@ -31,6 +31,7 @@ from tsgate.series.zones import SiteZones
 from tsgate.settings import Settings
 from tsgate.stats import StatsTable
 from tsgate.upstream.base import Upstream
+from tsgate.warm import ChartWarmCounters
 
 
 class DatabaseHealth(Protocol):
@@ -79,3 +80,4 @@ class Services:
     monitor: Monitor | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
     quality: QualityMemo = field(default_factory=QualityMemo)
+    warming: ChartWarmCounters = field(default_factory=ChartWarmCounters)

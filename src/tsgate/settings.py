@@ -96,6 +96,10 @@ class Settings:
     max_charts_per_caller: Count = 1000  # saved charts one token may keep; 0: no limit
     max_open_jobs_per_caller: Count = 20  # queued, running or failed jobs per token; 0: no limit
     chart_ttl_s: Seconds = 180 * DAY_S  # saved charts unused this long are deleted; 0: kept
+    # maintenance keeps the saved charts used in the last N days cached (with
+    # TSGATE_UPSTREAM_TOKEN), that many units at once; 0 days: it does not
+    warm_charts_days: Annotated[float, msgspec.Meta(ge=0, le=366)] = 0.0
+    warm_charts_concurrency: AtLeastOne = 2
     header_timeout_s: Positive_s = 5.0  # a connection must finish its request headers by then
     shutdown_timeout_s: Positive_s = 10.0  # in-flight requests get this long on SIGTERM
     max_active_requests: Count = 64  # worked on at once; more wait their turn; 0: no limit
@@ -120,7 +124,7 @@ class Settings:
     # monitoring history and alert rules (tsgate.monitor.rules: metric=warning/critical)
     monitor_interval_s: Seconds = 300.0  # a sample between maintenance passes; 0: only then
     monitor_retention_days: Annotated[float, msgspec.Meta(gt=0, le=36600)] = 30.0
-    alert_rules: str = ""  # none: thresholds depend on the deployment (see the runbook)
+    alert_rules: str = ""  # none: thresholds depend on the deployment (see docs/operations.md)
     # background jobs
     secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
     inline_worker: bool = True  # run a worker inside the server (embedded default)

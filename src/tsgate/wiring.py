@@ -51,6 +51,7 @@ from tsgate.services import Services
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.base import Upstream
+from tsgate.warm import ChartWarmer
 
 log = logging.getLogger("tsgate")
 # where the generated secret lives when TSGATE_SECRET is unset (names, not secrets): the
@@ -183,6 +184,15 @@ async def open_services(
             window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),
         )
         rechecker = Rechecker(reader, settings.upstream_token or "")
+        warmer = ChartWarmer(
+            reader,
+            database.charts,
+            access,
+            settings.upstream_token or "",
+            settings.warm_charts_days,
+            settings.warm_charts_concurrency,
+            catalog,
+        )
         maintenance = Maintenance(
             recorder=recorder,
             stats=database.stats,
@@ -194,6 +204,7 @@ async def open_services(
             rechecks=rechecker,
             files=FileRetention(database.files, objects),
             monitor=monitor,
+            warming=warmer,
             options=MaintenanceOptions.of(settings),
         )
         services = OpenedServices(
@@ -214,6 +225,7 @@ async def open_services(
             maintenance=maintenance,
             alerts=alerts,
             rechecks=rechecker.counters,
+            warming=warmer.counters,
             monitor=monitor,
             kinds=kinds,
             points=database.points,

@@ -26,7 +26,7 @@ from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 
 pytestmark = pytest.mark.anyio
-RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 NOW = 1_763_208_000_000  # 2025-11-15T12:00Z: October is settled
 ALICE = {"Authorization": "Bearer alice"}
 _BLOCK = re.compile(r"<!-- tested: (?P<name>[\w-]+) -->\n```bash\n(?P<body>.*?)```", re.S)

@@ -22,7 +22,7 @@ def test_rules_parse_with_open_levels() -> None:
 
 
 def test_the_runbooks_suggested_rules_parse_against_the_known_metrics() -> None:
-    runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbook.md").read_text()
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     suggested = runbook.split("TSGATE_ALERT_RULES='", 1)[1].split("'", 1)[0]
     rules = parse_rules(suggested, METRICS)
     assert {"request_error_ratio", "upstream_circuit_open", "store_bytes"} <= {

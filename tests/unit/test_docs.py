@@ -68,3 +68,24 @@ def test_the_architecture_picture_draws_the_layers_contract_in_order() -> None:
     # every module of a higher layer is drawn before every module of the next one down
     for (upper, _, upper_last), (lower, lower_first, _) in itertools.pairwise(spans):
         assert upper_last < lower_first, f"{upper} is not drawn above {lower}"
+
+
+_LINK = re.compile(r"\]\((?!https?:|mailto:|#)([^)\s]+?\.md)(?:#([\w-]+))?\)")
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as dashes."""
+    heads = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def test_relative_links_between_the_docs_name_files_and_headings_that_exist() -> None:
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for m in _LINK.finditer(page.read_text()):
+            target = (page.parent / m[1]).resolve()
+            if not target.is_file():
+                broken.append(f"{page.name}: {m[1]}")
+            elif m[2] and m[2] not in _anchors(target.read_text()):
+                broken.append(f"{page.name}: {m[1]}#{m[2]}")
+    assert not broken

@@ -54,7 +54,7 @@ async def _readable(services: Services, chart: SavedChart, token: str) -> bool:
     return True
 
 
-async def _own_chart(request: Request) -> tuple[SavedChart, str]:
+async def own_chart(request: Request) -> tuple[SavedChart, str]:
     """The caller's chart named in the path, once its token may (still) read the site."""
     services = services_of(request)
     token = _token(request)
@@ -151,12 +151,12 @@ async def listing(request: Request) -> Response:
 
 
 async def show(request: Request) -> Response:
-    chart, _ = await _own_chart(request)
+    chart, _ = await own_chart(request)
     return respond(request, chart.to_json() | {"url": f"/?chart={chart.id}"})
 
 
 async def delete(request: Request) -> Response:
-    chart, scope = await _own_chart(request)
+    chart, scope = await own_chart(request)
     if not await services_of(request).charts.delete(scope, chart.id):
         raise NotFound(f"no saved chart {chart.id!r}", param="chart_id")
     return Response(status_code=204)

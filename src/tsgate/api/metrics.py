@@ -8,6 +8,7 @@ scraped.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ class _Snapshot(Collector):
     def __init__(self) -> None:
         self.upstream: dict[str, int] = {}
         self.store: dict[str, int] = {}
+        self.warm: dict[str, int] = {}
         self.circuit_open = 0
         self.monitor: dict[str, float] = {}
         self.alert_levels: dict[str, int] = {}
@@ -53,6 +55,12 @@ class _Snapshot(Collector):
             gauge = GaugeMetricFamily(f"tsgate_store_{name}", f"chunk store {name}")
             gauge.add_metric([], value)
             yield gauge
+        for name, value in self.warm.items():
+            family = CounterMetricFamily(
+                f"tsgate_warm_{name}", f"saved charts kept warm by maintenance: {name}, total"
+            )
+            family.add_metric([], value)
+            yield family
         sampled = GaugeMetricFamily(
             "tsgate_monitor_value", "the latest monitoring sample", labels=["metric"]
         )
@@ -162,6 +170,7 @@ class Metrics:
             "circuit_opens": services.upstream.breaker.opens,
         }
         self._snapshot.circuit_open = int(services.upstream.breaker.state != "closed")
+        self._snapshot.warm = dataclasses.asdict(services.warming)
         latest = services.monitor.latest if services.monitor is not None else None
         if latest is not None:
             self._snapshot.monitor = dict(latest.values)

@@ -15,6 +15,7 @@ from typing import Any
 from tsgate.api import (
     ace,
     admin,
+    chartimages,
     charts,
     files,
     frames,
@@ -89,6 +90,31 @@ FILE_ID = Param("file_id", "path", _string(), "a file id")
 FILE_TYPES = ("image/png", "image/jpeg", "application/pdf", "text/csv", "application/json")
 _OBJECT_SCHEMA: dict[str, Any] = {"type": "object"}
 CHART_ID = Param("chart_id", "path", _string(), "a saved chart id")
+
+IMAGE_PARAMS = (
+    Param(
+        "width",
+        "query",
+        {"type": "integer", "minimum": chartimages.WIDTH_PX[0], "maximum": chartimages.WIDTH_PX[1]},
+        "pixels (default 1200)",
+    ),
+    Param(
+        "height",
+        "query",
+        {
+            "type": "integer",
+            "minimum": chartimages.HEIGHT_PX[0],
+            "maximum": chartimages.HEIGHT_PX[1],
+        },
+        "pixels (default 600)",
+    ),
+    Param("theme", "query", {"enum": ["light", "dark"]}),
+)
+IMAGE_NOTE = (
+    f"The saved range and points, downsampled to the width; at most "
+    f"{chartimages.MAX_PIXELS:,} pixels. X-Cache-Status STALE: drawn from the cache only "
+    "while upstream fails (the image says so)."
+)
 
 CHART_QUERY = (
     SITE_QUERY,
@@ -326,6 +352,20 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
         "saved charts",
         params=(CHART_ID,),
         ok={204: ("deleted", (), {})},
+    ),
+    chartimages.png: Operation(
+        "A saved chart drawn as a PNG image",
+        "saved charts",
+        params=(CHART_ID, *IMAGE_PARAMS),
+        ok={200: ("the image", ("image/png",), {})},
+        description=IMAGE_NOTE,
+    ),
+    chartimages.svg: Operation(
+        "A saved chart drawn as an SVG image",
+        "saved charts",
+        params=(CHART_ID, *IMAGE_PARAMS),
+        ok={200: ("the image", ("image/svg+xml",), {})},
+        description=IMAGE_NOTE,
     ),
     files.upload: Operation(
         "Upload a file (multipart field `file`, or the raw body with `?name=`)",

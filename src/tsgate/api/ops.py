@@ -9,6 +9,7 @@ for load balancers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -168,6 +169,8 @@ async def stats(request: Request) -> Response:
             "recheck_requests": services.rechecks.requests,
             "recheck_failures": services.rechecks.failures,
         },
+        # saved charts kept cached by maintenance (TSGATE_WARM_CHARTS_DAYS)
+        "warm": dataclasses.asdict(services.warming),
         "jobs": await services.jobs.counts(),
         "alerts": services.alerts.current(),
         "monitor": await _monitor_summary(services),

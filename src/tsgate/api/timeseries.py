@@ -275,18 +275,26 @@ def _keep_fast(
 async def _describe_series(
     request: Request, q: ChartQuery, body: dict[str, Any], token: str
 ) -> None:
-    """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
-    from the point's name), so a client knows what to draw as steps."""
+    """Each series' point ``kind`` and sampling ``mode``, so a client knows what to draw
+    as steps."""
+    objects = await point_objects(request, q.site, q.points, token)
+    for s in body["series"]:
+        s["kind"], s["mode"] = services_of(request).kinds.describe(
+            objects.get(s["name"], {"name": s["name"]})
+        )
+
+
+async def point_objects(
+    request: Request, site: str, points: tuple[str, ...], token: str
+) -> dict[str, dict[str, Any]]:
+    """The site catalog's objects of ``points`` (refreshed when due; as stored when
+    upstream is down, the series being read already)."""
     services = services_of(request)
     try:
-        await services.catalog.fresh(q.site, token)
+        await services.catalog.fresh(site, token)
     except (UpstreamError, UpstreamBadAnswer) as exc:
-        # the series are already read (maybe stale, upstream being down): describe them
-        # from the catalog as stored rather than fail the answer
-        log.warning("point catalog of %s not refreshed: %s", q.site, exc)
-    objects = await services.points.objects(q.site, q.points)
-    for s in body["series"]:
-        s["kind"], s["mode"] = services.kinds.describe(objects.get(s["name"], {"name": s["name"]}))
+        log.warning("point catalog of %s not refreshed: %s", site, exc)
+    return await services.points.objects(site, points)
 
 
 # headers that describe the answer itself, not how this request got it

@@ -83,6 +83,19 @@ class SavedCharts:
             result = await conn.execute(query)
         return int(result.rowcount or 0)
 
+    async def used_since(self, since_ms: int, limit: int) -> builtins.list[SavedChart]:
+        """Charts of every scope opened (or saved) since ``since_ms``, most recently used
+        first (use is recorded at most once an hour per chart)."""
+        query = (
+            sa.select(charts_table)
+            .where(charts_table.c.last_used_ms >= since_ms)
+            .order_by(charts_table.c.last_used_ms.desc(), charts_table.c.id)
+            .limit(max(limit, 0))
+        )
+        async with self._sql.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_saved(r) for r in rows]
+
     async def list(self, scope: str, limit: int) -> builtins.list[SavedChart]:
         """The scope's charts, newest first."""
         query = (

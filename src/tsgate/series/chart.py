@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tsgate.errors import BadParameter
 from tsgate.series import calendar, grids, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chunkstore import LEVELS_MS
@@ -27,7 +28,7 @@ from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
 from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.series.reader import ReadStats, SeriesReader
-from tsgate.upstream.wire import format_time
+from tsgate.upstream.wire import format_time, parse_time
 
 INTERVALS_MS = {
     "5min": 5 * MS_PER_MINUTE,
@@ -44,6 +45,14 @@ CALENDAR = ("1d", "7d", "1mo")
 NOMINAL_MONTH_MS = 30 * MS_PER_DAY
 INTERVALS = ("raw", "auto", *INTERVALS_MS, "1mo")
 DEFAULT_AUTO_POINTS = 2000
+# a saved chart's range presets (the chart page's); each ends on the next whole minute
+PRESETS_MS = {
+    "1h": MS_PER_HOUR,
+    "24h": 24 * MS_PER_HOUR,
+    "7d": 7 * MS_PER_DAY,
+    "30d": 30 * MS_PER_DAY,
+    "365d": 365 * MS_PER_DAY,
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,27 @@ class ChartResult:
     # with compare_ms: the same query over the earlier range, its times shifted onto this one
     compared: list[Series] = field(default_factory=list)
     compared_samples: int = 0
+
+
+def saved_range(config: dict[str, Any], now_ms: int) -> tuple[int, int]:
+    """``[start, end)`` of a saved chart's range: a preset ends on the next whole minute
+    (as on the chart page, so a minute's reloads ask the same question), a custom range
+    is as saved (ISO times or epoch ms)."""
+    rng = config.get("range") or {"preset": "24h"}
+    preset = rng.get("preset", "custom")
+    if preset in PRESETS_MS:
+        end = -(-now_ms // MS_PER_MINUTE) * MS_PER_MINUTE
+        return end - PRESETS_MS[preset], end
+    start, end = (_saved_time(rng.get(k), f"config.range.{k}") for k in ("start", "end"))
+    if end <= start:
+        raise BadParameter("config.range.end", "the saved range ends before it starts")
+    return start, end
+
+
+def _saved_time(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return parse_time(name, str(value))
 
 
 async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> ChartResult:

@@ -1,0 +1,225 @@
+"""``GET /api/charts/{id}.png|.svg``: a saved chart drawn server-side, looked at.
+
+The PNG is opened and its pixels read (right size, not blank, axes drawn); what is drawn
+is the saved chart's query, whose samples are counted against the simulator's truth;
+images are cached under the data generation; hostile callers and inputs get problems.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.asgi import api_client
+from tests.clock import NOW, Clock
+from tsgate.api import plotting
+from tsgate.api.chartimages import chart_query
+from tsgate.settings import Settings
+from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.wire import format_time
+
+pytestmark = pytest.mark.anyio
+ALICE = {"Authorization": "Bearer alice"}
+BOB = {"Authorization": "Bearer bob"}
+SITE = "demo_campus"
+DAY_MS = 86_400_000
+START, END = NOW - 3 * DAY_MS, NOW - 1 * DAY_MS
+
+
+def _points(sim: Simulator) -> tuple[str, str]:
+    """An analog point with a unit, and an on/off (COV) one, of the site."""
+    site = sim.site_by_name[SITE]
+    binary = next(p for p in site.collecting if p.kind.endswith("status"))
+    analog = next(p for p in site.collecting if p.unit and not p.kind.endswith("status"))
+    return analog.name, binary.name
+
+
+@dataclass
+class Env:
+    api: httpx.AsyncClient
+    sim: Simulator
+    clock: Clock
+    analog: str
+    binary: str
+
+    async def save(self, **config: Any) -> str:
+        body = {
+            "site": SITE,
+            "points": [self.analog, self.binary],
+            "units": {self.analog: "°F"},
+            "view": "line",
+            "range": {"preset": "custom", "start": format_time(START), "end": format_time(END)},
+            **config,
+        }
+        r = await self.api.post("/api/charts", json={"name": "AHU", "config": body}, headers=ALICE)
+        assert r.status_code == 201, r.text
+        chart_id: str = r.json()["id"]
+        return chart_id
+
+
+@pytest.fixture
+async def env(settings: Settings) -> AsyncIterator[Env]:
+    clock = Clock(NOW)
+    sim = create_simulator(seed=1, tokens={"alice": [SITE], "bob": ["other"]}, now_ms=clock)
+    settings = Settings(**{**settings.__dict__, "admin_key": "k"})
+    async with api_client(settings, sim, clock_ms=clock) as api:
+        yield Env(api, sim, clock, *_points(sim))
+
+
+def _dark(rgb: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.asarray(rgb.sum(axis=-1) < 200)
+
+
+async def test_a_saved_chart_as_png_has_its_size_data_and_axes(env: Env, tmp_path: Path) -> None:
+    chart_id = await env.save()
+    r = await env.api.get(f"/api/charts/{chart_id}.png?width=900&height=500", headers=ALICE)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    (tmp_path / "chart.png").write_bytes(r.content)
+    image = Image.open(io.BytesIO(r.content))
+    assert image.format == "PNG" and image.size == (900, 500)
+    rgb = np.asarray(image.convert("RGB")).astype(np.int64)
+    # not blank: the series' colours cover many pixels of the plot
+    first = np.array([int(plotting.PALETTE[0][i : i + 2], 16) for i in (1, 3, 5)])
+    assert int((np.abs(rgb - first).sum(axis=-1) < 60).sum()) > 500
+    dark = _dark(rgb)
+    # the axes: a dark vertical spine over most of the height in the left fifth, and a
+    # dark horizontal one over most of the width in the lower half
+    assert dark[:, : 900 // 5].sum(axis=0).max() > 0.5 * 500 * 0.6
+    assert dark[250:, :].sum(axis=1).max() > 0.7 * 900
+    # every sample of the range is behind the picture: the simulator's own count
+    truth = sum(len(env.sim.truth(p, START, END)[0]) for p in (env.analog, env.binary))
+    assert int(r.headers["x-data-samples"]) == truth > 0
+
+
+async def test_the_svg_names_the_units_and_draws_on_off_points_as_steps(env: Env) -> None:
+    chart_id = await env.save()
+    r = await env.api.get(f"/api/charts/{chart_id}.svg", headers=ALICE)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
+    text = r.text
+    assert re.search(r'width="1200pt"|width="864pt"', text)  # 1200 px at 72 pt per 100 px
+    assert "°F" in text and "state" in text and "time (UTC)" in text
+    # the same figure, looked at: the on/off point is a step line on the state axis
+    config = {"site": SITE, "points": [env.analog, env.binary], "range": {"preset": "24h"}}
+    q = chart_query(config, NOW, 1200)
+    assert q.max_points == 4 * int(1200 * 0.85) and q.end_ms == NOW
+    t = np.array([0, 1000, 2000], dtype=np.int64)
+    lines = [
+        plotting.Line("a", "°F", t, np.array([1.0, 2.0, 1.5])),
+        plotting.Line("s", "", t, np.array([0.0, 1.0, 0.0]), step=True, state=True),
+    ]
+    fig = plotting.figure(plotting.Picture("t", "line", 0, 3000, 600, 300), lines)
+    main, state = fig.axes[0], fig.axes[1]
+    assert main.get_ylabel() == "°F" and state.get_ylabel() == "state"
+    assert main.lines[0].get_drawstyle() == "default"
+    assert state.lines[0].get_drawstyle() == "steps-post"
+    assert list(state.lines[0].get_ydata()) == [0.0, 1.0, 0.0]
+
+
+async def test_images_are_cached_under_the_data_generation(env: Env) -> None:
+    chart_id = await env.save()
+    url = f"/api/charts/{chart_id}.png?theme=dark&width=640&height=360"
+    first = await env.api.get(url, headers=ALICE)
+    assert first.status_code == 200 and first.headers["x-cache-status"] == "MISS"
+    before = env.sim.stats.requests
+    again = await env.api.get(url, headers=ALICE)
+    assert again.headers["x-cache-status"] == "HIT" and again.content == first.content
+    assert env.sim.stats.requests == before
+    not_modified = await env.api.get(url, headers={**ALICE, "If-None-Match": first.headers["etag"]})
+    assert not_modified.status_code == 304
+    # the data changes (an operator invalidates it): the next image is drawn again
+    body = {
+        "site": SITE,
+        "points": [env.analog],
+        "start": format_time(START),
+        "end": format_time(END),
+    }
+    done = await env.api.post("/api/cache/invalidate", json=body, headers={"X-Admin-Key": "k"})
+    assert done.status_code == 200, done.text
+    redrawn = await env.api.get(url, headers=ALICE)
+    assert redrawn.status_code == 200 and redrawn.headers["x-cache-status"] != "HIT"
+
+
+async def test_another_callers_chart_and_junk_ids_are_404(env: Env) -> None:
+    chart_id = await env.save()
+    for path, headers in (
+        (f"/api/charts/{chart_id}.png", BOB),
+        (f"/api/charts/{chart_id}.svg", BOB),
+        ("/api/charts/AAAAAAAAAAAA.png", ALICE),
+        ("/api/charts/%27%3B--.png", ALICE),
+    ):
+        r = await env.api.get(path, headers=headers)
+        assert r.status_code == 404, (path, r.text)
+        assert r.headers["content-type"] == "application/problem+json", path
+    assert (await env.api.get(f"/api/charts/{chart_id}.png")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("width=0", "width"),
+        ("width=99999999", "width"),
+        ("height=-5", "height"),
+        ("height=abc", "height"),
+        ("width=4000&height=3000", "height"),
+        ("theme=neon", "theme"),
+    ],
+)
+async def test_absurd_sizes_and_themes_are_400(env: Env, query: str, param: str) -> None:
+    chart_id = await env.save()
+    r = await env.api.get(f"/api/charts/{chart_id}.png?{query}", headers=ALICE)
+    assert r.status_code == 400, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["param"] == param
+
+
+async def test_a_chart_whose_points_are_gone_is_a_404_naming_them(env: Env) -> None:
+    gone = "ses/demo_campus/no_such_point"
+    chart_id = await env.save(points=[env.analog, gone])
+    r = await env.api.get(f"/api/charts/{chart_id}.png", headers=ALICE)
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert gone in r.json()["detail"]
+
+
+async def test_a_range_without_samples_draws_an_empty_marked_picture(env: Env) -> None:
+    ahead = {
+        "preset": "custom",
+        "start": format_time(NOW + DAY_MS),
+        "end": format_time(NOW + 2 * DAY_MS),
+    }
+    chart_id = await env.save(range=ahead)
+    r = await env.api.get(f"/api/charts/{chart_id}.svg", headers=ALICE)
+    assert r.status_code == 200, r.text
+    assert "no samples in this range" in r.text and r.headers["x-data-samples"] == "0"
+
+
+async def test_upstream_down_is_a_problem_or_a_stale_marked_image(env: Env) -> None:
+    cold = await env.save()
+    env.sim.faults.fail_next = {"500": 10_000}
+    r = await env.api.get(f"/api/charts/{cold}.png", headers=ALICE)
+    assert r.status_code in (502, 503), r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    # a preset range read once, then upstream fails as time moves on: the cached part
+    # is drawn, marked stale in the image and the headers, and not kept
+    env.sim.faults.fail_next = {}
+    warm = await env.save(range={"preset": "24h"})
+    assert (await env.api.get(f"/api/charts/{warm}.svg", headers=ALICE)).status_code == 200
+    env.clock.ms += 3_600_000
+    env.sim.faults.fail_next = {"500": 10_000}
+    stale = await env.api.get(f"/api/charts/{warm}.svg", headers=ALICE)
+    assert stale.status_code == 200, stale.text
+    assert stale.headers["x-cache-status"] == "STALE"
+    assert stale.headers["cache-control"] == "no-store"
+    assert "stale: upstream unavailable" in stale.text
+    again = await env.api.get(f"/api/charts/{warm}.svg", headers=ALICE)
+    assert again.headers["x-cache-status"] == "STALE"  # not served from the cache
