@@ -40,7 +40,7 @@ from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.api.telemetry import TelemetryMiddleware
 from tsgate.settings import Settings
-from tsgate.upstream.base import Upstream
+from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.wiring import open_services
 
 EXPOSED_HEADERS = (
@@ -63,7 +63,7 @@ EXPOSED_HEADERS = (
 def create_app(
     settings: Settings | None = None,
     *,
-    upstream: Upstream | None = None,
+    upstream: GuardedUpstream | None = None,
     clock_ms: Callable[[], int] | None = None,
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts."""

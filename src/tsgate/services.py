@@ -24,13 +24,14 @@ from tsgate.series.catalog import PointCatalog, PointRows
 from tsgate.series.hourly import QualityMemo
 from tsgate.series.index import ChunkIndex
 from tsgate.series.kinds import PointKinds
+from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import RecheckCounters
 from tsgate.series.savedcharts import SavedChartStore
 from tsgate.series.zones import SiteZones
 from tsgate.settings import Settings
 from tsgate.stats import StatsTable
-from tsgate.upstream.base import Upstream
+from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.warm import ChartWarmCounters
 
 
@@ -55,10 +56,11 @@ class Services:
     """Everything a request handler may use, opened once per process."""
 
     settings: Settings
-    upstream: Upstream
+    upstream: GuardedUpstream  # the typed reads, with the circuit and the counters
     health: DatabaseHealth
     objects: ObjectStore
     reader: SeriesReader
+    policy: CachePolicy  # the reader's, for the headers and freshness that follow from it
     access: AccessCheck
     catalog: PointCatalog
     zones: SiteZones

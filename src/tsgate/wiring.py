@@ -50,7 +50,7 @@ from tsgate.series.zones import SiteZones, parse_overrides
 from tsgate.services import Services
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
-from tsgate.upstream.base import Upstream
+from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.warm import ChartWarmer
 
 log = logging.getLogger("tsgate")
@@ -110,7 +110,7 @@ async def secret_of(settings: Settings, database: Database, objects: ObjectStore
 async def open_services(
     settings: Settings,
     *,
-    upstream: Upstream | None = None,
+    upstream: GuardedUpstream | None = None,
     clock_ms: Callable[[], int] | None = None,
 ) -> AsyncIterator[OpenedServices]:
     """Open every backend named by ``settings``; close them all on exit.
@@ -151,9 +151,8 @@ async def open_services(
             deny_ttl_ms=int(settings.access_deny_ttl_s * 1000),
             clock_ms=clock_ms,
         )
-        reader = SeriesReader(
-            up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
-        )
+        policy = cache_policy(settings)
+        reader = SeriesReader(up, store, access, policy, cache=cache, clock_ms=clock_ms)
         catalog = PointCatalog(
             up,
             database.points,
@@ -179,7 +178,7 @@ async def open_services(
             database.monitor,
             alerts,
             parse_rules(settings.alert_rules, METRICS),
-            breaker_open=lambda: up.breaker.state != "closed",
+            breaker_open=lambda: up.circuit_state() != "closed",
             retention_days=settings.monitor_retention_days,
             window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),
         )
@@ -214,6 +213,7 @@ async def open_services(
             database=database,
             objects=objects,
             reader=reader,
+            policy=policy,
             access=access,
             catalog=catalog,
             zones=zones,

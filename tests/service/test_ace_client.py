@@ -143,7 +143,7 @@ async def test_timeouts_become_upstream_timeout() -> None:
     client = mock(handler)
     try:
         with pytest.raises(UpstreamTimeout):
-            await client.get_json("/sites", token="t")
+            await client.sites_page(1, 10, token="t")
     finally:
         await client.aclose()
 
@@ -177,7 +177,7 @@ async def test_client_errors_are_translated(
     client = mock(lambda request: httpx.Response(status, json=body))
     try:
         with pytest.raises(error, match=body["message"]):
-            await client.get_json("/sites/x", token="t")
+            await client.site("x", token="t")
     finally:
         await client.aclose()
     assert client.counters.retries == 0
@@ -227,7 +227,7 @@ async def test_circuit_opens_on_failures_and_recovers_with_the_simulator() -> No
                 await client.points_series([name], START, END, token="t")
         assert breaker.state == "open" and sim.stats.requests == 4  # 2 calls × 2 attempts
         with pytest.raises(UpstreamCircuitOpen) as refused:
-            await client.get_json("/sites", token="t")
+            await client.sites_page(1, 10, token="t")
         assert sim.stats.requests == 4 and refused.value.retry_after_s == pytest.approx(30.0)
         sim.faults.fail_next = {}
         now[0] += 30.0

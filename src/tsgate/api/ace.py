@@ -257,7 +257,7 @@ async def site_paginated(request: Request) -> Response:
     response = respond(request, apply_mask(body, mask))
     services = services_of(request)
     keep_s = filled.unchanged_for_s(
-        names, lo, hi, services.reader.clock_ms(), services.reader.policy.open_ttl_ms
+        names, lo, hi, services.reader.clock_ms(), services.policy.open_ttl_ms
     )
     if keep_s > 0:
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
@@ -298,7 +298,7 @@ async def _page_key(request: Request, site: str, named: list[str]) -> tuple[str,
     key = responses.page_key(
         "ace-paginated",
         services.access.scope(_token(request)),
-        await services.reader.generations.get(site),
+        await services.reader.generation(site),
         site,
         refreshed,
         request.url.query,

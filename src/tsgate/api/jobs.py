@@ -181,8 +181,7 @@ async def listing(request: Request) -> Response:
     services = services_of(request)
     token = _token(request)
     await services.access.validate(token)
-    scope = services.jobs.scope_of(token)
-    found = await services.jobs.store.list_jobs(state=status, scope=scope)
+    found = await services.jobs.listing(token, state=status)
     visible = [j for j in found if await _readable(services, j.request, token)]
     return respond(request, {"items": [j.to_json() for j in visible], "total": len(visible)})
 
@@ -244,7 +243,7 @@ async def events(request: Request) -> Response:
             await check_job_access(services, job.request, token)
         except RequestError:
             return None  # access lost: the stream ends
-        return await services.jobs.store.get(job_id)
+        return await services.jobs.latest(job_id)
 
     return StreamingResponse(
         _events(current, job),

@@ -167,9 +167,9 @@ class Metrics:
             "retries": counters.retries,
             "samples": counters.samples,
             "bytes": counters.bytes,
-            "circuit_opens": services.upstream.breaker.opens,
+            "circuit_opens": services.upstream.circuit_opens(),
         }
-        self._snapshot.circuit_open = int(services.upstream.breaker.state != "closed")
+        self._snapshot.circuit_open = int(services.upstream.circuit_state() != "closed")
         self._snapshot.warm = dataclasses.asdict(services.warming)
         latest = services.monitor.latest if services.monitor is not None else None
         if latest is not None:
@@ -182,7 +182,7 @@ class Metrics:
         except StorageError as exc:
             log.warning("store gauges skipped: %s", exc)
             return
-        store, rechecks = services.reader.store.counters, services.rechecks
+        store, rechecks = services.reader.store_counters(), services.rechecks
         self._snapshot.store = {
             "chunks": counts["chunks"],
             "final_chunks": counts["final"],

@@ -58,10 +58,10 @@ async def _objects_probe(services: Services) -> None:
 
 async def _upstream_probe(services: Services) -> None:
     # an open circuit answers for upstream: probing it would only add to its load
-    services.upstream.breaker.check()
+    services.upstream.check_circuit()
     token = services.settings.upstream_token or "health-check"
     # per_page=2 is the smallest page the Swagger's enum allows
-    await services.upstream.get_json("/sites/", token=token, params={"page": 1, "per_page": 2})
+    await services.upstream.sites_page(1, 2, token=token)
 
 
 async def _replicas(services: Services, timeout_s: float) -> list[dict[str, Any]]:
@@ -89,7 +89,7 @@ async def health(request: Request) -> Response:
     }
     results = await asyncio.gather(*(_check(p, timeout_s) for p in probes.values()))
     checks = dict(zip(probes, results, strict=True))
-    checks["upstream"]["circuit"] = services.upstream.breaker.state
+    checks["upstream"]["circuit"] = services.upstream.circuit_state()
     replicas = await _replicas(services, timeout_s)
     if replicas:
         # a replica that lags or fails is skipped (reads go to the primary): degraded
@@ -148,8 +148,8 @@ async def stats(request: Request) -> Response:
             "retries": counters.retries,
             "samples": counters.samples,
             "bytes": counters.bytes,
-            "circuit": services.upstream.breaker.state,
-            "circuit_opens": services.upstream.breaker.opens,
+            "circuit": services.upstream.circuit_state(),
+            "circuit_opens": services.upstream.circuit_opens(),
         },
         "store": {
             **counts,
@@ -162,8 +162,8 @@ async def stats(request: Request) -> Response:
         # late data and lost objects: provisional periods (with holes) are re-checked
         "integrity": {
             "holes_open": counts["provisional"],
-            "late_samples_repaired": services.reader.store.counters.repaired,
-            "damaged_objects_refetched": services.reader.store.counters.damaged,
+            "late_samples_repaired": services.reader.store_counters().repaired,
+            "damaged_objects_refetched": services.reader.store_counters().damaged,
             "recheck_passes": services.rechecks.passes,
             "rechecked_periods": services.rechecks.periods,
             "recheck_requests": services.rechecks.requests,

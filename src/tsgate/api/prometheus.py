@@ -87,13 +87,8 @@ class ServiceSource:
             return cached[1]
         names: list[str] = []
         for page in range(1, 101):
-            body = await self.services.upstream.get_json(
-                "/sites", token=self.token, params={"page": page, "per_page": 1000}
-            )
-            items = body.get("items") if isinstance(body, dict) else None
-            if not isinstance(items, list):
-                raise UpstreamUnavailable("upstream /sites: no 'items' list")
-            names.extend(str(i["name"]) for i in items if isinstance(i, dict) and i.get("name"))
+            items = (await self.services.upstream.sites_page(page, 1000, token=self.token)).items
+            names.extend(str(i["name"]) for i in items if i.get("name"))
             if len(items) < 1000:
                 break
         if len(_SITES) > 10_000:
@@ -382,7 +377,7 @@ async def _evaluate(
     )
     if not stats.stale:
         now = services.reader.clock_ms()
-        settled = evaluator.latest_ms <= now - services.reader.policy.settle_ms
+        settled = evaluator.latest_ms <= now - services.policy.settle_ms
         ttl = min(
             services.settings.access_ttl_s, 3600.0 if settled else services.settings.open_ttl_s
         )

@@ -216,7 +216,7 @@ async def timeseries(request: Request) -> Response:
         layout,
         msgpack,
         choose_encoding(request.headers.get("accept-encoding", "")),
-        await services.reader.generations.get(q.site),
+        await services.reader.generation(q.site),
     )
     hit = await responses.load(services.cache, key)
     if hit is not None:
@@ -335,7 +335,7 @@ def _headers(
     elif result.stats.final:
         cache_control = "private, max-age=31536000, immutable"
     else:
-        cache_control = f"private, max-age={max(1, services.reader.policy.open_ttl_ms // 1000)}"
+        cache_control = f"private, max-age={max(1, services.policy.open_ttl_ms // 1000)}"
     return {
         "X-Cache-Status": result.stats.cache_status,
         "X-Cache-Source": result.stats.cache_source,

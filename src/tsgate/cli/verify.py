@@ -22,7 +22,7 @@ from tsgate.upstream.wire import format_time, parse_range
 
 if TYPE_CHECKING:
     from tsgate.services import Services
-    from tsgate.upstream.base import Upstream
+    from tsgate.upstream.guarded import GuardedUpstream
 
 SIM_TOKEN = "verify"  # noqa: S105 - the built-in simulator accepts any token
 MAX_ROWS = 50  # differences listed one by one; the rest are counted
@@ -75,7 +75,7 @@ async def run_verify(
     token: str,
     fix: bool,
     console: Console,
-    upstream: Upstream | None = None,
+    upstream: GuardedUpstream | None = None,
     clock_ms: Callable[[], int] | None = None,
 ) -> int:
     """Verify (and with ``fix`` repair, then verify again); return the exit status."""
@@ -109,7 +109,7 @@ async def _cached_points(
     """The site's points with any chunk cached in the range."""
     await services.catalog.fresh(site, token)
     names = await services.points.names(site, collect_enabled_only=False)
-    rows = await services.reader.store.rows(site, names, start_ms, end_ms)
+    rows = await services.reader.rows(site, names, start_ms, end_ms)
     return sorted({r.point for r in rows})
 
 

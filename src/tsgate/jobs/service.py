@@ -110,6 +110,14 @@ class JobService:
             self.store, self.objects, now_ms=now_ms, retention_ms=self.retention_ms
         )
 
+    async def listing(self, token: str, *, state: str | None = None) -> list[Job]:
+        """The caller's jobs (of ``state``, if given), newest first."""
+        return await self.store.list_jobs(state=state, scope=self.scope_of(token))
+
+    async def latest(self, job_id: str) -> Job | None:
+        """The job as stored now, whoever's (for a stream whose access is checked apart)."""
+        return await self.store.get(job_id)
+
     async def counts(self) -> dict[str, int]:
         """``{state: jobs}`` over every caller's jobs."""
         return await self.store.counts()

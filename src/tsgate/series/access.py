@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import quote
 
 from tsgate.errors import Forbidden, NotFound, RequestError, Unauthorized
 from tsgate.upstream.base import Upstream
@@ -87,15 +86,16 @@ class AccessCheck:
 
     async def check(self, site: str, token: str, *, point: str | None = None) -> None:
         """Raise ``Unauthorized``/``Forbidden``/``NotFound`` unless ``token`` may read ``site``."""
+        ask: Callable[[], Awaitable[object]]
         if site != UNKNOWN_SITE:
             check_site_name(site)
-            subject, path = site, f"/sites/{quote(site, safe='')}"
+            subject, ask = site, lambda: self.upstream.site(site, token=token)
         elif point is not None:
-            subject, path = f"point:{point}", f"/points/{quote(point, safe='')}"
+            subject, ask = f"point:{point}", lambda: self.upstream.point(point, token=token)
         else:
             raise Forbidden("cannot establish access without a site or point")
         try:
-            await self._ask(subject, path, token, None)
+            await self._ask(subject, token, ask)
         except NotFound as exc:
             what = f"site {site!r}" if site != UNKNOWN_SITE else f"point {point!r}"
             raise NotFound(
@@ -107,11 +107,10 @@ class AccessCheck:
         scope = self.scope(token)
         if self.validated(scope):
             return
-        await self._ask(_ANY, "/sites", token, {"page": 1, "per_page": 2})
+        # per_page=2 is the smallest page the Swagger's enum allows
+        await self._ask(_ANY, token, lambda: self.upstream.sites_page(1, 2, token=token))
 
-    async def _ask(
-        self, subject: str, path: str, token: str, params: dict[str, str | int] | None
-    ) -> None:
+    async def _ask(self, subject: str, token: str, ask: Callable[[], Awaitable[object]]) -> None:
         scope = self.scope(token)
         key = (scope, subject)
         now = self._clock()
@@ -123,7 +122,7 @@ class AccessCheck:
             refusal.upstream_message = denied[3]  # upstream's own words, as the first time
             raise refusal
         try:
-            await self.upstream.get_json(path, token=token, params=params)
+            await ask()
         except (Unauthorized, Forbidden, NotFound) as exc:
             self._granted.pop(key, None)
             if isinstance(exc, Unauthorized):

@@ -10,7 +10,6 @@ import builtins
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from tsgate.errors import UpstreamUnavailable
 from tsgate.series.access import AccessCheck
@@ -98,17 +97,10 @@ class PointCatalog:
         return await self.points.search(site, q, tags, limit)
 
     async def _fetch_all(self, site: str, token: str) -> list[dict[str, Any]]:
-        path = f"/sites/{quote(site, safe='')}/configured_points"
         out: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
-            body = await self.upstream.get_json(
-                path, token=token, params={"page": page, "per_page": PAGE}
-            )
-            items = body.get("items") if isinstance(body, dict) else None
-            if not isinstance(items, list):
-                raise UpstreamUnavailable(f"upstream {path}: no 'items' list in page {page}")
-            out.extend(i for i in items if isinstance(i, dict) and isinstance(i.get("name"), str))
-            total = body.get("total")
-            if len(items) < PAGE or (isinstance(total, int) and len(out) >= total):
+            found = await self.upstream.configured_points_page(site, page, PAGE, token=token)
+            out.extend(i for i in found.items if isinstance(i.get("name"), str))
+            if len(found.items) < PAGE or (found.total is not None and len(out) >= found.total):
                 return out
-        raise UpstreamUnavailable(f"upstream {path}: more than {MAX_PAGES} pages")
+        raise UpstreamUnavailable(f"upstream {site} configured_points: more than {MAX_PAGES} pages")

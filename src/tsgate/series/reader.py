@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
-from tsgate.series.chunkstore import ChunkStore, WriteReport
+from tsgate.series.chunkstore import ChunkStore, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
 from tsgate.series.model import Series
 from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range, plan_fetches, provisional_spans
@@ -141,6 +141,20 @@ class SeriesReader:
         return None
 
     # ---- public reads -------------------------------------------------------------------
+
+    async def generation(self, site: str) -> str:
+        """The site's data version: it moves whenever what is cached of the site changes."""
+        return await self.generations.get(site)
+
+    def store_counters(self) -> StoreCounters:
+        """Damaged objects refetched and late samples repaired, since the process began."""
+        return self.store.counters
+
+    async def rows(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[ChunkRow]:
+        """The chunk index rows of ``names`` overlapping ``[start_ms, end_ms)``."""
+        return await self.store.rows(site, names, start_ms, end_ms)
 
     async def read(
         self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str

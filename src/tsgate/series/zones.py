@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 from tsgate.errors import ConfigError
 from tsgate.series.access import AccessCheck
@@ -74,9 +73,7 @@ class SiteZones:
             return self.overrides[site]
         found = self._found.get(site)
         if found is None:
-            body = await self.upstream.get_json(f"/sites/{quote(site, safe='')}", token=token)
-            if not isinstance(body, dict):
-                body = {}
+            body = await self.upstream.site(site, token=token)
             found = zone_at(body.get("latitude"), body.get("longitude")) or UTC
             if len(self._found) >= _MAX_SITES:
                 self._found.clear()

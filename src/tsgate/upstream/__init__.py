@@ -12,12 +12,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from tsgate.errors import ConfigError
 from tsgate.settings import Settings
-from tsgate.upstream.base import Upstream
+from tsgate.upstream.guarded import GuardedUpstream
 
 SCHEMES = ("sim", "http", "https")
 
 
-def open_upstream(settings: Settings) -> Upstream:
+def open_upstream(settings: Settings) -> GuardedUpstream:
     """The upstream client for ``settings.upstream_url`` (close it with ``aclose()``)."""
     import httpx
 

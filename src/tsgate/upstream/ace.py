@@ -2,9 +2,10 @@
 
 Retries use exponential backoff with full jitter on 429 (honouring ``Retry-After``),
 5xx, connection errors, timeouts and broken bodies. Anything else is translated into
-``tsgate.errors`` at once. A short or broken answer is never returned as data. Every
-call (retries included) goes through one circuit breaker (``upstream/breaker.py``), so
-an upstream that keeps failing is not asked again until its reset time has passed.
+``tsgate.errors`` at once. A short or broken answer is never returned as data.
+:class:`AceApi` is the adapter (typed reads of one request each, reporting what they
+cost to ``upstream.metering``); :class:`AceClient` is it inside the one wrapper
+(``upstream/guarded.py``: the circuit breaker, the counters, long reads fanned out).
 
 Redirects to the same origin are followed (at most ``MAX_REDIRECTS``), as a Flask-RESTX
 upstream answers the undeclared slash spelling of a collection with a 308. A redirect
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -37,11 +38,12 @@ from tsgate.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tsgate.samples import MS_PER_DAY, Series, concat
+from tsgate.samples import Series
 from tsgate.settings import Settings
 from tsgate.upstream import metering
-from tsgate.upstream.base import Forwarded, UpstreamCounters
+from tsgate.upstream.base import Forwarded, Page, SitePage
 from tsgate.upstream.breaker import CircuitBreaker
+from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
 
 T = TypeVar("T")
@@ -97,9 +99,6 @@ _NOT_FORWARDED = HOP_BY_HOP | {
     "referer",
 }
 NO_DATA = "no data for time period"
-POINT_WINDOW_MS = 31 * MS_PER_DAY  # one per-point read never spans more than a month
-BATCH_SPAN_MS = MS_PER_DAY  # spans up to this are read for many points in one POST
-BATCH_POINTS = 100
 
 
 @dataclass(frozen=True)
@@ -153,8 +152,8 @@ class _ServerFailed(UpstreamUnavailable):
         self.response = response
 
 
-class AceClient:
-    """An async client of one ACE API base URL (``…/api``)."""
+class AceApi:
+    """The adapter: typed reads of one ACE API base URL (``…/api``), one request each."""
 
     def __init__(
         self,
@@ -164,14 +163,9 @@ class AceClient:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
-        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.policy = policy or ClientPolicy()
-        self.breaker = breaker or CircuitBreaker(
-            self.policy.breaker_failures, self.policy.breaker_reset_s
-        )
         self.base_url = base_url.rstrip("/")
-        self.counters = UpstreamCounters()
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(self.policy.timeout_s, connect=min(10.0, self.policy.timeout_s)),
@@ -184,18 +178,34 @@ class AceClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # ---- the seam --------------------------------------------------------------------
+    # ---- the seam: AceReads --------------------------------------------------------------
 
-    async def get_json(
-        self, path: str, *, token: str, params: Mapping[str, str | int] | None = None
-    ) -> Any:
-        return await self._call(
-            "GET", path, token, params=params, parse=lambda b: msgspec.json.decode(b)
-        )
+    async def sites_page(self, page: int, per_page: int, *, token: str) -> Page:
+        return await self._listing("/sites/", page, per_page, token)  # the declared spelling
 
-    async def site_pages(
-        self, site: str, start_ms: int, end_ms: int, *, token: str, raw: bool, page_size: int
-    ) -> AsyncIterator[dict[str, Series]]:
+    async def site(self, site: str, *, token: str) -> dict[str, Any]:
+        return await self._object(f"/sites/{quote(site, safe='')}", token)
+
+    async def point(self, name: str, *, token: str) -> dict[str, Any]:
+        return await self._object(f"/points/{quote(name, safe='')}", token)
+
+    async def configured_points_page(
+        self, site: str, page: int, per_page: int, *, token: str
+    ) -> Page:
+        path = f"/sites/{quote(site, safe='')}/configured_points"
+        return await self._listing(path, page, per_page, token)
+
+    async def site_page(
+        self,
+        site: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        raw: bool,
+        page_size: int,
+        cursor: str | None,
+    ) -> SitePage:
         path = f"/sites/{quote(site, safe='')}/timeseries/paginated"
         params: dict[str, str | int] = {
             "start_time": format_time(start_ms),
@@ -203,45 +213,40 @@ class AceClient:
             "page_size": page_size,
             "raw_data": "true" if raw else "false",
         }
-        seen: set[str] = set()
-        while True:
-            page = await self._call(
-                "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
-            )
-            batch = samples_to_series(page.point_samples)
-            self.counters.samples += len(page.point_samples)
-            yield batch
-            if not page.has_more:
-                return
-            cursor = page.next_cursor
-            if not cursor or cursor in seen:
-                # an upstream that says "more" without a new cursor would loop or cut short
-                raise UpstreamUnavailable(
-                    f"upstream paginated {site}: has_more without a usable cursor"
-                )
-            seen.add(cursor)
+        if cursor is not None:
             params["cursor"] = cursor
+        page = await self._call(
+            "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
+        )
+        metering.sampled(len(page.point_samples))
+        return SitePage(samples_to_series(page.point_samples), page.has_more, page.next_cursor)
 
-    async def points_series(
+    async def points_batch(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
     ) -> dict[str, Series]:
-        unique = list(dict.fromkeys(names))
-        if len(unique) > 1 and end_ms - start_ms <= BATCH_SPAN_MS:
-            # short spans of many points (a dashboard's new minutes): one POST per batch
-            batches = [unique[i : i + BATCH_POINTS] for i in range(0, len(unique), BATCH_POINTS)]
-            found = await asyncio.gather(
-                *(self._batch(b, start_ms, end_ms, token) for b in batches)
-            )
-            return {name: series for part in found for name, series in part.items()}
-        windows = [
-            (s, min(s + POINT_WINDOW_MS, end_ms)) for s in range(start_ms, end_ms, POINT_WINDOW_MS)
-        ]
-        jobs = [(name, w) for name in dict.fromkeys(names) for w in windows]
-        parts = await asyncio.gather(*(self._point_window(n, s, e, token) for n, (s, e) in jobs))
-        grouped: dict[str, list[Series]] = {name: [] for name in dict.fromkeys(names)}
-        for (name, _), part in zip(jobs, parts, strict=True):
-            grouped[name].append(part)
-        return {name: concat(name, pieces) for name, pieces in grouped.items()}
+        params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
+        body = await self._call(
+            "POST",
+            "/points/get_timeseries",
+            token,
+            params=params,
+            json={"points": list(names)},
+            parse=_parse_samples,
+            no_data=SamplesBody(),
+        )
+        metering.sampled(len(body.point_samples))
+        found = samples_to_series(body.point_samples)
+        return {n: found.get(n, Series.empty(n)).crop(start_ms, end_ms) for n in names}
+
+    async def point_window(self, name: str, start_ms: int, end_ms: int, *, token: str) -> Series:
+        path = f"/points/{quote(name, safe='')}/timeseries"
+        params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
+        body = await self._call(
+            "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
+        )
+        metering.sampled(len(body.point_samples))
+        series = samples_to_series(body.point_samples).get(name, Series.empty(name))
+        return series.crop(start_ms, end_ms)
 
     async def forward(
         self,
@@ -274,9 +279,7 @@ class AceClient:
                 raise _ServerFailed(resp)  # a failure to the breaker, passed through as is
             return resp
 
-        # the path is the caller's: its answers say nothing of upstream's health, so they
-        # never count towards the breaker (which still fails fast while open)
-        self.breaker.check()
+        # the path is the caller's: a 5xx is its answer, passed through as is
         try:
             resp = await send()
         except _ServerFailed as failed:
@@ -306,11 +309,9 @@ class AceClient:
             method, url, params=params, json=json, content=content, headers=headers
         )
         for _ in range(MAX_REDIRECTS + 1):
-            self.counters.requests += 1
             async with self._gate:
                 resp = await self._http.send(request)
-            self.counters.bytes += len(resp.content)
-            metering.record(1, len(resp.content))  # charged to the caller it was for
+            metering.record(1, len(resp.content))  # counted, and charged to the caller
             location = resp.headers.get("location")
             if resp.status_code not in REDIRECT_STATUSES or not location:
                 return resp
@@ -336,32 +337,21 @@ class AceClient:
 
     # ---- internals ---------------------------------------------------------------------
 
-    async def _batch(
-        self, names: Sequence[str], start_ms: int, end_ms: int, token: str
-    ) -> dict[str, Series]:
-        params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
-        body = await self._call(
-            "POST",
-            "/points/get_timeseries",
-            token,
-            params=params,
-            json={"points": list(names)},
-            parse=_parse_samples,
-            no_data=SamplesBody(),
-        )
-        self.counters.samples += len(body.point_samples)
-        found = samples_to_series(body.point_samples)
-        return {n: found.get(n, Series.empty(n)).crop(start_ms, end_ms) for n in names}
+    async def _object(self, path: str, token: str) -> dict[str, Any]:
+        body = await self._call("GET", path, token, parse=msgspec.json.decode)
+        return body if isinstance(body, dict) else {}  # only its success matters then
 
-    async def _point_window(self, name: str, start_ms: int, end_ms: int, token: str) -> Series:
-        path = f"/points/{quote(name, safe='')}/timeseries"
-        params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
-        body = await self._call(
-            "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
+    async def _listing(self, path: str, page: int, per_page: int, token: str) -> Page:
+        params = {"page": page, "per_page": per_page}
+        body = await self._call("GET", path, token, params=params, parse=msgspec.json.decode)
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise UpstreamBadAnswer(f"upstream GET {path}: no 'items' list in page {page}")
+        total = body.get("total")
+        return Page(
+            [i for i in items if isinstance(i, dict)],
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
-        self.counters.samples += len(body.point_samples)
-        series = samples_to_series(body.point_samples).get(name, Series.empty(name))
-        return series.crop(start_ms, end_ms)
 
     async def _call(
         self,
@@ -374,9 +364,7 @@ class AceClient:
         json: Any = None,
         no_data: T | None = None,
     ) -> T:
-        return await self.breaker.call(
-            lambda: self._retrying(method, path, token, parse, params, json, no_data)
-        )
+        return await self._retrying(method, path, token, parse, params, json, no_data)
 
     async def _retrying(
         self,
@@ -392,7 +380,7 @@ class AceClient:
         for attempt in range(self.policy.retries + 1):
             if attempt:
                 assert last is not None
-                self.counters.retries += 1
+                metering.retried()
                 delay = self.policy.delay_s(attempt - 1, self._rand())
                 if last.retry_after_s is not None:
                     delay = min(self.policy.backoff_cap_s, max(delay, last.retry_after_s))
@@ -511,3 +499,24 @@ def _error_of(status: int, message: str, path: str) -> UpstreamError | RequestEr
     if status in (400, 422):
         return BadParameter("upstream", message)
     return UpstreamUnavailable(f"upstream {path}: HTTP {status}: {message}")
+
+
+class AceClient(GuardedUpstream):
+    """The ACE client tsgate reads with: :class:`AceApi` inside the one wrapper."""
+
+    def __init__(
+        self,
+        base_url: str,
+        policy: ClientPolicy | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        policy = policy or ClientPolicy()
+        api = AceApi(base_url, policy, transport=transport, sleep=sleep, rand=rand)
+        super().__init__(
+            api, breaker or CircuitBreaker(policy.breaker_failures, policy.breaker_reset_s)
+        )
+        self.policy = policy

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tsgate.samples import Series
-from tsgate.upstream.breaker import CircuitBreaker
 
 
 @dataclass(frozen=True)
@@ -35,24 +34,64 @@ class UpstreamCounters:
     bytes: int = 0
 
 
-class Upstream(Protocol):
-    counters: UpstreamCounters
-    breaker: CircuitBreaker  # open: calls fail fast with UpstreamCircuitOpen
+@dataclass(frozen=True)
+class Page:
+    """One page of an upstream listing (``/sites``, a site's ``configured_points``): its
+    objects (only those that are JSON objects) and the total upstream claims, if any."""
 
-    async def get_json(
-        self, path: str, *, token: str, params: Mapping[str, str | int] | None = None
-    ) -> Any:
-        """GET an upstream JSON document (``path`` relative to the API base, e.g. ``/sites``)."""
+    items: list[dict[str, Any]]
+    total: int | None
 
-    def site_pages(
-        self, site: str, start_ms: int, end_ms: int, *, token: str, raw: bool, page_size: int
-    ) -> AsyncIterator[dict[str, Series]]:
-        """The site's paginated stream, one dict of per-point series per upstream page."""
 
-    async def points_series(
+@dataclass(frozen=True)
+class SitePage:
+    """One page of a site's paginated stream, parsed into per-point series."""
+
+    series: dict[str, Series]
+    has_more: bool
+    next_cursor: str | None
+
+
+class AceReads(Protocol):
+    """The adapter's side of the seam: typed reads of one upstream request each (after
+    the adapter's own retries), nothing more. ``upstream.guarded.GuardedUpstream`` wraps
+    it with the circuit breaker, the counters and the fan-out of long reads; an adapter
+    reports each HTTP request, retry and sample row it makes to ``upstream.metering``."""
+
+    async def sites_page(self, page: int, per_page: int, *, token: str) -> Page: ...
+
+    async def site(self, site: str, *, token: str) -> dict[str, Any]:
+        """The site's object (a ``NotFound``, ``Forbidden`` or ``Unauthorized`` when the
+        token may not see it)."""
+        ...
+
+    async def point(self, name: str, *, token: str) -> dict[str, Any]: ...
+
+    async def configured_points_page(
+        self, site: str, page: int, per_page: int, *, token: str
+    ) -> Page: ...
+
+    async def point_window(self, name: str, start_ms: int, end_ms: int, *, token: str) -> Series:
+        """One point's raw samples in ``[start_ms, end_ms)`` (at most a month)."""
+        ...
+
+    async def points_batch(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
     ) -> dict[str, Series]:
-        """Raw samples of the named points (per-point reads in parallel, bounded)."""
+        """Raw samples of a few points over a short span, in one request."""
+        ...
+
+    async def site_page(
+        self,
+        site: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        raw: bool,
+        page_size: int,
+        cursor: str | None,
+    ) -> SitePage: ...
 
     async def forward(
         self,
@@ -67,5 +106,50 @@ class Upstream(Protocol):
     ) -> Forwarded:
         """Pass a request through (path relative to the API base, query already encoded);
         ``headers`` are the caller's, of which the end-to-end ones are passed on."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Upstream(Protocol):
+    """What the domain reads from upstream: typed reads only (no path a feature builds),
+    long reads fanned out. Failing fast while upstream is down is the implementation's
+    business (``UpstreamCircuitOpen``)."""
+
+    async def sites_page(self, page: int, per_page: int, *, token: str) -> Page: ...
+
+    async def site(self, site: str, *, token: str) -> dict[str, Any]: ...
+
+    async def point(self, name: str, *, token: str) -> dict[str, Any]: ...
+
+    async def configured_points_page(
+        self, site: str, page: int, per_page: int, *, token: str
+    ) -> Page: ...
+
+    def site_pages(
+        self, site: str, start_ms: int, end_ms: int, *, token: str, raw: bool, page_size: int
+    ) -> AsyncIterator[dict[str, Series]]:
+        """The site's paginated stream, one dict of per-point series per upstream page."""
+        ...
+
+    async def points_series(
+        self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> dict[str, Series]:
+        """Raw samples of the named points (per-point reads in parallel, bounded)."""
+        ...
+
+    async def forward(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str,
+        query: str = "",
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Forwarded:
+        """Pass a request through; its answers never count as upstream's health."""
+        ...
 
     async def aclose(self) -> None: ...

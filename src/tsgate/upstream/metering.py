@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 @dataclass
 class Meter:
-    requests: int = 0
-    bytes: int = 0
+    requests: int = 0  # HTTP requests, every redirect hop and retry included
+    bytes: int = 0  # of the answers' bodies
+    retries: int = 0
+    samples: int = 0  # sample rows in the answers, as upstream sent them
 
 
 _open: ContextVar[tuple[Meter, ...]] = ContextVar("tsgate_upstream_meters", default=())
@@ -41,3 +43,13 @@ def record(requests: int, nbytes: int) -> None:
     for meter in _open.get():
         meter.requests += requests
         meter.bytes += nbytes
+
+
+def retried() -> None:
+    for meter in _open.get():
+        meter.retries += 1
+
+
+def sampled(rows: int) -> None:
+    for meter in _open.get():
+        meter.samples += rows
