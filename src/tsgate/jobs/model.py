@@ -15,13 +15,13 @@ No I/O here: the SQL store, queue and runner live elsewhere.
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from tsgate import backoff
 from tsgate.errors import BadParameter, RequestError, StorageError, UpstreamError
 from tsgate.series.extents import next_month
 from tsgate.series.model import MS_PER_DAY
@@ -207,9 +207,10 @@ class RetryPolicy:
         Half the delay is fixed and half random, so retries spread out but never fire at
         once after a shared outage.
         """
-        exp = self.base_s * math.pow(self.factor, max(0, attempt - 1))
-        ceiling = min(self.cap_s, exp)
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        ceiling = backoff.ceiling_s(
+            attempt - 1, base_s=self.base_s, cap_s=self.cap_s, factor=self.factor
+        )
+        return backoff.equal_jitter_s(ceiling, (rng or random).random())
 
 
 def is_retryable(exc: BaseException) -> bool:

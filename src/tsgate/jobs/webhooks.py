@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import msgspec
 
+from tsgate import backoff
 from tsgate.errors import BadParameter
 from tsgate.jobs.model import Job
 from tsgate.jobs.store import Notifications
@@ -190,7 +191,7 @@ class WebhookSender:
         """How long after attempt number ``attempts`` to try again; ``None``: give up."""
         if attempts > self.retries:
             return None
-        return float(self.backoff_s * 2 ** (attempts - 1))
+        return backoff.ceiling_s(attempts - 1, base_s=self.backoff_s)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The ACE API client on httpx: auth, bounded concurrency, retries, numpy parsing.
 
-Retries use exponential backoff with full jitter on 429 (honouring ``Retry-After``),
-5xx, connection errors, timeouts and broken bodies. Anything else is translated into
+Retries use exponential backoff with equal jitter (``backoff.py``) on 429 (honouring
+``Retry-After``), 5xx, connection errors, timeouts and broken bodies. Anything else is translated into
 ``tsgate.errors`` at once. A short or broken answer is never returned as data.
 :class:`AceApi` is the adapter (typed reads of one request each, reporting what they
 cost to ``upstream.metering``); :class:`AceClient` is it inside the one wrapper
@@ -26,6 +26,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from tsgate import backoff
 from tsgate.errors import (
     BadParameter,
     Forbidden,
@@ -126,9 +127,9 @@ class ClientPolicy:
         )
 
     def delay_s(self, attempt: int, rand: float) -> float:
-        """Full-jitter exponential backoff for the ``attempt``-th retry (0-based)."""
-        base_s: float = self.backoff_s * (2.0**attempt)
-        return min(self.backoff_cap_s, base_s) * (0.5 + rand / 2)
+        """The backoff before the ``attempt``-th retry (0-based), equal-jittered by ``rand``."""
+        ceiling = backoff.ceiling_s(attempt, base_s=self.backoff_s, cap_s=self.backoff_cap_s)
+        return backoff.equal_jitter_s(ceiling, rand)
 
 
 class _Retryable(Exception):
