@@ -46,6 +46,7 @@ from tsgate.series.kinds import PointKinds
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import RecheckCounters, Rechecker
+from tsgate.series.versions import StoredGenerations
 from tsgate.series.zones import SiteZones, parse_overrides
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
@@ -162,6 +163,10 @@ async def open_services(
         reader = SeriesReader(
             up, store, access, cache_policy(settings), cache=cache, clock_ms=clock_ms
         )
+        if settings.workers > 1 and settings.cache_url.startswith("memory:"):
+            # the processes of one server share no cache: the data versions that key every
+            # kept answer go to the shared object store instead
+            reader.generations = StoredGenerations(objects)
         catalog = PointCatalog(
             up, database, access, ttl_ms=int(settings.points_ttl_s * 1000), clock_ms=clock_ms
         )
