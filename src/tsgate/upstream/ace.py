@@ -42,6 +42,7 @@ from tsgate.settings import Settings
 from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, UpstreamCounters
 from tsgate.upstream.breaker import CircuitBreaker
+from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
 
 T = TypeVar("T")
@@ -177,7 +178,8 @@ class AceClient:
             timeout=httpx.Timeout(self.policy.timeout_s, connect=min(10.0, self.policy.timeout_s)),
             limits=httpx.Limits(max_connections=max(self.policy.concurrency * 2, 10)),
         )
-        self._gate = asyncio.Semaphore(self.policy.concurrency)
+        # the per-process concurrency bound, its slots taken in turns by caller (token)
+        self._gate = FairGate(self.policy.concurrency)
         self._sleep = sleep
         self._rand = rand
 
@@ -307,7 +309,7 @@ class AceClient:
         )
         for _ in range(MAX_REDIRECTS + 1):
             self.counters.requests += 1
-            async with self._gate:
+            async with self._gate.slot(headers.get("Authorization", "")):
                 resp = await self._http.send(request)
             self.counters.bytes += len(resp.content)
             metering.record(1, len(resp.content))  # charged to the caller it was for
