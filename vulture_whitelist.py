@@ -21,6 +21,9 @@ y  # src/tsgate/series/downsample.py
 _.should_exit  # tests/asgi.py
 _.binary_location  # tests/browser.py
 
+# the app factory uvicorn imports by name in each `tsgate serve --workers N` process
+worker_app  # src/tsgate/cli/serve.py
+
 # an autouse pytest fixture, and a pytest hook
 restore_root  # tests/unit/test_logs.py
 pytest_terminal_summary  # tests/differential/conftest.py

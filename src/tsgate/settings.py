@@ -37,6 +37,8 @@ class Settings:
     # where to listen
     host: str = "127.0.0.1"
     port: Port = 8080
+    # server processes sharing the port (`tsgate serve --workers N` sets it for each)
+    workers: Annotated[int, msgspec.Meta(ge=1, le=256)] = 1
     # one URL per seam (DESIGN §6)
     upstream_url: str = "sim://?seed=1"
     objects_url: str = "file://./var/objects"

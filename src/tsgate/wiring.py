@@ -46,6 +46,7 @@ from tsgate.series.kinds import PointKinds
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import Rechecker
+from tsgate.series.versions import StoredGenerations
 from tsgate.series.zones import SiteZones, parse_overrides
 from tsgate.services import Services
 from tsgate.settings import Settings, durations_ms
@@ -153,6 +154,10 @@ async def open_services(
         )
         policy = cache_policy(settings)
         reader = SeriesReader(up, store, access, policy, cache=cache, clock_ms=clock_ms)
+        if settings.workers > 1 and settings.cache_url.startswith("memory:"):
+            # the processes of one server share no cache: the data versions that key every
+            # kept answer go to the shared object store instead
+            reader.generations = StoredGenerations(objects)
         catalog = PointCatalog(
             up,
             database.points,

@@ -4,13 +4,11 @@ never past a data repair, a revoked token or the caller's rate limit."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msgspec
 import numpy as np
 import pytest
 from starlette.types import Receive, Scope, Send
@@ -235,11 +233,14 @@ async def test_the_rate_limit_holds_on_the_fast_path(env: Env) -> None:
 
 async def test_answers_are_bounded_by_bytes() -> None:
     answers = FastAnswers(max_bytes=8 * 1000)
+    reader: Any = type("R", (), {"clock_ms": staticmethod(lambda: NOW)})()
     settings = Settings(upstream_token="server")
-    services: Any = type("S", (), {"settings": settings, "salt": b"s" * 32})()
+    services: Any = type("S", (), {"settings": settings, "salt": b"s" * 32, "reader": reader})()
     for i in range(50):
         scope = {"headers": [], "query_string": f"q={i}".encode()}
-        hit = CachedResponse(b"x" * 900, "application/json", {}, expires_s=time.time() + 60)
+        hit = CachedResponse(b"x" * 900, "application/json", {}, until_ms=NOW + 60_000)
         answers.keep(scope, services, SITE, "0", hit)
     assert 0 < len(answers) <= 8 and answers._bytes <= 8 * 1000
-    assert msgspec.msgpack.decode(msgspec.msgpack.encode(hit), type=CachedResponse) == hit
+    expired = CachedResponse(b"y", "application/json", {}, until_ms=NOW)
+    answers.keep({"headers": [], "query_string": b"old"}, services, SITE, "0", expired)
+    assert len(answers) <= 8 and all(e.until_ms > NOW for e in answers._entries.values())

@@ -72,6 +72,7 @@ def tsgate(
         "TSGATE_OBJECTS_URL": f"file://{workdir}/objects",
         "TSGATE_UPSTREAM_URL": upstream,
         "TSGATE_LOG_LEVEL": "warning",
+        "TSGATE_WORKERS": "1",  # one process: its admission and buffers are what is measured
         **env,
     }
     with process(["serve"], conf, "/api/health", workdir / "server.log") as served:

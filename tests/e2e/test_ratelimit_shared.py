@@ -28,7 +28,7 @@ def serve(env: dict[str, str], workdir: Path) -> Iterator[str]:
     """``python -m tsgate serve`` as its own process; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tsgate", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "tsgate", "serve", "--port", str(port), "--workers", "1"],
         env={
             **os.environ,
             **env,

@@ -134,3 +134,24 @@ def test_python_dash_m_tsgate_is_the_same_command_line() -> None:
         check=False,
     )
     assert run.returncode == 0 and run.stdout.strip() == __version__
+
+
+@pytest.mark.parametrize("workers", ["0", "257", "two"])
+def test_a_bad_worker_count_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], workers: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--workers", workers])
+    assert exited.value.code == 2
+    assert f"--workers: {workers!r} is not a whole number from 1 to 256" in capsys.readouterr().err
+
+
+def test_serve_defaults_to_one_process_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tsgate.cli.serve import default_workers
+
+    monkeypatch.delenv("TSGATE_WORKERS", raising=False)
+    assert default_workers() == max(1, os.cpu_count() or 1)
+    monkeypatch.setenv("TSGATE_WORKERS", "3")
+    assert default_workers() == 3

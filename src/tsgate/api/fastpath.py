@@ -55,7 +55,7 @@ _ROUTE = _Route()
 class _Entry:
     site: str
     generation: str
-    expires_s: float
+    until_ms: int
     etag: bytes
     body: bytes
     headers: list[tuple[bytes, bytes]]  # 200, without the per-request ones
@@ -113,7 +113,7 @@ class FastAnswers:
         self, scope: Scope, services: Services, site: str, generation: str, hit: CachedResponse
     ) -> None:
         """Keep ``hit`` (as the endpoint just served it) for requests like this one."""
-        if hit.packed or hit.expires_s <= time.time() or site == UNKNOWN_SITE:
+        if hit.packed or hit.until_ms <= services.reader.clock_ms() or site == UNKNOWN_SITE:
             return
         view = _request_of(scope, services.settings.upstream_token)
         if view is None or len(hit.body) > self.max_bytes // 8:
@@ -131,7 +131,7 @@ class FastAnswers:
             (b"content-type", media_type.encode("latin-1")),
         ]
         not_modified = [(k, v) for k, v in stored if k != b"content-encoding"]
-        entry = _Entry(site, generation, hit.expires_s, etag, hit.body, headers, not_modified)
+        entry = _Entry(site, generation, hit.until_ms, etag, hit.body, headers, not_modified)
         key = _scoped(view.key, services)
         self._drop(key)
         self._entries[key] = entry
@@ -153,7 +153,7 @@ class FastAnswers:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires_s <= time.time():
+        if entry.until_ms <= services.reader.clock_ms():
             self._drop(key)
             return None
         return key, entry

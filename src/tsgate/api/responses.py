@@ -28,7 +28,7 @@ class CachedResponse(msgspec.Struct):
     media_type: str
     headers: dict[str, str] = field(default_factory=dict)
     packed: bool = False  # ``body`` is kept zstd-compressed; undone before it is sent
-    expires_s: float = 0.0  # wall-clock time the entry expires (0: not told)
+    until_ms: int = 0  # kept until then, on the services' clock (0: not told)
 
 
 @dataclass(frozen=True)

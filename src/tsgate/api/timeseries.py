@@ -56,6 +56,7 @@ from tsgate.series.chart import (
     reads_raw,
     run_chart,
 )
+from tsgate.series.planning import changes_at
 from tsgate.settings import Settings
 from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
 
@@ -219,6 +220,8 @@ async def timeseries(request: Request) -> Response:
         await services.reader.generation(q.site),
     )
     hit = await responses.load(services.cache, key)
+    if hit is not None and hit.until_ms and hit.until_ms <= services.reader.clock_ms():
+        hit = None  # its samples may have changed since (the clock may not be the cache's)
     if hit is not None:
         await _regrant(request, q, token)
         _keep_fast(request, parsed, key, hit)
@@ -238,10 +241,9 @@ async def timeseries(request: Request) -> Response:
     response = compressed(request, body, media_type, headers=headers)
     if result.stats.cache_status != "STALE":
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-        ttl_s = _response_ttl_s(request, q, result)
-        entry = responses.CachedResponse(
-            bytes(response.body), media_type, kept, expires_s=time.time() + ttl_s
-        )
+        until_ms = await _response_until_ms(request, q, result)
+        entry = responses.CachedResponse(bytes(response.body), media_type, kept, until_ms=until_ms)
+        ttl_s = (until_ms - services.reader.clock_ms()) / 1000
         if await responses.store(services.cache, key, entry, ttl_s):
             _keep_fast(request, parsed, key, entry)
     return response
@@ -316,11 +318,26 @@ def _from_cache(request: Request, hit: responses.CachedResponse, started: float)
     return Response(hit.body, 200, headers=headers, media_type=hit.media_type)
 
 
-def _response_ttl_s(request: Request, q: ChartQuery, result: ChartResult) -> float:
-    settings = services_of(request).settings
-    # never longer than the token's access grant that the answer was served under; a
-    # repair of data behind a kept answer moves the site's generation, so it is not served
-    return min(settings.access_ttl_s, 3600.0 if result.stats.final else settings.open_ttl_s)
+async def _response_until_ms(request: Request, q: ChartQuery, result: ChartResult) -> int:
+    """Until when the answer may be kept: never past the token's access grant it was
+    served under, at most an hour; a repair of data behind a kept answer moves the site's
+    generation, so it is not served. An answer with periods not yet final is kept until
+    their samples could change (:func:`~tsgate.series.planning.changes_at`): the next
+    re-check of a provisional period, the open TTL of a tail or of a range still open."""
+    services = services_of(request)
+    reader = services.reader
+    now = reader.clock_ms()
+    until = now + int(min(services.settings.access_ttl_s, 3600.0) * 1000)
+    if result.stats.final:
+        return until
+    spans = [(q.start_ms, q.end_ms)]
+    if q.compare_ms:
+        spans.append((q.start_ms + q.compare_ms, q.end_ms + q.compare_ms))
+    for start_ms, end_ms in spans:
+        rows = await reader.store.rows(q.site, q.points, start_ms, end_ms)
+        at = changes_at(q.points, rows, start_ms, end_ms, now, reader.policy.open_ttl_ms)
+        until = until if at is None else min(until, at)
+    return until
 
 
 def _headers(

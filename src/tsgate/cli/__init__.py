@@ -17,33 +17,23 @@ from tsgate.errors import ConfigError
 from tsgate.logs import redact
 from tsgate.settings import Settings
 
-DEMO_TOKEN = "demo"  # noqa: S105 - the simulator accepts any token; this is no secret
+MAX_WORKERS = 256
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from tsgate.cli.serve import run
 
-    from tsgate.app import create_app
-    from tsgate.server import uvicorn_config
+    return run(args)
 
-    settings = Settings.from_env(host=args.host, port=args.port)
-    if args.demo and not settings.upstream_token:
-        # plain curl works in the demo: requests without a token use this one
-        settings = Settings.from_env(host=args.host, port=args.port, upstream_token=DEMO_TOKEN)
-    url = f"http://{settings.host}:{settings.port}"
-    print(f"tsgate {__version__} serving {url}/", flush=True)
-    print(f"  health: {url}/api/health   upstream: {redact(settings.upstream_url)}", flush=True)
-    if args.demo:
-        print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
-    config = uvicorn_config(
-        create_app(settings),
-        settings,
-        log_level=args.log_level or settings.log_level,
-        log_config=None,  # uvicorn's lines go through tsgate.logs like every other
-        access_log=False,  # tsgate.access logs one line per request instead
-    )
-    uvicorn.Server(config).run()
-    return 0
+
+def _workers(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from 1 to {MAX_WORKERS}")
+    return value
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -106,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default=None,
         help="debug|info|warning|error (TSGATE_LOG_LEVEL, default info)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="server processes sharing the port (TSGATE_WORKERS, default one per CPU)",
     )
     serve.set_defaults(func=_serve)
     sim = sub.add_parser("simulate", help="serve the ACE API simulator standalone")

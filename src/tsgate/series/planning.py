@@ -19,7 +19,14 @@ from tsgate.series.index import PROVISIONAL, ChunkRow, Range
 from tsgate.series.model import MS_PER_DAY, MS_PER_MINUTE
 from tsgate.series.periods import DEFAULT_RECHECKS_MS
 
-__all__ = ["SAMPLE_MS", "CachePolicy", "Range", "plan_fetches", "provisional_spans"]
+__all__ = [
+    "SAMPLE_MS",
+    "CachePolicy",
+    "Range",
+    "changes_at",
+    "plan_fetches",
+    "provisional_spans",
+]
 
 SAMPLE_MS = 5 * MS_PER_MINUTE  # points report about every 5 minutes
 
@@ -89,3 +96,33 @@ def provisional_spans(
         if spans:
             out[name] = spans
     return out
+
+
+def changes_at(
+    names: Sequence[str],
+    rows: Sequence[ChunkRow],
+    start_ms: int,
+    end_ms: int,
+    now_ms: int,
+    open_ttl_ms: int,
+) -> int | None:
+    """The earliest time the samples of ``[start_ms, end_ms)``, as ``rows`` store them,
+    could change without the site's data version moving (a repair moves it): when the
+    tail of a fetch grows old and is read again (fetch time + the open TTL), when a
+    provisional period's next re-check is due, or at once when a read would fetch part of
+    the range now. A range reaching past ``now_ms`` changes as samples arrive: at most the
+    open TTL. ``None``: every period is final, so only a repair can change them."""
+    if plan_fetches(names, rows, start_ms, end_ms, now_ms, open_ttl_ms):
+        return now_ms
+    soonest: int | None = now_ms + open_ttl_ms if end_ms > now_ms else None
+    for r in rows:
+        if r.final or r.period_end_ms <= start_ms or r.period_start_ms >= end_ms:
+            continue
+        candidates = []
+        if r.tail_end_ms > r.tail_start_ms or r.state != PROVISIONAL:
+            candidates.append(r.fetched_at_ms + open_ttl_ms)
+        if r.state == PROVISIONAL and r.recheck_at_ms is not None:
+            candidates.append(r.recheck_at_ms)
+        for at in candidates:
+            soonest = at if soonest is None else min(soonest, at)
+    return soonest

@@ -44,6 +44,7 @@ from tsgate.settings import Settings
 from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, Page, SitePage
 from tsgate.upstream.breaker import CircuitBreaker
+from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
 
@@ -172,7 +173,8 @@ class AceApi:
             timeout=httpx.Timeout(self.policy.timeout_s, connect=min(10.0, self.policy.timeout_s)),
             limits=httpx.Limits(max_connections=max(self.policy.concurrency * 2, 10)),
         )
-        self._gate = asyncio.Semaphore(self.policy.concurrency)
+        # the per-process concurrency bound, its slots taken in turns by caller (token)
+        self._gate = FairGate(self.policy.concurrency)
         self._sleep = sleep
         self._rand = rand
 
@@ -310,7 +312,7 @@ class AceApi:
             method, url, params=params, json=json, content=content, headers=headers
         )
         for _ in range(MAX_REDIRECTS + 1):
-            async with self._gate:
+            async with self._gate.slot(headers.get("Authorization", "")):
                 resp = await self._http.send(request)
             metering.record(1, len(resp.content))  # counted, and charged to the caller
             location = resp.headers.get("location")

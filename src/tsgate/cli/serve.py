@@ -1,0 +1,126 @@
+"""``tsgate serve [--workers N]``: one server process, or N sharing the listening socket.
+
+With more than one, the parent process binds the port, upgrades the embedded database
+once (so the processes never migrate it at the same time) and supervises N processes
+that each build the app from the same ``TSGATE_*`` environment (uvicorn's supervisor
+restarts one that dies). What they share and what each keeps:
+
+- shared: the database (SQLite in WAL mode takes writers from every process in turn),
+  the object store (the chunk cache, results, exports), the generated secret (kept in
+  the database: one process's value wins), the job store (a job is claimed by one
+  worker under a lease), and each site's data version (in the object store when the
+  cache is ``memory://``), so a repair in one process is seen by all within a second;
+- per process with ``memory://``: the response cache and the fast answers (the same
+  query may be computed once per process), the access grants (asked of upstream once per
+  process), single-flight fetch locks, and the rate-limit buckets: a caller whose
+  connections land on several processes may get up to N times ``TSGATE_RATE_LIMIT_*``.
+  With a ``redis://`` cache all of these are shared and limits hold exactly;
+- each process runs its own maintenance pass and re-checks (idempotent, but repeated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import signal
+import sys
+
+from tsgate import __version__, logs
+from tsgate.logs import redact
+from tsgate.settings import ENV_PREFIX, Settings
+
+DEMO_TOKEN = "demo"  # noqa: S105 - the simulator accepts any token; this is no secret
+_PR_SET_PDEATHSIG = 1
+
+
+def default_workers() -> int:
+    """``TSGATE_WORKERS``, else one process per CPU."""
+    if os.environ.get(ENV_PREFIX + "WORKERS"):
+        return Settings.from_env().workers
+    return max(1, os.cpu_count() or 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    workers = args.workers if args.workers is not None else default_workers()
+    given = {"host": args.host, "port": args.port, "workers": workers}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    settings = Settings.from_env(**overrides)
+    if args.demo and not settings.upstream_token:
+        # plain curl works in the demo: requests without a token use this one
+        settings = Settings.from_env(**overrides, upstream_token=DEMO_TOKEN)
+    url = f"http://{settings.host}:{settings.port}"
+    processes = f", {workers} processes" if workers > 1 else ""
+    print(f"tsgate {__version__} serving {url}/{processes}", flush=True)
+    print(f"  health: {url}/api/health   upstream: {redact(settings.upstream_url)}", flush=True)
+    if args.demo:
+        print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
+    level = args.log_level or settings.log_level
+    if workers == 1:
+        from tsgate.app import create_app
+        from tsgate.server import uvicorn_config
+
+        config = uvicorn_config(
+            create_app(settings),
+            settings,
+            log_level=level,
+            log_config=None,  # uvicorn's lines go through tsgate.logs like every other
+            access_log=False,  # tsgate.access logs one line per request instead
+        )
+        uvicorn.Server(config).run()
+        return 0
+    return _supervise(settings, level)
+
+
+def _supervise(settings: Settings, level: str) -> int:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from tsgate.wiring import migrate_database
+
+    if settings.auto_migrate:
+        asyncio.run(migrate_database(settings))
+    # the processes read their settings where the parent found them, plus what the
+    # command line said
+    os.environ.update(
+        {
+            ENV_PREFIX + "HOST": settings.host,
+            ENV_PREFIX + "PORT": str(settings.port),
+            ENV_PREFIX + "WORKERS": str(settings.workers),
+            ENV_PREFIX + "LOG_LEVEL": level,
+        }
+    )
+    if settings.upstream_token:
+        os.environ[ENV_PREFIX + "UPSTREAM_TOKEN"] = settings.upstream_token
+    config = uvicorn.Config(
+        "tsgate.cli.serve:worker_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http="tsgate.server:GuardedHttpProtocol",
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
+        log_level=level,
+        log_config=None,
+        access_log=False,
+    )
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
+    return 0
+
+
+def worker_app() -> object:
+    """The app of one of N server processes (uvicorn calls this in each)."""
+    from tsgate.app import create_app
+    from tsgate.server import GuardedHttpProtocol
+
+    if sys.platform == "linux":
+        # a supervisor killed outright must not leave its processes serving
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    settings = Settings.from_env()
+    logs.configure(level=settings.log_level, fmt=settings.log_format)
+    GuardedHttpProtocol.header_timeout_s = settings.header_timeout_s
+    return create_app(settings)
