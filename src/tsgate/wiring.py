@@ -22,7 +22,7 @@ from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
 from tsgate.jobs.model import RetryPolicy
-from tsgate.jobs.runner import JobRunner
+from tsgate.jobs.runner import Describe, JobRunner
 from tsgate.jobs.service import JobService
 from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox, scope_key
@@ -173,7 +173,15 @@ async def open_services(
         stack.push_async_callback(recorder.aclose)
         queue = open_job_queue(settings.queue_url)
         stack.push_async_callback(queue.aclose)
-        jobs, worker = build_jobs(settings, database, objects, reader, queue, clock_ms)
+        jobs, worker = build_jobs(
+            settings,
+            database,
+            objects,
+            reader,
+            queue,
+            clock_ms,
+            describe=lambda site, names, token: catalog.describe(site, names, token, kinds),
+        )
         if settings.inline_worker:
             # embedded default: jobs run inside this process; on exit a job in hand is
             # given back to the store for the next start (or another worker)
@@ -268,6 +276,8 @@ def build_jobs(
     reader: SeriesReader,
     queue: JobQueue,
     clock_ms: Callable[[], int] | None = None,
+    *,
+    describe: Describe | None = None,
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or _wall_clock_ms
@@ -303,6 +313,7 @@ def build_jobs(
         lease_ms=lease_ms,
         heartbeat_s=settings.job_heartbeat_s,
         clock_ms=clock,
+        describe=describe,
     )
     sender = WebhookSender(
         secret,

@@ -68,7 +68,10 @@ async def quality(request: Request) -> Response:
         )
         for name, cadence_s in cadences.items()
     ]
-    described = {name: services.kinds.describe(point) for name, point in catalog.items()}
+    observed = await services.database.modes.get(site, list(catalog))
+    described = {
+        name: services.kinds.describe(point, observed.get(name)) for name, point in catalog.items()
+    }
     summary = summarise(items, {name: kind for name, (kind, _) in described.items()})
     body = {
         "metadata": {

@@ -39,7 +39,7 @@ from tsgate.api.negotiation import (
     wants_msgpack,
 )
 from tsgate.api.services import services_of
-from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
+from tsgate.errors import BadParameter, TooLarge
 from tsgate.jobs.model import normalise
 from tsgate.series import calendar, rollups, weighted
 from tsgate.series.calendar import UTC
@@ -48,6 +48,7 @@ from tsgate.series.chart import (
     ChartQuery,
     ChartResult,
     chart_body,
+    describe_series,
     estimate_samples,
     exact_buckets,
     grid_for,
@@ -119,8 +120,13 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
     if interval not in INTERVALS:
         raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")
     agg = q.get("agg") or "avg"
-    if agg not in rollups.AGGREGATES:
-        raise BadParameter("agg", f"{agg!r} is not one of {', '.join(sorted(rollups.AGGREGATES))}")
+    if agg not in rollups.AGGREGATES and not weighted.is_time_weighted(agg):
+        shown = repr(agg) if len(agg) <= 40 else repr(agg[:40]) + "…"
+        raise BadParameter(
+            "agg",
+            f"{shown} is not one of {', '.join(sorted(rollups.AGGREGATES))}, "
+            "or timein:<state> with an integer state (e.g. timein:2)",
+        )
     return ChartQuery(
         site,
         points,
@@ -208,6 +214,8 @@ async def timeseries(request: Request) -> Response:
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
     _check_raw_reads(request, q)
+    if weighted.timein_state(q.agg) is not None:
+        await _check_states(request, q, token)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -239,21 +247,30 @@ async def timeseries(request: Request) -> Response:
     return response
 
 
+async def _kinds(request: Request, q: ChartQuery, token: str) -> dict[str, tuple[str, str]]:
+    """Each point's ``(kind, mode)`` from the site's catalog (else from its name)."""
+    services = services_of(request)
+    return await services.catalog.describe(q.site, q.points, token, services.kinds)
+
+
+async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
+    """``timein:<state>`` asks how long a point held a state: binary and multi-state
+    points only (a 400 names the first analog one)."""
+    for name, (kind, _) in (await _kinds(request, q, token)).items():
+        if kind == "analog":
+            raise BadParameter(
+                "agg",
+                f"{q.agg} needs binary or multistate points; {name!r} is analog "
+                "(TSGATE_POINT_KINDS can say otherwise)",
+            )
+
+
 async def _describe_series(
     request: Request, q: ChartQuery, body: dict[str, Any], token: str
 ) -> None:
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
     from the point's name), so a client knows what to draw as steps."""
-    services = services_of(request)
-    try:
-        await services.catalog.fresh(q.site, token)
-    except (UpstreamError, UpstreamBadAnswer) as exc:
-        # the series are already read (maybe stale, upstream being down): describe them
-        # from the catalog as stored rather than fail the answer
-        log.warning("point catalog of %s not refreshed: %s", q.site, exc)
-    objects = await services.database.points.objects(q.site, q.points)
-    for s in body["series"]:
-        s["kind"], s["mode"] = services.kinds.describe(objects.get(s["name"], {"name": s["name"]}))
+    describe_series(body, await _kinds(request, q, token))
 
 
 # headers that describe the answer itself, not how this request got it

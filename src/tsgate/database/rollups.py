@@ -27,7 +27,7 @@ _WRITE_BATCH = 100
 class RollupRow:
     site: str
     point: str
-    level: str  # "1h" | "1d"
+    level: str  # "15m" | "1h" | "1d"
     period_start_ms: int  # the UTC month start
     blob: bytes
     updated_at_ms: int

@@ -6,17 +6,21 @@ not trusted (its ``pages`` can be wrong): paging stops on a short page or the to
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tsgate.errors import UpstreamUnavailable
+from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import AccessCheck
+from tsgate.series.kinds import PointKinds
 from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
     from tsgate.database import Database
+
+log = logging.getLogger(__name__)
 
 PAGE = 1000
 MAX_PAGES = 1000  # 1,000,000 points: beyond this upstream is looping
@@ -48,6 +52,20 @@ class PointCatalog:
         points = await self._fetch_all(site, token)
         await self.db.points.replace_site(site, points, now)
         return "ORIGIN"
+
+    async def describe(
+        self, site: str, names: Sequence[str], token: str, kinds: PointKinds
+    ) -> dict[str, tuple[str, str]]:
+        """Each point's ``(kind, mode)`` from the site's catalog (else from its name)."""
+        try:
+            await self.fresh(site, token)
+        except (UpstreamError, UpstreamBadAnswer) as exc:
+            # the series may be served stale (upstream being down): describe them from
+            # the catalog as stored rather than fail the answer
+            log.warning("point catalog of %s not refreshed: %s", site, exc)
+        objects = await self.db.points.objects(site, names)
+        observed = await self.db.modes.get(site, names)
+        return {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
