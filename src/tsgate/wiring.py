@@ -22,7 +22,7 @@ from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
 from tsgate.jobs.model import RetryPolicy
-from tsgate.jobs.runner import JobRunner
+from tsgate.jobs.runner import Describe, JobRunner
 from tsgate.jobs.service import JobService
 from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox, scope_key
@@ -142,6 +142,7 @@ async def open_services(
             database.chunks,
             database.points,
             database.rollups,
+            database.modes,
             objects,
             memory_bytes=settings.memory_cache_bytes,
         )
@@ -162,6 +163,7 @@ async def open_services(
             up,
             database.points,
             access,
+            database.modes,
             ttl_ms=int(settings.points_ttl_s * 1000),
             clock_ms=clock_ms,
         )
@@ -173,7 +175,15 @@ async def open_services(
         stack.push_async_callback(recorder.aclose)
         queue = open_job_queue(settings.queue_url)
         stack.push_async_callback(queue.aclose)
-        jobs, worker = build_jobs(settings, database, objects, reader, queue, clock_ms)
+        jobs, worker = build_jobs(
+            settings,
+            database,
+            objects,
+            reader,
+            queue,
+            clock_ms,
+            describe=lambda site, names, token: catalog.describe(site, names, token, kinds),
+        )
         if settings.inline_worker:
             # embedded default: jobs run inside this process; on exit a job in hand is
             # given back to the store for the next start (or another worker)
@@ -287,6 +297,8 @@ def build_jobs(
     reader: SeriesReader,
     queue: JobQueue,
     clock_ms: Callable[[], int] | None = None,
+    *,
+    describe: Describe | None = None,
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or _wall_clock_ms
@@ -322,6 +334,7 @@ def build_jobs(
         lease_ms=lease_ms,
         heartbeat_s=settings.job_heartbeat_s,
         clock_ms=clock,
+        describe=describe,
     )
     sender = WebhookSender(
         secret,

@@ -70,7 +70,7 @@ async def test_the_next_read_refetches_what_was_invalidated(env: Env) -> None:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["deletedChunks"] >= 2 * 7 and body["deletedObjects"] >= 2 * 7
-    assert body["deletedRollups"] == 2 * 2  # 1h and 1d blobs of October, per point
+    assert body["deletedRollups"] == 2 * 3  # 15m, 1h and 1d blobs of October, per point
     # every cached chart answer goes (three charts were asked above), and the planted one
     assert body["deletedResponses"] == 4 and await env.services.cache.get("resp:some-chart") is None
     assert body["startTime"].startswith("2025-10-01") and body["endTime"].startswith("2025-10-08")

@@ -72,6 +72,39 @@ async def test_submit_progress_complete_download(settings: Settings) -> None:
         assert other.status_code == 404
 
 
+async def test_query_results_carry_kind_and_mode_like_the_chart_api(settings: Settings) -> None:
+    """A query job's result is the chart answer, each series' kind and mode included."""
+    now = 1_790_000_000_000  # 2026-09-21
+    sim = create_simulator(seed=3, now_ms=lambda: now)
+    site = sim.site_by_name["rhine_lab"]
+    kinds = ("ahu_mode", "compressor", "zone_temp", "zone_temp_cov")
+    names = [next(p.name for p in site.collecting if p.kind == k) for k in kinds]
+    query = {
+        "site": "rhine_lab",
+        "start": "2026-09-01T00:00:00",
+        "end": "2026-09-08T00:00:00",
+        "interval": "1d",
+        "agg": "twavg",
+        "tz": "site",
+    }
+    conf = dataclasses.replace(settings, job_poll_s=0.05)
+    async with api_client(conf, sim, clock_ms=lambda: now) as client:
+        job = {"kind": "query", "points": names} | {k: query[k] for k in query if k != "tz"}
+        posted = await client.post("/api/jobs", json=job, headers=AUTH)
+        assert posted.status_code == 202, posted.text
+        seen = await wait_done(client, posted.headers["location"])
+        assert seen[-1]["status"] == "completed", seen[-1]
+        result = await client.get(f"{posted.headers['location']}/result", headers=AUTH)
+        sync = await client.get(
+            "/api/timeseries", params=query | {"points": ",".join(names), "tz": "UTC"}, headers=AUTH
+        )
+    assert sync.status_code == 200, sync.text
+    described = [(s["name"], s["kind"], s["mode"]) for s in result.json()["series"]]
+    assert described == [(s["name"], s["kind"], s["mode"]) for s in sync.json()["series"]]
+    assert [k for _, k, _ in described] == ["multistate", "binary", "analog", "analog"]
+    assert result.json()["series"] == sync.json()["series"]
+
+
 @pytest.mark.parametrize(
     ("changes", "param"),
     [
@@ -84,6 +117,8 @@ async def test_submit_progress_complete_download(settings: Settings) -> None:
         ({"notify_url": "http://127.0.0.1/hook"}, "notify_url"),
         ({"notify_url": "ftp://example.com/"}, "notify_url"),
         ({"max_points": "many"}, "max_points"),
+        ({"agg": "timein:on"}, "agg"),
+        ({"agg": "timein:"}, "agg"),
     ],
 )
 async def test_bad_input_is_a_400_naming_the_parameter(

@@ -4,6 +4,7 @@ simulator's own model of each point; ``TSGATE_POINT_KINDS`` overrides them."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -25,13 +26,21 @@ _SITE = create_simulator(seed=5, now_ms=Clock(NOW)).site_by_name[SITE]
 ANALOG = next(p.name for p in _SITE.collecting if modelled(p.kind)[0] == "analog")
 BINARY = next(p.name for p in _SITE.collecting if modelled(p.kind)[0] == "binary")
 OVERRIDDEN = {ANALOG: ("multistate", "cov"), BINARY: ("binary", "sampled")}
+# change-of-value analog points of a building (no tag says so): one forced to sampled
+_LAB = create_simulator(seed=5, now_ms=Clock(NOW)).site_by_name["rhine_lab"]
+COV_POINTS = [p.name for p in _LAB.collecting if p.kind == "zone_temp_cov"]
+FORCED = COV_POINTS[-1]
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     h = Harness(
         tmp_path_factory.mktemp("kinds"),
-        point_kinds=(f"{ANALOG}=multistate", f"{BINARY}=binary:sampled"),
+        point_kinds=(
+            f"{ANALOG}=multistate",
+            f"{BINARY}=binary:sampled",
+            f"{FORCED}=analog:sampled",
+        ),
     )
     try:
         yield h
@@ -87,3 +96,38 @@ def test_chart_series_and_quality_carry_kind_and_mode(harness: Harness) -> None:
     assert q.status_code == 200, q.text
     for item in q.json()["points"]:
         assert (item["kind"], item["mode"]) == expected(item["name"], kinds[item["name"]])
+
+
+def test_modes_follow_the_reporting_pattern_once_samples_are_stored(harness: Harness) -> None:
+    """No tag says the building's deadband points report on change: before any of their
+    samples are stored they are ``sampled``, once a day is stored ``cov`` (in point
+    search, chart series and quality), and a configured mode still wins."""
+    h = harness
+    sampled = [p.name for p in _LAB.collecting if p.kind == "zone_temp"][:2]
+    names = [*COV_POINTS, *sampled]
+    search = {"site": "rhine_lab", "q": "", "limit": "1000"}
+    start, end = NOW - 3 * MS_PER_DAY, NOW - 2 * MS_PER_DAY
+
+    def modes(body: dict[str, Any]) -> dict[str, str]:
+        return {i["name"]: i["mode"] for i in body["items"] if i["name"] in names}
+
+    before = h.run(h.call("/api/points/search", search))
+    assert before.status_code == 200, before.text
+    assert set(modes(before.json()).values()) == {"sampled"}
+    query = {
+        "site": "rhine_lab",
+        "points": ",".join(names),
+        "start": format_time(start),
+        "end": format_time(end),
+        "interval": "1h",
+    }
+    chart = h.run(h.call("/api/timeseries", query))
+    assert chart.status_code == 200, chart.text
+    want = {n: "sampled" if n in sampled or n == FORCED else "cov" for n in names}
+    assert {s["name"]: s["mode"] for s in chart.json()["series"]} == want
+    after = h.run(h.call("/api/points/search", search))
+    assert modes(after.json()) == want
+    assert {i["kind"] for i in after.json()["items"] if i["name"] in names} == {"analog"}
+    q = h.run(h.call("/api/quality", {k: query[k] for k in ("site", "points", "start", "end")}))
+    assert q.status_code == 200, q.text
+    assert {i["name"]: i["mode"] for i in q.json()["points"]} == want

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import calendar, grids, rollups
+from tsgate.series import calendar, chart, grids, rollups
+from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.upstream.wire import parse_time
@@ -138,33 +139,40 @@ def test_bucketize_at_groups_by_local_date(s: Series, zone: str, unit: str) -> N
     )
 
 
+COMPOSED_ZONES = ("America/New_York", "Europe/Berlin", "Australia/Adelaide", "Asia/Kolkata")
+COMPOSED_ZONES += ("Asia/Kathmandu",)
+
+
 @FAST
 @given(
     samples(),
-    st.sampled_from(["America/New_York", "Europe/Berlin", "Australia/Adelaide"]),
+    st.sampled_from(COMPOSED_ZONES),
     st.sampled_from(calendar.UNITS),
     st.integers(0, 330 * MS_PER_DAY),
     st.integers(1, 60 * MS_PER_DAY),
 )
-def test_local_buckets_compose_from_hourly_rollups_exactly(
+def test_local_buckets_compose_from_rollups_exactly(
     s: Series, zone: str, unit: str, offset: int, length: int
 ) -> None:
-    """Whole-hour zones: hourly rollups plus raw edges give the buckets of the samples in
-    range, however the range cuts the local days."""
+    """Hourly rollups (15-minute ones where the offset is not whole hours: +09:30/+10:30,
+    +05:30, +05:45) plus raw edges give the buckets of the samples in range, however the
+    range cuts the local days."""
     start, end = YEAR_2026 + offset, YEAR_2026 + offset + length
     grid = Grid(MS_PER_DAY, starts=calendar.local_starts(start, end, zone, unit))
-    if zone != "Australia/Adelaide":
-        assert grid.tiles(MS_PER_HOUR)
-    elif not grid.tiles(MS_PER_HOUR):  # Adelaide is +09:30/+10:30: no hourly level fits
+    level = chart._level_for(grid)
+    whole_hours = zone in ("America/New_York", "Europe/Berlin")
+    assert level == ("1h" if whole_hours else "15m") or (unit == "1mo" and level == "1h")
+    assert level is not None
+    width = LEVELS_MS[level]
+    if not whole_hours and not grid.tiles(MS_PER_HOUR):
         with pytest.raises(ValueError, match="not whole"):
             grids.compose(rollups.Buckets.empty(MS_PER_HOUR), [], grid, start)
-        return
     want = grids.clip_start(grid.bucket(s.crop(start, end)), start)
-    edges, interior = grids.split_edges(start, end, MS_PER_HOUR)
+    edges, interior = grids.split_edges(start, end, width)
     if interior is None:
         return
-    hourly = rollups.crop(rollups.bucketize(s, MS_PER_HOUR), *interior)
-    got = grids.compose(hourly, [s.crop(*e) for e in edges], grid, start)
+    stored = rollups.crop(rollups.bucketize(s, width), *interior)
+    got = grids.compose(stored, [s.crop(*e) for e in edges], grid, start)
     exact = ("start_ms", "count", "min", "max", "first", "last", "min_ms", "max_ms", "rises")
     for field in exact:
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tsgate.errors import ConfigError
-from tsgate.series.kinds import PointKinds, kind_of, mode_of
+from tsgate.series.kinds import PointKinds, kind_of, mode_of, observed_mode
+from tsgate.upstream import campus
+from tsgate.upstream.simulator import create_simulator
+from tsgate.upstream.wire import parse_time
 
 
 @pytest.mark.parametrize(
@@ -87,3 +91,57 @@ def test_bad_configured_kinds_are_refused_by_name(entry: str, named: str) -> Non
     with pytest.raises(ConfigError, match="TSGATE_POINT_KINDS") as raised:
         PointKinds.parse([entry])
     assert named in str(raised.value)
+
+
+# ---- the sampling mode a reporting pattern shows -----------------------------------
+
+_SIM = create_simulator(seed=2)
+_LAB = _SIM.site_by_name["rhine_lab"]
+_WEEK = (parse_time("s", "2026-05-04T00:00:00"), parse_time("e", "2026-05-11T00:00:00"))
+
+
+def _truth(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    point = next(p for p in _LAB.collecting if p.kind == kind)
+    t_us, v = campus.samples(_LAB, point, *_WEEK, as_of_ms=_WEEK[1])
+    return t_us // 1000, v
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode"),
+    [
+        ("zone_temp_cov", "cov"),  # deadband reports: irregular, no repeats
+        ("zone_temp", "sampled"),  # every 5 minutes, some lost
+        ("flatline_temp", "sampled"),  # every 5 minutes, stuck on some days
+        ("stale_rh", "sampled"),  # every 5 minutes, silent for hours on some days
+    ],
+)
+def test_the_simulators_points_show_their_mode(kind: str, mode: str) -> None:
+    t, v = _truth(kind)
+    assert observed_mode(t, v) == mode
+    # a day's worth tells it too
+    day = t < _WEEK[0] + 86_400_000
+    assert observed_mode(t[day], v[day]) == mode
+
+
+def test_patterns_that_show_no_mode() -> None:
+    rng = np.random.default_rng(7)
+    t = np.cumsum(rng.integers(1, 3_600_000, 500)).astype(np.int64)
+    # irregular, but repeating values: a sampled point with lost samples, or a slow one
+    assert observed_mode(t, np.round(rng.random(500) * 2)) is None
+    assert observed_mode(t, rng.random(500)) == "cov"
+    assert observed_mode(t[:19], rng.random(19)) is None  # too few to tell
+    nan = np.full(500, np.nan)
+    assert observed_mode(t, nan) is None
+    same = np.zeros(500, dtype=np.int64)
+    assert observed_mode(same, rng.random(500)) is None
+
+
+def test_an_observed_mode_counts_only_for_analog_points_no_tag_describes() -> None:
+    kinds = PointKinds.parse(["forced=analog:sampled"])
+    assert kinds.describe({"name": "a"}, "cov") == ("analog", "cov")
+    assert kinds.describe({"name": "a"}, None) == ("analog", "sampled")
+    tagged = {"name": "a", "kv_tags": {"hisMode": "sampled"}}
+    assert kinds.describe(tagged, "cov") == ("analog", "sampled")
+    binary = {"name": "ses/s/d/binaryValue/1"}
+    assert kinds.describe(binary, "sampled") == ("binary", "cov")
+    assert kinds.describe({"name": "forced"}, "cov") == ("analog", "sampled")

@@ -17,6 +17,7 @@ from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 FAST = settings(max_examples=120, deadline=None)
 WIDTHS = st.sampled_from([15 * MS_PER_MINUTE, MS_PER_HOUR, 6 * MS_PER_HOUR, MS_PER_DAY])
 VALUE = st.one_of(st.floats(-1e4, 1e4), st.just(np.nan))
+STATE = st.sampled_from([0.0, 1.0, 2.0, 5.0, np.nan])  # on/off and modes, with NaNs
 
 
 @st.composite
@@ -31,7 +32,7 @@ def series(draw: st.DrawFn, max_size: int = 400) -> Series:
             elements=st.one_of(st.integers(1, 10 * MS_PER_MINUTE), st.integers(1, 3 * MS_PER_DAY)),
         )
     )
-    v = draw(hnp.arrays(np.float64, n, elements=VALUE))
+    v = draw(hnp.arrays(np.float64, n, elements=draw(st.sampled_from([VALUE, STATE]))))
     return Series("p", start + np.cumsum(steps), v)
 
 
@@ -65,7 +66,9 @@ def reference(s: Series, width_ms: int, origin_ms: int = 0) -> dict[int, dict[st
     return out
 
 
-def assert_same_buckets(got: rollups.Buckets, want: rollups.Buckets) -> None:
+def assert_same_buckets(
+    got: rollups.Buckets, want: rollups.Buckets, *, states: bool = True
+) -> None:
     """Exact on everything except float sums, which depend on summation order."""
     assert got.width_ms == want.width_ms
     exact = ("start_ms", "count", "min", "max", "first", "last", "first_ms", "last_ms")
@@ -76,6 +79,15 @@ def assert_same_buckets(got: rollups.Buckets, want: rollups.Buckets) -> None:
         np.testing.assert_allclose(
             getattr(got, field), getattr(want, field), rtol=1e-9, atol=1e-6, err_msg=field
         )
+    if not states:
+        return
+    assert got.has_states == want.has_states
+    if len(want) and want.has_states:
+        # the same time in each state (a state set may hold states no bucket reached)
+        for k, state in enumerate(want.states):
+            column = np.flatnonzero(got.states == state)
+            held = got.state_ms[:, column[0]] if column.size else np.zeros(len(got))
+            np.testing.assert_allclose(held, want.state_ms[:, k], atol=1e-6, err_msg=f"{state}")
 
 
 ORIGINS = st.sampled_from([0, 4 * MS_PER_DAY, -MS_PER_HOUR, 3 * MS_PER_HOUR])
@@ -140,8 +152,12 @@ def test_merge_takes_newer_bucket_on_collision(old: Series, new: Series, width: 
     merged = rollups.merge(a, b)
     assert merged.start_ms.tolist() == sorted(set(a.start_ms.tolist()) | set(b.start_ms.tolist()))
     from_b = np.isin(merged.start_ms, b.start_ms)
-    assert_same_buckets(merged.take(from_b), b)
-    assert_same_buckets(merged.take(~from_b), a.take(~np.isin(a.start_ms, b.start_ms)))
+    # state times are known when both sides know them (some value that is no state: not)
+    both = a.has_states and b.has_states
+    assert merged.has_states == both
+    assert_same_buckets(merged.take(from_b), b, states=both)
+    kept = a.take(~np.isin(a.start_ms, b.start_ms))
+    assert_same_buckets(merged.take(~from_b), kept, states=both)
 
 
 def test_stddev_clips_cancellation_to_zero() -> None:
@@ -199,14 +215,25 @@ def test_pack_round_trip(s: Series, width: int) -> None:
 
 def test_unpack_refuses_other_blobs() -> None:
     ints: npt.NDArray[np.int64] = np.arange(3, dtype=np.int64)
+    fmt: npt.NDArray[np.int64] = np.array([rollups.FORMAT], dtype=np.int64)
     with pytest.raises(CodecError, match="lacks columns"):
-        rollups.unpack(pack_columns({"start_ms": ints}))
-    # a blob from before buckets kept the times of their extremes
+        rollups.unpack(pack_columns({"format": fmt, "start_ms": ints}))
+    # a blob from before the format was recorded (and buckets kept state times) is stale
     b = rollups.bucketize(Series("p", ints * MS_PER_MINUTE, ints.astype(np.float64)), MS_PER_HOUR)
-    old = {f: getattr(b, f) for f in rollups.ARRAY_FIELDS if f not in ("min_ms", "max_ms")}
+    old = {f: getattr(b, f) for f in rollups.ARRAY_FIELDS}
     width: npt.NDArray[np.int64] = np.array([MS_PER_HOUR], dtype=np.int64)
-    with pytest.raises(CodecError, match=r"lacks columns \['max_ms', 'min_ms'\]"):
+    with pytest.raises(rollups.StaleFormat, match="format none, not 2"):
         rollups.unpack(pack_columns({"width_ms": width, **old}))
+    with pytest.raises(rollups.StaleFormat, match="format 1, not 2"):
+        rollups.unpack(pack_columns({"format": fmt - 1, "width_ms": width, **old}))
+    # state times that do not fit the states
+    states: npt.NDArray[np.float64] = np.array([0.0, 1.0])
+    with pytest.raises(CodecError, match="state times"):
+        rollups.unpack(
+            pack_columns(
+                {"format": fmt, "width_ms": width, **old, "states": states, "state_ms": ints * 1.0}
+            )
+        )
     blob = rollups.pack(rollups.Buckets.empty(MS_PER_HOUR))
     with pytest.raises(CodecError):
         rollups.unpack(blob[:-4])

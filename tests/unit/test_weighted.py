@@ -8,12 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import calendar, grids, weighted
+from tsgate.series import calendar, chart, grids, rollups, weighted
+from tsgate.series.chunkstore import LEVELS_MS
 from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
 FAST = settings(max_examples=150, deadline=None)
 T0 = 1_774_224_000_000  # 2026-03-23T00:00:00Z, a week before Berlin's spring DST change
+
+
+# time in each state: off, on, a mode, and a state the point never reaches
+STATES = ["timein:0", "timein:1", "timein:3", "timein:7"]
 
 
 @st.composite
@@ -43,13 +48,18 @@ def brute(
             continue
         begin = t[mine][0] if first_bucket else c0
         first_bucket = False
-        integral = on = 0.0
+        integral = on = held = 0.0
+        state = float(agg.split(":")[1]) if agg.startswith("timein:") else None
         for i in range(t.size):
             seg_end = t[i + 1] if i + 1 < t.size else until
             overlap = max(0, min(seg_end, c1) - max(t[i], begin))
             integral += v[i] * overlap
             on += (v[i] != 0) * overlap
+            held += (v[i] == state) * overlap
         rises = sum(1 for i in range(1, t.size) if c0 <= t[i] < c1 and v[i - 1] == 0 and v[i] != 0)
+        if state is not None:
+            out.append(held / MS_PER_HOUR)
+            continue
         out.append(
             {
                 "twavg": integral / (c1 - begin),
@@ -65,7 +75,7 @@ def brute(
 @given(
     on_off(),
     st.sampled_from(["1h", "1d", "berlin-1d", "berlin-7d"]),
-    st.sampled_from(sorted(weighted.TIME_WEIGHTED)),
+    st.sampled_from(sorted(weighted.TIME_WEIGHTED) + STATES),
     st.integers(0, 3 * MS_PER_DAY),
     st.integers(1, 12 * MS_PER_DAY),
     st.integers(0, 16 * MS_PER_DAY),
@@ -100,5 +110,77 @@ def test_a_fan_on_for_a_quarter_of_the_day() -> None:
     assert weighted.values(b, "runhours", ends, T0 + MS_PER_DAY).tolist() == [6.0]
     assert weighted.values(b, "starts", ends, T0 + MS_PER_DAY).tolist() == [1.0]
     assert weighted.values(b, "twavg", ends, T0 + MS_PER_DAY).tolist() == [0.25]
+    assert weighted.values(b, "timein:1", ends, T0 + MS_PER_DAY).tolist() == [6.0]
+    assert weighted.values(b, "timein:0", ends, T0 + MS_PER_DAY).tolist() == [18.0]
+    assert weighted.values(b, "timein:2", ends, T0 + MS_PER_DAY).tolist() == [0.0]
     with pytest.raises(ValueError, match="time-weighted"):
         weighted.values(b, "avg", ends, T0)
+    with pytest.raises(ValueError, match="time-weighted"):
+        weighted.values(b, "timein:x", ends, T0)
+
+
+def test_time_in_a_state_is_unknown_where_values_are_not_states() -> None:
+    t = T0 + np.array([0, 6, 12], dtype=np.int64) * MS_PER_HOUR
+    b = Grid(MS_PER_DAY).bucket(Series("temp", t, np.array([70.5, 71.0, 72.0])))
+    ends = Grid(MS_PER_DAY).ends(b, T0 + MS_PER_DAY)
+    assert np.isnan(weighted.values(b, "timein:71", ends, T0 + MS_PER_DAY)).all()
+
+
+@pytest.mark.parametrize(
+    ("agg", "state"),
+    [("timein:3", 3.0), ("timein:-2", -2.0), ("timein:0", 0.0), ("timein:2147483648", 2.0**31)],
+)
+def test_timein_states_parse(agg: str, state: float) -> None:
+    assert weighted.timein_state(agg) == state and weighted.is_time_weighted(agg)
+
+
+@pytest.mark.parametrize(
+    "agg", ["timein:", "timein:x", "timein:1.5", "timein:--1", "timein:99999999999", "timein:١"]
+)
+def test_junk_timein_states_do_not_parse(agg: str) -> None:
+    assert weighted.timein_state(agg) is None and not weighted.is_time_weighted(agg)
+
+
+# 2026's spring-forward days: New York on 8 March, Berlin on 29 March (Kolkata and
+# Kathmandu keep +5:30 and +5:45 all year)
+DST_DAYS = {
+    "America/New_York": 1_772_928_000_000,  # 2026-03-08T00:00:00Z
+    "Europe/Berlin": 1_774_742_400_000,  # 2026-03-29T00:00:00Z
+    "Asia/Kolkata": 1_774_742_400_000,
+    "Asia/Kathmandu": 1_774_742_400_000,
+}
+
+
+@FAST
+@given(
+    on_off(),
+    st.sampled_from(sorted(DST_DAYS)),
+    st.sampled_from(["1d", "7d"]),
+    st.sampled_from(sorted(weighted.TIME_WEIGHTED) + STATES),
+    st.integers(-2 * MS_PER_DAY, 2 * MS_PER_DAY),
+    st.integers(1, 5 * MS_PER_DAY),
+)
+def test_local_time_weighted_buckets_from_rollups_equal_the_walk(
+    s: Series, zone: str, unit: str, agg: str, offset: int, length: int
+) -> None:
+    """Local days and weeks around the DST days (and in half-hour zones) composed as the
+    chart composes them, from the coarsest stored level that tiles them plus raw edges,
+    equal the walk over the samples within 1e-9."""
+    s = Series(s.name, s.t_ms - T0 + DST_DAYS[zone] - 2 * MS_PER_DAY, s.v)
+    start = DST_DAYS[zone] + offset
+    end = start + length
+    grid = chart.grid_for(unit, zone, start, end)
+    level = chart._level_for(grid)
+    assert level == ("15m" if zone.startswith("Asia") else "1h")
+    assert not chart.reads_raw(chart.ChartQuery("s", ("p",), start, end, unit, tz=zone))
+    width = LEVELS_MS[level]
+    in_range = s.crop(start, end)
+    edges, interior = grids.split_edges(start, end, width)
+    if interior is None:
+        b = grids.clip_start(grid.bucket(in_range), start)
+    else:
+        stored = rollups.crop(rollups.bucketize(s, width), *interior)
+        b = grids.compose(stored, [s.crop(*e) for e in edges], grid, start)
+    got = weighted.values(b, agg, grid.ends(b, end), end)
+    bounds = list(zip(grid.starts.tolist(), [*grid.starts[1:].tolist(), 2**62], strict=True))
+    np.testing.assert_allclose(got, brute(in_range, bounds, start, end, agg), rtol=1e-9)

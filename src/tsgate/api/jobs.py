@@ -28,6 +28,7 @@ from tsgate.jobs.exports import MEDIA_TYPES
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
+from tsgate.series import weighted
 from tsgate.series.access import UNKNOWN_SITE, check_site_name
 from tsgate.series.chart import INTERVALS, ChartQuery
 from tsgate.series.rollups import AGGREGATES
@@ -83,6 +84,14 @@ def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | 
     return value
 
 
+def _aggregate(body: dict[str, Any]) -> str | None:
+    """``agg``: a named aggregate, or ``timein:<state>``."""
+    value = body.get("agg")
+    if isinstance(value, str) and weighted.timein_state(value) is not None:
+        return value
+    return _choice(body, "agg", AGGREGATES)
+
+
 def job_request_of(body: dict[str, Any], settings: Settings) -> JobRequest:
     """The body as a job request, checked with the chart API's limits; 4xx names the fault."""
     points = body.get("points")
@@ -108,7 +117,7 @@ def job_request_of(body: dict[str, Any], settings: Settings) -> JobRequest:
         interval=_choice(body, "interval", INTERVALS),
         max_points=_optional_int(body, "max_points", lo=4, hi=1_000_000),
         notify_url=body.get("notify_url"),
-        agg=_choice(body, "agg", AGGREGATES),
+        agg=_aggregate(body),
         layout=_choice(body, "layout", ("series", "columnar")),
     )
     if request.kind is JobKind.QUERY:

@@ -116,6 +116,14 @@ IMAGE_NOTE = (
     "while upstream fails (the image says so)."
 )
 
+# a chart's aggregate: one of the named ones, or the hours in a state (timein:<state>)
+CHART_AGG: dict[str, Any] = {
+    "anyOf": [
+        {"enum": sorted(AGGREGATES)},
+        {"type": "string", "pattern": "^timein:-?[0-9]{1,9}$"},
+    ]
+}
+
 CHART_QUERY = (
     SITE_QUERY,
     POINTS_QUERY,
@@ -123,7 +131,7 @@ CHART_QUERY = (
     Param("end", "query", TIME, "after start", required=True),
     Param("interval", "query", {"enum": list(INTERVALS)}),
     Param("max_points", "query", {"type": "integer", "minimum": 4, "maximum": 1_000_000}),
-    Param("agg", "query", {"enum": sorted(AGGREGATES)}),
+    Param("agg", "query", CHART_AGG),
     Param("tz", "query", _string(), "UTC (default), site, or an IANA zone: local calendar buckets"),
     Param("compare", "query", _string(), "e.g. -7d: each series again, shifted from earlier"),
 )
@@ -140,7 +148,7 @@ JOB_BODY: dict[str, Any] = {
         "format": {"enum": list(FORMATS)},
         "interval": {"enum": list(INTERVALS)},
         "max_points": {"type": "integer", "minimum": 4, "maximum": 1_000_000},
-        "agg": {"enum": sorted(AGGREGATES)},
+        "agg": CHART_AGG,
         "layout": {"enum": ["series", "columnar"]},
         "notify_url": _string(format="uri", description="http(s), a public address"),
     },

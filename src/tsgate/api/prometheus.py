@@ -43,7 +43,7 @@ from tsgate.errors import BadParameter, NotFound, TooLarge, TsgateError, Upstrea
 from tsgate.jobs.model import normalise
 from tsgate.promql import engine, labels, wire
 from tsgate.promql.labels import Matcher, SeriesRef
-from tsgate.series.chunkstore import LEVELS_MS
+from tsgate.series.chunkstore import COARSE_LEVELS_MS
 from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
 from tsgate.series.rollups import Buckets, crop
@@ -71,7 +71,7 @@ class _Warming(UpstreamUnavailable):
 class ServiceSource:
     """``promql.engine.Source`` over the caller's sites, their catalogs and the reader."""
 
-    levels: Mapping[str, int] = LEVELS_MS
+    levels: Mapping[str, int] = COARSE_LEVELS_MS
 
     def __init__(self, services: Services, token: str) -> None:
         self.services = services

@@ -50,6 +50,7 @@ from tsgate.series.chart import (
     ChartQuery,
     ChartResult,
     chart_body,
+    describe_series,
     estimate_samples,
     exact_buckets,
     grid_for,
@@ -122,8 +123,13 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
     if interval not in INTERVALS:
         raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")
     agg = q.get("agg") or "avg"
-    if agg not in rollups.AGGREGATES:
-        raise BadParameter("agg", f"{agg!r} is not one of {', '.join(sorted(rollups.AGGREGATES))}")
+    if agg not in rollups.AGGREGATES and not weighted.is_time_weighted(agg):
+        shown = repr(agg) if len(agg) <= 40 else repr(agg[:40]) + "…"
+        raise BadParameter(
+            "agg",
+            f"{shown} is not one of {', '.join(sorted(rollups.AGGREGATES))}, "
+            "or timein:<state> with an integer state (e.g. timein:2)",
+        )
     return ChartQuery(
         site,
         points,
@@ -211,6 +217,8 @@ async def timeseries(request: Request) -> Response:
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
     _check_raw_reads(request, q)
+    if weighted.timein_state(q.agg) is not None:
+        await _check_states(request, q, token)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -274,16 +282,30 @@ def _keep_fast(
         answers.keep(request.scope, services_of(request), key.query.site, key.generation, entry)
 
 
+async def _kinds(request: Request, q: ChartQuery, token: str) -> dict[str, tuple[str, str]]:
+    """Each point's ``(kind, mode)`` from the site's catalog (else from its name)."""
+    services = services_of(request)
+    return await services.catalog.describe(q.site, q.points, token, services.kinds)
+
+
+async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
+    """``timein:<state>`` asks how long a point held a state: binary and multi-state
+    points only (a 400 names the first analog one)."""
+    for name, (kind, _) in (await _kinds(request, q, token)).items():
+        if kind == "analog":
+            raise BadParameter(
+                "agg",
+                f"{q.agg} needs binary or multistate points; {name!r} is analog "
+                "(TSGATE_POINT_KINDS can say otherwise)",
+            )
+
+
 async def _describe_series(
     request: Request, q: ChartQuery, body: dict[str, Any], token: str
 ) -> None:
-    """Each series' point ``kind`` and sampling ``mode``, so a client knows what to draw
-    as steps."""
-    objects = await point_objects(request, q.site, q.points, token)
-    for s in body["series"]:
-        s["kind"], s["mode"] = services_of(request).kinds.describe(
-            objects.get(s["name"], {"name": s["name"]})
-        )
+    """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
+    from the point's name), so a client knows what to draw as steps."""
+    describe_series(body, await _kinds(request, q, token))
 
 
 async def point_objects(

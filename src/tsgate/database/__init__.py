@@ -27,6 +27,7 @@ from tsgate.database.chunks import SqlChunkIndex
 from tsgate.database.engine import SqlEngine, create_engine, engine_url, is_memory, storage_error
 from tsgate.database.files import StoredFiles
 from tsgate.database.migrations import upgrade_head
+from tsgate.database.modes import ObservedModes
 from tsgate.database.monitor import SqlMonitorHistory
 from tsgate.database.points import PointCatalog
 from tsgate.database.replicas import Replica, ReplicaSet, display_name
@@ -73,6 +74,7 @@ class Database:
         self.chunks = SqlChunkIndex(sql)
         self.points = PointCatalog(sql)
         self.rollups = RollupStore(sql)
+        self.modes = ObservedModes(sql)
         self.stats = RequestStats(sql)
         self.charts = SavedCharts(sql)
         self.secrets = Secrets(sql)

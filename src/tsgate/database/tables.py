@@ -81,7 +81,18 @@ rollups = sa.Table(
     sa.Column("period_start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("blob", sa.LargeBinary, nullable=False),
     sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
-    sa.CheckConstraint("level IN ('1h', '1d')", name="level"),
+    sa.CheckConstraint("level IN ('15m', '1h', '1d')", name="level"),
+)
+
+# the sampling mode each point's reporting pattern shows (series.kinds.observed_mode)
+point_modes = sa.Table(
+    "point_modes",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("point", sa.Text, primary_key=True),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("updated_at_ms", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("mode IN ('sampled', 'cov')", name="mode"),
 )
 
 request_stats = sa.Table(

@@ -16,7 +16,7 @@ from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
 from tsgate.jobs.model import JobRequest, slices
 from tsgate.jobs.runner import Handler, JobContext, JobResult
-from tsgate.series.chart import ChartQuery, chart_body, run_chart
+from tsgate.series.chart import ChartQuery, chart_body, describe_series, run_chart
 from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
 
@@ -95,7 +95,10 @@ async def run_query(ctx: JobContext) -> JobResult:
     )
     result = await run_chart(ctx.reader, query, token=ctx.token)
     _complete(result.stats)
-    data = msgspec.json.encode(chart_body(query, result, req.layout or "series", msgpack=False))
+    body = chart_body(query, result, req.layout or "series", msgpack=False)
+    if ctx.describe is not None:
+        describe_series(body, await ctx.describe(req.site, req.points, ctx.token))
+    data = msgspec.json.encode(body)
     key = ctx.result_key("json")
     await ctx.objects.put(key, data)
     return JobResult(key, len(data), result.total_samples)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,10 @@ class JobResult:
     samples: int
 
 
+# (site, point names, token) -> each point's (kind, mode)
+Describe = Callable[[str, Sequence[str], str], Awaitable[dict[str, tuple[str, str]]]]
+
+
 @dataclass
 class JobContext:
     job: Job
@@ -48,6 +52,7 @@ class JobContext:
     token: str
     _report: Callable[[float, int, int], Awaitable[None]]
     samples_done: int = 0
+    describe: Describe | None = None  # each point's (kind, mode), as the chart API says
 
     @property
     def request(self) -> JobRequest:
@@ -85,6 +90,7 @@ class JobRunner:
     heartbeat_s: float = 5.0
     clock_ms: Callable[[], int] = field(default=lambda: 0)
     rng: random.Random = field(default_factory=random.Random)
+    describe: Describe | None = None
 
     async def execute(self, job: Job) -> JobState | None:
         """Run ``job`` to its next state; ``None`` when the lease was lost.
@@ -115,7 +121,8 @@ class JobRunner:
         try:
             if handler is None:
                 raise TsgateError(f"no handler for job kind {job.request.kind.value!r}")
-            ctx = JobContext(job, self.reader, self.objects, await self.token_for(job), _noop)
+            token = await self.token_for(job)
+            ctx = JobContext(job, self.reader, self.objects, token, _noop, describe=self.describe)
             ctx._report = lambda pct, done, total: self._report(job, lease, pct, done, total)
             result = await handler(ctx)
         except JobCancelled:

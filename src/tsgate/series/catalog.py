@@ -7,13 +7,17 @@ not trusted (its ``pages`` can be wrong): paging stops on a short page or the to
 from __future__ import annotations
 
 import builtins
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from tsgate.errors import UpstreamUnavailable
+from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import AccessCheck
+from tsgate.series.kinds import PointKinds
 from tsgate.upstream.base import Upstream
+
+log = logging.getLogger(__name__)
 
 PAGE = 1000
 MAX_PAGES = 1000  # 1,000,000 points: beyond this upstream is looping
@@ -49,12 +53,24 @@ class PointRows(Protocol):
         """The site's point names in upstream's catalog order."""
 
 
+class ObservedModeRows(Protocol):
+    """The sampling mode each point's reporting pattern shows, kept per (site, point)
+    as chunks are written (``tsgate.database.modes`` implements it in SQL)."""
+
+    async def put(self, site: str, modes: Mapping[str, str], now_ms: int) -> None:
+        """Record (replace) the observed mode of each named point."""
+
+    async def get(self, site: str, names: Sequence[str]) -> dict[str, str]:
+        """The observed mode of each named point that has one."""
+
+
 class PointCatalog:
     def __init__(
         self,
         upstream: Upstream,
         points: PointRows,
         access: AccessCheck,
+        modes: ObservedModeRows,
         *,
         ttl_ms: int = 3_600_000,
         clock_ms: Callable[[], int] | None = None,
@@ -62,6 +78,7 @@ class PointCatalog:
         self.upstream = upstream
         self.points = points
         self.access = access
+        self.modes = modes
         self.ttl_ms = ttl_ms
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
 
@@ -75,6 +92,20 @@ class PointCatalog:
         points = await self._fetch_all(site, token)
         await self.points.replace_site(site, points, now)
         return "ORIGIN"
+
+    async def describe(
+        self, site: str, names: Sequence[str], token: str, kinds: PointKinds
+    ) -> dict[str, tuple[str, str]]:
+        """Each point's ``(kind, mode)`` from the site's catalog (else from its name)."""
+        try:
+            await self.fresh(site, token)
+        except (UpstreamError, UpstreamBadAnswer) as exc:
+            # the series may be served stale (upstream being down): describe them from
+            # the catalog as stored rather than fail the answer
+            log.warning("point catalog of %s not refreshed: %s", site, exc)
+        objects = await self.points.objects(site, names)
+        observed = await self.modes.get(site, names)
+        return {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False

@@ -23,7 +23,7 @@ import numpy as np
 from tsgate.errors import BadParameter
 from tsgate.series import calendar, grids, rollups, weighted
 from tsgate.series.calendar import UTC
-from tsgate.series.chunkstore import LEVELS_MS
+from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
 from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
@@ -157,8 +157,9 @@ async def exact_buckets(
     The whole buckets of the coarsest stored level the grid is made of come from the
     rollups; the edge spans around them (less than one level bucket each) are read raw.
     The rollup read comes first and covers the whole span, so a cold query fetches each
-    point once and the edge reads are served from the chunks it stored. A grid no level
-    tiles (local days in a zone with a half-hour offset) is bucketed from raw samples.
+    point once and the edge reads are served from the chunks it stored. Local calendar
+    buckets in a zone whose offset is not whole hours come from the 15-minute level; a
+    grid no level tiles is bucketed from raw samples.
     """
     start_ms, end_ms = span
     level = _level_for(grid)
@@ -182,8 +183,10 @@ async def exact_buckets(
 
 
 def _level_for(grid: Grid) -> str | None:
-    """The coarsest stored rollup level whose buckets tile the grid, if any."""
-    fitting = [(ms, name) for name, ms in LEVELS_MS.items() if grid.tiles(ms)]
+    """The coarsest stored rollup level whose buckets tile the grid, if any (the
+    15-minute level only for calendar buckets: fixed 5min and 15min grids read raw)."""
+    levels = LEVELS_MS if grid.starts is not None else COARSE_LEVELS_MS
+    fitting = [(ms, name) for name, ms in levels.items() if grid.tiles(ms)]
     return max(fitting)[1] if fitting else None
 
 
@@ -201,7 +204,7 @@ async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: 
     found, stats = await exact_buckets(
         reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
     )
-    if q.agg in weighted.TIME_WEIGHTED:
+    if weighted.is_time_weighted(q.agg):
         until = min(q.end_ms, reader.clock_ms() + 1)
         series = [
             Series(
@@ -220,7 +223,7 @@ async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: 
 async def _downsample(
     reader: SeriesReader, q: ChartQuery, max_points: int, token: str
 ) -> ChartResult:
-    level_ms = choose_level(q.start_ms, q.end_ms, max_points, sorted(LEVELS_MS.values()))
+    level_ms = choose_level(q.start_ms, q.end_ms, max_points, sorted(COARSE_LEVELS_MS.values()))
     if level_ms is None:
         raw, raw_stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
@@ -259,7 +262,7 @@ def _fit(s: Series, max_points: int) -> Series:
 
 def reads_raw(q: ChartQuery) -> bool:
     """Whether answering ``q`` reads every raw sample of its range: raw samples, 5min or
-    15min buckets, or calendar buckets no rollup level tiles (half-hour zones)."""
+    15min buckets, or calendar buckets no rollup level tiles."""
     interval = q.interval
     if interval == "raw":
         return q.max_points is None
@@ -302,6 +305,13 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
         "series": [_encode(s, layout, msgpack) for s in result.series]
         + [{**_encode(s, layout, msgpack), "offsetMs": q.compare_ms} for s in result.compared],
     }
+
+
+def describe_series(body: dict[str, Any], kinds: dict[str, tuple[str, str]]) -> None:
+    """Add each series' point ``kind`` and sampling ``mode`` to a :func:`chart_body`, so a
+    client knows what to draw as steps."""
+    for s in body["series"]:
+        s["kind"], s["mode"] = kinds.get(s["name"], ("analog", "sampled"))
 
 
 def _compare_metadata(q: ChartQuery, result: ChartResult) -> dict[str, Any]:

@@ -28,16 +28,25 @@ import numpy as np
 from tsgate.series import extents, periods, rollups
 from tsgate.series.codec import CodecError, decode_series, encode_series
 from tsgate.series.index import FINAL, PROVISIONAL, RAW, ChunkIndex, ChunkRow, Range
+from tsgate.series.kinds import observed_mode
 from tsgate.series.memory import LRU, series_bytes
 from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.series.periods import Profile, Target
-from tsgate.series.rollupcache import LEVELS_MS, Period, RollupBlobs, RollupCache
+from tsgate.series.rollupcache import COARSE_LEVELS_MS, LEVELS_MS, Period, RollupBlobs, RollupCache
 
 if TYPE_CHECKING:
     from tsgate.object_store.base import ObjectStore
-    from tsgate.series.catalog import PointRows
+    from tsgate.series.catalog import ObservedModeRows, PointRows
 
-__all__ = ["LEVELS_MS", "RAW", "ChunkStore", "Fetched", "WriteReport", "object_prefix"]
+__all__ = [
+    "COARSE_LEVELS_MS",
+    "LEVELS_MS",
+    "RAW",
+    "ChunkStore",
+    "Fetched",
+    "WriteReport",
+    "object_prefix",
+]
 
 log = logging.getLogger("tsgate.chunks")
 
@@ -121,6 +130,7 @@ class ChunkStore:
         index: ChunkIndex,
         points: PointRows,
         rollup_blobs: RollupBlobs,
+        modes: ObservedModeRows,
         objects: ObjectStore,
         *,
         memory_bytes: int = 256 << 20,
@@ -128,6 +138,7 @@ class ChunkStore:
         self.index = index
         self.objects = objects
         self._catalog = points
+        self._modes = modes
         self.rollup_cache = RollupCache(rollup_blobs, memory_bytes=memory_bytes // 2)
         # decoded objects by key; keys name their content, so an entry never goes stale
         self.memory: LRU[str, Series] = LRU(memory_bytes // 2, series_bytes)
@@ -228,7 +239,20 @@ class ChunkStore:
     async def rollups(
         self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
     ) -> dict[str, rollups.Buckets]:
-        return await self.rollup_cache.read(site, names, level, start_ms, end_ms)
+        return await self.rollup_cache.read(
+            site, names, level, start_ms, end_ms, rebuild=self._months
+        )
+
+    async def _months(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
+        """The stored samples of each (point, month) as a whole-month period (rollup blobs
+        of an older format are rebuilt from them)."""
+        out = []
+        for point, month in months:
+            end = extents.next_month(month)
+            rows = await self.rows(site, [point], month, end)
+            loaded = await self.load(site, [point], rows, month, end)
+            out.append(Period(point, month, end, loaded.series[point]))
+        return out
 
     # ---- writing ----------------------------------------------------------------------
 
@@ -336,6 +360,8 @@ class ChunkStore:
         await self.rollup_cache.update(
             site, [Period(d.point, d.start_ms, d.end_ms, d.series) for d in drafts], now_ms
         )
+        observed = {d.point: observed_mode(d.series.t_ms, d.series.v) for d in drafts}
+        await self._modes.put(site, {p: m for p, m in observed.items() if m}, now_ms)
         return rows
 
     # ---- compaction ---------------------------------------------------------------------

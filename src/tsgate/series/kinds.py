@@ -5,7 +5,9 @@
   the point's name (``…/binaryValue/12``), else marker tags (``binary``, ``multistate``).
 - ``mode`` (Project Haystack's ``hisMode``): ``cov`` when a value holds until the next
   sample (a ``hisMode``/``his_mode`` tag saying so, a ``cov`` marker tag, and every
-  binary or multistate point), else ``sampled``.
+  binary or multistate point), else what the analog point's reporting pattern shows
+  (:func:`observed_mode`: irregular intervals and no repeated values are ``cov``, a
+  regular cadence ``sampled``), else ``sampled``.
 
 Either can be overridden per point: a ``kind`` kv tag (``binary``, ``multistate``,
 ``analog``, or Project Haystack's ``Bool``/``Number``) and ``TSGATE_POINT_KINDS``
@@ -19,7 +21,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tsgate.errors import ConfigError
+from tsgate.series.model import TimeArray, ValueArray
 
 KINDS = ("analog", "binary", "multistate")
 MODES = ("sampled", "cov")
@@ -66,7 +71,7 @@ def kind_of(point: Mapping[str, Any]) -> str:
     return "analog"
 
 
-def mode_of(point: Mapping[str, Any], kind: str | None = None) -> str:
+def mode_of(point: Mapping[str, Any], kind: str | None = None, observed: str | None = None) -> str:
     kv = point.get("kv_tags")
     if isinstance(kv, Mapping):
         for key in ("hisMode", "his_mode", "hismode"):
@@ -75,7 +80,38 @@ def mode_of(point: Mapping[str, Any], kind: str | None = None) -> str:
                 return value.strip().lower()
     if "cov" in _marker_tags(point):
         return "cov"
-    return "cov" if (kind or kind_of(point)) != "analog" else "sampled"
+    if (kind or kind_of(point)) != "analog":
+        return "cov"
+    return observed if observed in MODES else "sampled"
+
+
+# the reporting pattern says something from this many samples on
+PATTERN_SAMPLES = 20
+_ON_CADENCE = 0.1  # an interval within 10 % of the median one keeps the cadence
+_REGULAR = 0.8  # ... when this share of the intervals does: sampled
+_IRREGULAR = 0.6  # ... when fewer than this share do, and values rarely repeat: cov
+_REPEATS = 0.1
+
+
+def observed_mode(t_ms: TimeArray, v: ValueArray) -> str | None:
+    """The sampling mode a point's samples show, or None when they show neither:
+    ``sampled`` when at least 80 % of the intervals are within 10 % of the median one (a
+    regular cadence, lost samples aside); ``cov`` when fewer than 60 % are and fewer than
+    10 % of the values repeat the one before (a device reporting on change suppresses
+    repeats)."""
+    keep = ~np.isnan(v)
+    t, values = t_ms[keep], v[keep]
+    if t.size < PATTERN_SAMPLES:
+        return None
+    steps = np.diff(t)
+    median = float(np.median(steps))
+    if median <= 0:
+        return None
+    regular = float(np.mean(np.abs(steps - median) <= _ON_CADENCE * median))
+    if regular >= _REGULAR:
+        return "sampled"
+    repeats = float(np.mean(values[1:] == values[:-1]))
+    return "cov" if regular < _IRREGULAR and repeats < _REPEATS else None
 
 
 def _marker_tags(point: Mapping[str, Any]) -> set[str]:
@@ -111,11 +147,12 @@ class PointKinds:
             out[name.strip()] = (kind, mode or None)
         return cls(out)
 
-    def describe(self, point: Mapping[str, Any]) -> tuple[str, str]:
-        """``(kind, mode)`` of a catalog point object (or just ``{"name": …}``)."""
+    def describe(self, point: Mapping[str, Any], observed: str | None = None) -> tuple[str, str]:
+        """``(kind, mode)`` of a catalog point object (or just ``{"name": …}``);
+        ``observed`` is the mode its reporting pattern showed, if any."""
         name = point.get("name")
         kind, mode = (
             self.overrides.get(name, (None, None)) if isinstance(name, str) else (None, None)
         )
         kind = kind or kind_of(point)
-        return kind, mode or mode_of(point, kind)
+        return kind, mode or mode_of(point, kind, observed)

@@ -3,18 +3,26 @@ read through a decoded in-memory copy keyed by the blob's version."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from tsgate.series import extents, rollups
 from tsgate.series.codec import CodecError
 from tsgate.series.memory import LRU, buckets_bytes
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, Series
+from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
-LEVELS_MS = {"1h": MS_PER_HOUR, "1d": MS_PER_DAY}
+# every stored level; 15-minute buckets serve the local days of zones whose offset is not
+# whole hours (Asia/Kolkata +5:30, Asia/Kathmandu +5:45), which no hourly bucket tiles
+LEVELS_MS = {"15m": 15 * MS_PER_MINUTE, "1h": MS_PER_HOUR, "1d": MS_PER_DAY}
+# the levels downsampling and PromQL windows read
+COARSE_LEVELS_MS = {"1h": MS_PER_HOUR, "1d": MS_PER_DAY}
 _END_OF_TIME_MS = 253_402_300_800_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,7 @@ class RollupRow:
 
     site: str
     point: str
-    level: str  # "1h" | "1d"
+    level: str  # "15m" | "1h" | "1d"
     period_start_ms: int  # the UTC month start
     blob: bytes  # series.rollups.pack
     updated_at_ms: int
@@ -71,6 +79,10 @@ class RollupBlobs(Protocol):
         every point of ``site``); return how many."""
 
 
+# the samples of (point, month) pairs of a site, as whole-month periods (from the chunks)
+Rebuild = Callable[[str, Sequence[tuple[str, int]]], Awaitable[list["Period"]]]
+
+
 class RollupCache:
     def __init__(self, blobs: RollupBlobs, *, memory_bytes: int) -> None:
         self._blobs = blobs
@@ -85,10 +97,19 @@ class RollupCache:
         )
 
     async def read(
-        self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
+        self,
+        site: str,
+        names: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        rebuild: Rebuild | None = None,
     ) -> dict[str, rollups.Buckets]:
         """Each point's buckets at ``level`` whose start lies in ``[start_ms, end_ms)``;
-        decoded month blobs are re-read only when their row changed."""
+        decoded month blobs are re-read only when their row changed. A month blob that
+        cannot be read (another format, or damaged) is rebuilt from ``rebuild``'s
+        samples and read again; without ``rebuild`` it counts as absent."""
         versions = await self._blobs.versions(site, names, level, start_ms, end_ms)
         months: dict[tuple[str, int], rollups.Buckets] = {}
         stale: list[tuple[str, int, int]] = []
@@ -98,6 +119,7 @@ class RollupCache:
                 stale.append((point, month, updated))
             else:
                 months[(point, month)] = hit
+        unreadable: list[tuple[str, int]] = []
         if stale:
             rows = await self._blobs.get(
                 site,
@@ -110,12 +132,19 @@ class RollupCache:
             for row in rows:
                 try:
                     buckets = rollups.unpack(row.blob)
-                except CodecError:
-                    continue  # unreadable: treated as absent until its chunks are rewritten
+                except CodecError as exc:
+                    unreadable.append((row.point, row.period_start_ms))
+                    log.warning("rollup %s/%s/%s: %s", site, row.point, level, exc)
+                    continue
                 months[(row.point, row.period_start_ms)] = buckets
                 self.decoded.put(
                     (site, row.point, level, row.period_start_ms, row.updated_at_ms), buckets
                 )
+        if unreadable and rebuild is not None:
+            # rebuilt in the current format from the samples behind them, then read again
+            periods = await rebuild(site, sorted(unreadable))
+            await self.update(site, periods, int(time.time() * 1000))
+            return await self.read(site, names, level, start_ms, end_ms)
         grouped: dict[str, list[rollups.Buckets]] = defaultdict(list)
         for (point, _), buckets in sorted(months.items()):
             grouped[point].append(buckets)

@@ -30,6 +30,11 @@ CountArray = npt.NDArray[np.int64]
 _INT_FIELDS = ("start_ms", "count", "first_ms", "last_ms", "min_ms", "max_ms", "rises")
 _FLOAT_FIELDS = ("sum", "sumsq", "min", "max", "first", "last", "hold", "on_ms")
 ARRAY_FIELDS = _INT_FIELDS + _FLOAT_FIELDS
+# a blob's format: 2 added the time in each state (``states``, ``state_ms``); a blob of
+# another format is not read (its month is rebuilt from the chunks)
+FORMAT = 2
+# the time in each state is kept while the values are at most this many distinct integers
+MAX_STATES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +58,38 @@ class Buckets:
     hold: ValueArray  # the integral of the value over [first_ms, last_ms] (value x ms)
     on_ms: ValueArray  # the time it was non-zero ("on") within [first_ms, last_ms]
     rises: CountArray  # how often it went from zero to non-zero (off -> on: starts)
+    # the distinct values (ascending) of a point with few integer values (on/off, modes),
+    # and per bucket the time held in each within [first_ms, last_ms] (n x len(states));
+    # a point with other values has no states (then buckets exist but states is empty)
+    states: ValueArray
+    state_ms: ValueArray
 
     @classmethod
     def empty(cls, width_ms: int) -> Buckets:
         arrays = {f: np.empty(0, dtype=np.int64) for f in _INT_FIELDS}
         arrays |= {f: np.empty(0, dtype=np.float64) for f in _FLOAT_FIELDS}
-        return _build(width_ms, arrays)
+        return _build(width_ms, arrays, _NO_STATES, np.zeros((0, 0)))
 
     def __len__(self) -> int:
         return int(self.start_ms.size)
 
+    @property
+    def has_states(self) -> bool:
+        """Whether the time in each state is known (every value a state; no buckets: yes)."""
+        return len(self) == 0 or self.states.size > 0
+
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> Buckets:
         """The buckets selected by ``index`` (positions, mask or slice), same width."""
-        return _build(self.width_ms, {f: getattr(self, f)[index] for f in ARRAY_FIELDS})
+        arrays = {f: getattr(self, f)[index] for f in ARRAY_FIELDS}
+        return _build(self.width_ms, arrays, self.states, self.state_ms[index])
 
 
-def _build(width_ms: int, arrays: Mapping[str, npt.NDArray[Any]]) -> Buckets:
+_NO_STATES: ValueArray = np.empty(0, dtype=np.float64)
+
+
+def _build(
+    width_ms: int, arrays: Mapping[str, npt.NDArray[Any]], states: ValueArray, state_ms: ValueArray
+) -> Buckets:
     # One keyword constructor so dict-shaped code paths stay type-checked field by field.
     return Buckets(
         width_ms=width_ms,
@@ -87,6 +108,8 @@ def _build(width_ms: int, arrays: Mapping[str, npt.NDArray[Any]]) -> Buckets:
         hold=arrays["hold"],
         on_ms=arrays["on_ms"],
         rises=arrays["rises"],
+        states=states,
+        state_ms=state_ms,
     )
 
 
@@ -170,6 +193,12 @@ def _from_samples(
     held_ms = np.diff(t) * inside
     was_on = v[:-1] != 0
     rises = ~was_on & (v[1:] != 0) & inside
+    states = _states_of(v)
+    state_ms = np.zeros((len(starts), states.size))
+    if states.size and t.size > 1:
+        held = np.zeros((t.size, states.size))
+        held[np.arange(t.size - 1), np.searchsorted(states, v[:-1])] = held_ms
+        state_ms = np.add.reduceat(held, starts, axis=0)
     return Buckets(
         width_ms=width_ms,
         start_ms=bucket_starts.astype(np.int64, copy=False),
@@ -187,7 +216,17 @@ def _from_samples(
         hold=np.add.reduceat(np.append(v[:-1] * held_ms, 0.0), starts),
         on_ms=np.add.reduceat(np.append(was_on * held_ms, 0).astype(np.float64), starts),
         rises=np.add.reduceat(np.append(rises, False).astype(np.int64), starts),
+        states=states,
+        state_ms=state_ms,
     )
+
+
+def _states_of(v: ValueArray) -> ValueArray:
+    """The distinct values of ``v`` when they are at most :data:`MAX_STATES` integers."""
+    if v.size == 0 or not bool(np.all(v == np.round(v))) or float(np.abs(v).max()) > 2**31:
+        return _NO_STATES
+    found = np.unique(v)
+    return found if found.size <= MAX_STATES else _NO_STATES
 
 
 def coarsen(b: Buckets, width_ms: int, origin_ms: int = 0) -> Buckets:
@@ -231,6 +270,12 @@ def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
     gap_ms = np.append(0, b.first_ms[1:] - b.last_ms[:-1]) * joined
     before = np.append(0.0, b.last[:-1])
     rise = joined & (before == 0) & (b.first != 0)
+    state_ms = b.state_ms
+    if b.states.size and len(b) > 1:
+        at = np.searchsorted(b.states, before)
+        state_ms = b.state_ms.copy()
+        rows = np.flatnonzero(joined)
+        state_ms[rows, at[rows]] += gap_ms[rows]
     # the first child holding the extreme has the first such sample (children are in order)
     return Buckets(
         width_ms=width_ms,
@@ -249,6 +294,8 @@ def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
         hold=np.add.reduceat(b.hold + before * gap_ms, starts),
         on_ms=np.add.reduceat(b.on_ms + (before != 0) * gap_ms, starts),
         rises=np.add.reduceat(b.rises + rise, starts),
+        states=b.states,
+        state_ms=np.add.reduceat(state_ms, starts, axis=0) if len(b) else state_ms,
     )
 
 
@@ -263,7 +310,8 @@ def concat(parts: Sequence[Buckets]) -> Buckets:
     if len(pieces) <= 1:
         return pieces[0] if pieces else parts[0]
     arrays = {f: np.concatenate([getattr(p, f) for p in pieces]) for f in ARRAY_FIELDS}
-    joined = _build(width_ms, arrays)
+    states, state_ms = _join_states(pieces)
+    joined = _build(width_ms, arrays, states, state_ms)
     start = joined.start_ms
     if bool(np.all(start[1:] > start[:-1])):
         return joined
@@ -272,6 +320,23 @@ def concat(parts: Sequence[Buckets]) -> Buckets:
     sorted_start = start[order]
     newest = np.append(sorted_start[1:] != sorted_start[:-1], True)
     return joined.take(order[newest])
+
+
+def _join_states(pieces: Sequence[Buckets]) -> tuple[ValueArray, ValueArray]:
+    """The union of the pieces' states, and their state times in its columns (unknown
+    when any piece's are, or when there are more than :data:`MAX_STATES`)."""
+    rows = sum(len(p) for p in pieces)
+    if not all(p.states.size for p in pieces):
+        return _NO_STATES, np.zeros((rows, 0))
+    states = np.unique(np.concatenate([p.states for p in pieces]))
+    if states.size > MAX_STATES:
+        return _NO_STATES, np.zeros((rows, 0))
+    out = np.zeros((rows, states.size))
+    row = 0
+    for p in pieces:
+        out[row : row + len(p), np.searchsorted(states, p.states)] = p.state_ms
+        row += len(p)
+    return states, out
 
 
 def merge(a: Buckets, b: Buckets) -> Buckets:
@@ -332,13 +397,26 @@ def values(b: Buckets, agg: str) -> ValueArray:
 def pack(b: Buckets) -> bytes:
     """A bucket set as one blob (see :func:`tsgate.series.codec.pack_columns`)."""
     columns = {f: getattr(b, f) for f in ARRAY_FIELDS}
-    return pack_columns({"width_ms": np.array([b.width_ms], dtype=np.int64), **columns})
+    return pack_columns(
+        {
+            "format": np.array([FORMAT], dtype=np.int64),
+            "width_ms": np.array([b.width_ms], dtype=np.int64),
+            **columns,
+            "states": b.states,
+            "state_ms": b.state_ms.reshape(-1),
+        }
+    )
 
 
 def unpack(data: bytes) -> Buckets:
-    """The inverse of :func:`pack`; :class:`CodecError` when the blob is not a bucket set."""
+    """The inverse of :func:`pack`; :class:`CodecError` when the blob is not a bucket set
+    (:class:`StaleFormat` when it is one of another format)."""
     columns = unpack_columns(data)
-    missing = {"width_ms", *ARRAY_FIELDS} - columns.keys()
+    fmt = columns.get("format")
+    if fmt is None or fmt.size != 1 or int(fmt[0]) != FORMAT:
+        found = "none" if fmt is None or fmt.size != 1 else int(fmt[0])
+        raise StaleFormat(f"rollup blob format {found}, not {FORMAT}")
+    missing = {"width_ms", "states", "state_ms", *ARRAY_FIELDS} - columns.keys()
     if missing:
         raise CodecError(f"rollup blob lacks columns {sorted(missing)}")
     width = columns["width_ms"]
@@ -348,7 +426,16 @@ def unpack(data: bytes) -> Buckets:
     arrays |= {f: columns[f].astype(np.float64, copy=False) for f in _FLOAT_FIELDS}
     if len({a.size for a in arrays.values()}) != 1:
         raise CodecError("rollup blob columns have different lengths")
-    return _build(int(width[0]), arrays)
+    states = columns["states"].astype(np.float64, copy=False)
+    flat = columns["state_ms"].astype(np.float64, copy=False)
+    n = arrays["start_ms"].size
+    if flat.size != n * states.size or states.size > MAX_STATES:
+        raise CodecError("rollup blob state times do not match its states")
+    return _build(int(width[0]), arrays, states, flat.reshape(n, states.size))
+
+
+class StaleFormat(CodecError):
+    """A rollup blob written in another format: rebuilt from the chunks, never read."""
 
 
 def as_series(b: Buckets, agg: str, name: str = "") -> Series:

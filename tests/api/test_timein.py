@@ -1,0 +1,172 @@
+"""``agg=timein:<state>`` and the time-weighted aggregates of the simulator's building
+points in local days, against a walk over the simulator's own samples: daylight-saving
+days in Berlin, and Kolkata's +5:30 days served from the 15-minute rollups."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from tests.instance import Harness
+from tests.unit.test_weighted import brute
+from tsgate.series.model import MS_PER_DAY, Series
+from tsgate.upstream.wire import format_time, parse_time
+
+NOW = parse_time("now", "2026-11-20T12:00:00")
+# Berlin's two DST days of 2026 (local days of 23 and 25 hours) and a Kolkata week
+WINDOWS = {
+    "rhine_lab": [
+        (parse_time("s", "2026-03-27T09:10:00"), parse_time("e", "2026-03-31T17:20:00")),
+        (parse_time("s", "2026-10-24T00:00:00"), parse_time("e", "2026-10-27T05:00:00")),
+    ],
+    "pune_clinic": [
+        (parse_time("s", "2026-03-26T18:30:00"), parse_time("e", "2026-04-02T07:07:00")),
+    ],
+}
+ZONES = {"rhine_lab": "Europe/Berlin", "pune_clinic": "Asia/Kolkata"}
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    h = Harness(tmp_path_factory.mktemp("timein"), now_ms=NOW)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def of_kind(h: Harness, site: str, kind: str) -> str:
+    return next(p.name for p in h.sim.site_by_name[site].points if p.kind == kind)
+
+
+def local_days(zone: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Local midnights by zoneinfo, one day at a time (the reference for the calendar)."""
+    tz = ZoneInfo(zone)
+    day = dt.datetime.fromtimestamp(start / 1000, tz).date()
+    out = []
+    while True:
+        lo = int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+        day += dt.timedelta(days=1)
+        hi = int(dt.datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() * 1000)
+        if lo >= end:
+            return out
+        out.append((lo, hi))
+
+
+async def chart(h: Harness, site: str, name: str, start: int, end: int, **params: str):  # type: ignore[no-untyped-def]
+    query = {
+        "site": site,
+        "points": name,
+        "start": format_time(start),
+        "end": format_time(end),
+        **params,
+    }
+    return await h.call("/api/timeseries", query)
+
+
+@pytest.mark.parametrize(
+    ("site", "window"),
+    [(site, w) for site, windows in WINDOWS.items() for w in windows],
+    ids=lambda x: x if isinstance(x, str) else format_time(x[0])[:10],
+)
+@pytest.mark.parametrize(
+    ("kind", "aggs"),
+    [
+        ("ahu_mode", ("timein:1", "timein:2", "timein:3", "timein:4", "timein:9", "starts")),
+        ("compressor", ("timein:0", "timein:1", "duty", "runhours", "starts", "twavg")),
+        ("occ_schedule", ("timein:1", "duty")),
+        ("zone_temp_cov", ("twavg",)),
+    ],
+)
+def test_local_days_equal_a_walk_over_the_samples(
+    harness: Harness, site: str, window: tuple[int, int], kind: str, aggs: tuple[str, ...]
+) -> None:
+    h = harness
+    name = of_kind(h, site, kind)
+    start, end = window
+
+    async def check() -> None:
+        t, v = await h.truth(name, start, end)
+        bounds = local_days(ZONES[site], start, end)
+        for agg in aggs:
+            r = await chart(h, site, name, start, end, interval="1d", tz="site", agg=agg)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["metadata"]["timeZone"] == ZONES[site]
+            data = np.array(body["series"][0]["data"], dtype=np.float64).reshape(-1, 2)
+            want = brute(Series(name, t, v), bounds, start, end, agg)
+            np.testing.assert_allclose(data[:, 1], want, rtol=1e-9, atol=1e-9, err_msg=agg)
+        # every hour of a covered day is in some state
+        if kind == "ahu_mode":
+            states = [f"timein:{k}" for k in (1, 2, 3, 4)]
+            total = np.zeros(len(bounds))
+            for agg in states:
+                r = await chart(h, site, name, start, end, interval="1d", tz="site", agg=agg)
+                total = total + np.array(r.json()["series"][0]["data"])[:, 1]
+            covered = brute(Series(name, t, np.ones_like(v)), bounds, start, end, "runhours")
+            np.testing.assert_allclose(total, covered, rtol=1e-9)
+
+    h.run(check())
+
+
+def test_half_hour_days_are_served_from_rollups(harness: Harness) -> None:
+    """A quarter of Kolkata days, far more samples than one answer may read raw, is
+    composed from the 15-minute rollups (no 413)."""
+    h = harness
+    name = of_kind(h, "pune_clinic", "zone_temp_cov")
+    start, end = NOW - 120 * MS_PER_DAY, NOW - 30 * MS_PER_DAY
+
+    async def check() -> None:
+        t, v = await h.truth(name, start, end)
+        for zone in ("Asia/Kolkata", "Asia/Kathmandu"):  # +5:30 and +5:45
+            r = await chart(h, "pune_clinic", name, start, end, interval="1d", tz=zone, agg="twavg")
+            assert r.status_code == 200, r.text
+            data = np.array(r.json()["series"][0]["data"], dtype=np.float64).reshape(-1, 2)
+            assert len(data) == 91  # from mid-day to mid-day
+            want = brute(Series(name, t, v), local_days(zone, start, end), start, end, "twavg")
+            np.testing.assert_allclose(data[:, 1], want, rtol=1e-9, atol=1e-9)
+
+    h.run(check())
+
+
+@pytest.mark.parametrize(
+    ("agg", "kind", "message"),
+    [
+        ("timein:", "ahu_mode", "timein:<state>"),
+        ("timein:on", "ahu_mode", "timein:<state>"),
+        ("timein:1.5", "ahu_mode", "timein:<state>"),
+        ("timein:" + "9" * 400, "ahu_mode", "timein:<state>"),
+        ("timein:2", "zone_temp_cov", "is analog"),
+        ("timein:1", "flatline_temp", "is analog"),
+    ],
+)
+def test_bad_timein_is_a_problem(harness: Harness, agg: str, kind: str, message: str) -> None:
+    h = harness
+    name = of_kind(h, "rhine_lab", kind)
+    start, end = WINDOWS["rhine_lab"][0]
+
+    async def check() -> None:
+        r = await chart(h, "rhine_lab", name, start, end, interval="1d", agg=agg)
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert message in r.json()["detail"] and len(r.text) < 2000
+
+    h.run(check())
+
+
+def test_timein_over_an_absurd_range_is_refused(harness: Harness) -> None:
+    h = harness
+    name = of_kind(h, "rhine_lab", "ahu_mode")
+
+    async def check() -> None:
+        r = await chart(
+            h, "rhine_lab", name, 0, parse_time("e", "9999-01-01T00:00:00"), agg="timein:2"
+        )
+        assert 400 <= r.status_code < 500, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+    h.run(check())
