@@ -109,7 +109,10 @@ async def _run(
         env["TSGATE_SITE_STREAM_MIN_POINTS"] = str(args.site_stream_min_points)
     _log(f"starting the simulator ({args.latency_ms:g} ms per request) and tsgate in {workdir}")
     with procs.simulator(
-        workdir, latency_ms=args.latency_ms, visibility_delay_s=plan.sim_visibility_delay_s
+        workdir,
+        latency_ms=args.latency_ms,
+        visibility_delay_s=plan.sim_visibility_delay_s,
+        large_site="semantics" in selected,  # (g) assesses a site of 3,500 points
     ) as sim:
         upstream_url = sim.base_url + "/api"
         with procs.gateway(workdir, upstream_url=upstream_url, extra_env=env) as gw:

@@ -74,9 +74,9 @@ def chart_params(
     }
 
 
-async def collecting_points(http: httpx.AsyncClient, sim_url: str) -> list[str]:
+async def collecting_points(http: httpx.AsyncClient, sim_url: str, site: str = SITE) -> list[str]:
     resp = await http.get(
-        f"{sim_url}/api/sites/{SITE}/configured_points",
+        f"{sim_url}/api/sites/{site}/configured_points",
         params={"page": 1, "per_page": 5000},
         headers={"Authorization": f"Bearer {TOKEN}"},
     )

@@ -46,11 +46,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def simulator(
-    workdir: Path, *, latency_ms: float, seed: int = 1, visibility_delay_s: float = 0.0
+    workdir: Path,
+    *,
+    latency_ms: float,
+    seed: int = 1,
+    visibility_delay_s: float = 0.0,
+    large_site: bool = False,
 ) -> Iterator[Child]:
     port = free_port()
     argv = ["simulate", "--port", str(port), "--seed", str(seed), "--latency-ms", str(latency_ms)]
     argv += ["--visibility-delay-s", str(visibility_delay_s)]
+    argv += ["--large-site"] if large_site else []
     with _child("simulator", argv, os.environ, workdir, f"http://127.0.0.1:{port}") as child:
         _wait_ready(child, "/_sim/stats", timeout_s=30.0)
         yield child

@@ -191,3 +191,15 @@ async def test_fault_switches() -> None:
         assert len(dup) == 110
         assert len((await c.get(url, params=params)).json()["point_samples"]) == 100
     assert sim.stats.by_route["paginated"] == 5
+
+
+def test_the_large_site_is_added_only_when_asked_and_changes_no_other_site() -> None:
+    plain, large = create_simulator(seed=3), create_simulator(seed=3, large_site=True)
+    assert [s.name for s in large.sites] == [*(s.name for s in plain.sites), "large_campus"]
+    for before, after in zip(plain.sites, large.sites, strict=False):
+        assert before == after  # same points, ids, keys: the same samples
+    big = large.site_by_name["large_campus"]
+    assert 3400 <= len(big.collecting) <= 3700
+    assert len({p.name for p in big.points}) == len(big.points)
+    ids = [p.id for s in large.sites for p in s.points]
+    assert len(set(ids)) == len(ids)

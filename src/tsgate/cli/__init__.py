@@ -41,7 +41,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from tsgate.upstream.simulator import create_simulator
 
-    sim = create_simulator(seed=args.seed, redirects=args.redirects)
+    sim = create_simulator(seed=args.seed, redirects=args.redirects, large_site=args.large_site)
     sim.faults.latency_s = args.latency_ms / 1000
     sim.faults.visibility_delay_s = args.visibility_delay_s
     sim.faults.visibility_jitter_s = args.visibility_jitter_s
@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument(
         "--visibility-jitter-s", type=float, default=0.0, help="… plus a random 0 to this"
+    )
+    sim.add_argument(
+        "--large-site",
+        action="store_true",
+        help="add the site large_campus (about 3,500 collecting points, for benchmarks)",
     )
     sim.add_argument(
         "--redirects",

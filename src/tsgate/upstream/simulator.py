@@ -124,13 +124,14 @@ class Simulator:
         tokens: Mapping[str, Collection[str]] | None = None,
         now_ms: Callable[[], int] | None = None,
         redirects: str = "none",
+        large_site: bool = False,
     ) -> None:
         if redirects not in REDIRECT_MODES:
             modes = ", ".join(REDIRECT_MODES)
             raise ValueError(f"redirects: {redirects!r} is not one of {modes}")
         self.seed = seed
         self.redirects = redirects
-        self.sites = campus.build_campus(seed)
+        self.sites = campus.build_campus(seed, large_site=large_site)
         self.site_by_name = {s.name: s for s in self.sites}
         self.point_index = {p.name: (s, p) for s in self.sites for p in s.points}
         self.fleet = Fleet(seed, self.sites)
@@ -415,8 +416,9 @@ def create_simulator(
     tokens: Mapping[str, Collection[str]] | None = None,
     now_ms: Callable[[], int] | None = None,
     redirects: str = "none",
+    large_site: bool = False,
 ) -> Simulator:
-    return Simulator(seed, tokens=tokens, now_ms=now_ms, redirects=redirects)
+    return Simulator(seed, tokens=tokens, now_ms=now_ms, redirects=redirects, large_site=large_site)
 
 
 # ---- sample generation -------------------------------------------------------------
