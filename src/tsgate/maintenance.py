@@ -1,7 +1,8 @@
 """Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
 their retention with their result objects, expire unused saved charts (and delete their
 attachments), keep the recently used ones cached, measure the stores, raise size alerts,
-and sample the monitoring history (with its alert rules, ``tsgate.monitor``).
+sample the monitoring history (with its alert rules, ``tsgate.monitor``) and write the
+daily report of each finished day.
 
 :meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
 :class:`MaintenanceScheduler` runs it every ``maintenance_interval_s``, and the due
@@ -85,6 +86,12 @@ class ChartWarming(Protocol):
         ...
 
 
+class DailyReporting(Protocol):
+    async def run(self, now_ms: int) -> str | None:
+        """Write the last finished day's report if it is not written yet; its day."""
+        ...
+
+
 class Rechecks(Protocol):
     async def run(self, now_ms: int) -> RecheckReport:
         """Read again the holes of provisional periods whose re-check is due."""
@@ -124,6 +131,7 @@ class MaintenanceReport:
     file_bytes: int = 0
     files_removed: int = 0  # attachments of saved charts that are gone
     charts_warmed: int = 0  # recently used saved charts whose ranges are now cached
+    daily_report: str | None = None  # the day whose report this pass wrote
     rechecks: RecheckReport | None = None
     alerts: list[str] = field(default_factory=list)
     alert_levels: dict[str, str] = field(default_factory=dict)  # rule -> ok|warning|critical
@@ -157,6 +165,7 @@ class Maintenance:
     files: FileRetention | None = None
     monitor: MonitorSampler | None = None
     warming: ChartWarming | None = None
+    reports: DailyReporting | None = None
     options: MaintenanceOptions = MaintenanceOptions()
 
     async def measure(self) -> StoreSizes:
@@ -202,6 +211,7 @@ class Maintenance:
         )
         self.alerts.replace("maintenance", alerts)
         sampled = await self.monitor.sample(now_ms, sizes) if self.monitor is not None else None
+        reported = await self.reports.run(now_ms) if self.reports is not None else None
         report = MaintenanceReport(
             at_ms=now_ms,
             stats_trimmed=trimmed,
@@ -217,6 +227,7 @@ class Maintenance:
             file_bytes=sizes.file_bytes,
             files_removed=files_removed,
             charts_warmed=warmed,
+            daily_report=reported,
             rechecks=rechecked,
             alerts=alerts,
             alert_levels=dict(sampled.levels) if sampled is not None else {},

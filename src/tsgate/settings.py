@@ -102,6 +102,8 @@ class Settings:
     # TSGATE_UPSTREAM_TOKEN), that many units at once; 0 days: it does not
     warm_charts_days: Annotated[float, msgspec.Meta(ge=0, le=366)] = 0.0
     warm_charts_concurrency: AtLeastOne = 2
+    # maintenance writes each finished UTC day's report to reports/daily/<day>.json
+    daily_report_objects: bool = False
     header_timeout_s: Positive_s = 5.0  # a connection must finish its request headers by then
     shutdown_timeout_s: Positive_s = 10.0  # in-flight requests get this long on SIGTERM
     max_active_requests: Count = 64  # worked on at once; more wait their turn; 0: no limit

@@ -34,6 +34,7 @@ from tsgate.maintenance import (
     MaintenanceScheduler,
     wall_clock_ms,
 )
+from tsgate.monitor.report import DailyReports
 from tsgate.monitor.rules import parse_rules
 from tsgate.monitor.sampler import METRICS, Monitor
 from tsgate.object_store import open_object_store
@@ -219,6 +220,9 @@ async def open_services(
             files=FileRetention(database.files, objects),
             monitor=monitor,
             warming=warmer,
+            reports=(
+                DailyReports(database.monitor, objects) if settings.daily_report_objects else None
+            ),
             options=MaintenanceOptions.of(settings),
         )
         services = OpenedServices(

@@ -7,8 +7,10 @@ images are cached under the data generation; hostile callers and inputs get prob
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,3 +225,46 @@ async def test_upstream_down_is_a_problem_or_a_stale_marked_image(env: Env) -> N
     assert "stale: upstream unavailable" in stale.text
     again = await env.api.get(f"/api/charts/{warm}.svg", headers=ALICE)
     assert again.headers["x-cache-status"] == "STALE"  # not served from the cache
+
+
+async def test_too_many_images_waiting_to_be_drawn_is_429(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tsgate.api import chartimages
+
+    slow_draw = chartimages._draw
+
+    def slow(*args: Any) -> bytes:
+        time.sleep(0.5)  # on the drawing thread: the next request finds it busy
+        return slow_draw(*args)
+
+    monkeypatch.setattr(chartimages, "_draw", slow)
+    monkeypatch.setattr(chartimages, "MAX_WAITING", 1)
+    chart_id = await env.save()
+    # warm the data first, so the requests below differ only in their turn to draw
+    assert (await env.api.get(f"/api/charts/{chart_id}.svg", headers=ALICE)).status_code == 200
+    answers = await asyncio.gather(
+        *(env.api.get(f"/api/charts/{chart_id}.png?width={w}", headers=ALICE) for w in (300, 400))
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 429], [a.text for a in answers]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "2"
+    assert chartimages._waiting == 0
+
+
+@pytest.mark.parametrize("span_ms", [3_600_000, DAY_MS, 7 * DAY_MS, 30 * DAY_MS, 365 * DAY_MS])
+@pytest.mark.parametrize(("width", "height"), [(200, 150), (4000, 2000)])
+def test_every_preset_span_draws_at_the_smallest_and_largest_size(
+    span_ms: int, width: int, height: int
+) -> None:
+    t = np.linspace(NOW - span_ms, NOW - 1, 50).astype(np.int64)
+    lines = [
+        plotting.Line("a", "°F", t, np.sin(np.arange(50.0))),
+        plotting.Line("b", "kW", t, np.cos(np.arange(50.0)), step=True),
+        plotting.Line("s", "", t, (np.arange(50) % 2).astype(np.float64), step=True, state=True),
+    ]
+    picture = plotting.Picture("x", "area", NOW - span_ms, NOW, width, height, "dark")
+    png = plotting.encode(plotting.figure(picture, lines), "png")
+    assert Image.open(io.BytesIO(png)).size == (width, height)  # and no warning was raised

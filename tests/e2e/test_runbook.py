@@ -1,10 +1,12 @@
-"""The runbook's backup and restore blocks, run as written: charts, files and answers
+"""The runbook's tested blocks, run as written. Backup and restore: charts, files and answers
 made before a backup are the same after wiping everything and restoring it, for the
 embedded SQLite database and for PostgreSQL (the objects on the local-file store).
-The chunk cache is not in the backup: the restored server fetches it again."""
+The chunk cache is not in the backup: the restored server fetches it again. The daily
+checks run against a live server."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,9 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.asgi import api_client
+from tests.asgi import api_client, live_server, sim_client
 from tests.conftest import IN_CI, service_url
 from tests.unit.test_file_content import PDF_BYTES, png_bytes
+from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 
@@ -40,7 +43,7 @@ def simulator() -> Simulator:
     return create_simulator(seed=1, tokens={"alice": ["demo_campus"]}, now_ms=lambda: NOW)
 
 
-def run_block(name: str, env: dict[str, str]) -> None:
+def run_block(name: str, env: dict[str, str]) -> str:
     if shutil.which("sqlite3") is None and "sqlite3" in blocks()[name]:
         message = "the sqlite3 command line tool is not installed (apt-get install sqlite3)"
         if IN_CI:
@@ -57,6 +60,7 @@ def run_block(name: str, env: dict[str, str]) -> None:
         check=False,
     )
     assert done.returncode == 0, f"{name}: {done.stderr}"
+    return done.stdout
 
 
 async def _make_things(api: httpx.AsyncClient, point: str) -> dict[str, Any]:
@@ -178,3 +182,22 @@ async def test_backup_wipe_restore_postgres(tmp_path: Path, postgres_database: s
             conn.execute(f'CREATE DATABASE "{name}"')
 
     await _round_trip(conf, env, "postgres", wipe)
+
+
+def test_the_daily_checks_run_as_written(tmp_path: Path) -> None:
+    conf = Settings(
+        database_url=f"sqlite:///{tmp_path}/tsgate.db", objects_url=f"file://{tmp_path}/objects"
+    )
+    env = {"TSGATE_DATABASE_URL": conf.database_url, "TSGATE_OBJECTS_URL": conf.objects_url}
+    with live_server(create_app(conf, upstream=sim_client(simulator()))) as url:
+        out = run_block("daily-checks", {**env, "TSGATE": url})
+    # curl prints each body without a newline: four JSON documents in a row, then the jobs
+    bodies, at, decoder = [], 0, json.JSONDecoder()
+    for _ in range(4):
+        body, at = decoder.raw_decode(out, at)
+        bodies.append(body)
+    health, report, monitor, stats = bodies
+    assert health["status"] == "healthy" and health["alerts"] == []
+    assert set(report) >= {"day", "metrics", "alerts"}
+    assert set(monitor["metrics"]) <= {"store_bytes", "database_bytes", "request_error_ratio"}
+    assert "integrity" in stats and "warm" in stats

@@ -135,3 +135,51 @@ async def test_without_a_service_token_or_days_nothing_is_warmed(
         report = await services.maintenance.run(NOW)
         assert report.charts_warmed == 0 and services.warming.passes == 0
     assert sim.stats.requests == 0
+
+
+class _InFlight:
+    """The simulator behind a counter of the requests it is answering at once."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim, self.now, self.most = sim, 0, 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.01)  # long enough for the others to start, if allowed
+            await self.sim(scope, receive, send)
+        finally:
+            self.now -= 1
+
+
+async def test_the_warm_pass_keeps_its_upstream_concurrency_bound(settings: Settings) -> None:
+    import httpx
+
+    from tests.asgi import FAST_POLICY
+    from tsgate.upstream.ace import AceClient
+
+    sim = create_simulator(seed=1, tokens={"svc": [SITE]}, now_ms=lambda: NOW)
+    counted = _InFlight(sim)
+    # the client as open_upstream builds it: at most TSGATE_UPSTREAM_CONCURRENCY in flight
+    policy = dataclasses.replace(FAST_POLICY, concurrency=2)
+    upstream = AceClient("http://simulator/api", policy, transport=httpx.ASGITransport(app=counted))
+    conf = dataclasses.replace(
+        settings,
+        upstream_token="svc",
+        warm_charts_days=DAYS,
+        warm_charts_concurrency=4,
+        upstream_concurrency=2,
+        maintenance_interval_s=0,
+    )
+    points = [p.name for p in sim.site_by_name[SITE].collecting[:12]]
+    # 30 days: two months' units, four allowed at once; still two requests in flight
+    config = {"site": SITE, "points": points, "range": {"preset": "30d"}}
+    async with open_services(conf, upstream=upstream, clock_ms=lambda: NOW) as services:
+        await services.database.charts.create("scope", "many", config, NOW - DAY_MS)
+        report = await services.maintenance.run(NOW)
+        assert report.charts_warmed == 1
+        assert services.warming.fetched_samples == sum(
+            len(sim.truth(p, NOW - 30 * DAY_MS, NOW)[0]) for p in points
+        )
+    assert 1 < counted.most <= 2

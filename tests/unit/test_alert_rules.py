@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,14 @@ def test_thresholds_are_exceeded_not_reached() -> None:
     rule = Rule("upstream_circuit_open", None, 0.0)
     assert [rule.level(v) for v in (0.0, 1.0)] == ["ok", "critical"]
     assert Rule("x", 1.0, 2.0).level(1.0) == "ok"
+
+
+def test_the_runbooks_alert_table_names_every_monitored_metric() -> None:
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    table = runbook.split("| alert | means | first response |", 1)[1].split("\n\n", 1)[0]
+    named = {
+        name
+        for row in table.splitlines()[2:]
+        for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])
+    }
+    assert named >= METRICS, sorted(METRICS - named)

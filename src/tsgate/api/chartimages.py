@@ -7,7 +7,8 @@ four points per pixel column (M4: pixel-exact). ``width``/``height`` (pixels) an
 ``theme`` (``light``/``dark``) are bounded parameters. An image is kept in the response
 cache under the site's data generation, so new or repaired data draws a new one; while
 upstream is down the cached part is drawn, marked stale in the image and in
-``X-Cache-Status``, and not kept. Drawing runs in a thread, one image at a time.
+``X-Cache-Status``, and not kept. Drawing runs on one thread of its own per process, one
+image at a time; more than ``MAX_WAITING`` images waiting is 429.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import asyncio
 import dataclasses
 import hashlib
 import json
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from tsgate.api.charts import own_chart
 from tsgate.api.limits import check_range
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import point_objects, resolve_zone
-from tsgate.errors import BadParameter, TooLarge
+from tsgate.errors import BadParameter, RateLimited, TooLarge
 from tsgate.series.chart import (
     ChartQuery,
     ChartResult,
@@ -49,7 +50,12 @@ MAX_PIXELS = 8_000_000  # 4000 x 2000: an image's canvas is 4 bytes a pixel whil
 DEFAULT_SIZE = (1200, 600)
 COMPARE_MS = -7 * MS_PER_DAY  # the page's "last week"
 PLOT_SHARE = 0.85  # of the width: the plot area between the axes
-_DRAWING = threading.Lock()  # matplotlib's settings are global while saving
+# one drawing thread per process (matplotlib's settings are global while saving); images
+# waiting for it wait in its queue, not in the event loop's default thread pool, and a
+# queue longer than this is refused (429) rather than held in memory
+_DRAWER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsgate-draw")
+MAX_WAITING = 16
+_waiting = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,8 +166,20 @@ def _labels(names: list[str]) -> list[str]:
 
 
 def _draw(picture: plotting.Picture, lines: list[plotting.Line], fmt: str) -> bytes:
-    with _DRAWING:
-        return plotting.encode(plotting.figure(picture, lines), fmt)
+    return plotting.encode(plotting.figure(picture, lines), fmt)
+
+
+async def draw(picture: plotting.Picture, lines: list[plotting.Line], fmt: str) -> bytes:
+    """The image, drawn on the drawing thread; 429 while too many wait for it."""
+    global _waiting
+    if _waiting >= MAX_WAITING:
+        raise RateLimited(f"{_waiting} images are waiting to be drawn; try again shortly", 2.0)
+    _waiting += 1
+    try:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_DRAWER, _draw, picture, lines, fmt)
+    finally:
+        _waiting -= 1
 
 
 async def _image(request: Request, fmt: str) -> Response:
@@ -208,7 +226,7 @@ async def _image(request: Request, fmt: str) -> Response:
         asked.theme,
         note,
     )
-    body = await asyncio.to_thread(_draw, picture, lines, fmt)
+    body = await draw(picture, lines, fmt)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     if stale:
         cache_control = "no-store"

@@ -4,10 +4,12 @@
 last day) and ``max_points`` (default 500) per metric: longer histories are averaged
 into that many equal time buckets, as a chart would want them. Like ``/api/stats`` it is
 an operator's view and is rate limited in the ``admin`` budget.
+``GET /api/monitor/report?day=`` is the daily report of one UTC day (``monitor/report.py``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -18,11 +20,13 @@ from starlette.routing import Route
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter
+from tsgate.monitor.report import daily_report
 from tsgate.monitor.sampler import DAY_MS, METRICS
 from tsgate.upstream.wire import parse_time
 
 MAX_POINTS = 10_000
 DEFAULT_POINTS = 500
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _time(request: Request, name: str, default: int) -> int:
@@ -95,5 +99,25 @@ async def history(request: Request) -> Response:
     return respond(request, body)
 
 
+async def day_report(request: Request) -> Response:
+    """``GET /api/monitor/report?day=YYYY-MM-DD``: one UTC day summarised (default: the
+    last finished day)."""
+    services = services_of(request)
+    today_ms = services.reader.clock_ms() // DAY_MS * DAY_MS
+    raw = request.query_params.get("day")
+    if raw is None or raw == "":
+        day_ms = today_ms - DAY_MS
+    else:
+        if not _DAY.fullmatch(raw):
+            raise BadParameter("day", f"{raw[:20]!r} is not a UTC day like 2025-11-14")
+        day_ms = parse_time("day", raw) // DAY_MS * DAY_MS
+        if day_ms > today_ms:
+            raise BadParameter("day", f"{raw} has not begun yet")
+    return respond(request, await daily_report(services.monitoring, day_ms))
+
+
 def routes() -> list[Route]:
-    return [Route("/api/monitor", history, methods=["GET"])]
+    return [
+        Route("/api/monitor", history, methods=["GET"]),
+        Route("/api/monitor/report", day_report, methods=["GET"]),
+    ]

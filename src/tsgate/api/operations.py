@@ -445,6 +445,14 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
         ),
         ok=_ok(200, _OBJECT_SCHEMA),
     ),
+    monitor.day_report: Operation(
+        "One UTC day of the monitoring history summarised, with its alert events",
+        "operations",
+        params=(
+            Param("day", "query", _string(pattern=r"^\d{4}-\d{2}-\d{2}$"), "default: yesterday"),
+        ),
+        ok=_ok(200, _OBJECT_SCHEMA),
+    ),
     monitor.history: Operation(
         "Sampled store sizes, growth and health over time, with alert events",
         "operations",

@@ -118,7 +118,7 @@ def figure(picture: Picture, lines: Sequence[Line]) -> Figure:
         main.tick_params(labelbottom=False)
     bottom = state_ax if state_ax is not None else main
     locator = dates.AutoDateLocator(  # type: ignore[no-untyped-call]
-        minticks=3, maxticks=max(3, picture.width // 120)
+        minticks=2, maxticks=max(4, picture.width // 110)
     )
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]

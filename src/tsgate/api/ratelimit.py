@@ -59,7 +59,9 @@ def route_class(path: str) -> str | None:
         return "jobs"
     if path == "/api/files" or path.startswith("/api/files/"):
         return "files"
-    if path in ("/api/stats", "/api/monitor") or path.startswith("/api/cache/"):
+    if path in ("/api/stats", "/api/monitor", "/api/monitor/report") or path.startswith(
+        "/api/cache/"
+    ):
         return "admin"
     return "read"
 

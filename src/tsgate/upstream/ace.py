@@ -1,8 +1,9 @@
 """The ACE API client on httpx: auth, bounded concurrency, retries, numpy parsing.
 
 Retries use exponential backoff with equal jitter (``backoff.py``) on 429 (honouring
-``Retry-After``), 5xx, connection errors, timeouts and broken bodies. Anything else is translated into
-``tsgate.errors`` at once. A short or broken answer is never returned as data.
+``Retry-After``), 5xx, connection errors, timeouts and broken bodies. Anything else is
+translated into ``tsgate.errors`` at once. A short or broken answer is never returned as
+data.
 :class:`AceApi` is the adapter (typed reads of one request each, reporting what they
 cost to ``upstream.metering``); :class:`AceClient` is it inside the one wrapper
 (``upstream/guarded.py``: the circuit breaker, the counters, long reads fanned out).

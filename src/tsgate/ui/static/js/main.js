@@ -7,6 +7,7 @@ import { exportCsv, exportJson } from "./exporting.js";
 import { showAttachments, wireAttachments } from "./files.js";
 import { cancelJob } from "./jobs.js";
 import { loadChart } from "./loader.js";
+import { MonitorView, loadMonitor } from "./monitor.js";
 import { Picker } from "./picker.js";
 import { QualityTable, loadQuality } from "./quality.js";
 import { custom, inputValue, resolve } from "./range.js";
@@ -28,6 +29,8 @@ const quality = new QualityTable($("quality"), (p) => {
   state.view = "line";
   load();
 });
+
+const monitor = new MonitorView($("monitor"), echarts);
 
 const picker = new Picker({
   site: $("site"), search: $("search"), tags: $("tags"), results: $("results"), empty: $("results-empty"), selected: $("selected"),
@@ -69,9 +72,12 @@ async function load() {
   pressed("views", "data-view", state.view);
   $("compare").setAttribute("aria-pressed", String(state.compare));
   const inQuality = state.view === "quality";
+  const inMonitor = state.view === "monitor";
   $("quality").hidden = !inQuality;
-  $("chart-wrap").hidden = inQuality;
+  $("monitor").hidden = !inMonitor;
+  $("chart-wrap").hidden = inQuality || inMonitor;
   if (inQuality) return showQuality(controller0());
+  if (inMonitor) return showMonitor(controller0());
   if (!picker.site || !points.length) {
     chart.clear();
     const hint = picker.site ? "Pick points from the list to draw them." : "Choose a site.";
@@ -138,6 +144,22 @@ async function showQuality(controller) {
     const body = await loadQuality({ site: picker.site, startMs, endMs }, { signal: controller.signal });
     if (controller.signal.aborted) return;
     quality.show(body);
+    setState("ready");
+  } catch (err) {
+    if (!controller.signal.aborted) fail(err);
+  }
+}
+
+async function showMonitor(controller) {
+  const [startMs, endMs] = resolve(state.range);
+  $("start").value = inputValue(startMs);
+  $("end").value = inputValue(endMs);
+  setState("loading");
+  showMessage("");
+  try {
+    const body = await loadMonitor({ startMs, endMs }, { signal: controller.signal });
+    if (controller.signal.aborted) return;
+    monitor.show(body, startMs, endMs);
     setState("ready");
   } catch (err) {
     if (!controller.signal.aborted) fail(err);
@@ -212,6 +234,7 @@ function wireControls() {
   $("saved-delete").addEventListener("click", removeSaved);
   wireAttachments((err) => showMessage(explain(err)));
   new ResizeObserver(() => chart.resize()).observe($("chart-wrap"));
+  new ResizeObserver(() => monitor.resize()).observe($("monitor"));
 }
 
 async function save() {
