@@ -86,7 +86,8 @@ async def test_junk_tokens_create_nothing(settings: Settings) -> None:
 
 async def test_rotating_junk_tokens_share_one_address_budget(settings: Settings) -> None:
     sim = simulator()
-    conf = dataclasses.replace(settings, rate_limit_per_min=60, rate_limit_burst=20)
+    # one token a minute refills the budget: the 150 requests end long before the next
+    conf = dataclasses.replace(settings, rate_limit_per_min=1, rate_limit_burst=20)
     params = {"site": "elm_school", "points": "p", "start": "2025-10-01", "end": "2025-10-02"}
     async with api_client(conf, sim, clock_ms=lambda: NOW) as api:
         before = sim.stats.requests

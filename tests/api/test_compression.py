@@ -13,13 +13,14 @@ from tsgate.upstream.simulator import create_simulator
 
 pytestmark = pytest.mark.anyio
 TOKEN = {"Authorization": "Bearer alice", "Accept-Encoding": "zstd"}
+SITES = "/api/sites?per_page=2"  # a body under the default threshold
 
 
 async def _sites(settings: Settings) -> tuple[str | None, bytes, int]:
     async with api_client(settings, create_simulator(seed=1)) as api:
-        async with api.stream("GET", "/api/sites", headers=TOKEN) as answer:
+        async with api.stream("GET", SITES, headers=TOKEN) as answer:
             raw = b"".join([chunk async for chunk in answer.aiter_raw()])
-        plain = await api.get("/api/sites", headers={**TOKEN, "Accept-Encoding": "identity"})
+        plain = await api.get(SITES, headers={**TOKEN, "Accept-Encoding": "identity"})
     assert answer.status_code == 200 and plain.status_code == 200
     return answer.headers.get("content-encoding"), raw, len(plain.content)
 

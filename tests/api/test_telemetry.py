@@ -71,7 +71,7 @@ async def test_one_json_line_per_request_without_tokens(
     api: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.INFO, logger="tsgate.access"):
-        answer = await api.get("/api/sites?token=secret-token-123", headers=AUTH)
+        answer = await api.get("/api/sites?per_page=2&token=secret-token-123", headers=AUTH)
         await api.get("/api/test-cached")
     as_json = JsonFormatter()
     lines = [json.loads(as_json.format(r)) for r in caplog.records if r.name == "tsgate.access"]

@@ -289,10 +289,9 @@ async def test_cold_queries_over_the_inline_budget_become_jobs(settings: Setting
         inline = await api.get("/api/timeseries", params=params, headers=AUTH)
         assert inline.status_code == 200 and inline.headers["X-Cache-Status"] == "HIT"
         answered = inline.json()
-        # inline series also say their point's kind and mode (from the site's catalog)
-        assert [(s.pop("kind"), s.pop("mode")) for s in answered["series"]] == [
-            ("analog", "sampled")
-        ] * 2
+        # series say their point's kind and mode (from the site's catalog), inline and in
+        # the job's result alike
+        assert [(s["kind"], s["mode"]) for s in answered["series"]] == [("analog", "sampled")] * 2
         assert result.json() == answered
 
 

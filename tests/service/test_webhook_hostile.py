@@ -130,7 +130,7 @@ async def test_tarpit_receivers_delay_only_their_own_webhooks(
         arrived[request.headers["host"]] = time.monotonic() - started
         return httpx.Response(204)
 
-    sender = WebhookSender(b"k", timeout_s=3.0, transport=httpx.MockTransport(receive))
+    sender = WebhookSender(b"k", timeout_s=10.0, transport=httpx.MockTransport(receive))
     for i in range(5):
         await finished_job(env, notify_url=f"http://tarpit.example/{i}", point=i)
     await finished_job(env, notify_url="http://fine.example/hook", point=5)
@@ -148,5 +148,6 @@ async def test_tarpit_receivers_delay_only_their_own_webhooks(
         in_flight = {outbox._busy("tarpit.example"), outbox._busy("fine.example")}
     finally:
         await outbox.aclose()
-    assert arrived["fine.example"] < 1.0, arrived
+    # long before any tarpit delivery times out: it did not wait behind them
+    assert arrived["fine.example"] < 5.0, arrived
     assert max(in_flight) <= 2  # never more than per_host to the tarpit

@@ -106,11 +106,11 @@ async def test_a_dashboard_is_not_queued_behind_another_tenants_flood() -> None:
     sim = create_simulator(seed=5)
     sim.faults.latency_s = 0.01
     client = sim_client(sim, FAST_POLICY)
-    client._gate = FairGate(2)
+    client.reads._gate = FairGate(2)  # type: ignore[attr-defined]
     finished: list[str] = []
 
     async def read(token: str) -> None:
-        await client.get_json("/sites", token=token, params={"page": 1, "per_page": 2})
+        await client.sites_page(1, 2, token=token)
         finished.append(token)
 
     flood = [asyncio.ensure_future(read("export-tenant")) for _ in range(30)]

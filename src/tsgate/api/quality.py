@@ -67,6 +67,9 @@ async def quality(request: Request) -> Response:
     )
     zone = await services.zones.zone_of(site, token)
     summary = summarise(items, {p.name: p.kind for p in profiles})
+    observed = await services.catalog.modes.get(
+        site, [p.name for p in profiles if p.observed_decides]
+    )
     body = {
         "metadata": {
             "siteId": site,
@@ -85,19 +88,22 @@ async def quality(request: Request) -> Response:
             "meanCoveragePct": summary.mean_coverage_pct,
             "samples": summary.samples,
         },
-        "points": [_item(item, p) for item, p in zip(items, profiles, strict=True)],
+        "points": [
+            _item(item, p, p.mode_given(observed.get(p.name)))
+            for item, p in zip(items, profiles, strict=True)
+        ],
     }
     data, media_type = encode_body(body, wants_msgpack(request))
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
     return compressed(request, data, media_type, headers=headers)
 
 
-def _item(item: Quality, profile: PointProfile) -> dict[str, Any]:
+def _item(item: Quality, profile: PointProfile, mode: str) -> dict[str, Any]:
     return {
         "name": item.name,
         "unit": profile.unit,
         "kind": profile.kind,
-        "mode": profile.mode,
+        "mode": mode,
         "cadenceS": profile.cadence_s,
         "samples": item.samples,
         "expected": item.expected,

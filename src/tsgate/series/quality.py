@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tsgate.series.kinds import PointKinds
+from tsgate.series.kinds import MODES, PointKinds
 from tsgate.series.model import MS_PER_HOUR
 from tsgate.series.rollups import Buckets
 
@@ -47,6 +47,12 @@ class PointProfile:
     mode: str
     low: float | None  # from the ``minVal``/``maxVal`` kv tags
     high: float | None
+    # no tag or override fixes the mode: the reporting pattern observed decides it
+    observed_decides: bool = False
+
+    def mode_given(self, observed: str | None) -> str:
+        """The mode, given the one the point's reporting pattern showed (if any)."""
+        return observed if self.observed_decides and observed in MODES else self.mode
 
 
 def profile_of(point: Mapping[str, Any], kinds: PointKinds) -> PointProfile:
@@ -59,6 +65,7 @@ def profile_of(point: Mapping[str, Any], kinds: PointKinds) -> PointProfile:
     tags = point.get("kv_tags")
     tags = tags if isinstance(tags, dict) else {}
     kind, mode = kinds.describe(point)
+    decides = kinds.describe(point, "cov")[1] != kinds.describe(point, "sampled")[1]
     return PointProfile(
         str(point.get("name")),
         bool(point.get("collect_enabled")),
@@ -68,6 +75,7 @@ def profile_of(point: Mapping[str, Any], kinds: PointKinds) -> PointProfile:
         mode,
         _tag_number(tags, _LOW_TAGS),
         _tag_number(tags, _HIGH_TAGS),
+        decides,
     )
 
 
