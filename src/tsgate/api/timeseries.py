@@ -42,6 +42,7 @@ from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
 from tsgate.series import calendar, rollups, weighted
+from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.calendar import UTC
 from tsgate.series.chart import (
     INTERVALS,
@@ -219,13 +220,17 @@ async def timeseries(request: Request) -> Response:
     hit = await responses.load(services.cache, key)
     if hit is not None:
         return _from_cache(request, hit, started)
-    queued = await _too_large_for_inline(request, q, layout, token)
+    # the read is prepared once (access, index rows, plan): the inline budget is checked
+    # on it, the chart reads through it
+    prepared = await services.reader.prepare(q.site, q.points, q.start_ms, q.end_ms, token=token)
+    queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_samples)
     if queued is not None:
         return queued
-    result = await run_chart(services.reader, q, token=token)
+    result = await run_chart(services.reader, q, token=token, prepared=prepared)
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
-    await _describe_series(request, q, body_obj, token)
+    # the prepared read checked the token on the site (per point on the unknown site)
+    await _describe_series(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -240,13 +245,13 @@ async def timeseries(request: Request) -> Response:
 
 
 async def _describe_series(
-    request: Request, q: ChartQuery, body: dict[str, Any], token: str
+    request: Request, q: ChartQuery, body: dict[str, Any], token: str, *, access_checked: bool
 ) -> None:
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
     from the point's name), so a client knows what to draw as steps."""
     services = services_of(request)
     try:
-        await services.catalog.fresh(q.site, token)
+        await services.catalog.fresh(q.site, token, access_checked=access_checked)
     except (UpstreamError, UpstreamBadAnswer) as exc:
         # the series are already read (maybe stale, upstream being down): describe them
         # from the catalog as stored rather than fail the answer
@@ -308,17 +313,15 @@ def _headers(
 
 
 async def _too_large_for_inline(
-    request: Request, q: ChartQuery, layout: str, token: str
+    request: Request, q: ChartQuery, layout: str, token: str, missing: int
 ) -> Response | None:
-    """A query whose cold part is too big to fetch inline becomes a job: 202 + Location,
-    or 413 with suggestions when the client says it cannot wait (``async=false``)."""
+    """A query whose cold part (``missing`` samples, plus its comparison's) is too big to
+    fetch inline becomes a job: 202 + Location, or 413 with suggestions when the client
+    says it cannot wait (``async=false``)."""
     services = services_of(request)
     budget = services.settings.inline_fetch_samples
     if budget <= 0:
         return None
-    missing = await services.reader.missing_samples(
-        q.site, q.points, q.start_ms, q.end_ms, token=token
-    )
     if q.compare_ms:
         missing += await services.reader.missing_samples(
             q.site, q.points, q.start_ms + q.compare_ms, q.end_ms + q.compare_ms, token=token

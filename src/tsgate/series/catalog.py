@@ -65,9 +65,15 @@ class PointCatalog:
         self.ttl_ms = ttl_ms
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
 
-    async def fresh(self, site: str, token: str, *, bypass: bool = False) -> str:
-        """Make the site's catalog fresh for ``token``; returns the source (STORE or ORIGIN)."""
-        await self.access.check(site, token)
+    async def fresh(
+        self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False
+    ) -> str:
+        """Make the site's catalog fresh for ``token``; returns the source (STORE or ORIGIN).
+
+        ``access_checked``: the caller checked this token's access to ``site`` for the
+        same request (a prepared read), so it is not asked again."""
+        if not access_checked:
+            await self.access.check(site, token)
         refreshed = await self.points.refreshed_at(site)
         now = self._clock()
         if not bypass and refreshed is not None and now - refreshed <= self.ttl_ms:
