@@ -234,13 +234,17 @@ async def timeseries(request: Request) -> Response:
         await _regrant(request, q, token)
         _keep_fast(request, parsed, key, hit)
         return _from_cache(request, hit, started)
-    queued = await _too_large_for_inline(request, q, layout, token)
+    # the read is prepared once (access, index rows, plan): the inline budget is checked
+    # on it, the chart reads through it
+    prepared = await services.reader.prepare(q.site, q.points, q.start_ms, q.end_ms, token=token)
+    queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_samples)
     if queued is not None:
         return queued
-    result = await run_chart(services.reader, q, token=token)
+    result = await run_chart(services.reader, q, token=token, prepared=prepared)
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
-    await _describe_series(request, q, body_obj, token)
+    # the prepared read checked the token on the site (per point on the unknown site)
+    await _describe_series(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -282,10 +286,15 @@ def _keep_fast(
         answers.keep(request.scope, services_of(request), key.query.site, key.generation, entry)
 
 
-async def _kinds(request: Request, q: ChartQuery, token: str) -> dict[str, tuple[str, str]]:
-    """Each point's ``(kind, mode)`` from the site's catalog (else from its name)."""
+async def _kinds(
+    request: Request, q: ChartQuery, token: str, *, access_checked: bool = False
+) -> dict[str, tuple[str, str]]:
+    """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
+    ``access_checked``: the request checked the token on the site already."""
     services = services_of(request)
-    return await services.catalog.describe(q.site, q.points, token, services.kinds)
+    return await services.catalog.describe(
+        q.site, q.points, token, services.kinds, access_checked=access_checked
+    )
 
 
 async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
@@ -301,11 +310,11 @@ async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
 
 
 async def _describe_series(
-    request: Request, q: ChartQuery, body: dict[str, Any], token: str
+    request: Request, q: ChartQuery, body: dict[str, Any], token: str, *, access_checked: bool
 ) -> None:
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
     from the point's name), so a client knows what to draw as steps."""
-    describe_series(body, await _kinds(request, q, token))
+    describe_series(body, await _kinds(request, q, token, access_checked=access_checked))
 
 
 async def point_objects(
@@ -388,17 +397,15 @@ def _headers(
 
 
 async def _too_large_for_inline(
-    request: Request, q: ChartQuery, layout: str, token: str
+    request: Request, q: ChartQuery, layout: str, token: str, missing: int
 ) -> Response | None:
-    """A query whose cold part is too big to fetch inline becomes a job: 202 + Location,
-    or 413 with suggestions when the client says it cannot wait (``async=false``)."""
+    """A query whose cold part (``missing`` samples, plus its comparison's) is too big to
+    fetch inline becomes a job: 202 + Location, or 413 with suggestions when the client
+    says it cannot wait (``async=false``)."""
     services = services_of(request)
     budget = services.settings.inline_fetch_samples
     if budget <= 0:
         return None
-    missing = await services.reader.missing_samples(
-        q.site, q.points, q.start_ms, q.end_ms, token=token
-    )
     if q.compare_ms:
         missing += await services.reader.missing_samples(
             q.site, q.points, q.start_ms + q.compare_ms, q.end_ms + q.compare_ms, token=token

@@ -93,7 +93,11 @@ async def run_query(ctx: JobContext) -> JobResult:
         req.tz or "UTC",
         req.compare_ms or 0,
     )
-    result = await run_chart(ctx.reader, query, token=ctx.token)
+    # prepared once (access, index rows, plan), as the API does; every part reads through it
+    prepared = await ctx.reader.prepare(
+        query.site, query.points, query.start_ms, query.end_ms, token=ctx.token
+    )
+    result = await run_chart(ctx.reader, query, token=ctx.token, prepared=prepared)
     _complete(result.stats)
     body = chart_body(query, result, req.layout or "series", msgpack=False)
     if ctx.describe is not None:

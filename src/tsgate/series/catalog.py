@@ -82,9 +82,15 @@ class PointCatalog:
         self.ttl_ms = ttl_ms
         self._clock = clock_ms or (lambda: int(time.time() * 1000))
 
-    async def fresh(self, site: str, token: str, *, bypass: bool = False) -> str:
-        """Make the site's catalog fresh for ``token``; returns the source (STORE or ORIGIN)."""
-        await self.access.check(site, token)
+    async def fresh(
+        self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False
+    ) -> str:
+        """Make the site's catalog fresh for ``token``; returns the source (STORE or ORIGIN).
+
+        ``access_checked``: the caller checked this token's access to ``site`` for the
+        same request (a prepared read), so it is not asked again."""
+        if not access_checked:
+            await self.access.check(site, token)
         refreshed = await self.points.refreshed_at(site)
         now = self._clock()
         if not bypass and refreshed is not None and now - refreshed <= self.ttl_ms:
@@ -94,11 +100,18 @@ class PointCatalog:
         return "ORIGIN"
 
     async def describe(
-        self, site: str, names: Sequence[str], token: str, kinds: PointKinds
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        access_checked: bool = False,
     ) -> dict[str, tuple[str, str]]:
-        """Each point's ``(kind, mode)`` from the site's catalog (else from its name)."""
+        """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
+        ``access_checked``: the caller checked the token on the site already."""
         try:
-            await self.fresh(site, token)
+            await self.fresh(site, token, access_checked=access_checked)
         except (UpstreamError, UpstreamBadAnswer) as exc:
             # the series may be served stale (upstream being down): describe them from
             # the catalog as stored rather than fail the answer

@@ -27,6 +27,7 @@ from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
 from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.series.planning import PreparedRead
 from tsgate.series.reader import ReadStats, SeriesReader
 from tsgate.upstream.wire import format_time, parse_time
 
@@ -101,8 +102,12 @@ def _saved_time(value: Any, name: str) -> int:
     return parse_time(name, str(value))
 
 
-async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> ChartResult:
-    result = await _run(reader, q, token)
+async def run_chart(
+    reader: SeriesReader, q: ChartQuery, *, token: str, prepared: PreparedRead | None = None
+) -> ChartResult:
+    """The chart of ``q``; ``prepared``: its raw read of the query's span, made ready
+    (access checked, rows read, plan made) by the caller, used where the chart reads it."""
+    result = await _run(reader, q, token, prepared)
     if q.compare_ms:
         earlier = dataclasses.replace(
             q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
@@ -115,15 +120,19 @@ async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> Chart
     return result
 
 
-async def _run(reader: SeriesReader, q: ChartQuery, token: str) -> ChartResult:
+async def _run(
+    reader: SeriesReader, q: ChartQuery, token: str, prepared: PreparedRead | None = None
+) -> ChartResult:
     interval = q.interval
     if interval == "auto":
         interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
     if interval in INTERVALS_MS or interval in CALENDAR:
-        return await _aggregate(reader, q, interval, token)
+        return await _aggregate(reader, q, interval, token, prepared)
     if q.max_points is not None:
-        return await _downsample(reader, q, q.max_points, token)
-    found, stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
+        return await _downsample(reader, q, q.max_points, token, prepared)
+    found, stats = await reader.read(
+        q.site, q.points, q.start_ms, q.end_ms, token=token, prepared=prepared
+    )
     series = [found[n] for n in q.points]
     return ChartResult(series, stats, stats.samples, "raw", "none")
 
@@ -151,6 +160,7 @@ async def exact_buckets(
     grid: Grid,
     *,
     token: str,
+    prepared: PreparedRead | None = None,
 ) -> tuple[dict[str, rollups.Buckets], ReadStats]:
     """Buckets of ``grid`` holding exactly the samples in ``span``.
 
@@ -159,7 +169,9 @@ async def exact_buckets(
     The rollup read comes first and covers the whole span, so a cold query fetches each
     point once and the edge reads are served from the chunks it stored. Local calendar
     buckets in a zone whose offset is not whole hours come from the 15-minute level; a
-    grid no level tiles is bucketed from raw samples.
+    grid no level tiles is bucketed from raw samples. ``prepared``: the raw read of
+    ``span`` made ready; when it had nothing to fetch, the edge reads are served from its
+    index rows too.
     """
     start_ms, end_ms = span
     level = _level_for(grid)
@@ -167,10 +179,19 @@ async def exact_buckets(
         grids.split_edges(start_ms, end_ms, LEVELS_MS[level]) if level else ([span], None)
     )
     if level is None or interior is None:
-        raw, stats = await reader.read(site, points, start_ms, end_ms, token=token)
+        raw, stats = await reader.read(
+            site, points, start_ms, end_ms, token=token, prepared=prepared
+        )
         return {n: grids.clip_start(grid.bucket(raw[n]), start_ms) for n in points}, stats
-    found, stats = await reader.read_rollups(site, points, level, start_ms, end_ms, token=token)
-    reads = await asyncio.gather(*(reader.read(site, points, *e, token=token) for e in edges))
+    found, stats = await reader.read_rollups(
+        site, points, level, start_ms, end_ms, token=token, prepared=prepared
+    )
+    reads = await asyncio.gather(
+        *(
+            reader.read(site, points, *e, token=token, prepared=prepared and prepared.within(*e))
+            for e in edges
+        )
+    )
     raw_edges = [part for part, _ in reads]
     for _, edge_stats in reads:
         _add_edge_stats(stats, edge_stats)
@@ -199,10 +220,16 @@ def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
     stats.stale = stats.stale or edge.stale
 
 
-async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: str) -> ChartResult:
+async def _aggregate(
+    reader: SeriesReader,
+    q: ChartQuery,
+    interval: str,
+    token: str,
+    prepared: PreparedRead | None = None,
+) -> ChartResult:
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     found, stats = await exact_buckets(
-        reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
+        reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token, prepared=prepared
     )
     if weighted.is_time_weighted(q.agg):
         until = min(q.end_ms, reader.clock_ms() + 1)
@@ -221,16 +248,28 @@ async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: 
 
 
 async def _downsample(
-    reader: SeriesReader, q: ChartQuery, max_points: int, token: str
+    reader: SeriesReader,
+    q: ChartQuery,
+    max_points: int,
+    token: str,
+    prepared: PreparedRead | None = None,
 ) -> ChartResult:
     level_ms = choose_level(q.start_ms, q.end_ms, max_points, sorted(COARSE_LEVELS_MS.values()))
     if level_ms is None:
-        raw, raw_stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
+        raw, raw_stats = await reader.read(
+            q.site, q.points, q.start_ms, q.end_ms, token=token, prepared=prepared
+        )
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
         return ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb")
     width = m4_width(q.start_ms, q.end_ms, max_points, level_ms)
     found, stats = await exact_buckets(
-        reader, q.site, q.points, (q.start_ms, q.end_ms), Grid(width), token=token
+        reader,
+        q.site,
+        q.points,
+        (q.start_ms, q.end_ms),
+        Grid(width),
+        token=token,
+        prepared=prepared,
     )
     series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)

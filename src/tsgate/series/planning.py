@@ -126,3 +126,43 @@ def changes_at(
         for at in candidates:
             soonest = at if soonest is None else min(soonest, at)
     return soonest
+
+
+@dataclass(frozen=True)
+class PreparedRead:
+    """A read made ready once: the token's access checked, the index rows of the span
+    read once, the fetch plan made and its size estimated. The request that prepared it
+    reads through it (``SeriesReader.read(..., prepared=)``) instead of doing it all
+    again; a read of another span, or one prepared too long ago, plans afresh."""
+
+    site: str
+    names: tuple[str, ...]
+    start_ms: int
+    end_ms: int  # as asked (the rows and plan stop at the time it was prepared)
+    rows: list[ChunkRow]
+    plan: dict[str, list[Range]]
+    planned_at_ms: int
+
+    @property
+    def missing_samples(self) -> int:
+        """About how many samples the read still has to fetch (0: the rows answer it)."""
+        return sum(e - s for spans in self.plan.values() for s, e in spans) // SAMPLE_MS
+
+    def within(self, start_ms: int, end_ms: int) -> PreparedRead | None:
+        """This read narrowed to ``[start_ms, end_ms)`` inside its span, when nothing of
+        its span was left to fetch (so none of the part is either); else ``None``."""
+        if self.plan or not self.start_ms <= start_ms < end_ms <= self.end_ms:
+            return None
+        rows = [r for r in self.rows if r.period_start_ms < end_ms and r.period_end_ms > start_ms]
+        return PreparedRead(self.site, self.names, start_ms, end_ms, rows, {}, self.planned_at_ms)
+
+    def serves(self, site: str, names: Sequence[str], start_ms: int, end_ms: int) -> bool:
+        return (site, tuple(names), start_ms, end_ms) == (
+            self.site,
+            self.names,
+            self.start_ms,
+            self.end_ms,
+        )
+
+
+PREPARED_FOR_MS = 1_000  # a prepared read older than this is planned again

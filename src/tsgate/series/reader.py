@@ -32,7 +32,14 @@ from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
 from tsgate.series.model import Series
-from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range, plan_fetches, provisional_spans
+from tsgate.series.planning import (
+    PREPARED_FOR_MS,
+    CachePolicy,
+    PreparedRead,
+    Range,
+    plan_fetches,
+    provisional_spans,
+)
 from tsgate.series.singleflight import FetchLocks
 from tsgate.upstream import metering
 from tsgate.upstream.base import Upstream
@@ -157,15 +164,27 @@ class SeriesReader:
         return await self.store.rows(site, names, start_ms, end_ms)
 
     async def read(
-        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        prepared: PreparedRead | None = None,
     ) -> tuple[dict[str, Series], ReadStats]:
-        """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty."""
+        """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty.
+
+        ``prepared``: this read as :meth:`prepare` made it ready (used if it is of the
+        same span and fresh)."""
         stats = ReadStats()
-        end_ms = min(end_ms, self.clock_ms() + 1)  # nothing exists after now
-        if end_ms <= start_ms:
+        ready = self._usable(prepared, site, names, start_ms, end_ms)
+        end_ms = min(end_ms, (ready.planned_at_ms if ready else self.clock_ms()) + 1)
+        if end_ms <= start_ms:  # nothing exists after now
             return {n: Series.empty(n) for n in names}, stats
         for _ in range(_HEAL_ROUNDS + 1):
-            rows = await self.ensure(site, names, start_ms, end_ms, token=token, stats=stats)
+            rows = await self._ensure_metered(site, names, start_ms, end_ms, token, stats, ready)
+            ready = None  # a second round (objects were damaged) plans afresh
             loaded = await self.store.load(site, names, rows, start_ms, end_ms)
             if not loaded.damaged or stats.stale:
                 break
@@ -181,13 +200,23 @@ class SeriesReader:
         return loaded.series, stats
 
     async def read_rollups(
-        self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int, *, token: str
+        self,
+        site: str,
+        names: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        prepared: PreparedRead | None = None,
     ) -> tuple[dict[str, Buckets], ReadStats]:
-        """Rollup buckets of ``names`` (``level`` 1h or 1d), the chunks behind them made whole."""
+        """Rollup buckets of ``names`` (``level`` 1h or 1d), the chunks behind them made
+        whole; ``prepared`` as for :meth:`read`."""
         stats = ReadStats()
-        capped = min(end_ms, self.clock_ms() + 1)
+        ready = self._usable(prepared, site, names, start_ms, end_ms)
+        capped = min(end_ms, (ready.planned_at_ms if ready else self.clock_ms()) + 1)
         if capped > start_ms:
-            rows = await self.ensure(site, names, start_ms, capped, token=token, stats=stats)
+            rows = await self._ensure_metered(site, names, start_ms, capped, token, stats, ready)
             stats.provisional = provisional_spans(names, rows, start_ms, capped)
         found = await self.store.rollups(site, names, level, start_ms, end_ms)
         stats.sources.add("ROLLUP")
@@ -197,8 +226,7 @@ class SeriesReader:
         self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
     ) -> int:
         """About how many samples a read would have to fetch from upstream (cache-aware)."""
-        _, missing = await self.stored(site, names, start_ms, end_ms, token=token)
-        return missing
+        return (await self.prepare(site, names, start_ms, end_ms, token=token)).missing_samples
 
     async def stored(
         self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
@@ -206,14 +234,37 @@ class SeriesReader:
         """The index rows of ``[start_ms, end_ms)`` as stored now, and about how many
         samples a read would still have to fetch (0: the rows answer it whole). The
         token's access is checked first."""
+        ready = await self.prepare(site, names, start_ms, end_ms, token=token)
+        return ready.rows, ready.missing_samples
+
+    async def prepare(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> PreparedRead:
+        """Check the token's access, read the index rows of the span once and plan what
+        a read of it would fetch."""
         await self._check_access(site, names, token)
         now = self.clock_ms()
-        end_ms = min(end_ms, now + 1)
-        if end_ms <= start_ms:
-            return [], 0
-        rows = await self.store.rows(site, names, start_ms, end_ms)
-        plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
-        return rows, sum(e - s for spans in plan.values() for s, e in spans) // SAMPLE_MS
+        capped = min(end_ms, now + 1)
+        rows: list[ChunkRow] = []
+        plan: dict[str, list[Range]] = {}
+        if capped > start_ms:
+            rows = await self.store.rows(site, names, start_ms, capped)
+            plan = plan_fetches(names, rows, start_ms, capped, now, self.policy.open_ttl_ms)
+        return PreparedRead(site, tuple(names), start_ms, end_ms, rows, plan, now)
+
+    def _usable(
+        self,
+        prepared: PreparedRead | None,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+    ) -> PreparedRead | None:
+        if prepared is None or not prepared.serves(site, names, start_ms, end_ms):
+            return None
+        if self.clock_ms() - prepared.planned_at_ms > PREPARED_FOR_MS:
+            return None
+        return prepared
 
     async def _check_access(self, site: str, names: Sequence[str], token: str) -> None:
         if site == UNKNOWN_SITE:
@@ -237,9 +288,21 @@ class SeriesReader:
         The token's access is checked first: cached data is served only to tokens
         upstream lets read the site.
         """
+        return await self._ensure_metered(site, names, start_ms, end_ms, token, stats, None)
+
+    async def _ensure_metered(
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        token: str,
+        stats: ReadStats,
+        ready: PreparedRead | None,
+    ) -> list[ChunkRow]:
         with metering.metered() as meter:  # this read's own requests, whoever runs beside
             try:
-                return await self._ensure(site, names, start_ms, end_ms, token, stats)
+                return await self._ensure(site, names, start_ms, end_ms, token, stats, ready)
             finally:
                 stats.upstream_requests += meter.requests
 
@@ -251,11 +314,15 @@ class SeriesReader:
         end_ms: int,
         token: str,
         stats: ReadStats,
+        ready: PreparedRead | None,
     ) -> list[ChunkRow]:
-        await self._check_access(site, names, token)
-        now = self.clock_ms()
-        rows = await self.store.rows(site, names, start_ms, end_ms)
-        plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
+        if ready is not None:  # checked, read and planned once already
+            rows, plan = ready.rows, ready.plan
+        else:
+            await self._check_access(site, names, token)
+            now = self.clock_ms()
+            rows = await self.store.rows(site, names, start_ms, end_ms)
+            plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             return rows
