@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from tsgate.series import calendar, grids, rollups, weighted
+from tsgate.series import calendar, grids, periods, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
@@ -71,13 +71,22 @@ class ChartResult:
     compared_samples: int = 0
 
 
-async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> ChartResult:
-    result = await _run(reader, q, token)
+# (site, point names) -> each point's (kind, mode), as the catalog says after a read
+Describe = Callable[[str, Sequence[str]], Awaitable[dict[str, tuple[str, str]]]]
+
+
+async def run_chart(
+    reader: SeriesReader, q: ChartQuery, *, token: str, describe: Describe | None = None
+) -> ChartResult:
+    """The answer to ``q``. With ``describe``, a ``twavg`` joins the samples of sampled
+    analog points by lines (asked once the samples are stored: an observed mode counts);
+    without it every value holds until the next sample."""
+    result = await _run(reader, q, token, describe)
     if q.compare_ms:
         earlier = dataclasses.replace(
             q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
         )
-        other = await _run(reader, earlier, token)
+        other = await _run(reader, earlier, token, describe)
         result.compared = [Series(s.name, s.t_ms - q.compare_ms, s.v) for s in other.series]
         result.compared_samples = other.total_samples
         _add_edge_stats(result.stats, other.stats)
@@ -85,12 +94,14 @@ async def run_chart(reader: SeriesReader, q: ChartQuery, *, token: str) -> Chart
     return result
 
 
-async def _run(reader: SeriesReader, q: ChartQuery, token: str) -> ChartResult:
+async def _run(
+    reader: SeriesReader, q: ChartQuery, token: str, describe: Describe | None
+) -> ChartResult:
     interval = q.interval
     if interval == "auto":
         interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
     if interval in INTERVALS_MS or interval in CALENDAR:
-        return await _aggregate(reader, q, interval, token)
+        return await _aggregate(reader, q, interval, token, describe)
     if q.max_points is not None:
         return await _downsample(reader, q, q.max_points, token)
     found, stats = await reader.read(q.site, q.points, q.start_ms, q.end_ms, token=token)
@@ -121,6 +132,7 @@ async def exact_buckets(
     grid: Grid,
     *,
     token: str,
+    gaps: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, rollups.Buckets], ReadStats]:
     """Buckets of ``grid`` holding exactly the samples in ``span``.
 
@@ -129,8 +141,10 @@ async def exact_buckets(
     The rollup read comes first and covers the whole span, so a cold query fetches each
     point once and the edge reads are served from the chunks it stored. Local calendar
     buckets in a zone whose offset is not whole hours come from the 15-minute level; a
-    grid no level tiles is bucketed from raw samples.
+    grid no level tiles is bucketed from raw samples. ``gaps``: per point, how far apart
+    samples may be for a line to join them (raw buckets and edges; default 15 minutes).
     """
+    gap = {n: (gaps or {}).get(n, rollups.DEFAULT_GAP_MS) for n in points}
     start_ms, end_ms = span
     level = _level_for(grid)
     edges, interior = (
@@ -138,7 +152,7 @@ async def exact_buckets(
     )
     if level is None or interior is None:
         raw, stats = await reader.read(site, points, start_ms, end_ms, token=token)
-        return {n: grids.clip_start(grid.bucket(raw[n]), start_ms) for n in points}, stats
+        return {n: grids.clip_start(grid.bucket(raw[n], gap[n]), start_ms) for n in points}, stats
     found, stats = await reader.read_rollups(site, points, level, start_ms, end_ms, token=token)
     reads = await asyncio.gather(*(reader.read(site, points, *e, token=token) for e in edges))
     raw_edges = [part for part, _ in reads]
@@ -146,10 +160,27 @@ async def exact_buckets(
         _add_edge_stats(stats, edge_stats)
     return {
         n: grids.compose(
-            rollups.crop(found[n], *interior), [part[n] for part in raw_edges], grid, start_ms
+            rollups.crop(found[n], *interior),
+            [part[n] for part in raw_edges],
+            grid,
+            start_ms,
+            gap[n],
         )
         for n in points
     }, stats
+
+
+def linear_points(kinds: Mapping[str, tuple[str, str]]) -> frozenset[str]:
+    """The points whose ``twavg`` joins samples by lines: sampled analog points (binary,
+    multistate and change-of-value points hold each value until the next sample)."""
+    return frozenset(n for n, described in kinds.items() if described == ("analog", "sampled"))
+
+
+async def line_gaps(reader: SeriesReader, site: str, points: Sequence[str]) -> dict[str, int]:
+    """Per point, how far apart samples may be for a line to join them (a linear
+    ``twavg``): the hole threshold of its catalog cadence, as its rollups were built."""
+    profiles = await reader.store.profiles(site, points)
+    return {n: periods.gap_limit_ms(profiles.get(n, periods.Profile())) for n in points}
 
 
 def _level_for(grid: Grid) -> str | None:
@@ -169,18 +200,25 @@ def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
     stats.stale = stats.stale or edge.stale
 
 
-async def _aggregate(reader: SeriesReader, q: ChartQuery, interval: str, token: str) -> ChartResult:
+async def _aggregate(
+    reader: SeriesReader, q: ChartQuery, interval: str, token: str, describe: Describe | None
+) -> ChartResult:
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
+    lines = q.agg == "twavg" and describe is not None
+    gaps = await line_gaps(reader, q.site, q.points) if lines else None
     found, stats = await exact_buckets(
-        reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
+        reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token, gaps=gaps
     )
+    linear = linear_points(await describe(q.site, q.points)) if describe and lines else frozenset()
     if weighted.is_time_weighted(q.agg):
         until = min(q.end_ms, reader.clock_ms() + 1)
         series = [
             Series(
                 n,
                 found[n].start_ms,
-                weighted.values(found[n], q.agg, grid.ends(found[n], until), until),
+                weighted.values(
+                    found[n], q.agg, grid.ends(found[n], until), until, linear=n in linear
+                ),
             )
             for n in q.points
         ]

@@ -36,6 +36,7 @@ class Period:
     start_ms: int
     end_ms: int
     series: Series
+    gap_ms: int = rollups.DEFAULT_GAP_MS  # samples further apart are not joined by lines
 
 
 # the samples of (point, month) pairs of a site, as whole-month periods (from the chunks)
@@ -144,10 +145,11 @@ class RollupCache:
                     continue  # rebuilt below from what the write knows
             changed: dict[tuple[str, int], rollups.Buckets] = {}
             for p in periods:
-                fresh = rollups.bucketize(p.series, width)
+                fresh = rollups.bucketize(p.series, width, gap_ms=p.gap_ms)
                 for month in extents.months_covering(p.start_ms, p.end_ms):
                     key = (p.point, month)
-                    old = changed.get(key, blobs.get(key, rollups.Buckets.empty(width)))
+                    empty = rollups.Buckets.empty(width, p.gap_ms)
+                    old = changed.get(key, blobs.get(key, empty))
                     kept = rollups.concat(
                         [
                             rollups.crop(old, month, p.start_ms),
