@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.instance import Harness
-from tests.unit.test_weighted import brute
+from tests.unit.test_weighted import brute, brute_linear
 from tsgate.series.model import MS_PER_DAY, Series
 from tsgate.upstream.wire import format_time, parse_time
 
@@ -109,6 +109,42 @@ def test_local_days_equal_a_walk_over_the_samples(
                 total = total + np.array(r.json()["series"][0]["data"])[:, 1]
             covered = brute(Series(name, t, np.ones_like(v)), bounds, start, end, "runhours")
             np.testing.assert_allclose(total, covered, rtol=1e-9)
+
+    h.run(check())
+
+
+@pytest.mark.parametrize(
+    ("site", "window"),
+    [(site, w) for site, windows in WINDOWS.items() for w in windows],
+    ids=lambda x: x if isinstance(x, str) else format_time(x[0])[:10],
+)
+@pytest.mark.parametrize("interval", ["1h", "1d"])
+def test_twavg_of_sampled_points_joins_samples_by_lines(
+    harness: Harness, site: str, window: tuple[int, int], interval: str
+) -> None:
+    """A sampled analog point's twavg is the mean of the lines between its samples (none
+    across a gap over three 5-minute reporting intervals); a change-of-value one's holds
+    each value (the test above)."""
+    h = harness
+    names = [p.name for p in h.sim.site_by_name[site].collecting if p.kind == "zone_temp"][:2]
+    start, end = window
+    zone = ZONES[site]
+
+    async def check() -> None:
+        query = {"interval": interval, "tz": "site", "agg": "twavg"}
+        r = await chart(h, site, ",".join(names), start, end, **query)
+        assert r.status_code == 200, r.text
+        for s in r.json()["series"]:
+            assert (s["kind"], s["mode"]) == ("analog", "sampled")
+            t, v = await h.truth(s["name"], start, end)
+            if interval == "1d":
+                bounds = local_days(zone, start, end)
+            else:
+                first = start - start % 3_600_000
+                bounds = [(b, b + 3_600_000) for b in range(first, end, 3_600_000)]
+            want = brute_linear(Series(s["name"], t, v), bounds, start, end, 15 * 60_000)
+            data = np.array(s["data"], dtype=np.float64).reshape(-1, 2)
+            np.testing.assert_allclose(data[:, 1], want, rtol=1e-9, atol=1e-9)
 
     h.run(check())
 

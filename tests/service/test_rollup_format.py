@@ -81,3 +81,39 @@ async def test_old_and_damaged_blobs_are_rebuilt_from_the_chunks(
     # and stored again in the current format
     for r in await blobs.get(SITE, names, "1h", START, END):
         assert rollups.unpack(r.blob).width_ms == MS_PER_HOUR
+
+
+async def test_months_written_before_the_15_minute_level_are_built_when_read(
+    env: tuple[Simulator, Services],
+) -> None:
+    """An upgrade: months stored with hourly and daily blobs only get their 15-minute
+    blobs from the chunks the first time a half-hour zone's days ask for them."""
+    sim, services = env
+    site = sim.site_by_name[SITE]
+    names = [p.name for p in site.collecting[:3]]
+    reader = services.reader
+    samples, _ = await reader.read(SITE, names, START, END, token="t")
+    blobs = services.database.rollups
+    quarter = await blobs.get(SITE, names, "15m", START, END)
+    assert quarter
+    await blobs.delete(SITE, names, START, END)  # every level ...
+    # ... and back the hourly and daily ones, as an older release wrote them
+    for level, width in (("1h", MS_PER_HOUR), ("1d", 24 * MS_PER_HOUR)):
+        await blobs.put(
+            [
+                RollupRow(
+                    SITE, n, level, START, rollups.pack(rollups.bucketize(samples[n], width)), 1
+                )
+                for n in names
+            ]
+        )
+    services.reader.store.forget(SITE)
+    assert not await blobs.get(SITE, names, "15m", START, END)
+    requests = sim.stats.requests
+    got, _ = await reader.read_rollups(SITE, names, "15m", START, END, token="t")
+    assert sim.stats.requests == requests
+    for n in names:
+        want = rollups.bucketize(samples[n], 15 * 60_000)
+        assert got[n].start_ms.tolist() == want.start_ms.tolist() and len(want) > 2000
+        np.testing.assert_allclose(got[n].sum, want.sum, rtol=1e-12)
+    assert len(await blobs.get(SITE, names, "15m", START, END)) == len(names)

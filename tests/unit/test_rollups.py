@@ -75,10 +75,11 @@ def assert_same_buckets(
     for field in (*exact, "min_ms", "max_ms"):
         np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=field)
     np.testing.assert_array_equal(got.rises, want.rises, err_msg="rises")
-    for field in ("sum", "sumsq", "hold", "on_ms"):
+    for field in ("sum", "sumsq", "hold", "on_ms", "lin", "lin_ms"):
         np.testing.assert_allclose(
             getattr(got, field), getattr(want, field), rtol=1e-9, atol=1e-6, err_msg=field
         )
+    assert got.gap_ms == want.gap_ms
     if not states:
         return
     assert got.has_states == want.has_states
@@ -231,7 +232,14 @@ def test_unpack_refuses_other_blobs() -> None:
     with pytest.raises(CodecError, match="state times"):
         rollups.unpack(
             pack_columns(
-                {"format": fmt, "width_ms": width, **old, "states": states, "state_ms": ints * 1.0}
+                {
+                    "format": fmt,
+                    "width_ms": width,
+                    "gap_ms": width,
+                    **old,
+                    "states": states,
+                    "state_ms": ints * 1.0,
+                }
             )
         )
     blob = rollups.pack(rollups.Buckets.empty(MS_PER_HOUR))

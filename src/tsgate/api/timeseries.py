@@ -54,6 +54,8 @@ from tsgate.series.chart import (
     estimate_samples,
     exact_buckets,
     grid_for,
+    line_gaps,
+    linear_points,
     reads_raw,
     run_chart,
 )
@@ -240,7 +242,15 @@ async def timeseries(request: Request) -> Response:
     queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_samples)
     if queued is not None:
         return queued
-    result = await run_chart(services.reader, q, token=token, prepared=prepared)
+    result = await run_chart(
+        services.reader,
+        q,
+        token=token,
+        prepared=prepared,
+        describe=lambda site, names: services.catalog.describe(
+            site, names, token, services.kinds, access_checked=q.site != UNKNOWN_SITE
+        ),
+    )
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
     # the prepared read checked the token on the site (per point on the unknown site)
@@ -453,9 +463,11 @@ async def aggregations(request: Request) -> Response:
     q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
     _check_raw_reads(request, q)
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
+    gaps = await line_gaps(services.reader, q.site, q.points)
     found, stats = await exact_buckets(
-        services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token
+        services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token, gaps=gaps
     )
+    linear = linear_points(await _kinds(request, q, token))
     rows = sum(len(b) for b in found.values())
     if rows > MAX_AGGREGATION_ROWS:
         raise TooLarge(
@@ -465,7 +477,8 @@ async def aggregations(request: Request) -> Response:
     until = min(q.end_ms, services.reader.clock_ms() + 1)
     items: list[dict[str, Any]] = []
     for name in q.points:
-        items.extend(_rows(name, found[name], grid.ends(found[name], until), until))
+        ends = grid.ends(found[name], until)
+        items.extend(_rows(name, found[name], ends, until, linear=name in linear))
     metadata = {
         "siteId": q.site,
         "pointNames": list(q.points),
@@ -482,7 +495,9 @@ async def aggregations(request: Request) -> Response:
     return compressed(request, body, media_type, headers=headers)
 
 
-def _rows(name: str, b: rollups.Buckets, ends: Any, until: int) -> list[dict[str, Any]]:
+def _rows(
+    name: str, b: rollups.Buckets, ends: Any, until: int, *, linear: bool
+) -> list[dict[str, Any]]:
     """One row per bucket: the sample statistics, and the time-weighted ones."""
     columns = {
         "avg": rollups.avg(b),
@@ -491,7 +506,10 @@ def _rows(name: str, b: rollups.Buckets, ends: Any, until: int) -> list[dict[str
         "sum": b.sum,
         "count": b.count,
         "stddev": rollups.stddev(b),
-        **{agg: weighted.values(b, agg, ends, until) for agg in ("twavg", "duty", "starts")},
+        **{
+            agg: weighted.values(b, agg, ends, until, linear=linear)
+            for agg in ("twavg", "duty", "starts")
+        },
     }
     stamps = b.start_ms.tolist()
     lists = {key: values.tolist() for key, values in columns.items()}

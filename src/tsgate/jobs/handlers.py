@@ -97,11 +97,18 @@ async def run_query(ctx: JobContext) -> JobResult:
     prepared = await ctx.reader.prepare(
         query.site, query.points, query.start_ms, query.end_ms, token=ctx.token
     )
-    result = await run_chart(ctx.reader, query, token=ctx.token, prepared=prepared)
+    describe = ctx.describe
+    result = await run_chart(
+        ctx.reader,
+        query,
+        token=ctx.token,
+        prepared=prepared,
+        describe=(lambda site, names: describe(site, names, ctx.token)) if describe else None,
+    )
     _complete(result.stats)
     body = chart_body(query, result, req.layout or "series", msgpack=False)
-    if ctx.describe is not None:
-        describe_series(body, await ctx.describe(req.site, req.points, ctx.token))
+    if describe is not None:
+        describe_series(body, await describe(req.site, req.points, ctx.token))
     data = msgspec.json.encode(body)
     key = ctx.result_key("json")
     await ctx.objects.put(key, data)

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tsgate.errors import BadParameter
-from tsgate.series import calendar, grids, rollups, weighted
+from tsgate.series import calendar, grids, periods, rollups, weighted
 from tsgate.series.calendar import UTC
 from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
 from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
@@ -102,17 +102,29 @@ def _saved_time(value: Any, name: str) -> int:
     return parse_time(name, str(value))
 
 
+# (site, point names) -> each point's (kind, mode), as the catalog says after a read
+Describe = Callable[[str, Sequence[str]], Awaitable[dict[str, tuple[str, str]]]]
+
+
 async def run_chart(
-    reader: SeriesReader, q: ChartQuery, *, token: str, prepared: PreparedRead | None = None
+    reader: SeriesReader,
+    q: ChartQuery,
+    *,
+    token: str,
+    prepared: PreparedRead | None = None,
+    describe: Describe | None = None,
 ) -> ChartResult:
-    """The chart of ``q``; ``prepared``: its raw read of the query's span, made ready
-    (access checked, rows read, plan made) by the caller, used where the chart reads it."""
-    result = await _run(reader, q, token, prepared)
+    """The answer to ``q``. ``prepared``: its raw read of the query's span, made ready
+    (access checked, rows read, plan made) by the caller, used where the chart reads it.
+    With ``describe``, a ``twavg`` joins the samples of sampled analog points by lines
+    (asked once the samples are stored: an observed mode counts); without it every value
+    holds until the next sample."""
+    result = await _run(reader, q, token, prepared, describe)
     if q.compare_ms:
         earlier = dataclasses.replace(
             q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
         )
-        other = await _run(reader, earlier, token)
+        other = await _run(reader, earlier, token, describe=describe)
         result.compared = [Series(s.name, s.t_ms - q.compare_ms, s.v) for s in other.series]
         result.compared_samples = other.total_samples
         _add_edge_stats(result.stats, other.stats)
@@ -121,13 +133,17 @@ async def run_chart(
 
 
 async def _run(
-    reader: SeriesReader, q: ChartQuery, token: str, prepared: PreparedRead | None = None
+    reader: SeriesReader,
+    q: ChartQuery,
+    token: str,
+    prepared: PreparedRead | None = None,
+    describe: Describe | None = None,
 ) -> ChartResult:
     interval = q.interval
     if interval == "auto":
         interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
     if interval in INTERVALS_MS or interval in CALENDAR:
-        return await _aggregate(reader, q, interval, token, prepared)
+        return await _aggregate(reader, q, interval, token, prepared, describe)
     if q.max_points is not None:
         return await _downsample(reader, q, q.max_points, token, prepared)
     found, stats = await reader.read(
@@ -161,6 +177,7 @@ async def exact_buckets(
     *,
     token: str,
     prepared: PreparedRead | None = None,
+    gaps: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, rollups.Buckets], ReadStats]:
     """Buckets of ``grid`` holding exactly the samples in ``span``.
 
@@ -171,8 +188,10 @@ async def exact_buckets(
     buckets in a zone whose offset is not whole hours come from the 15-minute level; a
     grid no level tiles is bucketed from raw samples. ``prepared``: the raw read of
     ``span`` made ready; when it had nothing to fetch, the edge reads are served from its
-    index rows too.
+    index rows too. ``gaps``: per point, how far apart samples may be for a line to join
+    them (raw buckets and edges; default 15 minutes).
     """
+    gap = {n: (gaps or {}).get(n, rollups.DEFAULT_GAP_MS) for n in points}
     start_ms, end_ms = span
     level = _level_for(grid)
     edges, interior = (
@@ -182,7 +201,7 @@ async def exact_buckets(
         raw, stats = await reader.read(
             site, points, start_ms, end_ms, token=token, prepared=prepared
         )
-        return {n: grids.clip_start(grid.bucket(raw[n]), start_ms) for n in points}, stats
+        return {n: grids.clip_start(grid.bucket(raw[n], gap[n]), start_ms) for n in points}, stats
     found, stats = await reader.read_rollups(
         site, points, level, start_ms, end_ms, token=token, prepared=prepared
     )
@@ -197,10 +216,27 @@ async def exact_buckets(
         _add_edge_stats(stats, edge_stats)
     return {
         n: grids.compose(
-            rollups.crop(found[n], *interior), [part[n] for part in raw_edges], grid, start_ms
+            rollups.crop(found[n], *interior),
+            [part[n] for part in raw_edges],
+            grid,
+            start_ms,
+            gap[n],
         )
         for n in points
     }, stats
+
+
+def linear_points(kinds: Mapping[str, tuple[str, str]]) -> frozenset[str]:
+    """The points whose ``twavg`` joins samples by lines: sampled analog points (binary,
+    multistate and change-of-value points hold each value until the next sample)."""
+    return frozenset(n for n, described in kinds.items() if described == ("analog", "sampled"))
+
+
+async def line_gaps(reader: SeriesReader, site: str, points: Sequence[str]) -> dict[str, int]:
+    """Per point, how far apart samples may be for a line to join them (a linear
+    ``twavg``): the hole threshold of its catalog cadence, as its rollups were built."""
+    profiles = await reader.store.profiles(site, points)
+    return {n: periods.gap_limit_ms(profiles.get(n, periods.Profile())) for n in points}
 
 
 def _level_for(grid: Grid) -> str | None:
@@ -226,18 +262,31 @@ async def _aggregate(
     interval: str,
     token: str,
     prepared: PreparedRead | None = None,
+    describe: Describe | None = None,
 ) -> ChartResult:
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
+    lines = q.agg == "twavg" and describe is not None
+    gaps = await line_gaps(reader, q.site, q.points) if lines else None
     found, stats = await exact_buckets(
-        reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token, prepared=prepared
+        reader,
+        q.site,
+        q.points,
+        (q.start_ms, q.end_ms),
+        grid,
+        token=token,
+        prepared=prepared,
+        gaps=gaps,
     )
+    linear = linear_points(await describe(q.site, q.points)) if describe and lines else frozenset()
     if weighted.is_time_weighted(q.agg):
         until = min(q.end_ms, reader.clock_ms() + 1)
         series = [
             Series(
                 n,
                 found[n].start_ms,
-                weighted.values(found[n], q.agg, grid.ends(found[n], until), until),
+                weighted.values(
+                    found[n], q.agg, grid.ends(found[n], until), until, linear=n in linear
+                ),
             )
             for n in q.points
         ]

@@ -247,11 +247,13 @@ class ChunkStore:
         """The stored samples of each (point, month) as a whole-month period (rollup blobs
         of an older format are rebuilt from them)."""
         out = []
+        profiles = await self.profiles(site, sorted({p for p, _ in months}))
         for point, month in months:
             end = extents.next_month(month)
             rows = await self.rows(site, [point], month, end)
             loaded = await self.load(site, [point], rows, month, end)
-            out.append(Period(point, month, end, loaded.series[point]))
+            gap = periods.gap_limit_ms(profiles.get(point, Profile()))
+            out.append(Period(point, month, end, loaded.series[point], gap))
         return out
 
     # ---- writing ----------------------------------------------------------------------
@@ -358,7 +360,18 @@ class ChunkStore:
             if row.object_key:
                 self.memory.put(row.object_key, d.series)
         await self.rollup_cache.update(
-            site, [Period(d.point, d.start_ms, d.end_ms, d.series) for d in drafts], now_ms
+            site,
+            [
+                Period(
+                    d.point,
+                    d.start_ms,
+                    d.end_ms,
+                    d.series,
+                    periods.gap_limit_ms(profiles.get(d.point, Profile())),
+                )
+                for d in drafts
+            ],
+            now_ms,
         )
         observed = {d.point: observed_mode(d.series.t_ms, d.series.v) for d in drafts}
         await self._modes.put(site, {p: m for p, m in observed.items() if m}, now_ms)

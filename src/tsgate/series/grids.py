@@ -19,6 +19,7 @@ import numpy as np
 
 from tsgate.series.model import Series, TimeArray
 from tsgate.series.rollups import (
+    DEFAULT_GAP_MS,
     Buckets,
     bucketize,
     bucketize_at,
@@ -47,11 +48,11 @@ class Grid:
             return self.width_ms % level_ms == 0 and self.origin_ms % level_ms == 0
         return bool(np.all(self.starts % level_ms == 0))
 
-    def bucket(self, s: Series) -> Buckets:
-        """Raw samples into this grid's buckets."""
+    def bucket(self, s: Series, gap_ms: int = DEFAULT_GAP_MS) -> Buckets:
+        """Raw samples into this grid's buckets (lines join samples ``gap_ms`` apart)."""
         if self.starts is None:
-            return bucketize(s, self.width_ms, self.origin_ms)
-        return bucketize_at(s, self.starts, self.width_ms)
+            return bucketize(s, self.width_ms, self.origin_ms, gap_ms=gap_ms)
+        return bucketize_at(s, self.starts, self.width_ms, gap_ms=gap_ms)
 
     def ends(self, b: Buckets, until_ms: int) -> TimeArray:
         """Where each of ``b``'s buckets (on this grid) ends; the last calendar bucket's
@@ -106,19 +107,29 @@ def split_edges(start_ms: int, end_ms: int, level_ms: int) -> tuple[list[Range],
     return edges, (inner_start, inner_end)
 
 
-def compose(interior: Buckets, edges: Sequence[Series], grid: Grid, start_ms: int) -> Buckets:
+def compose(
+    interior: Buckets,
+    edges: Sequence[Series],
+    grid: Grid,
+    start_ms: int,
+    gap_ms: int | None = None,
+) -> Buckets:
     """The exact buckets of a range on ``grid`` from stored ``interior`` buckets (whole
     buckets of one level, epoch-aligned, which the grid tiles) and the raw samples of its
     ``edges`` (:func:`split_edges`).
 
     Each edge is bucketed at the interior's level and joined with it (they never share a
     bucket), the whole is regrouped onto the grid, and a clipped first bucket is stamped
-    at ``start_ms``: every statistic counts exactly the samples in range.
+    at ``start_ms``: every statistic counts exactly the samples in range. The edges are
+    joined by lines with ``gap_ms`` (default: the interior's).
     """
     level_ms = interior.width_ms
     if not grid.tiles(level_ms):
         raise ValueError(f"the grid's buckets are not whole {level_ms} ms buckets")
-    parts = [p for p in (interior, *(bucketize(e, level_ms) for e in edges)) if len(p)]
+    gap = interior.gap_ms if gap_ms is None else gap_ms
+    if not len(interior):
+        interior = Buckets.empty(level_ms, gap)
+    parts = [p for p in (interior, *(bucketize(e, level_ms, gap_ms=gap) for e in edges)) if len(p)]
     # in time order, so that joining them is one concatenation and no sort
     parts.sort(key=lambda p: int(p.start_ms[0]))
     joined = concat(parts or [interior])

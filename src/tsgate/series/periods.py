@@ -103,6 +103,12 @@ def cadence_of(t_ms: TimeArray, profile: Profile) -> int:
     return DEFAULT_CADENCE_MS
 
 
+def gap_limit_ms(profile: Profile) -> int:
+    """Samples further apart than this are not joined by a line (a linear ``twavg``):
+    :data:`HOLE_CADENCES` reporting intervals, the catalog's (else the default one)."""
+    return HOLE_CADENCES * (profile.cadence_ms or DEFAULT_CADENCE_MS)
+
+
 def find_holes(t_ms: TimeArray, covered: Sequence[Range], cadence_ms: int) -> list[Range]:
     """Where samples are missing inside the ``covered`` ranges, as the spans between the
     samples around them: gaps longer than :data:`HOLE_CADENCES` reporting intervals, and

@@ -23,6 +23,9 @@ COARSE_LEVELS_MS = {"1h": MS_PER_HOUR, "1d": MS_PER_DAY}
 _END_OF_TIME_MS = 253_402_300_800_000
 
 log = logging.getLogger(__name__)
+# levels added after release: a month without a blob at such a level, but with an hourly
+# one, was written before; it is built from the chunks when first read
+_ADDED_LEVELS = frozenset({"15m"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,7 @@ class Period:
     start_ms: int
     end_ms: int
     series: Series
+    gap_ms: int = rollups.DEFAULT_GAP_MS  # samples further apart are not joined by lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,11 @@ class RollupCache:
             else:
                 months[(point, month)] = hit
         unreadable: list[tuple[str, int]] = []
+        if level in _ADDED_LEVELS and rebuild is not None:
+            # months written before this level existed have hourly blobs only
+            hourly = await self._blobs.versions(site, names, "1h", start_ms, end_ms)
+            present = {(p, m) for p, m, _ in versions}
+            unreadable.extend((p, m) for p, m, _ in hourly if (p, m) not in present)
         if stale:
             rows = await self._blobs.get(
                 site,
@@ -143,6 +152,8 @@ class RollupCache:
         if unreadable and rebuild is not None:
             # rebuilt in the current format from the samples behind them, then read again
             periods = await rebuild(site, sorted(unreadable))
+            # a month whose chunks hold nothing keeps what it has (nothing to build from)
+            periods = [p for p in periods if len(p.series)]
             await self.update(site, periods, int(time.time() * 1000))
             return await self.read(site, names, level, start_ms, end_ms)
         grouped: dict[str, list[rollups.Buckets]] = defaultdict(list)
@@ -183,10 +194,11 @@ class RollupCache:
                     continue  # rebuilt below from what the write knows
             changed: dict[tuple[str, int], rollups.Buckets] = {}
             for p in periods:
-                fresh = rollups.bucketize(p.series, width)
+                fresh = rollups.bucketize(p.series, width, gap_ms=p.gap_ms)
                 for month in extents.months_covering(p.start_ms, p.end_ms):
                     key = (p.point, month)
-                    old = changed.get(key, blobs.get(key, rollups.Buckets.empty(width)))
+                    empty = rollups.Buckets.empty(width, p.gap_ms)
+                    old = changed.get(key, blobs.get(key, empty))
                     kept = rollups.concat(
                         [
                             rollups.crop(old, month, p.start_ms),

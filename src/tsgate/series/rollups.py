@@ -28,13 +28,16 @@ from tsgate.series.model import Series, TimeArray, ValueArray
 CountArray = npt.NDArray[np.int64]
 
 _INT_FIELDS = ("start_ms", "count", "first_ms", "last_ms", "min_ms", "max_ms", "rises")
-_FLOAT_FIELDS = ("sum", "sumsq", "min", "max", "first", "last", "hold", "on_ms")
+_FLOAT_FIELDS = ("sum", "sumsq", "min", "max", "first", "last", "hold", "on_ms", "lin", "lin_ms")
 ARRAY_FIELDS = _INT_FIELDS + _FLOAT_FIELDS
 # a blob's format: 2 added the time in each state (``states``, ``state_ms``); a blob of
 # another format is not read (its month is rebuilt from the chunks)
 FORMAT = 2
 # the time in each state is kept while the values are at most this many distinct integers
 MAX_STATES = 32
+# samples further apart than this are not joined by a line (the hole threshold of a point
+# reporting every 5 minutes; see tsgate.series.periods.gap_limit_ms)
+DEFAULT_GAP_MS = 15 * 60_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +66,18 @@ class Buckets:
     # a point with other values has no states (then buckets exist but states is empty)
     states: ValueArray
     state_ms: ValueArray
+    # linear between consecutive samples of the bucket at most ``gap_ms`` apart: the
+    # trapezoid integral (value x ms) and the time those pairs span; ``gap_ms`` is -1
+    # where parts built with different limits were joined (then not known)
+    lin: ValueArray
+    lin_ms: ValueArray
+    gap_ms: int = DEFAULT_GAP_MS
 
     @classmethod
-    def empty(cls, width_ms: int) -> Buckets:
+    def empty(cls, width_ms: int, gap_ms: int = DEFAULT_GAP_MS) -> Buckets:
         arrays = {f: np.empty(0, dtype=np.int64) for f in _INT_FIELDS}
         arrays |= {f: np.empty(0, dtype=np.float64) for f in _FLOAT_FIELDS}
-        return _build(width_ms, arrays, _NO_STATES, np.zeros((0, 0)))
+        return _build(width_ms, arrays, _NO_STATES, np.zeros((0, 0)), gap_ms)
 
     def __len__(self) -> int:
         return int(self.start_ms.size)
@@ -81,14 +90,18 @@ class Buckets:
     def take(self, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_] | slice) -> Buckets:
         """The buckets selected by ``index`` (positions, mask or slice), same width."""
         arrays = {f: getattr(self, f)[index] for f in ARRAY_FIELDS}
-        return _build(self.width_ms, arrays, self.states, self.state_ms[index])
+        return _build(self.width_ms, arrays, self.states, self.state_ms[index], self.gap_ms)
 
 
 _NO_STATES: ValueArray = np.empty(0, dtype=np.float64)
 
 
 def _build(
-    width_ms: int, arrays: Mapping[str, npt.NDArray[Any]], states: ValueArray, state_ms: ValueArray
+    width_ms: int,
+    arrays: Mapping[str, npt.NDArray[Any]],
+    states: ValueArray,
+    state_ms: ValueArray,
+    gap_ms: int,
 ) -> Buckets:
     # One keyword constructor so dict-shaped code paths stay type-checked field by field.
     return Buckets(
@@ -110,6 +123,9 @@ def _build(
         rises=arrays["rises"],
         states=states,
         state_ms=state_ms,
+        lin=arrays["lin"],
+        lin_ms=arrays["lin_ms"],
+        gap_ms=gap_ms,
     )
 
 
@@ -147,33 +163,37 @@ def drop_nan(s: Series) -> tuple[TimeArray, ValueArray]:
     return s.t_ms[~nan], s.v[~nan]
 
 
-def bucketize(s: Series, width_ms: int, origin_ms: int = 0) -> Buckets:
+def bucketize(
+    s: Series, width_ms: int, origin_ms: int = 0, *, gap_ms: int = DEFAULT_GAP_MS
+) -> Buckets:
     """Bucket a series by ``width_ms`` slots from ``origin_ms``; NaN samples are ignored,
-    all-NaN buckets vanish."""
+    all-NaN buckets vanish. Samples at most ``gap_ms`` apart are joined by lines."""
     _check_width(width_ms)
     t, v = drop_nan(s)
     if t.size == 0:
-        return Buckets.empty(width_ms)
+        return Buckets.empty(width_ms, gap_ms)
     # Slot numbers, not slot starts: ``//`` is cheaper than ``t - t % w`` on millions of
     # samples, and floors correctly before the origin.
     slots = (t - origin_ms) // width_ms if origin_ms else t // width_ms
     starts = _segment_starts(slots)
-    return _from_samples(t, v, starts, slots[starts] * width_ms + origin_ms, width_ms)
+    return _from_samples(t, v, starts, slots[starts] * width_ms + origin_ms, width_ms, gap_ms)
 
 
-def bucketize_at(s: Series, bucket_starts: TimeArray, width_ms: int) -> Buckets:
+def bucketize_at(
+    s: Series, bucket_starts: TimeArray, width_ms: int, *, gap_ms: int = DEFAULT_GAP_MS
+) -> Buckets:
     """Bucket a series into buckets beginning at ``bucket_starts`` (ascending; each ends
     where the next begins, the last is open-ended), e.g. local days of uneven length;
     ``width_ms`` is their nominal width. Samples before the first start are an error."""
     _check_width(width_ms)
     t, v = drop_nan(s)
     if t.size == 0:
-        return Buckets.empty(width_ms)
+        return Buckets.empty(width_ms, gap_ms)
     slots = np.searchsorted(bucket_starts, t, side="right") - 1
     if int(slots[0]) < 0:
         raise ValueError("samples before the first bucket start")
     starts = _segment_starts(slots)
-    return _from_samples(t, v, starts, bucket_starts[slots[starts]], width_ms)
+    return _from_samples(t, v, starts, bucket_starts[slots[starts]], width_ms, gap_ms)
 
 
 def _from_samples(
@@ -182,6 +202,7 @@ def _from_samples(
     starts: npt.NDArray[np.intp],
     bucket_starts: TimeArray,
     width_ms: int,
+    gap_ms: int,
 ) -> Buckets:
     """The buckets of sorted samples cut into segments at ``starts``."""
     ends = np.append(starts[1:], t.size) - 1
@@ -191,6 +212,8 @@ def _from_samples(
     inside = np.ones(max(t.size - 1, 0), dtype=bool)
     inside[starts[1:] - 1] = False
     held_ms = np.diff(t) * inside
+    joined_ms = np.where(held_ms <= gap_ms, held_ms, 0)  # pairs a line joins
+    trapezoid = (v[:-1] + v[1:]) * 0.5 * joined_ms
     was_on = v[:-1] != 0
     rises = ~was_on & (v[1:] != 0) & inside
     states = _states_of(v)
@@ -218,6 +241,9 @@ def _from_samples(
         rises=np.add.reduceat(np.append(rises, False).astype(np.int64), starts),
         states=states,
         state_ms=state_ms,
+        lin=np.add.reduceat(np.append(trapezoid, 0.0), starts),
+        lin_ms=np.add.reduceat(np.append(joined_ms, 0).astype(np.float64), starts),
+        gap_ms=gap_ms,
     )
 
 
@@ -242,7 +268,7 @@ def coarsen(b: Buckets, width_ms: int, origin_ms: int = 0) -> Buckets:
     if origin_ms % b.width_ms:
         raise ValueError(f"origin {origin_ms} ms is not on the {b.width_ms} ms grid")
     if len(b) == 0:
-        return Buckets.empty(width_ms)
+        return Buckets.empty(width_ms, b.gap_ms)
     keys = (b.start_ms - origin_ms) // width_ms * width_ms + origin_ms
     return _regroup(b, keys, width_ms)
 
@@ -251,7 +277,7 @@ def regroup_at(b: Buckets, bucket_starts: TimeArray, width_ms: int) -> Buckets:
     """Re-bucket into buckets beginning at ``bucket_starts`` (as :func:`bucketize_at`);
     each of ``b``'s buckets must lie inside one of them (the caller checks alignment)."""
     if len(b) == 0:
-        return Buckets.empty(width_ms)
+        return Buckets.empty(width_ms, b.gap_ms)
     slots = np.searchsorted(bucket_starts, b.start_ms, side="right") - 1
     if int(slots[0]) < 0:
         raise ValueError("buckets before the first bucket start")
@@ -270,6 +296,7 @@ def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
     gap_ms = np.append(0, b.first_ms[1:] - b.last_ms[:-1]) * joined
     before = np.append(0.0, b.last[:-1])
     rise = joined & (before == 0) & (b.first != 0)
+    lined_ms = np.where(gap_ms <= b.gap_ms, gap_ms, 0)  # joined children a line spans
     state_ms = b.state_ms
     if b.states.size and len(b) > 1:
         at = np.searchsorted(b.states, before)
@@ -296,6 +323,9 @@ def _regroup(b: Buckets, keys: TimeArray, width_ms: int) -> Buckets:
         rises=np.add.reduceat(b.rises + rise, starts),
         states=b.states,
         state_ms=np.add.reduceat(state_ms, starts, axis=0) if len(b) else state_ms,
+        lin=np.add.reduceat(b.lin + (before + b.first) * 0.5 * lined_ms, starts),
+        lin_ms=np.add.reduceat(b.lin_ms + lined_ms, starts),
+        gap_ms=b.gap_ms,
     )
 
 
@@ -311,7 +341,8 @@ def concat(parts: Sequence[Buckets]) -> Buckets:
         return pieces[0] if pieces else parts[0]
     arrays = {f: np.concatenate([getattr(p, f) for p in pieces]) for f in ARRAY_FIELDS}
     states, state_ms = _join_states(pieces)
-    joined = _build(width_ms, arrays, states, state_ms)
+    gaps = {p.gap_ms for p in pieces}
+    joined = _build(width_ms, arrays, states, state_ms, gaps.pop() if len(gaps) == 1 else -1)
     start = joined.start_ms
     if bool(np.all(start[1:] > start[:-1])):
         return joined
@@ -401,6 +432,7 @@ def pack(b: Buckets) -> bytes:
         {
             "format": np.array([FORMAT], dtype=np.int64),
             "width_ms": np.array([b.width_ms], dtype=np.int64),
+            "gap_ms": np.array([b.gap_ms], dtype=np.int64),
             **columns,
             "states": b.states,
             "state_ms": b.state_ms.reshape(-1),
@@ -416,7 +448,7 @@ def unpack(data: bytes) -> Buckets:
     if fmt is None or fmt.size != 1 or int(fmt[0]) != FORMAT:
         found = "none" if fmt is None or fmt.size != 1 else int(fmt[0])
         raise StaleFormat(f"rollup blob format {found}, not {FORMAT}")
-    missing = {"width_ms", "states", "state_ms", *ARRAY_FIELDS} - columns.keys()
+    missing = {"width_ms", "gap_ms", "states", "state_ms", *ARRAY_FIELDS} - columns.keys()
     if missing:
         raise CodecError(f"rollup blob lacks columns {sorted(missing)}")
     width = columns["width_ms"]
@@ -431,7 +463,10 @@ def unpack(data: bytes) -> Buckets:
     n = arrays["start_ms"].size
     if flat.size != n * states.size or states.size > MAX_STATES:
         raise CodecError("rollup blob state times do not match its states")
-    return _build(int(width[0]), arrays, states, flat.reshape(n, states.size))
+    gap = columns["gap_ms"]
+    if gap.size != 1 or gap.dtype.kind not in "iu":
+        raise CodecError("rollup blob has no valid line gap")
+    return _build(int(width[0]), arrays, states, flat.reshape(n, states.size), int(gap[0]))
 
 
 class StaleFormat(CodecError):

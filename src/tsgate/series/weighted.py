@@ -44,10 +44,13 @@ def is_time_weighted(agg: str) -> bool:
     return agg in TIME_WEIGHTED or timein_state(agg) is not None
 
 
-def values(b: Buckets, agg: str, ends_ms: TimeArray, until_ms: int) -> ValueArray:
+def values(
+    b: Buckets, agg: str, ends_ms: TimeArray, until_ms: int, *, linear: bool = False
+) -> ValueArray:
     """One value per bucket of ``b`` (the exact buckets of a range, first one clipped to
     its start) for ``agg`` in :data:`TIME_WEIGHTED`; ``ends_ms`` is where each bucket ends
-    on its grid, ``until_ms`` where the range ends (or now, if earlier)."""
+    on its grid, ``until_ms`` where the range ends (or now, if earlier). ``linear``: a
+    ``twavg`` of a sampled point, joining samples by lines (:func:`linear_twavg`)."""
     state = timein_state(agg)
     if agg not in TIME_WEIGHTED and state is None:
         raise ValueError(f"unknown time-weighted aggregate {agg!r}")
@@ -64,6 +67,8 @@ def values(b: Buckets, agg: str, ends_ms: TimeArray, until_ms: int) -> ValueArra
         carried = has_prev & (prev_last == 0) & (b.first != 0)
         counted: ValueArray = (b.rises + carried).astype(np.float64)
         return counted
+    if agg == "twavg" and linear:
+        return linear_twavg(b, begin, stop)
     # every sample lies before the range's end and now, so each bucket covers some time
     if agg == "twavg":
         integral = np.where(has_prev, prev_last, 0.0) * lead_ms + b.hold + b.last * tail_ms
@@ -88,3 +93,32 @@ def values(b: Buckets, agg: str, ends_ms: TimeArray, until_ms: int) -> ValueArra
     )
     share: ValueArray = on / MS_PER_HOUR if agg == "runhours" else 100.0 * on / covered
     return share
+
+
+def linear_twavg(b: Buckets, begin: TimeArray, stop: TimeArray) -> ValueArray:
+    """The time-weighted mean of a sampled point: consecutive samples at most
+    ``b.gap_ms`` apart are joined by a straight line (the trapezoid rule), and a bucket
+    covers the time those lines span inside ``[begin, stop)``. At a bucket edge a line
+    to a sample of the neighbouring bucket is cut at its value at the edge; across a
+    longer gap nothing is interpolated (the time is not covered), and nothing is assumed
+    before the range's first sample or after its last. A bucket whose lone sample no
+    line reaches is that sample's value. NaN where ``gap_ms`` is not known."""
+    if b.gap_ms < 0:
+        return np.full(len(b), np.nan)
+    prev_last = np.append(np.nan, b.last[:-1])
+    prev_ms = np.append(np.iinfo(np.int64).min // 2, b.last_ms[:-1])
+    next_first = np.append(b.first[1:], np.nan)
+    next_ms = np.append(b.first_ms[1:], np.iinfo(np.int64).max // 2)
+    into = (b.first_ms - prev_ms) <= b.gap_ms  # a line from the previous bucket's last
+    out = (next_ms - b.last_ms) <= b.gap_ms  # ... to the next bucket's first
+    lead_ms = np.where(into, b.first_ms - begin, 0).astype(np.float64)
+    tail_ms = np.where(out, stop - b.last_ms, 0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        at_begin = prev_last + (b.first - prev_last) * (begin - prev_ms) / (b.first_ms - prev_ms)
+        at_stop = b.last + (next_first - b.last) * (stop - b.last_ms) / (next_ms - b.last_ms)
+    lead = np.where(into, (at_begin + b.first) * 0.5 * lead_ms, 0.0)
+    tail = np.where(out, (b.last + at_stop) * 0.5 * tail_ms, 0.0)
+    covered = lead_ms + b.lin_ms + tail_ms
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean: ValueArray = np.where(covered > 0, (lead + b.lin + tail) / covered, b.sum / b.count)
+    return mean
