@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,7 @@ FRAME_CELLS = 600_000
 
 FrameKey = tuple[str, str, bytes, int, int]  # site, data generation, points, first hour, hours
 Mask = npt.NDArray[np.bool_]
+BeforeRead = Callable[[Sequence[str], tuple[int, int]], Awaitable[None]]
 
 
 class QualityMemo:
@@ -106,6 +107,7 @@ async def assess_points(
     *,
     token: str,
     memo: QualityMemo | None = None,
+    before_read: BeforeRead | None = None,
 ) -> tuple[list[Quality], ReadStats, int]:
     """The quality of each of ``names`` over ``span``, in batches of whole frames, and
     the time it was judged at: ``now`` is read after each batch's samples, so none of
@@ -117,7 +119,9 @@ async def assess_points(
     now_ms = reader.clock_ms()
     for lo in range(0, len(names), per_batch):
         hi = min(len(names), lo + per_batch)
-        frame, stats = await exact_hours(reader, site, names[lo:hi], span, token=token, memo=memo)
+        frame, stats = await exact_hours(
+            reader, site, names[lo:hi], span, token=token, memo=memo, before_read=before_read
+        )
         _add(total, stats)
         now_ms = reader.clock_ms()
         items += assess_frame(
@@ -141,15 +145,19 @@ async def exact_hours(
     *,
     token: str,
     memo: QualityMemo | None = None,
+    before_read: BeforeRead | None = None,
 ) -> tuple[HourFrame, ReadStats]:
     """Hourly buckets of exactly the samples of ``names`` in ``span`` (row ``i`` is
-    ``names[i]``), on the whole hours around it."""
+    ``names[i]``), on the whole hours around it. ``before_read`` is awaited with the
+    points and hours about to be read from the store (it may refuse: a fetch budget)."""
     start_ms, end_ms = span
     hours = _hours(span)
     first, last = int(hours[0]), int(hours[-1]) + MS_PER_HOUR
     key = None if memo is None else frame_key(site, await reader.generations.get(site), names, span)
     kept = None if memo is None or key is None else memo.frame(key)
     if kept is None:
+        if before_read is not None:
+            await before_read(names, (first, last))
         frame, final, stats = await _read_hours(reader, site, names, (first, last), token)
     else:
         frame, final = kept
@@ -157,8 +165,11 @@ async def exact_hours(
         stats = ReadStats(sources={"MEMORY"})
         again = np.flatnonzero(~final)
         if again.size:
+            unsettled = [names[int(i)] for i in again]
+            if before_read is not None:
+                await before_read(unsettled, (first, last))
             part, final[again], stats = await _read_hours(
-                reader, site, [names[int(i)] for i in again], (first, last), token
+                reader, site, unsettled, (first, last), token
             )
             frame.put_rows(again, part)
             stats.sources.add("MEMORY")
