@@ -43,7 +43,8 @@ class QualityMemo:
       re-check), keyed by the site's data generation, which moves whenever samples
       already served change (a repaired late backlog, a refetched damaged object, an
       invalidation); final rows are served from here for at most ``ttl_s`` (as long as a
-      final chart answer is kept), the others are read again every time;
+      final chart answer is kept), the others are read again every time, over the hours
+      that were not final only (the recent days, usually);
     - **profiles**: each site's catalog as quality reads it, keyed by when the catalog was
       last refreshed.
     """
@@ -55,22 +56,22 @@ class QualityMemo:
         ttl_s: float = 3600.0,
         clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._frames: LRU[FrameKey, tuple[float, HourFrame, Mask]] = LRU(
-            max_bytes, lambda kept: kept[1].nbytes
+        self._frames: LRU[FrameKey, tuple[float, Kept]] = LRU(
+            max_bytes, lambda kept: kept[1].frame.nbytes
         )
         self._profiles: dict[str, tuple[int | None, dict[str, PointProfile]]] = {}
         self._ttl_s = ttl_s
         self._clock_s = clock_s
 
-    def frame(self, key: FrameKey) -> tuple[HourFrame, Mask] | None:
-        """A copy of the kept frame (callers cut its edges in place) and its final rows."""
+    def frame(self, key: FrameKey) -> Kept | None:
+        """A copy of the kept frame (callers cut its edges in place)."""
         kept = self._frames.get(key)
         if kept is None or self._clock_s() - kept[0] > self._ttl_s:
             return None
-        return kept[1].copy(), kept[2].copy()
+        return kept[1].copy()
 
-    def keep_frame(self, key: FrameKey, frame: HourFrame, final: Mask) -> None:
-        self._frames.put(key, (self._clock_s(), frame.copy(), final.copy()))
+    def keep_frame(self, key: FrameKey, kept: Kept) -> None:
+        self._frames.put(key, (self._clock_s(), kept.copy()))
 
     def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None:
         kept = self._profiles.get(site)
@@ -86,6 +87,19 @@ def frame_key(site: str, generation: str, names: Sequence[str], span: tuple[int,
     hours = _hours(span)
     digest = hashlib.blake2b("\n".join(names).encode(), digest_size=16).digest()
     return (site, generation, digest, int(hours[0]), int(hours.size))
+
+
+@dataclass
+class Kept:
+    """An hour frame, which of its rows are final, and the hours (whole, within the
+    frame's) holding everything that is not: what a later read must read again."""
+
+    frame: HourFrame
+    final: Mask
+    pending: tuple[int, int] | None
+
+    def copy(self) -> Kept:
+        return Kept(self.frame.copy(), self.final.copy(), self.pending)
 
 
 @dataclass(frozen=True)
@@ -158,27 +172,26 @@ async def exact_hours(
     if kept is None:
         if before_read is not None:
             await before_read(names, (first, last))
-        frame, final, stats = await _read_hours(reader, site, names, (first, last), token)
+        now = await _read_hours(reader, site, names, (first, last), token)
+        frame, stats = now.frame, now.stats
+        if memo is not None and key is not None:
+            memo.keep_frame(key, Kept(frame, now.final, now.pending))
     else:
-        frame, final = kept
+        frame = kept.frame
         await reader.access.check(site, token)  # kept data is served only to readers
         stats = ReadStats(sources={"MEMORY"})
-        again = np.flatnonzero(~final)
-        if again.size:
+        again = np.flatnonzero(~kept.final)
+        if again.size and kept.pending is not None:
             unsettled = [names[int(i)] for i in again]
             if before_read is not None:
-                await before_read(unsettled, (first, last))
-            part, final[again], stats = await _read_hours(
-                reader, site, unsettled, (first, last), token
-            )
-            frame.put_rows(again, part)
+                await before_read(unsettled, kept.pending)
+            now = await _read_hours(reader, site, unsettled, kept.pending, token)
+            frame.put_rows(again, now.frame)
+            stats = now.stats
             stats.sources.add("MEMORY")
-    if (
-        memo is not None
-        and key is not None
-        and (kept is None or not np.array_equal(kept[1], final))
-    ):
-        memo.keep_frame(key, frame, final)
+            if memo is not None and key is not None:
+                kept.final[again] = now.final
+                memo.keep_frame(key, Kept(frame, kept.final, now.pending))
     # the part of the first and the last hour inside the range (one part: a single hour)
     cuts = [(0, start_ms, min(end_ms, first + MS_PER_HOUR))]
     if hours.size > 1:
@@ -198,16 +211,33 @@ async def exact_hours(
     return frame, stats
 
 
+@dataclass
+class _Read:
+    frame: HourFrame
+    final: Mask
+    pending: tuple[int, int] | None
+    stats: ReadStats
+
+
 async def _read_hours(
     reader: SeriesReader, site: str, names: Sequence[str], hours: tuple[int, int], token: str
-) -> tuple[HourFrame, Mask, ReadStats]:
+) -> _Read:
     """The hour frame of ``names`` over whole ``hours`` from the rollups (the chunks
-    behind them made whole first), and which rows are final."""
+    behind them made whole first), which rows are final, and the whole hours around what
+    is not (all of them after a stale read: upstream failed)."""
     first, last = hours
     found, stats = await reader.read_rollups(site, names, "1h", first, last, token=token)
     frame = HourFrame.of([found[n] for n in names], first, (last - first) // MS_PER_HOUR)
     final = np.array([not stats.stale and n not in stats.provisional for n in names], dtype=bool)
-    return frame, final, stats
+    spans = [s for n in names for s in stats.provisional.get(n, ())]
+    pending: tuple[int, int] | None = None
+    if stats.stale:
+        pending = hours
+    elif spans:
+        lo = min(s for s, _ in spans) // MS_PER_HOUR * MS_PER_HOUR
+        hi = -(-max(e for _, e in spans) // MS_PER_HOUR) * MS_PER_HOUR
+        pending = (max(first, lo), min(last, hi))
+    return _Read(frame, final, pending, stats)
 
 
 def _hours(span: tuple[int, int]) -> npt.NDArray[np.int64]:

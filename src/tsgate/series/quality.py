@@ -146,11 +146,15 @@ class HourFrame:
         )
 
     def put_rows(self, rows: npt.NDArray[np.intp], other: HourFrame) -> None:
-        """Replace ``rows`` (in order) by the rows of ``other``, a frame of the same hours."""
-        if (other.start_ms, other.hours) != (self.start_ms, self.hours):
-            raise ValueError("frames of different hours")
+        """Replace ``rows`` (in order) over the hours of ``other`` (some of this frame's)
+        by the rows of ``other``."""
+        lo = (other.start_ms - self.start_ms) // MS_PER_HOUR
+        if lo < 0 or lo + other.hours > self.hours:
+            raise ValueError("the other frame's hours are not this frame's")
         for name in ("count", "min", "max", "first_ms", "last_ms"):
-            getattr(self, name)[rows] = getattr(other, name)
+            getattr(self, name)[rows[:, None], np.arange(lo, lo + other.hours)] = getattr(
+                other, name
+            )
 
     def copy(self) -> HourFrame:
         return HourFrame(
