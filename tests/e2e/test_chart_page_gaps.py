@@ -5,16 +5,14 @@ chart's text alternative, with no serious axe-core violation."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.asgi import live_server, sim_client
 from tests.browser import screenshot
 from tests.e2e.test_chart_page_a11y import _serious
-from tests.e2e.test_chart_page_semantics import (
+from tests.e2e.test_chart_page_semantics import (  # base_url serves this module's sim
     FAN_STATUS,
     SITE,
     SUPPLY_TEMP,
@@ -22,9 +20,8 @@ from tests.e2e.test_chart_page_semantics import (
     _open,
     _pick,
     _press,
+    base_url,
 )
-from tsgate.app import create_app
-from tsgate.settings import Settings
 from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.upstream.wire import parse_time
@@ -55,16 +52,7 @@ def sim(outage: tuple[int, int]) -> Simulator:
     return sim
 
 
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory, sim: Simulator) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("gaps")
-    conf = Settings(
-        database_url=f"sqlite:///{tmp}/t.db",
-        objects_url=f"file://{tmp}/objects",
-        upstream_token="demo",
-    )
-    with live_server(create_app(conf, upstream=sim_client(sim))) as url:
-        yield url
+__all__ = ["base_url"]  # a fixture: the chart page on this module's simulator
 
 
 def test_an_outage_is_a_shaded_band_behind_its_point(
