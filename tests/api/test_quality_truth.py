@@ -222,3 +222,48 @@ def test_a_final_window_is_kept_and_a_data_change_reads_it_again(harness: Harnes
             assert figures_of(item) == brute(t_us, v, (start, end), now, 0.0, (None, None))
 
     h.run(check())
+
+
+def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> None:
+    """Hours of a day awaiting its re-check are read again every time: when its gateway
+    uploads the backlog and the re-check is due, the next answer has the samples."""
+    h = harness
+    names = [p.name for p in h.sim.site_by_name[SITE].collecting[20:23]]
+    day = (NOW // MS_PER_DAY - 2) * MS_PER_DAY
+    gap = (day + 3 * MS_PER_HOUR, day + 6 * MS_PER_HOUR)
+    h.sim.faults.outages = [
+        *h.sim.faults.outages,
+        Outage(*gap, backlog_ms=NOW + MS_PER_HOUR, site=SITE, points=tuple(names)),
+    ]
+    query = {
+        "site": SITE,
+        "points": ",".join(names),
+        "start": format_time(day - MS_PER_DAY),
+        "end": format_time(day + MS_PER_DAY),
+    }
+
+    async def answer() -> list[dict[str, Any]]:
+        r = await h.call("/api/quality", query)
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        now = parse_time("now", body["metadata"]["now"])
+        for item in body["points"]:
+            t_us, v = h.sim.truth(item["name"], day - MS_PER_DAY, day + MS_PER_DAY)
+            span = (day - MS_PER_DAY, day + MS_PER_DAY)
+            assert figures_of(item) == brute(t_us, v, span, now, 0.0, (None, None))
+        points: list[dict[str, Any]] = body["points"]
+        return points
+
+    async def check() -> None:
+        before = [await answer(), await answer()][1]
+        assert all(p["longestGapMs"] >= gap[1] - gap[0] for p in before)
+        h.clock.ms = NOW + 37 * MS_PER_HOUR  # the backlog is up, the re-check due
+        after = await answer()
+        assert all(p["longestGapMs"] < gap[1] - gap[0] for p in after)
+        assert all(a["samples"] > b["samples"] for a, b in zip(after, before, strict=True))
+
+    try:
+        h.run(check())
+    finally:
+        h.clock.ms = NOW
+        h.sim.faults.outages = h.sim.faults.outages[:1]

@@ -107,3 +107,27 @@ test("calendar days are the site's local days; a duty cycle is 0–100 % on", ()
   assert.match(option.title[0].text, /% on/);
   assert.equal(localDay(Date.UTC(2026, 2, 28, 23), "UTC"), "2026-03-28");
 });
+
+test("gaps are shaded bands behind their series and are named in the text alternative", () => {
+  const HOUR = 3_600_000;
+  const withGaps = { ...series("p/SaTemp", [55, 56]), gaps: [[T0 + HOUR, T0 + 3 * HOUR], [T0 + 5 * HOUR, T0 + 5 * HOUR + 20 * 60_000]] };
+  const spec = { series: [withGaps, series("p/RaTemp", [60])], units: {}, view: "line", startMs: T0, endMs: T0 + DAY_MS };
+  const option = optionFor(spec);
+  assert.deepEqual(option.series[0].markArea.data, [
+    [{ name: "no samples", xAxis: T0 + HOUR }, { xAxis: T0 + 3 * HOUR }],
+    [{ name: "no samples", xAxis: T0 + 5 * HOUR }, { xAxis: T0 + 5 * HOUR + 20 * 60_000 }],
+  ]);
+  assert.equal(option.series[0].markArea.silent, true);
+  assert.equal(option.series[1].markArea, undefined);
+  assert.match(describe(spec), /SaTemp: 2 values from 55 to 56\. No samples in 2 spans \(shaded\), the longest 2 h\. RaTemp: 1 values/);
+});
+
+test("no line is drawn across a gap: a break at its middle, none for a short gap between far points", () => {
+  const t = [T0, T0 + 300_000, T0 + 4 * 3_600_000, T0 + 4 * 3_600_000 + 300_000];
+  const s = { name: "p/x", t: Float64Array.from(t), v: Float64Array.from([1, 2, 3, 4]), gaps: [[t[1], t[2]]] };
+  const line = optionFor({ series: [s], units: {}, view: "line", startMs: T0, endMs: T0 + DAY_MS }).series[0];
+  assert.deepEqual(line.data, [[t[0], 1], [t[1], 2], [(t[1] + t[2]) / 2, null], [t[2], 3], [t[3], 4]]);
+  const hourly = { name: "p/h", t: Float64Array.from([T0, T0 + 3_600_000]), v: Float64Array.from([1, 2]), gaps: [[T0 + 600_000, T0 + 1_800_000]] };
+  const drawn = optionFor({ series: [hourly], units: {}, view: "line", startMs: T0, endMs: T0 + DAY_MS }).series[0];
+  assert.deepEqual(drawn.data, [[T0, 1], [T0 + 3_600_000, 2]]); // 20 min inside an hour's spacing
+});

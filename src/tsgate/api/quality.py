@@ -7,6 +7,7 @@ of the range; see :mod:`tsgate.series.quality` for what each figure means.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
+from tsgate.api.limits import check_fetch_budget
 from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, TooLarge
@@ -56,6 +58,11 @@ async def quality(request: Request) -> Response:
         ],
         flat_tolerance=tolerance,
     )
+
+    async def budget(names: Sequence[str], hours: tuple[int, int]) -> None:
+        # what is not stored yet is fetched inline: at most inline_fetch_samples a batch
+        await check_fetch_budget(services, site, names, *hours, token)
+
     items, stats, now_ms = await assess_points(
         services.reader,
         site,
@@ -64,6 +71,7 @@ async def quality(request: Request) -> Response:
         judging,
         token=token,
         memo=services.quality,
+        before_read=budget,
     )
     zone = await services.zones.zone_of(site, token)
     summary = summarise(items, {p.name: p.kind for p in profiles})

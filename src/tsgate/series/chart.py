@@ -28,6 +28,7 @@ from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
 from tsgate.series.grids import Grid
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.series.planning import PreparedRead
+from tsgate.series.quality import bucket_gaps, sample_gaps
 from tsgate.series.reader import ReadStats, SeriesReader
 from tsgate.upstream.wire import format_time, parse_time
 
@@ -79,6 +80,8 @@ class ChartResult:
     # with compare_ms: the same query over the earlier range, its times shifted onto this one
     compared: list[Series] = field(default_factory=list)
     compared_samples: int = 0
+    # per point, the spans longer than the hole threshold without a sample (see quality)
+    gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 def saved_range(config: dict[str, Any], now_ms: int) -> tuple[int, int]:
@@ -150,7 +153,9 @@ async def _run(
         q.site, q.points, q.start_ms, q.end_ms, token=token, prepared=prepared
     )
     series = [found[n] for n in q.points]
-    return ChartResult(series, stats, stats.samples, "raw", "none")
+    until = _until(reader, q)
+    gaps = {n: sample_gaps(found[n], until) for n in q.points}
+    return ChartResult(series, stats, stats.samples, "raw", "none", gaps=_held(gaps))
 
 
 def _auto_interval(start_ms: int, end_ms: int, max_points: int) -> str:
@@ -293,7 +298,8 @@ async def _aggregate(
     else:
         series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
-    return ChartResult(series, stats, total, interval, q.agg)
+    holes = {n: bucket_gaps(found[n], _until(reader, q)) for n in q.points}
+    return ChartResult(series, stats, total, interval, q.agg, gaps=_held(holes))
 
 
 async def _downsample(
@@ -309,7 +315,10 @@ async def _downsample(
             q.site, q.points, q.start_ms, q.end_ms, token=token, prepared=prepared
         )
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
-        return ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb")
+        gaps = {n: sample_gaps(raw[n], _until(reader, q)) for n in q.points}
+        return ChartResult(
+            series, raw_stats, raw_stats.samples, "raw", "minmax-lttb", gaps=_held(gaps)
+        )
     width = m4_width(q.start_ms, q.end_ms, max_points, level_ms)
     found, stats = await exact_buckets(
         reader,
@@ -322,7 +331,17 @@ async def _downsample(
     )
     series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
-    return ChartResult(series, stats, total, f"m4:{width}ms", "m4")
+    gaps = {n: bucket_gaps(found[n], _until(reader, q)) for n in q.points}
+    return ChartResult(series, stats, total, f"m4:{width}ms", "m4", gaps=_held(gaps))
+
+
+def _until(reader: SeriesReader, q: ChartQuery) -> tuple[int, int]:
+    """The part of the range that can hold samples: up to now."""
+    return q.start_ms, max(q.start_ms, min(q.end_ms, reader.clock_ms() + 1))
+
+
+def _held(gaps: dict[str, list[tuple[int, int]]]) -> dict[str, list[tuple[int, int]]]:
+    return {n: spans for n, spans in gaps.items() if spans}
 
 
 def m4_width(start_ms: int, end_ms: int, max_points: int, level_ms: int) -> int:
@@ -388,6 +407,8 @@ def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool
             "provisional": {
                 name: [[s, e] for s, e in spans] for name, spans in result.stats.provisional.items()
             },
+            # per point, the spans longer than 15 minutes without a sample (chart bands)
+            "gaps": {name: [[s, e] for s, e in spans] for name, spans in result.gaps.items()},
             **_compare_metadata(q, result),
         },
         "series": [_encode(s, layout, msgpack) for s in result.series]

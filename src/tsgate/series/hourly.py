@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,7 @@ FRAME_CELLS = 600_000
 
 FrameKey = tuple[str, str, bytes, int, int]  # site, data generation, points, first hour, hours
 Mask = npt.NDArray[np.bool_]
+BeforeRead = Callable[[Sequence[str], tuple[int, int]], Awaitable[None]]
 
 
 class QualityMemo:
@@ -42,7 +43,8 @@ class QualityMemo:
       re-check), keyed by the site's data generation, which moves whenever samples
       already served change (a repaired late backlog, a refetched damaged object, an
       invalidation); final rows are served from here for at most ``ttl_s`` (as long as a
-      final chart answer is kept), the others are read again every time;
+      final chart answer is kept), the others are read again every time, over the hours
+      that were not final only (the recent days, usually);
     - **profiles**: each site's catalog as quality reads it, keyed by when the catalog was
       last refreshed.
     """
@@ -54,22 +56,22 @@ class QualityMemo:
         ttl_s: float = 3600.0,
         clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._frames: LRU[FrameKey, tuple[float, HourFrame, Mask]] = LRU(
-            max_bytes, lambda kept: kept[1].nbytes
+        self._frames: LRU[FrameKey, tuple[float, Kept]] = LRU(
+            max_bytes, lambda kept: kept[1].frame.nbytes
         )
         self._profiles: dict[str, tuple[int | None, dict[str, PointProfile]]] = {}
         self._ttl_s = ttl_s
         self._clock_s = clock_s
 
-    def frame(self, key: FrameKey) -> tuple[HourFrame, Mask] | None:
-        """A copy of the kept frame (callers cut its edges in place) and its final rows."""
+    def frame(self, key: FrameKey) -> Kept | None:
+        """A copy of the kept frame (callers cut its edges in place)."""
         kept = self._frames.get(key)
         if kept is None or self._clock_s() - kept[0] > self._ttl_s:
             return None
-        return kept[1].copy(), kept[2].copy()
+        return kept[1].copy()
 
-    def keep_frame(self, key: FrameKey, frame: HourFrame, final: Mask) -> None:
-        self._frames.put(key, (self._clock_s(), frame.copy(), final.copy()))
+    def keep_frame(self, key: FrameKey, kept: Kept) -> None:
+        self._frames.put(key, (self._clock_s(), kept.copy()))
 
     def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None:
         kept = self._profiles.get(site)
@@ -85,6 +87,19 @@ def frame_key(site: str, generation: str, names: Sequence[str], span: tuple[int,
     hours = _hours(span)
     digest = hashlib.blake2b("\n".join(names).encode(), digest_size=16).digest()
     return (site, generation, digest, int(hours[0]), int(hours.size))
+
+
+@dataclass
+class Kept:
+    """An hour frame, which of its rows are final, and the hours (whole, within the
+    frame's) holding everything that is not: what a later read must read again."""
+
+    frame: HourFrame
+    final: Mask
+    pending: tuple[int, int] | None
+
+    def copy(self) -> Kept:
+        return Kept(self.frame.copy(), self.final.copy(), self.pending)
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,7 @@ async def assess_points(
     *,
     token: str,
     memo: QualityMemo | None = None,
+    before_read: BeforeRead | None = None,
 ) -> tuple[list[Quality], ReadStats, int]:
     """The quality of each of ``names`` over ``span``, in batches of whole frames, and
     the time it was judged at: ``now`` is read after each batch's samples, so none of
@@ -117,7 +133,9 @@ async def assess_points(
     now_ms = reader.clock_ms()
     for lo in range(0, len(names), per_batch):
         hi = min(len(names), lo + per_batch)
-        frame, stats = await exact_hours(reader, site, names[lo:hi], span, token=token, memo=memo)
+        frame, stats = await exact_hours(
+            reader, site, names[lo:hi], span, token=token, memo=memo, before_read=before_read
+        )
         _add(total, stats)
         now_ms = reader.clock_ms()
         items += assess_frame(
@@ -141,33 +159,39 @@ async def exact_hours(
     *,
     token: str,
     memo: QualityMemo | None = None,
+    before_read: BeforeRead | None = None,
 ) -> tuple[HourFrame, ReadStats]:
     """Hourly buckets of exactly the samples of ``names`` in ``span`` (row ``i`` is
-    ``names[i]``), on the whole hours around it."""
+    ``names[i]``), on the whole hours around it. ``before_read`` is awaited with the
+    points and hours about to be read from the store (it may refuse: a fetch budget)."""
     start_ms, end_ms = span
     hours = _hours(span)
     first, last = int(hours[0]), int(hours[-1]) + MS_PER_HOUR
     key = None if memo is None else frame_key(site, await reader.generations.get(site), names, span)
     kept = None if memo is None or key is None else memo.frame(key)
     if kept is None:
-        frame, final, stats = await _read_hours(reader, site, names, (first, last), token)
+        if before_read is not None:
+            await before_read(names, (first, last))
+        now = await _read_hours(reader, site, names, (first, last), token)
+        frame, stats = now.frame, now.stats
+        if memo is not None and key is not None:
+            memo.keep_frame(key, Kept(frame, now.final, now.pending))
     else:
-        frame, final = kept
+        frame = kept.frame
         await reader.access.check(site, token)  # kept data is served only to readers
         stats = ReadStats(sources={"MEMORY"})
-        again = np.flatnonzero(~final)
-        if again.size:
-            part, final[again], stats = await _read_hours(
-                reader, site, [names[int(i)] for i in again], (first, last), token
-            )
-            frame.put_rows(again, part)
+        again = np.flatnonzero(~kept.final)
+        if again.size and kept.pending is not None:
+            unsettled = [names[int(i)] for i in again]
+            if before_read is not None:
+                await before_read(unsettled, kept.pending)
+            now = await _read_hours(reader, site, unsettled, kept.pending, token)
+            frame.put_rows(again, now.frame)
+            stats = now.stats
             stats.sources.add("MEMORY")
-    if (
-        memo is not None
-        and key is not None
-        and (kept is None or not np.array_equal(kept[1], final))
-    ):
-        memo.keep_frame(key, frame, final)
+            if memo is not None and key is not None:
+                kept.final[again] = now.final
+                memo.keep_frame(key, Kept(frame, kept.final, now.pending))
     # the part of the first and the last hour inside the range (one part: a single hour)
     cuts = [(0, start_ms, min(end_ms, first + MS_PER_HOUR))]
     if hours.size > 1:
@@ -187,16 +211,33 @@ async def exact_hours(
     return frame, stats
 
 
+@dataclass
+class _Read:
+    frame: HourFrame
+    final: Mask
+    pending: tuple[int, int] | None
+    stats: ReadStats
+
+
 async def _read_hours(
     reader: SeriesReader, site: str, names: Sequence[str], hours: tuple[int, int], token: str
-) -> tuple[HourFrame, Mask, ReadStats]:
+) -> _Read:
     """The hour frame of ``names`` over whole ``hours`` from the rollups (the chunks
-    behind them made whole first), and which rows are final."""
+    behind them made whole first), which rows are final, and the whole hours around what
+    is not (all of them after a stale read: upstream failed)."""
     first, last = hours
     found, stats = await reader.read_rollups(site, names, "1h", first, last, token=token)
     frame = HourFrame.of([found[n] for n in names], first, (last - first) // MS_PER_HOUR)
     final = np.array([not stats.stale and n not in stats.provisional for n in names], dtype=bool)
-    return frame, final, stats
+    spans = [s for n in names for s in stats.provisional.get(n, ())]
+    pending: tuple[int, int] | None = None
+    if stats.stale:
+        pending = hours
+    elif spans:
+        lo = min(s for s, _ in spans) // MS_PER_HOUR * MS_PER_HOUR
+        hi = -(-max(e for _, e in spans) // MS_PER_HOUR) * MS_PER_HOUR
+        pending = (max(first, lo), min(last, hi))
+    return _Read(frame, final, pending, stats)
 
 
 def _hours(span: tuple[int, int]) -> npt.NDArray[np.int64]:

@@ -27,12 +27,45 @@ import numpy as np
 import numpy.typing as npt
 
 from tsgate.series.kinds import MODES, PointKinds
-from tsgate.series.model import MS_PER_HOUR
-from tsgate.series.rollups import Buckets
+from tsgate.series.model import MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.series.rollups import Buckets, drop_nan
 
 DEFAULT_CADENCE_S = 300  # when the catalog has no collect_interval for a point
 _LOW_TAGS = ("minVal", "min_val", "min")  # Project Haystack names first
 _HIGH_TAGS = ("maxVal", "max_val", "max")
+
+
+# a chart's gaps: holes longer than three reporting intervals of a 5-minute point (the
+# hole threshold of the chunk periods)
+GAP_MS = 15 * MS_PER_MINUTE
+
+
+def gaps(
+    firsts: npt.NDArray[np.int64],
+    lasts: npt.NDArray[np.int64],
+    span: tuple[int, int],
+    min_ms: int = GAP_MS,
+) -> list[tuple[int, int]]:
+    """The spans longer than ``min_ms`` without a sample in ``span`` (``[start, until)``),
+    from the first and last sample times of consecutive buckets (a raw sample is a bucket
+    of one): each runs from the sample before it (or ``start``) to the sample after it
+    (or ``until``). Only a gap inside one bucket is not seen: every gap longer than the
+    buckets' width is listed."""
+    start, until = span
+    lefts = np.concatenate(([start], lasts))
+    rights = np.concatenate((firsts, [until]))
+    found = np.flatnonzero(rights - lefts > min_ms)
+    return [(int(lefts[i]), int(rights[i])) for i in found]
+
+
+def sample_gaps(s: Series, span: tuple[int, int], min_ms: int = GAP_MS) -> list[tuple[int, int]]:
+    """:func:`gaps` of raw samples (NaN samples, which no rollup counts, are no samples)."""
+    t, _ = drop_nan(s)
+    return gaps(t, t, span, min_ms)
+
+
+def bucket_gaps(b: Buckets, span: tuple[int, int], min_ms: int = GAP_MS) -> list[tuple[int, int]]:
+    return gaps(b.first_ms, b.last_ms, span, min_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +154,15 @@ class HourFrame:
         )
 
     def put_rows(self, rows: npt.NDArray[np.intp], other: HourFrame) -> None:
-        """Replace ``rows`` (in order) by the rows of ``other``, a frame of the same hours."""
-        if (other.start_ms, other.hours) != (self.start_ms, self.hours):
-            raise ValueError("frames of different hours")
+        """Replace ``rows`` (in order) over the hours of ``other`` (some of this frame's)
+        by the rows of ``other``."""
+        lo = (other.start_ms - self.start_ms) // MS_PER_HOUR
+        if lo < 0 or lo + other.hours > self.hours:
+            raise ValueError("the other frame's hours are not this frame's")
         for name in ("count", "min", "max", "first_ms", "last_ms"):
-            getattr(self, name)[rows] = getattr(other, name)
+            getattr(self, name)[rows[:, None], np.arange(lo, lo + other.hours)] = getattr(
+                other, name
+            )
 
     def copy(self) -> HourFrame:
         return HourFrame(

@@ -8,6 +8,8 @@ const CALENDAR_PX = 170;
 const STATE_PX = 90; // the height of the on/off and multistate axis
 const BOTTOM_PX = 72; // room for the zoom slider
 
+const GAP_COLOR = "rgba(200, 60, 40, 0.12)"; // a span without samples (metadata.gaps)
+
 const isState = (s) => s.kind === "binary" || s.kind === "multistate";
 const isStep = (s) => isState(s) || s.mode === "cov";
 
@@ -52,11 +54,20 @@ function yAxes(units, names) {
   return { axes, indexOf: (name) => distinct.indexOf(unitOf(units, name)) };
 }
 
+/** ``[t, v]`` pairs, with a break (a null) in each gap wide against its neighbours'
+ * spacing, so that no line is drawn across a span without samples. */
 function pairs(s) {
-  const out = new Array(s.t.length);
+  const out = [];
+  const gaps = s.gaps || [];
+  let g = 0;
   for (let i = 0; i < s.t.length; i++) {
+    const t = s.t[i];
+    for (; g < gaps.length && (gaps[g][0] + gaps[g][1]) / 2 < t; g++) {
+      const [a, b] = gaps[g];
+      if (i > 0 && (a + b) / 2 > s.t[i - 1] && 2 * (b - a) >= t - s.t[i - 1]) out.push([(a + b) / 2, null]);
+    }
     const v = s.v[i];
-    out[i] = [s.t[i], Number.isNaN(v) ? null : v];
+    out.push([t, Number.isNaN(v) ? null : v]);
   }
   return out;
 }
@@ -94,9 +105,31 @@ export function describe({ series, units, view, startMs, endMs }) {
     const { count, min, max } = extremes(s.v);
     if (!count) return `${names[i]}: no samples.`;
     const suffix = unit ? ` ${unit}` : "";
-    return `${names[i]}: ${count} values from ${rounded(min)} to ${rounded(max)}${suffix}.`;
+    return `${names[i]}: ${count} values from ${rounded(min)} to ${rounded(max)}${suffix}.${gapText(s.gaps)}`;
   });
   return [head, ...lines].join(" ");
+}
+
+function hours(ms) {
+  return ms >= 3_600_000 ? `${rounded(ms / 3_600_000)} h` : `${Math.round(ms / 60_000)} min`;
+}
+
+function gapText(gaps) {
+  if (!gaps?.length) return "";
+  const longest = Math.max(...gaps.map(([a, b]) => b - a));
+  const spans = gaps.length === 1 ? "1 span" : `${gaps.length} spans`;
+  return ` No samples in ${spans} (shaded), the longest ${hours(longest)}.`;
+}
+
+/** A series' gaps (``[[startMs, endMs], …]``) as shaded bands behind it. */
+export function gapBands(gaps) {
+  if (!gaps?.length) return undefined;
+  return {
+    silent: true,
+    label: { show: false },
+    itemStyle: { color: GAP_COLOR },
+    data: gaps.map(([a, b]) => [{ name: "no samples", xAxis: a }, { xAxis: b }]),
+  };
 }
 
 function aria(spec) {
@@ -166,6 +199,7 @@ function timeOption({ series, units, view, startMs, endMs }) {
         connectNulls: false,
         lineStyle: s.offsetMs ? { type: "dashed", opacity: 0.7 } : undefined,
         areaStyle: view === "area" && !state ? { opacity: 0.25 } : undefined,
+        markArea: gapBands(s.gaps),
         data: pairs(s),
       };
     }),

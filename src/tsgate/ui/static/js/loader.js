@@ -33,6 +33,8 @@ export async function loadChart(query, { signal, onJob, onProgress }) {
       s.kind = s.kind || query.kinds?.[s.name]?.kind || "analog";
       s.mode = s.mode || query.kinds?.[s.name]?.mode || "sampled";
       s.offsetMs = s.offsetMs || 0;
+      // spans without samples, drawn as bands (the comparison shows its own series' only)
+      s.gaps = s.offsetMs ? [] : part.metadata.gaps?.[s.name] || [];
       if (agg) s.agg = agg;
     }
     parts.push(part);
