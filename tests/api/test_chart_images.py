@@ -268,3 +268,16 @@ def test_every_preset_span_draws_at_the_smallest_and_largest_size(
     picture = plotting.Picture("x", "area", NOW - span_ms, NOW, width, height, "dark")
     png = plotting.encode(plotting.figure(picture, lines), "png")
     assert Image.open(io.BytesIO(png)).size == (width, height)  # and no warning was raised
+
+
+async def test_a_revoked_token_gets_no_image_even_a_cached_one(env: Env) -> None:
+    chart_id = await env.save()
+    url = f"/api/charts/{chart_id}.png"
+    assert (await env.api.get(url, headers=ALICE)).status_code == 200
+    assert (await env.api.get(url, headers=ALICE)).headers["x-cache-status"] == "HIT"
+    assert env.sim.tokens is not None
+    del env.sim.tokens["alice"]  # upstream revokes the token
+    env.clock.ms += 301_000  # TSGATE_ACCESS_TTL_S passes
+    refused = await env.api.get(url, headers=ALICE)
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
