@@ -8,6 +8,7 @@ images are cached under the data generation; hostile callers and inputs get prob
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import re
 import time
@@ -72,7 +73,7 @@ class Env:
 async def env(settings: Settings) -> AsyncIterator[Env]:
     clock = Clock(NOW)
     sim = create_simulator(seed=1, tokens={"alice": [SITE], "bob": ["other"]}, now_ms=clock)
-    settings = Settings(**{**settings.__dict__, "admin_key": "k"})
+    settings = dataclasses.replace(settings, admin_key="k")
     async with api_client(settings, sim, clock_ms=clock) as api:
         yield Env(api, sim, clock, *_points(sim))
 
@@ -108,7 +109,8 @@ async def test_the_svg_names_the_units_and_draws_on_off_points_as_steps(env: Env
     r = await env.api.get(f"/api/charts/{chart_id}.svg", headers=ALICE)
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     text = r.text
-    assert re.search(r'width="1200pt"|width="864pt"', text)  # 1200 px at 72 pt per 100 px
+    # 1200 x 600 px (the default size) at 100 px per inch, in points (72 per inch)
+    assert re.search(r'<svg[^>]* width="864pt" height="432pt"', text)
     assert "°F" in text and "state" in text and "time (UTC)" in text
     # the same figure, looked at: the on/off point is a step line on the state axis
     config = {"site": SITE, "points": [env.analog, env.binary], "range": {"preset": "24h"}}
