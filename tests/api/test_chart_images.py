@@ -66,6 +66,7 @@ class Env:
         r = await self.api.post("/api/charts", json={"name": "AHU", "config": body}, headers=ALICE)
         assert r.status_code == 201, r.text
         chart_id: str = r.json()["id"]
+        assert r.json()["image"] == f"/api/charts/{chart_id}.png"
         return chart_id
 
 
