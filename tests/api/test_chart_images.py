@@ -8,6 +8,7 @@ images are cached under the data generation; hostile callers and inputs get prob
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import re
 import time
@@ -65,6 +66,7 @@ class Env:
         r = await self.api.post("/api/charts", json={"name": "AHU", "config": body}, headers=ALICE)
         assert r.status_code == 201, r.text
         chart_id: str = r.json()["id"]
+        assert r.json()["image"] == f"/api/charts/{chart_id}.png"
         return chart_id
 
 
@@ -72,7 +74,7 @@ class Env:
 async def env(settings: Settings) -> AsyncIterator[Env]:
     clock = Clock(NOW)
     sim = create_simulator(seed=1, tokens={"alice": [SITE], "bob": ["other"]}, now_ms=clock)
-    settings = Settings(**{**settings.__dict__, "admin_key": "k"})
+    settings = dataclasses.replace(settings, admin_key="k")
     async with api_client(settings, sim, clock_ms=clock) as api:
         yield Env(api, sim, clock, *_points(sim))
 
@@ -108,7 +110,8 @@ async def test_the_svg_names_the_units_and_draws_on_off_points_as_steps(env: Env
     r = await env.api.get(f"/api/charts/{chart_id}.svg", headers=ALICE)
     assert r.status_code == 200 and r.headers["content-type"].startswith("image/svg+xml")
     text = r.text
-    assert re.search(r'width="1200pt"|width="864pt"', text)  # 1200 px at 72 pt per 100 px
+    # 1200 x 600 px (the default size) at 100 px per inch, in points (72 per inch)
+    assert re.search(r'<svg[^>]* width="864pt" height="432pt"', text)
     assert "°F" in text and "state" in text and "time (UTC)" in text
     # the same figure, looked at: the on/off point is a step line on the state axis
     config = {"site": SITE, "points": [env.analog, env.binary], "range": {"preset": "24h"}}
@@ -268,3 +271,16 @@ def test_every_preset_span_draws_at_the_smallest_and_largest_size(
     picture = plotting.Picture("x", "area", NOW - span_ms, NOW, width, height, "dark")
     png = plotting.encode(plotting.figure(picture, lines), "png")
     assert Image.open(io.BytesIO(png)).size == (width, height)  # and no warning was raised
+
+
+async def test_a_revoked_token_gets_no_image_even_a_cached_one(env: Env) -> None:
+    chart_id = await env.save()
+    url = f"/api/charts/{chart_id}.png"
+    assert (await env.api.get(url, headers=ALICE)).status_code == 200
+    assert (await env.api.get(url, headers=ALICE)).headers["x-cache-status"] == "HIT"
+    assert env.sim.tokens is not None
+    del env.sim.tokens["alice"]  # upstream revokes the token
+    env.clock.ms += 301_000  # TSGATE_ACCESS_TTL_S passes
+    refused = await env.api.get(url, headers=ALICE)
+    assert refused.status_code == 401, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"

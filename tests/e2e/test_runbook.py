@@ -27,6 +27,7 @@ from tests.unit.test_file_content import PDF_BYTES, png_bytes
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.wire import parse_range
 
 pytestmark = pytest.mark.anyio
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
@@ -201,3 +202,36 @@ def test_the_daily_checks_run_as_written(tmp_path: Path) -> None:
     assert set(report) >= {"day", "metrics", "alerts"}
     assert set(monitor["metrics"]) <= {"store_bytes", "database_bytes", "request_error_ratio"}
     assert "integrity" in stats and "warm" in stats
+
+
+async def test_the_cache_commands_run_as_written(tmp_path: Path) -> None:
+    conf = Settings(
+        database_url=f"sqlite:///{tmp_path}/tsgate.db",
+        objects_url=f"file://{tmp_path}/objects",
+        admin_key="k",
+    )
+    sim = simulator()
+    point = sim.sites[0].collecting[0].name
+    query = {"site": "demo_campus", "points": point, "start": "2025-10-01", "end": "2025-10-03"}
+    async with api_client(conf, sim, clock_ms=lambda: NOW) as api:
+        first = await api.get("/api/timeseries", params=query, headers=ALICE)
+        assert first.status_code == 200 and first.headers["x-cache-status"] == "MISS"
+    env = {
+        "TSGATE_DATABASE_URL": conf.database_url,
+        "TSGATE_OBJECTS_URL": conf.objects_url,
+        "TSGATE_UPSTREAM_TOKEN": "demo",  # the built-in simulator (sim://) takes any token
+        "KEY": "k",
+        "POINT": point,
+    }
+    with live_server(create_app(conf, upstream=sim_client(simulator()))) as url:
+        out = run_block("cache-commands", {**env, "TSGATE": url})
+    verified, rest = out.lstrip().split("\n", 1)
+    cached = len(sim.truth(point, *parse_range("2025-10-01", "2025-10-03"))[0])
+    assert f"{cached} cached and {cached} upstream samples, 0 differences" in verified
+    invalidated, at = json.JSONDecoder().raw_decode(rest)
+    assert invalidated["deletedChunks"] == 2  # the two days read above
+    assert json.loads(rest[at:])["chunks"] == 0  # the cleanup pass's report: none left
+    async with api_client(conf, sim, clock_ms=lambda: NOW) as api:
+        again = await api.get("/api/timeseries", params=query, headers=ALICE)
+        assert again.headers["x-cache-status"] == "MISS"  # invalidated: fetched again
+        assert again.json()["series"] == first.json()["series"]

@@ -4,13 +4,19 @@ both against statistics computed here from the samples recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_of
+from hypothesis import strategies as st
 
 from tests.asgi import api_client, sim_client
 from tests.clock import Clock
+from tsgate.monitor.report import daily_report
 from tsgate.monitor.rules import AlertEvent
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
@@ -99,3 +105,40 @@ async def test_without_the_setting_no_report_is_written(settings: Settings) -> N
         done = await services.maintenance.run(clock.ms)
         assert done.daily_report is None
         assert await services.objects.get("reports/daily/2025-11-14.json") is None
+
+
+_SAMPLES = st.lists(
+    st.tuples(
+        st.integers(DAY - 2 * HOUR_MS, DAY + 26 * HOUR_MS),  # around both edges of the day
+        st.floats(-1e9, 1e9, allow_nan=False),
+    ),
+    max_size=40,
+    unique_by=lambda s: s[0],
+)
+
+
+@settings_of(max_examples=8, deadline=None)
+@given(samples=_SAMPLES)
+def test_a_days_report_is_its_samples_in_start_inclusive_end_exclusive(
+    tmp_path_factory: pytest.TempPathFactory, samples: list[tuple[int, float]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("report")
+    conf = Settings(
+        database_url=f"sqlite:///{tmp}/t.db",
+        objects_url=f"file://{tmp}/o",
+        maintenance_interval_s=0,  # no pass trims this old history meanwhile
+        monitor_interval_s=0,
+    )
+
+    async def report() -> dict[str, Any]:
+        async with open_services(conf, upstream=sim_client(create_simulator(seed=1))) as services:
+            for at, value in samples:
+                await services.database.monitor.record(at, {"store_bytes": value})
+            return await daily_report(services.database.monitor, DAY)
+
+    got = asyncio.run(report())
+    inside = sorted((t, v) for t, v in samples if DAY <= t < DAY + 24 * HOUR_MS)
+    if not inside:
+        assert got["metrics"] == {} and got["samples"] == 0
+        return
+    assert got["metrics"]["store_bytes"] == pytest.approx(_expected(inside), rel=1e-9, abs=1e-6)

@@ -35,6 +35,11 @@ PRESETS = ("1h", "24h", "7d", "30d", "365d", "custom")
 _CHART_ID = re.compile(r"[A-Za-z0-9_-]{12}")  # 9 random bytes, URL-safe base64
 
 
+def _links(chart_id: str) -> dict[str, str]:
+    """Where the chart is drawn: the chart page, and the server-drawn image."""
+    return {"url": f"/?chart={chart_id}", "image": f"/api/charts/{chart_id}.png"}
+
+
 def _token(request: Request) -> str:
     return token_of(request, services_of(request).settings.upstream_token)
 
@@ -133,7 +138,7 @@ async def create(request: Request) -> Response:
             f"this caller keeps {limit} saved charts, the most allowed; delete some first",
         )
     chart = await services.charts.create(scope, name, config, services.reader.clock_ms())
-    out = chart.to_json() | {"url": f"/?chart={chart.id}"}
+    out = chart.to_json() | _links(chart.id)
     return respond(request, out, status=201, headers={"Location": f"/api/charts/{chart.id}"})
 
 
@@ -142,17 +147,13 @@ async def listing(request: Request) -> Response:
     token = _token(request)
     await services.access.validate(token)
     found = await services.charts.list(services.access.scope(token), LIST_LIMIT)
-    items = [
-        c.to_json() | {"url": f"/?chart={c.id}"}
-        for c in found
-        if await _readable(services, c, token)
-    ]
+    items = [c.to_json() | _links(c.id) for c in found if await _readable(services, c, token)]
     return respond(request, {"items": items, "total": len(items)})
 
 
 async def show(request: Request) -> Response:
     chart, _ = await own_chart(request)
-    return respond(request, chart.to_json() | {"url": f"/?chart={chart.id}"})
+    return respond(request, chart.to_json() | _links(chart.id))
 
 
 async def delete(request: Request) -> Response:

@@ -582,6 +582,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "config": _OBJECT,
             "createdAt": {"type": "integer"},
             "url": _string(),
+            "image": _string(description="the chart drawn as PNG (.svg: as SVG)"),
         },
     },
     "SavedChartList": {
