@@ -43,6 +43,7 @@ from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.kinds import PointKinds
+from tsgate.series.live import LiveHub, LiveLimits
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import RecheckCounters, Rechecker
@@ -75,6 +76,7 @@ class Services:
     jobs: JobService
     worker: Worker
     maintenance: Maintenance
+    live: LiveHub
     salt: bytes = field(repr=False)
     alerts: Alerts = field(default_factory=Alerts)
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
@@ -91,6 +93,15 @@ def cache_policy(settings: Settings) -> CachePolicy:
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
+    )
+
+
+def live_limits(settings: Settings) -> LiveLimits:
+    return LiveLimits(
+        per_caller=settings.live_viewers_per_caller,
+        total=settings.live_max_viewers,
+        min_poll_ms=int(settings.live_min_poll_s * 1000),
+        buffer=settings.live_buffer_events,
     )
 
 
@@ -168,6 +179,8 @@ async def open_services(
         zones = SiteZones(up, access, parse_overrides(settings.site_zones))
         kinds = PointKinds.parse(settings.point_kinds)
         stack.push_async_callback(reader.aclose)
+        live = LiveHub(reader, live_limits(settings))
+        stack.push_async_callback(live.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
         stack.push_async_callback(recorder.aclose)
@@ -220,6 +233,7 @@ async def open_services(
             rechecks=rechecker.counters,
             monitor=monitor,
             kinds=kinds,
+            live=live,
         )
         scheduler = MaintenanceScheduler(
             maintenance,

@@ -178,7 +178,7 @@ def _layout(q: QueryParams) -> str:
     return layout
 
 
-def _check_raw_reads(request: Request, q: ChartQuery) -> None:
+def check_raw_reads(request: Request, q: ChartQuery) -> None:
     """Refuse (413) a query that would read more raw samples than one answer may."""
     limit = services_of(request).settings.max_inline_samples
     if not reads_raw(q) or estimate_samples(q) <= limit:
@@ -207,7 +207,7 @@ async def timeseries(request: Request) -> Response:
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
-    _check_raw_reads(request, q)
+    check_raw_reads(request, q)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -225,7 +225,7 @@ async def timeseries(request: Request) -> Response:
     result = await run_chart(services.reader, q, token=token)
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
-    await _describe_series(request, q, body_obj, token)
+    await describe_series(request, q, body_obj, token)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -239,7 +239,7 @@ async def timeseries(request: Request) -> Response:
     return response
 
 
-async def _describe_series(
+async def describe_series(
     request: Request, q: ChartQuery, body: dict[str, Any], token: str
 ) -> None:
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
@@ -364,7 +364,7 @@ async def aggregations(request: Request) -> Response:
         raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
-    _check_raw_reads(request, q)
+    check_raw_reads(request, q)
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     found, stats = await exact_buckets(
         services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token

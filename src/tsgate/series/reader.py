@@ -142,15 +142,27 @@ class SeriesReader:
     # ---- public reads -------------------------------------------------------------------
 
     async def read(
-        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        open_ttl_ms: int | None = None,
     ) -> tuple[dict[str, Series], ReadStats]:
-        """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty."""
+        """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty.
+
+        ``open_ttl_ms`` overrides the policy's open TTL for this read (a live poll passes
+        0: the tail is fetched again, from its look-back on, whatever its age)."""
         stats = ReadStats()
         end_ms = min(end_ms, self.clock_ms() + 1)  # nothing exists after now
         if end_ms <= start_ms:
             return {n: Series.empty(n) for n in names}, stats
         for _ in range(_HEAL_ROUNDS + 1):
-            rows = await self.ensure(site, names, start_ms, end_ms, token=token, stats=stats)
+            rows = await self.ensure(
+                site, names, start_ms, end_ms, token=token, stats=stats, open_ttl_ms=open_ttl_ms
+            )
             loaded = await self.store.load(site, names, rows, start_ms, end_ms)
             if not loaded.damaged or stats.stale:
                 break
@@ -216,6 +228,7 @@ class SeriesReader:
         *,
         token: str,
         stats: ReadStats,
+        open_ttl_ms: int | None = None,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
@@ -223,10 +236,11 @@ class SeriesReader:
         upstream lets read the site.
         """
         before = self.upstream.counters.requests
+        ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
         await self._check_access(site, names, token)
         now = self.clock_ms()
         rows = await self.store.rows(site, names, start_ms, end_ms)
-        plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
+        plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             stats.upstream_requests += self.upstream.counters.requests - before
@@ -238,7 +252,7 @@ class SeriesReader:
             for _ in range(_HEAL_ROUNDS + 1):
                 rows = await self.store.rows(site, names, start_ms, end_ms)
                 now = self.clock_ms()
-                plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
+                plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
                 if not plan:
                     break
                 rows, damaged = await self._fetch_or_stale(
