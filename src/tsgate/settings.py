@@ -100,6 +100,7 @@ class Settings:
     live_viewers_per_caller: AtLeastOne = 8
     live_max_viewers: AtLeastOne = 1000
     live_min_poll_s: Positive_s = 10.0
+    live_poll_s: Seconds = 0.0  # the poll interval; 0: the points' collect interval
     live_heartbeat_s: Positive_s = 15.0
     live_idle_s: Positive_s = 1800.0  # nothing new pushed for this long
     live_max_s: Positive_s = 3600.0  # a stream's whole life (a client reconnects)

@@ -101,6 +101,7 @@ def live_limits(settings: Settings) -> LiveLimits:
         per_caller=settings.live_viewers_per_caller,
         total=settings.live_max_viewers,
         min_poll_ms=int(settings.live_min_poll_s * 1000),
+        poll_ms=int(settings.live_poll_s * 1000),
         buffer=settings.live_buffer_events,
     )
 

@@ -63,6 +63,7 @@ class LiveLimits:
     per_caller: int = 8  # open streams per caller
     total: int = 1000  # open streams in the process
     min_poll_ms: int = 10_000  # a poll interval is never shorter
+    poll_ms: int = 0  # the poll interval; 0: the points' collect interval
     buffer: int = 64  # pushes a viewer may fall behind before it is dropped
     ring: int = 256  # batches kept for reconnecting viewers
 
@@ -314,6 +315,8 @@ class LiveHub:
         return poller
 
     async def _interval_ms(self, site: str, points: Sequence[str]) -> int:
+        if self.limits.poll_ms > 0:
+            return max(self.limits.min_poll_ms, self.limits.poll_ms)
         try:
             profiles = await self.reader.store.profiles(site, points)
         except TsgateError:
