@@ -13,6 +13,7 @@ from tests.clock import NOW
 from tests.sse import Event
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.settings import Settings
+from tsgate.upstream.wire import format_time
 
 pytestmark = pytest.mark.anyio
 
@@ -198,3 +199,48 @@ async def test_a_long_range_stream_is_bounded_like_the_chart_api(settings: Setti
         status, _, body = await _problem(live, params, AUTH)
         assert status == 413 and "inline_fetch_samples" in body.decode()
         assert live.services.live.viewers == 0
+
+
+def test_a_client_closing_its_socket_frees_the_stream_on_a_real_server(settings: Settings) -> None:
+    import time
+
+    import httpx
+
+    from tests.asgi import live_server, sim_client
+    from tsgate.app import create_app
+    from tsgate.upstream.simulator import create_simulator
+
+    sim = create_simulator(seed=1, tokens={TOKEN: ("demo_campus",)})
+    conf = live_settings(settings)
+    name = sim.sites[0].collecting[0].name
+    now = time.time() * 1000
+    params = {
+        "site": "demo_campus",
+        "points": name,
+        "start": format_time(int(now - MS_PER_HOUR)),
+        "end": format_time(int(now + MS_PER_HOUR)),
+    }
+
+    def gauges(client: httpx.Client) -> dict[str, float]:
+        text = client.get("/metrics").text
+        return {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("tsgate_live_")
+        }
+
+    with (
+        live_server(create_app(conf, upstream=sim_client(sim))) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        with client.stream("GET", "/api/timeseries/stream", params=params, headers=AUTH) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            lines = r.iter_lines()
+            assert next(line for line in lines if line.startswith("event:")) == "event: initial"
+            assert gauges(client) == {"tsgate_live_viewers": 1, "tsgate_live_pollers": 1}
+        # the connection is closed: the server notices and stops the poller
+        deadline = time.monotonic() + 10
+        while gauges(client)["tsgate_live_viewers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gauges(client) == {"tsgate_live_viewers": 0, "tsgate_live_pollers": 0}

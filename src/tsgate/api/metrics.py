@@ -38,6 +38,7 @@ class _Snapshot(Collector):
         self.circuit_open = 0
         self.monitor: dict[str, float] = {}
         self.alert_levels: dict[str, int] = {}
+        self.live: dict[str, int] = {}
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for name, value in self.upstream.items():
@@ -51,6 +52,10 @@ class _Snapshot(Collector):
         yield circuit
         for name, value in self.store.items():
             gauge = GaugeMetricFamily(f"tsgate_store_{name}", f"chunk store {name}")
+            gauge.add_metric([], value)
+            yield gauge
+        for name, value in self.live.items():
+            gauge = GaugeMetricFamily(f"tsgate_live_{name}", f"live streams: {name} now")
             gauge.add_metric([], value)
             yield gauge
         sampled = GaugeMetricFamily(
@@ -162,6 +167,10 @@ class Metrics:
             "circuit_opens": services.upstream.breaker.opens,
         }
         self._snapshot.circuit_open = int(services.upstream.breaker.state != "closed")
+        self._snapshot.live = {
+            "viewers": services.live.viewers,
+            "pollers": len(services.live.pollers),
+        }
         latest = services.monitor.latest if services.monitor is not None else None
         if latest is not None:
             self._snapshot.monitor = dict(latest.values)
