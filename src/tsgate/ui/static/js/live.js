@@ -2,6 +2,7 @@
 // are merged into the drawn series. Where the stream cannot be used — EventSource cannot
 // send a bearer token, or the stream fails — the chart is reloaded every POLL_MS instead.
 // What it does is recorded in window.__tsgateLive for the page and tests.
+// (No browser globals at import: unit-tested in Node.)
 
 import { getToken } from "./api.js";
 import { seriesOf } from "./decode.js";
@@ -9,11 +10,11 @@ import { seriesOf } from "./decode.js";
 export const POLL_MS = 60_000;
 export const AHEAD_MS = 3_600_000; // a live chart's range reaches this far past now
 
-window.__tsgateLive = { mode: "off", events: 0, samples: 0 };
+const record = (globalThis.__tsgateLive = { mode: "off", events: 0, samples: 0 });
 
 /** The stream of a chart request URL (/api/timeseries?…) whose range ends at ``endMs``. */
-export function streamUrl(chartUrl, endMs) {
-  const url = new URL(chartUrl, location.href);
+export function streamUrl(chartUrl, endMs, base = globalThis.location?.href) {
+  const url = new URL(chartUrl, base);
   url.pathname = "/api/timeseries/stream";
   url.searchParams.set("end", new Date(endMs).toISOString().slice(0, 19));
   url.searchParams.delete("format");
@@ -52,8 +53,8 @@ export class Live {
     source.addEventListener("initial", (e) => this.onInitial(seriesOf(data(e))));
     source.addEventListener("samples", (e) => {
       const pushed = seriesOf(data(e));
-      window.__tsgateLive.events += 1;
-      window.__tsgateLive.samples += pushed.reduce((n, s) => n + s.t.length, 0);
+      record.events += 1;
+      record.samples += pushed.reduce((n, s) => n + s.t.length, 0);
       this.onSamples(pushed);
     });
     // the range is over (or the stream's time is up): load afresh, which follows again
@@ -79,6 +80,6 @@ export class Live {
   }
 
   record(mode) {
-    window.__tsgateLive.mode = mode;
+    record.mode = mode;
   }
 }
