@@ -149,7 +149,7 @@ async def test_a_slow_client_is_dropped_not_buffered(live: Live) -> None:
     for _ in range(6):
         await live.ticks.tick()
         assert all(v.queue.qsize() <= 2 for v in poller.viewers)  # the bound
-    assert any(v.closed for v in poller.viewers)
+    assert len(poller.viewers) == 1  # the slow one was dropped: nothing more is queued for it
     slow.hold.set()
     tail = await slow.events_until("error")
     assert tail[-1].name == "error" and tail[-1].data["status"] == 429
@@ -244,3 +244,19 @@ def test_a_client_closing_its_socket_frees_the_stream_on_a_real_server(settings:
         while gauges(client)["tsgate_live_viewers"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert gauges(client) == {"tsgate_live_viewers": 0, "tsgate_live_pollers": 0}
+
+
+async def test_a_poller_left_with_only_dropped_viewers_stops(live: Live) -> None:
+    stuck = await live.stream(live.params(*WINDOW))
+    await stuck.event()
+    stuck.hold = asyncio.Event()  # reads nothing more, and keeps its connection open
+    for _ in range(6):
+        if not live.services.live.pollers:
+            break
+        await live.ticks.tick()
+    assert live.services.live.pollers == {}  # no polls for a client that reads nothing
+    stuck.hold.set()
+    tail = await stuck.events_until("error")
+    assert tail[-1].data["status"] == 429
+    await stuck.close()
+    assert live.services.live.viewers == 0

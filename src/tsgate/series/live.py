@@ -186,6 +186,8 @@ class LivePoller:
             self._ring.append(push)
         for viewer in list(self.viewers):
             viewer.offer(push)
+            if viewer.closed:  # dropped: it gets nothing more (its stream ends when it reads)
+                self.viewers.discard(viewer)
 
     async def join(
         self, viewer: Viewer, start_ms: int | None
@@ -226,8 +228,8 @@ class LivePoller:
             while True:
                 await self._sleep(self.interval_ms / 1000)
                 async with self.lock:
-                    if not await self._poll():
-                        return
+                    if not await self._poll() or not self.viewers:
+                        return  # the stream is over, or every viewer was dropped
         finally:
             on_end(self)
 
