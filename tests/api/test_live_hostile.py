@@ -260,3 +260,15 @@ async def test_a_poller_left_with_only_dropped_viewers_stops(live: Live) -> None
     assert tail[-1].data["status"] == 429
     await stuck.close()
     assert live.services.live.viewers == 0
+
+
+async def test_upstream_failing_before_anything_is_cached_is_a_5xx_problem(live: Live) -> None:
+    live.sim.faults.fail_after = 0  # nothing cached, nothing to serve
+    status, _, body = await _problem(live, live.params(*WINDOW))
+    assert status in (502, 503) and b"upstream" in body.lower()
+    assert live.services.live.viewers == 0 and live.services.live.pollers == {}
+    live.sim.faults.fail_after = None  # and once it answers again, so does the stream
+    stream = await live.stream(live.params(*WINDOW))
+    first = await stream.event()
+    assert first is not None and first.name == "initial"
+    await stream.close()
