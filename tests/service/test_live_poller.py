@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.asgi import sim_client
 from tests.clock import NOW, Clock
 from tests.sse import Ticks
-from tsgate.series.live import LiveHub, Viewer
+from tsgate.series.live import LiveHub, LiveLimits, Viewer
 from tsgate.series.model import MS_PER_HOUR
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator
@@ -119,3 +119,29 @@ def _drain(viewer: Viewer) -> list:  # type: ignore[type-arg]
     while not viewer.queue.empty():
         out.append(viewer.queue.get_nowait())
     return out
+
+
+async def test_the_poll_interval_is_the_points_collect_interval_within_bounds() -> None:
+    clock = Clock(NOW)
+    sim = Simulator(seed=2, now_ms=clock)
+    site = sim.sites[0].name
+    names = [p.name for p in sim.sites[0].collecting[:2]]
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Settings(database_url=f"sqlite:///{tmp}/t.db", objects_url=f"file://{tmp}/objects")
+        async with open_services(conf, upstream=sim_client(sim), clock_ms=clock) as services:
+            await services.catalog.fresh(site, "t")
+            profiles = await services.reader.store.profiles(site, names)
+            cadences = {p.cadence_ms for p in profiles.values()}
+            assert cadences == {300_000}  # the catalog's collect_interval, 300 s
+            for limits, expected in [
+                (LiveLimits(), 300_000),
+                (LiveLimits(min_poll_ms=600_000), 600_000),  # bounded below
+                (LiveLimits(poll_ms=20_000), 20_000),  # TSGATE_LIVE_POLL_S
+                (LiveLimits(poll_ms=1_000, min_poll_ms=5_000), 5_000),
+            ]:
+                hub = LiveHub(services.reader, limits)
+                viewer = hub.admit("c")
+                poller = await hub.poller_for(site, names, "s", "t", viewer)
+                assert poller.interval_ms == expected
+                hub.leave(poller, viewer)
+                await poller.stop()

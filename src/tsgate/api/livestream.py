@@ -17,6 +17,7 @@ The polling is shared (``series/live.py``); this module holds the bounds of one 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +33,7 @@ from tsgate.api.auth import token_of
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import chart_request, check_raw_reads, describe_series, resolve_zone
-from tsgate.errors import BadParameter, TooLarge
+from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.chart import ChartQuery, ChartResult, chart_body, run_chart
 from tsgate.series.live import LivePoller, Push, Viewer
@@ -40,6 +41,7 @@ from tsgate.series.model import Series
 from tsgate.series.planning import Range
 from tsgate.wiring import Services
 
+log = logging.getLogger(__name__)
 RETRY_MS = 5000  # how long an EventSource waits before it reconnects
 _EVENT_ID = re.compile(r"([0-9a-f]{8})\.(\d{1,18})")
 
@@ -88,6 +90,8 @@ async def stream(request: Request) -> Response:
             first.append(event("initial", await _body(request, q, parsed.layout, result, token)))
             first.append(event("end", {"reason": "closed"}))
         else:
+            # the catalog first: a new poller polls at its points' collect interval
+            await _fresh_catalog(services, q.site, token)
             poller = await hub.poller_for(q.site, q.points, scope, token, viewer)
             replay = await _resume(request, poller, viewer)
             if replay is None:
@@ -111,6 +115,13 @@ async def _check_access(services: Services, q: ChartQuery, token: str) -> None:
             await services.access.check(q.site, token, point=name)
     else:
         await services.access.check(q.site, token)
+
+
+async def _fresh_catalog(services: Services, site: str, token: str) -> None:
+    try:
+        await services.catalog.fresh(site, token)
+    except (UpstreamError, UpstreamBadAnswer) as exc:
+        log.warning("point catalog of %s not refreshed: %s", site, exc)
 
 
 async def _check_inline(services: Services, q: ChartQuery, token: str) -> None:
