@@ -110,7 +110,9 @@ async def test_two_viewers_of_one_point_set_share_one_poller_and_its_batches() -
             hub.leave(pa, a)
             assert hub.pollers  # b still watches
             hub.leave(pb, b)
+            hub.leave(pb, b)  # twice counts once
             assert hub.pollers == {} and hub.viewers == 0
+            assert hub.admit("x") is not None and hub.viewers == 1
             assert np.all(np.diff([*seqs_a]) > 0)
 
 

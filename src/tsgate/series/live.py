@@ -75,6 +75,7 @@ class Viewer:
         self.caller = caller
         self.queue: asyncio.Queue[Push] = asyncio.Queue(maxsize=buffer)
         self.closed = False
+        self.left = False
         # batches up to this one are in what the viewer was first given: skipped
         self.since = 2**62
 
@@ -332,7 +333,10 @@ class LiveHub:
 
     def leave(self, poller: LivePoller | None, viewer: Viewer) -> None:
         """``viewer`` is gone; the last viewer of a poller stops it (without waiting: this
-        runs while the stream's task is being cancelled)."""
+        runs while the stream's task is being cancelled). Leaving twice counts once."""
+        if viewer.left:
+            return
+        viewer.left = True
         self._callers[viewer.caller] -= 1
         if self._callers[viewer.caller] <= 0:
             del self._callers[viewer.caller]
