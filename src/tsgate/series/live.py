@@ -119,7 +119,6 @@ class LivePoller:
         self.interval_ms = interval_ms
         self.epoch = secrets.token_hex(4)  # batch numbers are of this poller only
         self.seq = 0
-        self.polls = 0  # upstream-fresh polls made
         self.viewers: set[Viewer] = set()
         self.lock = asyncio.Lock()
         self._token = token
@@ -236,7 +235,6 @@ class LivePoller:
 
     async def _poll(self) -> bool:
         """One fresh poll; ``False`` when the stream must end (access lost, a fault)."""
-        self.polls += 1
         try:
             await self.step(fresh=True)
         except (Unauthorized, Forbidden, NotFound) as exc:
