@@ -83,6 +83,14 @@ def _chart_one_point(driver: Any, base_url: str, token: str = "") -> None:
     )
     Select(driver.find_element("id", "site")).select_by_value("demo_campus")
     driver.find_element("id", "search").send_keys("Ahu1.points.SaTemp")
+    wait_for(
+        driver,
+        lambda d: d.execute_script(
+            "const r = document.getElementById('results');"
+            "return r.dataset.state === 'ready' && r.dataset.query.includes('SaTemp')"
+        ),
+        "the search results",
+    )
     selector = f'#results li[data-name$="{SUPPLY_TEMP}"]'
     wait_for(driver, lambda d: d.find_elements("css selector", selector), "the point")[0].click()
     driver.find_element("css selector", '#presets [data-preset="1h"]').click()
