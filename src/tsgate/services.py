@@ -24,6 +24,7 @@ from tsgate.series.catalog import PointCatalog, PointRows
 from tsgate.series.hourly import QualityMemo
 from tsgate.series.index import ChunkIndex
 from tsgate.series.kinds import PointKinds
+from tsgate.series.live import LiveHub
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import RecheckCounters
@@ -69,6 +70,7 @@ class Services:
     jobs: JobService
     worker: Worker
     maintenance: Maintenance
+    live: LiveHub
     # the stored rows handlers read directly, each through the Protocol its owner declares
     points: PointRows
     chunks: ChunkIndex

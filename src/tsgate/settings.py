@@ -97,6 +97,16 @@ class Settings:
     trusted_proxy_header: str | None = None
     max_charts_per_caller: Count = 1000  # saved charts one token may keep; 0: no limit
     max_open_jobs_per_caller: Count = 20  # queued, running or failed jobs per token; 0: no limit
+    # live streams (GET /api/timeseries/stream): open ones per caller and in the process,
+    # the shortest poll interval, heartbeat comments, and when a stream ends by itself
+    live_viewers_per_caller: AtLeastOne = 8
+    live_max_viewers: AtLeastOne = 1000
+    live_min_poll_s: Positive_s = 10.0
+    live_poll_s: Seconds = 0.0  # the poll interval; 0: the points' collect interval
+    live_heartbeat_s: Positive_s = 15.0
+    live_idle_s: Positive_s = 1800.0  # nothing new pushed for this long
+    live_max_s: Positive_s = 3600.0  # a stream's whole life (a client reconnects)
+    live_buffer_events: AtLeastOne = 64  # pushes a slow client may lag before it is dropped
     chart_ttl_s: Seconds = 180 * DAY_S  # saved charts unused this long are deleted; 0: kept
     # maintenance keeps the saved charts used in the last N days cached (with
     # TSGATE_UPSTREAM_TOKEN), that many units at once; 0 days: it does not

@@ -44,6 +44,7 @@ from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.kinds import PointKinds
+from tsgate.series.live import LiveHub, LiveLimits
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import Rechecker
@@ -79,6 +80,16 @@ def cache_policy(settings: Settings) -> CachePolicy:
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
+    )
+
+
+def live_limits(settings: Settings) -> LiveLimits:
+    return LiveLimits(
+        per_caller=settings.live_viewers_per_caller,
+        total=settings.live_max_viewers,
+        min_poll_ms=int(settings.live_min_poll_s * 1000),
+        poll_ms=int(settings.live_poll_s * 1000),
+        buffer=settings.live_buffer_events,
     )
 
 
@@ -171,6 +182,8 @@ async def open_services(
         zones = SiteZones(up, access, parse_overrides(settings.site_zones))
         kinds = PointKinds.parse(settings.point_kinds)
         stack.push_async_callback(reader.aclose)
+        live = LiveHub(reader, live_limits(settings))
+        stack.push_async_callback(live.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
         stack.push_async_callback(recorder.aclose)
@@ -253,6 +266,7 @@ async def open_services(
             files=database.files,
             monitoring=database.monitor,
             stats=database.stats,
+            live=live,
         )
         scheduler = MaintenanceScheduler(
             maintenance,

@@ -29,6 +29,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
         TSGATE_RATE_LIMIT_PER_MIN="0",
         TSGATE_ADMIN_KEY="fuzz",
         TSGATE_INLINE_FETCH_SAMPLES="20000",  # large cold reads become jobs, not minutes
+        TSGATE_LIVE_MAX_S="5",  # a live stream ends well within the request timeout
     ) as (url, proc):
         run = subprocess.run(
             [

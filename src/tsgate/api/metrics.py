@@ -40,6 +40,7 @@ class _Snapshot(Collector):
         self.circuit_open = 0
         self.monitor: dict[str, float] = {}
         self.alert_levels: dict[str, int] = {}
+        self.live: dict[str, int] = {}
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         for name, value in self.upstream.items():
@@ -61,6 +62,10 @@ class _Snapshot(Collector):
             )
             family.add_metric([], value)
             yield family
+        for name, value in self.live.items():
+            gauge = GaugeMetricFamily(f"tsgate_live_{name}", f"live streams: {name} now")
+            gauge.add_metric([], value)
+            yield gauge
         sampled = GaugeMetricFamily(
             "tsgate_monitor_value", "the latest monitoring sample", labels=["metric"]
         )
@@ -171,6 +176,10 @@ class Metrics:
         }
         self._snapshot.circuit_open = int(services.upstream.circuit_state() != "closed")
         self._snapshot.warm = dataclasses.asdict(services.warming)
+        self._snapshot.live = {
+            "viewers": services.live.viewers,
+            "pollers": len(services.live.pollers),
+        }
         latest = services.monitor.latest if services.monitor is not None else None
         if latest is not None:
             self._snapshot.monitor = dict(latest.values)

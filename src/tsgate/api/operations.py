@@ -20,6 +20,7 @@ from tsgate.api import (
     files,
     frames,
     jobs,
+    livestream,
     monitor,
     ops,
     points,
@@ -229,6 +230,27 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
             200: ("the chart", JSON_TYPES, _ref("Chart")),
             202: ("too large to fetch inline: a job", JSON_TYPES, _ref("Accepted")),
         },
+    ),
+    livestream.stream: Operation(
+        "A live chart: the chart answer, then its new samples as they appear (SSE)",
+        "chart API",
+        params=(
+            *CHART_QUERY,
+            Param("layout", "query", {"enum": ["series", "columnar"]}, "of the initial event"),
+            Param("format", "query", {"enum": ["json"]}, "an event stream is text"),
+            Param(
+                "Last-Event-ID",
+                "header",
+                _string(),
+                "the id of the last event seen: the stream resumes after it",
+            ),
+        ),
+        ok=_ok(
+            200,
+            {"type": "string"},
+            "text/event-stream",
+            what="events initial, samples, status, error, end (docs/api.md)",
+        ),
     ),
     timeseries.aggregations: Operation(
         "Rollup rows (avg, min, max, sum, count, stddev) per hour or day",

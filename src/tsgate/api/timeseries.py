@@ -189,7 +189,7 @@ def _layout(q: QueryParams) -> str:
     return layout
 
 
-def _check_raw_reads(request: Request, q: ChartQuery) -> None:
+def check_raw_reads(request: Request, q: ChartQuery) -> None:
     """Refuse (413) a query that would read more raw samples than one answer may."""
     limit = services_of(request).settings.max_inline_samples
     if not reads_raw(q) or estimate_samples(q) <= limit:
@@ -218,7 +218,7 @@ async def timeseries(request: Request) -> Response:
     msgpack = msgpack_for(parsed.format, request.headers.get("accept", ""))
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
-    _check_raw_reads(request, q)
+    check_raw_reads(request, q)
     if weighted.timein_state(q.agg) is not None:
         await _check_states(request, q, token)
     key = responses.ResponseKey(
@@ -254,7 +254,7 @@ async def timeseries(request: Request) -> Response:
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
     # the prepared read checked the token on the site (per point on the unknown site)
-    await _describe_series(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
+    await describe_answer(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -319,8 +319,13 @@ async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
             )
 
 
-async def _describe_series(
-    request: Request, q: ChartQuery, body: dict[str, Any], token: str, *, access_checked: bool
+async def describe_answer(
+    request: Request,
+    q: ChartQuery,
+    body: dict[str, Any],
+    token: str,
+    *,
+    access_checked: bool = False,
 ) -> None:
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
     from the point's name), so a client knows what to draw as steps."""
@@ -461,7 +466,7 @@ async def aggregations(request: Request) -> Response:
         raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
-    _check_raw_reads(request, q)
+    check_raw_reads(request, q)
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     gaps = await line_gaps(services.reader, q.site, q.points)
     found, stats = await exact_buckets(

@@ -172,18 +172,28 @@ class SeriesReader:
         *,
         token: str,
         prepared: PreparedRead | None = None,
+        open_ttl_ms: int | None = None,
     ) -> tuple[dict[str, Series], ReadStats]:
         """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty.
 
         ``prepared``: this read as :meth:`prepare` made it ready (used if it is of the
-        same span and fresh)."""
+        same span and fresh). ``open_ttl_ms`` overrides the policy's open TTL for this read
+        (a live poll passes 0: the tail is fetched again, from its look-back on, whatever
+        its age); a prepared read, planned with the policy's, is then not used."""
         stats = ReadStats()
-        ready = self._usable(prepared, site, names, start_ms, end_ms)
+        ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
+        ready = (
+            None
+            if open_ttl_ms is not None
+            else self._usable(prepared, site, names, start_ms, end_ms)
+        )
         end_ms = min(end_ms, (ready.planned_at_ms if ready else self.clock_ms()) + 1)
         if end_ms <= start_ms:  # nothing exists after now
             return {n: Series.empty(n) for n in names}, stats
         for _ in range(_HEAL_ROUNDS + 1):
-            rows = await self._ensure_metered(site, names, start_ms, end_ms, token, stats, ready)
+            rows = await self._ensure_metered(
+                site, names, start_ms, end_ms, token, stats, ready, ttl_ms
+            )
             ready = None  # a second round (objects were damaged) plans afresh
             loaded = await self.store.load(site, names, rows, start_ms, end_ms)
             if not loaded.damaged or stats.stale:
@@ -216,7 +226,9 @@ class SeriesReader:
         ready = self._usable(prepared, site, names, start_ms, end_ms)
         capped = min(end_ms, (ready.planned_at_ms if ready else self.clock_ms()) + 1)
         if capped > start_ms:
-            rows = await self._ensure_metered(site, names, start_ms, capped, token, stats, ready)
+            rows = await self._ensure_metered(
+                site, names, start_ms, capped, token, stats, ready, self.policy.open_ttl_ms
+            )
             stats.provisional = provisional_spans(names, rows, start_ms, capped)
         found = await self.store.rollups(site, names, level, start_ms, end_ms)
         stats.sources.add("ROLLUP")
@@ -282,13 +294,15 @@ class SeriesReader:
         *,
         token: str,
         stats: ReadStats,
+        open_ttl_ms: int | None = None,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
         The token's access is checked first: cached data is served only to tokens
         upstream lets read the site.
         """
-        return await self._ensure_metered(site, names, start_ms, end_ms, token, stats, None)
+        ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
+        return await self._ensure_metered(site, names, start_ms, end_ms, token, stats, None, ttl_ms)
 
     async def _ensure_metered(
         self,
@@ -299,10 +313,13 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
         ready: PreparedRead | None,
+        ttl_ms: int,
     ) -> list[ChunkRow]:
         with metering.metered() as meter:  # this read's own requests, whoever runs beside
             try:
-                return await self._ensure(site, names, start_ms, end_ms, token, stats, ready)
+                return await self._ensure(
+                    site, names, start_ms, end_ms, token, stats, ready, ttl_ms
+                )
             finally:
                 stats.upstream_requests += meter.requests
 
@@ -315,6 +332,7 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
         ready: PreparedRead | None,
+        ttl_ms: int,
     ) -> list[ChunkRow]:
         if ready is not None:  # checked, read and planned once already
             rows, plan = ready.rows, ready.plan
@@ -322,7 +340,7 @@ class SeriesReader:
             await self._check_access(site, names, token)
             now = self.clock_ms()
             rows = await self.store.rows(site, names, start_ms, end_ms)
-            plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
+            plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             return rows
@@ -333,7 +351,7 @@ class SeriesReader:
             for _ in range(_HEAL_ROUNDS + 1):
                 rows = await self.store.rows(site, names, start_ms, end_ms)
                 now = self.clock_ms()
-                plan = plan_fetches(names, rows, start_ms, end_ms, now, self.policy.open_ttl_ms)
+                plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
                 if not plan:
                     break
                 rows, damaged = await self._fetch_or_stale(

@@ -6,6 +6,7 @@ import { heightFor, optionFor } from "./chart.js";
 import { exportCsv, exportJson } from "./exporting.js";
 import { showAttachments, wireAttachments } from "./files.js";
 import { cancelJob } from "./jobs.js";
+import { AHEAD_MS, Live, merge } from "./live.js";
 import { loadChart } from "./loader.js";
 import { MonitorView, loadMonitor } from "./monitor.js";
 import { Picker } from "./picker.js";
@@ -18,7 +19,7 @@ const $ = (id) => document.getElementById(id);
 const ZOOM_DELAY_MS = 400;
 const MIN_WINDOW_MS = 60_000;
 
-const state = { view: "line", range: { preset: "24h" }, compare: false, history: [], series: [], controller: null, job: null, shown: null, timeZone: "UTC" };
+const state = { view: "line", range: { preset: "24h" }, compare: false, live: false, history: [], series: [], controller: null, job: null, shown: null, timeZone: "UTC" };
 const chart = echarts.init($("chart"));
 window.echarts = echarts;
 window.__tsgateChart = chart;
@@ -37,6 +38,29 @@ const picker = new Picker({
   onChange: () => load(),
   onError: fail,
 });
+
+// "Live": the stream's first answer replaces the series, its new samples are merged in
+const live = new Live({
+  onInitial: (series) => {
+    for (const s of series) {
+      const old = state.series.find((x) => x.name === s.name && (x.offsetMs || 0) === (s.offsetMs || 0));
+      if (old) Object.assign(s, { kind: s.kind || old.kind, mode: s.mode || old.mode, agg: old.agg });
+    }
+    state.series = series;
+    drawLive();
+  },
+  onSamples: (pushed) => { if (merge(state.series, pushed)) drawLive(); },
+  reload: () => load(),
+});
+
+function drawLive() {
+  if (!state.shown) return;
+  // the window follows the newest sample, keeping its width
+  const newest = Math.max(...state.series.map((s) => (s.t.length ? s.t[s.t.length - 1] : -Infinity)));
+  const shift = Math.max(0, newest - state.shown.endMs);
+  state.shown = { startMs: state.shown.startMs + shift, endMs: state.shown.endMs + shift };
+  draw(state.shown.startMs, state.shown.endMs);
+}
 
 function fail(err) {
   if (err.name === "AbortError") return;
@@ -67,6 +91,8 @@ function plotWidthPx() {
 
 async function load() {
   state.controller?.abort();
+  live.stop();
+  $("live").setAttribute("aria-pressed", String(state.live));
   const points = [...picker.selected.keys()];
   pressed("presets", "data-preset", state.range.preset);
   pressed("views", "data-view", state.view);
@@ -114,6 +140,7 @@ async function load() {
     state.timeZone = result.metadata.timeZone || "UTC";
     state.shown = { startMs, endMs };
     draw(startMs, endMs);
+    if (state.live && state.view !== "calendar") live.follow(result.load.url, endMs + AHEAD_MS);
     showLoad(result.load);
     showJob(null);
     state.job = null;
@@ -209,6 +236,7 @@ function wireControls() {
     if (view) { state.view = view; load(); }
   });
   $("compare").addEventListener("click", () => { state.compare = !state.compare; load(); });
+  $("live").addEventListener("click", () => { state.live = !state.live; load(); });
   $("apply-range").addEventListener("click", () => {
     if ($("start").value && $("end").value) rangeTo(custom(Date.parse(`${$("start").value}Z`), Date.parse(`${$("end").value}Z`)));
   });
