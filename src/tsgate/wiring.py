@@ -7,12 +7,12 @@ import dataclasses
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tsgate.alerts import Alerts
 from tsgate.cache import Cache, open_cache
+from tsgate.clock import Clock, wall_clock_ms
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
@@ -32,7 +32,6 @@ from tsgate.maintenance import (
     Maintenance,
     MaintenanceOptions,
     MaintenanceScheduler,
-    wall_clock_ms,
 )
 from tsgate.monitor.rules import parse_rules
 from tsgate.monitor.sampler import METRICS, Monitor
@@ -80,6 +79,7 @@ class Services:
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
     monitor: Monitor | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
+    clock_ms: Clock = field(default=wall_clock_ms, repr=False)  # now, for handlers
 
 
 def cache_policy(settings: Settings) -> CachePolicy:
@@ -117,7 +117,7 @@ async def secret_of(settings: Settings, database: Database, objects: ObjectStore
         return stored
     legacy = await objects.get(SECRET_OBJECT)
     candidate = legacy.decode() if legacy else secrets.token_hex(32)
-    return await database.secrets.put_if_absent(SECRET_NAME, candidate, _wall_clock_ms())
+    return await database.secrets.put_if_absent(SECRET_NAME, candidate, wall_clock_ms())
 
 
 @contextlib.asynccontextmanager
@@ -220,6 +220,7 @@ async def open_services(
             rechecks=rechecker.counters,
             monitor=monitor,
             kinds=kinds,
+            clock_ms=clock_ms or wall_clock_ms,
         )
         scheduler = MaintenanceScheduler(
             maintenance,
@@ -257,10 +258,6 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url)
 
 
-def _wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def build_jobs(
     settings: Settings,
     database: Database,
@@ -270,7 +267,7 @@ def build_jobs(
     clock_ms: Callable[[], int] | None = None,
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
-    clock = clock_ms or _wall_clock_ms
+    clock = clock_ms or wall_clock_ms
     store = SqlJobStore(database.sql)
     if not settings.secret:
         raise ConfigError("no secret resolved: build_jobs is called by open_services")

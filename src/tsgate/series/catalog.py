@@ -6,11 +6,11 @@ not trusted (its ``pages`` can be wrong): paging stops on a short page or the to
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from tsgate.clock import wall_clock_ms
 from tsgate.errors import UpstreamUnavailable
 from tsgate.series.access import AccessCheck
 from tsgate.upstream.base import Upstream
@@ -36,7 +36,7 @@ class PointCatalog:
         self.db = db
         self.access = access
         self.ttl_ms = ttl_ms
-        self._clock = clock_ms or (lambda: int(time.time() * 1000))
+        self._clock = clock_ms or wall_clock_ms
 
     async def fresh(self, site: str, token: str, *, bypass: bool = False) -> str:
         """Make the site's catalog fresh for ``token``; returns the source (STORE or ORIGIN)."""
