@@ -14,11 +14,11 @@ import contextvars
 import logging
 import re
 import sys
-import time
 from typing import Any
 
 import msgspec
 
+from tsgate.clock import format_utc
 from tsgate.errors import ConfigError
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -50,7 +50,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": _utc(record.created),
+            "time": format_utc(int(record.created * 1000)),
             "level": record.levelname.lower(),
             "logger": record.name,
         }
@@ -115,9 +115,3 @@ def configure(*, level: str = "info", fmt: str = "json") -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-
-
-def _utc(created_s: float) -> str:
-    whole = int(created_s)
-    ms = int((created_s - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{ms:03d}Z"

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tsgate.alerts import Alerts
+from tsgate.clock import wall_clock_ms
 from tsgate.errors import TsgateError
 from tsgate.monitor.sampler import Sample, StoreSizes
 from tsgate.series.recheck import RecheckReport
@@ -243,10 +243,6 @@ class Maintenance:
             report.job_results,
         )
         return report
-
-
-def wall_clock_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class MaintenanceScheduler:

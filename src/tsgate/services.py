@@ -12,6 +12,7 @@ from typing import Protocol
 
 from tsgate.alerts import Alerts
 from tsgate.cache.base import Cache
+from tsgate.clock import Clock, wall_clock_ms
 from tsgate.files.model import FileStore
 from tsgate.jobs.service import JobService
 from tsgate.jobs.worker import Worker
@@ -84,4 +85,5 @@ class Services:
     monitor: Monitor | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
     quality: QualityMemo = field(default_factory=QualityMemo)
+    clock_ms: Clock = field(default=wall_clock_ms, repr=False)  # now, for handlers
     warming: ChartWarmCounters = field(default_factory=ChartWarmCounters)

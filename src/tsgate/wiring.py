@@ -7,12 +7,12 @@ import dataclasses
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tsgate.alerts import Alerts
 from tsgate.cache import open_cache
+from tsgate.clock import wall_clock_ms
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
@@ -32,7 +32,6 @@ from tsgate.maintenance import (
     Maintenance,
     MaintenanceOptions,
     MaintenanceScheduler,
-    wall_clock_ms,
 )
 from tsgate.monitor.report import DailyReports
 from tsgate.monitor.rules import parse_rules
@@ -116,7 +115,7 @@ async def secret_of(settings: Settings, database: Database, objects: ObjectStore
         return stored
     legacy = await objects.get(SECRET_OBJECT)
     candidate = legacy.decode() if legacy else secrets.token_hex(32)
-    return await database.secrets.put_if_absent(SECRET_NAME, candidate, _wall_clock_ms())
+    return await database.secrets.put_if_absent(SECRET_NAME, candidate, wall_clock_ms())
 
 
 @contextlib.asynccontextmanager
@@ -267,6 +266,7 @@ async def open_services(
             monitoring=database.monitor,
             stats=database.stats,
             live=live,
+            clock_ms=clock_ms or wall_clock_ms,
         )
         scheduler = MaintenanceScheduler(
             maintenance,
@@ -304,10 +304,6 @@ async def migrate_database(settings: Settings) -> None:
     await migrate(settings.database_url)
 
 
-def _wall_clock_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def build_jobs(
     settings: Settings,
     database: Database,
@@ -319,7 +315,7 @@ def build_jobs(
     describe: Describe | None = None,
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
-    clock = clock_ms or _wall_clock_ms
+    clock = clock_ms or wall_clock_ms
     store = SqlJobStore(database.sql)
     if not settings.secret:
         raise ConfigError("no secret resolved: build_jobs is called by open_services")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -98,6 +99,20 @@ async def test_bad_input_is_400_naming_the_field(
     assert answer.status_code == 400
     problem = answer.json()
     assert problem["param"] == param and problem["detail"].startswith(param)
+
+
+async def test_a_saved_chart_holds_as_many_points_as_a_request_may_ask(
+    settings: Settings,
+) -> None:
+    few = dataclasses.replace(settings, max_points_per_request=3)
+    async with api_client(few, create_simulator(seed=1)) as api:
+        points = [f"ses/demo_campus/p{i}" for i in range(4)]
+        too_many = {"name": "four", "config": {**CONFIG, "points": points}}
+        refused = await api.post("/api/charts", json=too_many, headers=ALICE)
+        enough = {"name": "three", "config": {**CONFIG, "points": points[:3]}}
+        saved = await api.post("/api/charts", json=enough, headers=ALICE)
+    assert refused.status_code == 400 and refused.json()["param"] == "config.points"
+    assert "at most 3" in refused.json()["detail"] and saved.status_code == 201
 
 
 async def test_a_body_that_is_not_json_is_400(api: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.api.test_telemetry import with_cached_route
 from tests.asgi import FAST_POLICY, api_client, lifespan_app, sim_client
+from tests.clock import NOW, Clock
 from tests.conftest import postgres_schema, service_url
 from tests.proxy import TcpProxy
 from tsgate.app import create_app
@@ -157,3 +158,19 @@ async def test_stats_sum_recorded_requests(settings: Settings, sim: Simulator) -
     assert body["store"]["job_results"] == 0 and body["store"]["job_result_bytes"] == 0
     assert body["jobs"] == {}  # the jobs table exists and holds no job
     assert body["alerts"] == [] and body["window_days"] == 30
+
+
+async def test_stats_and_the_requests_they_count_follow_the_injected_clock(
+    settings: Settings, sim: Simulator
+) -> None:
+    clock, day_ms = Clock(NOW), 86_400_000
+    app = create_app(settings, upstream=sim_client(sim), clock_ms=clock)
+    async with lifespan_app(app) as asgi:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
+            await api.get("/api/sites", headers={"X-ACE-Token": "t"})  # recorded at NOW
+            first = (await api.get("/api/stats")).json()
+            clock.ms = NOW + 31 * day_ms  # both requests so far fall out of the window
+            later = (await api.get("/api/stats")).json()
+    assert first["since_ms"] == NOW - 30 * day_ms and first["requests"] == 1
+    assert later["since_ms"] == NOW + day_ms and later["requests"] == 0

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.conftest import service_url
+from tsgate.api.responses import RESPONSES
 from tsgate.cache import Cache, CacheUnavailable, LockTimeout, open_cache
+from tsgate.cache.base import Namespace
 from tsgate.errors import ConfigError
 
 pytestmark = pytest.mark.anyio
@@ -59,6 +61,19 @@ async def test_delete_prefix_removes_only_that_prefix(cache: Cache) -> None:
     assert await cache.get("resp:site10:a") == b"v"
     assert await cache.delete_prefix("r*") == 1  # glob characters are literal
     assert await cache.get("resp:site2:a") == b"v"
+
+
+async def test_a_namespace_is_cleared_whole_and_alone(cache: Cache) -> None:
+    answers, other = Namespace("resp:"), Namespace("res:")  # sharing its first letters
+    for name in ("a", "page:b", "prom:c"):
+        await cache.set(answers.key(name), b"v")
+    await cache.set(other.key("x"), b"w")
+    await cache.take("rl:caller", rate_per_s=0.001, burst=5)  # a rate-limit bucket
+    assert await answers.clear(cache) == 3 and await answers.clear(cache) == 0
+    assert await cache.get(answers.key("page:b")) is None
+    assert await cache.get(other.key("x")) == b"w"
+    assert (await cache.take("rl:caller", rate_per_s=0.001, burst=5)).remaining == 3
+    assert RESPONSES.key("k") == "resp:k"  # what verify and POST /api/cache/invalidate drop
 
 
 async def test_bucket_allows_burst_then_refuses_with_retry_after(cache: Cache) -> None:

@@ -14,7 +14,9 @@ import pytest
 from tests.api.test_charts import ALICE, CONFIG
 from tests.asgi import api_client
 from tsgate.database import open_database
+from tsgate.jobs.tokens import scope_key
 from tsgate.object_store import open_object_store
+from tsgate.series.access import token_hash
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import SECRET_NAME, SECRET_OBJECT, open_services, secret_of
@@ -78,3 +80,24 @@ async def test_a_configured_secret_wins_and_is_never_written(settings: Settings)
         assert await services.database.secrets.get(SECRET_NAME) is None
     async with open_services(settings) as generated:
         assert generated.settings.secret != "from-the-environment"
+
+
+async def test_the_token_salt_moves_charts_and_limits_but_not_jobs(settings: Settings) -> None:
+    """What the README says ``TSGATE_TOKEN_SALT`` covers: the scope of charts, files,
+    limits and cache keys, not job owners (and ids), keyed by the secret alone."""
+    first = dataclasses.replace(settings, secret="s1", token_salt="salt-a")
+    other_salt = dataclasses.replace(first, token_salt="salt-b")
+    other_secret = dataclasses.replace(first, secret="s2")
+    async with (
+        open_services(first) as a,
+        open_services(other_salt) as b,
+        open_services(other_secret) as c,
+    ):
+        assert a.access.scope("tok") != b.access.scope("tok")  # the salt moved it
+        assert a.access.scope("tok") == c.access.scope("tok")  # the secret did not
+        assert a.jobs.scope_of("tok") == b.jobs.scope_of("tok")  # the salt did not
+        assert a.jobs.scope_of("tok") != c.jobs.scope_of("tok")  # the secret moved it
+        # one identity function: the same salted hash, under the job's own key
+        assert a.jobs.scope_of("tok") == token_hash("tok", scope_key("s1"))
+        assert a.access.scope("tok") == token_hash("tok", a.salt)
+        assert a.access.scope("tok") != a.access.scope("tok2")

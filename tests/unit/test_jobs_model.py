@@ -9,7 +9,9 @@ import httpx
 import msgspec
 import pytest
 
+from tsgate.clock import format_utc
 from tsgate.errors import BadParameter, NotFound, StorageError, UpstreamTimeout
+from tsgate.jobs.handlers import metadata
 from tsgate.jobs.model import (
     Job,
     JobState,
@@ -125,3 +127,9 @@ async def test_one_webhook_attempt_is_signed_and_judged() -> None:
 def test_webhook_retries_back_off_then_give_up() -> None:
     sender = WebhookSender(b"k", retries=3, backoff_s=2.0)
     assert [sender.retry_in_s(n) for n in (1, 2, 3, 4)] == [2.0, 4.0, 8.0, None]
+
+
+def test_export_metadata_names_its_range_in_rfc3339_utc() -> None:
+    meta = metadata(request(start_ms=T0 + 5, end_ms=T0 + MS_PER_DAY), 7)
+    assert meta["startTime"] == format_utc(T0 + 5) and meta["startTime"].endswith(".005Z")
+    assert meta["endTime"] == format_utc(T0 + MS_PER_DAY) and meta["totalSamples"] == 7

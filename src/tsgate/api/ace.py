@@ -37,12 +37,8 @@ from tsgate.api.negotiation import choose_encoding, compressed, respond, wants_m
 from tsgate.api.services import services_of
 from tsgate.errors import (
     BadParameter,
-    Forbidden,
     NotFound,
-    RequestError,
-    Unauthorized,
     UpstreamBadAnswer,
-    UpstreamUnavailable,
 )
 from tsgate.series import rollups
 from tsgate.series.access import UNKNOWN_SITE
@@ -50,7 +46,7 @@ from tsgate.series.index import PROVISIONAL, ChunkRow
 from tsgate.series.memory import LRU
 from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
-from tsgate.upstream.base import Forwarded
+from tsgate.upstream.base import Forwarded, upstream_error
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.wire import (
@@ -149,23 +145,11 @@ def _checked(request: Request, forwarded: Forwarded) -> Forwarded:
         return forwarded
     message = _upstream_message(forwarded.content) or f"HTTP {forwarded.status}"
     site = request.path_params.get("site")
-    error: RequestError | UpstreamUnavailable
     if forwarded.status == 404 and site is not None:
-        error = NotFound(f"site: unknown site {site!r} (upstream: {message})", param="site")
-    elif forwarded.status == 401:
-        error = Unauthorized(f"upstream rejected the token: {message}")
-    elif forwarded.status == 403:
-        error = Forbidden(f"upstream refused access: {message}")
-    elif forwarded.status in (400, 422):
-        error = BadParameter("upstream", message)
-    elif forwarded.status == 404:
-        error = NotFound(f"upstream: {message}")
-    else:
-        error = UpstreamUnavailable(
-            f"upstream {request.url.path}: HTTP {forwarded.status}: {message}"
-        )
-    error.upstream_message = message
-    raise error
+        unknown = NotFound(f"site: unknown site {site!r} (upstream: {message})", param="site")
+        unknown.upstream_message = message
+        raise unknown
+    raise upstream_error(forwarded.status, message, request.url.path)
 
 
 def _upstream_message(content: bytes) -> str:

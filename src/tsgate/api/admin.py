@@ -18,13 +18,13 @@ from starlette.routing import Route
 
 from tsgate.api.bodies import decode_json
 from tsgate.api.negotiation import respond
+from tsgate.api.responses import RESPONSES
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, Forbidden
 from tsgate.series.invalidation import invalidate
 from tsgate.upstream.wire import format_time, parse_time
 
 log = logging.getLogger("tsgate.admin")
-RESPONSE_PREFIX = "resp:"  # keys of the response cache
 
 
 def require_admin(request: Request) -> None:
@@ -72,7 +72,7 @@ async def invalidate_cache(request: Request) -> Response:
     reader = services.reader
     dropped = await invalidate(reader.store, site, points, start, end, now_ms=reader.clock_ms())
     await reader.generations.bump(site)
-    responses = await services.cache.delete_prefix(RESPONSE_PREFIX)
+    responses = await RESPONSES.clear(services.cache)
     log.info(
         "cache invalidated: site %s, %s points, %d chunks, %d rollups",
         site,

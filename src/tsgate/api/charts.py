@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from tsgate.api.auth import token_of
 from tsgate.api.bodies import json_object
+from tsgate.api.limits import over_points_limit
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, Forbidden, NotFound, QuotaExceeded
@@ -98,9 +99,9 @@ def _config(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
         or not all(isinstance(p, str) and p.strip() for p in points)
     ):
         raise BadParameter("config.points", "must be a non-empty list of point names")
-    limit = settings.max_points_per_request
-    if limit > 0 and len(points) > limit:
-        # a saved configuration is checked like a request: too many points is bad input
+    limit = over_points_limit(settings, len(points))
+    if limit is not None:
+        # a saved configuration is checked like a request's points, but is bad input (400)
         raise BadParameter("config.points", f"{len(points)} given; at most {limit}")
     view = config.get("view", "line")
     if view not in VIEWS:

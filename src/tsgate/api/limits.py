@@ -26,9 +26,15 @@ MIN_TIME_MS = -62_135_596_800_000
 MAX_TIME_MS = 253_402_300_799_999
 
 
-def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
+def over_points_limit(settings: Settings, count: int) -> int | None:
+    """The points-per-request limit when ``count`` points pass it; ``None`` within it."""
     limit = settings.max_points_per_request
-    if limit > 0 and len(names) > limit:
+    return limit if 0 < limit < count else None
+
+
+def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
+    limit = over_points_limit(settings, len(names))
+    if limit is not None:
         raise TooLarge(
             "max_points_per_request",
             f"{param}: {len(names)} points; at most {limit} per request",

@@ -125,7 +125,7 @@ def cache_summary(groups: list[RequestGroup]) -> dict[str, Any]:
 async def stats(request: Request) -> Response:
     services = services_of(request)
     await services.recorder.flush()  # this process's latest requests count too
-    now_ms = int(time.time() * 1000)
+    now_ms = services.clock_ms()
     window_days = services.settings.stats_retention_days
     since_ms = now_ms - int(window_days * _DAY_MS)
     groups = await services.stats.groups(since_ms)

@@ -404,7 +404,8 @@ def _cache_key(
     text = "\x1f".join(
         map(str, (services.access.scope(token), path, query, start_ms, end_ms, step_ms, encoding))
     )
-    return responses.PREFIX + "prom:" + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    digest = hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    return responses.RESPONSES.key("prom:" + digest)
 
 
 async def query(request: Request) -> Response:

@@ -34,7 +34,6 @@ from tsgate.api.auth import token_of
 from tsgate.api.problems import tsgate_error
 from tsgate.cache import Bucket
 from tsgate.errors import RateLimited, StorageError, Unauthorized
-from tsgate.series.access import token_hash
 from tsgate.services import Services
 from tsgate.upstream.metering import Meter, metered
 
@@ -78,7 +77,7 @@ def caller_of(scope: Scope, services: Services) -> str:
     except Unauthorized:
         token = None
     if token is not None:
-        hashed = token_hash(token, services.salt)
+        hashed = services.access.scope(token)
         if services.access.validated(hashed):
             return "t:" + hashed
     return "ip:" + client_address(scope, services.settings.trusted_proxy_header)

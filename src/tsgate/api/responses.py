@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tsgate.cache.base import Cache
+from tsgate.cache.base import Cache, Namespace
 from tsgate.errors import StorageError
 from tsgate.series.chart import ChartQuery
 
-PREFIX = "resp:"
+RESPONSES = Namespace("resp:")  # every cached answer, dropped whole on invalidation
 MAX_BYTES = 8 << 20  # larger answers are cheaper to recompute than to hold
 log = logging.getLogger("tsgate.responses")
 
@@ -63,14 +63,14 @@ class ResponseKey:
                 ),
             )
         )
-        return PREFIX + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+        return RESPONSES.key(hashlib.blake2b(text.encode(), digest_size=20).hexdigest())
 
 
 def page_key(*parts: object) -> str:
     """A cache key for any other answer kept whole (the drop-in pages): the parts that
     decide its bytes, the caller's scope and the site's data version among them."""
     text = "\x1f".join(map(str, parts))
-    return PREFIX + "page:" + hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+    return RESPONSES.key("page:" + hashlib.blake2b(text.encode(), digest_size=20).hexdigest())
 
 
 async def load(cache: Cache, key: ResponseKey | str) -> CachedResponse | None:

@@ -112,7 +112,7 @@ class TelemetryMiddleware:
         if services is not None and scope["path"].startswith("/api/"):
             services.recorder.add(
                 RequestStat(
-                    at_ms=int(time.time() * 1000),
+                    at_ms=services.clock_ms(),
                     route=route,
                     status=exchange.status,
                     duration_ms=duration_s * 1000,

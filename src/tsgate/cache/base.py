@@ -32,6 +32,21 @@ class Bucket:
     reset_s: float  # until the bucket is full again
 
 
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """The keys of one user of a shared cache: ``prefix`` + name, so its entries can be
+    dropped as a whole without touching anyone else's (rate limits, locks)."""
+
+    prefix: str
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    async def clear(self, cache: Cache) -> int:
+        """Drop every entry of this namespace from ``cache``; return how many went."""
+        return await cache.delete_prefix(self.prefix)
+
+
 class Cache(Protocol):
     async def get(self, key: str) -> bytes | None:
         """The bytes stored at ``key``, or ``None`` (absent or expired)."""

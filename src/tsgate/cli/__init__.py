@@ -55,7 +55,7 @@ def _cleanup(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from tsgate.maintenance import wall_clock_ms
+    from tsgate.clock import wall_clock_ms
     from tsgate.wiring import open_services
 
     # one pass here; no scheduler alongside it

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import time
 
 import msgspec
 
+from tsgate.clock import wall_clock_ms
 from tsgate.jobs.model import Job
 from tsgate.jobs.store import JobStore
 from tsgate.logs import redact
@@ -21,10 +21,6 @@ from tsgate.settings import Settings
 from tsgate.wiring import JobAdmin, migrate_database, open_job_admin, open_services
 
 MAX_LISTED = 10_000
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 async def run_worker(settings: Settings) -> None:
@@ -59,10 +55,10 @@ async def jobs_command(settings: Settings, args: argparse.Namespace) -> int:
             print(f"no job {args.job_id}")
             return 1
         if args.action == "retry":
-            job = await store.retry(job.id, now_ms=_now_ms()) or job
+            job = await store.retry(job.id, now_ms=wall_clock_ms()) or job
             await _wake(admin, job.id)
         elif args.action == "cancel":
-            job = await store.cancel(job.id, now_ms=_now_ms()) or job
+            job = await store.cancel(job.id, now_ms=wall_clock_ms()) or job
         if args.action == "show" and args.follow:
             job = await _follow(store, job)
         print(msgspec.json.format(msgspec.json.encode(job.to_json())).decode())

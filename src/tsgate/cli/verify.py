@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tsgate.api.responses import RESPONSES
 from tsgate.errors import RequestError, TsgateError
 from tsgate.series.verify import VerifyReport, repair, verify
 from tsgate.settings import Settings
@@ -92,8 +93,8 @@ async def run_verify(
             now = clock_ms() if clock_ms else services.reader.clock_ms()
             repaired = await repair(services.reader, report, token=token, now_ms=now)
             # cached answers (shared through redis://) were made from the damaged chunks;
-            # "resp:" is the response cache's prefix, as POST /api/cache/invalidate drops
-            await services.cache.delete_prefix("resp:")
+            # as POST /api/cache/invalidate drops them
+            await RESPONSES.clear(services.cache)
             console.print(f"repaired {repaired} point-days: dropped and fetched again")
             again = await _checked(services, console, site, names, start_ms, end_ms, token)
             render(console, again, title="after repair")

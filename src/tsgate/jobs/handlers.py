@@ -6,12 +6,12 @@ points), reporting progress and honouring cancel after each slice.
 
 from __future__ import annotations
 
-import datetime as dt
 import tempfile
 from typing import Any
 
 import msgspec
 
+from tsgate.clock import format_utc
 from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
 from tsgate.jobs.model import JobRequest, slices
@@ -27,8 +27,8 @@ def metadata(request: JobRequest, samples: int) -> dict[str, Any]:
     return {
         "siteId": request.site,
         "pointNames": list(request.points),
-        "startTime": _iso(request.start_ms),
-        "endTime": _iso(request.end_ms),
+        "startTime": format_utc(request.start_ms),
+        "endTime": format_utc(request.end_ms),
         "totalSamples": samples,
     }
 
@@ -38,10 +38,6 @@ def _complete(stats: ReadStats) -> None:
     failing lets the job retry once upstream is back."""
     if stats.stale:
         raise UpstreamUnavailable("upstream failed and the cache holds only part of the range")
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 async def _read_slices(ctx: JobContext) -> Any:

@@ -7,7 +7,6 @@ upstream with its own ``upstream_token``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from tsgate.jobs.model import Job, JobRequest, JobState, job_id
 from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox
 from tsgate.object_store.base import ObjectStore
+from tsgate.series.access import token_hash
 
 log = logging.getLogger("tsgate.jobs")
 
@@ -36,7 +36,10 @@ class JobService:
     max_open: int = 0  # unfinished jobs one caller may have; 0: no limit
 
     def scope_of(self, token: str) -> str:
-        return hashlib.blake2b(token.encode(), key=self.scope_key, digest_size=16).hexdigest()
+        """The caller's identity for jobs: the token hash every scope uses, keyed by the
+        secret alone (``TSGATE_TOKEN_SALT`` does not move it), so job ids agree on every
+        server."""
+        return token_hash(token, self.scope_key)
 
     async def submit(self, request: JobRequest, token: str) -> tuple[Job, bool]:
         """The job for ``request`` from ``token``'s caller; ``True`` when newly queued."""

@@ -13,10 +13,10 @@ with ``/``, whitespace or control characters) are refused here without asking up
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from tsgate.clock import wall_clock_ms
 from tsgate.errors import Forbidden, NotFound, RequestError, Unauthorized
 from tsgate.upstream.base import Upstream
 
@@ -60,7 +60,7 @@ class AccessCheck:
         self.ttl_ms = ttl_ms
         self.deny_ttl_ms = deny_ttl_ms
         self._salt = salt
-        self._clock = clock_ms or (lambda: int(time.time() * 1000))
+        self._clock = clock_ms or wall_clock_ms
         self._granted: dict[tuple[str, str], int] = {}  # (token hash, subject) -> until ms
         # (until, error type, detail, upstream's message) of a recent refusal
         self._denied: dict[tuple[str, str], tuple[int, type[RequestError], str, str | None]] = {}

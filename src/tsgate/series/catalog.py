@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import builtins
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from tsgate.clock import wall_clock_ms
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import AccessCheck
 from tsgate.series.kinds import PointKinds
@@ -80,7 +80,7 @@ class PointCatalog:
         self.access = access
         self.modes = modes
         self.ttl_ms = ttl_ms
-        self._clock = clock_ms or (lambda: int(time.time() * 1000))
+        self._clock = clock_ms or wall_clock_ms
 
     async def fresh(
         self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False

@@ -9,10 +9,10 @@ they keep agreeing with the chunks beside them).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tsgate.clock import wall_clock_ms
 from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.model import Series
 from tsgate.series.rollupcache import Period
@@ -56,7 +56,7 @@ async def invalidate(
             Period(r.point, r.period_start_ms, r.period_end_ms, Series.empty(r.point)) for r in rows
         ]
         rollups = await store.rollup_cache.update(
-            site, emptied, now_ms if now_ms is not None else int(time.time() * 1000)
+            site, emptied, now_ms if now_ms is not None else wall_clock_ms()
         )
     store.forget(site, points)
     dropped_lo = min((r.period_start_ms for r in rows), default=lo)

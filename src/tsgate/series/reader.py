@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tsgate.clock import wall_clock_ms
 from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
@@ -139,7 +140,7 @@ class SeriesReader:
         self.store = store
         self.access = access
         self.policy = policy or CachePolicy()
-        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.clock_ms = clock_ms or wall_clock_ms
         # without a cache (tests, tools) fetches are single-flight within this process only
         self.locks = FetchLocks(cache, ttl_s=self.policy.fetch_lock_ttl_s)
         self.generations = Generations(cache)

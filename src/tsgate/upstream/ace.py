@@ -29,13 +29,8 @@ import msgspec
 
 from tsgate import backoff
 from tsgate.errors import (
-    BadParameter,
-    Forbidden,
     NotFound,
-    RequestError,
-    Unauthorized,
     UpstreamBadAnswer,
-    UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -43,7 +38,7 @@ from tsgate.errors import (
 from tsgate.samples import Series
 from tsgate.settings import Settings
 from tsgate.upstream import metering
-from tsgate.upstream.base import Forwarded, Page, SitePage
+from tsgate.upstream.base import Forwarded, Page, SitePage, upstream_error
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
@@ -440,7 +435,7 @@ class AceApi:
             message = _message(resp)
             if resp.status_code == 404 and no_data is not None and NO_DATA in message.lower():
                 return no_data  # upstream's way of saying "an empty range"
-            raise _translate(resp.status_code, message, path)
+            raise upstream_error(resp.status_code, message, path)
         if resp.status_code >= 300 or not resp.content or not _is_json(resp):
             kind = resp.headers.get("content-type") or "no content type"
             raise UpstreamBadAnswer(
@@ -485,24 +480,6 @@ def _message(resp: httpx.Response) -> str:
             if isinstance(body.get(key), str):
                 return str(body[key])
     return str(body)[:200]
-
-
-def _translate(status: int, message: str, path: str) -> UpstreamError | RequestError:
-    error = _error_of(status, message, path)
-    error.upstream_message = message
-    return error
-
-
-def _error_of(status: int, message: str, path: str) -> UpstreamError | RequestError:
-    if status == 401:
-        return Unauthorized(f"upstream rejected the token: {message}")
-    if status == 403:
-        return Forbidden(f"upstream refused access: {message}")
-    if status == 404:
-        return NotFound(f"upstream: {message}")
-    if status in (400, 422):
-        return BadParameter("upstream", message)
-    return UpstreamUnavailable(f"upstream {path}: HTTP {status}: {message}")
 
 
 class AceClient(GuardedUpstream):

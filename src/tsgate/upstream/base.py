@@ -11,7 +11,34 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tsgate.errors import (
+    BadParameter,
+    Forbidden,
+    NotFound,
+    RequestError,
+    Unauthorized,
+    UpstreamError,
+    UpstreamUnavailable,
+)
 from tsgate.samples import Series
+
+
+def upstream_error(status: int, message: str, path: str) -> UpstreamError | RequestError:
+    """The error for upstream's refusal ``status`` of ``path``, carrying its ``message``:
+    401, 403, 404 and 400/422 are the caller's (passed on as such), the rest upstream's."""
+    error: UpstreamError | RequestError
+    if status == 401:
+        error = Unauthorized(f"upstream rejected the token: {message}")
+    elif status == 403:
+        error = Forbidden(f"upstream refused access: {message}")
+    elif status == 404:
+        error = NotFound(f"upstream: {message}")
+    elif status in (400, 422):
+        error = BadParameter("upstream", message)
+    else:
+        error = UpstreamUnavailable(f"upstream {path}: HTTP {status}: {message}")
+    error.upstream_message = message
+    return error
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,12 @@ import numpy as np
 
 from tsgate.upstream import campus
 from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
+from tsgate.upstream.wire import format_time
 
 CLIENT = "demo_health"
 CLIENT_NICE = "Demo Health System"
 _EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECOND = dt.timedelta(microseconds=1)
 _CREATED = dt.datetime(2023, 3, 6, 14, 0, 0)  # when the campus was commissioned
 _HOUR_MS = 3_600_000
 _DAY_MS = 86_400_000
@@ -48,11 +50,10 @@ WEATHER_FIELDS = (
 
 
 def _iso(when: dt.datetime) -> str:
-    return when.isoformat(timespec="microseconds")
+    return format_time(0, micros=(when - _EPOCH) // _MICROSECOND)
 
 
-def _at_ms(ms: int) -> str:
-    return _iso(_EPOCH + dt.timedelta(milliseconds=ms))
+_at_ms = format_time
 
 
 def _digest(*parts: object) -> bytes:

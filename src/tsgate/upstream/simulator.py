@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 import typing
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -30,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from tsgate.clock import wall_clock_ms
 from tsgate.errors import BadParameter
 from tsgate.upstream import campus
 from tsgate.upstream.campus import SWEEP_MS, LatePoint, Outage, SimPoint, SimSite, Visibility
@@ -137,7 +137,7 @@ class Simulator:
         self.fleet = Fleet(seed, self.sites)
         self.gateway_by_name = {g.name: g for g in self.fleet.gateways}
         self.tokens = None if tokens is None else {t: frozenset(s) for t, s in tokens.items()}
-        self.now_ms = now_ms or (lambda: int(time.time() * 1000))
+        self.now_ms = now_ms or wall_clock_ms
         self.faults = Faults()
         self.stats = SimStats()
         self._rng = np.random.default_rng(seed)
