@@ -101,7 +101,7 @@ def write_markdown(
         "## How to run",
         "",
         "```bash",
-        "make bench                            # the full run (about 4 minutes on 2 cores)",
+        "make bench                            # the full run (10–20 minutes on 2 shared cores)",
         ".venv/bin/python -m benchmarks --quick  # smaller sizes, under 90 s",
         ".venv/bin/python -m benchmarks --help   # --latency-ms, --only chart,dashboard,…",
         "```",

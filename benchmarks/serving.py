@@ -49,6 +49,7 @@ async def run_workers(
         workdir, upstream_url=bench.sim_api, extra_env=env, workers=2, name="tsgate-w2"
     ) as two:
         procs.reset_peak_rss(two.proc.pid)
+        procs.reset_peak_rss(one.proc.pid)
         connections, budget = plan.load_connections, plan.load_requests
         label = f"(w) cached 1 pt × 1 d, {connections:,} connections, `--workers 2`"
         _log("workers: warming both gateways")
@@ -86,7 +87,11 @@ async def run_workers(
             _log(f"mixed: {child.name}")
             mixed = await _mixed(bench, child, query, years_back)
             report.add(_mixed_rows(child, mixed))
-        report.add([Row(label, "peak RSS (VmHWM, all processes)", _mib(two.peak_rss_bytes()))])
+        peak_two, peak_one = two.peak_rss_bytes() or 0, one.peak_rss_bytes() or 0
+        report.add(
+            [Row(label, "peak RSS (VmHWM, all processes) over (w); baseline: `--workers 1` "
+                 "over the same", _mib(peak_two), _mib(peak_one), ratio(peak_one, peak_two))]
+        )  # fmt: skip
     report.notes.append(
         "(w) `tsgate serve --workers 2` on its own data folder and the same simulator; the "
         "baseline is the one-process gateway of the other rows, loaded the same way just "
