@@ -28,6 +28,9 @@ browser: ## Install headless Chromium for the chart-page tests (as root, when mi
 promtool: ## Install promtool for the Prometheus API tests (as root, when missing)
 	@bash scripts/prometheus.sh
 
+nginx: ## Install nginx for the benchmarks' proxy_cache baseline (as root, when missing)
+	@bash scripts/nginx.sh
+
 jstools: ## Install the chart page's JavaScript tools (ESLint; pinned in package-lock.json)
 	@bash scripts/jstools.sh
 
@@ -55,7 +58,7 @@ types: $(STAMP) ## mypy --strict on src/
 
 check: lint types test ## What CI runs: lint, types, and every test with branch coverage
 
-bench: $(STAMP) ## Benchmarks against the simulator; writes docs/benchmarks.md
+bench: $(STAMP) nginx ## Benchmarks against the simulator; writes docs/benchmarks.md
 	$(PY) -m benchmarks
 
 fmt: $(STAMP) ## Format and autofix
@@ -65,4 +68,4 @@ fmt: $(STAMP) ## Format and autofix
 clean: ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv services browser promtool jstools demo test test-fast lint types check bench fmt clean
+.PHONY: help venv services browser promtool nginx jstools demo test test-fast lint types check bench fmt clean

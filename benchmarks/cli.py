@@ -16,10 +16,29 @@ from types import FrameType
 
 import httpx
 
-from benchmarks import chart, dashboard, dropin, load, procs, prom, semantics, storage, wirebytes
+from benchmarks import (
+    chart,
+    dashboard,
+    dropin,
+    load,
+    nginx,
+    procs,
+    prom,
+    semantics,
+    serving,
+    storage,
+    wirebytes,
+)
 from benchmarks.context import Bench, collecting_points
 from benchmarks.plan import FULL, QUICK
-from benchmarks.report import Report, Row, markdown_table, write_markdown
+from benchmarks.report import (
+    Report,
+    Row,
+    load_average,
+    markdown_table,
+    ratio,
+    write_markdown,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SCENARIOS = (
@@ -32,6 +51,8 @@ SCENARIOS = (
     "promql",
     "frame",
     "semantics",
+    "nginx",
+    "serving",
 )
 
 
@@ -77,9 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     report = Report()
+    report.loads.append(load_average("at the start"))
     with tempfile.TemporaryDirectory(prefix="tsgate-bench-") as tmp:
         asyncio.run(_run(args, selected, report, Path(tmp)))
     elapsed_s = time.monotonic() - clock
+    report.loads.append(load_average("at the end"))
     print(markdown_table(report.rows))
     for failure in report.failures:
         print(f"FAILED {failure}", file=sys.stderr)
@@ -117,6 +140,7 @@ async def _run(
         upstream_url = sim.base_url + "/api"
         with procs.gateway(workdir, upstream_url=upstream_url, extra_env=env) as gw:
             async with httpx.AsyncClient(timeout=120.0) as http:
+                gw.started_rss = gw.rss_bytes()
                 bench = Bench(plan, gw.base_url, sim.base_url, http, [])
                 bench.collecting = await collecting_points(http, sim.base_url)
                 steps: dict[str, Callable[[], Awaitable[None]]] = {
@@ -129,10 +153,12 @@ async def _run(
                     "promql": lambda: prom.run_promql(bench, report),
                     "frame": lambda: prom.run_frame(bench, report),
                     "semantics": lambda: semantics.run(bench, report),
+                    "nginx": lambda: nginx.run(bench, report, workdir),
+                    "serving": lambda: serving.run_workers(bench, report, gw, workdir, env),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)
-            report.add(memory_rows(gw, sim, workdir / "data"))
+            report.add(memory_rows(gw, sim, workdir / "data", report.peaks))
     report.notes[:0] = _setup_notes(args, env)
 
 
@@ -142,6 +168,7 @@ async def _guarded(
     """Run one scenario; a failure is reported and the next scenario still runs."""
     _log(f"scenario {name} …")
     started = time.monotonic()
+    procs.reset_peak_rss(gw.proc.pid)
     try:
         await step()
     except (Exception, TimeoutError) as exc:
@@ -150,14 +177,27 @@ async def _guarded(
         report.add([Row(name, "FAILED", type(exc).__name__)])
         if gw.proc.poll() is not None:
             report.failures.append(f"tsgate exited:\n{gw.log_tail()}")
+    report.peaks[name] = gw.peak_rss_bytes()
     _log(f"scenario {name} took {time.monotonic() - started:.1f} s")
 
 
-def memory_rows(gw: procs.Child, sim: procs.Child, data_dir: Path) -> list[Row]:
+def memory_rows(
+    gw: procs.Child, sim: procs.Child, data_dir: Path, peaks: dict[str, int | None]
+) -> list[Row]:
     label = "(d) after the scenarios"
     store = sum(p.stat().st_size for p in data_dir.rglob("*") if p.is_file())
     return [
-        Row(label, "tsgate peak RSS (VmHWM)", _mib(gw.peak_rss_bytes())),
+        *(
+            Row(
+                "(d) peak RSS per scenario",
+                f"tsgate (VmHWM) during {name}; baseline: its "
+                "resident memory before the first scenario",
+                _mib(peak),
+                _mib(gw.started_rss),
+                ratio(gw.started_rss or 0, peak or 0),
+            )
+            for name, peak in peaks.items()
+        ),
         Row(label, "simulator peak RSS (VmHWM), for scale", _mib(sim.peak_rss_bytes())),
         Row(label, "tsgate data on disk (SQLite + objects)", _mib(store)),
     ]
@@ -170,8 +210,9 @@ def _mib(value: int | None) -> str:
 def _setup_notes(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
     settings = ", ".join(f"`{k}={v}`" for k, v in env.items())
     return [
-        f"Setup: `tsgate simulate --latency-ms {args.latency_ms:g}` and `tsgate serve` as two "
-        "processes on loopback, a fresh temporary SQLite database and object folder, "
+        f"Setup: `tsgate simulate --latency-ms {args.latency_ms:g}` and "
+        "`tsgate serve --workers 1` as two processes on loopback, a fresh temporary SQLite "
+        "database and object folder, "
         f"server-side token; gateway settings {settings}, the rest default. The benchmark "
         "client is a third process on the same cores. Ratios are baseline / tsgate "
         "(higher is better for tsgate); goals are targets, not tests.",

@@ -22,7 +22,7 @@ from benchmarks import procs
 from benchmarks.context import Bench, chart_params, fmt_ms
 from benchmarks.floor import Answer
 from benchmarks.plan import Plan
-from benchmarks.procs import cpu_seconds
+from benchmarks.procs import tree_cpu_seconds
 from benchmarks.report import Report, Row, ratio, verdict
 from benchmarks.wire import fetch
 
@@ -137,13 +137,13 @@ async def _load(
 ) -> Outcome:
     host, port, request = _request(base_url, query)
     tally = Tally(budget)
-    cpu0, client0 = cpu_seconds(server_pid), time.process_time()
+    cpu0, client0 = tree_cpu_seconds(server_pid), time.process_time()
     started = time.perf_counter()
     deadline = started + plan.load_time_limit_s
     workers = [_connection(host, port, request, tally, deadline) for _ in range(connections)]
     await asyncio.wait_for(asyncio.gather(*workers), plan.load_time_limit_s + 10)
     elapsed_s = time.perf_counter() - started
-    cpu1 = cpu_seconds(server_pid)
+    cpu1 = tree_cpu_seconds(server_pid)
     server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
     return Outcome(tally, elapsed_s, server_cpu, time.process_time() - client0, cache)
 

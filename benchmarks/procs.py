@@ -27,10 +27,20 @@ class Child:
     proc: subprocess.Popen[bytes]
     base_url: str
     log_path: Path
+    started_rss: int | None = None  # resident memory before the first scenario
 
     def peak_rss_bytes(self) -> int | None:
-        """The kernel's high-water mark of resident memory (``VmHWM``)."""
-        return _status_kib(self.proc.pid, "VmHWM")
+        """The kernel's high-water mark of resident memory (``VmHWM``), summed over the
+        process and its server processes (``--workers``)."""
+        peaks = [_status_kib(pid, "VmHWM") for pid in tree(self.proc.pid)]
+        known = [p for p in peaks if p is not None]
+        return sum(known) if known else None
+
+    def rss_bytes(self) -> int | None:
+        """Resident memory now (``VmRSS``), summed like :meth:`peak_rss_bytes`."""
+        now = [_status_kib(pid, "VmRSS") for pid in tree(self.proc.pid)]
+        known = [r for r in now if r is not None]
+        return sum(known) if known else None
 
     def log_tail(self, max_lines: int = 20) -> str:
         lines = self.log_path.read_text(errors="replace").splitlines()
@@ -63,9 +73,17 @@ def simulator(
 
 
 @contextlib.contextmanager
-def gateway(workdir: Path, *, upstream_url: str, extra_env: Mapping[str, str]) -> Iterator[Child]:
+def gateway(
+    workdir: Path,
+    *,
+    upstream_url: str,
+    extra_env: Mapping[str, str],
+    workers: int = 1,
+    name: str = "tsgate",
+) -> Iterator[Child]:
+    """``tsgate serve --workers N`` on its own data folder (``data`` for the first)."""
     port = free_port()
-    data = workdir / "data"
+    data = workdir / ("data" if name == "tsgate" else f"data-{name}")
     data.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -75,9 +93,11 @@ def gateway(workdir: Path, *, upstream_url: str, extra_env: Mapping[str, str]) -
         "TSGATE_OBJECTS_URL": f"file://{data}/objects",
         **extra_env,
     }
-    argv = ["serve", "--port", str(port), "--log-level", "warning"]
-    with _child("tsgate", argv, env, workdir, f"http://127.0.0.1:{port}") as child:
-        _wait_ready(child, "/api/health", timeout_s=60.0)
+    argv = ["serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"]
+    with _child(name, argv, env, workdir, f"http://127.0.0.1:{port}") as child:
+        _wait_ready(child, "/api/health", timeout_s=120.0)
+        if workers > 1:
+            _wait_workers(child, workers, timeout_s=120.0)
         yield child
 
 
@@ -166,6 +186,80 @@ def _status_kib(pid: int, field: str) -> int | None:
     for line in text.splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) * 1024
+    return None
+
+
+def tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    found = [pid]
+    for parent in found:
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        found.extend(int(c) for c in children)
+    return found
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start the ``VmHWM`` of ``pid`` and the processes below it again from their resident
+    memory now (Linux: writing 5 to ``clear_refs``), so a peak is one scenario's."""
+    for p in tree(pid):
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time ``pid`` and the processes below it have used so far."""
+    times = [cpu_seconds(p) for p in tree(pid)]
+    known = [t for t in times if t is not None]
+    return sum(known) if known else None
+
+
+def _wait_workers(child: Child, workers: int, *, timeout_s: float) -> None:
+    """Until every server process under the supervisor answers: a process accepts
+    connections only once its app has started, so connections are opened until each
+    process holds one (seen through ``/proc``)."""
+    deadline = time.monotonic() + timeout_s
+    port = int(child.base_url.rsplit(":", 1)[1])
+    seen: set[int] = set()
+    while time.monotonic() < deadline:
+        servers = [p for p in tree(child.proc.pid) if b"spawn_main" in _cmdline(p)]
+        if len(servers) == workers and seen >= set(servers):
+            return
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"GET /api/health HTTP/1.1\r\nHost: b\r\n\r\n")
+            conn.recv(65536)
+            owner = _owner(conn.getsockname()[1], servers)
+        if owner is not None:
+            seen.add(owner)
+        else:
+            time.sleep(0.1)
+    raise RuntimeError(f"{child.name}: {workers} processes not serving in {timeout_s:g} s")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _owner(client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server end of the connection from ``client_port``."""
+    inode = None
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == client_port:
+            inode = fields[9]
+    if inode is None:
+        return None
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == f"socket:[{inode}]":
+                        return pid
     return None
 
 

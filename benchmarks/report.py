@@ -39,6 +39,8 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    loads: list[str] = field(default_factory=list)  # the machine's load, as `uptime` says it
+    peaks: dict[str, int | None] = field(default_factory=dict)  # tsgate's VmHWM per scenario
 
     def add(self, rows: Sequence[Row]) -> None:
         self.rows.extend(rows)
@@ -70,6 +72,12 @@ def machine_facts() -> list[str]:
     ]
 
 
+def load_average(when: str) -> str:
+    """The machine's load as `uptime` reports it: other work on the same cores shows here."""
+    one, five, fifteen = os.getloadavg()
+    return f"{when}: {one:.2f}, {five:.2f}, {fifteen:.2f}"
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -93,7 +101,7 @@ def write_markdown(
         "## How to run",
         "",
         "```bash",
-        "make bench                            # the full run (about 4 minutes on 2 cores)",
+        "make bench                            # the full run (10–20 minutes on 2 shared cores)",
         ".venv/bin/python -m benchmarks --quick  # smaller sizes, under 90 s",
         ".venv/bin/python -m benchmarks --help   # --latency-ms, --only chart,dashboard,…",
         "```",
@@ -103,6 +111,7 @@ def write_markdown(
         f"- command: `{command}`",
         f"- date: {started.strftime('%Y-%m-%d %H:%M UTC')} ({elapsed_s:.0f} s)",
         *(f"- {fact}" for fact in machine_facts()),
+        *(f"- load average (1, 5, 15 min) {when}" for when in report.loads),
         "",
         "## Results",
         "",

@@ -104,6 +104,7 @@ def cluster(tmp: Path, database_url: str, db_query: Any, queue_url: str) -> Iter
         "TSGATE_JOB_LEASE_S": "2",
         "TSGATE_JOB_HEARTBEAT_S": "0.5",
         "TSGATE_JOB_POLL_S": "0.3",
+        "TSGATE_WORKERS": "1",  # the process killed is the one that holds the jobs
     }
     c = Cluster(tmp, env, db_query)
     try:

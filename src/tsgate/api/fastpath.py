@@ -185,7 +185,7 @@ class FastPathMiddleware:
         state = scope.get("state") or {}
         services: Services | None = state.get("services")
         answers: FastAnswers | None = state.get("fast_answers")
-        if services is None or answers is None or not answers._entries:
+        if services is None or answers is None or not len(answers):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

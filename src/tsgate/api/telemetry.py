@@ -14,7 +14,6 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,14 +38,18 @@ def request_id_of(raw_headers: list[tuple[bytes, bytes]]) -> str:
     return secrets.token_hex(16)
 
 
-@dataclass
 class _Exchange:
-    request_id: str
-    started_s: float = field(default_factory=time.perf_counter)
-    status: int = 500
-    bytes_out: int = 0
-    # the X-Cache-*/X-Data-Samples headers of the answer, lower-cased names
-    told: dict[bytes, str] = field(default_factory=dict)
+    """One request as telemetry follows it (a plain slotted class: one per request)."""
+
+    __slots__ = ("bytes_out", "request_id", "started_s", "status", "told")
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.started_s = time.perf_counter()
+        self.status = 500
+        self.bytes_out = 0
+        # the X-Cache-*/X-Data-Samples headers of the answer, lower-cased names
+        self.told: dict[bytes, str] = {}
 
 
 def _uncacheable_if_stale(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
@@ -69,19 +72,20 @@ class TelemetryMiddleware:
         exchange = _Exchange(request_id_of(scope["headers"]))
         scope.setdefault("state", {})["request_id"] = exchange.request_id
         context = REQUEST_ID.set(exchange.request_id)
+        id_header = (b"x-request-id", exchange.request_id.encode())
 
         async def send_tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [
-                    *_uncacheable_if_stale(message.get("headers", [])),
-                    (b"x-request-id", exchange.request_id.encode()),
-                ]
-                exchange.status = message["status"]
-                exchange.told = {
-                    k: v.decode("latin-1") for k, v in message["headers"] if k in _TOLD
-                }
-            elif message["type"] == "http.response.body":
+            kind = message["type"]
+            if kind == "http.response.body":
                 exchange.bytes_out += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                headers = _uncacheable_if_stale(message.get("headers") or [])
+                told = exchange.told
+                for k, v in headers:
+                    if k in _TOLD:
+                        told[k] = v.decode("latin-1")
+                message["headers"] = [*headers, id_header]
+                exchange.status = message["status"]
             await send(message)
 
         try:
