@@ -16,6 +16,7 @@ relays it. A 2xx answer that is not JSON (or is empty) where JSON is needed is a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,23 +205,36 @@ class AceClient:
             "raw_data": "true" if raw else "false",
         }
         seen: set[str] = set()
-        while True:
-            page = await self._call(
-                "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
+
+        def ask(query: dict[str, str | int]) -> asyncio.Task[PageBody]:
+            return asyncio.ensure_future(
+                self._call("GET", path, token, params=query, parse=_parse_page, no_data=PageBody())
             )
-            batch = samples_to_series(page.point_samples)
-            self.counters.samples += len(page.point_samples)
-            yield batch
-            if not page.has_more:
-                return
-            cursor = page.next_cursor
-            if not cursor or cursor in seen:
-                # an upstream that says "more" without a new cursor would loop or cut short
-                raise UpstreamUnavailable(
-                    f"upstream paginated {site}: has_more without a usable cursor"
-                )
-            seen.add(cursor)
-            params["cursor"] = cursor
+
+        # the next page is asked for as soon as this one's cursor is known, and this one
+        # decoded while upstream prepares it: one request at a time, none waiting on us
+        pending: asyncio.Task[PageBody] | None = ask(params)
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None
+                self.counters.samples += len(page.point_samples)
+                if page.has_more:
+                    cursor = page.next_cursor
+                    if not cursor or cursor in seen:
+                        # an upstream that says "more" without a new cursor would loop or
+                        # cut short
+                        raise UpstreamUnavailable(
+                            f"upstream paginated {site}: has_more without a usable cursor"
+                        )
+                    seen.add(cursor)
+                    pending = ask({**params, "cursor": cursor})
+                yield samples_to_series(page.point_samples)
+        finally:
+            if pending is not None:  # the reader stopped early (or failed): no page is left
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
     async def points_series(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
