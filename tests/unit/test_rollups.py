@@ -286,3 +286,19 @@ def test_clip_start_stamps_only_a_partial_first_bucket() -> None:
     assert grids.clip_start(b, MS_PER_HOUR) is b
     empty = rollups.Buckets.empty(MS_PER_HOUR)
     assert grids.clip_start(empty, 5) is empty
+
+
+@FAST
+@given(st.lists(series(), max_size=6), WIDTHS)
+def test_bucketize_many_is_each_series_bucketized_on_its_own(
+    many: list[Series], width_ms: int
+) -> None:
+    """Bit for bit: the same reductions over the same samples, neighbours never mixed."""
+    got = rollups.bucketize_many(many, width_ms)
+    assert len(got) == len(many)
+    for s, b in zip(many, got, strict=True):
+        alone = rollups.bucketize(s, width_ms)
+        assert b.width_ms == alone.width_ms
+        for field in rollups.ARRAY_FIELDS:
+            np.testing.assert_array_equal(getattr(b, field), getattr(alone, field), err_msg=field)
+        assert b.start_ms.tolist() == sorted(reference(s, width_ms, 0))

@@ -15,6 +15,7 @@ grid are built in :mod:`tsgate.series.grids`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +137,26 @@ def bucketize(s: Series, width_ms: int, origin_ms: int = 0) -> Buckets:
     slots = (t - origin_ms) // width_ms if origin_ms else t // width_ms
     starts = _segment_starts(slots)
     return _from_samples(t, v, starts, slots[starts] * width_ms + origin_ms, width_ms)
+
+
+def bucketize_many(series: Sequence[Series], width_ms: int) -> list[Buckets]:
+    """``[bucketize(s, width_ms) for s in series]`` in one pass of reductions over every
+    sample of every series: a site's day is thousands of short series, where numpy's cost
+    per call would be most of the work. A series' buckets never mix with its neighbours'."""
+    _check_width(width_ms)
+    parts = [drop_nan(s) for s in series]
+    sizes = np.array([t.size for t, _ in parts], dtype=np.int64)
+    if not sizes.any():
+        return [Buckets.empty(width_ms) for _ in parts]
+    t = np.concatenate([p[0] for p in parts])
+    v = np.concatenate([p[1] for p in parts])
+    owner = np.repeat(np.arange(len(parts)), sizes)
+    slots = t // width_ms
+    change = (slots[1:] != slots[:-1]) | (owner[1:] != owner[:-1])
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1)).astype(np.intp)
+    whole = _from_samples(t, v, starts, slots[starts] * width_ms, width_ms)
+    edges = np.searchsorted(starts, np.concatenate(([0], np.cumsum(sizes)))).tolist()
+    return [whole.take(slice(a, b)) for a, b in itertools.pairwise(edges)]
 
 
 def bucketize_at(s: Series, bucket_starts: TimeArray, width_ms: int) -> Buckets:
