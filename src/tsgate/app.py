@@ -24,6 +24,7 @@ from tsgate.api import (
     openapi,
     ops,
     points,
+    prefill,
     prometheus,
     quality,
     timeseries,
@@ -70,7 +71,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            yield {"services": services, "compress_min_bytes": conf.compress_min_bytes}
+            try:
+                yield {"services": services, "compress_min_bytes": conf.compress_min_bytes}
+            finally:
+                await prefill.stop(app.state)  # background fills end before the services
 
     meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last

@@ -216,11 +216,13 @@ class SeriesReader:
         *,
         token: str,
         stats: ReadStats,
+        on_page: fetching.PageSink | None = None,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
         The token's access is checked first: cached data is served only to tokens
-        upstream lets read the site.
+        upstream lets read the site. ``on_page`` sees each page of a site stream as it
+        arrives (before anything of it is stored).
         """
         before = self.upstream.counters.requests
         await self._check_access(site, names, token)
@@ -242,7 +244,7 @@ class SeriesReader:
                 if not plan:
                     break
                 rows, damaged = await self._fetch_or_stale(
-                    site, names, plan, rows, (start_ms, end_ms), now, token, stats
+                    site, names, plan, rows, (start_ms, end_ms), now, token, stats, on_page
                 )
                 if not damaged:
                     break
@@ -261,12 +263,15 @@ class SeriesReader:
         now_ms: int,
         token: str,
         stats: ReadStats,
+        on_page: fetching.PageSink | None = None,
     ) -> tuple[list[ChunkRow], int]:
         """Fetch ``plan`` and return the fresh rows and how many stored objects the write
         found damaged; on an upstream failure, the cached ``rows`` when there are any (a
         partial picture beats none while upstream is down)."""
         try:
-            report = await self.fetch_and_store(site, plan, token=token, now_ms=now_ms)
+            report = await self.fetch_and_store(
+                site, plan, token=token, now_ms=now_ms, on_page=on_page
+            )
         except UpstreamError as exc:
             if not rows:
                 raise
@@ -281,7 +286,13 @@ class SeriesReader:
     # ---- fetching -----------------------------------------------------------------------
 
     async def fetch_and_store(
-        self, site: str, plan: dict[str, list[Range]], *, token: str, now_ms: int
+        self,
+        site: str,
+        plan: dict[str, list[Range]],
+        *,
+        token: str,
+        now_ms: int,
+        on_page: fetching.PageSink | None = None,
     ) -> WriteReport:
         """Fetch ``plan`` from upstream and merge it into the store (the caller holds the
         fetch locks of the planned points)."""
@@ -290,7 +301,12 @@ class SeriesReader:
             site_points = await self.store.collecting_points(site)
         if fetching.site_stream_pays(plan, site_points, self.policy):
             fetched, left = await fetching.site_stream(
-                self.upstream, site, plan, token=token, page_size=self.policy.site_page_size
+                self.upstream,
+                site,
+                plan,
+                token=token,
+                page_size=self.policy.site_page_size,
+                on_page=on_page,
             )
             if left:
                 fetched += await fetching.per_point(self.upstream, left, token=token)
