@@ -46,10 +46,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def simulator(
-    workdir: Path, *, latency_ms: float, seed: int = 1, visibility_delay_s: float = 0.0
+    workdir: Path,
+    *,
+    latency_ms: float,
+    sample_cost_us: float = 0.0,
+    seed: int = 1,
+    visibility_delay_s: float = 0.0,
 ) -> Iterator[Child]:
     port = free_port()
     argv = ["simulate", "--port", str(port), "--seed", str(seed), "--latency-ms", str(latency_ms)]
+    argv += ["--sample-cost-us", str(sample_cost_us)]
     argv += ["--visibility-delay-s", str(visibility_delay_s)]
     with _child("simulator", argv, os.environ, workdir, f"http://127.0.0.1:{port}") as child:
         _wait_ready(child, "/_sim/stats", timeout_s=30.0)
