@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from tests.api.test_dropin_stream import AUTH, URL, decoded, pages_of, upstream_pages
+from tests.api.test_dropin_stream import AUTH, URL, answers_of, decoded, pages_of, upstream_pages
 from tests.asgi import sim_client
 from tsgate.api import prefill
 from tsgate.app import create_app
@@ -92,13 +92,15 @@ async def test_pages_come_while_the_stream_arrives_equal_to_upstream_and_the_tru
         names = [p.name for p in sim.site_by_name[SITE].collecting]
         rows = await gw.services.reader.store.rows(SITE, names, START_MS, END_MS)
         sim.faults.latency_s = 0.0
-        again = await pages_of(gw.api, PARAMS)
+        again = await answers_of(gw.api, PARAMS)
     # the first page did not wait for the whole day
     assert first.status_code == 200 and first.content == ours[0]
     assert 0 < streamed_at_first < sim.stats.by_route["paginated"]
     # upstream's pages, row for row and cursor for cursor, cold and warm
     assert decoded(ours) == decoded(theirs)
-    assert decoded(again) == decoded(theirs)
+    assert decoded([r.content for r in again]) == decoded(theirs)
+    # pages cut from the stream were kept once the day was stored (final: kept on)
+    assert all(r.headers.get("x-cache-status") == "HIT" for r in again)
     # the day was fetched once (every page shared the one stream) and stored whole
     assert stored == direct_samples and sim.stats.samples == stored
     assert {r.point for r in rows} == set(names)
@@ -161,11 +163,13 @@ async def test_an_upstream_failing_halfway_fails_the_waiting_pages_and_stores_no
         await prefill.settled(gw.state)
         rows = await gw.services.reader.store.rows(SITE, names, START_MS, END_MS)
         sim.faults.fail_after = None
-        ours = await pages_of(gw.api, PARAMS)
+        ours = await answers_of(gw.api, PARAMS)
     assert first.status_code == 200
     # what was served before the failure was upstream's own pages
     assert decoded(served) == decoded(theirs)[: len(served)]
     assert failed is not None and failed.status_code in (502, 503)
     assert failed.headers["content-type"].startswith("application/problem+json")
     assert rows == []  # no chunk of the failed stream was recorded, covered or not
-    assert decoded(ours) == decoded(theirs)  # read again once upstream is back
+    # pages served from it are not kept: read again (and fetched) once upstream is back
+    assert ours[0].headers.get("x-cache-status") != "HIT"
+    assert decoded([r.content for r in ours]) == decoded(theirs)

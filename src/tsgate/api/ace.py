@@ -13,6 +13,7 @@ them. Both slash spellings of a collection are served.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 from urllib.parse import quote, unquote
@@ -37,6 +38,7 @@ from tsgate.errors import (
     Forbidden,
     NotFound,
     RequestError,
+    StorageError,
     Unauthorized,
     UpstreamBadAnswer,
     UpstreamUnavailable,
@@ -259,7 +261,9 @@ def _keeper(request: Request, key: str, key_ttl_s: float, response: Response) ->
 
     async def keep(keep_s: float) -> None:
         ttl_s = min(deadline - time.monotonic(), keep_s)
-        if ttl_s <= 0:
+        if ttl_s <= 0:  # not (or no longer) to be kept
+            with contextlib.suppress(StorageError):
+                await services.cache.delete(key)
             return
         body = zstandard.ZstdCompressor(level=1).compress(sent) if packed else sent
         # identity bodies are large: kept compressed, unpacked on a hit

@@ -9,9 +9,11 @@ Cold, the fetch runs in the background, shared by every page of the read that ar
 meanwhile (single-flight), and a page is answered as soon as the site stream has
 carried the part of the range it needs (``series/streamfill.py``): the first page does
 not wait for the whole range, let alone for it to be written. The fetch goes on when
-the caller disconnects, and is written as any other; pages answered before it was
-written are kept in the response cache once it is, as long as their data then stays
-as it is. A fetch that fails fails the pages still waiting for it, and stores nothing.
+the caller disconnects, and is written as any other. A page cut from the stream is kept
+in the response cache at once but briefly (until the fill is stored, a cut of the stream
+gives the same bytes); once stored, the fill decides how long it stays (or forgets it).
+A fetch that fails fails the pages still waiting for it, forgets the pages kept from it,
+and stores nothing.
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ BACKGROUND_FILLS = 4  # cold fills fetched in the background at once (more: inli
 HELD_TTL_S = 3600.0  # a held fill is kept at most this long
 STOP_GRACE_S = 30.0  # at shutdown, background fills get this long to be stored
 LATER_PAGES = 64  # pages answered from a stream kept once it is stored, at most
+# a page cut from a stream is kept this long at first: until its fill is stored, a cut of
+# the stream answers the same bytes; once stored the fill decides (kept on, or forgotten)
+STREAMED_KEEP_S = 60.0
 
-Keep = Callable[[float], Awaitable[None]]  # keeps a page for so many seconds
+# keeps a page in the response cache for so many seconds; 0 or less: forgets it
+Keep = Callable[[float], Awaitable[None]]
 
 
 def _token(request: Request) -> str:
@@ -116,6 +122,7 @@ class Streaming:
     start_ms: int
     end_ms: int
     stream: StreamFill
+    result_clock: tuple[Callable[[], int], int]  # the reader's clock and open TTL (ms)
     result: Filled | None = None
     error: Exception | None = None
     later: list[tuple[list[str], int, int, Keep]] = field(default_factory=list)
@@ -131,10 +138,23 @@ class Streaming:
         return None if self.result is None else await self.result.window(lo, hi)
 
     async def keep(self, names: list[str], lo: int, hi: int, request: Request, keep: Keep) -> None:
-        if self.result is not None:
-            await self.result.keep(names, lo, hi, request, keep)
-        elif not self.stream.finished and len(self.later) < LATER_PAGES:
-            self.later.append((names, lo, hi, keep))  # once it is stored, if still the same
+        if self.result is None and not self.stream.finished and len(self.later) < LATER_PAGES:
+            await keep(STREAMED_KEEP_S)
+        if self.result is not None:  # stored: the fill decides at once
+            await self.settle(names, lo, hi, keep)
+        elif not self.stream.finished:
+            self.later.append((names, lo, hi, keep))  # it decides once it is stored
+        else:
+            await keep(0)  # failed: not kept
+
+    async def settle(self, names: list[str], lo: int, hi: int, keep: Keep) -> None:
+        """Keep a page of ``[lo, hi)`` as long as the stored fill stays as it is (not at
+        all when it does not, or when the fetch failed)."""
+        if self.result is None:
+            await keep(0)
+            return
+        clock, open_ttl_ms = self.result_clock
+        await keep(self.result.unchanged_for_s(names, lo, hi, clock(), open_ttl_ms))
 
 
 Fill = Filled | Streaming
@@ -221,7 +241,8 @@ def _start(read: _Read, lo: int, hi: int, token: str) -> Streaming:
     """Fetch and store ``[lo, hi)`` in the background; its pages are cut as it arrives."""
     reader = read.services.reader
     stream = StreamFill((lo, min(hi, reader.clock_ms() + 1)))
-    streaming = Streaming(read.names, read.generation, lo, hi, stream)
+    clock = (reader.clock_ms, reader.policy.open_ttl_ms)
+    streaming = Streaming(read.names, read.generation, lo, hi, stream, clock)
     state = read.state
 
     async def run() -> None:
@@ -240,13 +261,8 @@ def _start(read: _Read, lo: int, hi: int, token: str) -> Streaming:
                 del state.running[read.key]
             stream.finish()
         later, streaming.later = streaming.later, []
-        if streaming.result is not None:
-            for names, page_lo, page_hi, keep in later:
-                keep_s = streaming.result.unchanged_for_s(
-                    names, page_lo, page_hi, reader.clock_ms(), reader.policy.open_ttl_ms
-                )
-                if keep_s > 0:
-                    await keep(keep_s)
+        for names, page_lo, page_hi, keep in later:
+            await streaming.settle(names, page_lo, page_hi, keep)
 
     state.running[read.key] = streaming
     task = asyncio.create_task(run(), name=f"tsgate-dropin-fill-{read.site}")
