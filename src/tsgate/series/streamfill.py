@@ -94,7 +94,11 @@ class StreamFill:
     def cut(self, names: Sequence[str], lo: int, hi: int) -> list[Series]:
         """Each point's samples in ``[lo, hi)`` from the pages here (``covers`` first)."""
         pages = [p for first, last, p in self._pages if first < hi and last >= lo]
-        return [concat(n, (p[n] for p in pages if n in p)).crop(lo, hi) for n in names]
+        # each piece cropped first: most windows take one piece of a point, and a piece
+        # alone is taken as it is (no copy)
+        return [
+            concat(n, [s.crop(lo, hi) for p in pages if (s := p.get(n)) is not None]) for n in names
+        ]
 
     def _wake(self) -> None:
         tick, self._tick = self._tick, asyncio.Event()
