@@ -138,14 +138,19 @@ class Streaming:
         return None if self.result is None else await self.result.window(lo, hi)
 
     async def keep(self, names: list[str], lo: int, hi: int, request: Request, keep: Keep) -> None:
-        if self.result is None and not self.stream.finished and len(self.later) < LATER_PAGES:
-            await keep(STREAMED_KEEP_S)
         if self.result is not None:  # stored: the fill decides at once
             await self.settle(names, lo, hi, keep)
-        elif not self.stream.finished:
-            self.later.append((names, lo, hi, keep))  # it decides once it is stored
-        else:
-            await keep(0)  # failed: not kept
+            return
+        if self.stream.finished or len(self.later) >= LATER_PAGES:
+            return  # failed, or enough pages wait to be kept: this one is not kept
+        self.later.append((names, lo, hi, keep))  # the fill decides once it is stored
+        await keep(STREAMED_KEEP_S)
+        if self.decided():  # it was decided meanwhile: decide again, after this keep
+            await self.settle(names, lo, hi, keep)
+
+    def decided(self) -> bool:
+        """Whether the fetch is over (stored, or failed)."""
+        return self.stream.finished
 
     async def settle(self, names: list[str], lo: int, hi: int, keep: Keep) -> None:
         """Keep a page of ``[lo, hi)`` as long as the stored fill stays as it is (not at
