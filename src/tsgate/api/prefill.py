@@ -48,8 +48,9 @@ BACKGROUND_FILLS = 4  # cold fills fetched in the background at once (more: inli
 HELD_TTL_S = 3600.0  # a held fill is kept at most this long
 STOP_GRACE_S = 30.0  # at shutdown, background fills get this long to be stored
 LATER_PAGES = 64  # pages answered from a stream kept once it is stored, at most
-# a page cut from a stream is kept this long at first: until its fill is stored, a cut of
-# the stream answers the same bytes; once stored the fill decides (kept on, or forgotten)
+# a page of settled history cut from a stream is kept this long at first: until its fill
+# is stored, a cut of the stream answers the same bytes; once stored the fill decides
+# (kept on, or forgotten). A page that may still change waits for the fill's decision.
 STREAMED_KEEP_S = 60.0
 
 # keeps a page in the response cache for so many seconds; 0 or less: forgets it
@@ -123,6 +124,7 @@ class Streaming:
     end_ms: int
     stream: StreamFill
     result_clock: tuple[Callable[[], int], int]  # the reader's clock and open TTL (ms)
+    settled_before_ms: int  # windows ending before this are settled history
     result: Filled | None = None
     error: Exception | None = None
     later: list[tuple[list[str], int, int, Keep]] = field(default_factory=list)
@@ -144,6 +146,8 @@ class Streaming:
         if self.stream.finished or len(self.later) >= LATER_PAGES:
             return  # failed, or enough pages wait to be kept: this one is not kept
         self.later.append((names, lo, hi, keep))  # the fill decides once it is stored
+        if hi > self.settled_before_ms:
+            return  # may still change upstream: not kept before the fill decides
         await keep(STREAMED_KEEP_S)
         if self.decided():  # it was decided meanwhile: decide again, after this keep
             await self.settle(names, lo, hi, keep)
@@ -247,7 +251,8 @@ def _start(read: _Read, lo: int, hi: int, token: str) -> Streaming:
     reader = read.services.reader
     stream = StreamFill((lo, min(hi, reader.clock_ms() + 1)))
     clock = (reader.clock_ms, reader.policy.open_ttl_ms)
-    streaming = Streaming(read.names, read.generation, lo, hi, stream, clock)
+    settled_before = reader.clock_ms() - reader.policy.settle_ms
+    streaming = Streaming(read.names, read.generation, lo, hi, stream, clock, settled_before)
     state = read.state
 
     async def run() -> None:
