@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency-ms", type=float, default=200.0, help="simulated upstream latency per request"
     )
     parser.add_argument(
+        "--sample-cost-us",
+        type=float,
+        default=0.0,
+        help="simulated upstream transfer time per sample served (the real API: about 100)",
+    )
+    parser.add_argument(
         "--only",
         default=",".join(SCENARIOS),
         help=f"comma-separated scenarios to run (default: all of {','.join(SCENARIOS)})",
@@ -134,6 +140,7 @@ async def _run(
     with procs.simulator(
         workdir,
         latency_ms=args.latency_ms,
+        sample_cost_us=args.sample_cost_us,
         visibility_delay_s=plan.sim_visibility_delay_s,
         large_site="semantics" in selected,  # (g) assesses a site of 3,500 points
     ) as sim:
@@ -210,9 +217,9 @@ def _mib(value: int | None) -> str:
 def _setup_notes(args: argparse.Namespace, env: dict[str, str]) -> list[str]:
     settings = ", ".join(f"`{k}={v}`" for k, v in env.items())
     return [
-        f"Setup: `tsgate simulate --latency-ms {args.latency_ms:g}` and "
-        "`tsgate serve --workers 1` as two processes on loopback, a fresh temporary SQLite "
-        "database and object folder, "
+        f"Setup: `tsgate simulate --latency-ms {args.latency_ms:g}"
+        f" --sample-cost-us {args.sample_cost_us:g}` and `tsgate serve --workers 1` as two "
+        "processes on loopback, a fresh temporary SQLite database and object folder, "
         f"server-side token; gateway settings {settings}, the rest default. The benchmark "
         "client is a third process on the same cores. Ratios are baseline / tsgate "
         "(higher is better for tsgate); goals are targets, not tests.",

@@ -59,12 +59,14 @@ def simulator(
     workdir: Path,
     *,
     latency_ms: float,
+    sample_cost_us: float = 0.0,
     seed: int = 1,
     visibility_delay_s: float = 0.0,
     large_site: bool = False,
 ) -> Iterator[Child]:
     port = free_port()
     argv = ["simulate", "--port", str(port), "--seed", str(seed), "--latency-ms", str(latency_ms)]
+    argv += ["--sample-cost-us", str(sample_cost_us)]
     argv += ["--visibility-delay-s", str(visibility_delay_s)]
     argv += ["--large-site"] if large_site else []
     with _child("simulator", argv, os.environ, workdir, f"http://127.0.0.1:{port}") as child:

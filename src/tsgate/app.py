@@ -26,6 +26,7 @@ from tsgate.api import (
     openapi,
     ops,
     points,
+    prefill,
     prometheus,
     quality,
     timeseries,
@@ -73,11 +74,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            yield {
-                "services": services,
-                "compress_min_bytes": conf.compress_min_bytes,
-                "fast_answers": FastAnswers(),
-            }
+            try:
+                yield {
+                    "services": services,
+                    "compress_min_bytes": conf.compress_min_bytes,
+                    "fast_answers": FastAnswers(),
+                }
+            finally:
+                await prefill.stop(app.state)  # background fills end before the services
 
     meters = metrics.Metrics()
     # the ACE drop-in routes end with a catch-all passthrough: they go last

@@ -1,6 +1,7 @@
-"""The drop-in site stream read cold: the requested range is fetched once, before the
-first page, and every page is then cut from what was stored — equal to upstream's own
-pages, cursors and all."""
+"""The drop-in site stream read cold: the requested range is fetched once, shared by
+every page, and every page is cut from what was fetched and stored — equal to upstream's
+own pages, cursors and all (pages answered while the site stream still arrives:
+``test_dropin_overlap.py``)."""
 
 from __future__ import annotations
 

@@ -203,3 +203,23 @@ def test_the_large_site_is_added_only_when_asked_and_changes_no_other_site() -> 
     assert len({p.name for p in big.points}) == len(big.points)
     ids = [p.id for s in large.sites for p in s.points]
     assert len(set(ids)) == len(ids)
+
+
+async def test_a_transfer_cost_per_sample_slows_timeseries_answers_and_changes_nothing() -> None:
+    import time
+
+    plain, costly = create_simulator(seed=1), create_simulator(seed=1)
+    costly.faults.sample_cost_us = 20.0  # 10,000 rows: 0.2 s
+    params = {**DAY, "page_size": "10000", "raw_data": "true"}
+    url = "/sites/elm_school/timeseries/paginated"
+    async with client(plain) as a, client(costly) as b:
+        fast = await a.get(url, params=params)
+        started = time.monotonic()
+        slow = await b.get(url, params=params)
+        slow_s = time.monotonic() - started
+        set_cost = await b.post("http://sim/_sim/faults", json={"sample_cost_us": 0})
+        again = await b.get(url, params=params)
+    assert slow.content == fast.content == again.content  # the same contract, only later
+    assert len(slow.json()["point_samples"]) == 10000
+    assert slow_s >= 0.2
+    assert set_cost.status_code == 200 and costly.faults.sample_cost_us == 0

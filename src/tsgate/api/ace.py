@@ -13,8 +13,8 @@ them. Both slash spellings of a collection are served.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+import contextlib
+import time
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -24,28 +24,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tsgate.api import responses, samplestream
+from tsgate.api import prefill, responses, samplestream
 from tsgate.api.auth import token_of
 from tsgate.api.limits import (
     check_drop_in_samples,
-    check_fetch_budget,
     check_points,
     check_range,
-    refuse_over_fetch_budget,
 )
 from tsgate.api.negotiation import choose_encoding, compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.errors import (
     BadParameter,
     NotFound,
+    StorageError,
     UpstreamBadAnswer,
 )
 from tsgate.series import rollups
-from tsgate.series.access import UNKNOWN_SITE
-from tsgate.series.index import PROVISIONAL, ChunkRow
-from tsgate.series.memory import LRU
 from tsgate.series.model import Series
-from tsgate.series.reader import ReadStats
 from tsgate.upstream.base import Forwarded, upstream_error
 from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
 from tsgate.upstream.fieldmask import apply_mask, parse_mask
@@ -62,9 +57,6 @@ from tsgate.upstream.wire import (
 
 NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000
-# a paged read fetches at most about this many samples ahead of the page it serves
-PREFILL_SAMPLES = 2_000_000
-HELD_FILLS = 2  # settled prefilled spans held for the next pages of their reads
 PAGE_CACHE_TTL_S = 3600.0  # a settled page is kept at most this long (and the access TTL)
 PAGE_CACHE_BYTES = 4 << 20  # kept bodies (compressed) larger than this are cut again
 PACK_MIN_BYTES = 64 << 10  # identity bodies larger than this are kept compressed
@@ -219,14 +211,12 @@ async def site_paginated(request: Request) -> Response:
         names = await _collecting(request, site)
         key, key_ttl_s = await _page_key(request, site, named)  # the catalog as now fresh
     lo = max(start_ms, first_ms - first_ms % CURSOR_SLOT_MS)  # the cursor's whole sweep slot
-    filled = await _prefill(request, site, names, lo, end_ms)
+    filled = await prefill.prefill(request, site, names, lo, end_ms)
     window_ms = max(3_600_000, (page_size // max(1, len(names)) + 2) * FIVE_MIN_MS)
     while True:
         hi = min(end_ms, lo + window_ms)
-        if hi <= filled.end_ms:
-            series = [s.crop(lo, hi) for s in filled.series]
-        else:
-            series = await _read(request, site, names, lo, hi)
+        found = await filled.window(lo, hi)
+        series = await _read(request, site, names, lo, hi) if found is None else found
         if not raw:
             series = [
                 rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
@@ -239,21 +229,32 @@ async def site_paginated(request: Request) -> Response:
         raise NotFound(NO_DATA)
     body = {"point_samples": rows, "next_cursor": next_cursor, "has_more": next_cursor is not None}
     response = respond(request, apply_mask(body, mask))
-    services = services_of(request)
-    keep_s = filled.unchanged_for_s(
-        names, lo, hi, services.reader.clock_ms(), services.policy.open_ttl_ms
-    )
-    if keep_s > 0:
-        kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
-        sent = bytes(response.body)
-        packed = "content-encoding" not in response.headers and len(sent) > PACK_MIN_BYTES
-        if packed:  # identity bodies are large: kept compressed, unpacked on a hit
-            sent = zstandard.ZstdCompressor(level=1).compress(sent)
-        entry = responses.CachedResponse(sent, response.media_type or "", kept, packed)
-        await responses.store(
-            services.cache, key, entry, min(key_ttl_s, keep_s), max_bytes=PAGE_CACHE_BYTES
-        )
+    await filled.keep(names, lo, hi, request, _keeper(request, key, key_ttl_s, response))
     return response
+
+
+def _keeper(request: Request, key: str, key_ttl_s: float, response: Response) -> prefill.Keep:
+    """What keeps ``response`` in the response cache under ``key`` for so many seconds
+    (never past ``key_ttl_s`` from now, however late it is called)."""
+    services = services_of(request)
+    deadline = time.monotonic() + key_ttl_s
+    kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
+    sent = bytes(response.body)
+    media_type = response.media_type or ""
+    packed = "content-encoding" not in response.headers and len(sent) > PACK_MIN_BYTES
+
+    async def keep(keep_s: float) -> None:
+        ttl_s = min(deadline - time.monotonic(), keep_s)
+        if ttl_s <= 0:  # not (or no longer) to be kept
+            with contextlib.suppress(StorageError):
+                await services.cache.delete(key)
+            return
+        body = zstandard.ZstdCompressor(level=1).compress(sent) if packed else sent
+        # identity bodies are large: kept compressed, unpacked on a hit
+        entry = responses.CachedResponse(body, media_type, kept, packed)
+        await responses.store(services.cache, key, entry, ttl_s, max_bytes=PAGE_CACHE_BYTES)
+
+    return keep
 
 
 # headers that describe a kept page itself
@@ -297,106 +298,6 @@ def _cached_page(hit: responses.CachedResponse) -> Response:
     headers = {**hit.headers, "X-Cache-Status": "HIT"}
     body = zstandard.ZstdDecompressor().decompress(hit.body) if hit.packed else hit.body
     return Response(body, 200, headers=headers, media_type=hit.media_type)
-
-
-@dataclass(frozen=True)
-class _Filled:
-    """What ``_prefill`` made whole: each point's samples over ``[start_ms, end_ms)``."""
-
-    series: list[Series]
-    start_ms: int
-    end_ms: int
-    rows: list[ChunkRow]
-    stale: bool
-
-    def unchanged_for_s(
-        self, names: list[str], lo: int, hi: int, now_ms: int, open_ttl_ms: int
-    ) -> float:
-        """How long a page over ``[lo, hi)`` stays what a read would cut now, unless the
-        site's data version moves (late data merged, damaged objects refetched).
-
-        Final periods do not change; a provisional one is read again when its re-check
-        is due, a period whose last fetch reached "now" when its open TTL ends (as the
-        planner decides, ``series/planning.py``); anything else is cut again each time.
-        """
-        if self.stale or not (self.start_ms <= lo and hi <= self.end_ms):
-            return 0.0
-        until = now_ms + 10 * PAGE_CACHE_TTL_S * 1000
-        seen: set[str] = set()
-        for r in self.rows:
-            if r.period_end_ms <= lo or r.period_start_ms >= hi:
-                continue
-            seen.add(r.point)
-            if r.final:
-                continue
-            if r.tail_end_ms > r.tail_start_ms:
-                until = min(until, r.fetched_at_ms + open_ttl_ms)
-            elif r.state != PROVISIONAL:
-                return 0.0  # open without a recent fetch: partly uncovered
-            if r.recheck_at_ms is not None:
-                until = min(until, r.recheck_at_ms)
-        if any(n not in seen for n in names):
-            return 0.0
-        return max(0.0, (until - now_ms) / 1000)
-
-
-async def _prefill(request: Request, site: str, names: list[str], lo: int, end_ms: int) -> _Filled:
-    """The samples of ``[lo, hi)``, the rest of a paged read as far as one bounded
-    fetch reaches, made whole in the cache first.
-
-    A cold read is fetched once (the site's stream when it pays) and each period written
-    once, before the first page is cut, instead of every page fetching and rewriting its
-    own window of every point's chunks; a warm one costs one index query and the decoded
-    chunks held in memory. The span is bounded by the inline fetch budget (and
-    ``PREFILL_SAMPLES``), so memory stays bounded; later pages fill what follows.
-    """
-    services = services_of(request)
-    reader = services.reader
-    token = _token(request)
-    budget = services.settings.inline_fetch_samples
-    cap = min(budget, PREFILL_SAMPLES) if budget > 0 else PREFILL_SAMPLES
-    hi = min(end_ms, lo + max(FIVE_MIN_MS, cap // max(1, len(names)) * FIVE_MIN_MS))
-    if hi <= lo:
-        return _Filled([], lo, lo, [], stale=True)
-    generation = await reader.generations.get(site)
-    held = _held_fills(request)
-    memo_key = (site, hashlib.blake2b("\x1f".join(names).encode(), digest_size=16).digest())
-    kept = held.get(memo_key)
-    now_ms = reader.clock_ms()
-    if kept is not None and kept[0] == generation and now_ms < kept[1] and site != UNKNOWN_SITE:
-        fill = kept[2]
-        if fill.start_ms <= lo and hi <= fill.end_ms:
-            await services.access.check(site, token)  # the caller may read the site
-            return _Filled([x.crop(lo, hi) for x in fill.series], lo, hi, fill.rows, stale=False)
-    rows, missing = await reader.stored(site, names, lo, hi, token=token)
-    stats = ReadStats()
-    if missing:
-        refuse_over_fetch_budget(services.settings, missing)
-        rows = await reader.ensure(site, names, lo, hi, token=token, stats=stats)
-    loaded = await reader.store.load(site, names, rows, lo, hi)
-    if loaded.damaged:  # lost or corrupt objects: the reader drops and refetches them
-        return _Filled(await _read(request, site, names, lo, hi), lo, hi, [], stale=True)
-    series = [loaded.series.get(n, Series.empty(n)) for n in names]
-    filled = _Filled(series, lo, hi, rows, stale=stats.stale)
-    keep_s = filled.unchanged_for_s(names, lo, hi, now_ms, reader.policy.open_ttl_ms)
-    if keep_s > 0:
-        # what a read would cut until then (or until the site's data version moves): the
-        # next pages of this read are cut from it without an index query
-        held.put(memo_key, (generation, now_ms + int(keep_s * 1000), filled))
-    return filled
-
-
-_Held = LRU[tuple[str, bytes], tuple[str, int, "_Filled"]]  # generation, until (ms), fill
-
-
-def _held_fills(request: Request) -> _Held:
-    """This app's unchanged fills, by site and points: a few paged reads at once."""
-    state = request.app.state
-    held: _Held | None = getattr(state, "dropin_fills", None)
-    if held is None:
-        held = LRU(HELD_FILLS, lambda _: 1)
-        state.dropin_fills = held
-    return held
 
 
 async def _collecting(request: Request, site: str) -> list[str]:
@@ -484,11 +385,7 @@ def _samples_response(request: Request, series: list[Series], mask: dict[str, An
 async def _read(
     request: Request, site: str, names: list[str], start_ms: int, end_ms: int
 ) -> list[Series]:
-    services = services_of(request)
-    token = _token(request)
-    await check_fetch_budget(services, site, names, start_ms, end_ms, token)
-    found, _ = await services.reader.read(site, names, start_ms, end_ms, token=token)
-    return [found.get(n, Series.empty(n)) for n in names]
+    return await prefill.read_series(request, site, names, start_ms, end_ms)
 
 
 def _names(request: Request, raw: str | None, param: str) -> list[str]:

@@ -43,6 +43,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     sim = create_simulator(seed=args.seed, redirects=args.redirects, large_site=args.large_site)
     sim.faults.latency_s = args.latency_ms / 1000
+    sim.faults.sample_cost_us = args.sample_cost_us
     sim.faults.visibility_delay_s = args.visibility_delay_s
     sim.faults.visibility_jitter_s = args.visibility_jitter_s
     print(f"ACE simulator (seed {args.seed}) at http://{args.host}:{args.port}/api", flush=True)
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--port", type=int, default=8081)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--latency-ms", type=float, default=0.0, help="added latency per request")
+    sim.add_argument(
+        "--sample-cost-us",
+        type=float,
+        default=0.0,
+        help="added transfer time per sample served (the real API: about 100)",
+    )
     sim.add_argument(
         "--visibility-delay-s", type=float, default=0.0, help="a sample appears this long after"
     )

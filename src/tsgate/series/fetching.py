@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from tsgate.series import extents
 from tsgate.series.chunkstore import Fetched
 from tsgate.series.model import Series, concat
 from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range
 from tsgate.upstream.base import Upstream
+
+# told of each page of a site stream as it arrives (the span streamed, the page per
+# point), then of the span's end (None: every page of it has arrived)
+PageSink = Callable[[Range, dict[str, Series] | None], None]
 
 
 def site_stream_pays(plan: dict[str, list[Range]], site_points: int, policy: CachePolicy) -> bool:
@@ -50,9 +54,15 @@ async def per_point(
 
 
 async def site_stream(
-    upstream: Upstream, site: str, plan: dict[str, list[Range]], *, token: str, page_size: int
+    upstream: Upstream,
+    site: str,
+    plan: dict[str, list[Range]],
+    *,
+    token: str,
+    page_size: int,
+    on_page: PageSink | None = None,
 ) -> tuple[list[Fetched], dict[str, list[Range]]]:
-    """One stream of the site's pages per missing span.
+    """One stream of the site's pages per missing span (each page shown to ``on_page``).
 
     Every point the stream carries is stored for that span. A planned point the stream
     did not carry is not known to be empty (the stream leaves out points that are not
@@ -68,9 +78,13 @@ async def site_stream(
             site, span[0], span[1], token=token, raw=True, page_size=page_size
         )
         async for page in pages:
+            if on_page is not None:
+                on_page(span, page)
             for name, series in page.items():
                 if len(series):
                     parts[name].append(series)
+        if on_page is not None:
+            on_page(span, None)
         out.extend(Fetched(n, span, concat(n, p).crop(*span)) for n, p in parts.items())
         for name, wanted in plan.items():
             if name not in parts:

@@ -296,14 +296,18 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
         open_ttl_ms: int | None = None,
+        on_page: fetching.PageSink | None = None,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
         The token's access is checked first: cached data is served only to tokens
-        upstream lets read the site.
+        upstream lets read the site. ``on_page`` sees each page of a site stream as it
+        arrives (before anything of it is stored).
         """
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
-        return await self._ensure_metered(site, names, start_ms, end_ms, token, stats, None, ttl_ms)
+        return await self._ensure_metered(
+            site, names, start_ms, end_ms, token, stats, None, ttl_ms, on_page
+        )
 
     async def _ensure_metered(
         self,
@@ -315,11 +319,12 @@ class SeriesReader:
         stats: ReadStats,
         ready: PreparedRead | None,
         ttl_ms: int,
+        on_page: fetching.PageSink | None = None,
     ) -> list[ChunkRow]:
         with metering.metered() as meter:  # this read's own requests, whoever runs beside
             try:
                 return await self._ensure(
-                    site, names, start_ms, end_ms, token, stats, ready, ttl_ms
+                    site, names, start_ms, end_ms, token, stats, ready, ttl_ms, on_page
                 )
             finally:
                 stats.upstream_requests += meter.requests
@@ -334,6 +339,7 @@ class SeriesReader:
         stats: ReadStats,
         ready: PreparedRead | None,
         ttl_ms: int,
+        on_page: fetching.PageSink | None = None,
     ) -> list[ChunkRow]:
         if ready is not None:  # checked, read and planned once already
             rows, plan = ready.rows, ready.plan
@@ -356,7 +362,7 @@ class SeriesReader:
                 if not plan:
                     break
                 rows, damaged = await self._fetch_or_stale(
-                    site, names, plan, rows, (start_ms, end_ms), now, token, stats
+                    site, names, plan, rows, (start_ms, end_ms), now, token, stats, on_page
                 )
                 if not damaged:
                     break
@@ -374,12 +380,15 @@ class SeriesReader:
         now_ms: int,
         token: str,
         stats: ReadStats,
+        on_page: fetching.PageSink | None = None,
     ) -> tuple[list[ChunkRow], int]:
         """Fetch ``plan`` and return the fresh rows and how many stored objects the write
         found damaged; on an upstream failure, the cached ``rows`` when there are any (a
         partial picture beats none while upstream is down)."""
         try:
-            report = await self.fetch_and_store(site, plan, token=token, now_ms=now_ms)
+            report = await self.fetch_and_store(
+                site, plan, token=token, now_ms=now_ms, on_page=on_page
+            )
         except UpstreamError as exc:
             if not rows:
                 raise
@@ -394,7 +403,13 @@ class SeriesReader:
     # ---- fetching -----------------------------------------------------------------------
 
     async def fetch_and_store(
-        self, site: str, plan: dict[str, list[Range]], *, token: str, now_ms: int
+        self,
+        site: str,
+        plan: dict[str, list[Range]],
+        *,
+        token: str,
+        now_ms: int,
+        on_page: fetching.PageSink | None = None,
     ) -> WriteReport:
         """Fetch ``plan`` from upstream and merge it into the store (the caller holds the
         fetch locks of the planned points)."""
@@ -403,7 +418,12 @@ class SeriesReader:
             site_points = await self.store.collecting_points(site)
         if fetching.site_stream_pays(plan, site_points, self.policy):
             fetched, left = await fetching.site_stream(
-                self.upstream, site, plan, token=token, page_size=self.policy.site_page_size
+                self.upstream,
+                site,
+                plan,
+                token=token,
+                page_size=self.policy.site_page_size,
+                on_page=on_page,
             )
             if left:
                 fetched += await fetching.per_point(self.upstream, left, token=token)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tsgate.series import extents, rollups
+from tsgate.series import extents, offload, rollups
 from tsgate.series.codec import CodecError
 from tsgate.series.memory import LRU, buckets_bytes
 from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
@@ -184,35 +184,40 @@ class RollupCache:
         lo = min(p.start_ms for p in periods)
         hi = max(p.end_ms for p in periods)
         written = 0
+        samples = sum(len(p.series) for p in periods)
         for level, width in LEVELS_MS.items():
             existing = await self._blobs.get(site, names, level, lo, hi)
-            blobs: dict[tuple[str, int], rollups.Buckets] = {}
-            for r in existing:
-                try:
-                    blobs[(r.point, r.period_start_ms)] = rollups.unpack(r.blob)
-                except CodecError:
-                    continue  # rebuilt below from what the write knows
-            changed: dict[tuple[str, int], rollups.Buckets] = {}
-            for p in periods:
-                fresh = rollups.bucketize(p.series, width, gap_ms=p.gap_ms)
-                for month in extents.months_covering(p.start_ms, p.end_ms):
-                    key = (p.point, month)
-                    empty = rollups.Buckets.empty(width, p.gap_ms)
-                    old = changed.get(key, blobs.get(key, empty))
-                    kept = rollups.concat(
-                        [
-                            rollups.crop(old, month, p.start_ms),
-                            rollups.crop(old, p.end_ms, extents.next_month(month)),
-                        ]
-                    )
-                    changed[key] = rollups.merge(
-                        kept, rollups.crop(fresh, month, extents.next_month(month))
-                    )
+            packed = await offload.run(samples, _rebuilt, existing, periods, width)
             await self._blobs.put(
+                [RollupRow(site, p, level, month, blob, now_ms) for p, month, blob in packed]
+            )
+            written += len(packed)
+        return written
+
+
+def _rebuilt(
+    existing: Sequence[RollupRow], periods: Sequence[Period], width: int
+) -> list[tuple[str, int, bytes]]:
+    """The month blobs (point, month, packed buckets) of one level that ``periods`` change:
+    what ``existing`` held outside the periods, and the periods' samples bucketed anew."""
+    blobs: dict[tuple[str, int], rollups.Buckets] = {}
+    for r in existing:
+        try:
+            blobs[(r.point, r.period_start_ms)] = rollups.unpack(r.blob)
+        except CodecError:
+            continue  # rebuilt below from what the write knows
+    changed: dict[tuple[str, int], rollups.Buckets] = {}
+    for p in periods:
+        fresh = rollups.bucketize(p.series, width, gap_ms=p.gap_ms)
+        for month in extents.months_covering(p.start_ms, p.end_ms):
+            key = (p.point, month)
+            old = changed.get(key, blobs.get(key, rollups.Buckets.empty(width, p.gap_ms)))
+            kept = rollups.concat(
                 [
-                    RollupRow(site, point, level, month, rollups.pack(b), now_ms)
-                    for (point, month), b in changed.items()
+                    rollups.crop(old, month, p.start_ms),
+                    rollups.crop(old, p.end_ms, extents.next_month(month)),
                 ]
             )
-            written += len(changed)
-        return written
+            fresh_part = rollups.crop(fresh, month, extents.next_month(month))
+            changed[key] = rollups.merge(kept, fresh_part)
+    return [(point, month, rollups.pack(b)) for (point, month), b in changed.items()]

@@ -15,6 +15,7 @@ short span of many points in batches of one POST each, a site's stream page by p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from tsgate.errors import UpstreamUnavailable
 from tsgate.samples import MS_PER_DAY, Series, concat
 from tsgate.upstream import metering
-from tsgate.upstream.base import AceReads, Forwarded, Page, UpstreamCounters
+from tsgate.upstream.base import AceReads, Forwarded, Page, SitePage, UpstreamCounters
 from tsgate.upstream.breaker import CircuitBreaker
 
 T = TypeVar("T")
@@ -78,8 +79,8 @@ class GuardedUpstream:
         self, site: str, start_ms: int, end_ms: int, *, token: str, raw: bool, page_size: int
     ) -> AsyncIterator[dict[str, Series]]:
         seen: set[str] = set()
-        cursor: str | None = None
-        while True:
+
+        def ask(cursor: str | None) -> asyncio.Task[SitePage]:
             read = functools.partial(
                 self.reads.site_page,
                 site,
@@ -90,17 +91,31 @@ class GuardedUpstream:
                 page_size=page_size,
                 cursor=cursor,
             )
-            page = await self._guarded(read)
-            yield page.series
-            if not page.has_more:
-                return
-            cursor = page.next_cursor
-            if not cursor or cursor in seen:
-                # an upstream that says "more" without a new cursor would loop or cut short
-                raise UpstreamUnavailable(
-                    f"upstream paginated {site}: has_more without a usable cursor"
-                )
-            seen.add(cursor)
+            return asyncio.ensure_future(self._guarded(read))
+
+        # the next page is asked for as soon as this one's cursor is known, so upstream
+        # prepares it while this one is used: one request at a time, none waiting on us
+        pending: asyncio.Task[SitePage] | None = ask(None)
+        try:
+            while pending is not None:
+                page = await pending
+                pending = None
+                if page.has_more:
+                    cursor = page.next_cursor
+                    if not cursor or cursor in seen:
+                        # an upstream that says "more" without a new cursor would loop or
+                        # cut short
+                        raise UpstreamUnavailable(
+                            f"upstream paginated {site}: has_more without a usable cursor"
+                        )
+                    seen.add(cursor)
+                    pending = ask(cursor)
+                yield page.series
+        finally:
+            if pending is not None:  # the reader stopped early (or failed): none left behind
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
     async def points_series(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str

@@ -4,9 +4,10 @@ It speaks the real contract (DESIGN §1–§2): paginated envelopes, the ``page_
 enum, base64-JSON cursors, ``raw_data`` 5-minute buckets, per-point reads with
 ``%2F``-encoded names, string values, zone-less microsecond times, Bearer auth with
 ``401 {"message": "JWT Signature Invalid"}`` and ``404 "No data for time period"``.
-Fault switches (latency, 500, 429, timeouts, truncated bodies, duplicate rows) and
-realism switches (a visibility delay, gateway outages with a late backlog, points added
-to the catalog later; see ``campus.Visibility``) are set on ``Simulator.faults``
+Fault switches (latency, a transfer cost per sample served, 500, 429, timeouts,
+truncated bodies, duplicate rows) and realism switches (a visibility delay, gateway
+outages with a late backlog, points added to the catalog later; see
+``campus.Visibility``) are set on ``Simulator.faults``
 in-process or through ``POST /_sim/faults`` out of process. ``Simulator.truth`` gives
 the samples upstream serves for a point, range and as-of time, read from the model
 directly (what tests compare tsgate with).
@@ -67,6 +68,9 @@ class Faults:
     """Switches for misbehaviour. ``fail_next`` counts down: ``{"500": 2}`` fails two requests."""
 
     latency_s: float = 0.0
+    # transfer time per sample served (µs): the real API takes ~10 s for a 100,000-row
+    # page, ~100 µs a sample; 0 (the default) answers at once
+    sample_cost_us: float = 0.0
     error_rate: float = 0.0  # probability of a 500 on a timeseries request
     fail_next: dict[str, int] = field(
         default_factory=dict
@@ -203,6 +207,9 @@ class Simulator:
                     await self._inject_faults()
                 mask = parse_mask(request.headers.get(MASK_HEADER, ""))
                 body = await fn(request)
+                if ts and self.faults.sample_cost_us > 0 and isinstance(body, dict):
+                    served = len(body.get("point_samples", ()))
+                    await asyncio.sleep(served * self.faults.sample_cost_us / 1e6)
             except _Reply as reply:
                 return json_response(reply.body, reply.status, reply.headers)
             except BadParameter as exc:

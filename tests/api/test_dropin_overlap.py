@@ -1,0 +1,175 @@
+"""A cold drop-in read answered while the site stream still arrives: pages come as soon
+as the stream has carried them, equal to upstream's and to the simulator's truth; the
+fetch goes on (and is stored) when the caller leaves, and an upstream failing halfway
+stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from tests.api.test_dropin_stream import AUTH, URL, answers_of, decoded, pages_of, upstream_pages
+from tests.asgi import sim_client
+from tsgate.api import prefill
+from tsgate.app import create_app
+from tsgate.settings import Settings
+from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.wire import parse_times_us
+from tsgate.wiring import Services
+
+pytestmark = pytest.mark.anyio
+SITE = "elm_school"
+START_MS = 1_759_276_800_000  # 2025-10-01T00:00:00Z
+END_MS = START_MS + 86_400_000
+PARAMS = {
+    "start_time": "2025-10-01T00:00:00",
+    "end_time": "2025-10-02T00:00:00",
+    "page_size": "1000",
+    "raw_data": "true",
+}
+
+
+@dataclasses.dataclass
+class Gateway:
+    api: httpx.AsyncClient
+    services: Services
+    state: Any  # the app's state, where its background fills live
+
+
+@contextlib.asynccontextmanager
+async def gateway(settings: Settings, sim: Simulator) -> AsyncIterator[Gateway]:
+    # upstream pages of 5,000 rows: the site's day is a stream of 7 pages (still fewer
+    # rounds than per-point reads), the caller's of 1,000 rows 31
+    conf = dataclasses.replace(settings, upstream_page_size=5000)
+    app = create_app(conf, upstream=sim_client(sim))
+    async with app.router.lifespan_context(app) as state:
+        assert state is not None
+
+        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["state"] = dict(state)
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
+            yield Gateway(api, state["services"], app.state)
+
+
+def rows_by_point(pages: list[bytes]) -> dict[str, tuple[list[int], list[float]]]:
+    """Every row of the pages, per point: times (µs) and values."""
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for page in decoded(pages):
+        for row in page["point_samples"]:
+            t, v = out.setdefault(row["name"], ([], []))
+            t_ms, us = parse_times_us([row["time"]])
+            t.append(int(t_ms[0]) * 1000 + int(us[0]))
+            v.append(float(row["value"]))
+    return out
+
+
+async def test_pages_come_while_the_stream_arrives_equal_to_upstream_and_the_truth(
+    settings: Settings,
+) -> None:
+    sim = create_simulator(seed=3)
+    theirs = await upstream_pages(sim, PARAMS)
+    direct_samples = sim.stats.samples
+    sim.stats.reset()
+    sim.faults.latency_s = 0.1  # the stream takes 0.7 s; the first page needs 1 of its pages
+    async with gateway(settings, sim) as gw:
+        first = await gw.api.get(URL, params=PARAMS, headers=AUTH)
+        streamed_at_first = sim.stats.by_route["paginated"]
+        ours = await pages_of(gw.api, PARAMS)
+        await prefill.settled(gw.state)
+        stored = sim.stats.samples
+        names = [p.name for p in sim.site_by_name[SITE].collecting]
+        rows = await gw.services.reader.store.rows(SITE, names, START_MS, END_MS)
+        sim.faults.latency_s = 0.0
+        again = await answers_of(gw.api, PARAMS)
+    # the first page did not wait for the whole day
+    assert first.status_code == 200 and first.content == ours[0]
+    assert 0 < streamed_at_first < sim.stats.by_route["paginated"]
+    # upstream's pages, row for row and cursor for cursor, cold and warm
+    assert decoded(ours) == decoded(theirs)
+    assert decoded([r.content for r in again]) == decoded(theirs)
+    # pages cut from the stream were kept once the day was stored (final: kept on)
+    assert all(r.headers.get("x-cache-status") == "HIT" for r in again)
+    # the day was fetched once (every page shared the one stream) and stored whole
+    assert stored == direct_samples and sim.stats.samples == stored
+    assert {r.point for r in rows} == set(names)
+    assert all(r.final and r.complete for r in rows)
+    # and what was served is what the simulator's model holds
+    served = rows_by_point(ours)
+    for name in names:
+        t_us, v = sim.truth(name, START_MS, END_MS)
+        got_t, got_v = served.get(name, ([], []))
+        assert got_t == t_us.tolist(), name
+        np.testing.assert_array_equal(np.array(got_v), v)
+
+
+async def test_a_caller_leaving_mid_stream_leaves_the_fetch_to_finish_and_be_stored(
+    settings: Settings,
+) -> None:
+    sim = create_simulator(seed=3)
+    theirs = await upstream_pages(sim, PARAMS)
+    sim.stats.reset()
+    sim.faults.latency_s = 0.2
+    async with gateway(settings, sim) as gw:
+        asked = asyncio.ensure_future(gw.api.get(URL, params=PARAMS, headers=AUTH))
+        while not sim.stats.by_route["paginated"]:  # noqa: ASYNC110 (the stream has begun)
+            await asyncio.sleep(0.01)
+        asked.cancel()  # the caller leaves while its page waits
+        with pytest.raises(asyncio.CancelledError):
+            await asked
+        left_at = sim.stats.by_route["paginated"]
+        await prefill.settled(gw.state)
+        fetched = sim.stats.by_route["paginated"]
+        sim.faults.latency_s = 0.0
+        ours = await pages_of(gw.api, PARAMS)
+    assert left_at < fetched == 7  # the whole stream was read, though nobody waited for it
+    assert sim.stats.by_route["paginated"] == fetched  # and stored: nothing read again
+    assert decoded(ours) == decoded(theirs)
+
+
+async def test_an_upstream_failing_halfway_fails_the_waiting_pages_and_stores_nothing(
+    settings: Settings,
+) -> None:
+    sim = create_simulator(seed=3)
+    theirs = await upstream_pages(sim, PARAMS)
+    sim.stats.reset()
+    sim.faults.fail_after = 3  # the 4th upstream page of 7 on answers 500, retries too
+    names = [p.name for p in sim.site_by_name[SITE].collecting]
+    async with gateway(settings, sim) as gw:
+        first = await gw.api.get(URL, params=PARAMS, headers=AUTH)
+        failed: httpx.Response | None = None
+        query = dict(PARAMS)
+        body = msgspec.json.decode(first.content)
+        served = [first.content]
+        while body["has_more"]:
+            query["cursor"] = body["next_cursor"]
+            r = await gw.api.get(URL, params=query, headers=AUTH)
+            if r.status_code != 200:
+                failed = r
+                break
+            served.append(r.content)
+            body = msgspec.json.decode(r.content)
+        await prefill.settled(gw.state)
+        rows = await gw.services.reader.store.rows(SITE, names, START_MS, END_MS)
+        sim.faults.fail_after = None
+        ours = await answers_of(gw.api, PARAMS)
+    assert first.status_code == 200
+    # what was served before the failure was upstream's own pages
+    assert decoded(served) == decoded(theirs)[: len(served)]
+    assert failed is not None and failed.status_code in (502, 503)
+    assert failed.headers["content-type"].startswith("application/problem+json")
+    assert rows == []  # no chunk of the failed stream was recorded, covered or not
+    # pages served from it are not kept: read again (and fetched) once upstream is back
+    assert ours[0].headers.get("x-cache-status") != "HIT"
+    assert decoded([r.content for r in ours]) == decoded(theirs)

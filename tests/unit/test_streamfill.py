@@ -1,0 +1,129 @@
+"""The stream as it arrives answers a window only when every sample of it has arrived."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tsgate.series.model import Series
+from tsgate.series.streamfill import SLOT_MS, StreamFill
+
+START = 1_759_276_800_000  # 2025-10-01T00:00:00Z
+NAMES = ["a", "b", "c"]
+
+
+def _rows(
+    sweeps: int, present: list[list[bool]], jitter: list[int]
+) -> list[tuple[int, str, float]]:
+    """Rows in sweep order, then point order: (time, point, value)."""
+    rows = []
+    for k in range(sweeps):
+        for i, name in enumerate(NAMES):
+            if present[k][i]:
+                t = START + k * SLOT_MS + 30_000 + jitter[k] * 7 + i
+                rows.append((t, name, float(k * 10 + i)))
+    return rows
+
+
+def _page(rows: list[tuple[int, str, float]]) -> dict[str, Series]:
+    out: dict[str, Series] = {}
+    for name in NAMES:
+        mine = [(t, v) for t, n, v in rows if n == name]
+        if mine:
+            t = np.array([r[0] for r in mine], dtype=np.int64)
+            out[name] = Series.from_unsorted(name, t, np.array([r[1] for r in mine]))
+    return out
+
+
+def _truth(
+    rows: list[tuple[int, str, float]], name: str, lo: int, hi: int
+) -> list[tuple[int, float]]:
+    return [(t, v) for t, n, v in rows if n == name and lo <= t < hi]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sweeps=st.integers(1, 30),
+    data=st.data(),
+)
+def test_every_window_it_answers_is_the_whole_truth(sweeps: int, data: st.DataObject) -> None:
+    present = data.draw(
+        st.lists(st.lists(st.booleans(), min_size=3, max_size=3), min_size=sweeps, max_size=sweeps)
+    )
+    present[0] = [True, True, True]  # every point carried from the start
+    jitter = data.draw(st.lists(st.integers(0, 1000), min_size=sweeps, max_size=sweeps))
+    rows = _rows(sweeps, present, jitter)
+    end = START + sweeps * SLOT_MS
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=8)))
+    pages = [rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True) if b > a]
+    fill = StreamFill((START, end))
+    for page in pages:
+        fill.feed((START, end), _page(page))
+        answered = 0
+        for hi in range(START + SLOT_MS, end + 1, SLOT_MS):
+            if not fill.covers(NAMES, hi):
+                continue
+            answered += 1
+            lo = data.draw(st.integers(START, hi - 1))
+            for s in fill.cut(NAMES, lo, hi):
+                assert list(zip(s.t_ms.tolist(), s.v.tolist(), strict=True)) == _truth(
+                    rows, s.name, lo, hi
+                )
+        # all that has arrived, before the last row's sweep slot, is answered
+        last = page[-1][0]
+        assert fill.covers(NAMES, last - last % SLOT_MS) or last - last % SLOT_MS <= START
+    assert not fill.covers(NAMES, end)  # the last slot only once the stream says it ended
+    fill.feed((START, end), None)
+    assert fill.covers(NAMES, end)
+    whole = fill.cut(NAMES, START, end)
+    for s in whole:
+        assert list(zip(s.t_ms.tolist(), s.v.tolist(), strict=True)) == _truth(
+            rows, s.name, START, end
+        )
+    fill.finish()
+    assert not fill.covers(NAMES, START + SLOT_MS)
+
+
+def test_a_point_not_yet_carried_is_not_answered_until_the_end() -> None:
+    fill = StreamFill((START, START + 4 * SLOT_MS))
+    rows = _rows(3, [[True, True, False]] * 3, [0, 0, 0])
+    fill.feed(fill.span, _page(rows))
+    assert fill.covers(["a", "b"], START + 2 * SLOT_MS)
+    assert not fill.covers(NAMES, START + SLOT_MS)  # "c" may yet come, or be read per point
+
+
+@pytest.mark.anyio
+async def test_pages_out_of_sweep_order_or_of_another_span_answer_nothing() -> None:
+    span = (START, START + 10 * SLOT_MS)
+    rows = _rows(6, [[True] * 3] * 6, [0] * 6)
+    fill = StreamFill(span)
+    fill.feed(span, _page(rows[9:]))
+    assert fill.covers(NAMES, START + 3 * SLOT_MS)
+    fill.feed(span, _page(rows[:9]))  # earlier sweeps after later ones: not trusted
+    assert not fill.covers(NAMES, START + SLOT_MS)
+    assert not await fill.wait(NAMES, START + SLOT_MS)  # no waiting for what cannot come
+    other = StreamFill(span)
+    other.feed((START + SLOT_MS, span[1]), _page(rows))  # the fetch planned another span
+    assert not other.covers(NAMES, START + SLOT_MS)
+    longer = StreamFill(span)
+    longer.feed((START, span[1] + 5), _page(rows))  # a range reaching "now", planned later
+    assert longer.covers(NAMES, START + 5 * SLOT_MS)
+
+
+@pytest.mark.anyio
+async def test_waiters_wake_when_the_window_arrives_or_the_fetch_ends() -> None:
+    span = (START, START + 4 * SLOT_MS)
+    rows = _rows(4, [[True] * 3] * 4, [0] * 4)
+    fill = StreamFill(span)
+    early = asyncio.ensure_future(fill.wait(NAMES, START + 2 * SLOT_MS))
+    late = asyncio.ensure_future(fill.wait(NAMES, span[1]))
+    await asyncio.sleep(0)
+    fill.feed(span, _page(rows[:8]))  # through sweep 2: slots 0 and 1 are whole
+    assert await early is True
+    assert not late.done()
+    fill.finish()  # failed: the waiter learns the stream will not answer it
+    assert await late is False
