@@ -12,10 +12,10 @@ _begin  # src/tsgate/database/engine.py
 _.isolation_level  # src/tsgate/database/engine.py: sqlite3.Connection.isolation_level
 
 # numpy's flags, set to make decoded arrays read-only
-_.writeable  # src/tsgate/series/codec.py
+_.writeable  # src/tsgate/core/codec.py
 
 # a Protocol's parameter name (tsdownsample's downsample(x, y, n_out))
-y  # src/tsgate/series/downsample.py
+y  # src/tsgate/core/downsample.py
 
 # attributes of third-party objects the tests set: uvicorn.Server, selenium's ChromeOptions
 _.should_exit  # tests/asgi.py
@@ -30,8 +30,8 @@ pytest_terminal_summary  # tests/differential/conftest.py
 
 # report fields read only through dataclasses.asdict (tsgate cleanup prints the report)
 failed_sites  # src/tsgate/series/recheck.py
-skipped  # src/tsgate/warm.py: ChartWarmCounters, in /api/stats and /metrics
-fetched_units  # src/tsgate/warm.py: ChartWarmCounters, in /api/stats and /metrics
+skipped  # src/tsgate/ops/warm.py: ChartWarmCounters, in /api/stats and /metrics
+fetched_units  # src/tsgate/ops/warm.py: ChartWarmCounters, in /api/stats and /metrics
 
 # NOT false positives: dead code in modules that other open work is reshaping now
 # (issues #10, #12, #13). Delete each with its module's next change, then its line here.

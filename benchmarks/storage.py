@@ -8,11 +8,11 @@ import time
 import httpx
 
 from benchmarks.report import Report, Row
-from tsgate.series.codec import encode_series
-from tsgate.series.model import Series, concat
+from tsgate.core.codec import encode_series
+from tsgate.core.model import Series, concat
 from tsgate.upstream.ace import AceClient
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 SITE = "demo_campus"
 DAY = ("2025-10-01T00:00:00", "2025-10-02T00:00:00")
@@ -36,7 +36,7 @@ async def run(report: Report) -> None:
         f"(g) {samples:,} raw samples of every collecting point of {SITE} for {DAY[0][:10]}, "
         "read from the in-process simulator with tsgate's ACE client (times parsed to ms "
         "plus the sub-millisecond part), one chunk per point encoded by "
-        "`tsgate.series.codec.encode_series` with and without the µs column; sums of "
+        "`tsgate.core.codec.encode_series` with and without the µs column; sums of "
         f"chunk sizes, header included ({time.monotonic() - started:.0f} s)."
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 NOW = parse_time("now", "2025-11-15T12:00:00")
 OCT1 = parse_time("t", "2025-10-01T00:00:00")

@@ -20,7 +20,7 @@ from tests.asgi import api_client
 from tests.clock import NOW, Clock
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 
 T = TypeVar("T")
 SITE = "elm_school"

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 
 from tsgate.upstream.simulator import Simulator
-from tsgate.upstream.wire import format_time, parse_times
+from tsgate.wire.ace import format_time, parse_times
 
 
 async def samples(sim: Simulator, name: str, start_ms: int, end_ms: int) -> list[tuple[int, float]]:

@@ -1,6 +1,6 @@
 """Now, in epoch milliseconds: the one wall clock, the type of every injected clock, and
 the one rendering of a time as RFC 3339 UTC text (logs, export metadata). The ACE wire
-form (microseconds, no zone) is the wire contract's own (``upstream/wire.py``).
+form (microseconds, no zone) is the wire contract's own (``wire/ace.py``).
 
 Whatever reads the time takes a :data:`Clock` (tests hand one in through
 ``create_app(clock_ms=…)``, ``open_services`` and ``open_job_admin``, and move it by hand);

@@ -1,7 +1,7 @@
 """The in-memory shape of a timeseries: parallel numpy arrays, never lists of samples.
 
 The value type the upstream seam and the series core both speak, so it sits below both
-(``tsgate.series.model`` re-exports it for the core).
+(``tsgate.core.model`` re-exports it for the core).
 """
 
 from __future__ import annotations

@@ -10,21 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tsgate.alerts import Alerts
 from tsgate.cache.base import Cache
 from tsgate.clock import Clock, wall_clock_ms
+from tsgate.core.kinds import PointKinds
 from tsgate.files.model import FileStore
 from tsgate.jobs.service import JobService
 from tsgate.jobs.worker import Worker
-from tsgate.maintenance import Maintenance
-from tsgate.monitor.sampler import Monitor, MonitorLog
 from tsgate.object_store.base import ObjectStore
-from tsgate.recorder import StatsRecorder
+from tsgate.ops.alerts import Alerts
+from tsgate.ops.maintenance import Maintenance
+from tsgate.ops.monitor import Monitor, MonitorLog
+from tsgate.ops.recorder import StatsRecorder
+from tsgate.ops.stats import StatsTable
+from tsgate.ops.warm import ChartWarmCounters
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog, PointRows
 from tsgate.series.hourly import QualityMemo
 from tsgate.series.index import ChunkIndex
-from tsgate.series.kinds import PointKinds
 from tsgate.series.live import LiveHub
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
@@ -32,9 +34,7 @@ from tsgate.series.recheck import RecheckCounters
 from tsgate.series.savedcharts import SavedChartStore
 from tsgate.series.zones import SiteZones
 from tsgate.settings import Settings
-from tsgate.stats import StatsTable
 from tsgate.upstream.guarded import GuardedUpstream
-from tsgate.warm import ChartWarmCounters
 
 
 class DatabaseHealth(Protocol):

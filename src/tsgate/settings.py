@@ -135,7 +135,7 @@ class Settings:
     maintenance_interval_s: Seconds = 3600.0  # 0: only `tsgate cleanup`
     alert_db_bytes: Count = 0  # 0: no alert
     alert_store_bytes: Count = 0
-    # monitoring history and alert rules (tsgate.monitor.rules: metric=warning/critical)
+    # monitoring history and alert rules (tsgate.ops.rules: metric=warning/critical)
     monitor_interval_s: Seconds = 300.0  # a sample between maintenance passes; 0: only then
     monitor_retention_days: Annotated[float, msgspec.Meta(gt=0, le=36600)] = 30.0
     alert_rules: str = ""  # none: thresholds depend on the deployment (see docs/operations.md)

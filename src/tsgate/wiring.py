@@ -10,9 +10,9 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from tsgate.alerts import Alerts
 from tsgate.cache import open_cache
 from tsgate.clock import wall_clock_ms
+from tsgate.core.kinds import PointKinds
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
@@ -28,21 +28,22 @@ from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox, scope_key
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import Worker, running
-from tsgate.maintenance import (
+from tsgate.object_store import open_object_store
+from tsgate.object_store.base import ObjectStore
+from tsgate.ops.alerts import Alerts
+from tsgate.ops.maintenance import (
     Maintenance,
     MaintenanceOptions,
     MaintenanceScheduler,
 )
-from tsgate.monitor.report import DailyReports
-from tsgate.monitor.rules import parse_rules
-from tsgate.monitor.sampler import METRICS, Monitor
-from tsgate.object_store import open_object_store
-from tsgate.object_store.base import ObjectStore
-from tsgate.recorder import StatsRecorder
+from tsgate.ops.monitor import METRICS, Monitor
+from tsgate.ops.recorder import StatsRecorder
+from tsgate.ops.report import DailyReports
+from tsgate.ops.rules import parse_rules
+from tsgate.ops.warm import ChartWarmer
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
 from tsgate.series.chunkstore import ChunkStore
-from tsgate.series.kinds import PointKinds
 from tsgate.series.live import LiveHub, LiveLimits
 from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
@@ -53,7 +54,6 @@ from tsgate.services import Services
 from tsgate.settings import Settings, durations_ms
 from tsgate.upstream import open_upstream
 from tsgate.upstream.guarded import GuardedUpstream
-from tsgate.warm import ChartWarmer
 
 log = logging.getLogger("tsgate")
 # where the generated secret lives when TSGATE_SECRET is unset (names, not secrets): the

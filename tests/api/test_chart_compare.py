@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.instance import SITE, Harness
-from tsgate.series.model import MS_PER_DAY, MS_PER_MINUTE
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.core.model import MS_PER_DAY, MS_PER_MINUTE
+from tsgate.wire.ace import format_time, parse_time
 
 WEEK = 7 * MS_PER_DAY
 START = parse_time("t", "2025-10-13T05:17:00")  # a Monday, unaligned

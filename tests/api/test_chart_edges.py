@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import AGGS, REDUCE, SITE, Harness
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from tsgate.wire.ace import format_time, parse_time
 
 WIDTHS = {
     "5min": 5 * MS_PER_MINUTE,

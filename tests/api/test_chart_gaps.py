@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.campus import Outage
 
 GAP_MS = 15 * MS_PER_MINUTE

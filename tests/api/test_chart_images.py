@@ -28,7 +28,7 @@ from tsgate.api import plotting
 from tsgate.api.chartimages import chart_query
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 
 pytestmark = pytest.mark.anyio
 ALICE = {"Authorization": "Bearer alice"}

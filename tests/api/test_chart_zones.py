@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.instance import AGGS, REDUCE, SITE, Harness
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.errors import ConfigError
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.series.zones import parse_overrides, zone_at
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 LATE_2026 = parse_time("now", "2026-12-01T12:00:00")
 DST_DAYS = {  # the local days of 2026 whose clocks change, and their length in hours

@@ -23,7 +23,7 @@ from tsgate.api import prefill
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_times_us
+from tsgate.wire.ace import parse_times_us
 from tsgate.wiring import Services
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,11 @@ import pytest
 from tests import simtruth
 from tests.asgi import api_client
 from tests.clock import NOW, OCT1, Clock
-from tsgate.series import frame
+from tsgate.core import frame
 from tsgate.settings import Settings
 from tsgate.upstream import campus
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer t"}

@@ -11,9 +11,9 @@ import pytest
 from tests.api.test_live_stream import AUTH, TOKEN, Live, _live, live_settings, series_of
 from tests.clock import NOW
 from tests.sse import Event
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.settings import Settings
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 
 pytestmark = pytest.mark.anyio
 

@@ -13,10 +13,10 @@ import pytest
 
 from tests.clock import NOW, Clock
 from tests.sse import Event, Stream, Ticks, live_app
-from tsgate.series.model import MS_PER_HOUR
+from tsgate.core.model import MS_PER_HOUR
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 from tsgate.wiring import Services
 
 pytestmark = pytest.mark.anyio

@@ -10,9 +10,9 @@ import pytest
 
 from tests.clock import NOW, Clock
 from tests.instance import SITE, Harness
-from tsgate.series.model import MS_PER_DAY
+from tsgate.core.model import MS_PER_DAY
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 
 
 def modelled(sim_kind: str) -> tuple[str, str]:

@@ -10,8 +10,8 @@ import pytest
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR
+from tsgate.wire.ace import format_time, parse_time
 
 PAST = (parse_time("t", "2025-11-03T07:30:00"), parse_time("t", "2025-11-10T00:00:00"))
 LIVE = (NOW - 3 * MS_PER_DAY - 17 * 60_000, NOW + MS_PER_HOUR)

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.campus import Outage
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.wire.ace import format_time, parse_time
 
 OUTAGE = (NOW - 5 * MS_PER_DAY + 7 * MS_PER_HOUR + 123_456, NOW - 4 * MS_PER_DAY + 41_000)
 EARLIEST = NOW - 8 * MS_PER_DAY

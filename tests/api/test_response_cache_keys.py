@@ -9,8 +9,8 @@ import pytest
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
-from tsgate.series.model import MS_PER_DAY
-from tsgate.upstream.wire import format_time
+from tsgate.core.model import MS_PER_DAY
+from tsgate.wire.ace import format_time
 
 AUTH = {"Authorization": "Bearer one-caller"}
 

@@ -16,12 +16,12 @@ from starlette.types import Receive, Scope, Send
 from tests.asgi import sim_client
 from tests.clock import Clock
 from tsgate.app import create_app
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.series.planning import changes_at
 from tsgate.settings import Settings
 from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.wire.ace import format_time, parse_time
 from tsgate.wiring import Services
 
 pytestmark = pytest.mark.anyio

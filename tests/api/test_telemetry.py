@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from tests.asgi import lifespan_app, sim_client
 from tsgate.app import create_app
-from tsgate.logs import JsonFormatter, RequestIdFilter
+from tsgate.ops.logs import JsonFormatter, RequestIdFilter
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.instance import Harness
 from tests.unit.test_weighted import brute, brute_linear
-from tsgate.series.model import MS_PER_DAY, Series
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.core.model import MS_PER_DAY, Series
+from tsgate.wire.ace import format_time, parse_time
 
 NOW = parse_time("now", "2026-11-20T12:00:00")
 # Berlin's two DST days of 2026 (local days of 23 and 25 hours) and a Kolkata week

@@ -31,7 +31,7 @@ from tsgate.app import create_app
 from tsgate.series.chunkstore import object_prefix
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator
-from tsgate.upstream.wire import PAGE_SIZES, format_time, parse_times
+from tsgate.wire.ace import PAGE_SIZES, format_time, parse_times
 
 AUTH = {"Authorization": "Bearer t"}
 SITE = "elm_school"

@@ -36,7 +36,7 @@ from tests.differential.harness import (
 )
 from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 pytestmark = [pytest.mark.slow, pytest.mark.differential]
 

@@ -28,7 +28,7 @@ from tests.differential.harness import (
 )
 from tsgate.upstream.campus import LatePoint, Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.wire.ace import format_time, parse_time
 
 pytestmark = [pytest.mark.anyio, pytest.mark.differential]
 

@@ -157,7 +157,7 @@ def test_a_rejected_token_shows_the_problem_not_a_blank_chart(base_url: str, bro
 def _span_ms(url: str) -> int:
     from urllib.parse import parse_qs, urlsplit
 
-    from tsgate.upstream.wire import parse_time
+    from tsgate.wire.ace import parse_time
 
     q = parse_qs(urlsplit(url).query)
     return parse_time("end", q["end"][0]) - parse_time("start", q["start"][0])

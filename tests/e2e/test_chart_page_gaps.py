@@ -24,7 +24,7 @@ from tests.e2e.test_chart_page_semantics import (  # base_url serves this module
 )
 from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 HOUR_MS = 3_600_000
 # the bands each series carries, and the chart's text alternative

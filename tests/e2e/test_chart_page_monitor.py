@@ -16,7 +16,7 @@ from tests.asgi import live_server, sim_client
 from tests.browser import page_state, screenshot, wait_for
 from tests.e2e.test_chart_page_a11y import _serious
 from tsgate.app import create_app
-from tsgate.monitor.rules import AlertEvent
+from tsgate.ops.rules import AlertEvent
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_services

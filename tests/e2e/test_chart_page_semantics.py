@@ -19,7 +19,7 @@ from tests.e2e.test_chart_page_a11y import _serious
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 SITE = "demo_campus"
 PREFIX = "ses/demo_campus/192.168.96.4/n4/MercyCampus/C.Drivers.BacnetNetwork.Ahu1.points."

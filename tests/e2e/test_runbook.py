@@ -27,7 +27,7 @@ from tests.unit.test_file_content import PDF_BYTES, png_bytes
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_range
+from tsgate.wire.ace import parse_range
 
 pytestmark = pytest.mark.anyio
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "operations.md"

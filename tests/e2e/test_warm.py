@@ -14,7 +14,7 @@ import pytest
 from tests import simtruth
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 from tsgate.wiring import open_services
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from tsgate.errors import (
 from tsgate.upstream.ace import AceClient, ClientPolicy
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 pytestmark = pytest.mark.anyio
 START = parse_time("start", "2025-10-01T00:00:00")

@@ -18,7 +18,7 @@ from tests.clock import NOW, Clock
 from tsgate.series.chart import saved_range
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 from tsgate.wiring import open_services
 
 pytestmark = pytest.mark.anyio

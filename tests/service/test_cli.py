@@ -15,8 +15,8 @@ import pytest
 from tests.asgi import sim_client
 from tests.clock import OCT1
 from tsgate.cli import main
+from tsgate.core.model import MS_PER_DAY
 from tsgate.jobs.model import Job, JobState, normalise
-from tsgate.series.model import MS_PER_DAY
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_job_admin, open_services

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from tests.asgi import api_client, sim_client
 from tests.clock import Clock
-from tsgate.monitor.report import daily_report
-from tsgate.monitor.rules import AlertEvent
+from tsgate.ops.report import daily_report
+from tsgate.ops.rules import AlertEvent
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 from tsgate.wiring import open_services
 
 pytestmark = pytest.mark.anyio

@@ -9,8 +9,8 @@ import pytest
 
 from tests.asgi import FAST_POLICY
 from tests.clock import NOW, OCT1
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import UpstreamCircuitOpen, UpstreamUnavailable
-from tsgate.series.model import MS_PER_DAY
 from tsgate.upstream import metering
 from tsgate.upstream.ace import AceApi
 from tsgate.upstream.breaker import CircuitBreaker

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from tests.asgi import sim_client
 from tests.clock import NOW, Clock
 from tests.seaweedfs import SeaweedFS
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 from tsgate.wiring import OpenedServices, open_services
 
 pytestmark = pytest.mark.anyio

@@ -16,11 +16,11 @@ import pytest
 
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter
 from tsgate.jobs import handlers
 from tsgate.jobs.model import Job, JobState, normalise
 from tsgate.jobs.runner import JobContext, JobResult
-from tsgate.series.model import MS_PER_DAY
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.wiring import OpenedServices, open_services

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from tests.asgi import sim_client
 from tests.clock import NOW, Clock
 from tests.sse import Ticks
+from tsgate.core.model import MS_PER_HOUR
 from tsgate.series.live import LiveHub, LiveLimits, Viewer
-from tsgate.series.model import MS_PER_HOUR
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator
 from tsgate.wiring import open_services

@@ -12,9 +12,9 @@ import pytest
 
 from tests.asgi import api_client, sim_client
 from tsgate.cli import main
-from tsgate.maintenance import size_alerts
+from tsgate.ops.maintenance import size_alerts
+from tsgate.ops.stats import RequestStat
 from tsgate.settings import Settings
-from tsgate.stats import RequestStat
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_services
 
@@ -96,7 +96,7 @@ async def test_jobs_and_their_results_are_counted_then_gone_after_the_retention(
 ) -> None:
     from tests.clock import NOW, OCT1, Clock
     from tsgate.jobs.model import JobState, normalise
-    from tsgate.maintenance import MaintenanceOptions
+    from tsgate.ops.maintenance import MaintenanceOptions
 
     clock = Clock(NOW)
     sim = create_simulator(seed=3, now_ms=clock)
@@ -154,7 +154,7 @@ async def test_jobs_and_their_results_are_counted_then_gone_after_the_retention(
 async def test_closing_waits_for_the_pass_under_way_instead_of_cancelling_it(
     settings: Settings,
 ) -> None:
-    from tsgate.maintenance import MaintenanceScheduler
+    from tsgate.ops.maintenance import MaintenanceScheduler
 
     class SlowFlush:
         """The recorder's flush, held open until the scheduler is being closed."""

@@ -17,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
-from tsgate.series.model import MS_PER_DAY
+from tsgate.core.model import MS_PER_DAY
 from tsgate.series.reader import ReadStats
 from tsgate.settings import Settings
 from tsgate.upstream import metering

@@ -11,13 +11,13 @@ import pytest
 
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
+from tsgate.core import rollups
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.errors import UpstreamUnavailable
-from tsgate.series import rollups
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.settings import Settings
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 from tsgate.wiring import OpenedServices, open_services
 
 pytestmark = pytest.mark.anyio

@@ -9,13 +9,13 @@ import pytest
 
 from tests.asgi import sim_client
 from tests.clock import Clock
+from tsgate.core import rollups
+from tsgate.core.codec import pack_columns
+from tsgate.core.model import MS_PER_HOUR
 from tsgate.database.rollups import RollupRow
-from tsgate.series import rollups
-from tsgate.series.codec import pack_columns
-from tsgate.series.model import MS_PER_HOUR
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 from tsgate.wiring import Services, open_services
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tsgate.upstream import building, campus
 from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import format_time, parse_time, parse_times
+from tsgate.wire.ace import format_time, parse_time, parse_times
 
 SIM = create_simulator(seed=3, now_ms=lambda: parse_time("now", "2026-12-01T00:00:00"))
 BERLIN = SIM.site_by_name["rhine_lab"]

@@ -16,7 +16,7 @@ from tests.asgi import sim_client
 from tests.clock import Clock
 from tsgate.upstream.campus import LatePoint, Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time, parse_time, parse_times
+from tsgate.wire.ace import format_time, parse_time, parse_times
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer t"}

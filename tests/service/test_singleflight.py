@@ -11,7 +11,7 @@ import pytest
 from tests.asgi import sim_client
 from tests.clock import OCT1
 from tests.conftest import service_url
-from tsgate.series.model import MS_PER_DAY
+from tsgate.core.model import MS_PER_DAY
 from tsgate.series.singleflight import FetchLocks
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator

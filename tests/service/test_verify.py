@@ -13,11 +13,11 @@ from tests.asgi import api_client, sim_client
 from tests.clock import NOW, Clock
 from tsgate.__main__ import main
 from tsgate.cli.verify import run_verify
-from tsgate.series.codec import decode_series, encode_series
-from tsgate.series.model import Series
+from tsgate.core.codec import decode_series, encode_series
+from tsgate.core.model import Series
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.wire.ace import format_time, parse_time
 from tsgate.wiring import open_services
 
 pytestmark = pytest.mark.anyio

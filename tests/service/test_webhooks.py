@@ -14,11 +14,11 @@ import pytest
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
 from tests.service.test_jobs import Env
+from tsgate.core.model import MS_PER_DAY
 from tsgate.database.notifications import SqlNotifications as Notifications
 from tsgate.jobs.model import Job, JobState, normalise
 from tsgate.jobs.webhooks import WebhookOutbox, WebhookSender
 from tsgate.jobs.worker import running
-from tsgate.series.model import MS_PER_DAY
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wiring import open_services

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tsgate.errors import ConfigError
-from tsgate.monitor.rules import Rule, evaluate, parse_rules
-from tsgate.monitor.sampler import METRICS
+from tsgate.ops.monitor import METRICS
+from tsgate.ops.rules import Rule, evaluate, parse_rules
 from tsgate.settings import Settings
 
 

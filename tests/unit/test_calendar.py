@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import calendar, chart, grids, rollups
+from tsgate.core import calendar, grids, rollups
+from tsgate.core.grids import Grid
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.series import chart
 from tsgate.series.chunkstore import LEVELS_MS
-from tsgate.series.grids import Grid
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 FAST = settings(max_examples=80, deadline=None)
 ZONES = ["America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu", "UTC",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tsgate.core.model import Series
 from tsgate.series.chart import _decimal_scale, _encode
-from tsgate.series.model import Series
 
 T = np.array([0, 300_000, 600_000], dtype=np.int64)
 

@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series.codec import (
+from tsgate.core.codec import (
     CodecError,
     decode_series,
     encode_series,
     pack_columns,
     unpack_columns,
 )
-from tsgate.series.model import MS_PER_DAY, Series
+from tsgate.core.model import MS_PER_DAY, Series
 
 FAST = settings(max_examples=150, deadline=None)
 ANY_FLOAT = st.floats(allow_nan=True, allow_infinity=True, width=64)

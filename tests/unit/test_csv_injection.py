@@ -8,8 +8,8 @@ import io
 import numpy as np
 import pytest
 
+from tsgate.core.model import Series
 from tsgate.jobs.exports import CsvWriter
-from tsgate.series.model import Series
 
 
 @pytest.mark.parametrize(

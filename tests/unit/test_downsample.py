@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import rollups
+from tsgate.core import rollups
+from tsgate.core.downsample import choose_level, m4_from_buckets, minmax_lttb
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.series.chart import m4_width
-from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
 FAST = settings(max_examples=100, deadline=None)
 VALUE = st.one_of(st.floats(-1e6, 1e6), st.just(np.nan), st.sampled_from([np.inf, -np.inf]))

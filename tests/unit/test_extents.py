@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsgate.series import extents
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR
+from tsgate.core import extents
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR
 
 # 1900..2200 keeps ``datetime`` happy and still exercises negative (pre-1970) times.
 TIMES = st.integers(min_value=-2_208_988_800_000, max_value=7_258_118_400_000)

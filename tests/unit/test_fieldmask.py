@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tsgate.errors import BadParameter
-from tsgate.upstream.fieldmask import MAX_DEPTH, MAX_LENGTH, apply_mask, parse_mask
+from tsgate.wire.fieldmask import MAX_DEPTH, MAX_LENGTH, apply_mask, parse_mask
 
 PAGE = {"page": 1, "total": 2, "items": [{"name": "a", "id": 1}, {"name": "b", "id": 2}]}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsgate.series import frame
-from tsgate.series.model import Series
+from tsgate.core import frame
+from tsgate.core.model import Series
 
 N = np.nan
 

@@ -10,6 +10,8 @@ import msgspec
 import pytest
 
 from tsgate.clock import format_utc
+from tsgate.core.extents import month_floor
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, NotFound, StorageError, UpstreamTimeout
 from tsgate.jobs.handlers import metadata
 from tsgate.jobs.model import (
@@ -28,8 +30,6 @@ from tsgate.jobs.webhooks import (
     check_addresses,
     sign,
 )
-from tsgate.series.extents import month_floor
-from tsgate.series.model import MS_PER_DAY
 
 T0 = 1_759_276_800_000  # 2025-10-01T00:00Z
 

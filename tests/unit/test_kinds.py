@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tsgate.core.kinds import PointKinds, kind_of, mode_of, observed_mode
 from tsgate.errors import ConfigError
-from tsgate.series.kinds import PointKinds, kind_of, mode_of, observed_mode
 from tsgate.upstream import campus
 from tsgate.upstream.simulator import create_simulator
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tsgate import logs
 from tsgate.errors import ConfigError
+from tsgate.ops import logs
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +48,7 @@ def test_configure_sets_level_and_replaces_only_its_own_handler() -> None:
 def test_the_cli_writes_json_lines_and_refuses_a_bad_format() -> None:
     code = (
         "import logging, sys; from tsgate.cli import main, build_parser;"
-        "from tsgate import logs; logs.configure();"
+        "from tsgate.ops import logs; logs.configure();"
         "logging.getLogger('tsgate.x').warning('hello %s', 'there', extra={'fields': {'n': 3}})"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series.codec import CodecError, decode_series, encode_series
-from tsgate.series.model import Series, concat
-from tsgate.upstream.wire import (
+from tsgate.core.codec import CodecError, decode_series, encode_series
+from tsgate.core.model import Series, concat
+from tsgate.wire.ace import (
     Sample,
     format_times,
     grouped_rows,

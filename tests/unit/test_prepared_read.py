@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tsgate.core.model import MS_PER_DAY
 from tsgate.series.index import FINAL, RAW, ChunkRow
-from tsgate.series.model import MS_PER_DAY
 from tsgate.series.planning import PreparedRead, plan_fetches
 
 DAY0 = 1_759_276_800_000  # 2025-10-01T00:00Z

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import simtruth
+from tsgate.core import rollups
+from tsgate.core.model import Series
 from tsgate.promql import windows
 from tsgate.promql.labels import Matcher, series_of
 from tsgate.promql.wire import format_value
-from tsgate.series import rollups
-from tsgate.series.model import Series
 
 FUNCS = ["avg", "min", "max", "sum", "count", "last", "stddev", "stdvar"]
 

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import rollups
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
-from tsgate.series.quality import assess, summarise
+from tsgate.core import rollups
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.core.quality import assess, summarise
 
 FAST = settings(max_examples=150, deadline=None)
 

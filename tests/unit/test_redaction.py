@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tsgate import logs
+from tsgate.ops import logs
 
 
 @pytest.mark.parametrize(

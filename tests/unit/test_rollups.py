@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import grids, rollups
-from tsgate.series.codec import CodecError, pack_columns
-from tsgate.series.grids import Grid
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.core import grids, rollups
+from tsgate.core.codec import CodecError, pack_columns
+from tsgate.core.grids import Grid
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
 FAST = settings(max_examples=120, deadline=None)
 WIDTHS = st.sampled_from([15 * MS_PER_MINUTE, MS_PER_HOUR, 6 * MS_PER_HOUR, MS_PER_DAY])

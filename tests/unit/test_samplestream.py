@@ -11,8 +11,8 @@ import pytest
 import zstandard
 
 from tsgate.api import samplestream
-from tsgate.series.model import Series
-from tsgate.upstream.wire import grouped_rows
+from tsgate.core.model import Series
+from tsgate.wire.ace import grouped_rows
 
 
 def _series() -> list[Series]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsgate.series.model import Series
+from tsgate.core.model import Series
 from tsgate.series.streamfill import SLOT_MS, StreamFill
 
 START = 1_759_276_800_000  # 2025-10-01T00:00:00Z

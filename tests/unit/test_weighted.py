@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tsgate.series import calendar, chart, grids, rollups, weighted
+from tsgate.core import calendar, grids, rollups, weighted
+from tsgate.core.grids import Grid
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.series import chart
 from tsgate.series.chunkstore import LEVELS_MS
-from tsgate.series.grids import Grid
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
 FAST = settings(max_examples=150, deadline=None)
 T0 = 1_774_224_000_000  # 2026-03-23T00:00:00Z, a week before Berlin's spring DST change

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tsgate.core.model import Series
 from tsgate.errors import BadParameter
-from tsgate.series.model import Series
-from tsgate.upstream.wire import (
+from tsgate.wire.ace import (
     Cursor,
     decode_cursor,
     encode_cursor,

@@ -33,18 +33,16 @@ from tsgate.api.limits import (
 )
 from tsgate.api.negotiation import choose_encoding, compressed, respond, wants_msgpack
 from tsgate.api.services import services_of
+from tsgate.core import rollups
+from tsgate.core.model import Series
 from tsgate.errors import (
     BadParameter,
     NotFound,
     StorageError,
     UpstreamBadAnswer,
 )
-from tsgate.series import rollups
-from tsgate.series.model import Series
 from tsgate.upstream.base import Forwarded, upstream_error
-from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
-from tsgate.upstream.fieldmask import apply_mask, parse_mask
-from tsgate.upstream.wire import (
+from tsgate.wire.ace import (
     CURSOR_SLOT_MS,
     decode_cursor,
     grouped_rows,
@@ -54,6 +52,8 @@ from tsgate.upstream.wire import (
     parse_range,
     parse_time,
 )
+from tsgate.wire.fieldmask import HEADER as MASK_HEADER
+from tsgate.wire.fieldmask import apply_mask, parse_mask
 
 NO_DATA = "No data for time period"
 FIVE_MIN_MS = 300_000

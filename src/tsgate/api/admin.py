@@ -22,7 +22,7 @@ from tsgate.api.responses import RESPONSES
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, Forbidden
 from tsgate.series.invalidation import invalidate
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.wire.ace import format_time, parse_time
 
 log = logging.getLogger("tsgate.admin")
 

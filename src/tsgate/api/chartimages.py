@@ -32,6 +32,7 @@ from tsgate.api.charts import own_chart
 from tsgate.api.limits import check_range
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import point_objects, resolve_zone
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, RateLimited, TooLarge
 from tsgate.series.chart import (
     ChartQuery,
@@ -41,7 +42,6 @@ from tsgate.series.chart import (
     run_chart,
     saved_range,
 )
-from tsgate.series.model import MS_PER_DAY
 
 MEDIA_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 WIDTH_PX = (200, 4000)

@@ -27,11 +27,11 @@ from starlette.routing import Route
 from tsgate.api.limits import check_points, check_range
 from tsgate.api.prometheus import ServiceSource, caller_token
 from tsgate.api.services import services_of
+from tsgate.core import frame, rollups
 from tsgate.errors import BadParameter, MissingDependency, TooLarge
 from tsgate.jobs.model import normalise
-from tsgate.series import frame, rollups
 from tsgate.series.chart import INTERVALS_MS, ChartQuery, run_chart
-from tsgate.upstream.wire import parse_range
+from tsgate.wire.ace import parse_range
 
 FORMATS = {
     "arrow": "application/vnd.apache.arrow.stream",

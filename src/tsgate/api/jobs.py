@@ -23,18 +23,18 @@ from tsgate.api.bodies import json_object
 from tsgate.api.limits import check_points, check_range, check_samples, check_time_ms
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
+from tsgate.core import weighted
+from tsgate.core.rollups import AGGREGATES
 from tsgate.errors import BadParameter, Forbidden, NotFound, RequestError
 from tsgate.jobs.exports import MEDIA_TYPES
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
-from tsgate.series import weighted
 from tsgate.series.access import UNKNOWN_SITE, check_site_name
 from tsgate.series.chart import INTERVALS, ChartQuery
-from tsgate.series.rollups import AGGREGATES
 from tsgate.services import Services
 from tsgate.settings import Settings
-from tsgate.upstream.wire import parse_time
+from tsgate.wire.ace import parse_time
 
 MAX_BODY_BYTES = 256 << 10
 STREAM_CHUNK_BYTES = 1 << 20

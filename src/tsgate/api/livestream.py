@@ -33,11 +33,11 @@ from tsgate.api.auth import token_of
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import chart_request, check_raw_reads, describe_answer, resolve_zone
+from tsgate.core.model import Series
 from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.chart import ChartQuery, ChartResult, chart_body, run_chart
 from tsgate.series.live import LivePoller, Push, Viewer
-from tsgate.series.model import Series
 from tsgate.series.planning import Range
 from tsgate.services import Services
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from tsgate.api.services import services_of
 from tsgate.errors import StorageError
-from tsgate.monitor.sampler import level_number
+from tsgate.ops.monitor import level_number
 from tsgate.services import Services
 
 log = logging.getLogger("tsgate.metrics")

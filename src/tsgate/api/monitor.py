@@ -4,7 +4,7 @@
 last day) and ``max_points`` (default 500) per metric: longer histories are averaged
 into that many equal time buckets, as a chart would want them. Like ``/api/stats`` it is
 an operator's view and is rate limited in the ``admin`` budget.
-``GET /api/monitor/report?day=`` is the daily report of one UTC day (``monitor/report.py``).
+``GET /api/monitor/report?day=`` is the daily report of one UTC day (``ops/report.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from starlette.routing import Route
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter
-from tsgate.monitor.report import daily_report
-from tsgate.monitor.sampler import DAY_MS, METRICS
-from tsgate.upstream.wire import parse_time
+from tsgate.ops.monitor import DAY_MS, METRICS
+from tsgate.ops.report import daily_report
+from tsgate.wire.ace import parse_time
 
 MAX_POINTS = 10_000
 DEFAULT_POINTS = 500

@@ -28,12 +28,12 @@ from tsgate.api import (
     timeseries,
 )
 from tsgate.api.bodies import MAX_DEPTH
+from tsgate.core.frame import FILLS
+from tsgate.core.rollups import AGGREGATES
 from tsgate.jobs.exports import MEDIA_TYPES
 from tsgate.jobs.model import FORMATS, JobState
 from tsgate.series.chart import INTERVALS
-from tsgate.series.frame import FILLS
-from tsgate.series.rollups import AGGREGATES
-from tsgate.upstream.wire import PAGE_SIZES
+from tsgate.wire.ace import PAGE_SIZES
 
 JSON_TYPES = ("application/json", "application/x-msgpack")
 PER_PAGE = (2, 10, 20, 30, 40, 50, 100, 500, 1000, 5000, 10000, 100000)

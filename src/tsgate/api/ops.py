@@ -23,8 +23,8 @@ from tsgate import __version__
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import Forbidden, StorageError, TsgateError, Unauthorized
+from tsgate.ops.stats import RequestGroup
 from tsgate.services import Services
-from tsgate.stats import RequestGroup
 
 CRITICAL = ("database", "objects")
 UPSTREAM_JSON_BYTES_PER_SAMPLE = 150  # what upstream's JSON rows cost (DESIGN §1)

@@ -14,9 +14,9 @@ from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter
 from tsgate.series.access import check_site_name
-from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
-from tsgate.upstream.fieldmask import apply_mask, parse_mask
-from tsgate.upstream.wire import parse_bool, parse_int, parse_per_page
+from tsgate.wire.ace import parse_bool, parse_int, parse_per_page
+from tsgate.wire.fieldmask import HEADER as MASK_HEADER
+from tsgate.wire.fieldmask import apply_mask, parse_mask
 
 MAX_TAGS = 50
 MAX_QUERY_CHARS = 200

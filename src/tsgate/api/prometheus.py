@@ -39,14 +39,14 @@ from tsgate.api.auth import token_of
 from tsgate.api.negotiation import choose_encoding, compressed
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
+from tsgate.core.model import Series
+from tsgate.core.rollups import Buckets, crop
 from tsgate.errors import BadParameter, NotFound, TooLarge, TsgateError, UpstreamUnavailable
 from tsgate.jobs.model import normalise
 from tsgate.promql import engine, labels, wire
 from tsgate.promql.labels import Matcher, SeriesRef
 from tsgate.series.chunkstore import COARSE_LEVELS_MS
-from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
-from tsgate.series.rollups import Buckets, crop
 from tsgate.services import Services
 
 MAX_POINTS_PER_SERIES = 11_000  # Prometheus's own cap on a range query's resolution

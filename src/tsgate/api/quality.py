@@ -1,7 +1,7 @@
 """``GET /api/quality``: which points of a site are missing, stale, gappy or flatlined.
 
 Computed from the hourly rollups (exact at unaligned range edges), never from a raw scan
-of the range; see :mod:`tsgate.series.quality` for what each figure means.
+of the range; see :mod:`tsgate.core.quality` for what each figure means.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from tsgate.api.auth import token_of
 from tsgate.api.limits import check_fetch_budget
 from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
+from tsgate.core.model import MS_PER_DAY
+from tsgate.core.quality import PointProfile, Quality, profile_of, summarise
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.hourly import Judging, assess_points
-from tsgate.series.model import MS_PER_DAY
-from tsgate.series.quality import PointProfile, Quality, profile_of, summarise
-from tsgate.upstream.wire import format_time, parse_range
+from tsgate.wire.ace import format_time, parse_range
 
 MAX_QUALITY_POINTS = 10_000
 MAX_QUALITY_DAYS = 92

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from tsgate.api.negotiation import JSON, MSGPACK, choose_encoding, wants_msgpack
-from tsgate.series.model import Series
-from tsgate.upstream.wire import format_times, format_values
+from tsgate.core.model import Series
+from tsgate.wire.ace import format_times, format_values
 
 BLOCK_ROWS = 20_000
 STREAM_MIN_ROWS = 100_000  # smaller answers are built whole (and get an exact length)

@@ -1,7 +1,7 @@
 """Per-request telemetry as pure ASGI middleware (bodies keep streaming through it).
 
 Each request gets an ``X-Request-ID`` (a sane incoming one is kept; every line logged
-while serving it carries it, see ``tsgate.logs``), one ``tsgate.access`` line when it
+while serving it carries it, see ``tsgate.ops.logs``), one ``tsgate.access`` line when it
 finishes (method, path without query, status, duration, bytes, cache status — never
 headers, queries or tokens), Prometheus metrics, and, under ``/api/``, a row of
 request statistics buffered for the database. STALE answers are made uncacheable here,
@@ -18,9 +18,9 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tsgate.api.metrics import Metrics
-from tsgate.logs import REQUEST_ID
+from tsgate.ops.logs import REQUEST_ID
+from tsgate.ops.stats import RequestStat
 from tsgate.services import Services
-from tsgate.stats import RequestStat
 
 log = logging.getLogger("tsgate.access")
 

@@ -40,11 +40,11 @@ from tsgate.api.negotiation import (
     wants_msgpack,
 )
 from tsgate.api.services import services_of
+from tsgate.core import calendar, rollups, weighted
+from tsgate.core.calendar import UTC
 from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
-from tsgate.series import calendar, rollups, weighted
 from tsgate.series.access import UNKNOWN_SITE
-from tsgate.series.calendar import UTC
 from tsgate.series.chart import (
     INTERVALS,
     ChartQuery,
@@ -61,7 +61,7 @@ from tsgate.series.chart import (
 )
 from tsgate.series.planning import changes_at
 from tsgate.settings import Settings
-from tsgate.upstream.wire import format_time, parse_bool, parse_int, parse_range
+from tsgate.wire.ace import format_time, parse_bool, parse_int, parse_range
 
 MAX_AGGREGATION_ROWS = 500_000
 # the intervals the rollups serve (finer ones would read every raw sample of the range)

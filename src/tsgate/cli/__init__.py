@@ -12,9 +12,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tsgate import __version__, logs
+from tsgate import __version__
 from tsgate.errors import ConfigError
-from tsgate.logs import redact
+from tsgate.ops import logs
+from tsgate.ops.logs import redact
 from tsgate.settings import Settings
 
 MAX_WORKERS = 256

@@ -16,7 +16,7 @@ import msgspec
 from tsgate.clock import wall_clock_ms
 from tsgate.jobs.model import Job
 from tsgate.jobs.store import JobStore
-from tsgate.logs import redact
+from tsgate.ops.logs import redact
 from tsgate.settings import Settings
 from tsgate.wiring import JobAdmin, migrate_database, open_job_admin, open_services
 

@@ -27,8 +27,9 @@ import os
 import signal
 import sys
 
-from tsgate import __version__, logs
-from tsgate.logs import redact
+from tsgate import __version__
+from tsgate.ops import logs
+from tsgate.ops.logs import redact
 from tsgate.settings import ENV_PREFIX, Settings
 
 DEMO_TOKEN = "demo"  # noqa: S105 - the simulator accepts any token; this is no secret
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             create_app(settings),
             settings,
             log_level=level,
-            log_config=None,  # uvicorn's lines go through tsgate.logs like every other
+            log_config=None,  # uvicorn's lines go through tsgate.ops.logs like every other
             access_log=False,  # tsgate.access logs one line per request instead
         )
         uvicorn.Server(config).run()

@@ -19,7 +19,7 @@ from tsgate.api.responses import RESPONSES
 from tsgate.errors import RequestError, TsgateError
 from tsgate.series.verify import VerifyReport, repair, verify
 from tsgate.settings import Settings
-from tsgate.upstream.wire import format_time, parse_range
+from tsgate.wire.ace import format_time, parse_range
 
 if TYPE_CHECKING:
     from tsgate.services import Services

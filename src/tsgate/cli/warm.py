@@ -1,5 +1,5 @@
 """``tsgate warm``: fetch a site's points (or a saved chart's) into the cache for a range,
-with a progress bar on stderr and a JSON report on stdout (see :mod:`tsgate.warm`)."""
+with a progress bar on stderr and a JSON report on stdout (see :mod:`tsgate.ops.warm`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-from tsgate.warm import Unit, WarmReport, plan_units, warm
+from tsgate.ops.warm import Unit, WarmReport, plan_units, warm
 
 if TYPE_CHECKING:
     from tsgate.services import Services
@@ -96,7 +96,7 @@ async def _warm(args: argparse.Namespace, settings: Settings, token: str) -> War
         TimeRemainingColumn,
     )
 
-    from tsgate.upstream.wire import parse_time
+    from tsgate.wire.ace import parse_time
     from tsgate.wiring import open_services
 
     async with open_services(settings) as services:

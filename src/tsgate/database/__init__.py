@@ -37,8 +37,8 @@ from tsgate.database.stats import RequestStats
 from tsgate.database.tables import metadata
 from tsgate.errors import ConfigError
 from tsgate.files.model import StoredFile
-from tsgate.monitor.rules import AlertEvent
-from tsgate.stats import RequestStat
+from tsgate.ops.rules import AlertEvent
+from tsgate.ops.stats import RequestStat
 
 __all__ = [
     "AlertEvent",

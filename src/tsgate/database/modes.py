@@ -1,4 +1,4 @@
-"""The sampling mode each point's reporting pattern shows (``series.kinds.observed_mode``),
+"""The sampling mode each point's reporting pattern shows (``core.kinds.observed_mode``),
 kept per (site, point) as chunks are written, for points no tag describes."""
 
 from __future__ import annotations

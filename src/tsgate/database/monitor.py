@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from tsgate.database.engine import SqlEngine
 from tsgate.database.tables import alert_events, jobs, monitor_samples, request_stats
-from tsgate.monitor.rules import AlertEvent
+from tsgate.ops.rules import AlertEvent
 
 SERVER_ERROR = 500
 

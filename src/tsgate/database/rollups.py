@@ -2,7 +2,7 @@
 
 One blob per series-month reads 50 points × 1 year of hourly rollups in ~26 ms where
 one SQL row per bucket took 0.5–0.8 s (DESIGN §7). The blob layout belongs to
-``series.rollups``; here it is bytes in, bytes out.
+``core.rollups``; here it is bytes in, bytes out.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import request_stats
-from tsgate.stats import RequestGroup, RequestStat
+from tsgate.ops.stats import RequestGroup, RequestStat
 
 _WRITE_BATCH = 1_000
 
@@ -28,7 +28,7 @@ def _row(r: RequestStat) -> dict[str, Any]:
 
 
 class RequestStats:
-    """The request statistics table (``tsgate.stats.StatsTable``)."""
+    """The request statistics table (``tsgate.ops.stats.StatsTable``)."""
 
     def __init__(self, sql: SqlEngine) -> None:
         self._sql = sql

@@ -23,8 +23,8 @@ from typing import IO, Any, Protocol
 import msgspec
 import numpy as np
 
+from tsgate.core.model import Series
 from tsgate.errors import MissingDependency
-from tsgate.series.model import Series
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",

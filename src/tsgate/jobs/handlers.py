@@ -12,12 +12,12 @@ from typing import Any
 import msgspec
 
 from tsgate.clock import format_utc
+from tsgate.core.model import Series
 from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
 from tsgate.jobs.model import JobRequest, slices
 from tsgate.jobs.runner import Handler, JobContext, JobResult
 from tsgate.series.chart import ChartQuery, chart_body, describe_series, run_chart
-from tsgate.series.model import Series
 from tsgate.series.reader import ReadStats
 
 SPOOL_BYTES = 16 << 20  # exports up to this size stay in memory

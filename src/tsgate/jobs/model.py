@@ -22,9 +22,9 @@ from enum import StrEnum
 from typing import Any
 
 from tsgate import backoff
+from tsgate.core.extents import next_month
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, RequestError, StorageError, UpstreamError
-from tsgate.series.extents import next_month
-from tsgate.series.model import MS_PER_DAY
 
 
 class JobKind(StrEnum):

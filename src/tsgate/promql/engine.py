@@ -26,11 +26,11 @@ from typing import Any, Protocol
 import numpy as np
 import promql_parser as pp
 
+from tsgate.core.model import Series, TimeArray, ValueArray
+from tsgate.core.rollups import Buckets
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.promql import windows
 from tsgate.promql.labels import NAME, Labels, Matcher, SeriesRef, freeze
-from tsgate.series.model import Series, TimeArray, ValueArray
-from tsgate.series.rollups import Buckets
 
 RAW_SAMPLE_MS = 300_000  # for estimates: points report about every 5 minutes
 OVER_TIME = {f"{f}_over_time": f for f in windows.FUNCTIONS}

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from tsgate.series import rollups
-from tsgate.series.model import Series, TimeArray, ValueArray
+from tsgate.core import rollups
+from tsgate.core.model import Series, TimeArray, ValueArray
 
 FUNCTIONS = ("avg", "min", "max", "sum", "count", "last", "stddev", "stdvar")
 

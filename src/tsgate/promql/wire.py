@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from tsgate.core.model import TimeArray, ValueArray
 from tsgate.promql.engine import Matrix, Scalar, String, Value, Vector
-from tsgate.series.model import TimeArray, ValueArray
 
 
 def format_value(v: float) -> str:

@@ -1,1 +1,2 @@
-"""Series: the pure core (model, extents, codec, rollups, downsample) and the read policy."""
+"""The read policy over the pure core (``tsgate.core``): access, the chunk index and
+store, planning, fetching, re-checks and chart queries."""

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tsgate.clock import wall_clock_ms
+from tsgate.core.kinds import PointKinds
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import AccessCheck
-from tsgate.series.kinds import PointKinds
 from tsgate.upstream.base import Upstream
 
 log = logging.getLogger(__name__)

@@ -20,17 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from tsgate.core import calendar, grids, rollups, weighted
+from tsgate.core.calendar import UTC
+from tsgate.core.downsample import choose_level, m4_from_buckets, minmax_lttb
+from tsgate.core.grids import Grid
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.core.quality import bucket_gaps, sample_gaps
 from tsgate.errors import BadParameter
-from tsgate.series import calendar, grids, periods, rollups, weighted
-from tsgate.series.calendar import UTC
+from tsgate.series import periods
 from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
-from tsgate.series.downsample import choose_level, m4_from_buckets, minmax_lttb
-from tsgate.series.grids import Grid
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.series.planning import PreparedRead
-from tsgate.series.quality import bucket_gaps, sample_gaps
 from tsgate.series.reader import ReadStats, SeriesReader
-from tsgate.upstream.wire import format_time, parse_time
+from tsgate.wire.ace import format_time, parse_time
 
 INTERVALS_MS = {
     "5min": 5 * MS_PER_MINUTE,

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tsgate.series import extents, offload, periods, rollups
-from tsgate.series.codec import CodecError, decode_series, encode_series
+from tsgate.core import extents, rollups
+from tsgate.core.codec import CodecError, decode_series, encode_series
+from tsgate.core.kinds import observed_mode
+from tsgate.core.model import MS_PER_DAY, Series, concat
+from tsgate.series import offload, periods
 from tsgate.series.index import FINAL, PROVISIONAL, RAW, ChunkIndex, ChunkRow, Range
-from tsgate.series.kinds import observed_mode
 from tsgate.series.memory import LRU, series_bytes
-from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.series.periods import Profile, Target
 from tsgate.series.rollupcache import COARSE_LEVELS_MS, LEVELS_MS, Period, RollupBlobs, RollupCache
 

@@ -6,9 +6,9 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from tsgate.series import extents
+from tsgate.core import extents
+from tsgate.core.model import Series, concat
 from tsgate.series.chunkstore import Fetched
-from tsgate.series.model import Series, concat
 from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range
 from tsgate.upstream.base import Upstream
 

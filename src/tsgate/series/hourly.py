@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from tsgate.series import rollups
+from tsgate.core import rollups
+from tsgate.core.model import MS_PER_HOUR
+from tsgate.core.quality import HourFrame, PointProfile, Quality, assess_frame
 from tsgate.series.memory import LRU
-from tsgate.series.model import MS_PER_HOUR
-from tsgate.series.quality import HourFrame, PointProfile, Quality, assess_frame
 from tsgate.series.reader import ReadStats, SeriesReader
 
 # cells (points x hours) of one frame: a request over many points and days is assessed

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tsgate.clock import wall_clock_ms
+from tsgate.core.model import Series
 from tsgate.series.chunkstore import ChunkStore
-from tsgate.series.model import Series
 from tsgate.series.rollupcache import Period
 
 # the year 10000: "no end given" (well inside int64 and the month arithmetic)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tsgate.core.model import Series, TimeArray
 from tsgate.errors import (
     Forbidden,
     NotFound,
@@ -37,7 +38,6 @@ from tsgate.errors import (
     UpstreamBadAnswer,
     UpstreamError,
 )
-from tsgate.series.model import Series, TimeArray
 from tsgate.series.reader import ReadStats, SeriesReader
 
 log = logging.getLogger("tsgate.live")

@@ -6,8 +6,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-from tsgate.series import rollups
-from tsgate.series.model import Series
+from tsgate.core import rollups
+from tsgate.core.model import Series
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

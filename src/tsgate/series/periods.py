@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsgate.series import extents
+from tsgate.core import extents
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, TimeArray
 from tsgate.series.index import FINAL, OPEN, PROVISIONAL, ChunkRow, Range
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, TimeArray
 
 DEFAULT_CADENCE_MS = 5 * MS_PER_MINUTE
 # re-checks of a provisional period, after its end

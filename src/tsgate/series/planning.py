@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from tsgate.series import extents
+from tsgate.core import extents
+from tsgate.core.model import MS_PER_DAY, MS_PER_MINUTE
 from tsgate.series.index import PROVISIONAL, ChunkRow, Range
-from tsgate.series.model import MS_PER_DAY, MS_PER_MINUTE
 from tsgate.series.periods import DEFAULT_RECHECKS_MS
 
 __all__ = [

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tsgate.clock import wall_clock_ms
+from tsgate.core.model import Series
 from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
-from tsgate.series.model import Series
 from tsgate.series.planning import (
     PREPARED_FOR_MS,
     CachePolicy,
@@ -47,7 +47,7 @@ from tsgate.upstream.base import Upstream
 
 if TYPE_CHECKING:
     from tsgate.cache.base import Cache
-    from tsgate.series.rollups import Buckets
+    from tsgate.core.rollups import Buckets
 
 log = logging.getLogger("tsgate.reader")
 

@@ -14,9 +14,9 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import TsgateError
 from tsgate.series.index import PROVISIONAL, ChunkRow, Range
-from tsgate.series.model import MS_PER_DAY
 from tsgate.series.periods import hole_spans
 from tsgate.series.reader import SeriesReader
 from tsgate.upstream import metering

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tsgate.series import extents, offload, rollups
-from tsgate.series.codec import CodecError
+from tsgate.core import extents, rollups
+from tsgate.core.codec import CodecError
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.series import offload
 from tsgate.series.memory import LRU, buckets_bytes
-from tsgate.series.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 
 # every stored level; 15-minute buckets serve the local days of zones whose offset is not
 # whole hours (Asia/Kolkata +5:30, Asia/Kathmandu +5:45), which no hourly bucket tiles
@@ -53,7 +54,7 @@ class RollupRow:
 
 class RollupBlobs(Protocol):
     """The rollup blobs' store (``tsgate.database.rollups`` implements it in SQL); a
-    blob is bytes in, bytes out, its layout is ``series.rollups``'."""
+    blob is bytes in, bytes out, its layout is ``core.rollups``'."""
 
     async def put(self, rows: Sequence[RollupRow]) -> None:
         """Insert or replace ``rows`` (by site, point, level, month) in one transaction."""

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from tsgate.core.model import Series, concat
 from tsgate.series.index import Range
-from tsgate.series.model import Series, concat
 
 SLOT_MS = 300_000  # the sweep slot of a row is its time floored to this
 

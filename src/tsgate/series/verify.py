@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsgate.series import extents
+from tsgate.core import extents
+from tsgate.core.codec import CodecError, decode_series
+from tsgate.core.model import MS_PER_DAY, Series, concat
 from tsgate.series.chunkstore import ChunkStore, checksum_of
-from tsgate.series.codec import CodecError, decode_series
 from tsgate.series.invalidation import invalidate
-from tsgate.series.model import MS_PER_DAY, Series, concat
 from tsgate.series.reader import ReadStats, SeriesReader
 from tsgate.upstream.base import Upstream
 

@@ -13,9 +13,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tsgate.core.calendar import UTC, zone
 from tsgate.errors import ConfigError
 from tsgate.series.access import AccessCheck
-from tsgate.series.calendar import UTC, zone
 from tsgate.upstream.base import Upstream
 
 _MAX_SITES = 100_000

@@ -42,7 +42,7 @@ from tsgate.upstream.base import Forwarded, Page, SitePage, upstream_error
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
-from tsgate.upstream.wire import PageBody, SamplesBody, format_time, samples_to_series
+from tsgate.wire.ace import PageBody, SamplesBody, format_time, samples_to_series
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -22,7 +22,7 @@ import numpy as np
 
 from tsgate.upstream import campus
 from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
-from tsgate.upstream.wire import format_time
+from tsgate.wire.ace import format_time
 
 CLIENT = "demo_health"
 CLIENT_NICE = "Demo Health System"

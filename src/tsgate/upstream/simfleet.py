@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from tsgate.upstream.fleet import CLIENT, Gateway
 from tsgate.upstream.simhttp import Reply, bool_param, file_response, required_param
-from tsgate.upstream.wire import parse_range
+from tsgate.wire.ace import parse_range
 
 if TYPE_CHECKING:
     from tsgate.upstream.simulator import Simulator

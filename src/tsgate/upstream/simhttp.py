@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from tsgate.errors import BadParameter
-from tsgate.upstream.wire import parse_bool
+from tsgate.wire.ace import parse_bool
 
 INVALID = "Input payload validation failed"
 

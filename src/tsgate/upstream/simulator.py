@@ -34,8 +34,6 @@ from tsgate.clock import wall_clock_ms
 from tsgate.errors import BadParameter
 from tsgate.upstream import campus
 from tsgate.upstream.campus import SWEEP_MS, LatePoint, Outage, SimPoint, SimSite, Visibility
-from tsgate.upstream.fieldmask import HEADER as MASK_HEADER
-from tsgate.upstream.fieldmask import apply_mask, parse_mask
 from tsgate.upstream.fleet import Fleet
 from tsgate.upstream.simfleet import FleetEndpoints
 from tsgate.upstream.simhttp import (
@@ -47,7 +45,7 @@ from tsgate.upstream.simhttp import (
     no_route,
     redirect_308,
 )
-from tsgate.upstream.wire import (
+from tsgate.wire.ace import (
     PER_PAGE,
     Cursor,
     decode_cursor,
@@ -57,6 +55,8 @@ from tsgate.upstream.wire import (
     parse_range,
     parse_time,
 )
+from tsgate.wire.fieldmask import HEADER as MASK_HEADER
+from tsgate.wire.fieldmask import apply_mask, parse_mask
 
 MAX_SITE_TIMESERIES_MS = 7 * 86_400_000  # the unpaginated site read refuses longer ranges
 REDIRECT_MODES = ("none", "flask")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsgate.series.model import Series, TimeArray, ValueArray
+from tsgate.core.model import Series, TimeArray, ValueArray
 
 FILLS = ("none", "previous", "linear")
 

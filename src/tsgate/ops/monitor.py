@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tsgate.alerts import Alerts
-from tsgate.monitor.rules import (
+from tsgate.ops.alerts import Alerts
+from tsgate.ops.rules import (
     CRITICAL,
     LEVELS,
     OK,

@@ -9,7 +9,7 @@ import logging
 from collections import deque
 
 from tsgate.errors import StorageError
-from tsgate.stats import RequestStat, StatsTable
+from tsgate.ops.stats import RequestStat, StatsTable
 
 log = logging.getLogger("tsgate.stats")
 

@@ -2,7 +2,7 @@
 
 A grid says where buckets start: every ``width_ms`` from ``origin_ms`` (the epoch, or a
 Monday for ISO weeks), or at explicit starts (local days, weeks and months of uneven
-length, from :mod:`tsgate.series.calendar`). The answer to ``[start, end)`` counts exactly
+length, from :mod:`tsgate.core.calendar`). The answer to ``[start, end)`` counts exactly
 the samples in it: the whole stored rollup buckets inside come from the rollups, the
 partial ones at unaligned edges from the raw samples of the edge spans
 (:func:`split_edges`, :func:`compose`), and a clipped first bucket is stamped at the range
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsgate.series.model import Series, TimeArray
-from tsgate.series.rollups import (
+from tsgate.core.model import Series, TimeArray
+from tsgate.core.rollups import (
     DEFAULT_GAP_MS,
     Buckets,
     bucketize,

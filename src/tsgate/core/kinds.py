@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from tsgate.core.model import TimeArray, ValueArray
 from tsgate.errors import ConfigError
-from tsgate.series.model import TimeArray, ValueArray
 
 KINDS = ("analog", "binary", "multistate")
 MODES = ("sampled", "cov")

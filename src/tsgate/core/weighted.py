@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tsgate.series.model import MS_PER_HOUR, TimeArray, ValueArray
-from tsgate.series.rollups import Buckets
+from tsgate.core.model import MS_PER_HOUR, TimeArray, ValueArray
+from tsgate.core.rollups import Buckets
 
 TIME_WEIGHTED = frozenset({"twavg", "duty", "runhours", "starts"})
 TIMEIN = "timein:"

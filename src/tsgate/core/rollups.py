@@ -10,7 +10,7 @@ sample arrays; nothing loops over samples in Python.
 
 Buckets may also begin at explicit starts (:func:`bucketize_at`, :func:`regroup_at`):
 local days of 23 or 25 hours. The exact buckets of a range whose edges are not on the
-grid are built in :mod:`tsgate.series.grids`.
+grid are built in :mod:`tsgate.core.grids`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tsgate.series.codec import CodecError, pack_columns, unpack_columns
-from tsgate.series.model import Series, TimeArray, ValueArray
+from tsgate.core.codec import CodecError, pack_columns, unpack_columns
+from tsgate.core.model import Series, TimeArray, ValueArray
 
 CountArray = npt.NDArray[np.int64]
 
@@ -413,7 +413,7 @@ _AGGREGATES: dict[str, Callable[[Buckets], ValueArray]] = {
     "first": lambda b: b.first,
     "last": lambda b: b.last,
 }
-# time-weighted aggregates need the bucket ends too: see tsgate.series.weighted
+# time-weighted aggregates need the bucket ends too: see tsgate.core.weighted
 AGGREGATES = frozenset(_AGGREGATES) | {"twavg", "duty", "runhours", "starts"}
 
 
@@ -426,7 +426,7 @@ def values(b: Buckets, agg: str) -> ValueArray:
 
 
 def pack(b: Buckets) -> bytes:
-    """A bucket set as one blob (see :func:`tsgate.series.codec.pack_columns`)."""
+    """A bucket set as one blob (see :func:`tsgate.core.codec.pack_columns`)."""
     columns = {f: getattr(b, f) for f in ARRAY_FIELDS}
     return pack_columns(
         {

@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from tsgate.series.model import Series
+from tsgate.core.model import Series
 
 SERIES_MAGIC = b"TSGC"
 COLUMNS_MAGIC = b"TSGK"

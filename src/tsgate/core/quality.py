@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tsgate.series.kinds import MODES, PointKinds
-from tsgate.series.model import MS_PER_HOUR, MS_PER_MINUTE, Series
-from tsgate.series.rollups import Buckets, drop_nan
+from tsgate.core.kinds import MODES, PointKinds
+from tsgate.core.model import MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.core.rollups import Buckets, drop_nan
 
 DEFAULT_CADENCE_S = 300  # when the catalog has no collect_interval for a point
 _LOW_TAGS = ("minVal", "min_val", "min")  # Project Haystack names first

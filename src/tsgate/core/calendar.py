@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from tsgate.series.model import TimeArray
+from tsgate.core.model import TimeArray
 
 UNITS = ("1d", "7d", "1mo")
 UTC = "UTC"

@@ -14,8 +14,8 @@ import numpy as np
 import numpy.typing as npt
 from tsdownsample import MinMaxLTTBDownsampler
 
-from tsgate.series.model import Series
-from tsgate.series.rollups import Buckets, drop_nan
+from tsgate.core.model import Series
+from tsgate.core.rollups import Buckets, drop_nan
 
 # first, last, global min, global max
 MIN_POINTS = 4

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from tsgate.series.model import MS_PER_DAY
+from tsgate.core.model import MS_PER_DAY
 
 Range = tuple[int, int]
 

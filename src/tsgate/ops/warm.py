@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tsgate.core import extents
+from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import Forbidden, NotFound, TsgateError
-from tsgate.series import extents
 from tsgate.series.chart import saved_range
-from tsgate.series.model import MS_PER_DAY
 from tsgate.series.reader import ReadStats, SeriesReader
 
 log = logging.getLogger("tsgate.warm")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tsgate.monitor.rules import OK, AlertEvent
 from tsgate.object_store.base import ObjectStore
+from tsgate.ops.rules import OK, AlertEvent
 
 log = logging.getLogger("tsgate.monitor")
 DAY_MS = 86_400_000

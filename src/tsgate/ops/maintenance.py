@@ -1,7 +1,7 @@
 """Housekeeping: re-check provisional data, trim old request statistics, delete jobs past
 their retention with their result objects, expire unused saved charts (and delete their
 attachments), keep the recently used ones cached, measure the stores, raise size alerts,
-sample the monitoring history (with its alert rules, ``tsgate.monitor``) and write the
+sample the monitoring history (with its alert rules, ``tsgate.ops.monitor``) and write the
 daily report of each finished day.
 
 :meth:`Maintenance.run` is one pass (``tsgate cleanup`` runs it once); inside the server a
@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from tsgate.alerts import Alerts
 from tsgate.clock import wall_clock_ms
 from tsgate.errors import TsgateError
-from tsgate.monitor.sampler import Sample, StoreSizes
+from tsgate.ops.alerts import Alerts
+from tsgate.ops.monitor import Sample, StoreSizes
 from tsgate.series.recheck import RecheckReport
 from tsgate.settings import Settings
 
