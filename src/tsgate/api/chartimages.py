@@ -29,7 +29,7 @@ from starlette.routing import Route
 from tsgate.api import plotting, responses
 from tsgate.api.auth import token_of
 from tsgate.api.charts import own_chart
-from tsgate.api.limits import check_range
+from tsgate.api.limits import check_fetch_budget, check_range
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import point_objects, resolve_zone
 from tsgate.core.model import MS_PER_DAY
@@ -113,20 +113,16 @@ def _check_size(request: Request, q: ChartQuery) -> None:
 
 async def _check_inline(request: Request, q: ChartQuery, token: str) -> None:
     """An image is drawn inline or not at all: a range too cold to fetch inline is 413."""
-    services = services_of(request)
-    budget = services.settings.inline_fetch_samples
-    if budget <= 0:
-        return
-    missing = await services.reader.missing_samples(
-        q.site, q.points, q.start_ms, q.end_ms, token=token
+    await check_fetch_budget(
+        services_of(request),
+        q.site,
+        q.points,
+        q.start_ms,
+        q.end_ms,
+        token,
+        hint="open the chart on the page (a job fetches them) or warm it (tsgate warm "
+        "--chart), then ask again",
     )
-    if missing > budget:
-        raise TooLarge(
-            "inline_fetch_samples",
-            f"about {missing:,} samples must first be fetched from upstream; at most {budget:,} "
-            "inline — open the chart on the page (a job fetches them) or warm it (tsgate warm "
-            "--chart), then ask again",
-        )
 
 
 async def _lines(

@@ -84,26 +84,41 @@ def check_drop_in_samples(settings: Settings, points: int, start_ms: int, end_ms
         )
 
 
+# what a refused drop-in read can do instead (other readers that cannot become a job say
+# their own)
+FETCH_BUDGET_HINT = "ask for a shorter range, or submit a job (POST /api/jobs)"
+
+
 async def check_fetch_budget(
-    services: Services, site: str, names: Sequence[str], start_ms: int, end_ms: int, token: str
+    services: Services,
+    site: str,
+    names: Sequence[str],
+    start_ms: int,
+    end_ms: int,
+    token: str,
+    *,
+    hint: str = FETCH_BUDGET_HINT,
 ) -> None:
-    """The chart API's inline fetch budget (``inline_fetch_samples``) for a drop-in read,
-    which cannot become a job: too much to fetch from upstream now is a 413."""
+    """The chart API's inline fetch budget (``inline_fetch_samples``) for a read that
+    cannot become a job (a drop-in page, quality, an image, a live stream): too much to
+    fetch from upstream now is a 413 saying ``hint``."""
     budget = services.settings.inline_fetch_samples
     if budget <= 0:
         return
     missing = await services.reader.missing_samples(site, names, start_ms, end_ms, token=token)
-    refuse_over_fetch_budget(services.settings, missing)
+    refuse_over_fetch_budget(services.settings, missing, hint=hint)
 
 
-def refuse_over_fetch_budget(settings: Settings, missing: int) -> None:
+def refuse_over_fetch_budget(
+    settings: Settings, missing: int, *, hint: str = FETCH_BUDGET_HINT
+) -> None:
     """A 413 when ``missing`` samples to fetch now exceed ``inline_fetch_samples``."""
     budget = settings.inline_fetch_samples
     if budget > 0 and missing > budget:
         raise TooLarge(
             "inline_fetch_samples",
             f"about {missing:,} samples must first be fetched from upstream; at most "
-            f"{budget:,} inline — ask for a shorter range, or submit a job (POST /api/jobs)",
+            f"{budget:,} inline — {hint}",
         )
 
 

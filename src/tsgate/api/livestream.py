@@ -30,11 +30,12 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tsgate.api.auth import token_of
+from tsgate.api.limits import check_fetch_budget
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
 from tsgate.api.timeseries import chart_request, check_raw_reads, describe_answer, resolve_zone
 from tsgate.core.model import Series
-from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
+from tsgate.errors import BadParameter, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.chart import ChartQuery, ChartResult, chart_body, run_chart
 from tsgate.series.live import LivePoller, Push, Viewer
@@ -126,19 +127,15 @@ async def _fresh_catalog(services: Services, site: str, token: str) -> None:
 
 async def _check_inline(services: Services, q: ChartQuery, token: str) -> None:
     """A stream does not become a job: a cold range too big to fetch inline is a 413."""
-    budget = services.settings.inline_fetch_samples
-    if budget <= 0:
-        return
-    missing = await services.reader.missing_samples(
-        q.site, q.points, q.start_ms, q.end_ms, token=token
+    await check_fetch_budget(
+        services,
+        q.site,
+        q.points,
+        q.start_ms,
+        q.end_ms,
+        token,
+        hint="load the range first (GET /api/timeseries gives a job), or stream a shorter one",
     )
-    if missing > budget:
-        raise TooLarge(
-            "inline_fetch_samples",
-            f"about {missing:,} samples must first be fetched from upstream; at most "
-            f"{budget:,} inline — load the range first (GET /api/timeseries gives a job), "
-            "or stream a shorter one",
-        )
 
 
 def _closed(services: Services, q: ChartQuery) -> bool:
