@@ -31,7 +31,7 @@ from tsgate.api.auth import token_of
 from tsgate.api.charts import own_chart
 from tsgate.api.limits import check_fetch_budget, check_range
 from tsgate.api.services import services_of
-from tsgate.api.timeseries import point_objects, resolve_zone
+from tsgate.api.timeseries import resolve_zone
 from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, RateLimited, TooLarge
 from tsgate.series.chart import (
@@ -129,7 +129,7 @@ async def _lines(
     request: Request, config: dict[str, Any], q: ChartQuery, result: ChartResult, token: str
 ) -> list[plotting.Line]:
     services = services_of(request)
-    objects = await point_objects(request, q.site, q.points, token)
+    objects = await services.catalog.stored_objects(q.site, q.points, token)
     saved_units = config.get("units")
     units: dict[str, Any] = saved_units if isinstance(saved_units, dict) else {}
     labels = _labels(list(q.points))

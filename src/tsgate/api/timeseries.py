@@ -332,19 +332,6 @@ async def describe_answer(
     describe_series(body, await _kinds(request, q, token, access_checked=access_checked))
 
 
-async def point_objects(
-    request: Request, site: str, points: tuple[str, ...], token: str
-) -> dict[str, dict[str, Any]]:
-    """The site catalog's objects of ``points`` (refreshed when due; as stored when
-    upstream is down, the series being read already)."""
-    services = services_of(request)
-    try:
-        await services.catalog.fresh(site, token)
-    except (UpstreamError, UpstreamBadAnswer) as exc:
-        log.warning("point catalog of %s not refreshed: %s", site, exc)
-    return await services.points.objects(site, points)
-
-
 # headers that describe the answer itself, not how this request got it
 _KEPT_HEADERS = {"etag", "cache-control", "x-data-samples", "content-encoding", "vary"}
 

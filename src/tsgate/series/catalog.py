@@ -99,6 +99,19 @@ class PointCatalog:
         await self.points.replace_site(site, points, now)
         return "ORIGIN"
 
+    async def stored_objects(
+        self, site: str, names: Sequence[str], token: str, *, access_checked: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """The catalog's objects of ``names`` (unknown names left out), the catalog
+        refreshed when due; as stored while upstream fails, the series being read already
+        (maybe stale) rather than the answer failing. ``access_checked``: the caller
+        checked the token on the site already."""
+        try:
+            await self.fresh(site, token, access_checked=access_checked)
+        except (UpstreamError, UpstreamBadAnswer) as exc:
+            log.warning("point catalog of %s not refreshed: %s", site, exc)
+        return await self.points.objects(site, names)
+
     async def describe(
         self,
         site: str,
@@ -110,13 +123,7 @@ class PointCatalog:
     ) -> dict[str, tuple[str, str]]:
         """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
         ``access_checked``: the caller checked the token on the site already."""
-        try:
-            await self.fresh(site, token, access_checked=access_checked)
-        except (UpstreamError, UpstreamBadAnswer) as exc:
-            # the series may be served stale (upstream being down): describe them from
-            # the catalog as stored rather than fail the answer
-            log.warning("point catalog of %s not refreshed: %s", site, exc)
-        objects = await self.points.objects(site, names)
+        objects = await self.stored_objects(site, names, token, access_checked=access_checked)
         observed = await self.modes.get(site, names)
         return {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
 
