@@ -53,7 +53,7 @@ lint: $(STAMP) jstools ## ruff (lint + format check), the import contracts, vult
 	$(VENV)/bin/vulture
 	node_modules/.bin/eslint
 
-types: $(STAMP) ## mypy --strict on src/
+types: $(STAMP) ## mypy --strict on src/ and benchmarks/
 	$(VENV)/bin/mypy
 
 check: lint types test ## What CI runs: lint, types, and every test with branch coverage

@@ -45,7 +45,11 @@ async def run_promql(bench: Bench, report: Report) -> None:
     chart = chart_params(names, start_ms, end_ms, interval="1h", agg="avg", layout="columnar")
     (await ask(bench, chart)).fetched.check("warming chart")  # fetched once, by either API
     url = bench.gateway_url + "/prometheus/api/v1/query_range"
-    window = {"start": (start_ms + HOUR_MS) // 1000, "end": end_ms // 1000, "step": 3600}
+    window: dict[str, str | int] = {
+        "start": (start_ms + HOUR_MS) // 1000,
+        "end": end_ms // 1000,
+        "step": 3600,
+    }
     # the first selector loads the site's catalog into the process: not part of a query
     warm_up = {**window, "query": f"count(last_over_time({selector(names)}[1h]))"}
     (await fetch(bench.http, url, params=warm_up, headers=PROM_HEADERS, timeout_s=600)).check(
