@@ -129,7 +129,11 @@ async def _lines(
     request: Request, config: dict[str, Any], q: ChartQuery, result: ChartResult, token: str
 ) -> list[plotting.Line]:
     services = services_of(request)
-    objects = await services.catalog.stored_objects(q.site, q.points, token)
+    # described as the chart API describes them: a point whose reporting pattern shows
+    # change of value is drawn as steps here as on the page
+    objects, described = await services.catalog.described_objects(
+        q.site, q.points, token, services.kinds
+    )
     saved_units = config.get("units")
     units: dict[str, Any] = saved_units if isinstance(saved_units, dict) else {}
     labels = _labels(list(q.points))
@@ -137,7 +141,7 @@ async def _lines(
     drawn = [(s, False) for s in result.series] + [(s, True) for s in result.compared]
     for s, earlier in drawn:
         obj = objects.get(s.name, {"name": s.name})
-        kind, mode = services.kinds.describe(obj)
+        kind, mode = described[s.name]
         unit = str(units.get(s.name) or (obj.get("kv_tags") or {}).get("unit") or "")
         label = labels[q.points.index(s.name)] + (" (last week)" if earlier else "")
         state = kind in ("binary", "multistate")

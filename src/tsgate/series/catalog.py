@@ -123,9 +123,27 @@ class PointCatalog:
     ) -> dict[str, tuple[str, str]]:
         """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
         ``access_checked``: the caller checked the token on the site already."""
+        _, described = await self.described_objects(
+            site, names, token, kinds, access_checked=access_checked
+        )
+        return described
+
+    async def described_objects(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        access_checked: bool = False,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str]]]:
+        """The catalog's objects of ``names`` (as :meth:`stored_objects`) and each point's
+        ``(kind, mode)`` (as :meth:`describe`: the mode its reporting pattern showed
+        counts), from one refresh of the catalog."""
         objects = await self.stored_objects(site, names, token, access_checked=access_checked)
         observed = await self.modes.get(site, names)
-        return {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
+        described = {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
+        return objects, described
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
