@@ -219,8 +219,9 @@ async def timeseries(request: Request) -> Response:
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
     check_raw_reads(request, q)
-    if weighted.timein_state(q.agg) is not None:
-        await _check_states(request, q, token)
+    timein = weighted.timein_state(q.agg) is not None
+    # the prepared read checks the token on the site (per point on the unknown site)
+    checked = q.site != UNKNOWN_SITE
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -234,12 +235,19 @@ async def timeseries(request: Request) -> Response:
         hit = None  # its samples may have changed since (the clock may not be the cache's)
     if hit is not None:
         await _regrant(request, q, token)
+        if timein:
+            await _check_states(request, q, token, access_checked=checked)
         _keep_fast(request, parsed, key, hit)
         return _from_cache(request, hit, started)
-    # the read is prepared once (access, index rows, plan): the inline budget is checked
-    # on it, the chart reads through it
-    prepared = await services.reader.prepare(q.site, q.points, q.start_ms, q.end_ms, token=token)
-    queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_samples)
+    # the read is prepared once (access, index rows, plan; a comparison's earlier span
+    # with it): the states and the inline budget are checked on it, the chart reads
+    # through it
+    prepared = await services.reader.prepare(
+        q.site, q.points, q.start_ms, q.end_ms, token=token, earlier_ms=q.compare_ms
+    )
+    if timein:
+        await _check_states(request, q, token, access_checked=checked)
+    queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_with_earlier)
     if queued is not None:
         return queued
     result = await run_chart(
@@ -248,13 +256,12 @@ async def timeseries(request: Request) -> Response:
         token=token,
         prepared=prepared,
         describe=lambda site, names: services.catalog.describe(
-            site, names, token, services.kinds, access_checked=q.site != UNKNOWN_SITE
+            site, names, token, services.kinds, access_checked=checked
         ),
     )
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
-    # the prepared read checked the token on the site (per point on the unknown site)
-    await describe_answer(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
+    await describe_answer(request, q, body_obj, token, access_checked=checked)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -307,10 +314,14 @@ async def _kinds(
     )
 
 
-async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
+async def _check_states(
+    request: Request, q: ChartQuery, token: str, *, access_checked: bool = False
+) -> None:
     """``timein:<state>`` asks how long a point held a state: binary and multi-state
-    points only (a 400 names the first analog one)."""
-    for name, (kind, _) in (await _kinds(request, q, token)).items():
+    points only (a 400 names the first analog one). ``access_checked``: the request
+    checked the token on the site already (its prepared read)."""
+    kinds = await _kinds(request, q, token, access_checked=access_checked)
+    for name, (kind, _) in kinds.items():
         if kind == "analog":
             raise BadParameter(
                 "agg",
@@ -401,18 +412,12 @@ def _headers(
 async def _too_large_for_inline(
     request: Request, q: ChartQuery, layout: str, token: str, missing: int
 ) -> Response | None:
-    """A query whose cold part (``missing`` samples, plus its comparison's) is too big to
-    fetch inline becomes a job: 202 + Location, or 413 with suggestions when the client
-    says it cannot wait (``async=false``)."""
+    """A query whose cold part (``missing`` samples, its comparison's included) is too
+    big to fetch inline becomes a job: 202 + Location, or 413 with suggestions when the
+    client says it cannot wait (``async=false``)."""
     services = services_of(request)
     budget = services.settings.inline_fetch_samples
-    if budget <= 0:
-        return None
-    if q.compare_ms:
-        missing += await services.reader.missing_samples(
-            q.site, q.points, q.start_ms + q.compare_ms, q.end_ms + q.compare_ms, token=token
-        )
-    if missing <= budget:
+    if budget <= 0 or missing <= budget:
         return None
     if not parse_bool("async", request.query_params.get("async"), default=True):
         raise TooLarge(
