@@ -253,11 +253,20 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
         ),
     ),
     timeseries.aggregations: Operation(
-        "Rollup rows (avg, min, max, sum, count, stddev) per hour or day",
+        "Rollup rows (avg, min, max, sum, count, stddev, twavg, duty, starts, the hours "
+        "in each state) per bucket",
         "chart API",
         params=(
             *CHART_QUERY[:4],
-            Param("interval", "query", {"enum": ["1h", "1d"]}),
+            Param("interval", "query", {"enum": list(timeseries.AGGREGATION_INTERVALS)}),
+            CHART_QUERY[7],  # tz
+            Param(
+                "timein",
+                "query",
+                _string(),
+                "states (integers, comma-separated) whose hours each row carries as "
+                "timein:<state>; default every state a binary or multistate point held",
+            ),
             FORMAT,
         ),
         ok=_ok(200, _ref("Aggregations")),
