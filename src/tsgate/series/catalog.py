@@ -145,6 +145,19 @@ class PointCatalog:
         described = {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
         return objects, described
 
+    async def tagged(
+        self, site: str, tag: str, token: str, *, limit: int
+    ) -> builtins.list[dict[str, Any]]:
+        """The site's points carrying the marker tag ``tag`` (at most ``limit``, by name),
+        the catalog refreshed when due; as stored while upstream fails. The token's
+        access to the site is checked first, whatever upstream does."""
+        await self.access.check(site, token)
+        try:
+            await self.fresh(site, token, access_checked=True)
+        except (UpstreamError, UpstreamBadAnswer) as exc:
+            log.warning("point catalog of %s not refreshed: %s", site, exc)
+        return await self.points.search(site, "", [tag], limit)
+
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
     ) -> tuple[dict[str, Any], str]:
