@@ -298,9 +298,11 @@ async def test_points_seen_to_report_on_change_are_steps_in_the_image_as_on_the_
     cov = next(p.name for p in lab.collecting if p.kind == "zone_temp_cov")
     sampled = next(p.name for p in lab.collecting if p.kind == "zone_temp")
     drawn: list[plotting.Line] = []
+    pictures: list[plotting.Picture] = []
 
     async def capture(picture: plotting.Picture, lines: list[plotting.Line], fmt: str) -> bytes:
         drawn.extend(lines)
+        pictures.append(picture)
         return b"<svg/>"
 
     monkeypatch.setattr(chartimages, "draw", capture)
@@ -318,6 +320,20 @@ async def test_points_seen_to_report_on_change_are_steps_in_the_image_as_on_the_
             headers=ALICE,
         )
         assert page.status_code == 200, page.text
+        occupied = await api.get(
+            "/api/occupancy",
+            params={"site": "rhine_lab", "start": format_time(START), "end": format_time(END)},
+            headers=ALICE,
+        )
+        assert occupied.status_code == 200, occupied.text
+    # the site's occupied hours are shaded behind the image as behind the page's chart
+    spans = [tuple(s) for s in occupied.json()["occupied"]]
+    assert len(spans) >= 1 and list(pictures[0].bands) == spans
+    fig = plotting.figure(pictures[0], drawn)
+    shaded = [p for p in fig.axes[0].patches if p.get_label() != plotting.BAND_LABEL]
+    assert len(shaded) == len(spans)
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and plotting.BAND_LABEL in [t.get_text() for t in legend.get_texts()]
     modes = {s["name"]: s["mode"] for s in page.json()["series"]}
     assert modes == {cov: "cov", sampled: "sampled"}
     steps = {line.label: line.step for line in drawn}
