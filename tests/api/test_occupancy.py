@@ -187,6 +187,27 @@ async def test_a_failing_upstream_is_a_problem_not_a_500(env: Env) -> None:
     assert r.headers["content-type"] == "application/problem+json"
 
 
+async def test_stored_spans_are_served_while_upstream_fails_to_serve_samples(env: Env) -> None:
+    """Settled days already stored answer from the cache while upstream fails to serve
+    samples; access is still asked of it once the grant runs out (a revoked token then
+    gets nothing)."""
+    week = {"site": "rhine_lab", "start": "2026-10-05T00:00:00", "end": "2026-10-12T00:00:00"}
+    first = await env.ask(**week)
+    assert first.status_code == 200, first.text
+    env.sim.faults.fail_next["500"] = 10_000
+    again = await env.ask(**week)
+    assert again.status_code == 200, again.text
+    assert again.json()["occupied"] == first.json()["occupied"] != []
+    assert again.headers["X-Cache-Status"] == "HIT"
+    env.now[0] += 301_000  # TSGATE_ACCESS_TTL_S passes: access is asked again
+    renewed = await env.ask(**week)
+    assert renewed.status_code == 200 and renewed.json()["occupied"] == first.json()["occupied"]
+    assert env.sim.tokens is not None
+    del env.sim.tokens["alice"]
+    env.now[0] += 301_000
+    problem(await env.ask(**week), 401)
+
+
 @hsettings(max_examples=200, deadline=None)
 @given(
     st.lists(
