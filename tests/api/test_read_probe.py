@@ -211,3 +211,25 @@ async def test_a_warm_comparison_prepares_both_spans_under_one_check(
     refused = await _get(api, names, token="junk", compare="-7d")
     assert refused.status_code == 401
     assert probe.checks == 1 and probe.index_queries == 0
+
+
+async def test_a_warm_occupancy_read_costs_one_index_query(
+    settings: Settings, probe: Probe
+) -> None:
+    """``/api/occupancy`` of stored days: the schedule points found in the stored
+    catalog, one index query for their read; the token checked on the catalog and on the
+    read (the second from the grant), nothing asked of upstream."""
+    sim = create_simulator(seed=5, tokens={"good": ["rhine_lab"]}, now_ms=lambda: NOW)
+    quiet = dataclasses.replace(settings, maintenance_interval_s=0, monitor_interval_s=0)
+    params = {"site": "rhine_lab", **DAY}
+    headers = {"Authorization": "Bearer good"}
+    async with api_client(quiet, sim, clock_ms=lambda: NOW) as api:
+        cold = await api.get("/api/occupancy", params=params, headers=headers)
+        assert cold.status_code == 200, cold.text
+        before = sim.stats.requests
+        probe.reset()
+        warm = await api.get("/api/occupancy", params=params, headers=headers)
+        assert warm.status_code == 200 and warm.json() == cold.json()
+        assert probe.index_queries == 1
+        assert probe.checks == 2
+        assert sim.stats.requests == before
