@@ -23,6 +23,7 @@ from tsgate.api import (
     livestream,
     metrics,
     monitor,
+    occupancy,
     openapi,
     ops,
     points,
@@ -93,6 +94,7 @@ def create_app(
         *livestream.routes(),
         *timeseries.routes(),
         *quality.routes(),
+        *occupancy.routes(),
         *points.routes(),
         *jobs.routes(),
         *chartimages.routes(),  # before charts: its {chart_id} would take 'id.png'

@@ -24,7 +24,7 @@ from PIL import Image
 
 from tests.asgi import api_client
 from tests.clock import NOW, Clock
-from tsgate.api import plotting
+from tsgate.api import chartimages, plotting
 from tsgate.api.chartimages import chart_query
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
@@ -284,3 +284,61 @@ async def test_a_revoked_token_gets_no_image_even_a_cached_one(env: Env) -> None
     refused = await env.api.get(url, headers=ALICE)
     assert refused.status_code == 401, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_points_seen_to_report_on_change_are_steps_in_the_image_as_on_the_page(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No tag says a building's deadband points report on change of value; once their
+    samples are stored their reporting pattern does, and the image draws them as steps,
+    as the chart API describes them to the page (sampled points stay lines)."""
+    clock = Clock(NOW)
+    sim = create_simulator(seed=1, tokens={"alice": ["rhine_lab"]}, now_ms=clock)
+    lab = sim.site_by_name["rhine_lab"]
+    cov = next(p.name for p in lab.collecting if p.kind == "zone_temp_cov")
+    sampled = next(p.name for p in lab.collecting if p.kind == "zone_temp")
+    drawn: list[plotting.Line] = []
+    pictures: list[plotting.Picture] = []
+
+    async def capture(picture: plotting.Picture, lines: list[plotting.Line], fmt: str) -> bytes:
+        drawn.extend(lines)
+        pictures.append(picture)
+        return b"<svg/>"
+
+    monkeypatch.setattr(chartimages, "draw", capture)
+    rng = {"preset": "custom", "start": format_time(START), "end": format_time(END)}
+    config = {"site": "rhine_lab", "points": [cov, sampled], "view": "line", "range": rng}
+    async with api_client(settings, sim, clock_ms=clock) as api:
+        r = await api.post("/api/charts", json={"name": "lab", "config": config}, headers=ALICE)
+        assert r.status_code == 201, r.text
+        image = await api.get(f"/api/charts/{r.json()['id']}.svg", headers=ALICE)
+        assert image.status_code == 200, image.text
+        params = {"site": "rhine_lab", "points": f"{cov},{sampled}", "max_points": "400"}
+        page = await api.get(
+            "/api/timeseries",
+            params={**params, "start": format_time(START), "end": format_time(END)},
+            headers=ALICE,
+        )
+        assert page.status_code == 200, page.text
+        occupied = await api.get(
+            "/api/occupancy",
+            params={"site": "rhine_lab", "start": format_time(START), "end": format_time(END)},
+            headers=ALICE,
+        )
+        assert occupied.status_code == 200, occupied.text
+    # the site's occupied hours are shaded behind the image as behind the page's chart
+    spans = [tuple(s) for s in occupied.json()["occupied"]]
+    assert len(spans) >= 1 and list(pictures[0].bands) == spans
+    fig = plotting.figure(pictures[0], drawn)
+    shaded = [p for p in fig.axes[0].patches if p.get_label() != plotting.BAND_LABEL]
+    assert len(shaded) == len(spans)
+    legend = fig.axes[0].get_legend()
+    assert legend is not None and plotting.BAND_LABEL in [t.get_text() for t in legend.get_texts()]
+    modes = {s["name"]: s["mode"] for s in page.json()["series"]}
+    assert modes == {cov: "cov", sampled: "sampled"}
+    steps = {line.label: line.step for line in drawn}
+    labels = chartimages._labels([cov, sampled])
+    assert steps == {labels[0]: True, labels[1]: False}
+    # the steps are the simulator's samples, downsampled (M4 keeps each column's first)
+    t_us, _ = sim.truth(cov, START, END)
+    assert drawn[0].t_ms[0] == t_us[0] // 1000

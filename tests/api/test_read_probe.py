@@ -21,6 +21,8 @@ from sqlalchemy.engine import Engine
 
 from tests.asgi import api_client
 from tests.clock import NOW
+from tests.unit.test_weighted import brute
+from tsgate.core.model import Series
 from tsgate.series.access import AccessCheck
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
@@ -145,3 +147,89 @@ async def test_a_refused_token_costs_one_check_and_no_index_query(
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"
     assert probe.checks == 1 and probe.index_queries == 0
+
+
+async def test_a_warm_timein_read_checks_the_token_once(
+    api: httpx.AsyncClient, sim: Simulator, probe: Probe
+) -> None:
+    """``agg=timein:<state>`` checks the points' kinds on the read the request prepared
+    (no catalog lookup of its own asking for access again)."""
+    names = [p.name for p in sim.sites[2].collecting if p.kind.endswith("status")][:2]
+    assert len(names) == 2
+    assert (await _get(api, names)).status_code == 200  # the chunks are stored now
+    probe.reset()
+    r = await _get(api, names, interval="1h", agg="timein:1")
+    assert r.status_code == 200, r.text
+    assert probe.checks == 1
+    assert probe.index_queries <= 1
+    hours = [(b, b + 3_600_000) for b in range(START_MS, END_MS, 3_600_000)]
+    for s in r.json()["series"]:
+        t_us, v = sim.truth(s["name"], START_MS, END_MS)
+        want = brute(Series(s["name"], t_us // 1000, v), hours, START_MS, END_MS, "timein:1")
+        got = [p[1] for p in s["data"]]
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    # an analog point is still refused by name, after the one check
+    analog = next(p.name for p in sim.sites[2].collecting if p.kind == "zone_temp")
+    probe.reset()
+    bad = await _get(api, [names[0], analog], interval="1h", agg="timein:1")
+    assert bad.status_code == 400 and analog in bad.json()["detail"]
+    assert probe.checks == 1
+
+
+async def test_a_warm_comparison_prepares_both_spans_under_one_check(
+    api: httpx.AsyncClient, sim: Simulator, probe: Probe
+) -> None:
+    """``compare=-7d`` prepares its earlier span with the read of the range: one access
+    check, one index query per span; the earlier week is the simulator's, shifted."""
+    names = [p.name for p in sim.sites[2].collecting[:3]]
+    week = 7 * 86_400_000
+    earlier = {"start": "2025-08-25T00:00:00", "end": "2025-08-26T00:00:00"}
+    assert (await _get(api, names)).status_code == 200
+    assert (await _get(api, names, **earlier)).status_code == 200
+    for extra in ({"layout": "columnar"}, {"interval": "1h", "agg": "max"}):
+        probe.reset()
+        r = await _get(api, names, compare="-7d", **extra)
+        assert r.status_code == 200, r.text
+        assert probe.checks == 1
+        assert probe.index_queries <= 2
+    body = r.json()
+    assert body["metadata"]["compare"]["offsetMs"] == -week
+    compared = [s for s in body["series"] if s.get("offsetMs") == -week]
+    assert [s["name"] for s in compared] == names
+    for s in compared:
+        t_us, v = sim.truth(s["name"], START_MS - week, END_MS - week)
+        hourly = Series(s["name"], t_us // 1000 + week, v)
+        starts = np.arange(START_MS, END_MS, 3_600_000)
+        want = [
+            float(np.max(hourly.v[(hourly.t_ms >= b) & (hourly.t_ms < b + 3_600_000)]))
+            for b in starts
+            if ((hourly.t_ms >= b) & (hourly.t_ms < b + 3_600_000)).any()
+        ]
+        np.testing.assert_allclose([p[1] for p in s["data"]], want, rtol=1e-6)
+    # a junk token is refused by the one check, before any index query
+    probe.reset()
+    refused = await _get(api, names, token="junk", compare="-7d")
+    assert refused.status_code == 401
+    assert probe.checks == 1 and probe.index_queries == 0
+
+
+async def test_a_warm_occupancy_read_costs_one_index_query(
+    settings: Settings, probe: Probe
+) -> None:
+    """``/api/occupancy`` of stored days: the schedule points found in the stored
+    catalog, one index query for their read; the token checked on the catalog and on the
+    read (the second from the grant), nothing asked of upstream."""
+    sim = create_simulator(seed=5, tokens={"good": ["rhine_lab"]}, now_ms=lambda: NOW)
+    quiet = dataclasses.replace(settings, maintenance_interval_s=0, monitor_interval_s=0)
+    params = {"site": "rhine_lab", **DAY}
+    headers = {"Authorization": "Bearer good"}
+    async with api_client(quiet, sim, clock_ms=lambda: NOW) as api:
+        cold = await api.get("/api/occupancy", params=params, headers=headers)
+        assert cold.status_code == 200, cold.text
+        before = sim.stats.requests
+        probe.reset()
+        warm = await api.get("/api/occupancy", params=params, headers=headers)
+        assert warm.status_code == 200 and warm.json() == cold.json()
+        assert probe.index_queries == 1
+        assert probe.checks == 2
+        assert sim.stats.requests == before

@@ -206,3 +206,109 @@ def test_timein_over_an_absurd_range_is_refused(harness: Harness) -> None:
         assert r.headers["content-type"].startswith("application/problem+json")
 
     h.run(check())
+
+
+@pytest.mark.parametrize(
+    ("site", "window"),
+    [(site, w) for site, windows in WINDOWS.items() for w in windows],
+    ids=lambda x: x if isinstance(x, str) else format_time(x[0])[:10],
+)
+@pytest.mark.parametrize("interval", ["1h", "1d"])
+def test_aggregation_rows_carry_the_hours_in_each_state(
+    harness: Harness, site: str, window: tuple[int, int], interval: str
+) -> None:
+    """``/api/aggregations`` gives a multistate or binary point's rows a ``timein:<state>``
+    column for every state it held (local days across daylight saving, Kolkata's +5:30),
+    equal to a walk over the simulator's samples; an analog point's rows carry none."""
+    h = harness
+    mode, compressor, analog = (
+        of_kind(h, site, k) for k in ("ahu_mode", "compressor", "zone_temp_cov")
+    )
+    start, end = window
+    if interval == "1d":
+        bounds = local_days(ZONES[site], start, end)
+    else:
+        first = start - start % 3_600_000
+        bounds = [(b, b + 3_600_000) for b in range(first, end, 3_600_000)]
+
+    async def check() -> None:
+        query = {
+            "site": site,
+            "points": f"{mode},{compressor},{analog}",
+            "start": format_time(start),
+            "end": format_time(end),
+            "interval": interval,
+            "tz": "site",
+        }
+        r = await h.call("/api/aggregations", query)
+        assert r.status_code == 200, r.text
+        rows = r.json()["aggregations"]
+        for name in (mode, compressor):
+            mine = [row for row in rows if row["name"] == name]
+            t, v = await h.truth(name, start, end)
+            columns = {k for k in mine[0] if k.startswith("timein:")}
+            held = {f"timein:{int(s)}" for s in np.unique(v)}
+            assert held <= columns and all(set(row) >= columns for row in mine)
+            covered = np.zeros(len(mine))
+            for column in sorted(columns):
+                want = brute(Series(name, t, v), bounds, start, end, column)
+                got = np.array([row[column] for row in mine], dtype=np.float64)
+                np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, err_msg=column)
+                covered += got
+            # every hour a covered bucket spans is in some state
+            ones = Series(name, t, np.ones_like(v))
+            want_covered = brute(ones, bounds, start, end, "runhours")
+            np.testing.assert_allclose(covered, want_covered, rtol=1e-9, atol=1e-9)
+        assert not any(
+            k.startswith("timein:") for row in rows if row["name"] == analog for k in row
+        )
+        # states asked by name: only those columns, 0 hours for a state never held
+        asked = await h.call("/api/aggregations", {**query, "points": mode, "timein": "2, 9"})
+        assert asked.status_code == 200, asked.text
+        t, v = await h.truth(mode, start, end)
+        for column in ("timein:2", "timein:9"):
+            got = [row[column] for row in asked.json()["aggregations"]]
+            want = brute(Series(mode, t, v), bounds, start, end, column)
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+        assert not any("timein:1" in row for row in asked.json()["aggregations"])
+
+    h.run(check())
+
+
+@pytest.mark.parametrize(
+    ("timein", "kind", "message"),
+    [
+        ("", "ahu_mode", "lists states"),
+        (" , ", "ahu_mode", "lists states"),
+        ("on", "ahu_mode", "is not a state"),
+        ("1.5", "ahu_mode", "is not a state"),
+        ("2,,3", "ahu_mode", "is not a state"),
+        ("9" * 400, "ahu_mode", "is not a state"),
+        (",".join(str(n) for n in range(40)), "ahu_mode", "at most 32 states"),
+        ("1", "zone_temp_cov", "is analog"),
+    ],
+)
+def test_bad_timein_columns_are_problems(
+    harness: Harness, timein: str, kind: str, message: str
+) -> None:
+    h = harness
+    name = of_kind(h, "rhine_lab", kind)
+    start, end = WINDOWS["rhine_lab"][0]
+
+    async def check() -> None:
+        query = {
+            "site": "rhine_lab",
+            "points": name,
+            "start": format_time(start),
+            "end": format_time(end),
+            "interval": "1d",
+            "timein": timein,
+        }
+        r = await h.call("/api/aggregations", query)
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        problem = r.json()
+        assert message in problem["detail"] and len(r.text) < 2000
+        assert "timein" in r.text
+
+    h.run(check())

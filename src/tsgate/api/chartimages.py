@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tsgate.api import plotting, responses
+from tsgate.api import occupancy, plotting, responses
 from tsgate.api.auth import token_of
 from tsgate.api.charts import own_chart
 from tsgate.api.limits import check_fetch_budget, check_range
@@ -34,6 +34,7 @@ from tsgate.api.services import services_of
 from tsgate.api.timeseries import resolve_zone
 from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, RateLimited, TooLarge
+from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.chart import (
     ChartQuery,
     ChartResult,
@@ -129,7 +130,11 @@ async def _lines(
     request: Request, config: dict[str, Any], q: ChartQuery, result: ChartResult, token: str
 ) -> list[plotting.Line]:
     services = services_of(request)
-    objects = await services.catalog.stored_objects(q.site, q.points, token)
+    # described as the chart API describes them: a point whose reporting pattern shows
+    # change of value is drawn as steps here as on the page
+    objects, described = await services.catalog.described_objects(
+        q.site, q.points, token, services.kinds
+    )
     saved_units = config.get("units")
     units: dict[str, Any] = saved_units if isinstance(saved_units, dict) else {}
     labels = _labels(list(q.points))
@@ -137,7 +142,7 @@ async def _lines(
     drawn = [(s, False) for s in result.series] + [(s, True) for s in result.compared]
     for s, earlier in drawn:
         obj = objects.get(s.name, {"name": s.name})
-        kind, mode = services.kinds.describe(obj)
+        kind, mode = described[s.name]
         unit = str(units.get(s.name) or (obj.get("kv_tags") or {}).get("unit") or "")
         label = labels[q.points.index(s.name)] + (" (last week)" if earlier else "")
         state = kind in ("binary", "multistate")
@@ -147,6 +152,20 @@ async def _lines(
         line = plotting.Line(label, unit, s.t_ms, v, step, state, earlier, colour)
         out.append(line)
     return out
+
+
+async def _bands(
+    request: Request, config: dict[str, Any], q: ChartQuery, token: str
+) -> tuple[tuple[int, int], ...]:
+    """The site's occupied spans over the range, shaded as on the page (not behind a
+    calendar's daily means, nor when their schedule is too cold to read inline)."""
+    if config.get("view") == "calendar" or q.site == UNKNOWN_SITE:
+        return ()
+    try:
+        found = await occupancy.occupied(services_of(request), q.site, q.start_ms, q.end_ms, token)
+    except TooLarge:
+        return ()
+    return tuple(found.occupied)
 
 
 def _labels(names: list[str]) -> list[str]:
@@ -208,6 +227,7 @@ async def _image(request: Request, fmt: str) -> Response:
     await _check_inline(request, q, token)
     result = await run_chart(services.reader, q, token=token)
     lines = await _lines(request, chart.config, q, result, token)
+    bands = await _bands(request, chart.config, q, token)
     stale = result.stats.cache_status == "STALE"
     note = "stale: upstream unavailable, drawn from the cache only" if stale else ""
     if not any(len(line.t_ms) for line in lines):
@@ -221,6 +241,7 @@ async def _image(request: Request, fmt: str) -> Response:
         asked.height,
         asked.theme,
         note,
+        bands,
     )
     body = await draw(picture, lines, fmt)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'

@@ -22,6 +22,7 @@ from tsgate.api import (
     jobs,
     livestream,
     monitor,
+    occupancy,
     ops,
     points,
     quality,
@@ -253,11 +254,20 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
         ),
     ),
     timeseries.aggregations: Operation(
-        "Rollup rows (avg, min, max, sum, count, stddev) per hour or day",
+        "Rollup rows (avg, min, max, sum, count, stddev, twavg, duty, starts, the hours "
+        "in each state) per bucket",
         "chart API",
         params=(
             *CHART_QUERY[:4],
-            Param("interval", "query", {"enum": ["1h", "1d"]}),
+            Param("interval", "query", {"enum": list(timeseries.AGGREGATION_INTERVALS)}),
+            CHART_QUERY[7],  # tz
+            Param(
+                "timein",
+                "query",
+                _string(),
+                "states (integers, comma-separated) whose hours each row carries as "
+                "timein:<state>; default every state a binary or multistate point held",
+            ),
             FORMAT,
         ),
         ok=_ok(200, _ref("Aggregations")),
@@ -464,6 +474,16 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
             Param("stale_after", "query", {"type": "number", "minimum": 0}, "seconds"),
             Param("low", "query", {"type": "number"}),
             Param("high", "query", {"type": "number"}),
+        ),
+        ok=_ok(200, _OBJECT_SCHEMA),
+    ),
+    occupancy.occupancy: Operation(
+        "When a site was occupied, from its schedule points (the chart's shaded bands)",
+        "chart",
+        params=(
+            SITE_QUERY,
+            Param("start", "query", TIME, required=True),
+            Param("end", "query", TIME, "after start", required=True),
         ),
         ok=_ok(200, _OBJECT_SCHEMA),
     ),

@@ -2,7 +2,8 @@
 
 :func:`figure` lays the series out the way the chart page does: a y-axis per unit
 (labelled with it), on/off and multistate points as step lines on a small axis of their
-own below, COV points as step lines, a comparison as a dashed copy of its series.
+own below, COV points as step lines, a comparison as a dashed copy of its series, the
+site's occupied hours shaded behind.
 :func:`encode` turns the figure into PNG or SVG bytes. Matplotlib is an optional
 dependency (``pip install 'tsgate[images]'``), imported on the first image; its global
 settings are read while saving, so drawing is serialised by the caller.
@@ -41,6 +42,8 @@ PALETTE = (
     "#ea7ccc",
 )
 MAX_UNIT_AXES = 4  # more distinct units share the last axis
+BAND_COLOUR, BAND_ALPHA = "#286ec8", 0.13  # the chart page's occupancy bands
+BAND_LABEL = "Occupied (schedule)"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class Picture:
     height: int
     theme: str = "light"
     note: str = ""  # shown under the title, e.g. that the data is stale
+    # when the site was occupied (from its schedule points): shaded behind every axis
+    bands: tuple[tuple[int, int], ...] = ()
 
 
 def _matplotlib() -> Any:
@@ -113,6 +118,7 @@ def figure(picture: Picture, lines: Sequence[Line]) -> Figure:
         _draw(ax, line, picture.view, colour)
     for ax in {id(a): a for a in [*axes, *unit_axes.values()]}.values():
         _style(ax, colours)
+    band = _shade(axes, picture.bands)
     if state_ax is not None:
         state_ax.set_ylabel("state", color=colours["text"])
         main.tick_params(labelbottom=False)
@@ -126,9 +132,10 @@ def figure(picture: Picture, lines: Sequence[Line]) -> Figure:
     start, end = _times(np.array([picture.start_ms, picture.end_ms], dtype=np.int64))
     main.set_xlim(start, end)
     main.grid(True, color=colours["grid"], linewidth=0.6)
-    if 1 < len(lines) <= 12:
+    if 1 < len(lines) <= 12 or (band is not None and 0 < len(lines) <= 12):
         handles = [h for ax in axes for h in ax.get_legend_handles_labels()[0]]
         handles += [h for ax in unit_axes.values() if ax is not main for h in ax.lines]
+        handles += [band] if band is not None else []
         main.legend(
             handles=handles,
             loc="upper left",
@@ -145,6 +152,20 @@ def figure(picture: Picture, lines: Sequence[Line]) -> Figure:
         left=0.09, right=0.96 - 0.08 * max(0, len(unit_axes) - 1), top=0.9, bottom=0.11
     )
     return fig
+
+
+def _shade(axes: Sequence[Axes], bands: Sequence[tuple[int, int]]) -> Any:
+    """The occupied spans shaded behind the lines of every axis; the legend's patch for
+    them (``None`` without spans)."""
+    if not bands:
+        return None
+    from matplotlib.patches import Patch
+
+    spans = _times(np.array(bands, dtype=np.int64).reshape(-1, 2))
+    for ax in axes:
+        for start, end in spans:
+            ax.axvspan(start, end, color=BAND_COLOUR, alpha=BAND_ALPHA, linewidth=0, zorder=0)
+    return Patch(color=BAND_COLOUR, alpha=3 * BAND_ALPHA, label=BAND_LABEL)
 
 
 def _unit_label(unit: str) -> str:

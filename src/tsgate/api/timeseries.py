@@ -219,8 +219,9 @@ async def timeseries(request: Request) -> Response:
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, q, token)
     check_raw_reads(request, q)
-    if weighted.timein_state(q.agg) is not None:
-        await _check_states(request, q, token)
+    timein = weighted.timein_state(q.agg) is not None
+    # the prepared read checks the token on the site (per point on the unknown site)
+    checked = q.site != UNKNOWN_SITE
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -234,12 +235,19 @@ async def timeseries(request: Request) -> Response:
         hit = None  # its samples may have changed since (the clock may not be the cache's)
     if hit is not None:
         await _regrant(request, q, token)
+        if timein:
+            await _check_states(request, q, token, access_checked=checked)
         _keep_fast(request, parsed, key, hit)
         return _from_cache(request, hit, started)
-    # the read is prepared once (access, index rows, plan): the inline budget is checked
-    # on it, the chart reads through it
-    prepared = await services.reader.prepare(q.site, q.points, q.start_ms, q.end_ms, token=token)
-    queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_samples)
+    # the read is prepared once (access, index rows, plan; a comparison's earlier span
+    # with it): the states and the inline budget are checked on it, the chart reads
+    # through it
+    prepared = await services.reader.prepare(
+        q.site, q.points, q.start_ms, q.end_ms, token=token, earlier_ms=q.compare_ms
+    )
+    if timein:
+        await _check_states(request, q, token, access_checked=checked)
+    queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_with_earlier)
     if queued is not None:
         return queued
     result = await run_chart(
@@ -248,13 +256,12 @@ async def timeseries(request: Request) -> Response:
         token=token,
         prepared=prepared,
         describe=lambda site, names: services.catalog.describe(
-            site, names, token, services.kinds, access_checked=q.site != UNKNOWN_SITE
+            site, names, token, services.kinds, access_checked=checked
         ),
     )
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
-    # the prepared read checked the token on the site (per point on the unknown site)
-    await describe_answer(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
+    await describe_answer(request, q, body_obj, token, access_checked=checked)
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)
@@ -307,10 +314,14 @@ async def _kinds(
     )
 
 
-async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
+async def _check_states(
+    request: Request, q: ChartQuery, token: str, *, access_checked: bool = False
+) -> None:
     """``timein:<state>`` asks how long a point held a state: binary and multi-state
-    points only (a 400 names the first analog one)."""
-    for name, (kind, _) in (await _kinds(request, q, token)).items():
+    points only (a 400 names the first analog one). ``access_checked``: the request
+    checked the token on the site already (its prepared read)."""
+    kinds = await _kinds(request, q, token, access_checked=access_checked)
+    for name, (kind, _) in kinds.items():
         if kind == "analog":
             raise BadParameter(
                 "agg",
@@ -401,18 +412,12 @@ def _headers(
 async def _too_large_for_inline(
     request: Request, q: ChartQuery, layout: str, token: str, missing: int
 ) -> Response | None:
-    """A query whose cold part (``missing`` samples, plus its comparison's) is too big to
-    fetch inline becomes a job: 202 + Location, or 413 with suggestions when the client
-    says it cannot wait (``async=false``)."""
+    """A query whose cold part (``missing`` samples, its comparison's included) is too
+    big to fetch inline becomes a job: 202 + Location, or 413 with suggestions when the
+    client says it cannot wait (``async=false``)."""
     services = services_of(request)
     budget = services.settings.inline_fetch_samples
-    if budget <= 0:
-        return None
-    if q.compare_ms:
-        missing += await services.reader.missing_samples(
-            q.site, q.points, q.start_ms + q.compare_ms, q.end_ms + q.compare_ms, token=token
-        )
-    if missing <= budget:
+    if budget <= 0 or missing <= budget:
         return None
     if not parse_bool("async", request.query_params.get("async"), default=True):
         raise TooLarge(
@@ -451,15 +456,20 @@ async def aggregations(request: Request) -> Response:
     if interval not in AGGREGATION_INTERVALS:
         allowed = ", ".join(AGGREGATION_INTERVALS)
         raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
+    asked_states = _timein_param(request.query_params.get("timein"))
     token = token_of(request, services.settings.upstream_token)
     q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
     check_raw_reads(request, q)
+    if asked_states is not None:  # refused before anything is read
+        _states_only(q, await _kinds(request, q, token))
     grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
     gaps = await line_gaps(services.reader, q.site, q.points)
     found, stats = await exact_buckets(
         services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token, gaps=gaps
     )
-    linear = linear_points(await _kinds(request, q, token))
+    # the read checked the token on the site (per point on the unknown site)
+    kinds = await _kinds(request, q, token, access_checked=q.site != UNKNOWN_SITE)
+    linear = linear_points(kinds)
     rows = sum(len(b) for b in found.values())
     if rows > MAX_AGGREGATION_ROWS:
         raise TooLarge(
@@ -470,7 +480,8 @@ async def aggregations(request: Request) -> Response:
     items: list[dict[str, Any]] = []
     for name in q.points:
         ends = grid.ends(found[name], until)
-        items.extend(_rows(name, found[name], ends, until, linear=name in linear))
+        states = _timein_states(found[name], kinds[name][0], asked_states)
+        items.extend(_rows(name, found[name], ends, until, linear=name in linear, states=states))
     metadata = {
         "siteId": q.site,
         "pointNames": list(q.points),
@@ -487,10 +498,59 @@ async def aggregations(request: Request) -> Response:
     return compressed(request, body, media_type, headers=headers)
 
 
+def _timein_param(raw: str | None) -> tuple[int, ...] | None:
+    """``timein``: the states (integers, comma-separated) whose hours each row carries;
+    ``None`` when not asked (then every state a binary or multistate point held)."""
+    if raw is None:
+        return None
+    texts = [part.strip() for part in raw.split(",")]
+    if not any(texts):
+        raise BadParameter("timein", "lists states, integers separated by commas (e.g. 1,2,3)")
+    states: list[int] = []
+    for text in texts:
+        state = weighted.timein_state(weighted.TIMEIN + text)
+        if state is None:
+            shown = repr(text) if len(text) <= 20 else repr(text[:20]) + "…"
+            raise BadParameter("timein", f"{shown} is not a state (an integer, e.g. 2)")
+        states.append(int(state))
+    unique = tuple(sorted(set(states)))
+    if len(unique) > rollups.MAX_STATES:
+        raise BadParameter("timein", f"at most {rollups.MAX_STATES} states")
+    return unique
+
+
+def _states_only(q: ChartQuery, kinds: dict[str, tuple[str, str]]) -> None:
+    """States asked of an analog point are a 400 naming it (as ``agg=timein:<state>``)."""
+    for name in q.points:
+        if kinds[name][0] == "analog":
+            raise BadParameter(
+                "timein",
+                f"needs binary or multistate points; {name!r} is analog "
+                "(TSGATE_POINT_KINDS can say otherwise)",
+            )
+
+
+def _timein_states(b: rollups.Buckets, kind: str, asked: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The states whose hours a point's rows carry: those asked, else every state a
+    binary or multistate point held in the range (none for an analog point)."""
+    if asked is not None:
+        return asked
+    if kind == "analog" or not b.has_states:
+        return ()
+    return tuple(int(s) for s in b.states.tolist())
+
+
 def _rows(
-    name: str, b: rollups.Buckets, ends: Any, until: int, *, linear: bool
+    name: str,
+    b: rollups.Buckets,
+    ends: Any,
+    until: int,
+    *,
+    linear: bool,
+    states: tuple[int, ...] = (),
 ) -> list[dict[str, Any]]:
-    """One row per bucket: the sample statistics, and the time-weighted ones."""
+    """One row per bucket: the sample statistics, the time-weighted ones, and the hours
+    in each of ``states`` (``timein:<state>``)."""
     columns = {
         "avg": rollups.avg(b),
         "min": b.min,
@@ -501,6 +561,12 @@ def _rows(
         **{
             agg: weighted.values(b, agg, ends, until, linear=linear)
             for agg in ("twavg", "duty", "starts")
+        },
+        **{
+            f"{weighted.TIMEIN}{state}": weighted.values(
+                b, f"{weighted.TIMEIN}{state}", ends, until
+            )
+            for state in states
         },
     }
     stamps = b.start_ms.tolist()

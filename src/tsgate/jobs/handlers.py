@@ -91,7 +91,12 @@ async def run_query(ctx: JobContext) -> JobResult:
     )
     # prepared once (access, index rows, plan), as the API does; every part reads through it
     prepared = await ctx.reader.prepare(
-        query.site, query.points, query.start_ms, query.end_ms, token=ctx.token
+        query.site,
+        query.points,
+        query.start_ms,
+        query.end_ms,
+        token=ctx.token,
+        earlier_ms=query.compare_ms,
     )
     describe = ctx.describe
     result = await run_chart(

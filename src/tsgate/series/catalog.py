@@ -123,9 +123,40 @@ class PointCatalog:
     ) -> dict[str, tuple[str, str]]:
         """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
         ``access_checked``: the caller checked the token on the site already."""
+        _, described = await self.described_objects(
+            site, names, token, kinds, access_checked=access_checked
+        )
+        return described
+
+    async def described_objects(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        access_checked: bool = False,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str]]]:
+        """The catalog's objects of ``names`` (as :meth:`stored_objects`) and each point's
+        ``(kind, mode)`` (as :meth:`describe`: the mode its reporting pattern showed
+        counts), from one refresh of the catalog."""
         objects = await self.stored_objects(site, names, token, access_checked=access_checked)
         observed = await self.modes.get(site, names)
-        return {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
+        described = {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
+        return objects, described
+
+    async def tagged(
+        self, site: str, tag: str, token: str, *, limit: int
+    ) -> builtins.list[dict[str, Any]]:
+        """The site's points carrying the marker tag ``tag`` (at most ``limit``, by name),
+        the catalog refreshed when due; as stored while upstream fails. The token's
+        access to the site is checked first, whatever upstream does."""
+        await self.access.check(site, token)
+        try:
+            await self.fresh(site, token, access_checked=True)
+        except (UpstreamError, UpstreamBadAnswer) as exc:
+            log.warning("point catalog of %s not refreshed: %s", site, exc)
+        return await self.points.search(site, "", [tag], limit)
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False

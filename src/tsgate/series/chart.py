@@ -119,7 +119,8 @@ async def run_chart(
     describe: Describe | None = None,
 ) -> ChartResult:
     """The answer to ``q``. ``prepared``: its raw read of the query's span, made ready
-    (access checked, rows read, plan made) by the caller, used where the chart reads it.
+    (access checked, rows read, plan made) by the caller, used where the chart reads it
+    (its ``earlier`` where a comparison reads the earlier span).
     With ``describe``, a ``twavg`` joins the samples of sampled analog points by lines
     (asked once the samples are stored: an observed mode counts); without it every value
     holds until the next sample."""
@@ -128,7 +129,7 @@ async def run_chart(
         earlier = dataclasses.replace(
             q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
         )
-        other = await _run(reader, earlier, token, describe=describe)
+        other = await _run(reader, earlier, token, prepared and prepared.earlier, describe)
         result.compared = [Series(s.name, s.t_ms - q.compare_ms, s.v) for s in other.series]
         result.compared_samples = other.total_samples
         _add_edge_stats(result.stats, other.stats)

@@ -142,11 +142,19 @@ class PreparedRead:
     rows: list[ChunkRow]
     plan: dict[str, list[Range]]
     planned_at_ms: int
+    # a comparison's earlier span, made ready with this one (under the same access check)
+    earlier: PreparedRead | None = None
 
     @property
     def missing_samples(self) -> int:
         """About how many samples the read still has to fetch (0: the rows answer it)."""
         return sum(e - s for spans in self.plan.values() for s, e in spans) // SAMPLE_MS
+
+    @property
+    def missing_with_earlier(self) -> int:
+        """:attr:`missing_samples`, and the earlier span's when one was prepared with it."""
+        earlier = self.earlier.missing_samples if self.earlier else 0
+        return self.missing_samples + earlier
 
     def within(self, start_ms: int, end_ms: int) -> PreparedRead | None:
         """This read narrowed to ``[start_ms, end_ms)`` inside its span, when nothing of

@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -251,11 +252,28 @@ class SeriesReader:
         return ready.rows, ready.missing_samples
 
     async def prepare(
-        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        earlier_ms: int = 0,
     ) -> PreparedRead:
         """Check the token's access, read the index rows of the span once and plan what
-        a read of it would fetch."""
+        a read of it would fetch. ``earlier_ms`` (< 0): the same span that much earlier
+        (a comparison) is made ready too, as ``earlier``, under the same access check."""
         await self._check_access(site, names, token)
+        ready = await self._plan(site, names, start_ms, end_ms)
+        if not earlier_ms:
+            return ready
+        other = await self._plan(site, names, start_ms + earlier_ms, end_ms + earlier_ms)
+        return dataclasses.replace(ready, earlier=other)
+
+    async def _plan(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int
+    ) -> PreparedRead:
         now = self.clock_ms()
         capped = min(end_ms, now + 1)
         rows: list[ChunkRow] = []

@@ -1,7 +1,10 @@
 // ECharts options for the loaded series: line, area, scatter (a y-axis per unit) and a
 // calendar heatmap of daily means or duty cycles (one calendar per point). On/off and
 // multistate points are step lines on their own small axis below the others; COV points
-// are step lines; a comparison ("last week") is a dashed copy of its series.
+// are step lines; a comparison ("last week") is a dashed copy of its series. Where the
+// site has schedule points, its occupied spans are shaded behind (occupancy.js).
+
+import { occupancySeries, occupancyText } from "./occupancy.js";
 
 const AXIS_GAP_PX = 64;
 const CALENDAR_PX = 170;
@@ -96,7 +99,7 @@ function rounded(x) {
 }
 
 /** The chart as one sentence per series: the text alternative for screen readers. */
-export function describe({ series, units, view, startMs, endMs }) {
+export function describe({ series, units, view, startMs, endMs, occupancy }) {
   const names = labels(series.map((s) => s.name)).map((label, i) => seriesLabel(label, series[i]));
   const count = series.filter((s) => !s.offsetMs).length;
   const head = `${VIEW_NAMES[view] || VIEW_NAMES.line} of ${count} point${count === 1 ? "" : "s"}, ${utc(startMs)} to ${utc(endMs)}.`;
@@ -107,7 +110,8 @@ export function describe({ series, units, view, startMs, endMs }) {
     const suffix = unit ? ` ${unit}` : "";
     return `${names[i]}: ${count} values from ${rounded(min)} to ${rounded(max)}${suffix}.${gapText(s.gaps)}`;
   });
-  return [head, ...lines].join(" ");
+  const bands = view === "calendar" ? "" : occupancyText(occupancy);
+  return [head + bands, ...lines].join(" ");
 }
 
 function hours(ms) {
@@ -154,7 +158,14 @@ function stateAxis(series, gridIndex) {
   };
 }
 
-function timeOption({ series, units, view, startMs, endMs }) {
+/** The occupied spans shaded on every grid (one legend entry shows or hides them all). */
+function bandSeries(occupancy, grids, yAxisOf) {
+  return grids
+    .map((_, i) => occupancySeries(occupancy, { xAxisIndex: i, yAxisIndex: yAxisOf(i) }))
+    .filter(Boolean);
+}
+
+function timeOption({ series, units, view, startMs, endMs, occupancy }) {
   const states = series.filter(isState);
   const values = series.filter((s) => !isState(s));
   const { axes, indexOf } = yAxes(units, values.map((s) => s.name));
@@ -174,7 +185,7 @@ function timeOption({ series, units, view, startMs, endMs }) {
   const xAxes = grids.map((_, i) => ({ type: "time", gridIndex: i, min: startMs, max: endMs, axisLabel: { show: i === grids.length - 1 } }));
   const xAxisIndex = grids.map((_, i) => i);
   return {
-    aria: aria({ series, units, view, startMs, endMs }),
+    aria: aria({ series, units, view, startMs, endMs, occupancy }),
     animation: false,
     legend: { type: "scroll", top: 4 },
     tooltip: { trigger: view === "scatter" ? "item" : "axis" },
@@ -202,7 +213,7 @@ function timeOption({ series, units, view, startMs, endMs }) {
         markArea: gapBands(s.gaps),
         data: pairs(s),
       };
-    }),
+    }).concat(bandSeries(occupancy, grids, (i) => (i === stateGrid && states.length ? stateIndex : 0))),
   };
 }
 

@@ -9,6 +9,7 @@ import { cancelJob } from "./jobs.js";
 import { AHEAD_MS, Live, merge } from "./live.js";
 import { loadChart } from "./loader.js";
 import { MonitorView, loadMonitor } from "./monitor.js";
+import { loadOccupancy } from "./occupancy.js";
 import { Picker } from "./picker.js";
 import { QualityTable, loadQuality } from "./quality.js";
 import { custom, inputValue, resolve } from "./range.js";
@@ -19,7 +20,7 @@ const $ = (id) => document.getElementById(id);
 const ZOOM_DELAY_MS = 400;
 const MIN_WINDOW_MS = 60_000;
 
-const state = { view: "line", range: { preset: "24h" }, compare: false, live: false, history: [], series: [], controller: null, job: null, shown: null, timeZone: "UTC" };
+const state = { view: "line", range: { preset: "24h" }, compare: false, live: false, history: [], series: [], controller: null, job: null, shown: null, timeZone: "UTC", occupancy: null, bands: true };
 const chart = echarts.init($("chart"));
 window.echarts = echarts;
 window.__tsgateChart = chart;
@@ -121,6 +122,8 @@ async function load() {
   overlay("Loading…");
   // M4 downsampling draws four values per pixel column: this is pixel-exact
   const query = { site: picker.site, points, startMs, endMs, view: state.view, maxPoints: 4 * plotWidthPx(), kinds: picker.kinds, compare: state.compare };
+  // the site's occupied spans, asked beside the chart (a calendar has no time axis)
+  const occupancy = state.view === "calendar" ? Promise.resolve(null) : loadOccupancy({ site: picker.site, startMs, endMs }, { signal: controller.signal }).catch(() => null);
   try {
     const result = await loadChart(query, {
       signal: controller.signal,
@@ -138,6 +141,9 @@ async function load() {
     if (controller.signal.aborted) return;
     state.series = result.series;
     state.timeZone = result.metadata.timeZone || "UTC";
+    state.occupancy = await occupancy;
+    if (controller.signal.aborted) return;
+    showBandsButton();
     state.shown = { startMs, endMs };
     draw(startMs, endMs);
     if (state.live && state.view !== "calendar") live.follow(result.load.url, endMs + AHEAD_MS);
@@ -197,9 +203,19 @@ function draw(startMs, endMs) {
   const height = heightFor(state.view, state.series.length);
   $("chart-wrap").style.minHeight = height ? `${height}px` : "";
   chart.resize();
-  chart.setOption(optionFor({ series: state.series, units: picker.units, view: state.view, startMs, endMs, timeZone: state.timeZone }), { notMerge: true });
+  chart.setOption(optionFor({ series: state.series, units: picker.units, view: state.view, startMs, endMs, timeZone: state.timeZone, occupancy: state.bands ? state.occupancy : null }), { notMerge: true });
   const empty = state.series.every((s) => s.t.length === 0);
   overlay(empty ? "No samples in this range." : "");
+}
+
+/** The Occupancy toggle: pressed while the bands are shown; off where the site has no
+ * schedule point (or the chart has no time axis). */
+function showBandsButton() {
+  const button = $("occupancy");
+  const has = Boolean(state.occupancy?.points?.length);
+  button.setAttribute("aria-pressed", String(state.bands && has));
+  button.disabled = !has;
+  button.title = has ? "Shade when the site was occupied, from its schedule points" : "No schedule points on this site (or no time axis): nothing to shade";
 }
 
 function rangeTo(range) {
@@ -237,6 +253,11 @@ function wireControls() {
   });
   $("compare").addEventListener("click", () => { state.compare = !state.compare; load(); });
   $("live").addEventListener("click", () => { state.live = !state.live; load(); });
+  $("occupancy").addEventListener("click", () => {
+    state.bands = !state.bands;
+    showBandsButton();
+    if (state.shown && state.view !== "calendar") draw(state.shown.startMs, state.shown.endMs);
+  });
   $("apply-range").addEventListener("click", () => {
     if ($("start").value && $("end").value) rangeTo(custom(Date.parse(`${$("start").value}Z`), Date.parse(`${$("end").value}Z`)));
   });
