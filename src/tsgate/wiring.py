@@ -51,7 +51,7 @@ from tsgate.series.recheck import Rechecker
 from tsgate.series.versions import StoredGenerations
 from tsgate.series.zones import SiteZones, parse_overrides
 from tsgate.services import Services
-from tsgate.settings import Settings, durations_ms
+from tsgate.settings import Settings
 from tsgate.upstream import open_upstream
 from tsgate.upstream.guarded import GuardedUpstream
 
@@ -68,28 +68,6 @@ class OpenedServices(Services):
     the tests; handlers see :class:`Services` only."""
 
     database: Database = field(kw_only=True, repr=False)
-
-
-def cache_policy(settings: Settings) -> CachePolicy:
-    return CachePolicy(
-        settle_ms=int(settings.settle_s * 1000),
-        open_ttl_ms=int(settings.open_ttl_s * 1000),
-        lookback_ms=int(settings.lookback_s * 1000),
-        recheck_schedule_ms=durations_ms("TSGATE_RECHECK_AFTER", settings.recheck_after),
-        site_stream_min_points=settings.site_stream_min_points,
-        site_page_size=settings.upstream_page_size,
-        upstream_concurrency=settings.upstream_concurrency,
-    )
-
-
-def live_limits(settings: Settings) -> LiveLimits:
-    return LiveLimits(
-        per_caller=settings.live_viewers_per_caller,
-        total=settings.live_max_viewers,
-        min_poll_ms=int(settings.live_min_poll_s * 1000),
-        poll_ms=int(settings.live_poll_s * 1000),
-        buffer=settings.live_buffer_events,
-    )
 
 
 def salt_of(settings: Settings) -> bytes:
@@ -164,7 +142,7 @@ async def open_services(
             deny_ttl_ms=int(settings.access_deny_ttl_s * 1000),
             clock_ms=clock_ms,
         )
-        policy = cache_policy(settings)
+        policy = CachePolicy.of(settings, settings)
         reader = SeriesReader(up, store, access, policy, cache=cache, clock_ms=clock_ms)
         if settings.workers > 1 and settings.cache_url.startswith("memory:"):
             # the processes of one server share no cache: the data versions that key every
@@ -181,7 +159,7 @@ async def open_services(
         zones = SiteZones(up, access, parse_overrides(settings.site_zones))
         kinds = PointKinds.parse(settings.point_kinds)
         stack.push_async_callback(reader.aclose)
-        live = LiveHub(reader, live_limits(settings))
+        live = LiveHub(reader, LiveLimits.of(settings))
         stack.push_async_callback(live.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()

@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tsgate._backends import Adapter, load_adapter
 from tsgate.errors import ConfigError, MissingDependency
-from tsgate.settings import Settings
+from tsgate.files.options import FileSettings
+from tsgate.jobs.options import JobSettings
+from tsgate.ops.maintenance import MaintenanceOptions
+from tsgate.ops.options import MaintenanceSettings, OpsSettings
+from tsgate.series.live import LiveLimits
+from tsgate.series.options import CacheSettings, LiveSettings, ReadLimits
+from tsgate.series.planning import CachePolicy
+from tsgate.settings import ENV_PREFIX, ServerSettings, Settings
 from tsgate.upstream import open_upstream
+from tsgate.upstream.ace import ClientPolicy
+from tsgate.upstream.options import UpstreamSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPONENTS = (
+    ServerSettings,
+    UpstreamSettings,
+    CacheSettings,
+    ReadLimits,
+    LiveSettings,
+    FileSettings,
+    JobSettings,
+    OpsSettings,
+    MaintenanceSettings,
+)
 
 
 def test_defaults_are_the_embedded_configuration() -> None:
@@ -109,6 +134,14 @@ def test_an_optional_int_is_an_int_not_a_string() -> None:
         ("TSGATE_LOG_FORMAT", "xml", "expected one of json, text"),
         ("TSGATE_LOG_LEVEL", "loud", "expected one of debug, info, warning, error, critical"),
         ("TSGATE_INLINE_WORKER", "maybe", "expected true or false"),
+        ("TSGATE_WORKERS", "0", "expected int >= 1"),
+        ("TSGATE_UPSTREAM_CONCURRENCY", "5000", "expected int <= 1024"),
+        ("TSGATE_STATS_RETENTION_DAYS", "0", "expected float > 0"),
+        ("TSGATE_WARM_CHARTS_DAYS", "400", "expected float <= 366"),
+        ("TSGATE_LIVE_MIN_POLL_S", "-1", "expected float > 0"),
+        ("TSGATE_MAX_FILE_BYTES", "big", "expected an integer"),
+        ("TSGATE_RECHECK_AFTER", "2h,soon", "'soon' is not a duration like 90s, 2h or 7d"),
+        ("TSGATE_RECHECK_AFTER", "1d,2h", "durations must be ascending"),
     ],
 )
 def test_a_bad_value_names_the_variable_the_value_and_the_bound(
@@ -127,3 +160,51 @@ def test_the_command_line_reports_a_bad_setting_without_a_traceback(
     monkeypatch.setenv("TSGATE_PORT", "eighty")
     assert main(["version"]) == 2
     assert capsys.readouterr().err.strip() == "tsgate: TSGATE_PORT='eighty': expected an integer"
+
+
+def test_every_option_has_one_owner_and_one_row_in_the_readme() -> None:
+    owned = [f.name for component in COMPONENTS for f in dataclasses.fields(component)]
+    assert len(owned) == len(set(owned)), "two components declare the same option"
+    assert set(owned) == {f.name for f in dataclasses.fields(Settings)}
+    variables = {ENV_PREFIX + name.upper() for name in owned}
+    readme = (ROOT / "README.md").read_text()
+    rows = set(re.findall(r"^\| (.+?) \|", readme, re.MULTILINE))
+    in_rows = {v for row in rows for v in re.findall(r"TSGATE_[A-Z0-9_]+", row)}
+    assert variables - in_rows == set(), "options without a row in the README's table"
+    named = set()
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        named |= set(re.findall(r"TSGATE_[A-Z0-9_]*[A-Z0-9]\b", page.read_text()))
+    assert named - variables == set(), "the docs name variables no option reads"
+
+
+def test_each_component_is_given_the_values_of_its_variables() -> None:
+    s = Settings.from_env(
+        {
+            "TSGATE_UPSTREAM_TIMEOUT_S": "7.5",
+            "TSGATE_UPSTREAM_PAGE_SIZE": "1000",
+            "TSGATE_BREAKER_FAILURES": "0",
+            "TSGATE_SETTLE_S": "60",
+            "TSGATE_RECHECK_AFTER": "90s, 2h,1d",
+            "TSGATE_LIVE_MIN_POLL_S": "2.5",
+            "TSGATE_LIVE_BUFFER_EVENTS": "3",
+            "TSGATE_CHART_TTL_S": "0",
+            "TSGATE_ALERT_DB_BYTES": "5000000000",
+        }
+    )
+    client = ClientPolicy.of(s)
+    assert (client.timeout_s, client.page_size, client.breaker_failures) == (7.5, 1000, 0)
+    policy = CachePolicy.of(s, s)
+    assert policy.settle_ms == 60_000 and policy.site_page_size == 1000
+    assert policy.recheck_schedule_ms == (90_000, 7_200_000, 86_400_000)
+    live = LiveLimits.of(s)
+    assert (live.min_poll_ms, live.buffer, live.per_caller) == (2500, 3, 8)
+    upkeep = MaintenanceOptions.of(s)
+    assert (upkeep.chart_ttl_s, upkeep.alert_db_bytes) == (0.0, 5_000_000_000)
+    assert type(upkeep.alert_db_bytes) is int
+
+
+def test_a_component_struct_checks_its_bounds_alone() -> None:
+    with pytest.raises(ConfigError, match="TSGATE_RECHECK_AFTER='never'"):
+        CacheSettings(recheck_after="never")
+    assert ClientPolicy.of(UpstreamSettings()) == ClientPolicy()
+    assert LiveLimits.of(LiveSettings()) == LiveLimits()

@@ -38,6 +38,8 @@ from tsgate.errors import (
     UpstreamBadAnswer,
     UpstreamError,
 )
+from tsgate.options import ms
+from tsgate.series.options import LiveSettings
 from tsgate.series.reader import ReadStats, SeriesReader
 
 log = logging.getLogger("tsgate.live")
@@ -66,6 +68,16 @@ class LiveLimits:
     poll_ms: int = 0  # the poll interval; 0: the points' collect interval
     buffer: int = 64  # pushes a viewer may fall behind before it is dropped
     ring: int = 256  # batches kept for reconnecting viewers
+
+    @classmethod
+    def of(cls, live: LiveSettings) -> LiveLimits:
+        return cls(
+            per_caller=live.live_viewers_per_caller,
+            total=live.live_max_viewers,
+            min_poll_ms=ms(live.live_min_poll_s),
+            poll_ms=ms(live.live_poll_s),
+            buffer=live.live_buffer_events,
+        )
 
 
 class Viewer:
