@@ -90,6 +90,13 @@ class Settings(
 ):
     """Every option of the process: a ``Settings`` is each component's struct at once."""
 
+    def __post_init__(self) -> None:
+        # each component's own checks (a dataclass runs only the first one it inherits)
+        for part in Settings.__bases__:
+            check = vars(part).get("__post_init__")
+            if check is not None:
+                check(self)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``TSGATE_<FIELD>`` variables; ``overrides`` win."""

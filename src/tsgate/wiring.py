@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from tsgate.cache import open_cache
 from tsgate.clock import wall_clock_ms
-from tsgate.core.kinds import PointKinds
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
@@ -36,10 +35,9 @@ from tsgate.ops.maintenance import (
     MaintenanceOptions,
     MaintenanceScheduler,
 )
-from tsgate.ops.monitor import METRICS, Monitor
+from tsgate.ops.monitor import Monitor
 from tsgate.ops.recorder import StatsRecorder
 from tsgate.ops.report import DailyReports
-from tsgate.ops.rules import parse_rules
 from tsgate.ops.warm import ChartWarmer
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
@@ -49,7 +47,7 @@ from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import Rechecker
 from tsgate.series.versions import StoredGenerations
-from tsgate.series.zones import SiteZones, parse_overrides
+from tsgate.series.zones import SiteZones
 from tsgate.services import Services
 from tsgate.settings import Settings
 from tsgate.upstream import open_upstream
@@ -156,8 +154,8 @@ async def open_services(
             ttl_ms=int(settings.points_ttl_s * 1000),
             clock_ms=clock_ms,
         )
-        zones = SiteZones(up, access, parse_overrides(settings.site_zones))
-        kinds = PointKinds.parse(settings.point_kinds)
+        zones = SiteZones(up, access, settings.zone_overrides())
+        kinds = settings.kinds()
         stack.push_async_callback(reader.aclose)
         live = LiveHub(reader, LiveLimits.of(settings))
         stack.push_async_callback(live.aclose)
@@ -183,7 +181,7 @@ async def open_services(
         monitor = Monitor(
             database.monitor,
             alerts,
-            parse_rules(settings.alert_rules, METRICS),
+            settings.rules(),
             breaker_open=lambda: up.circuit_state() != "closed",
             retention_days=settings.monitor_retention_days,
             window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),

@@ -152,6 +152,25 @@ def test_a_bad_value_names_the_variable_the_value_and_the_bound(
     assert err.value.detail.startswith(f"{variable}={value!r}: {expected}")
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("TSGATE_ALERT_RULES", "database_bytes>5", "is not metric=warning/critical"),
+        ("TSGATE_ALERT_RULES", "no_such_metric=1/2", "no_such_metric"),
+        ("TSGATE_SITE_ZONES", "campus", "is not site=Zone"),
+        ("TSGATE_SITE_ZONES", "campus=Mars/Olympus", "Mars/Olympus"),
+        ("TSGATE_POINT_KINDS", "a/b=fuzzy", "is not point=kind[:mode]"),
+        ("TSGATE_POINT_KINDS", "a/b=binary:often", "mode 'often'"),
+    ],
+)
+def test_a_bad_list_fails_when_the_settings_are_read(
+    variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({variable: value})
+    assert err.value.detail.startswith(f"{variable}: ") and expected in err.value.detail
+
+
 def test_the_command_line_reports_a_bad_setting_without_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from tsgate.ops.monitor import METRICS
+from tsgate.ops.rules import Rule, parse_rules
 from tsgate.options import DAY_S, AtLeastOne, Count, Days, PositiveSeconds, Seconds
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
@@ -37,3 +39,9 @@ class MaintenanceSettings:
     warm_charts_concurrency: AtLeastOne = 2
     # maintenance writes each finished UTC day's report to reports/daily/<day>.json
     daily_report_objects: bool = False
+
+    def __post_init__(self) -> None:
+        self.rules()  # bad rules fail when the settings are read, not at the first sample
+
+    def rules(self) -> tuple[Rule, ...]:
+        return parse_rules(self.alert_rules, METRICS)

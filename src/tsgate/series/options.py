@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tsgate.core.kinds import PointKinds
 from tsgate.options import AtLeastOne, Count, PositiveSeconds, Seconds, durations_ms
+from tsgate.series.zones import parse_overrides
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,19 @@ class CacheSettings:
     point_kinds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        self.recheck_schedule_ms()  # a bad schedule fails when the settings are read
+        # what a type cannot check fails when the settings are read, not when first used
+        self.recheck_schedule_ms()
+        self.zone_overrides()
+        self.kinds()
 
     def recheck_schedule_ms(self) -> tuple[int, ...]:
         return durations_ms("TSGATE_RECHECK_AFTER", self.recheck_after)
+
+    def zone_overrides(self) -> dict[str, str]:
+        return parse_overrides(self.site_zones)
+
+    def kinds(self) -> PointKinds:
+        return PointKinds.parse(self.point_kinds)
 
 
 @dataclass(frozen=True)
