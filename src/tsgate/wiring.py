@@ -62,10 +62,11 @@ SECRET_OBJECT = "_system/secret"  # noqa: S105 - an object key
 
 @dataclass
 class OpenedServices(Services):
-    """The services with the database they were built on, for the CLI's commands and
-    the tests; handlers see :class:`Services` only."""
+    """The services with the database and the reader they were built on, for the CLI's
+    commands (verify and repair, warm) and the tests; handlers see :class:`Services` only."""
 
     database: Database = field(kw_only=True, repr=False)
+    series_reader: SeriesReader = field(kw_only=True, repr=False)
 
 
 def salt_of(settings: Settings) -> bytes:
@@ -218,6 +219,7 @@ async def open_services(
             upstream=up,
             health=database,
             database=database,
+            series_reader=reader,
             objects=objects,
             reader=reader,
             policy=policy,

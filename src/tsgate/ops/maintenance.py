@@ -150,6 +150,12 @@ def size_alerts(
     return alerts
 
 
+class MaintenancePass(Protocol):
+    """One housekeeping pass, run on demand (:class:`Maintenance` is it)."""
+
+    async def run(self, now_ms: int) -> MaintenanceReport: ...
+
+
 @dataclass(frozen=True)
 class Maintenance:
     """One pass over what grows without bound; alerts replace the previous pass's."""

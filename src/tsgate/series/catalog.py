@@ -64,6 +64,38 @@ class ObservedModeRows(Protocol):
         """The observed mode of each named point that has one."""
 
 
+class Catalog(Protocol):
+    """What handlers ask of the point catalog (:class:`PointCatalog` is it)."""
+
+    async def fresh(
+        self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False
+    ) -> str: ...
+
+    async def stored_objects(
+        self, site: str, names: Sequence[str], token: str, *, access_checked: bool = False
+    ) -> dict[str, dict[str, Any]]: ...
+
+    async def describe(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        access_checked: bool = False,
+    ) -> dict[str, tuple[str, str]]: ...
+
+    async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]: ...
+
+    async def page(
+        self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
+    ) -> tuple[dict[str, Any], str]: ...
+
+    async def search(
+        self, site: str, token: str, q: str, tags: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
 class PointCatalog:
     def __init__(
         self,
@@ -124,8 +156,12 @@ class PointCatalog:
         """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
         ``access_checked``: the caller checked the token on the site already."""
         objects = await self.stored_objects(site, names, token, access_checked=access_checked)
-        observed = await self.modes.get(site, names)
+        observed = await self.observed_modes(site, names)
         return {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
+
+    async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]:
+        """The sampling mode each point's stored periods show (points without one left out)."""
+        return await self.modes.get(site, names)
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False

@@ -23,7 +23,7 @@ from tsgate.core import rollups
 from tsgate.core.model import MS_PER_HOUR
 from tsgate.core.quality import HourFrame, PointProfile, Quality, assess_frame
 from tsgate.series.memory import LRU
-from tsgate.series.reader import ReadStats, SeriesReader
+from tsgate.series.reader import ReadStats, SeriesReads
 
 # cells (points x hours) of one frame: a request over many points and days is assessed
 # in batches of points, so memory stays bounded (about 130 bytes per cell while read)
@@ -113,7 +113,7 @@ class Judging:
 
 
 async def assess_points(
-    reader: SeriesReader,
+    reader: SeriesReads,
     site: str,
     names: Sequence[str],
     span: tuple[int, int],
@@ -152,7 +152,7 @@ async def assess_points(
 
 
 async def exact_hours(
-    reader: SeriesReader,
+    reader: SeriesReads,
     site: str,
     names: Sequence[str],
     span: tuple[int, int],
@@ -167,7 +167,7 @@ async def exact_hours(
     start_ms, end_ms = span
     hours = _hours(span)
     first, last = int(hours[0]), int(hours[-1]) + MS_PER_HOUR
-    key = None if memo is None else frame_key(site, await reader.generations.get(site), names, span)
+    key = None if memo is None else frame_key(site, await reader.generation(site), names, span)
     kept = None if memo is None or key is None else memo.frame(key)
     if kept is None:
         if before_read is not None:
@@ -178,7 +178,7 @@ async def exact_hours(
             memo.keep_frame(key, Kept(frame, now.final, now.pending))
     else:
         frame = kept.frame
-        await reader.access.check(site, token)  # kept data is served only to readers
+        await reader.check_site(site, token)  # kept data is served only to readers
         stats = ReadStats(sources={"MEMORY"})
         again = np.flatnonzero(~kept.final)
         if again.size and kept.pending is not None:
@@ -220,7 +220,7 @@ class _Read:
 
 
 async def _read_hours(
-    reader: SeriesReader, site: str, names: Sequence[str], hours: tuple[int, int], token: str
+    reader: SeriesReads, site: str, names: Sequence[str], hours: tuple[int, int], token: str
 ) -> _Read:
     """The hour frame of ``names`` over whole ``hours`` from the rollups (the chunks
     behind them made whole first), which rows are final, and the whole hours around what

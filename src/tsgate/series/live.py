@@ -21,8 +21,9 @@ import contextlib
 import logging
 import secrets
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -264,6 +265,24 @@ class LivePoller:
     def _end(self, error: TsgateError) -> None:
         for viewer in list(self.viewers):
             viewer.close(Push("error", self.seq, error=error))
+
+
+class LiveStreams(Protocol):
+    """What the stream endpoint and the metrics ask of the live hub (:class:`LiveHub`)."""
+
+    @property
+    def viewers(self) -> int: ...
+
+    @property
+    def pollers(self) -> Mapping[tuple[str, tuple[str, ...], str], LivePoller]: ...
+
+    def admit(self, caller: str) -> Viewer: ...
+
+    async def poller_for(
+        self, site: str, points: Sequence[str], scope: str, token: str, viewer: Viewer
+    ) -> LivePoller: ...
+
+    def leave(self, poller: LivePoller | None, viewer: Viewer) -> None: ...
 
 
 class LiveHub:
