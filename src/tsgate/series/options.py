@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from tsgate.core.kinds import PointKinds
 from tsgate.options import AtLeastOne, Count, PositiveSeconds, Seconds, durations_ms
-from tsgate.series.zones import parse_overrides
+
+if TYPE_CHECKING:
+    from tsgate.core.kinds import PointKinds
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,15 @@ class CacheSettings:
     def recheck_schedule_ms(self) -> tuple[int, ...]:
         return durations_ms("TSGATE_RECHECK_AFTER", self.recheck_after)
 
+    # imported when called: reading the settings (the CLI's first step) loads no numpy
     def zone_overrides(self) -> dict[str, str]:
+        from tsgate.series.zones import parse_overrides
+
         return parse_overrides(self.site_zones)
 
     def kinds(self) -> PointKinds:
+        from tsgate.core.kinds import PointKinds
+
         return PointKinds.parse(self.point_kinds)
 
 

@@ -8,11 +8,14 @@ talks to a real ACE server.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from tsgate.errors import ConfigError
-from tsgate.upstream.guarded import GuardedUpstream
-from tsgate.upstream.options import UpstreamSettings
+
+if TYPE_CHECKING:  # importing the seam (its options, for the settings) loads no client
+    from tsgate.upstream.guarded import GuardedUpstream
+    from tsgate.upstream.options import UpstreamSettings
 
 SCHEMES = ("sim", "http", "https")
 
