@@ -317,12 +317,7 @@ def build_jobs(
         objects,
         default_handlers(),
         service.token_for,
-        retry=RetryPolicy(
-            settings.job_retry_base_s,
-            settings.job_retry_factor,
-            settings.job_retry_cap_s,
-            settings.job_max_attempts,
-        ),
+        retry=RetryPolicy.of(settings),
         lease_ms=lease_ms,
         heartbeat_s=settings.job_heartbeat_s,
         clock_ms=clock,

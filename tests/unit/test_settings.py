@@ -11,6 +11,7 @@ import pytest
 
 from tsgate._backends import Adapter, load_adapter
 from tsgate.errors import ConfigError, MissingDependency
+from tsgate.jobs.model import RetryPolicy
 from tsgate.ops.maintenance import MaintenanceOptions
 from tsgate.series.live import LiveLimits
 from tsgate.series.options import CacheSettings, LiveSettings
@@ -196,6 +197,8 @@ def test_each_component_is_given_the_values_of_its_variables() -> None:
             "TSGATE_LIVE_BUFFER_EVENTS": "3",
             "TSGATE_CHART_TTL_S": "0",
             "TSGATE_ALERT_DB_BYTES": "5000000000",
+            "TSGATE_JOB_RETRY_FACTOR": "3",
+            "TSGATE_JOB_MAX_ATTEMPTS": "9",
         }
     )
     client = ClientPolicy.of(s)
@@ -208,6 +211,8 @@ def test_each_component_is_given_the_values_of_its_variables() -> None:
     upkeep = MaintenanceOptions.of(s)
     assert (upkeep.chart_ttl_s, upkeep.alert_db_bytes) == (0.0, 5_000_000_000)
     assert type(upkeep.alert_db_bytes) is int
+    retry = RetryPolicy.of(s)
+    assert (retry.factor, retry.max_attempts, retry.base_s) == (3.0, 9, 2.0)
 
 
 def test_a_component_struct_checks_its_bounds_alone() -> None:
