@@ -26,7 +26,7 @@ from tsgate.ops.stats import StatsTable
 from tsgate.ops.warm import ChartWarmCounters
 from tsgate.series.access import Access
 from tsgate.series.catalog import Catalog, PointRows
-from tsgate.series.hourly import QualityMemo
+from tsgate.series.hourly import QualityMemo, QualityMemory
 from tsgate.series.index import ChunkIndex
 from tsgate.series.live import LiveStreams
 from tsgate.series.planning import CachePolicy
@@ -85,6 +85,6 @@ class Services:
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
     monitor: MonitorView | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
-    quality: QualityMemo = field(default_factory=QualityMemo)
+    quality: QualityMemory = field(default_factory=QualityMemo)
     clock_ms: Clock = field(default=wall_clock_ms, repr=False)  # now, for handlers
     warming: ChartWarmCounters = field(default_factory=ChartWarmCounters)

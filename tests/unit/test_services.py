@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tsgate.core.kinds import PointKinds
 from tsgate.ops.warm import ChartWarmCounters
-from tsgate.series.hourly import QualityMemo
 from tsgate.series.planning import CachePolicy
 from tsgate.series.recheck import RecheckCounters
 from tsgate.services import Services
@@ -17,7 +16,7 @@ from tsgate.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # values and counters, not collaborators: nothing behind them does I/O
-VALUES = {Settings, CachePolicy, PointKinds, RecheckCounters, ChartWarmCounters, QualityMemo}
+VALUES = {Settings, CachePolicy, PointKinds, RecheckCounters, ChartWarmCounters}
 
 
 def _is_protocol(kind: object) -> bool:

@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,21 @@ FRAME_CELLS = 600_000
 FrameKey = tuple[str, str, bytes, int, int]  # site, data generation, points, first hour, hours
 Mask = npt.NDArray[np.bool_]
 BeforeRead = Callable[[Sequence[str], tuple[int, int]], Awaitable[None]]
+
+
+class QualityMemory(Protocol):
+    """The frames and catalog profiles ``/api/quality`` keeps between requests
+    (:class:`QualityMemo` is it)."""
+
+    def frame(self, key: FrameKey) -> Kept | None: ...
+
+    def keep_frame(self, key: FrameKey, kept: Kept) -> None: ...
+
+    def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None: ...
+
+    def keep_profiles(
+        self, site: str, version: int | None, profiles: dict[str, PointProfile]
+    ) -> None: ...
 
 
 class QualityMemo:
@@ -120,7 +136,7 @@ async def assess_points(
     judging: Judging,
     *,
     token: str,
-    memo: QualityMemo | None = None,
+    memo: QualityMemory | None = None,
     before_read: BeforeRead | None = None,
 ) -> tuple[list[Quality], ReadStats, int]:
     """The quality of each of ``names`` over ``span``, in batches of whole frames, and
@@ -158,7 +174,7 @@ async def exact_hours(
     span: tuple[int, int],
     *,
     token: str,
-    memo: QualityMemo | None = None,
+    memo: QualityMemory | None = None,
     before_read: BeforeRead | None = None,
 ) -> tuple[HourFrame, ReadStats]:
     """Hourly buckets of exactly the samples of ``names`` in ``span`` (row ``i`` is
