@@ -156,7 +156,7 @@ async def open_services(
             clock_ms=clock_ms,
         )
         zones = SiteZones(up, access, settings.zone_overrides())
-        kinds = settings.kinds()
+        kinds = settings.point_kind_overrides()
         stack.push_async_callback(reader.aclose)
         live = LiveHub(reader, LiveLimits.of(settings))
         stack.push_async_callback(live.aclose)
@@ -182,7 +182,7 @@ async def open_services(
         monitor = Monitor(
             database.monitor,
             alerts,
-            settings.rules(),
+            settings.alert_rule_set(),
             breaker_open=lambda: up.circuit_state() != "closed",
             retention_days=settings.monitor_retention_days,
             window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),

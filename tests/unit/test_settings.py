@@ -201,6 +201,9 @@ def test_every_option_has_one_owner_and_one_row_in_the_readme() -> None:
     owned = [f.name for component in COMPONENTS for f in dataclasses.fields(component)]
     assert len(owned) == len(set(owned)), "two components declare the same option"
     assert set(owned) == {f.name for f in dataclasses.fields(Settings)}
+    # Settings inherits every struct: a method of one must not shadow another's name
+    methods = [n for c in COMPONENTS for n in vars(c) if not n.startswith("_") and n not in owned]
+    assert len(methods) == len(set(methods)) and not set(methods) & set(owned)
     variables = {ENV_PREFIX + name.upper() for name in owned}
     readme = (ROOT / "README.md").read_text()
     rows = set(re.findall(r"^\| (.+?) \|", readme, re.MULTILINE))

@@ -41,7 +41,7 @@ class MaintenanceSettings:
     daily_report_objects: bool = False
 
     def __post_init__(self) -> None:
-        self.rules()  # bad rules fail when the settings are read, not at the first sample
+        self.alert_rule_set()  # bad rules fail when the settings are read, not at the first sample
 
-    def rules(self) -> tuple[Rule, ...]:
+    def alert_rule_set(self) -> tuple[Rule, ...]:
         return parse_rules(self.alert_rules, METRICS)

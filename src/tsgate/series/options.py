@@ -35,7 +35,7 @@ class CacheSettings:
         # what a type cannot check fails when the settings are read, not when first used
         self.recheck_schedule_ms()
         self.zone_overrides()
-        self.kinds()
+        self.point_kind_overrides()
 
     def recheck_schedule_ms(self) -> tuple[int, ...]:
         return durations_ms("TSGATE_RECHECK_AFTER", self.recheck_after)
@@ -46,7 +46,7 @@ class CacheSettings:
 
         return parse_overrides(self.site_zones)
 
-    def kinds(self) -> PointKinds:
+    def point_kind_overrides(self) -> PointKinds:
         from tsgate.core.kinds import PointKinds
 
         return PointKinds.parse(self.point_kinds)
