@@ -1,8 +1,9 @@
 """What a request handler, a job or a command may use: the process's services.
 
-Typed only with the Protocols their owners declare (and the domain's own classes), never
-with an adapter: ``tsgate.wiring`` builds the concrete backends and fills this in, and
-only the entry points (``app``, ``cli``) import ``wiring``.
+Typed only with the narrow Protocols their owners declare for what handlers call (and
+plain values: settings, policy, counters), never with a domain class or an adapter:
+``tsgate.wiring`` builds the concrete objects and fills this in, and only the entry
+points (``app``, ``cli``) import ``wiring``.
 """
 
 from __future__ import annotations
@@ -14,27 +15,27 @@ from tsgate.cache.base import Cache
 from tsgate.clock import Clock, wall_clock_ms
 from tsgate.core.kinds import PointKinds
 from tsgate.files.model import FileStore
-from tsgate.jobs.service import JobService
-from tsgate.jobs.worker import Worker
+from tsgate.jobs.service import Jobs
+from tsgate.jobs.worker import NamedWorker
 from tsgate.object_store.base import ObjectStore
-from tsgate.ops.alerts import Alerts
-from tsgate.ops.maintenance import Maintenance
-from tsgate.ops.monitor import Monitor, MonitorLog
-from tsgate.ops.recorder import StatsRecorder
+from tsgate.ops.alerts import Alerts, CurrentAlerts
+from tsgate.ops.maintenance import MaintenancePass
+from tsgate.ops.monitor import MonitorLog, MonitorView
+from tsgate.ops.recorder import RequestRecorder
 from tsgate.ops.stats import StatsTable
 from tsgate.ops.warm import ChartWarmCounters
-from tsgate.series.access import AccessCheck
-from tsgate.series.catalog import PointCatalog, PointRows
-from tsgate.series.hourly import QualityMemo
+from tsgate.series.access import Access
+from tsgate.series.catalog import Catalog, PointRows
+from tsgate.series.hourly import QualityMemo, QualityMemory
 from tsgate.series.index import ChunkIndex
-from tsgate.series.live import LiveHub
+from tsgate.series.live import LiveStreams
 from tsgate.series.planning import CachePolicy
-from tsgate.series.reader import SeriesReader
+from tsgate.series.reader import SeriesReads
 from tsgate.series.recheck import RecheckCounters
 from tsgate.series.savedcharts import SavedChartStore
-from tsgate.series.zones import SiteZones
+from tsgate.series.zones import Zones
 from tsgate.settings import Settings
-from tsgate.upstream.guarded import GuardedUpstream
+from tsgate.upstream.guarded import GuardedReads
 
 
 class DatabaseHealth(Protocol):
@@ -58,20 +59,20 @@ class Services:
     """Everything a request handler may use, opened once per process."""
 
     settings: Settings
-    upstream: GuardedUpstream  # the typed reads, with the circuit and the counters
+    upstream: GuardedReads  # the typed reads, with the circuit and the counters
     health: DatabaseHealth
     objects: ObjectStore
-    reader: SeriesReader
+    reader: SeriesReads
     policy: CachePolicy  # the reader's, for the headers and freshness that follow from it
-    access: AccessCheck
-    catalog: PointCatalog
-    zones: SiteZones
+    access: Access
+    catalog: Catalog
+    zones: Zones
     cache: Cache
-    recorder: StatsRecorder
-    jobs: JobService
-    worker: Worker
-    maintenance: Maintenance
-    live: LiveHub
+    recorder: RequestRecorder
+    jobs: Jobs
+    worker: NamedWorker
+    maintenance: MaintenancePass
+    live: LiveStreams
     # the stored rows handlers read directly, each through the Protocol its owner declares
     points: PointRows
     chunks: ChunkIndex
@@ -80,10 +81,10 @@ class Services:
     monitoring: MonitorLog
     stats: StatsTable
     salt: bytes = field(repr=False)
-    alerts: Alerts = field(default_factory=Alerts)
+    alerts: CurrentAlerts = field(default_factory=Alerts)
     rechecks: RecheckCounters = field(default_factory=RecheckCounters)
-    monitor: Monitor | None = None
+    monitor: MonitorView | None = None
     kinds: PointKinds = field(default_factory=PointKinds)
-    quality: QualityMemo = field(default_factory=QualityMemo)
+    quality: QualityMemory = field(default_factory=QualityMemo)
     clock_ms: Clock = field(default=wall_clock_ms, repr=False)  # now, for handlers
     warming: ChartWarmCounters = field(default_factory=ChartWarmCounters)

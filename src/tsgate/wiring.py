@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 from tsgate.cache import open_cache
 from tsgate.clock import wall_clock_ms
-from tsgate.core.kinds import PointKinds
 from tsgate.database import Database, migrate, open_database
 from tsgate.database.jobs import SqlJobStore
 from tsgate.database.notifications import SqlNotifications
@@ -36,10 +35,9 @@ from tsgate.ops.maintenance import (
     MaintenanceOptions,
     MaintenanceScheduler,
 )
-from tsgate.ops.monitor import METRICS, Monitor
+from tsgate.ops.monitor import Monitor
 from tsgate.ops.recorder import StatsRecorder
 from tsgate.ops.report import DailyReports
-from tsgate.ops.rules import parse_rules
 from tsgate.ops.warm import ChartWarmer
 from tsgate.series.access import AccessCheck
 from tsgate.series.catalog import PointCatalog
@@ -49,9 +47,9 @@ from tsgate.series.planning import CachePolicy
 from tsgate.series.reader import SeriesReader
 from tsgate.series.recheck import Rechecker
 from tsgate.series.versions import StoredGenerations
-from tsgate.series.zones import SiteZones, parse_overrides
+from tsgate.series.zones import SiteZones
 from tsgate.services import Services
-from tsgate.settings import Settings, durations_ms
+from tsgate.settings import Settings
 from tsgate.upstream import open_upstream
 from tsgate.upstream.guarded import GuardedUpstream
 
@@ -64,32 +62,11 @@ SECRET_OBJECT = "_system/secret"  # noqa: S105 - an object key
 
 @dataclass
 class OpenedServices(Services):
-    """The services with the database they were built on, for the CLI's commands and
-    the tests; handlers see :class:`Services` only."""
+    """The services with the database and the reader they were built on, for the CLI's
+    commands (verify and repair, warm) and the tests; handlers see :class:`Services` only."""
 
     database: Database = field(kw_only=True, repr=False)
-
-
-def cache_policy(settings: Settings) -> CachePolicy:
-    return CachePolicy(
-        settle_ms=int(settings.settle_s * 1000),
-        open_ttl_ms=int(settings.open_ttl_s * 1000),
-        lookback_ms=int(settings.lookback_s * 1000),
-        recheck_schedule_ms=durations_ms("TSGATE_RECHECK_AFTER", settings.recheck_after),
-        site_stream_min_points=settings.site_stream_min_points,
-        site_page_size=settings.upstream_page_size,
-        upstream_concurrency=settings.upstream_concurrency,
-    )
-
-
-def live_limits(settings: Settings) -> LiveLimits:
-    return LiveLimits(
-        per_caller=settings.live_viewers_per_caller,
-        total=settings.live_max_viewers,
-        min_poll_ms=int(settings.live_min_poll_s * 1000),
-        poll_ms=int(settings.live_poll_s * 1000),
-        buffer=settings.live_buffer_events,
-    )
+    series_reader: SeriesReader = field(kw_only=True, repr=False)
 
 
 def salt_of(settings: Settings) -> bytes:
@@ -164,7 +141,7 @@ async def open_services(
             deny_ttl_ms=int(settings.access_deny_ttl_s * 1000),
             clock_ms=clock_ms,
         )
-        policy = cache_policy(settings)
+        policy = CachePolicy.of(settings, settings)
         reader = SeriesReader(up, store, access, policy, cache=cache, clock_ms=clock_ms)
         if settings.workers > 1 and settings.cache_url.startswith("memory:"):
             # the processes of one server share no cache: the data versions that key every
@@ -178,10 +155,10 @@ async def open_services(
             ttl_ms=int(settings.points_ttl_s * 1000),
             clock_ms=clock_ms,
         )
-        zones = SiteZones(up, access, parse_overrides(settings.site_zones))
-        kinds = PointKinds.parse(settings.point_kinds)
+        zones = SiteZones(up, access, settings.zone_overrides())
+        kinds = settings.point_kind_overrides()
         stack.push_async_callback(reader.aclose)
-        live = LiveHub(reader, live_limits(settings))
+        live = LiveHub(reader, LiveLimits.of(settings))
         stack.push_async_callback(live.aclose)
         recorder = StatsRecorder(database.stats, flush_s=settings.stats_flush_s)
         recorder.start()
@@ -205,7 +182,7 @@ async def open_services(
         monitor = Monitor(
             database.monitor,
             alerts,
-            parse_rules(settings.alert_rules, METRICS),
+            settings.alert_rule_set(),
             breaker_open=lambda: up.circuit_state() != "closed",
             retention_days=settings.monitor_retention_days,
             window_ms=int(max(settings.monitor_interval_s, 60.0) * 1000),
@@ -242,6 +219,7 @@ async def open_services(
             upstream=up,
             health=database,
             database=database,
+            series_reader=reader,
             objects=objects,
             reader=reader,
             policy=policy,
@@ -339,12 +317,7 @@ def build_jobs(
         objects,
         default_handlers(),
         service.token_for,
-        retry=RetryPolicy(
-            settings.job_retry_base_s,
-            settings.job_retry_factor,
-            settings.job_retry_cap_s,
-            settings.job_max_attempts,
-        ),
+        retry=RetryPolicy.of(settings),
         lease_ms=lease_ms,
         heartbeat_s=settings.job_heartbeat_s,
         clock_ms=clock,

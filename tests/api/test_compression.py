@@ -35,3 +35,16 @@ async def test_the_threshold_is_the_setting(settings: Settings) -> None:
 
     encoding, _, _ = await _sites(dataclasses.replace(settings, compress_min_bytes=size))
     assert encoding == "zstd"  # at the threshold: compressed
+
+
+async def test_the_variable_sets_the_threshold(settings: Settings) -> None:
+    stores = {
+        "TSGATE_DATABASE_URL": settings.database_url,
+        "TSGATE_OBJECTS_URL": settings.objects_url,
+    }
+    encoding, _, size = await _sites(
+        Settings.from_env({**stores, "TSGATE_COMPRESS_MIN_BYTES": "0"})
+    )
+    assert encoding == "zstd" and size < 1024
+    encoding, _, _ = await _sites(Settings.from_env(stores))
+    assert encoding is None  # the default threshold leaves it as it is

@@ -233,9 +233,9 @@ async def test_the_rate_limit_holds_on_the_fast_path(env: Env) -> None:
 
 async def test_answers_are_bounded_by_bytes() -> None:
     answers = FastAnswers(max_bytes=8 * 1000)
-    reader: Any = type("R", (), {"clock_ms": staticmethod(lambda: NOW)})()
     settings = Settings(upstream_token="server")
-    services: Any = type("S", (), {"settings": settings, "salt": b"s" * 32, "reader": reader})()
+    fields = {"settings": settings, "salt": b"s" * 32, "clock_ms": staticmethod(lambda: NOW)}
+    services: Any = type("S", (), fields)()
     for i in range(50):
         scope = {"headers": [], "query_string": f"q={i}".encode()}
         hit = CachedResponse(b"x" * 900, "application/json", {}, until_ms=NOW + 60_000)

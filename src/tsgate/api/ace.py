@@ -278,7 +278,7 @@ async def _page_key(request: Request, site: str, named: list[str]) -> tuple[str,
         if refreshed is None:
             ttl_s = 0.0
         else:
-            left_ms = refreshed + settings.points_ttl_s * 1000 - services.reader.clock_ms()
+            left_ms = refreshed + settings.points_ttl_s * 1000 - services.clock_ms()
             ttl_s = min(ttl_s, left_ms / 1000)
     key = responses.page_key(
         "ace-paginated",

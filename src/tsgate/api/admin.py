@@ -21,7 +21,6 @@ from tsgate.api.negotiation import respond
 from tsgate.api.responses import RESPONSES
 from tsgate.api.services import services_of
 from tsgate.errors import BadParameter, Forbidden
-from tsgate.series.invalidation import invalidate
 from tsgate.wire.ace import format_time, parse_time
 
 log = logging.getLogger("tsgate.admin")
@@ -69,9 +68,7 @@ async def invalidate_cache(request: Request) -> Response:
     require_admin(request)
     site, points, start, end = _parse(await request.body())
     services = services_of(request)
-    reader = services.reader
-    dropped = await invalidate(reader.store, site, points, start, end, now_ms=reader.clock_ms())
-    await reader.generations.bump(site)
+    dropped = await services.reader.invalidate(site, points, start, end)
     responses = await RESPONSES.clear(services.cache)
     log.info(
         "cache invalidated: site %s, %s points, %d chunks, %d rollups",

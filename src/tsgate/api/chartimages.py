@@ -203,11 +203,11 @@ async def _image(request: Request, fmt: str) -> Response:
     asked = image_request(request, fmt)
     chart, scope = await own_chart(request)
     token = token_of(request, services.settings.upstream_token)
-    q = chart_query(chart.config, services.reader.clock_ms(), asked.width)
+    q = chart_query(chart.config, services.clock_ms(), asked.width)
     check_range(services.settings, q.start_ms, q.end_ms, "config.range")
     q = await resolve_zone(request, q, token)
     _check_size(request, q)
-    generation = await services.reader.generations.get(q.site)
+    generation = await services.reader.generation(q.site)
     config = json.dumps(chart.config, sort_keys=True, default=str)
     key = responses.page_key(
         "chart-image",

@@ -66,7 +66,7 @@ async def own_chart(request: Request) -> tuple[SavedChart, str]:
     token = _token(request)
     chart_id = _chart_id(request)
     scope = services.access.scope(token)
-    chart = await services.charts.get(scope, chart_id, now_ms=services.reader.clock_ms())
+    chart = await services.charts.get(scope, chart_id, now_ms=services.clock_ms())
     if chart is None:
         # an unknown id and a junk token look alike until upstream is asked
         await services.access.validate(token)
@@ -138,7 +138,7 @@ async def create(request: Request) -> Response:
             "max_charts_per_caller",
             f"this caller keeps {limit} saved charts, the most allowed; delete some first",
         )
-    chart = await services.charts.create(scope, name, config, services.reader.clock_ms())
+    chart = await services.charts.create(scope, name, config, services.clock_ms())
     out = chart.to_json() | _links(chart.id)
     return respond(request, out, status=201, headers={"Location": f"/api/charts/{chart.id}"})
 

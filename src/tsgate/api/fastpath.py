@@ -113,7 +113,7 @@ class FastAnswers:
         self, scope: Scope, services: Services, site: str, generation: str, hit: CachedResponse
     ) -> None:
         """Keep ``hit`` (as the endpoint just served it) for requests like this one."""
-        if hit.packed or hit.until_ms <= services.reader.clock_ms() or site == UNKNOWN_SITE:
+        if hit.packed or hit.until_ms <= services.clock_ms() or site == UNKNOWN_SITE:
             return
         view = _request_of(scope, services.settings.upstream_token)
         if view is None or len(hit.body) > self.max_bytes // 8:
@@ -153,7 +153,7 @@ class FastAnswers:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.until_ms <= services.reader.clock_ms():
+        if entry.until_ms <= services.clock_ms():
             self._drop(key)
             return None
         return key, entry
@@ -198,7 +198,7 @@ class FastPathMiddleware:
         caller = key[1]
         if (
             not services.access.granted(caller, entry.site)
-            or await services.reader.generations.get(entry.site) != entry.generation
+            or await services.reader.generation(entry.site) != entry.generation
         ):
             await self.app(scope, receive, send)
             return

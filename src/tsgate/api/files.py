@@ -215,7 +215,7 @@ async def upload(request: Request) -> Response:
             size_bytes=received.size,
             sha256=sha256,
             object_key=object_key(file_id),
-            created_at_ms=services.reader.clock_ms(),
+            created_at_ms=services.clock_ms(),
         )
         await services.objects.put_file(stored.object_key, received.file)
     finally:

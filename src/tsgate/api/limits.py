@@ -16,8 +16,8 @@ from tsgate.api.files import upload_limit_bytes
 from tsgate.api.problems import tsgate_error
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.chart import ChartQuery, estimate_samples
+from tsgate.series.options import ReadLimits
 from tsgate.services import Services
-from tsgate.settings import Settings
 
 DAY_MS = 86_400_000
 SAMPLE_MS = 300_000  # the 5-minute cadence that sample estimates assume
@@ -26,14 +26,14 @@ MIN_TIME_MS = -62_135_596_800_000
 MAX_TIME_MS = 253_402_300_799_999
 
 
-def over_points_limit(settings: Settings, count: int) -> int | None:
+def over_points_limit(limits: ReadLimits, count: int) -> int | None:
     """The points-per-request limit when ``count`` points pass it; ``None`` within it."""
-    limit = settings.max_points_per_request
+    limit = limits.max_points_per_request
     return limit if 0 < limit < count else None
 
 
-def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
-    limit = over_points_limit(settings, len(names))
+def check_points(limits: ReadLimits, names: Sequence[str], param: str) -> None:
+    limit = over_points_limit(limits, len(names))
     if limit is not None:
         raise TooLarge(
             "max_points_per_request",
@@ -41,8 +41,8 @@ def check_points(settings: Settings, names: Sequence[str], param: str) -> None:
         )
 
 
-def check_range(settings: Settings, start_ms: int, end_ms: int, param: str = "end_time") -> None:
-    limit = settings.max_range_days
+def check_range(limits: ReadLimits, start_ms: int, end_ms: int, param: str = "end_time") -> None:
+    limit = limits.max_range_days
     if limit > 0 and end_ms - start_ms > limit * DAY_MS:
         days = (end_ms - start_ms) / DAY_MS
         raise TooLarge(
@@ -58,27 +58,27 @@ def check_time_ms(param: str, ms: int) -> int:
     return ms
 
 
-def check_samples(settings: Settings, q: ChartQuery) -> None:
+def check_samples(limits: ReadLimits, q: ChartQuery) -> None:
     """Raw answers larger than ``max_inline_samples`` are refused with suggestions."""
     if q.interval != "raw" or q.max_points is not None:
         return
     estimated = estimate_samples(q)
-    if estimated > settings.max_inline_samples:
+    if estimated > limits.max_inline_samples:
         raise TooLarge(
             "max_inline_samples",
             f"about {estimated:,} raw samples; "
-            f"at most {settings.max_inline_samples:,} inline — add max_points=N "
+            f"at most {limits.max_inline_samples:,} inline — add max_points=N "
             "(downsampled), interval=1h|1d (aggregated), or submit a job (POST /api/jobs)",
         )
 
 
-def check_drop_in_samples(settings: Settings, points: int, start_ms: int, end_ms: int) -> None:
+def check_drop_in_samples(limits: ReadLimits, points: int, start_ms: int, end_ms: int) -> None:
     """The chart API's sample budget for an unpaged drop-in read (``max_inline_samples``)."""
     estimated = (end_ms - start_ms) // SAMPLE_MS * points
-    if estimated > settings.max_inline_samples:
+    if estimated > limits.max_inline_samples:
         raise TooLarge(
             "max_inline_samples",
-            f"about {estimated:,} samples; at most {settings.max_inline_samples:,} in one "
+            f"about {estimated:,} samples; at most {limits.max_inline_samples:,} in one "
             "answer — ask for a shorter range or fewer points, or page through "
             "/api/sites/{site}/timeseries/paginated",
         )
@@ -110,10 +110,10 @@ async def check_fetch_budget(
 
 
 def refuse_over_fetch_budget(
-    settings: Settings, missing: int, *, hint: str = FETCH_BUDGET_HINT
+    limits: ReadLimits, missing: int, *, hint: str = FETCH_BUDGET_HINT
 ) -> None:
     """A 413 when ``missing`` samples to fetch now exceed ``inline_fetch_samples``."""
-    budget = settings.inline_fetch_samples
+    budget = limits.inline_fetch_samples
     if budget > 0 and missing > budget:
         raise TooLarge(
             "inline_fetch_samples",

@@ -140,7 +140,7 @@ async def _check_inline(services: Services, q: ChartQuery, token: str) -> None:
 
 def _closed(services: Services, q: ChartQuery) -> bool:
     """Whether nothing in the range can still change: its end is a look-back ago."""
-    return services.reader.clock_ms() >= q.end_ms + services.policy.lookback_ms
+    return services.clock_ms() >= q.end_ms + services.policy.lookback_ms
 
 
 async def _resume(request: Request, poller: LivePoller, viewer: Viewer) -> list[Push] | None:

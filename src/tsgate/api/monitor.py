@@ -75,7 +75,7 @@ def bucketed(points: list[tuple[int, float]], start_ms: int, end_ms: int, n: int
 
 async def history(request: Request) -> Response:
     services = services_of(request)
-    now_ms = services.reader.clock_ms()
+    now_ms = services.clock_ms()
     end_ms = _time(request, "end", now_ms + 1)
     start_ms = _time(request, "start", end_ms - DAY_MS)
     if end_ms <= start_ms:
@@ -103,7 +103,7 @@ async def day_report(request: Request) -> Response:
     """``GET /api/monitor/report?day=YYYY-MM-DD``: one UTC day summarised (default: the
     last finished day)."""
     services = services_of(request)
-    today_ms = services.reader.clock_ms() // DAY_MS * DAY_MS
+    today_ms = services.clock_ms() // DAY_MS * DAY_MS
     raw = request.query_params.get("day")
     if raw is None or raw == "":
         day_ms = today_ms - DAY_MS

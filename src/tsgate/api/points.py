@@ -65,7 +65,7 @@ async def search(request: Request) -> Response:
     limit = _int(request, "limit", 50, 1, 1000)
     token = token_of(request, services.settings.upstream_token)
     found = await services.catalog.search(site, token, q, tags, limit)
-    observed = await services.catalog.modes.get(site, [p["name"] for p in found])
+    observed = await services.catalog.observed_modes(site, [p["name"] for p in found])
     items: list[dict[str, Any]] = []
     for p in found:
         kind, mode = services.kinds.describe(p, observed.get(p["name"]))

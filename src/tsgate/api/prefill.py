@@ -77,8 +77,10 @@ class Filled:
 
     async def keep(self, names: list[str], lo: int, hi: int, request: Request, keep: Keep) -> None:
         """Keep a page over ``[lo, hi)`` (``keep``) for as long as it stays what it is."""
-        reader = services_of(request).reader
-        keep_s = self.unchanged_for_s(names, lo, hi, reader.clock_ms(), reader.policy.open_ttl_ms)
+        services = services_of(request)
+        keep_s = self.unchanged_for_s(
+            names, lo, hi, services.clock_ms(), services.policy.open_ttl_ms
+        )
         if keep_s > 0:
             await keep(keep_s)
 
@@ -194,7 +196,7 @@ async def prefill(request: Request, site: str, names: list[str], lo: int, end_ms
     if hi <= lo:
         return Filled([], lo, lo, [], stale=True)
     key = (site, hashlib.blake2b("\x1f".join(names).encode(), digest_size=16).digest())
-    read = _Read(services, _state(request), key, await reader.generations.get(site), site, names)
+    read = _Read(services, _state(request), key, await reader.generation(site), site, names)
     kept = read.state.held.get(key)
     now_ms = reader.clock_ms()
     known = site != UNKNOWN_SITE
@@ -231,14 +233,14 @@ async def _filled(
 ) -> Filled | None:
     """The fill of ``[lo, hi)`` from its index ``rows``, held while it stays as it is;
     None when some of its objects are lost or damaged."""
-    reader = read.services.reader
-    loaded = await reader.store.load(read.site, read.names, rows, lo, hi)
+    services = read.services
+    loaded = await services.reader.load(read.site, read.names, rows, lo, hi)
     if loaded.damaged:
         return None
     series = [loaded.series.get(n, Series.empty(n)) for n in read.names]
     filled = Filled(series, lo, hi, rows, stale=stats.stale)
-    now_ms = reader.clock_ms()
-    keep_s = filled.unchanged_for_s(read.names, lo, hi, now_ms, reader.policy.open_ttl_ms)
+    now_ms = services.clock_ms()
+    keep_s = filled.unchanged_for_s(read.names, lo, hi, now_ms, services.policy.open_ttl_ms)
     if keep_s > 0:
         # what a read would cut until then (or until the site's data version moves): the
         # next pages of this read are cut from it without an index query
@@ -248,17 +250,17 @@ async def _filled(
 
 def _start(read: _Read, lo: int, hi: int, token: str) -> Streaming:
     """Fetch and store ``[lo, hi)`` in the background; its pages are cut as it arrives."""
-    reader = read.services.reader
-    stream = StreamFill((lo, min(hi, reader.clock_ms() + 1)))
-    clock = (reader.clock_ms, reader.policy.open_ttl_ms)
-    settled_before = reader.clock_ms() - reader.policy.settle_ms
+    services = read.services
+    stream = StreamFill((lo, min(hi, services.clock_ms() + 1)))
+    clock = (services.clock_ms, services.policy.open_ttl_ms)
+    settled_before = services.clock_ms() - services.policy.settle_ms
     streaming = Streaming(read.names, read.generation, lo, hi, stream, clock, settled_before)
     state = read.state
 
     async def run() -> None:
         stats = ReadStats()
         try:
-            rows = await reader.ensure(
+            rows = await services.reader.ensure(
                 read.site, read.names, lo, hi, token=token, stats=stats, on_page=stream.feed
             )
             # no result when objects were damaged: the pages still waiting read inline

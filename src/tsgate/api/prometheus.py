@@ -81,7 +81,7 @@ class ServiceSource:
 
     async def sites(self) -> list[str]:
         scope = self.services.access.scope(self.token)
-        now = self.services.reader.clock_ms()
+        now = self.services.clock_ms()
         cached = _SITES.get(scope)
         if cached is not None and cached[0] > now:
             return cached[1]
@@ -376,7 +376,7 @@ async def _evaluate(
         }
     )
     if not stats.stale:
-        now = services.reader.clock_ms()
+        now = services.clock_ms()
         settled = evaluator.latest_ms <= now - services.policy.settle_ms
         ttl = min(
             services.settings.access_ttl_s, 3600.0 if settled else services.settings.open_ttl_s

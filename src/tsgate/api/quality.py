@@ -75,7 +75,7 @@ async def quality(request: Request) -> Response:
     )
     zone = await services.zones.zone_of(site, token)
     summary = summarise(items, {p.name: p.kind for p in profiles})
-    observed = await services.catalog.modes.get(
+    observed = await services.catalog.observed_modes(
         site, [p.name for p in profiles if p.observed_decides]
     )
     body = {

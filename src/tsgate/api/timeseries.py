@@ -231,7 +231,7 @@ async def timeseries(request: Request) -> Response:
         await services.reader.generation(q.site),
     )
     hit = await responses.load(services.cache, key)
-    if hit is not None and hit.until_ms and hit.until_ms <= services.reader.clock_ms():
+    if hit is not None and hit.until_ms and hit.until_ms <= services.clock_ms():
         hit = None  # its samples may have changed since (the clock may not be the cache's)
     if hit is not None:
         await _regrant(request, q, token)
@@ -272,7 +272,7 @@ async def timeseries(request: Request) -> Response:
         kept = {k: v for k, v in response.headers.items() if k.lower() in _KEPT_HEADERS}
         until_ms = await _response_until_ms(request, q, result)
         entry = responses.CachedResponse(bytes(response.body), media_type, kept, until_ms=until_ms)
-        ttl_s = (until_ms - services.reader.clock_ms()) / 1000
+        ttl_s = (until_ms - services.clock_ms()) / 1000
         if await responses.store(services.cache, key, entry, ttl_s):
             _keep_fast(request, parsed, key, entry)
     return response
@@ -370,7 +370,7 @@ async def _response_until_ms(request: Request, q: ChartQuery, result: ChartResul
     re-check of a provisional period, the open TTL of a tail or of a range still open."""
     services = services_of(request)
     reader = services.reader
-    now = reader.clock_ms()
+    now = services.clock_ms()
     until = now + int(min(services.settings.access_ttl_s, 3600.0) * 1000)
     if result.stats.final:
         return until
@@ -378,8 +378,8 @@ async def _response_until_ms(request: Request, q: ChartQuery, result: ChartResul
     if q.compare_ms:
         spans.append((q.start_ms + q.compare_ms, q.end_ms + q.compare_ms))
     for start_ms, end_ms in spans:
-        rows = await reader.store.rows(q.site, q.points, start_ms, end_ms)
-        at = changes_at(q.points, rows, start_ms, end_ms, now, reader.policy.open_ttl_ms)
+        rows = await reader.rows(q.site, q.points, start_ms, end_ms)
+        at = changes_at(q.points, rows, start_ms, end_ms, now, services.policy.open_ttl_ms)
         until = until if at is None else min(until, at)
     return until
 
@@ -476,7 +476,7 @@ async def aggregations(request: Request) -> Response:
             "max_aggregation_rows",
             f"{rows:,} rows; at most {MAX_AGGREGATION_ROWS:,} — use interval=1d or a shorter range",
         )
-    until = min(q.end_ms, services.reader.clock_ms() + 1)
+    until = min(q.end_ms, services.clock_ms() + 1)
     items: list[dict[str, Any]] = []
     for name in q.points:
         ends = grid.ends(found[name], until)

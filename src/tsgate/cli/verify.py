@@ -24,6 +24,7 @@ from tsgate.wire.ace import format_time, parse_range
 if TYPE_CHECKING:
     from tsgate.services import Services
     from tsgate.upstream.guarded import GuardedUpstream
+    from tsgate.wiring import OpenedServices
 
 SIM_TOKEN = "verify"  # noqa: S105 - the built-in simulator accepts any token
 MAX_ROWS = 50  # differences listed one by one; the rest are counted
@@ -90,8 +91,8 @@ async def run_verify(
             render(console, report)
             if not (fix and report.differences):
                 return 1 if report.differences else 0
-            now = clock_ms() if clock_ms else services.reader.clock_ms()
-            repaired = await repair(services.reader, report, token=token, now_ms=now)
+            now = (clock_ms or services.clock_ms)()
+            repaired = await repair(services.series_reader, report, token=token, now_ms=now)
             # cached answers (shared through redis://) were made from the damaged chunks;
             # as POST /api/cache/invalidate drops them
             await RESPONSES.clear(services.cache)
@@ -115,7 +116,7 @@ async def _cached_points(
 
 
 async def _checked(
-    services: Services,
+    services: OpenedServices,
     console: Console,
     site: str,
     names: Sequence[str],
@@ -132,7 +133,7 @@ async def _checked(
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(site, total=len(names))
         return await verify(
-            services.reader.store,
+            services.series_reader.store,
             services.upstream,
             site,
             names,

@@ -102,7 +102,7 @@ async def _warm(args: argparse.Namespace, settings: Settings, token: str) -> War
     async with open_services(settings) as services:
         site, names = await _targets(args, services, token)
         start_ms = parse_time("start", args.start)
-        end_ms = parse_time("end", args.end) if args.end else services.reader.clock_ms()
+        end_ms = parse_time("end", args.end) if args.end else services.clock_ms()
         units = plan_units(names, start_ms, end_ms, args.batch)
         progress = Progress(
             TextColumn(f"[bold]warm {site}[/] {len(names)} points"),
@@ -124,7 +124,7 @@ async def _warm(args: argparse.Namespace, settings: Settings, token: str) -> War
 
         with progress:
             return await warm(
-                services.reader,
+                services.series_reader,
                 site,
                 names,
                 start_ms,

@@ -25,6 +25,7 @@ from tsgate import backoff
 from tsgate.core.extents import next_month
 from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, RequestError, StorageError, UpstreamError
+from tsgate.jobs.options import JobSettings
 
 
 class JobKind(StrEnum):
@@ -200,6 +201,15 @@ class RetryPolicy:
     factor: float = 2.0
     cap_s: float = 300.0
     max_attempts: int = 5
+
+    @classmethod
+    def of(cls, jobs: JobSettings) -> RetryPolicy:
+        return cls(
+            jobs.job_retry_base_s,
+            jobs.job_retry_factor,
+            jobs.job_retry_cap_s,
+            jobs.job_max_attempts,
+        )
 
     def delay_s(self, attempt: int, rng: random.Random | None = None) -> float:
         """Backoff before attempt ``attempt + 1``: exponential, capped, "equal jitter".

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tsgate.errors import NotFound, QuotaExceeded, StorageError, Unauthorized
 from tsgate.jobqueue.base import JobQueue
@@ -20,6 +21,26 @@ from tsgate.object_store.base import ObjectStore
 from tsgate.series.access import token_hash
 
 log = logging.getLogger("tsgate.jobs")
+
+
+class Jobs(Protocol):
+    """What the job endpoints and the operations views ask (:class:`JobService` is it)."""
+
+    async def submit(self, request: JobRequest, token: str) -> tuple[Job, bool]: ...
+
+    async def get(self, job_id: str, token: str) -> Job: ...
+
+    async def listing(self, token: str, *, state: str | None = None) -> list[Job]: ...
+
+    async def latest(self, job_id: str) -> Job | None: ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+    async def stored_results(self) -> tuple[int, int]: ...
+
+    async def cancel(self, job_id: str, token: str) -> Job: ...
+
+    async def retry(self, job_id: str, token: str) -> Job: ...
 
 
 @dataclass

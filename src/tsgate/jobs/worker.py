@@ -16,6 +16,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tsgate.errors import StorageError
 from tsgate.jobqueue.base import JobQueue
@@ -28,6 +29,13 @@ log = logging.getLogger("tsgate.jobs")
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class NamedWorker(Protocol):
+    """The worker of this process as the operations views show it (:class:`Worker`)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass

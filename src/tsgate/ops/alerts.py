@@ -6,8 +6,15 @@ They are logged when raised, listed by ``/api/stats`` and turn health ``degraded
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 log = logging.getLogger("tsgate.alerts")
+
+
+class CurrentAlerts(Protocol):
+    """The alerts raised now (:class:`Alerts` is it)."""
+
+    def current(self) -> list[str]: ...
 
 
 class Alerts:

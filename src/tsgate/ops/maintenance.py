@@ -23,8 +23,8 @@ from tsgate.clock import wall_clock_ms
 from tsgate.errors import TsgateError
 from tsgate.ops.alerts import Alerts
 from tsgate.ops.monitor import Sample, StoreSizes
+from tsgate.ops.options import MaintenanceSettings
 from tsgate.series.recheck import RecheckReport
-from tsgate.settings import Settings
 
 log = logging.getLogger("tsgate.maintenance")
 
@@ -106,7 +106,7 @@ class MaintenanceOptions:
     chart_ttl_s: float = 0.0  # 0: saved charts are kept
 
     @classmethod
-    def of(cls, settings: Settings) -> MaintenanceOptions:
+    def of(cls, settings: MaintenanceSettings) -> MaintenanceOptions:
         return cls(
             settings.stats_retention_days,
             settings.alert_db_bytes,
@@ -148,6 +148,12 @@ def size_alerts(
             f"object store size {store_bytes} B is over TSGATE_ALERT_STORE_BYTES={store_limit}"
         )
     return alerts
+
+
+class MaintenancePass(Protocol):
+    """One housekeeping pass, run on demand (:class:`Maintenance` is it)."""
+
+    async def run(self, now_ms: int) -> MaintenanceReport: ...
 
 
 @dataclass(frozen=True)

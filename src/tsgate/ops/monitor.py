@@ -109,6 +109,16 @@ class Sample:
     changes: list[Change]
 
 
+class MonitorView(Protocol):
+    """The last monitoring sample and the rules it was judged by (:class:`Monitor`)."""
+
+    @property
+    def latest(self) -> Sample | None: ...
+
+    @property
+    def rules(self) -> tuple[Rule, ...]: ...
+
+
 @dataclass
 class Monitor:
     history: MonitorHistory

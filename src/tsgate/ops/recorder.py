@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import Protocol
 
 from tsgate.errors import StorageError
 from tsgate.ops.stats import RequestStat, StatsTable
@@ -14,6 +15,14 @@ from tsgate.ops.stats import RequestStat, StatsTable
 log = logging.getLogger("tsgate.stats")
 
 MAX_BUFFERED = 50_000  # while the database is away, the oldest rows go first
+
+
+class RequestRecorder(Protocol):
+    """Where a finished request's statistics go (:class:`StatsRecorder` is it)."""
+
+    def add(self, stat: RequestStat) -> None: ...
+
+    async def flush(self) -> int: ...
 
 
 class StatsRecorder:

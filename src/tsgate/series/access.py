@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tsgate.clock import wall_clock_ms
 from tsgate.errors import Forbidden, NotFound, RequestError, Unauthorized
@@ -44,6 +44,23 @@ def check_site_name(site: str, param: str = "site") -> None:
     ):
         shown = site if len(site) <= 60 else site[:60] + "…"
         raise NotFound(f"unknown site {shown!r}: not a site name", param=param)
+
+
+class Access(Protocol):
+    """Who a token is and which sites it may read, as handlers ask (:class:`AccessCheck`
+    is it)."""
+
+    def scope(self, token: str) -> str: ...
+
+    def validated(self, scope: str) -> bool: ...
+
+    def granted(self, scope: str, site: str) -> bool: ...
+
+    def accepted(self, token: str) -> None: ...
+
+    async def check(self, site: str, token: str, *, point: str | None = None) -> None: ...
+
+    async def validate(self, token: str) -> None: ...
 
 
 class AccessCheck:

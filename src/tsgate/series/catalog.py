@@ -64,6 +64,52 @@ class ObservedModeRows(Protocol):
         """The observed mode of each named point that has one."""
 
 
+class Catalog(Protocol):
+    """What handlers ask of the point catalog (:class:`PointCatalog` is it)."""
+
+    async def fresh(
+        self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False
+    ) -> str: ...
+
+    async def stored_objects(
+        self, site: str, names: Sequence[str], token: str, *, access_checked: bool = False
+    ) -> dict[str, dict[str, Any]]: ...
+
+    async def describe(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        access_checked: bool = False,
+    ) -> dict[str, tuple[str, str]]: ...
+
+    async def described_objects(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        access_checked: bool = False,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str]]]: ...
+
+    async def tagged(
+        self, site: str, tag: str, token: str, *, limit: int
+    ) -> list[dict[str, Any]]: ...
+
+    async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]: ...
+
+    async def page(
+        self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
+    ) -> tuple[dict[str, Any], str]: ...
+
+    async def search(
+        self, site: str, token: str, q: str, tags: Sequence[str], limit: int
+    ) -> list[dict[str, Any]]: ...
+
+
 class PointCatalog:
     def __init__(
         self,
@@ -141,7 +187,7 @@ class PointCatalog:
         ``(kind, mode)`` (as :meth:`describe`: the mode its reporting pattern showed
         counts), from one refresh of the catalog."""
         objects = await self.stored_objects(site, names, token, access_checked=access_checked)
-        observed = await self.modes.get(site, names)
+        observed = await self.observed_modes(site, names)
         described = {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
         return objects, described
 
@@ -157,6 +203,10 @@ class PointCatalog:
         except (UpstreamError, UpstreamBadAnswer) as exc:
             log.warning("point catalog of %s not refreshed: %s", site, exc)
         return await self.points.search(site, "", [tag], limit)
+
+    async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]:
+        """The sampling mode each point's stored periods show (points without one left out)."""
+        return await self.modes.get(site, names)
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False

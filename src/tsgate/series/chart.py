@@ -30,7 +30,7 @@ from tsgate.errors import BadParameter
 from tsgate.series import periods
 from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
 from tsgate.series.planning import PreparedRead
-from tsgate.series.reader import ReadStats, SeriesReader
+from tsgate.series.reader import ReadStats, SeriesReads
 from tsgate.wire.ace import format_time, parse_time
 
 INTERVALS_MS = {
@@ -111,7 +111,7 @@ Describe = Callable[[str, Sequence[str]], Awaitable[dict[str, tuple[str, str]]]]
 
 
 async def run_chart(
-    reader: SeriesReader,
+    reader: SeriesReads,
     q: ChartQuery,
     *,
     token: str,
@@ -138,7 +138,7 @@ async def run_chart(
 
 
 async def _run(
-    reader: SeriesReader,
+    reader: SeriesReads,
     q: ChartQuery,
     token: str,
     prepared: PreparedRead | None = None,
@@ -176,7 +176,7 @@ def grid_for(interval: str, tz: str, start_ms: int, end_ms: int) -> Grid:
 
 
 async def exact_buckets(
-    reader: SeriesReader,
+    reader: SeriesReads,
     site: str,
     points: Sequence[str],
     span: tuple[int, int],
@@ -239,10 +239,10 @@ def linear_points(kinds: Mapping[str, tuple[str, str]]) -> frozenset[str]:
     return frozenset(n for n, described in kinds.items() if described == ("analog", "sampled"))
 
 
-async def line_gaps(reader: SeriesReader, site: str, points: Sequence[str]) -> dict[str, int]:
+async def line_gaps(reader: SeriesReads, site: str, points: Sequence[str]) -> dict[str, int]:
     """Per point, how far apart samples may be for a line to join them (a linear
     ``twavg``): the hole threshold of its catalog cadence, as its rollups were built."""
-    profiles = await reader.store.profiles(site, points)
+    profiles = await reader.profiles(site, points)
     return {n: periods.gap_limit_ms(profiles.get(n, periods.Profile())) for n in points}
 
 
@@ -264,7 +264,7 @@ def _add_edge_stats(stats: ReadStats, edge: ReadStats) -> None:
 
 
 async def _aggregate(
-    reader: SeriesReader,
+    reader: SeriesReads,
     q: ChartQuery,
     interval: str,
     token: str,
@@ -305,7 +305,7 @@ async def _aggregate(
 
 
 async def _downsample(
-    reader: SeriesReader,
+    reader: SeriesReads,
     q: ChartQuery,
     max_points: int,
     token: str,
@@ -337,7 +337,7 @@ async def _downsample(
     return ChartResult(series, stats, total, f"m4:{width}ms", "m4", gaps=_held(gaps))
 
 
-def _until(reader: SeriesReader, q: ChartQuery) -> tuple[int, int]:
+def _until(reader: SeriesReads, q: ChartQuery) -> tuple[int, int]:
     """The part of the range that can hold samples: up to now."""
     return q.start_ms, max(q.start_ms, min(q.end_ms, reader.clock_ms() + 1))
 

@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,7 @@ from tsgate.core import rollups
 from tsgate.core.model import MS_PER_HOUR
 from tsgate.core.quality import HourFrame, PointProfile, Quality, assess_frame
 from tsgate.series.memory import LRU
-from tsgate.series.reader import ReadStats, SeriesReader
+from tsgate.series.reader import ReadStats, SeriesReads
 
 # cells (points x hours) of one frame: a request over many points and days is assessed
 # in batches of points, so memory stays bounded (about 130 bytes per cell while read)
@@ -33,6 +34,21 @@ FRAME_CELLS = 600_000
 FrameKey = tuple[str, str, bytes, int, int]  # site, data generation, points, first hour, hours
 Mask = npt.NDArray[np.bool_]
 BeforeRead = Callable[[Sequence[str], tuple[int, int]], Awaitable[None]]
+
+
+class QualityMemory(Protocol):
+    """The frames and catalog profiles ``/api/quality`` keeps between requests
+    (:class:`QualityMemo` is it)."""
+
+    def frame(self, key: FrameKey) -> Kept | None: ...
+
+    def keep_frame(self, key: FrameKey, kept: Kept) -> None: ...
+
+    def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None: ...
+
+    def keep_profiles(
+        self, site: str, version: int | None, profiles: dict[str, PointProfile]
+    ) -> None: ...
 
 
 class QualityMemo:
@@ -113,14 +129,14 @@ class Judging:
 
 
 async def assess_points(
-    reader: SeriesReader,
+    reader: SeriesReads,
     site: str,
     names: Sequence[str],
     span: tuple[int, int],
     judging: Judging,
     *,
     token: str,
-    memo: QualityMemo | None = None,
+    memo: QualityMemory | None = None,
     before_read: BeforeRead | None = None,
 ) -> tuple[list[Quality], ReadStats, int]:
     """The quality of each of ``names`` over ``span``, in batches of whole frames, and
@@ -152,13 +168,13 @@ async def assess_points(
 
 
 async def exact_hours(
-    reader: SeriesReader,
+    reader: SeriesReads,
     site: str,
     names: Sequence[str],
     span: tuple[int, int],
     *,
     token: str,
-    memo: QualityMemo | None = None,
+    memo: QualityMemory | None = None,
     before_read: BeforeRead | None = None,
 ) -> tuple[HourFrame, ReadStats]:
     """Hourly buckets of exactly the samples of ``names`` in ``span`` (row ``i`` is
@@ -167,7 +183,7 @@ async def exact_hours(
     start_ms, end_ms = span
     hours = _hours(span)
     first, last = int(hours[0]), int(hours[-1]) + MS_PER_HOUR
-    key = None if memo is None else frame_key(site, await reader.generations.get(site), names, span)
+    key = None if memo is None else frame_key(site, await reader.generation(site), names, span)
     kept = None if memo is None or key is None else memo.frame(key)
     if kept is None:
         if before_read is not None:
@@ -178,7 +194,7 @@ async def exact_hours(
             memo.keep_frame(key, Kept(frame, now.final, now.pending))
     else:
         frame = kept.frame
-        await reader.access.check(site, token)  # kept data is served only to readers
+        await reader.check_site(site, token)  # kept data is served only to readers
         stats = ReadStats(sources={"MEMORY"})
         again = np.flatnonzero(~kept.final)
         if again.size and kept.pending is not None:
@@ -220,7 +236,7 @@ class _Read:
 
 
 async def _read_hours(
-    reader: SeriesReader, site: str, names: Sequence[str], hours: tuple[int, int], token: str
+    reader: SeriesReads, site: str, names: Sequence[str], hours: tuple[int, int], token: str
 ) -> _Read:
     """The hour frame of ``names`` over whole ``hours`` from the rollups (the chunks
     behind them made whole first), which rows are final, and the whole hours around what

@@ -21,8 +21,9 @@ import contextlib
 import logging
 import secrets
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -38,6 +39,8 @@ from tsgate.errors import (
     UpstreamBadAnswer,
     UpstreamError,
 )
+from tsgate.options import ms
+from tsgate.series.options import LiveSettings
 from tsgate.series.reader import ReadStats, SeriesReader
 
 log = logging.getLogger("tsgate.live")
@@ -66,6 +69,16 @@ class LiveLimits:
     poll_ms: int = 0  # the poll interval; 0: the points' collect interval
     buffer: int = 64  # pushes a viewer may fall behind before it is dropped
     ring: int = 256  # batches kept for reconnecting viewers
+
+    @classmethod
+    def of(cls, live: LiveSettings) -> LiveLimits:
+        return cls(
+            per_caller=live.live_viewers_per_caller,
+            total=live.live_max_viewers,
+            min_poll_ms=ms(live.live_min_poll_s),
+            poll_ms=ms(live.live_poll_s),
+            buffer=live.live_buffer_events,
+        )
 
 
 class Viewer:
@@ -252,6 +265,24 @@ class LivePoller:
     def _end(self, error: TsgateError) -> None:
         for viewer in list(self.viewers):
             viewer.close(Push("error", self.seq, error=error))
+
+
+class LiveStreams(Protocol):
+    """What the stream endpoint and the metrics ask of the live hub (:class:`LiveHub`)."""
+
+    @property
+    def viewers(self) -> int: ...
+
+    @property
+    def pollers(self) -> Mapping[tuple[str, tuple[str, ...], str], LivePoller]: ...
+
+    def admit(self, caller: str) -> Viewer: ...
+
+    async def poller_for(
+        self, site: str, points: Sequence[str], scope: str, token: str, viewer: Viewer
+    ) -> LivePoller: ...
+
+    def leave(self, poller: LivePoller | None, viewer: Viewer) -> None: ...
 
 
 class LiveHub:

@@ -16,8 +16,11 @@ from dataclasses import dataclass
 
 from tsgate.core import extents
 from tsgate.core.model import MS_PER_DAY, MS_PER_MINUTE
+from tsgate.options import ms
 from tsgate.series.index import PROVISIONAL, ChunkRow, Range
+from tsgate.series.options import CacheSettings
 from tsgate.series.periods import DEFAULT_RECHECKS_MS
+from tsgate.upstream.options import UpstreamSettings
 
 __all__ = [
     "SAMPLE_MS",
@@ -42,6 +45,18 @@ class CachePolicy:
     upstream_concurrency: int = 8
     point_window_ms: int = 31 * MS_PER_DAY  # one per-point upstream read spans at most this
     fetch_lock_ttl_s: float = 120.0  # a shared fetch lock lapses after this (crashed holder)
+
+    @classmethod
+    def of(cls, cache: CacheSettings, upstream: UpstreamSettings) -> CachePolicy:
+        return cls(
+            settle_ms=ms(cache.settle_s),
+            open_ttl_ms=ms(cache.open_ttl_s),
+            lookback_ms=ms(cache.lookback_s),
+            recheck_schedule_ms=cache.recheck_schedule_ms(),
+            site_stream_min_points=cache.site_stream_min_points,
+            site_page_size=upstream.upstream_page_size,
+            upstream_concurrency=upstream.upstream_concurrency,
+        )
 
 
 def plan_fetches(

@@ -25,15 +25,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tsgate.clock import wall_clock_ms
 from tsgate.core.model import Series
 from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
-from tsgate.series.chunkstore import ChunkStore, StoreCounters, WriteReport
+from tsgate.series.chunkstore import ChunkStore, Loaded, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
+from tsgate.series.invalidation import Invalidated, invalidate
+from tsgate.series.periods import Profile
 from tsgate.series.planning import (
     PREPARED_FOR_MS,
     CachePolicy,
@@ -126,6 +128,89 @@ class Generations:
                 log.warning("could not publish the new data version of %s: %s", site, exc)
 
 
+class SeriesReads(Protocol):
+    """What the API, the chart and the quality tables ask of the reader
+    (:class:`SeriesReader` is it; handlers see only this)."""
+
+    clock_ms: Callable[[], int]
+
+    async def generation(self, site: str) -> str: ...
+
+    async def invalidate(
+        self, site: str, points: Sequence[str] | None, start_ms: int | None, end_ms: int | None
+    ) -> Invalidated: ...
+
+    def store_counters(self) -> StoreCounters: ...
+
+    async def check_site(self, site: str, token: str) -> None: ...
+
+    async def rows(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[ChunkRow]: ...
+
+    async def load(
+        self, site: str, names: Sequence[str], rows: Sequence[ChunkRow], start_ms: int, end_ms: int
+    ) -> Loaded: ...
+
+    async def profiles(self, site: str, names: Sequence[str]) -> dict[str, Profile]: ...
+
+    async def read(
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        prepared: PreparedRead | None = None,
+        open_ttl_ms: int | None = None,
+    ) -> tuple[dict[str, Series], ReadStats]: ...
+
+    async def read_rollups(
+        self,
+        site: str,
+        names: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        prepared: PreparedRead | None = None,
+    ) -> tuple[dict[str, Buckets], ReadStats]: ...
+
+    async def missing_samples(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> int: ...
+
+    async def stored(
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> tuple[list[ChunkRow], int]: ...
+
+    async def prepare(
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        earlier_ms: int = 0,
+    ) -> PreparedRead: ...
+
+    async def ensure(
+        self,
+        site: str,
+        names: Sequence[str],
+        start_ms: int,
+        end_ms: int,
+        *,
+        token: str,
+        stats: ReadStats,
+        open_ttl_ms: int | None = None,
+        on_page: fetching.PageSink | None = None,
+    ) -> list[ChunkRow]: ...
+
+
 class SeriesReader:
     def __init__(
         self,
@@ -155,9 +240,36 @@ class SeriesReader:
         """The site's data version: it moves whenever what is cached of the site changes."""
         return await self.generations.get(site)
 
+    async def invalidate(
+        self, site: str, points: Sequence[str] | None, start_ms: int | None, end_ms: int | None
+    ) -> Invalidated:
+        """Drop what is cached of ``points`` (``None``: all of the site) in the periods
+        overlapping the range, and move the site's data version past every kept answer."""
+        dropped = await invalidate(
+            self.store, site, points, start_ms, end_ms, now_ms=self.clock_ms()
+        )
+        await self.generations.bump(site)
+        return dropped
+
     def store_counters(self) -> StoreCounters:
         """Damaged objects refetched and late samples repaired, since the process began."""
         return self.store.counters
+
+    async def check_site(self, site: str, token: str) -> None:
+        """The token may read the site (checked with upstream when not cached), else the
+        access error."""
+        await self.access.check(site, token)
+
+    async def load(
+        self, site: str, names: Sequence[str], rows: Sequence[ChunkRow], start_ms: int, end_ms: int
+    ) -> Loaded:
+        """Each point's samples in ``[start_ms, end_ms)`` from its stored ``rows`` (no
+        fetch, no access check: the rows came from a read that made them)."""
+        return await self.store.load(site, names, rows, start_ms, end_ms)
+
+    async def profiles(self, site: str, names: Sequence[str]) -> dict[str, Profile]:
+        """Each catalogued point's collect flag and reporting interval."""
+        return await self.store.profiles(site, names)
 
     async def rows(
         self, site: str, names: Sequence[str], start_ms: int, end_ms: int

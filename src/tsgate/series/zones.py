@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from tsgate.core.calendar import UTC, zone
 from tsgate.errors import ConfigError
@@ -55,6 +55,12 @@ def parse_overrides(entries: Iterable[str]) -> dict[str, str]:
             raise ConfigError(f"TSGATE_SITE_ZONES: {exc}") from exc
         out[site.strip()] = name.strip()
     return out
+
+
+class Zones(Protocol):
+    """A site's IANA time zone (:class:`SiteZones` is it)."""
+
+    async def zone_of(self, site: str, token: str) -> str: ...
 
 
 class SiteZones:

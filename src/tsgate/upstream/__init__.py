@@ -8,16 +8,19 @@ talks to a real ACE server.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from tsgate.errors import ConfigError
-from tsgate.settings import Settings
-from tsgate.upstream.guarded import GuardedUpstream
+
+if TYPE_CHECKING:  # importing the seam (its options, for the settings) loads no client
+    from tsgate.upstream.guarded import GuardedUpstream
+    from tsgate.upstream.options import UpstreamSettings
 
 SCHEMES = ("sim", "http", "https")
 
 
-def open_upstream(settings: Settings) -> GuardedUpstream:
+def open_upstream(settings: UpstreamSettings) -> GuardedUpstream:
     """The upstream client for ``settings.upstream_url`` (close it with ``aclose()``)."""
     import httpx
 
@@ -25,7 +28,7 @@ def open_upstream(settings: Settings) -> GuardedUpstream:
 
     url = settings.upstream_url
     parts = urlsplit(url)
-    policy = ClientPolicy.from_settings(settings)
+    policy = ClientPolicy.of(settings)
     if parts.scheme == "sim":
         from tsgate.upstream.simulator import create_simulator
 

@@ -36,12 +36,12 @@ from tsgate.errors import (
     UpstreamUnavailable,
 )
 from tsgate.samples import Series
-from tsgate.settings import Settings
 from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, Page, SitePage, upstream_error
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
+from tsgate.upstream.options import UpstreamSettings
 from tsgate.wire.ace import PageBody, SamplesBody, format_time, samples_to_series
 
 T = TypeVar("T")
@@ -111,7 +111,7 @@ class ClientPolicy:
     breaker_reset_s: float = 30.0  # how long it stays open before one trial call
 
     @classmethod
-    def from_settings(cls, s: Settings) -> ClientPolicy:
+    def of(cls, s: UpstreamSettings) -> ClientPolicy:
         return cls(
             timeout_s=s.upstream_timeout_s,
             concurrency=s.upstream_concurrency,

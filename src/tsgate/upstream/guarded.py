@@ -18,18 +18,31 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tsgate.errors import UpstreamUnavailable
 from tsgate.samples import MS_PER_DAY, Series, concat
 from tsgate.upstream import metering
-from tsgate.upstream.base import AceReads, Forwarded, Page, SitePage, UpstreamCounters
+from tsgate.upstream.base import AceReads, Forwarded, Page, SitePage, Upstream, UpstreamCounters
 from tsgate.upstream.breaker import CircuitBreaker
 
 T = TypeVar("T")
 POINT_WINDOW_MS = 31 * MS_PER_DAY  # one per-point read never spans more than a month
 BATCH_SPAN_MS = MS_PER_DAY  # spans up to this are read for many points in one POST
 BATCH_POINTS = 100
+
+
+class GuardedReads(Upstream, Protocol):
+    """The typed reads with the circuit and the counters, as health and metrics see them
+    (:class:`GuardedUpstream` is it)."""
+
+    counters: UpstreamCounters
+
+    def circuit_state(self) -> str: ...
+
+    def circuit_opens(self) -> int: ...
+
+    def check_circuit(self) -> None: ...
 
 
 class GuardedUpstream:
