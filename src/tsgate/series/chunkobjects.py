@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 from tsgate.core.codec import CodecError, decode_series
 from tsgate.core.model import Series, concat
+from tsgate.lru import LRU
 from tsgate.series.index import RAW, ChunkIndex, ChunkRow
-from tsgate.series.memory import LRU, series_bytes
+from tsgate.series.memory import series_bytes
 
 if TYPE_CHECKING:
     from tsgate.object_store.base import ObjectStore
