@@ -49,8 +49,7 @@ from tsgate.series.chart import (
     INTERVALS,
     ChartQuery,
     ChartResult,
-    chart_body,
-    describe_series,
+    answer_of,
     estimate_samples,
     exact_buckets,
     grid_for,
@@ -62,6 +61,7 @@ from tsgate.series.chart import (
 from tsgate.series.planning import changes_at
 from tsgate.settings import Settings
 from tsgate.wire.ace import format_time, parse_bool, parse_int, parse_range
+from tsgate.wire.chart import chart_body, describe_series
 
 MAX_AGGREGATION_ROWS = 500_000
 # the intervals the rollups serve (finer ones would read every raw sample of the range)
@@ -252,7 +252,7 @@ async def timeseries(request: Request) -> Response:
         ),
     )
     computed = time.perf_counter()
-    body_obj = chart_body(q, result, layout, msgpack=msgpack)
+    body_obj = chart_body(answer_of(q, result), layout, msgpack=msgpack)
     # the prepared read checked the token on the site (per point on the unknown site)
     await describe_answer(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
     body, media_type = encode_body(body_obj, msgpack)
