@@ -30,10 +30,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tsgate.api.auth import token_of
+from tsgate.api.chartquery import chart_request, check_raw_reads, resolve_zone
 from tsgate.api.limits import check_fetch_budget
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
-from tsgate.api.timeseries import chart_request, check_raw_reads, describe_answer, resolve_zone
+from tsgate.api.timeseries import describe_answer
 from tsgate.core.model import Series
 from tsgate.errors import BadParameter, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE

@@ -384,7 +384,7 @@ def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> in
     return (q.end_ms - q.start_ms) // sample_ms * len(q.points) * ranges
 
 
-# ---- the wire body (shared by /api/timeseries and query jobs) --------------------------
+# ---- the answer handed to the wire encoder (wire/chart.py) ---------------------------
 
 
 def answer_of(q: ChartQuery, result: ChartResult) -> ChartAnswer:

@@ -1,7 +1,17 @@
-"""The wire encoding of chart answers (``/api/chart``, chart jobs, live streams): the
-``series`` layout (``[[t, v], …]``) and the ``columnar`` one (``t``/``v`` arrays in JSON;
-in MessagePack, time steps and values as packed little-endian bytes). docs/api.md
-describes both; a chart is worked out in ``series.chart``."""
+"""The wire encoding of chart answers (``/api/timeseries``, chart jobs, live streams);
+a chart is worked out in ``series.chart``. The storage codec is separate: changing
+these layouts never touches chunks.
+
+- ``layout=series`` (default): ``series: [{name, data: [[ms, value], …]}]``.
+- ``layout=columnar``, JSON: ``series: [{name, t: [ms, …], v: [value, …]}]``.
+- ``layout=columnar``, MessagePack: ``series: [{name, n, t0, dt, v}]`` where ``dt`` is
+  binary little-endian int32 time deltas in ms (``n`` of them, ``dt[0] = 0``; time i is
+  ``t0 + dt[0] + … + dt[i]``) and ``v`` binary little-endian float32 values (NaN for gaps).
+  A series whose gaps exceed int32 ms (24.8 days) carries ``t`` as float64 ms instead;
+  exact decimals travel as ``vs`` (a power of ten) and ``vd`` (int32 steps of the
+  values times ``vs``) instead of ``v``.
+In JSON, NaN values are ``null``.
+"""
 
 from __future__ import annotations
 
