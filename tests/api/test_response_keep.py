@@ -19,8 +19,8 @@ from tsgate.app import create_app
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.series.planning import changes_at
 from tsgate.settings import Settings
-from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
 from tsgate.wiring import Services
 
