@@ -26,6 +26,8 @@ from tsgate.api.chartquery import (
     resolve_zone,
 )
 from tsgate.api.fastpath import FastAnswers
+from tsgate.api.jobs import submitted_instead
+from tsgate.api.limits import refuse_over_fetch_budget
 from tsgate.api.negotiation import (
     choose_encoding,
     compressed,
@@ -35,7 +37,7 @@ from tsgate.api.negotiation import (
 )
 from tsgate.api.services import services_of
 from tsgate.core import weighted
-from tsgate.errors import TooLarge, UpstreamBadAnswer, UpstreamError
+from tsgate.errors import UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.chart import (
@@ -233,10 +235,10 @@ async def _too_large_for_inline(
     if missing <= budget:
         return None
     if not parse_bool("async", request.query_params.get("async"), default=True):
-        raise TooLarge(
-            "inline_fetch_samples",
-            f"about {missing:,} samples must first be fetched from upstream; at most {budget:,} "
-            "inline — drop async=false to get a job (202), or ask for a shorter range",
+        refuse_over_fetch_budget(
+            services.settings,
+            missing,
+            hint="drop async=false to get a job (202), or ask for a shorter range",
         )
     job_request = normalise(
         kind="query",
@@ -251,15 +253,8 @@ async def _too_large_for_inline(
         tz=q.tz,
         compare_ms=q.compare_ms,
     )
-    job, _ = await services.jobs.submit(job_request, token)
-    status_url = f"/api/jobs/{job.id}"
-    body = {
-        "jobId": job.id,
-        "status": job.state.value,
-        "statusUrl": status_url,
-        "estimatedSamples": missing,
-    }
-    return respond(request, body, status=202, headers={"Location": status_url, "Retry-After": "2"})
+    body, headers = await submitted_instead(services, job_request, token, missing=missing)
+    return respond(request, body, status=202, headers=headers)
 
 
 def routes() -> list[Route]:
