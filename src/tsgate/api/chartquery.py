@@ -34,7 +34,7 @@ class ChartRequest:
 
 # parsed requests by (query string, limits): a dashboard repeats the same few queries,
 # and parsing them again is a large part of answering one from the response cache
-_PARSED: LRU[tuple[bytes, int, int], ChartRequest] = LRU(4096, lambda _: 1, largest=1)
+_PARSED: LRU[tuple[bytes, int, int], ChartRequest] = LRU.counted(4096)
 
 
 def chart_request(request: Request) -> ChartRequest:

@@ -309,7 +309,7 @@ def _state(request: Request) -> _State:
     app_state = request.app.state
     state: _State | None = getattr(app_state, "dropin_fills", None)
     if state is None:
-        state = _State(LRU(HELD_FILLS, lambda _: 1))
+        state = _State(LRU.counted(HELD_FILLS))
         app_state.dropin_fills = state
     return state
 
