@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 log = logging.getLogger("tsgate.background")
@@ -41,16 +41,35 @@ class Background:
         it and wait until it has ended; it may be started again after. A cancellation of
         the caller itself is not swallowed."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        if grace_s > 0 and not task.done():
-            await asyncio.wait({task}, timeout=grace_s)
-        task.cancel()
-        await asyncio.wait({task})
+        if task is not None:
+            await _stop((task,), grace_s)
 
     def _ended(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.error("background task %s failed", self.name, exc_info=exc)
+        _log_failure(task, self.name)
+
+
+async def stop_all(tasks: Collection[asyncio.Task[Any]], *, grace_s: float = 0.0) -> None:
+    """Stop one-shot background tasks as :meth:`Background.stop` stops a loop: a grace
+    to end by themselves, then cancelled and waited for; an error one died of is logged."""
+    tasks = tuple(tasks)
+    await _stop(tasks, grace_s)
+    for task in tasks:
+        _log_failure(task, task.get_name())
+
+
+async def _stop(tasks: Collection[asyncio.Task[Any]], grace_s: float) -> None:
+    if not tasks:
+        return
+    if grace_s > 0 and not all(t.done() for t in tasks):
+        await asyncio.wait(tasks, timeout=grace_s)
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks)
+
+
+def _log_failure(task: asyncio.Task[Any], name: str) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("background task %s failed", name, exc_info=exc)

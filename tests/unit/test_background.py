@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from tsgate.background import Background
+from tsgate.background import Background, stop_all
 
 pytestmark = pytest.mark.anyio
 
@@ -150,3 +150,39 @@ async def test_the_callers_own_cancellation_is_not_swallowed() -> None:
     release.set()
     for _ in range(10):  # the loop's cleanup ends, so no task outlives the test
         await asyncio.sleep(0)
+
+
+async def test_stop_all_gives_a_grace_then_cancels_and_logs_the_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+    ended: list[str] = []
+
+    async def quick() -> None:
+        await release.wait()
+        ended.append("quick")
+
+    async def stuck() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append("stuck")
+
+    async def broken() -> None:
+        raise OSError("the socket went away")
+
+    tasks = [
+        asyncio.create_task(quick(), name="quick"),
+        asyncio.create_task(stuck(), name="stuck"),
+        asyncio.create_task(broken(), name="broken"),
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    with caplog.at_level(logging.ERROR, logger="tsgate.background"):
+        await stop_all(tasks, grace_s=0.05)
+    assert all(t.done() for t in tasks)
+    assert sorted(ended) == ["quick", "stuck"]
+    assert not tasks[0].cancelled() and tasks[1].cancelled()
+    failed = [r.getMessage() for r in caplog.records]
+    assert failed == ["background task broken failed"]
+    await stop_all([])  # nothing to stop
