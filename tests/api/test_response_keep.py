@@ -111,7 +111,7 @@ async def test_a_late_upload_is_in_the_answer_after_the_due_recheck(env: Env) ->
     assert _served_whole(still) and not _served_whole(fresh)
     assert still.content == fresh.content  # kept exactly as long as nothing could differ
 
-    rows = await env.services.reader.store.rows(SITE, [env.name], START, END)
+    rows = await env.services.reader.rows(SITE, [env.name], START, END)
     recheck = min(r.recheck_at_ms for r in rows if r.recheck_at_ms is not None)
     assert recheck == DAY + MS_PER_DAY + 6 * MS_PER_HOUR
     env.clock.ms = recheck

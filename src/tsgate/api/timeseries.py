@@ -187,7 +187,7 @@ async def _response_until_ms(request: Request, q: ChartQuery, result: ChartResul
     if q.compare_ms:
         spans.append((q.start_ms + q.compare_ms, q.end_ms + q.compare_ms))
     for start_ms, end_ms in spans:
-        rows = await reader.store.rows(q.site, q.points, start_ms, end_ms)
+        rows = await reader.rows(q.site, q.points, start_ms, end_ms)
         at = changes_at(q.points, rows, start_ms, end_ms, now, reader.policy.open_ttl_ms)
         until = until if at is None else min(until, at)
     return until

@@ -240,7 +240,7 @@ def linear_points(kinds: Mapping[str, tuple[str, str]]) -> frozenset[str]:
 async def line_gaps(reader: SeriesReader, site: str, points: Sequence[str]) -> dict[str, int]:
     """Per point, how far apart samples may be for a line to join them (a linear
     ``twavg``): the hole threshold of its catalog cadence, as its rollups were built."""
-    profiles = await reader.store.profiles(site, points)
+    profiles = await reader.profiles(site, points)
     return {n: periods.gap_limit_ms(profiles.get(n, periods.Profile())) for n in points}
 
 

@@ -315,7 +315,7 @@ class LiveHub:
         if self.limits.poll_ms > 0:
             return max(self.limits.min_poll_ms, self.limits.poll_ms)
         try:
-            profiles = await self.reader.store.profiles(site, points)
+            profiles = await self.reader.profiles(site, points)
         except TsgateError:
             profiles = {}
         cadences = [p.cadence_ms or DEFAULT_CADENCE_MS for p in profiles.values()]
