@@ -15,6 +15,7 @@ from tsgate import ui
 from tsgate.api import (
     ace,
     admin,
+    aggregations,
     chartimages,
     charts,
     files,
@@ -93,6 +94,7 @@ def create_app(
         *metrics.routes(meters),
         *livestream.routes(),
         *timeseries.routes(),
+        *aggregations.routes(),
         *quality.routes(),
         *occupancy.routes(),
         *points.routes(),

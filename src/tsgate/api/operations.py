@@ -15,6 +15,7 @@ from typing import Any
 from tsgate.api import (
     ace,
     admin,
+    aggregations,
     chartimages,
     charts,
     files,
@@ -253,13 +254,13 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
             what="events initial, samples, status, error, end (docs/api.md)",
         ),
     ),
-    timeseries.aggregations: Operation(
+    aggregations.aggregations: Operation(
         "Rollup rows (avg, min, max, sum, count, stddev, twavg, duty, starts, the hours "
         "in each state) per bucket",
         "chart API",
         params=(
             *CHART_QUERY[:4],
-            Param("interval", "query", {"enum": list(timeseries.AGGREGATION_INTERVALS)}),
+            Param("interval", "query", {"enum": list(aggregations.AGGREGATION_INTERVALS)}),
             CHART_QUERY[7],  # tz
             Param(
                 "timein",
