@@ -15,9 +15,9 @@ from tsgate.clock import format_utc
 from tsgate.core.model import Series
 from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
-from tsgate.jobs.model import JobRequest, slices
+from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, slices
 from tsgate.jobs.runner import Handler, JobContext, JobResult
-from tsgate.series.chart import ChartQuery, chart_body, describe_series, run_chart
+from tsgate.series.chart import ChartParts, ChartQuery, chart_body, describe_series, run_chart
 from tsgate.series.reader import ReadStats
 
 SPOOL_BYTES = 16 << 20  # exports up to this size stay in memory
@@ -66,19 +66,9 @@ async def run_export(ctx: JobContext) -> JobResult:
     return JobResult(key, size, writer.rows)
 
 
-async def run_query(ctx: JobContext) -> JobResult:
-    """Fetch what the cache lacks slice by slice (progress, cancel), then answer exactly as
-    ``GET /api/timeseries`` would for the same parameters, from the warm cache."""
-    req = ctx.request
-    spans = list(slices(req.start_ms, req.end_ms, points=len(req.points)))
-    for i, (start_ms, end_ms) in enumerate(spans, 1):
-        stats = ReadStats()
-        await ctx.reader.ensure(
-            req.site, req.points, start_ms, end_ms, token=ctx.token, stats=stats
-        )
-        _complete(stats)
-        await ctx.step(i, len(spans), stats.fetched_samples)
-    query = ChartQuery(
+def chart_query(req: JobRequest) -> ChartQuery:
+    """The chart query a query job answers."""
+    return ChartQuery(
         req.site,
         req.points,
         req.start_ms,
@@ -89,6 +79,69 @@ async def run_query(ctx: JobContext) -> JobResult:
         req.tz or "UTC",
         req.compare_ms or 0,
     )
+
+
+def part_key(job_id: str, index: int) -> str:
+    """Where part ``index`` (0: the newest) of a progressive query job's answer is kept."""
+    return f"jobs/{job_id[:2]}/{job_id}/part-{index}.json"
+
+
+def progressive(req: JobRequest) -> bool:
+    """Whether a job of ``req`` writes its answer part by part as its slices are fetched."""
+    return req.kind is JobKind.QUERY and ChartParts.plan(chart_query(req), req.end_ms) is not None
+
+
+def parts_ready(job: Job) -> int:
+    """How many parts of a progressive query job's answer can be read: one per finished
+    slice (the progress says how many of ``samples_total`` slices are done)."""
+    if not progressive(job.request):
+        return 0
+    if job.state is JobState.COMPLETED:
+        return job.samples_total
+    return round(job.progress * job.samples_total / 100.0)
+
+
+async def run_query(ctx: JobContext) -> JobResult:
+    """Fetch what the cache lacks slice by slice (progress, cancel), then answer exactly as
+    ``GET /api/timeseries`` would for the same parameters, from the warm cache.
+
+    When the answer is made of its buckets' (M4, or an aggregate that is not
+    time-weighted) the slices go newest first, and after each one the part of the answer
+    it completed is kept (:func:`part_key`), so a chart can show the latest months while
+    the older ones are fetched; the parts joined are the answer."""
+    req = ctx.request
+    query = chart_query(req)
+    spans = list(slices(req.start_ms, req.end_ms, points=len(req.points)))
+    parts = ChartParts.plan(query, ctx.reader.clock_ms())
+    if parts is not None:
+        spans.reverse()
+    kinds: dict[str, tuple[str, str]] | None = None
+    for i, (start_ms, end_ms) in enumerate(spans, 1):
+        stats = ReadStats()
+        await ctx.reader.ensure(
+            req.site, req.points, start_ms, end_ms, token=ctx.token, stats=stats
+        )
+        _complete(stats)
+        if parts is not None:
+            if query.compare_ms:
+                await ctx.reader.ensure(
+                    req.site,
+                    req.points,
+                    start_ms + query.compare_ms,
+                    end_ms + query.compare_ms,
+                    token=ctx.token,
+                    stats=stats,
+                )
+                _complete(stats)
+            if kinds is None and ctx.describe is not None:
+                kinds = await ctx.describe(req.site, req.points, ctx.token)
+            part_q, part = await parts.next(ctx.reader, start_ms, token=ctx.token)
+            _complete(part.stats)
+            body = chart_body(part_q, part, req.layout or "series", msgpack=False)
+            if kinds is not None:
+                describe_series(body, kinds)
+            await ctx.objects.put(part_key(ctx.job.id, i - 1), msgspec.json.encode(body))
+        await ctx.step(i, len(spans), stats.fetched_samples)
     # prepared once (access, index rows, plan), as the API does; every part reads through it
     prepared = await ctx.reader.prepare(
         query.site, query.points, query.start_ms, query.end_ms, token=ctx.token
