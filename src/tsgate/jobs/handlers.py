@@ -6,12 +6,17 @@ points), reporting progress and honouring cancel after each slice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
+from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
 from tsgate.clock import format_utc
+from tsgate.core.extents import month_floor
 from tsgate.core.model import Series
 from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
@@ -21,6 +26,7 @@ from tsgate.series.chart import ChartParts, ChartQuery, chart_body, describe_ser
 from tsgate.series.reader import ReadStats
 
 SPOOL_BYTES = 16 << 20  # exports up to this size stay in memory
+SLICES_AHEAD = 1  # a query job fetches the next slice while it finishes this one
 
 
 def metadata(request: JobRequest, samples: int) -> dict[str, Any]:
@@ -101,6 +107,66 @@ def parts_ready(job: Job) -> int:
     return round(job.progress * job.samples_total / 100.0)
 
 
+async def _ensure_slice(ctx: JobContext, span: tuple[int, int], compare_ms: int) -> ReadStats:
+    """Fetch what the cache lacks of ``span`` (and of its comparison's, ``compare_ms``
+    earlier) for the job's points."""
+    req = ctx.request
+    stats = ReadStats()
+    offsets = (0, compare_ms) if compare_ms else (0,)
+    for offset in offsets:
+        await ctx.reader.ensure(
+            req.site,
+            req.points,
+            span[0] + offset,
+            span[1] + offset,
+            token=ctx.token,
+            stats=stats,
+        )
+        _complete(stats)
+    return stats
+
+
+@contextlib.asynccontextmanager
+async def _fetched_ahead(
+    ctx: JobContext, spans: list[tuple[int, int]], compare_ms: int
+) -> AsyncIterator[AsyncIterator[ReadStats]]:
+    """Each slice's fetch, in order, with the next slice's already under way: upstream is
+    kept busy while a slice's last reads finish and its part is made."""
+    pending: deque[asyncio.Task[ReadStats]] = deque()
+    left = deque(spans)
+    running: deque[tuple[int, int]] = deque()
+
+    def months(span: tuple[int, int]) -> set[int]:
+        shifts = {0, compare_ms}
+        return {month_floor(t + shift) for t in (span[0], span[1] - 1) for shift in shifts}
+
+    def fill() -> None:
+        # two slices that touch one month (their comparisons' included) are fetched one
+        # after the other: they write the same month's chunks and rollups
+        while left and len(pending) <= SLICES_AHEAD:
+            if any(months(left[0]) & months(r) for r in running):
+                return
+            span = left.popleft()
+            running.append(span)
+            pending.append(asyncio.create_task(_ensure_slice(ctx, span, compare_ms)))
+
+    async def each() -> AsyncIterator[ReadStats]:
+        fill()
+        while pending:
+            stats = await pending[0]
+            pending.popleft()
+            running.popleft()
+            fill()
+            yield stats
+
+    try:
+        yield each()
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def run_query(ctx: JobContext) -> JobResult:
     """Fetch what the cache lacks slice by slice (progress, cancel), then answer exactly as
     ``GET /api/timeseries`` would for the same parameters, from the warm cache.
@@ -108,7 +174,8 @@ async def run_query(ctx: JobContext) -> JobResult:
     When the answer is made of its buckets' (M4, or an aggregate that is not
     time-weighted) the slices go newest first, and after each one the part of the answer
     it completed is kept (:func:`part_key`), so a chart can show the latest months while
-    the older ones are fetched; the parts joined are the answer."""
+    the older ones are fetched; the parts joined are the answer. The next slice is
+    fetched while one's part is made (:func:`_fetched_ahead`)."""
     req = ctx.request
     query = chart_query(req)
     spans = list(slices(req.start_ms, req.end_ms, points=len(req.points)))
@@ -116,32 +183,22 @@ async def run_query(ctx: JobContext) -> JobResult:
     if parts is not None:
         spans.reverse()
     kinds: dict[str, tuple[str, str]] | None = None
-    for i, (start_ms, end_ms) in enumerate(spans, 1):
-        stats = ReadStats()
-        await ctx.reader.ensure(
-            req.site, req.points, start_ms, end_ms, token=ctx.token, stats=stats
-        )
-        _complete(stats)
-        if parts is not None:
-            if query.compare_ms:
-                await ctx.reader.ensure(
-                    req.site,
-                    req.points,
-                    start_ms + query.compare_ms,
-                    end_ms + query.compare_ms,
-                    token=ctx.token,
-                    stats=stats,
-                )
-                _complete(stats)
-            if kinds is None and ctx.describe is not None:
-                kinds = await ctx.describe(req.site, req.points, ctx.token)
-            part_q, part = await parts.next(ctx.reader, start_ms, token=ctx.token)
-            _complete(part.stats)
-            body = chart_body(part_q, part, req.layout or "series", msgpack=False)
-            if kinds is not None:
-                describe_series(body, kinds)
-            await ctx.objects.put(part_key(ctx.job.id, i - 1), msgspec.json.encode(body))
-        await ctx.step(i, len(spans), stats.fetched_samples)
+    compare_ms = query.compare_ms if parts is not None else 0
+    async with _fetched_ahead(ctx, spans, compare_ms) as fetched:
+        i = 0
+        async for stats in fetched:
+            start_ms = spans[i][0]
+            i += 1
+            if parts is not None:
+                if kinds is None and ctx.describe is not None:
+                    kinds = await ctx.describe(req.site, req.points, ctx.token)
+                part_q, part = await parts.next(ctx.reader, start_ms, token=ctx.token)
+                _complete(part.stats)
+                body = chart_body(part_q, part, req.layout or "series", msgpack=False)
+                if kinds is not None:
+                    describe_series(body, kinds)
+                await ctx.objects.put(part_key(ctx.job.id, i - 1), msgspec.json.encode(body))
+            await ctx.step(i, len(spans), stats.fetched_samples)
     # prepared once (access, index rows, plan), as the API does; every part reads through it
     prepared = await ctx.reader.prepare(
         query.site, query.points, query.start_ms, query.end_ms, token=ctx.token
