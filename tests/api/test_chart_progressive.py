@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.asgi import api_client
 from tsgate.core.model import MS_PER_DAY, MS_PER_MINUTE
@@ -313,3 +316,34 @@ async def test_a_cancelled_job_makes_no_more_parts(conf: Settings) -> None:
         after = await api.get(url, headers=AUTH)
     assert status["status"] == "cancelled"
     assert after.json()["parts"] == status["parts"] < 4
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    days=st.integers(35, 130),
+    offset_min=st.integers(0, 24 * 60 - 1),
+    max_points=st.sampled_from(["40", "400", "1000", "4400"]),
+    compare=st.sampled_from([None, "-7d", "-24h"]),
+)
+async def test_any_range_and_width_joins_to_the_one_request_answer(
+    conf: Settings, days: int, offset_min: int, max_points: str, compare: str | None
+) -> None:
+    start = NOW - days * MS_PER_DAY - offset_min * MS_PER_MINUTE
+    extra = {"max_points": max_points} | ({"compare": compare} if compare else {})
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = dataclasses.replace(
+            conf, database_url=f"sqlite:///{tmp}/t.db", objects_url=f"file://{tmp}/o"
+        )
+        sim = simulator()
+        query = params(names_of(sim)[:2], **extra) | {"start": format_time(start)}
+        async with api_client(fresh, sim, clock_ms=lambda: NOW) as api:
+            result, parts, _, _ = await progressive_answer(api, query)
+            one = (await api.get("/api/timeseries", params=query, headers=AUTH)).json()
+    check_tiling(parts, start, NOW)
+    series, gaps = joined(parts)
+    assert series == result["series"] == one["series"]
+    assert gaps == result["metadata"]["gaps"] == one["metadata"]["gaps"]
