@@ -191,9 +191,9 @@ async def test_parts_join_to_the_answer_which_is_the_truth(
         warm = await api.get("/api/timeseries", params=params(names, **extra), headers=AUTH)
     assert warm.status_code == 200
     one = warm.json()
-    # November, October, September and August: the months of the range, newest first
-    assert len(parts) == 4
-    assert counts == sorted(counts) and counts[-1] == 4
+    # the newest week, the rest of November, then October, September and August
+    assert len(parts) == 5
+    assert counts == sorted(counts) and counts[-1] == 5
     check_tiling(parts, START, NOW)
     series, gaps = joined(parts)
     assert series == result["series"] == one["series"]
@@ -213,7 +213,7 @@ async def test_calendar_days_in_the_sites_zone_join_too(conf: Settings, agg: str
     async with api_client(conf, sim, clock_ms=lambda: NOW) as api:
         result, parts, _, _ = await progressive_answer(api, query)
         one = (await api.get("/api/timeseries", params=query, headers=AUTH)).json()
-    assert len(parts) == 4
+    assert len(parts) == 5
     series, gaps = joined(parts)
     shape = [(p["metadata"]["startTime"], len(p["series"][0]["t"])) for p in parts]
     assert series == result["series"], (_diff(series, result["series"]), shape)
@@ -315,7 +315,7 @@ async def test_a_cancelled_job_makes_no_more_parts(conf: Settings) -> None:
         status, _ = await follow(api, url)
         after = await api.get(url, headers=AUTH)
     assert status["status"] == "cancelled"
-    assert after.json()["parts"] == status["parts"] < 4
+    assert after.json()["parts"] == status["parts"] < 5
 
 
 @settings(

@@ -5,7 +5,7 @@ job cancelled, the token revoked, upstream failing.
 
 The real app serves the page with the simulated campus behind a small inline-fetch
 budget and a slow upstream (each request takes ``LATENCY_S``), so a year of a few points
-is a job of 13 monthly slices that takes seconds. Every test charts points of its own, so
+is a job of a week and 13 monthly slices that takes seconds. Every test charts points of its own, so
 each starts cold.
 """
 
@@ -134,7 +134,7 @@ def test_the_newest_months_are_drawn_before_the_last_arrive(served: Served, brow
     drawn = browser.execute_script(DRAWN)
     assert len(drawn["series"]) == POINTS and all(s["values"] > 0 for s in drawn["series"])
     # the newest parts only: fewer than the job's slices, starting months after the range
-    total = job["samplesTotal"]  # the months of the range, newest first
+    total = job["samplesTotal"]  # the newest week, then the months newest first
     assert 1 <= first["parts"] < total and total >= 12
     start_ms = job["request"]["start_ms"]
     assert first["startTime"] > time.strftime(

@@ -17,16 +17,24 @@ import msgspec
 
 from tsgate.clock import format_utc
 from tsgate.core.extents import month_floor
-from tsgate.core.model import Series
+from tsgate.core.model import MS_PER_DAY, Series
 from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
-from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, slices
+from tsgate.jobs.model import (
+    MONTH_SLICE_MAX_POINTS,
+    Job,
+    JobKind,
+    JobRequest,
+    JobState,
+    slices,
+)
 from tsgate.jobs.runner import Handler, JobContext, JobResult
 from tsgate.series.chart import ChartParts, ChartQuery, chart_body, describe_series, run_chart
 from tsgate.series.reader import ReadStats
 
 SPOOL_BYTES = 16 << 20  # exports up to this size stay in memory
 SLICES_AHEAD = 1  # a query job fetches the next slice while it finishes this one
+FIRST_PART_MS = 7 * MS_PER_DAY  # a progressive chart's first part: its newest week
 
 
 def metadata(request: JobRequest, samples: int) -> dict[str, Any]:
@@ -107,6 +115,18 @@ def parts_ready(job: Job) -> int:
     return round(job.progress * job.samples_total / 100.0)
 
 
+def newest_first(spans: list[tuple[int, int]], first_ms: int) -> list[tuple[int, int]]:
+    """The slices newest first, the first of them the range's last ``first_ms`` (so the
+    first part a chart draws comes sooner, whatever day of the month it is), the slices
+    it overlaps cut to what is left of them."""
+    if not spans:
+        return []
+    start_ms, end_ms = spans[0][0], spans[-1][1]
+    cut = max(start_ms, end_ms - first_ms)
+    older = [(a, min(b, cut)) for a, b in reversed(spans) if a < cut]
+    return [(cut, end_ms), *older]
+
+
 async def _ensure_slice(ctx: JobContext, span: tuple[int, int], compare_ms: int) -> ReadStats:
     """Fetch what the cache lacks of ``span`` (and of its comparison's, ``compare_ms``
     earlier) for the job's points."""
@@ -140,14 +160,17 @@ async def _fetched_ahead(
         shifts = {0, compare_ms}
         return {month_floor(t + shift) for t in (span[0], span[1] - 1) for shift in shifts}
 
-    def fill() -> None:
-        # two slices that touch one month (their comparisons' included) are fetched one
-        # after the other: they write the same month's chunks and rollups
+    def fill(reading: tuple[int, int] | None = None) -> None:
+        # a slice that touches a month (its comparison's included) another slice is
+        # writing, or whose part is being made (``reading``), waits: a month's chunks and
+        # rollups are written and read whole
+        busy = [*running, *([reading] if reading else [])]
         while left and len(pending) <= SLICES_AHEAD:
-            if any(months(left[0]) & months(r) for r in running):
+            if any(months(left[0]) & months(r) for r in busy):
                 return
             span = left.popleft()
             running.append(span)
+            busy.append(span)
             pending.append(asyncio.create_task(_ensure_slice(ctx, span, compare_ms)))
 
     async def each() -> AsyncIterator[ReadStats]:
@@ -155,9 +178,10 @@ async def _fetched_ahead(
         while pending:
             stats = await pending[0]
             pending.popleft()
-            running.popleft()
-            fill()
+            done = running.popleft()
+            fill(reading=done)
             yield stats
+            fill()
 
     try:
         yield each()
@@ -172,7 +196,8 @@ async def run_query(ctx: JobContext) -> JobResult:
     ``GET /api/timeseries`` would for the same parameters, from the warm cache.
 
     When the answer is made of its buckets' (M4, or an aggregate that is not
-    time-weighted) the slices go newest first, and after each one the part of the answer
+    time-weighted) the slices go newest first (the first of them the range's last
+    ``FIRST_PART_MS``), and after each one the part of the answer
     it completed is kept (:func:`part_key`), so a chart can show the latest months while
     the older ones are fetched; the parts joined are the answer. The next slice is
     fetched while one's part is made (:func:`_fetched_ahead`)."""
@@ -181,7 +206,9 @@ async def run_query(ctx: JobContext) -> JobResult:
     spans = list(slices(req.start_ms, req.end_ms, points=len(req.points)))
     parts = ChartParts.plan(query, ctx.reader.clock_ms())
     if parts is not None:
-        spans.reverse()
+        # day slices (very many points) bound memory: the first part is then a day
+        few = len(req.points) <= MONTH_SLICE_MAX_POINTS
+        spans = newest_first(spans, FIRST_PART_MS if few else MS_PER_DAY)
     kinds: dict[str, tuple[str, str]] | None = None
     compare_ms = query.compare_ms if parts is not None else 0
     async with _fetched_ahead(ctx, spans, compare_ms) as fetched:
