@@ -1,7 +1,8 @@
-"""(a′) The same long chart answered part by part: a query job fetches its months newest
-first and keeps each finished month's part of the answer, so a chart page can draw the
-latest months while the older ones arrive. Measured: time to the first part on the
-client (submitted → first part read), to the whole answer, and the parts' count.
+"""(a′) The same long chart answered part by part: a query job fetches its newest week,
+then its months newest first, and keeps each finished slice's part of the answer, so a
+chart page can draw the latest months while the older ones arrive. Measured: time to the
+first part on the client (submitted → first part read), to the whole answer, and the
+parts' count.
 
 The range is the one just before (a)'s, so it is cold whether or not (a) ran first."""
 
@@ -14,7 +15,7 @@ from benchmarks.context import MS_PER_DAY, Bench, fmt_s, iso
 from benchmarks.plan import SITE
 from benchmarks.report import Report, Row, verdict
 
-FIRST_GOAL_S = 2.0
+FIRST_GOAL_S = 2.0  # issue: first months on screen within 2 s
 POLL_S = 0.05
 
 
@@ -39,13 +40,13 @@ async def run(bench: Bench, report: Report) -> None:
             Row(label, "cold: first months read (newest part)", fmt_s(first_s),
                 goal=f"≤ {FIRST_GOAL_S:.0f} s", met=verdict(first_s <= FIRST_GOAL_S)),
             Row(label, "cold: whole answer read", fmt_s(total_s)),
-            Row(label, "parts (months, newest first)", str(parts)),
+            Row(label, "parts (the newest week, then months)", str(parts)),
         ]
     )  # fmt: skip
     report.notes.append(
         f"(a′) POST /api/jobs of a query over {iso(start_ms)} – {iso(end_ms)} UTC (the range "
         "before (a)'s, cold), followed by polling its status every "
-        f"{POLL_S * 1000:.0f} ms; the first figure is until part 0 (the newest month) was read."
+        f"{POLL_S * 1000:.0f} ms; the first figure is until part 0 (the newest week) was read."
     )
 
 
