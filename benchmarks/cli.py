@@ -23,6 +23,7 @@ from benchmarks import (
     load,
     nginx,
     procs,
+    progressive,
     prom,
     semantics,
     serving,
@@ -44,6 +45,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SCENARIOS = (
     "dropin",
     "chart",
+    "progressive",
     "dashboard",
     "wire",
     "load",
@@ -153,6 +155,7 @@ async def _run(
                 steps: dict[str, Callable[[], Awaitable[None]]] = {
                     "dropin": lambda: dropin.run(bench, report),
                     "chart": lambda: chart.run(bench, report),
+                    "progressive": lambda: progressive.run(bench, report),
                     "dashboard": lambda: dashboard.run(bench, report),
                     "wire": lambda: wirebytes.run(bench, report),
                     "load": lambda: load.run(bench, report, gw.proc.pid, workdir),

@@ -8,6 +8,7 @@ import pytest
 
 from tsgate.database import Database, open_database
 from tsgate.database.jobs import SqlJobStore as JobStore
+from tsgate.jobs.handlers import part_key
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState
 from tsgate.jobs.service import cleanup_jobs
 from tsgate.object_store.memory import MemoryObjectStore
@@ -135,9 +136,12 @@ async def test_cleanup_removes_old_finished_jobs_and_their_results(db: Database)
         claimed = await store.claim("w", now_ms=at, lease_ms=LEASE)
         assert claimed is not None
         await objects.put(f"jobs/{claimed.id}", b"x")
+        await objects.put(part_key(claimed.id, 0), b"{}")  # a progressive chart's part
         await store.finish(claimed, JobState.COMPLETED, now_ms=at, result_key=f"jobs/{claimed.id}")
     removed = await cleanup_jobs(store, objects, now_ms=T0 + 10_000, retention_ms=7_000)
     assert removed == 1
     assert await store.get("old") is None and await objects.get("jobs/old") is None
+    assert await objects.get(part_key("old", 0)) is None
+    assert await objects.get(part_key("new", 0)) == b"{}"
     assert {j.id for j in await store.list_jobs()} == {"new", "queued"}
     assert await store.counts() == {"completed": 1, "queued": 1}

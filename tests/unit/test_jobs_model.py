@@ -13,7 +13,7 @@ from tsgate.clock import format_utc
 from tsgate.core.extents import month_floor
 from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, NotFound, StorageError, UpstreamTimeout
-from tsgate.jobs.handlers import metadata
+from tsgate.jobs.handlers import metadata, newest_first
 from tsgate.jobs.model import (
     Job,
     JobState,
@@ -133,3 +133,18 @@ def test_export_metadata_names_its_range_in_rfc3339_utc() -> None:
     meta = metadata(request(start_ms=T0 + 5, end_ms=T0 + MS_PER_DAY), 7)
     assert meta["startTime"] == format_utc(T0 + 5) and meta["startTime"].endswith(".005Z")
     assert meta["endTime"] == format_utc(T0 + MS_PER_DAY) and meta["totalSamples"] == 7
+
+
+@pytest.mark.parametrize("days", [1, 7, 40, 365])
+def test_a_progressive_query_fetches_its_newest_week_first_then_months_newest_first(
+    days: int,
+) -> None:
+    end = 1_764_590_400_000  # 2025-12-01T12:00Z: the newest month holds half a day
+    start = end - days * MS_PER_DAY
+    months = list(slices(start, end, points=3))
+    got = newest_first(months, 7 * MS_PER_DAY)
+    assert got[0] == (max(start, end - 7 * MS_PER_DAY), end)
+    # they tile the range, newest first, and each later one lies within one month slice
+    assert got[-1][0] == start and all(a < b for a, b in got)
+    assert all(older[1] == newer[0] for newer, older in itertools.pairwise(got))
+    assert all(any(ma <= a and b <= mb for ma, mb in months) for a, b in got[1:])

@@ -27,6 +27,7 @@ from tsgate.core import weighted
 from tsgate.core.rollups import AGGREGATES
 from tsgate.errors import BadParameter, Forbidden, NotFound, RequestError
 from tsgate.jobs.exports import MEDIA_TYPES
+from tsgate.jobs.handlers import part_key, parts_ready, progressive
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
@@ -162,7 +163,17 @@ async def submit(request: Request) -> Response:
     job, _queued = await services.jobs.submit(job_request, token)
     status = 200 if job.state is JobState.COMPLETED else 202
     location = f"/api/jobs/{job.id}"
-    return respond(request, job.to_json(), status=status, headers={"Location": location})
+    return respond(request, _body(job), status=status, headers={"Location": location})
+
+
+def _body(job: Job) -> dict[str, Any]:
+    """A job as the API shows it; a progressive query job also says how many parts of its
+    answer (newest first) can be read already."""
+    body = job.to_json()
+    if progressive(job.request):
+        body["parts"] = parts_ready(job)
+        body["partsUrl"] = f"/api/jobs/{job.id}/parts"
+    return body
 
 
 async def submitted_instead(
@@ -198,7 +209,7 @@ async def _own_job(request: Request) -> tuple[Job, str]:
 
 async def show(request: Request) -> Response:
     job, _ = await _own_job(request)
-    return respond(request, job.to_json())
+    return respond(request, _body(job))
 
 
 async def listing(request: Request) -> Response:
@@ -210,7 +221,7 @@ async def listing(request: Request) -> Response:
     await services.access.validate(token)
     found = await services.jobs.listing(token, state=status)
     visible = [j for j in found if await _readable(services, j.request, token)]
-    return respond(request, {"items": [j.to_json() for j in visible], "total": len(visible)})
+    return respond(request, {"items": [_body(j) for j in visible], "total": len(visible)})
 
 
 async def _readable(services: Services, request: JobRequest, token: str) -> bool:
@@ -224,13 +235,13 @@ async def _readable(services: Services, request: JobRequest, token: str) -> bool
 async def cancel(request: Request) -> Response:
     job, token = await _own_job(request)
     job = await services_of(request).jobs.cancel(job.id, token)
-    return respond(request, job.to_json())
+    return respond(request, _body(job))
 
 
 async def retry(request: Request) -> Response:
     job, token = await _own_job(request)
     job = await services_of(request).jobs.retry(job.id, token)
-    return respond(request, job.to_json(), status=202, headers={"Location": f"/api/jobs/{job.id}"})
+    return respond(request, _body(job), status=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
 async def result(request: Request) -> Response:
@@ -248,6 +259,24 @@ async def result(request: Request) -> Response:
         media_type=MEDIA_TYPES[job.request.format],
         headers=headers,
     )
+
+
+async def part(request: Request) -> Response:
+    """Part ``index`` (0: the newest) of a progressive query job's answer, the chart JSON
+    of its buckets between two of its grid's boundaries (see docs/api.md)."""
+    services = services_of(request)
+    job, _ = await _own_job(request)
+    raw = request.path_params["index"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6):
+        raise BadParameter("index", f"{raw[:60]!r} is not a part number")
+    index = int(raw)
+    ready = parts_ready(job)
+    if index >= ready:
+        raise NotFound(f"job {job.id} has {ready} parts ready, not part {index}")
+    data = await services.objects.get(part_key(job.id, index))
+    if data is None:
+        raise NotFound(f"part {index} of job {job.id} is no longer kept")
+    return Response(data, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 async def _stream(objects: ObjectStore, key: str, size: int) -> AsyncIterator[bytes]:
@@ -286,7 +315,7 @@ async def _events(get: Any, job: Job) -> AsyncIterator[bytes]:
         seen = (current.state, current.progress, current.attempts)
         if seen != last:
             name = "end" if current.terminal else "progress"
-            data = msgspec.json.encode(current.to_json()).decode()
+            data = msgspec.json.encode(_body(current)).decode()
             yield f"event: {name}\ndata: {data}\n\n".encode()
             last = seen
         if current.terminal:
@@ -304,4 +333,5 @@ def routes() -> list[Route]:
         Route("/api/jobs/{job_id}/result", result, methods=["GET"]),
         Route("/api/jobs/{job_id}/retry", retry, methods=["POST"]),
         Route("/api/jobs/{job_id}/events", events, methods=["GET"]),
+        Route("/api/jobs/{job_id}/parts/{index}", part, methods=["GET"]),
     ]

@@ -161,12 +161,15 @@ class JobService:
 async def cleanup_jobs(
     store: JobStore, objects: ObjectStore, *, now_ms: int, retention_ms: int
 ) -> int:
-    """Delete finished jobs older than ``retention_ms`` and their results; returns how many."""
+    """Delete finished jobs older than ``retention_ms`` and their results (and the parts
+    of a progressive query's answer); returns how many."""
     removed = 0
     while batch := await store.expired(before_ms=now_ms - retention_ms):
-        for _, key in batch:
+        for done_id, key in batch:
             if key is not None:
                 await objects.delete(key)
+            async for kept in objects.list(f"jobs/{done_id[:2]}/{done_id}/"):
+                await objects.delete(kept.key)
         await store.delete([job_id for job_id, _ in batch])
         removed += len(batch)
     return removed

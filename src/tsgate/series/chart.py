@@ -18,9 +18,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from tsgate.core import calendar, grids, rollups, weighted
 from tsgate.core.calendar import UTC
-from tsgate.core.downsample import choose_level, m4_from_buckets, minmax_lttb
+from tsgate.core.downsample import MIN_POINTS, choose_level, m4_from_buckets, minmax_lttb
 from tsgate.core.grids import Grid
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.core.quality import bucket_gaps, sample_gaps
@@ -406,3 +408,128 @@ def answer_of(q: ChartQuery, result: ChartResult) -> ChartAnswer:
         provisional=result.stats.provisional,
         gaps=result.gaps,
     )
+
+
+# ---- progressive answers: a long chart part by part, newest first ----------------------
+
+
+def part_grid(q: ChartQuery) -> tuple[str, Grid] | None:
+    """``(interval, grid)`` when the answer to ``q`` is the concatenation of one answer
+    per bucket of ``grid`` (M4 of rollup buckets, or an aggregate that is not
+    time-weighted), so that it can be answered part by part; ``None`` otherwise (raw
+    samples, MinMaxLTTB, a one-column chart, time-weighted aggregates: their values carry
+    over from the bucket before)."""
+    interval = q.interval
+    if interval == "auto":
+        interval = _auto_interval(q.start_ms, q.end_ms, q.max_points or DEFAULT_AUTO_POINTS)
+    if interval in INTERVALS_MS or interval in CALENDAR:
+        if weighted.is_time_weighted(q.agg):
+            return None
+        return interval, grid_for(interval, q.tz, q.start_ms, q.end_ms)
+    if q.max_points is None or q.max_points < 2 * MIN_POINTS:
+        return None
+    level_ms = choose_level(q.start_ms, q.end_ms, q.max_points, sorted(COARSE_LEVELS_MS.values()))
+    if level_ms is None:
+        return None
+    width = m4_width(q.start_ms, q.end_ms, q.max_points, level_ms)
+    return f"m4:{width}ms", Grid(width)
+
+
+def edge_at_or_after(grid: Grid, t_ms: int, end_ms: int) -> int:
+    """The first bucket boundary of ``grid`` at or after ``t_ms`` (``end_ms`` if none)."""
+    if grid.starts is None:
+        steps = -(-(t_ms - grid.origin_ms) // grid.width_ms)
+        return min(end_ms, grid.origin_ms + steps * grid.width_ms)
+    i = int(np.searchsorted(grid.starts, t_ms, side="left"))
+    return min(end_ms, int(grid.starts[i])) if i < len(grid.starts) else end_ms
+
+
+@dataclass
+class _Side:
+    """One range of a progressive chart (the main one, or its comparison's)."""
+
+    q: ChartQuery
+    interval: str
+    grid: Grid
+    upper_ms: int  # where the part answered last begins (the range's end at first)
+    next_first: dict[str, int]  # per point, the first sample after ``upper_ms``
+
+
+@dataclass
+class ChartParts:
+    """A chart answered part by part, newest first: each part holds the answer's buckets
+    between two boundaries of its grid, so the parts, joined in time order, are the
+    answer (series concatenated, gap spans united). A gap that crosses a boundary is
+    listed by the older part whole (it knows the newer part's first sample)."""
+
+    q: ChartQuery
+    main: _Side
+    earlier: _Side | None
+
+    @classmethod
+    def plan(cls, q: ChartQuery, now_ms: int) -> ChartParts | None:
+        main = cls._side(q, now_ms)
+        if main is None:
+            return None
+        if not q.compare_ms:
+            return cls(q, main, None)
+        earlier_q = dataclasses.replace(
+            q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
+        )
+        earlier = cls._side(earlier_q, now_ms)
+        return None if earlier is None else cls(q, main, earlier)
+
+    @staticmethod
+    def _side(q: ChartQuery, now_ms: int) -> _Side | None:
+        found = part_grid(q)
+        if found is None:
+            return None
+        until = max(q.start_ms, min(q.end_ms, now_ms + 1))
+        return _Side(q, found[0], found[1], q.end_ms, dict.fromkeys(q.points, until))
+
+    async def next(
+        self, reader: SeriesReads, from_ms: int, *, token: str
+    ) -> tuple[ChartQuery, ChartResult]:
+        """The next (older) part: the buckets from the first boundary at or after
+        ``from_ms`` (the range's start, at or before it) to where the last part began.
+        Everything from ``from_ms`` (and its comparison's) on must be stored."""
+        span, result = await self._part(reader, self.main, from_ms, token)
+        if self.earlier is not None:
+            _, other = await self._part(reader, self.earlier, from_ms + self.q.compare_ms, token)
+            result.compared = [
+                Series(s.name, s.t_ms - self.q.compare_ms, s.v) for s in other.series
+            ]
+            result.compared_samples = other.total_samples
+        return dataclasses.replace(self.q, start_ms=span[0], end_ms=span[1]), result
+
+    @staticmethod
+    async def _part(
+        reader: SeriesReads, side: _Side, from_ms: int, token: str
+    ) -> tuple[tuple[int, int], ChartResult]:
+        q = side.q
+        lower = (
+            q.start_ms if from_ms <= q.start_ms else edge_at_or_after(side.grid, from_ms, q.end_ms)
+        )
+        lower = min(lower, side.upper_ms)
+        span = (lower, side.upper_ms)
+        side.upper_ms = lower
+        if lower >= span[1]:
+            empty = [Series.empty(n) for n in q.points]
+            return span, ChartResult(empty, ReadStats(), 0, side.interval, _aggregation(q, side))
+        found, stats = await exact_buckets(reader, q.site, q.points, span, side.grid, token=token)
+        if side.interval.startswith("m4:"):
+            series = [m4_from_buckets(found[n], n) for n in q.points]
+        else:
+            series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
+        gaps = {n: bucket_gaps(found[n], (lower, side.next_first[n])) for n in q.points}
+        for n in q.points:
+            if len(found[n]):
+                side.next_first[n] = int(found[n].first_ms[0])
+        total = sum(int(found[n].count.sum()) for n in q.points)
+        return span, ChartResult(
+            series, stats, total, side.interval, _aggregation(q, side), gaps=_held(gaps)
+        )
+
+
+def _aggregation(q: ChartQuery, side: _Side) -> str:
+    return "m4" if side.interval.startswith("m4:") else q.agg

@@ -137,6 +137,14 @@ async function load() {
       onProgress: (job) => {
         if (!controller.signal.aborted) showJob({ ...state.job, ...job });
       },
+      // a long job's newest months, drawn while the older ones are fetched
+      onPartial: ({ series, metadata }) => {
+        if (controller.signal.aborted) return;
+        state.series = series;
+        state.timeZone = metadata.timeZone || "UTC";
+        state.shown = { startMs, endMs };
+        draw(startMs, endMs);
+      },
     });
     if (controller.signal.aborted) return;
     state.series = result.series;

@@ -38,7 +38,8 @@ export function showJob(job) {
   const progress = Math.round(job.progress || 0);
   $("job-progress").value = progress;
   const estimate = job.estimatedSamples ? ` · about ${job.estimatedSamples.toLocaleString()} samples` : "";
-  $("job-text").textContent = `Job ${job.jobId}: ${job.status} ${progress}%${estimate}`;
+  const drawn = job.parts ? ` · ${job.parts} of ${job.samplesTotal} parts ready, newest first` : "";
+  $("job-text").textContent = `Job ${job.jobId}: ${job.status} ${progress}%${estimate}${drawn}`;
 }
 
 function kB(bytes) {
