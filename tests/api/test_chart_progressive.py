@@ -24,8 +24,8 @@ from tsgate.core.model import MS_PER_DAY, MS_PER_MINUTE
 from tsgate.jobs import handlers
 from tsgate.series.chart import ChartQuery, edge_at_or_after, part_grid
 from tsgate.settings import Settings
-from tsgate.upstream.visibility import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
 
 pytestmark = pytest.mark.anyio

@@ -13,6 +13,7 @@ from typing import Protocol
 from tsgate.core import extents, rollups
 from tsgate.core.codec import CodecError
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.keylocks import KeyLocks
 from tsgate.lru import LRU
 from tsgate.series import offload
 from tsgate.series.memory import buckets_bytes
@@ -94,6 +95,7 @@ class RollupCache:
         self.decoded: LRU[tuple[str, str, str, int, int], rollups.Buckets] = LRU(
             memory_bytes, buckets_bytes
         )
+        self._writing: KeyLocks[str] = KeyLocks()
 
     def forget(self, site: str, points: Sequence[str] | None) -> int:
         wanted = None if points is None else set(points)
@@ -179,21 +181,34 @@ class RollupCache:
         if not periods:
             return 0
         names = sorted({p.point for p in periods})
-        # other processes see the new version in updated_at; this one also drops its
-        # copies in case two writes share a millisecond
-        self.forget(site, names)
         lo = min(p.start_ms for p in periods)
         hi = max(p.end_ms for p in periods)
         written = 0
         samples = sum(len(p.series) for p in periods)
-        for level, width in LEVELS_MS.items():
-            existing = await self._blobs.get(site, names, level, lo, hi)
-            packed = await offload.run(samples, _rebuilt, existing, periods, width)
-            await self._blobs.put(
-                [RollupRow(site, p, level, month, blob, now_ms) for p, month, blob in packed]
-            )
-            written += len(packed)
+        async with self._writing.hold(site):  # one rewrite of a site's blobs at a time
+            for level, width in LEVELS_MS.items():
+                existing = await self._blobs.get(site, names, level, lo, hi)
+                packed = await offload.run(samples, _rebuilt, existing, periods, width)
+                # a blob's version is what keys its decoded copies here and in every other
+                # process: it only grows, so two writes in one millisecond (or a clock
+                # that stands still or steps back) never leave a stale copy its version
+                was = {(r.point, r.period_start_ms): r.updated_at_ms for r in existing}
+                await self._blobs.put(
+                    [
+                        RollupRow(site, p, level, month, blob, next_version(was, p, month, now_ms))
+                        for p, month, blob in packed
+                    ]
+                )
+                written += len(packed)
+            # and this process's copies of what was just replaced go
+            self.forget(site, names)
         return written
+
+
+def next_version(was: dict[tuple[str, int], int], point: str, month: int, now_ms: int) -> int:
+    """The version a rewritten blob gets: now, and always above the one it replaces."""
+    old = was.get((point, month))
+    return now_ms if old is None else max(now_ms, old + 1)
 
 
 def _rebuilt(
