@@ -85,8 +85,14 @@ def _set(headers: RawHeaders, name: bytes, value: bytes) -> None:
 
 def _add_vary(headers: RawHeaders) -> None:
     """``Vary`` gains ``Origin`` (every ``Vary`` joined into the first, as Starlette does)."""
-    varies = [v for k, v in headers if k == _VARY]
-    _set(headers, _VARY, b", ".join([*varies, _ORIGIN]) if varies else _ORIGIN)
+    found = [i for i, (k, _) in enumerate(headers) if k == _VARY]
+    if not found:
+        headers.append((_VARY, _ORIGIN))
+        return
+    value = b", ".join([*(headers[i][1] for i in found), _ORIGIN])
+    for i in reversed(found[1:]):
+        del headers[i]
+    headers[found[0]] = (_VARY, value)
 
 
 def request_origin(scope: Scope) -> tuple[bytes | None, bool]:
