@@ -55,13 +55,13 @@ class CorsPolicy:
         """Add the CORS headers of an answer to a request with ``origin`` (``None``: no
         ``Origin`` header) to ``headers``, in place, as Starlette's middleware does."""
         if origin is None:
-            _add_vary(headers)
+            add_vary(headers)
             return
         for name, value in self._simple:
             _set(headers, name, value)
         if not self._all_origins and self._starlette.is_allowed_origin(origin.decode("latin-1")):
             _set(headers, _ALLOW_ORIGIN, origin)
-        _add_vary(headers)
+        add_vary(headers)
 
     def preflight(self, scope: Scope) -> ASGIApp:
         """Starlette's answer to a preflight request."""
@@ -83,7 +83,7 @@ def _set(headers: RawHeaders, name: bytes, value: bytes) -> None:
     headers[found[0]] = (name, value)
 
 
-def _add_vary(headers: RawHeaders) -> None:
+def add_vary(headers: RawHeaders) -> None:
     """``Vary`` gains ``Origin`` (every ``Vary`` joined into the first, as Starlette does)."""
     found = [i for i, (k, _) in enumerate(headers) if k == _VARY]
     if not found:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tsgate.api.auth import token_from
-from tsgate.api.cors import CorsPolicy
+from tsgate.api.cors import CorsPolicy, add_vary
 from tsgate.api.ratelimit import admit_cached
 from tsgate.api.responses import CachedResponse
 from tsgate.errors import Unauthorized
@@ -61,6 +61,9 @@ class _Entry:
     body: bytes
     headers: list[tuple[bytes, bytes]]  # 200, without the per-request ones
     not_modified: list[tuple[bytes, bytes]]  # 304, likewise
+    # the same as a request without ``Origin`` gets them (``Vary`` names ``Origin``)
+    headers_same_origin: list[tuple[bytes, bytes]]
+    not_modified_same_origin: list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,20 @@ class FastAnswers:
             (b"content-type", media_type.encode("latin-1")),
         ]
         not_modified = [(k, v) for k, v in stored if k != b"content-encoding"]
-        entry = _Entry(site, generation, hit.until_ms, etag, hit.body, headers, not_modified)
+        same_origin, not_modified_same_origin = list(headers), list(not_modified)
+        add_vary(same_origin)
+        add_vary(not_modified_same_origin)
+        entry = _Entry(
+            site,
+            generation,
+            hit.until_ms,
+            etag,
+            hit.body,
+            headers,
+            not_modified,
+            same_origin,
+            not_modified_same_origin,
+        )
         key = _scoped(view.key, services)
         self._drop(key)
         self._entries[key] = entry
@@ -211,12 +227,18 @@ class FastPathMiddleware:
             (b"server-timing", b"cache;dur=" + elapsed),
         ]
         if entry.etag and entry.etag in view.if_none_match:
-            headers = [*entry.not_modified, *timing, *limits]
-            self.cors.apply(headers, view.origin)
+            if view.origin is None:
+                headers = [*entry.not_modified_same_origin, *timing, *limits]
+            else:
+                headers = [*entry.not_modified, *timing, *limits]
+                self.cors.apply(headers, view.origin)
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
-        headers = [*entry.headers, *timing, *limits]
-        self.cors.apply(headers, view.origin)
+        if view.origin is None:
+            headers = [*entry.headers_same_origin, *timing, *limits]
+        else:
+            headers = [*entry.headers, *timing, *limits]
+            self.cors.apply(headers, view.origin)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": entry.body})
