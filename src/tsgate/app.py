@@ -8,7 +8,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from tsgate import ui
@@ -38,6 +37,7 @@ from tsgate.api.connection import (
     ChunkedBodyMiddleware,
     DisconnectMiddleware,
 )
+from tsgate.api.cors import CorsMiddleware, CorsPolicy
 from tsgate.api.fastpath import FastAnswers, FastPathMiddleware
 from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
@@ -108,21 +108,21 @@ def create_app(
         *openapi.routes(),
         *ace.routes(),
     ]
+    cors = CorsPolicy(
+        conf.cors_origins,
+        # every method the ACE pass-through relays
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
     middleware = [
         Middleware(TelemetryMiddleware, metrics=meters),
         # cached chart answers leave here, before the middleware below and the routing
-        Middleware(FastPathMiddleware),
+        Middleware(FastPathMiddleware, cors=cors),
         Middleware(ChunkedBodyMiddleware),
         Middleware(DisconnectMiddleware),
         Middleware(AdmissionMiddleware, max_active=conf.max_active_requests),
-        Middleware(
-            CORSMiddleware,
-            allow_origins=list(conf.cors_origins),
-            # every method the ACE pass-through relays
-            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["*"],
-            expose_headers=list(EXPOSED_HEADERS),
-        ),
+        Middleware(CorsMiddleware, policy=cors),
         Middleware(RateLimitMiddleware),
         Middleware(BodyLimitMiddleware),
         Middleware(UrlGuardMiddleware),

@@ -65,6 +65,8 @@ async def test_request_id_is_assigned_or_kept(api: httpx.AsyncClient) -> None:
     assert insane.headers["X-Request-ID"] != "a b\tc" + "x" * 200
     problem = await api.get("/api/sites/demo_campus/timeseries/paginated?page_size=7")
     assert problem.status_code == 400 and problem.headers["X-Request-ID"]
+    fresh_ids = {(await api.get("/api/health")).headers["X-Request-ID"] for _ in range(50)}
+    assert len(fresh_ids) == 50 and all(int(i, 16) >= 0 and len(i) == 32 for i in fresh_ids)
 
 
 async def test_one_json_line_per_request_without_tokens(

@@ -6,8 +6,8 @@ those bytes in the request as it arrives: the raw query string, the caller's sco
 salted token hash), the ``Accept`` and ``Accept-Encoding`` headers. The entry records
 the site and its data generation; a request takes the fast path only when
 
-- the method is ``GET`` and no ``Origin`` is sent (cross-origin requests get their CORS
-  headers on the full path),
+- the method is ``GET`` (a cross-origin request gets the CORS headers the full path
+  gives it, from the same :class:`~tsgate.api.cors.CorsPolicy`),
 - an entry for exactly that request is kept, not past the expiry of the response-cache
   entry it copies (so never longer than the token's access grant, ``access_ttl_s``),
 - the site's data generation is still the entry's (a repair or invalidation moves it),
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tsgate.api.auth import token_from
+from tsgate.api.cors import CorsPolicy, add_vary
 from tsgate.api.ratelimit import admit_cached
 from tsgate.api.responses import CachedResponse
 from tsgate.errors import Unauthorized
@@ -61,17 +62,21 @@ class _Entry:
     body: bytes
     headers: list[tuple[bytes, bytes]]  # 200, without the per-request ones
     not_modified: list[tuple[bytes, bytes]]  # 304, likewise
+    # the same as a request without ``Origin`` gets them (``Vary`` names ``Origin``)
+    headers_same_origin: list[tuple[bytes, bytes]]
+    not_modified_same_origin: list[tuple[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Request:
     key: _Key
     if_none_match: bytes
+    origin: bytes | None
 
 
 def _request_of(scope: Scope, fallback: str | None) -> _Request | None:
     """The fast-path view of a request's headers; ``None`` if it cannot take the path."""
-    authorization = ace_token = accept = encodings = None
+    authorization = ace_token = accept = encodings = origin = None
     if_none_match = b""
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -85,7 +90,7 @@ def _request_of(scope: Scope, fallback: str | None) -> _Request | None:
         elif name == b"if-none-match":
             if_none_match = if_none_match or value
         elif name == b"origin":
-            return None
+            origin = origin if origin is not None else value
     try:
         token = token_from(
             None if authorization is None else authorization.decode("latin-1"),
@@ -95,7 +100,7 @@ def _request_of(scope: Scope, fallback: str | None) -> _Request | None:
     except Unauthorized:
         return None
     key = (scope["query_string"], token, accept or b"", encodings or b"")
-    return _Request(key, if_none_match)
+    return _Request(key, if_none_match, origin)
 
 
 class FastAnswers:
@@ -121,9 +126,9 @@ class FastAnswers:
         view = _request_of(scope, services.settings.upstream_token)
         if view is None or len(hit.body) > self.max_bytes // 8:
             return
-        stored = _with_cors_vary(
-            [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in hit.headers.items()]
-        )
+        stored = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in hit.headers.items()
+        ]
         etag = next((v for k, v in stored if k == b"etag"), b"")
         media_type = hit.media_type
         if media_type.startswith("text/") and "charset=" not in media_type.lower():
@@ -134,7 +139,20 @@ class FastAnswers:
             (b"content-type", media_type.encode("latin-1")),
         ]
         not_modified = [(k, v) for k, v in stored if k != b"content-encoding"]
-        entry = _Entry(site, generation, hit.until_ms, etag, hit.body, headers, not_modified)
+        same_origin, not_modified_same_origin = list(headers), list(not_modified)
+        add_vary(same_origin)
+        add_vary(not_modified_same_origin)
+        entry = _Entry(
+            site,
+            generation,
+            hit.until_ms,
+            etag,
+            hit.body,
+            headers,
+            not_modified,
+            same_origin,
+            not_modified_same_origin,
+        )
         self._entries.put(_scoped(view.key, services), entry)
 
     def clear(self) -> None:
@@ -151,14 +169,6 @@ class FastAnswers:
         return key, entry
 
 
-def _with_cors_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The headers as the CORS middleware leaves them on an answer to a request without
-    ``Origin``: ``Vary`` gains ``Origin`` (the fast path serves no other requests)."""
-    varies = [v for k, v in headers if k == b"vary"]
-    rest = [(k, v) for k, v in headers if k != b"vary"]
-    return [*rest, (b"vary", b", ".join([*varies, b"Origin"]))]
-
-
 def _scoped(key: _Key, services: Services) -> _Key:
     """The key with the token replaced by its salted hash (the scope)."""
     return (key[0], token_hash(key[1], services.salt), key[2], key[3])
@@ -167,8 +177,9 @@ def _scoped(key: _Key, services: Services) -> _Key:
 class FastPathMiddleware:
     """Answers ``GET /api/timeseries`` from :class:`FastAnswers` when it may (see above)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, cors: CorsPolicy) -> None:
         self.app = app
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
@@ -208,12 +219,18 @@ class FastPathMiddleware:
             (b"server-timing", b"cache;dur=" + elapsed),
         ]
         if entry.etag and entry.etag in view.if_none_match:
-            start = {"type": "http.response.start", "status": 304}
-            start["headers"] = [*entry.not_modified, *timing, *limits]
-            await send(start)
+            if view.origin is None:
+                headers = [*entry.not_modified_same_origin, *timing, *limits]
+            else:
+                headers = [*entry.not_modified, *timing, *limits]
+                self.cors.apply(headers, view.origin)
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
-        start = {"type": "http.response.start", "status": 200}
-        start["headers"] = [*entry.headers, *timing, *limits]
-        await send(start)
+        if view.origin is None:
+            headers = [*entry.headers_same_origin, *timing, *limits]
+        else:
+            headers = [*entry.headers, *timing, *limits]
+            self.cors.apply(headers, view.origin)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": entry.body})

@@ -54,7 +54,7 @@ async def occupied(
     names = [str(p["name"]) for p in found if p.get("collect_enabled", True) is not False]
     if not names:
         return Occupancy([], [], [], None)
-    stop_ms = min(end_ms, services.reader.clock_ms() + 1)  # nothing is known after now
+    stop_ms = min(end_ms, services.clock_ms() + 1)  # nothing is known after now
     since_ms = max(MIN_TIME_MS, start_ms - LOOKBACK_MS)
     prepared = await services.reader.prepare(site, names, since_ms, end_ms, token=token)
     refuse_over_fetch_budget(services.settings, prepared.missing_samples, hint=HINT)

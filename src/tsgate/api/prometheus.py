@@ -408,7 +408,7 @@ def _cache_key(
 
 async def query(request: Request) -> Response:
     params = await _params(request)
-    now = services_of(request).reader.clock_ms()
+    now = services_of(request).clock_ms()
     at = parse_time("time", _one(params, "time"), default_ms=now)
     return await _evaluate(request, _one(params, "query") or "", at, at, 1, instant=True)
 

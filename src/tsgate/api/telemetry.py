@@ -10,6 +10,7 @@ for every route at once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -26,6 +27,9 @@ log = logging.getLogger("tsgate.access")
 
 _TOLD = frozenset({b"x-cache-status", b"x-cache-source", b"x-data-samples"})
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# fresh ids: a random prefix per process and a counter (no system call per request)
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count(int.from_bytes(secrets.token_bytes(4)))
 
 
 def request_id_of(raw_headers: list[tuple[bytes, bytes]]) -> str:
@@ -35,7 +39,7 @@ def request_id_of(raw_headers: list[tuple[bytes, bytes]]) -> str:
             if _SANE_ID.fullmatch(incoming):
                 return incoming
             break
-    return secrets.token_hex(16)
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
 
 
 class _Exchange:

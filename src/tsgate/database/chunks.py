@@ -7,6 +7,8 @@ query ranges.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +25,23 @@ _WRITE_BATCH = 1_000
 _KEY = ("site", "point", "resolution", "period_start_ms")
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(ChunkRow))
+_COVERAGE = _FIELDS.index("coverage")
+_HOLES = _FIELDS.index("holes")
+# the same coverage text comes back for every point of a period: decoded once
+_decoded = functools.lru_cache(maxsize=4096)(decode_coverage)
+
+
 def _from_row(row: sa.Row[Any]) -> ChunkRow:
-    values = dict(row._mapping)
-    values["coverage"] = decode_coverage(values["coverage"])
-    values["holes"] = decode_coverage(values["holes"])
-    return ChunkRow(**values)
+    if row._fields == _FIELDS:  # the table's columns, in the row type's order
+        values = list(row)
+        values[_COVERAGE] = _decoded(values[_COVERAGE])
+        values[_HOLES] = _decoded(values[_HOLES])
+        return ChunkRow(*values)
+    named = dict(row._mapping)
+    named["coverage"] = _decoded(named["coverage"])
+    named["holes"] = _decoded(named["holes"])
+    return ChunkRow(**named)
 
 
 def _to_row(row: ChunkRow) -> dict[str, Any]:

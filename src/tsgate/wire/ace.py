@@ -165,7 +165,38 @@ def _value(text: str) -> float:
 
 def format_values(v: ValueArray) -> list[str]:
     """Floats back to ACE value strings (shortest round-trip repr)."""
-    return [repr(x) for x in v.tolist()]
+    if not v.size:
+        return []
+    magnitude = np.abs(v)
+    plain = ((magnitude >= _PLAIN_LO) & (magnitude < _PLAIN_HI)) | (v == 0)
+    if bool(plain.all()):
+        return _plain_reprs(v)
+    texts = np.array([repr(x) for x in v.tolist()], dtype=object)
+    texts[plain] = _plain_reprs(v[plain])
+    return texts.tolist()  # type: ignore[no-any-return]
+
+
+# within these magnitudes (and at zero) msgspec writes a float as ``repr`` does, at a
+# third of the cost; outside them repr uses exponents (``1e-05``, ``1e+16``) it does not
+_PLAIN_LO = 1e-4
+_PLAIN_HI = 1e16
+
+
+def _plain_reprs(v: ValueArray) -> list[str]:
+    if not v.size:
+        return []
+    return msgspec.json.encode(v.tolist()).decode("ascii")[1:-1].split(",")
+
+
+def _unique_values(v: ValueArray) -> list[str]:
+    """``format_values`` of ``v``, each distinct float (bit for bit) formatted once."""
+    if v.size < 64:
+        return format_values(v)
+    distinct, where = np.unique(v.view(np.int64), return_inverse=True)
+    if distinct.size * 2 > v.size:
+        return format_values(v)
+    texts = np.array(format_values(distinct.view(np.float64)), dtype=object)
+    return texts[where].tolist()  # type: ignore[no-any-return]
 
 
 # ---- rows <-> series ---------------------------------------------------------------
@@ -175,7 +206,8 @@ def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
     """Group rows by point into sorted, de-duplicated series.
 
     Times and values of all rows are parsed at once (a page carries thousands of points),
-    then split by point in first-seen order.
+    sorted once by (point, time) and split by point in first-seen order; as
+    ``Series.from_unsorted``, the last row of a repeated millisecond wins.
     """
     rows = samples if isinstance(samples, list) else list(samples)
     if not rows:
@@ -186,12 +218,18 @@ def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
     point = np.fromiter(
         (codes.setdefault(s.name, len(codes)) for s in rows), dtype=np.int64, count=len(rows)
     )
-    order = np.argsort(point, kind="stable")
-    bounds = np.searchsorted(point[order], np.arange(len(codes) + 1)).tolist()
+    order = np.lexsort((t_ms, point))  # stable: equal (point, time) keep their row order
+    point, t_ms = point[order], t_ms[order]
+    keep = np.ones(t_ms.size, dtype=bool)
+    keep[:-1] = (t_ms[1:] != t_ms[:-1]) | (point[1:] != point[:-1])
+    kept = order[keep]
+    point, t_ms, values, us = point[keep], t_ms[keep], values[kept], us[kept]
+    bounds = np.searchsorted(point, np.arange(len(codes) + 1)).tolist()
+    with_us = np.add.reduceat(us != 0, bounds[:-1]).tolist()  # any sub-ms part, per point
     out = {}
-    for name, i in codes.items():
-        sel = order[bounds[i] : bounds[i + 1]]
-        out[name] = Series.from_unsorted(name, t_ms[sel], values[sel], us[sel])
+    for (name, i), micros in zip(codes.items(), with_us, strict=True):
+        lo, hi = bounds[i], bounds[i + 1]
+        out[name] = Series(name, t_ms[lo:hi], values[lo:hi], us[lo:hi] if micros else None)
     return out
 
 
@@ -331,13 +369,11 @@ def page_rows(
         start = first + min(cursor.offset, in_slot)  # upstream caps a forged offset
     stop = min(start + page_size, t.size)
     window = slice(start, stop)
-    times = _bucket_stamps(t[window]) if bucket_times else format_times(t[window], m.us[window])
-    names = m.names
+    times = _run_times(t[window], None if bucket_times else m.us[window])
+    names = np.array(m.names, dtype=object)[m.idx[window]].tolist()
     rows = [
-        {"name": names[i], "value": val, "time": tm}
-        for i, val, tm in zip(
-            m.idx[window].tolist(), format_values(m.v[window]), times, strict=True
-        )
+        {"name": name, "value": val, "time": tm}
+        for name, val, tm in zip(names, _unique_values(m.v[window]), times, strict=True)
     ]
     if stop >= t.size:
         return rows, None
@@ -349,6 +385,23 @@ def page_rows(
 
 def _slot(ms: int) -> int:
     return ms - ms % CURSOR_SLOT_MS
+
+
+def _run_times(t_ms: TimeArray, us: MicroArray | None) -> list[str]:
+    """Time strings of page-ordered rows, each run of one instant formatted once
+    (whole seconds, as rollup buckets are, when ``us`` is ``None``)."""
+    if not t_ms.size:
+        return []
+    changes = t_ms[1:] != t_ms[:-1]
+    if us is not None:
+        changes |= us[1:] != us[:-1]
+    starts = np.flatnonzero(np.concatenate(([True], changes)))
+    if starts.size * 2 > t_ms.size:  # few repeats: format every row
+        return _bucket_stamps(t_ms) if us is None else format_times(t_ms, us)
+    firsts = t_ms[starts]
+    texts = _bucket_stamps(firsts) if us is None else format_times(firsts, us[starts])
+    runs = np.diff(np.append(starts, t_ms.size))
+    return np.repeat(np.array(texts, dtype=object), runs).tolist()
 
 
 def _bucket_stamps(t_ms: TimeArray) -> list[str]:

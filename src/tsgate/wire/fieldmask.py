@@ -68,6 +68,13 @@ def apply_mask(data: Any, mask: Mask) -> Any:
     if not mask:
         return data
     if isinstance(data, list):
+        if "*" not in mask and all(nested is None for nested in mask.values()):
+            # flat fields over many rows (a page of samples): one comprehension per row
+            keys = tuple(mask)
+            return [
+                {k: item.get(k) for k in keys} if isinstance(item, dict) else apply_mask(item, mask)
+                for item in data
+            ]
         return [apply_mask(item, mask) for item in data]
     if not isinstance(data, dict):
         return data

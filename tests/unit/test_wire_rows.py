@@ -1,0 +1,145 @@
+"""The vectorised row builders equal the plain per-row definitions, bit for bit:
+``format_values`` is ``repr`` of every float, ``samples_to_series`` is grouping by point
+and ``Series.from_unsorted``, ``page_rows`` is sorting every sample by (time, µs, point)
+and formatting it alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tsgate.core.model import Series
+from tsgate.wire.ace import (
+    Cursor,
+    Sample,
+    decode_cursor,
+    format_values,
+    page_rows,
+    samples_to_series,
+)
+
+T0 = 1_760_000_000_000  # 2025-10-09T08:53:20Z
+EPOCH = dt.datetime(1970, 1, 1)
+
+# every float, with the ones that sit on repr's exponent boundaries drawn often
+EDGES = [0.0, -0.0, 1e-4, -1e-4, 9.999999999999999e-05, 1e16, 9999999999999998.0, 1e-5, 5e-324]
+FLOATS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(EDGES),
+    st.floats(-1e6, 1e6).map(lambda x: round(x, 2)),
+    st.integers(-(2**53), 2**53).map(float),
+)
+
+
+def _stamp(ms: int, us: int, *, seconds: bool = False) -> str:
+    when = EPOCH + dt.timedelta(milliseconds=ms, microseconds=us)
+    return when.isoformat(timespec="seconds" if seconds else "microseconds")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FLOATS, max_size=300), st.booleans())
+def test_values_are_written_as_repr_writes_them(values: list[float], repeat: bool) -> None:
+    v = np.array(values * (3 if repeat else 1), dtype=np.float64)
+    assert format_values(v) == [repr(x) for x in v.tolist()]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),  # point
+            st.integers(0, 40),  # time, in steps
+            st.integers(0, 999),  # µs
+            FLOATS,
+        ),
+        max_size=200,
+    ),
+    st.sampled_from([1, 1000, 300_000]),
+    st.booleans(),
+)
+def test_rows_group_into_the_series_each_point_alone_gives(
+    drawn: list[tuple[int, int, int, float]], step_ms: int, whole_ms: bool
+) -> None:
+    rows = [
+        Sample(f"p{p}", repr(v), _stamp(T0 + k * step_ms, 0 if whole_ms else us))
+        for p, k, us, v in drawn
+    ]
+    got = samples_to_series(rows)
+    by_point: dict[str, list[Sample]] = {}
+    for r in rows:
+        by_point.setdefault(r.name, []).append(r)
+    assert list(got) == list(by_point)  # first-seen order
+    for name, mine in by_point.items():
+        t = np.array([_ms_of(r.time) for r in mine], dtype=np.int64)
+        us = np.array([_us_of(r.time) for r in mine], dtype=np.uint16)
+        v = np.array([float(r.value) for r in mine])
+        want = Series.from_unsorted(name, t, v, us)
+        have = got[name]
+        assert have.t_ms.tolist() == want.t_ms.tolist()
+        assert have.v.tobytes() == want.v.tobytes()
+        assert (have.us is None) == (want.us is None)
+        assert have.micros.tolist() == want.micros.tolist()
+        assert have.t_ms.dtype == np.int64 and have.micros.dtype == np.uint16
+
+
+def _ms_of(text: str) -> int:
+    delta = dt.datetime.fromisoformat(text) - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def _us_of(text: str) -> int:
+    return dt.datetime.fromisoformat(text).microsecond % 1000
+
+
+@st.composite
+def _series(draw: st.DrawFn) -> list[Series]:
+    out = []
+    for i in range(draw(st.integers(1, 6))):
+        steps = draw(hnp.arrays(np.int64, st.integers(0, 80), elements=st.integers(0, 60)))
+        t = np.unique(T0 + steps * draw(st.sampled_from([1000, 300_000, 300_001])))
+        few = st.sampled_from(draw(st.lists(FLOATS, min_size=1, max_size=4)))  # repeated values
+        each = draw(st.sampled_from([FLOATS, few]))
+        values = draw(st.lists(each, min_size=t.size, max_size=t.size))
+        v = np.array(values, dtype=np.float64)
+        us = None
+        if draw(st.booleans()):
+            us = np.array(
+                draw(st.lists(st.integers(0, 999), min_size=t.size, max_size=t.size)),
+                dtype=np.uint16,
+            )
+        out.append(Series(f"site/p{i}", t, v, us))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_series(), st.sampled_from([3, 10, 50, 100, 10**9]), st.booleans())
+def test_pages_are_the_samples_sorted_and_formatted_one_by_one(
+    series: list[Series], page_size: int, bucket_times: bool
+) -> None:
+    truth = sorted(
+        (int(t), int(u), i, float(v))
+        for i, s in enumerate(series)
+        for t, u, v in zip(s.t_ms.tolist(), s.micros.tolist(), s.v.tolist(), strict=True)
+    )
+    want = [
+        {
+            "name": series[i].name,
+            "value": repr(v),
+            "time": _stamp(t, 0, seconds=True) if bucket_times else _stamp(t, u),
+        }
+        for t, u, i, v in truth
+    ]
+    got: list[dict[str, str]] = []
+    cursor: Cursor | None = None
+    for _ in range(10_000):
+        rows, nxt = page_rows(series, cursor, page_size, bucket_times=bucket_times)
+        assert len(rows) <= page_size
+        got.extend(rows)
+        if nxt is None:
+            break
+        cursor = decode_cursor(nxt)
+    assert got == want
