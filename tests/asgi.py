@@ -44,6 +44,24 @@ async def lifespan_app(app: Starlette) -> AsyncIterator[Any]:
 
 
 @contextlib.asynccontextmanager
+async def lifespan_client(
+    app: Starlette, base_url: str = "http://tsgate"
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """An httpx client on ``app`` with its lifespan entered, and the lifespan state (the
+    services, the fast path's answers) for tests that look behind the answers."""
+    async with app.router.lifespan_context(app) as state:
+        assert state is not None
+
+        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["state"] = dict(state)
+            await app(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client, dict(state)
+
+
+@contextlib.asynccontextmanager
 async def api_client(
     settings: Settings,
     sim: Simulator,

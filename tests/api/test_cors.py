@@ -13,7 +13,7 @@ import pytest
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Receive, Scope, Send
 
-from tests.asgi import sim_client
+from tests.asgi import lifespan_client, sim_client
 from tsgate.api.cors import CorsMiddleware, CorsPolicy
 from tsgate.api.fastpath import FastAnswers
 from tsgate.app import EXPOSED_HEADERS, create_app
@@ -113,16 +113,8 @@ async def env(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterat
     conf = dataclasses.replace(settings, cors_origins=request.param, rate_limit_per_min=600)
     app = create_app(conf, upstream=sim_client(sim), clock_ms=lambda: NOW)
     point = next(s for s in sim.sites if s.name == SITE).collecting[0].name
-    async with app.router.lifespan_context(app) as state:
-        assert state is not None
-
-        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as client:
-            yield Env(client, state["fast_answers"], point, request.param)
+    async with lifespan_client(app) as (client, state):
+        yield Env(client, state["fast_answers"], point, request.param)
 
 
 def _answer(r: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:

@@ -15,10 +15,9 @@ import httpx
 import msgspec
 import numpy as np
 import pytest
-from starlette.types import Receive, Scope, Send
 
 from tests.api.test_dropin_stream import AUTH, URL, answers_of, decoded, pages_of, upstream_pages
-from tests.asgi import sim_client
+from tests.asgi import lifespan_client, sim_client
 from tsgate.api import prefill
 from tsgate.app import create_app
 from tsgate.settings import Settings
@@ -51,16 +50,8 @@ async def gateway(settings: Settings, sim: Simulator) -> AsyncIterator[Gateway]:
     # rounds than per-point reads), the caller's of 1,000 rows 31
     conf = dataclasses.replace(settings, upstream_page_size=5000)
     app = create_app(conf, upstream=sim_client(sim))
-    async with app.router.lifespan_context(app) as state:
-        assert state is not None
-
-        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
-            yield Gateway(api, state["services"], app.state)
+    async with lifespan_client(app) as (api, state):
+        yield Gateway(api, state["services"], app.state)
 
 
 def rows_by_point(pages: list[bytes]) -> dict[str, tuple[list[int], list[float]]]:

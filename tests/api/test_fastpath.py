@@ -11,9 +11,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from starlette.types import Receive, Scope, Send
 
-from tests.asgi import sim_client
+from tests.asgi import lifespan_client, sim_client
 from tsgate.api.fastpath import FastAnswers
 from tsgate.api.responses import CachedResponse
 from tsgate.app import create_app
@@ -60,16 +59,8 @@ async def env(settings: Settings) -> AsyncIterator[Env]:
     now = [NOW]
     conf = dataclasses.replace(settings, access_ttl_s=300, rate_limit_per_min=600)
     app = create_app(conf, upstream=sim_client(sim), clock_ms=lambda: now[0])
-    async with app.router.lifespan_context(app) as state:
-        assert state is not None
-
-        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
-            yield Env(api, sim, state["services"], state["fast_answers"], now)
+    async with lifespan_client(app) as (api, state):
+        yield Env(api, sim, state["services"], state["fast_answers"], now)
 
 
 def _answer(r: httpx.Response) -> tuple[int, bytes, dict[str, str]]:

@@ -9,9 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.types import Receive, Scope, Send
 
-from tests.asgi import api_client, sim_client
+from tests.asgi import api_client, lifespan_client, sim_client
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
@@ -44,16 +43,8 @@ class Env:
 async def env(settings: Settings) -> AsyncIterator[Env]:
     sim = create_simulator(seed=5)
     app = create_app(dataclasses.replace(settings, admin_key="s3cret"), upstream=sim_client(sim))
-    async with app.router.lifespan_context(app) as state:
-        assert state is not None
-
-        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
-            yield Env(api, sim, state["services"])
+    async with lifespan_client(app) as (api, state):
+        yield Env(api, sim, state["services"])
 
 
 async def test_the_next_read_refetches_what_was_invalidated(env: Env) -> None:

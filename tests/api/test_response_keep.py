@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 import pytest
-from starlette.types import Receive, Scope, Send
 
-from tests.asgi import sim_client
+from tests.asgi import lifespan_client, sim_client
 from tests.clock import Clock
 from tsgate.app import create_app
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
@@ -66,16 +65,8 @@ async def env(settings: Settings) -> AsyncIterator[Env]:
     # as the benchmarks run it: ranges still open are read again on every request
     conf = dataclasses.replace(settings, open_ttl_s=0, access_ttl_s=7200, rate_limit_per_min=0)
     app = create_app(conf, upstream=sim_client(sim), clock_ms=clock)
-    async with app.router.lifespan_context(app) as state:
-        assert state is not None
-
-        async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state)
-            await app(scope, receive, send)
-
-        transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
-            yield Env(api, sim, state["services"], clock, name)
+    async with lifespan_client(app) as (api, state):
+        yield Env(api, sim, state["services"], clock, name)
 
 
 def _samples(r: httpx.Response) -> tuple[np.ndarray, np.ndarray]:
