@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from tsgate.clock import wall_clock_ms
 from tsgate.core.kinds import PointKinds
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
-from tsgate.series.access import AccessCheck
+from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,15 @@ class PointCatalog:
         """The catalog's objects of ``names`` (unknown names left out), the catalog
         refreshed when due; as stored while upstream fails, the series being read already
         (maybe stale) rather than the answer failing. ``access_checked``: the caller
-        checked the token on the site already."""
+        checked the token on the site already.
+
+        On the unknown site (points read without one) there is no catalog: the token's
+        access is checked per point (unless ``access_checked``) and nothing is stored."""
+        if site == UNKNOWN_SITE:
+            if not access_checked:
+                for name in names:
+                    await self.access.check(site, token, point=name)
+            return {}
         try:
             await self.fresh(site, token, access_checked=access_checked)
         except (UpstreamError, UpstreamBadAnswer) as exc:
