@@ -80,6 +80,9 @@ class Settings:
     # point=kind[:mode] entries: a point's kind (analog|binary|multistate) and sampling
     # mode (sampled|cov), overriding what its BACnet object type and tags say
     point_kinds: tuple[str, ...] = ()
+    # the shortest silence of a point reporting on change (COV, binary, multistate) that
+    # is a gap in its data (its limit is otherwise 1.5 heartbeats)
+    cov_gap_floor_s: Seconds = 900.0
     max_inline_samples: AtLeastOne = 5_000_000  # raw samples one chart response may carry
     # a chart needing more upstream samples than this becomes a job (202); 0: never
     inline_fetch_samples: Count = 1_000_000

@@ -258,6 +258,14 @@ async def timeseries(request: Request) -> Response:
         describe=lambda site, names: services.catalog.describe(
             site, names, token, services.kinds, access_checked=checked
         ),
+        gap_limits=lambda site, names: services.catalog.gap_limits(
+            site,
+            names,
+            token,
+            services.kinds,
+            floor_ms=int(services.settings.cov_gap_floor_s * 1000),
+            access_checked=checked,
+        ),
     )
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)

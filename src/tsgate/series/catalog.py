@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from tsgate.clock import wall_clock_ms
 from tsgate.core.kinds import PointKinds
+from tsgate.core.quality import GAP_MS, profile_of
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.upstream.base import Upstream
@@ -152,6 +153,27 @@ class PointCatalog:
         observed = await self.modes.get(site, names)
         described = {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
         return objects, described
+
+    async def gap_limits(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        floor_ms: int = GAP_MS,
+        access_checked: bool = False,
+    ) -> dict[str, int]:
+        """Each point's gap limit (:func:`~tsgate.core.quality.gap_limit_ms`) from its
+        catalog object, kind and mode (as :meth:`described_objects`), as ``/api/quality``
+        judges it."""
+        objects, described = await self.described_objects(
+            site, names, token, kinds, access_checked=access_checked
+        )
+        return {
+            n: profile_of(objects.get(n, {"name": n}), kinds).gap_ms(described[n][1], floor_ms)
+            for n in names
+        }
 
     async def tagged(
         self, site: str, tag: str, token: str, *, limit: int
