@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from tests.clock import NOW
 from tests.instance import Harness
+from tests.simtruth import sim_gap_ms, walk_gaps
 from tsgate.core.model import MS_PER_HOUR
 from tsgate.upstream.campus import SimPoint
 from tsgate.wire.ace import format_time
@@ -56,6 +58,14 @@ def test_an_unknown_site_chart_is_described(harness: Harness) -> None:
         assert r.status_code == 200, r.text
         kinds = {s["name"]: (s["kind"], s["mode"]) for s in r.json()["series"]}
         assert kinds == {mode.name: ("multistate", "cov"), compressor.name: ("binary", "cov")}
+        # their gaps by the rule of points reporting on change, as on their own site
+        span = (NOW - 6 * MS_PER_HOUR, NOW - MS_PER_HOUR)
+        for p in (mode, compressor):
+            t_us, v = h.sim.truth(p.name, *span)
+            t = (t_us // 1000)[~np.isnan(v)].tolist()
+            assert r.json()["metadata"]["gaps"].get(p.name, []) == [
+                list(g) for g in walk_gaps(t, span, sim_gap_ms(p.kind))
+            ]
         # the hours in mode 1 (off: NOW is a Saturday), as the point's own site answers
         timein = await h.call(
             "/api/timeseries", _params([mode.name], interval="1h", agg="timein:1")
