@@ -63,6 +63,7 @@ async def quality(request: Request) -> Response:
 
     by_name = {p.name: p for p in profiles}
     floor_ms = int(services.settings.cov_gap_floor_s * 1000)
+    judged: dict[str, tuple[str, int]] = {}  # each point's mode and gap limit, as judged
 
     async def gap_limits(names: Sequence[str]) -> tuple[list[int], list[bool]]:
         # the chart's rule (its gap bands): per point's kind and mode, the observed one
@@ -70,10 +71,12 @@ async def quality(request: Request) -> Response:
         observed = await services.catalog.modes.get(
             site, [n for n in names if by_name[n].observed_decides]
         )
-        modes = [by_name[n].mode_given(observed.get(n)) for n in names]
+        for n in names:
+            mode = by_name[n].mode_given(observed.get(n))
+            judged[n] = mode, by_name[n].gap_ms(mode, floor_ms)
         return (
-            [by_name[n].gap_ms(mode, floor_ms) for n, mode in zip(names, modes, strict=True)],
-            [holds(by_name[n].kind, mode) for n, mode in zip(names, modes, strict=True)],
+            [judged[n][1] for n in names],
+            [holds(by_name[n].kind, judged[n][0]) for n in names],
         )
 
     items, stats, now_ms = await assess_points(
@@ -89,9 +92,6 @@ async def quality(request: Request) -> Response:
     )
     zone = await services.zones.zone_of(site, token)
     summary = summarise(items, {p.name: p.kind for p in profiles})
-    observed = await services.catalog.modes.get(
-        site, [p.name for p in profiles if p.observed_decides]
-    )
     body = {
         "metadata": {
             "siteId": site,
@@ -111,8 +111,7 @@ async def quality(request: Request) -> Response:
             "samples": summary.samples,
         },
         "points": [
-            _item(item, p, p.mode_given(observed.get(p.name)), floor_ms)
-            for item, p in zip(items, profiles, strict=True)
+            _item(item, p, *judged[p.name]) for item, p in zip(items, profiles, strict=True)
         ],
     }
     data, media_type = encode_body(body, wants_msgpack(request))
@@ -120,7 +119,7 @@ async def quality(request: Request) -> Response:
     return compressed(request, data, media_type, headers=headers)
 
 
-def _item(item: Quality, profile: PointProfile, mode: str, floor_ms: int) -> dict[str, Any]:
+def _item(item: Quality, profile: PointProfile, mode: str, gap_limit_ms: int) -> dict[str, Any]:
     return {
         "name": item.name,
         "unit": profile.unit,
@@ -131,7 +130,7 @@ def _item(item: Quality, profile: PointProfile, mode: str, floor_ms: int) -> dic
         "expected": item.expected,
         "coveragePct": item.coverage_pct,
         "longestGapMs": item.longest_gap_ms,
-        "gapLimitMs": profile.gap_ms(mode, floor_ms),
+        "gapLimitMs": gap_limit_ms,
         "gaps": item.gaps,
         "gapMs": item.gap_ms,
         "lastTime": None if item.last_ms is None else format_time(item.last_ms),
