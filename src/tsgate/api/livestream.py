@@ -33,11 +33,17 @@ from tsgate.api.auth import token_of
 from tsgate.api.limits import check_fetch_budget
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
-from tsgate.api.timeseries import chart_request, check_raw_reads, describe_answer, resolve_zone
+from tsgate.api.timeseries import (
+    chart_gap_limits,
+    chart_request,
+    check_raw_reads,
+    describe_answer,
+    resolve_zone,
+)
 from tsgate.core.model import Series
 from tsgate.errors import BadParameter, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE
-from tsgate.series.chart import ChartQuery, ChartResult, chart_body, run_chart
+from tsgate.series.chart import ChartQuery, ChartResult, GapLimits, chart_body, run_chart
 from tsgate.series.live import LivePoller, Push, Viewer
 from tsgate.series.planning import Range
 from tsgate.services import Services
@@ -87,7 +93,9 @@ async def stream(request: Request) -> Response:
     try:
         first: list[bytes] = [f"retry: {RETRY_MS}\n\n".encode()]
         if _closed(services, q):
-            result = await run_chart(services.reader, q, token=token)
+            result = await run_chart(
+                services.reader, q, token=token, gap_limits=_gap_limits(request, q, token)
+            )
             first.append(event("initial", await _body(request, q, parsed.layout, result, token)))
             first.append(event("end", {"reason": "closed"}))
         else:
@@ -96,7 +104,9 @@ async def stream(request: Request) -> Response:
             poller = await hub.poller_for(q.site, q.points, scope, token, viewer)
             replay = await _resume(request, poller, viewer)
             if replay is None:
-                result = await _initial(services, poller, viewer, q, token)
+                result = await _initial(
+                    services, poller, viewer, q, token, _gap_limits(request, q, token)
+                )
                 body = await _body(request, q, parsed.layout, result, token)
                 first.append(event("initial", body, f"{poller.epoch}.{viewer.since}"))
             else:
@@ -151,8 +161,18 @@ async def _resume(request: Request, poller: LivePoller, viewer: Viewer) -> list[
     return await poller.resume(viewer, int(match[2]))
 
 
+def _gap_limits(request: Request, q: ChartQuery, token: str) -> GapLimits:
+    # the stream checked the token on the site (per point on the unknown site) first
+    return chart_gap_limits(request, token, access_checked=q.site != UNKNOWN_SITE)
+
+
 async def _initial(
-    services: Services, poller: LivePoller, viewer: Viewer, q: ChartQuery, token: str
+    services: Services,
+    poller: LivePoller,
+    viewer: Viewer,
+    q: ChartQuery,
+    token: str,
+    gap_limits: GapLimits | None = None,
 ) -> ChartResult:
     """The first answer. A raw query's is the poller's own read at the viewer's join, so
     the samples pushed after it are exactly those it lacks; a bucketed or downsampled one
@@ -168,7 +188,7 @@ async def _initial(
         stats.samples = sum(len(s) for s in series)
         return ChartResult(series, stats, stats.samples, "raw", "none")
     await poller.join(viewer, None)
-    return await run_chart(services.reader, q, token=token)
+    return await run_chart(services.reader, q, token=token, gap_limits=gap_limits)
 
 
 def _clipped(spans: list[Range], start_ms: int, end_ms: int) -> list[Range]:

@@ -49,6 +49,7 @@ from tsgate.series.chart import (
     INTERVALS,
     ChartQuery,
     ChartResult,
+    GapLimits,
     chart_body,
     describe_series,
     estimate_samples,
@@ -258,14 +259,7 @@ async def timeseries(request: Request) -> Response:
         describe=lambda site, names: services.catalog.describe(
             site, names, token, services.kinds, access_checked=checked
         ),
-        gap_limits=lambda site, names: services.catalog.gap_limits(
-            site,
-            names,
-            token,
-            services.kinds,
-            floor_ms=int(services.settings.cov_gap_floor_s * 1000),
-            access_checked=checked,
-        ),
+        gap_limits=chart_gap_limits(request, token, access_checked=checked),
     )
     computed = time.perf_counter()
     body_obj = chart_body(q, result, layout, msgpack=msgpack)
@@ -284,6 +278,16 @@ async def timeseries(request: Request) -> Response:
         if await responses.store(services.cache, key, entry, ttl_s):
             _keep_fast(request, parsed, key, entry)
     return response
+
+
+def chart_gap_limits(request: Request, token: str, *, access_checked: bool) -> GapLimits:
+    """Each point's gap limit (a chart's ``metadata.gaps``), as ``/api/quality`` judges it;
+    ``access_checked``: the request checked the token on the site already."""
+    services = services_of(request)
+    floor_ms = int(services.settings.cov_gap_floor_s * 1000)
+    return lambda site, names: services.catalog.gap_limits(
+        site, names, token, services.kinds, floor_ms=floor_ms, access_checked=access_checked
+    )
 
 
 async def _regrant(request: Request, q: ChartQuery, token: str) -> None:
