@@ -208,3 +208,48 @@ def test_a_stale_sampled_point_still_shows_its_gap(harness: Harness) -> None:
         assert item["gapLimitMs"] == SAMPLED_GAP_MS and item["gaps"] >= 1
 
     h.run(check())
+
+
+def test_a_configured_floor_raises_the_limit_for_chart_and_quality_alike(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``TSGATE_COV_GAP_FLOOR_S`` of 3 hours: a point reporting on change is a gap only
+    after 3 hours of silence, on the chart and in the quality table; a sampled point keeps
+    its cadence's limit."""
+    floor_ms = 3 * MS_PER_HOUR
+    h = Harness(tmp_path_factory.mktemp("cov-floor"), cov_gap_floor_s=floor_ms / 1000)
+    try:
+        site = SITES[1]
+        chosen = [p for p in points(h, site) if p.kind in ("ahu_mode", "compressor", "stale_rh")]
+        names = [p.name for p in chosen]
+        span = (NOW - 3 * MS_PER_DAY, NOW - MS_PER_DAY)
+
+        async def check() -> None:
+            hourly = await chart(h, site, names, span, interval="1h", agg="avg")
+            r = await h.call(
+                "/api/quality",
+                {
+                    "site": site,
+                    "points": ",".join(names),
+                    "start": format_time(span[0]),
+                    "end": format_time(span[1]),
+                },
+            )
+            assert r.status_code == 200, r.text
+            quality = {item["name"]: item for item in r.json()["points"]}
+            for p in chosen:
+                limit = SAMPLED_GAP_MS if p.kind == "stale_rh" else floor_ms
+                t_us, v = h.sim.truth(p.name, *span)
+                t = (t_us // 1000)[~np.isnan(v)].tolist()
+                between = across_hours(walk_gaps(t, span, limit), span, span[1])
+                assert listed(hourly, p.name) == between, p.kind
+                item = quality[p.name]
+                assert item["gapLimitMs"] == limit
+                assert (item["gaps"], item["gapMs"]) == (
+                    len(between),
+                    sum(b - a for a, b in between),
+                )
+
+        h.run(check())
+    finally:
+        h.close()
