@@ -69,3 +69,30 @@ def as_map(values: list[list[object]]) -> dict[int, float]:
 
 def close(a: float, b: float) -> bool:
     return bool(np.isclose(a, b, rtol=1e-9, atol=1e-9))
+
+
+# the gap rule (chart bands, /api/quality), restated for the simulator's points: a point
+# reporting on change (its value holds) may be silent for 1.5 hourly heartbeats, a sampled
+# one for three 5-minute reporting intervals
+HELD_GAP_MS = 90 * 60_000
+SAMPLED_GAP_MS = 15 * 60_000
+HELD_KINDS = frozenset({"fan_status", "occupancy", "ahu_mode", "occ_schedule", "compressor"})
+
+
+def sim_gap_ms(kind: str, mode: str = "sampled") -> int:
+    """The gap limit of a simulator point of ``kind`` (an analog point in ``mode``)."""
+    return HELD_GAP_MS if kind in HELD_KINDS or mode == "cov" else SAMPLED_GAP_MS
+
+
+def walk_gaps(t_ms: Sequence[int], span: tuple[int, int], limit_ms: int) -> list[tuple[int, int]]:
+    """Every silence longer than ``limit_ms`` in ``span`` (``[start, until)``), found by
+    walking the sample times one by one: from the sample before it (or ``start``) to the
+    sample after it (or ``until``)."""
+    start, until = span
+    out: list[tuple[int, int]] = []
+    previous = start
+    for t in [*t_ms, until]:
+        if t - previous > limit_ms:
+            out.append((previous, int(t)))
+        previous = int(t)
+    return out

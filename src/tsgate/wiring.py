@@ -21,7 +21,7 @@ from tsgate.jobqueue import open_job_queue
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.handlers import default_handlers
 from tsgate.jobs.model import RetryPolicy
-from tsgate.jobs.runner import Describe, JobRunner
+from tsgate.jobs.runner import Describe, GapLimits, JobRunner
 from tsgate.jobs.service import JobService
 from tsgate.jobs.store import JobStore
 from tsgate.jobs.tokens import TokenBox, scope_key
@@ -173,6 +173,9 @@ async def open_services(
             queue,
             clock_ms,
             describe=lambda site, names, token: catalog.describe(site, names, token, kinds),
+            gap_limits=lambda site, names, token: catalog.gap_limits(
+                site, names, token, kinds, floor_ms=int(settings.cov_gap_floor_s * 1000)
+            ),
         )
         if settings.inline_worker:
             # embedded default: jobs run inside this process; on exit a job in hand is
@@ -291,6 +294,7 @@ def build_jobs(
     clock_ms: Callable[[], int] | None = None,
     *,
     describe: Describe | None = None,
+    gap_limits: GapLimits | None = None,
 ) -> tuple[JobService, Worker]:
     """The job service (for the API) and a worker (inline or ``tsgate worker``)."""
     clock = clock_ms or wall_clock_ms
@@ -322,6 +326,7 @@ def build_jobs(
         heartbeat_s=settings.job_heartbeat_s,
         clock_ms=clock,
         describe=describe,
+        gap_limits=gap_limits,
     )
     sender = WebhookSender(
         secret,

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
+from tests.simtruth import sim_gap_ms, walk_gaps
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.visibility import Outage
 
-GAP_MS = 15 * MS_PER_MINUTE
 OUTAGE = (NOW - 2 * MS_PER_DAY + 5 * MS_PER_HOUR + 654_321, NOW - 2 * MS_PER_DAY + 9 * MS_PER_HOUR)
 
 
@@ -33,18 +33,16 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
 
 
 def true_gaps(h: Harness, name: str, start: int, end: int) -> list[tuple[int, int, bool]]:
-    """Every span longer than GAP_MS without a sample, and whether its two ends lie in
-    different hours (or at the range's ends)."""
+    """Every span longer than the point's gap limit without a sample, and whether its two
+    ends lie in different hours (or at the range's ends)."""
     t_us, v = h.sim.truth(name, start, end)
     t = (t_us // 1000)[~np.isnan(v)]
     until = max(start, min(end, h.clock.ms + 1))
-    edges = np.concatenate(([start], t, [until]))
-    out = []
-    for i in np.flatnonzero(np.diff(edges) > GAP_MS):
-        left, right = int(edges[i]), int(edges[i + 1])
-        apart = i == 0 or i == edges.size - 2 or left // MS_PER_HOUR != right // MS_PER_HOUR
-        out.append((left, right, bool(apart)))
-    return out
+    limit = sim_gap_ms(h.sim.site_by_name[SITE].by_name[name].kind)
+    return [
+        (a, b, a == start or b == until or a // MS_PER_HOUR != b // MS_PER_HOUR)
+        for a, b in walk_gaps(t.tolist(), (start, until), limit)
+    ]
 
 
 def listed(body: dict[str, Any], name: str) -> list[tuple[int, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import itertools
 
 import httpx
 import msgspec
@@ -103,6 +104,36 @@ async def test_query_results_carry_kind_and_mode_like_the_chart_api(settings: Se
     assert described == [(s["name"], s["kind"], s["mode"]) for s in sync.json()["series"]]
     assert [k for _, k, _ in described] == ["multistate", "binary", "analog", "analog"]
     assert result.json()["series"] == sync.json()["series"]
+
+
+async def test_query_results_carry_the_chart_apis_gaps(settings: Settings) -> None:
+    """A query job lists each point's gaps by its own rule, as the chart API does: a
+    change-of-value point's quiet hours are not gaps, a silence of 1.5 heartbeats is."""
+    now = 1_790_000_000_000  # 2026-09-21
+    sim = create_simulator(seed=3, now_ms=lambda: now)
+    site = sim.site_by_name["rhine_lab"]
+    kinds = ("ahu_mode", "occ_schedule", "zone_temp")
+    names = [next(p.name for p in site.collecting if p.kind == k) for k in kinds]
+    query = {"site": "rhine_lab", "start": "2026-09-14T00:00:00", "end": "2026-09-16T00:00:00"}
+    conf = dataclasses.replace(settings, job_poll_s=0.05)
+    async with api_client(conf, sim, clock_ms=lambda: now) as client:
+        job = {"kind": "query", "points": names, "interval": "raw"} | query
+        posted = await client.post("/api/jobs", json=job, headers=AUTH)
+        assert posted.status_code == 202, posted.text
+        seen = await wait_done(client, posted.headers["location"])
+        assert seen[-1]["status"] == "completed", seen[-1]
+        result = await client.get(f"{posted.headers['location']}/result", headers=AUTH)
+        sync = await client.get(
+            "/api/timeseries", params=query | {"points": ",".join(names)}, headers=AUTH
+        )
+    assert sync.status_code == 200, sync.text
+    gaps = result.json()["metadata"]["gaps"]
+    assert gaps == sync.json()["metadata"]["gaps"]
+    for name in names[:2]:  # reporting on change: hourly heartbeats, silent in between
+        assert all(b - a > 90 * 60_000 for a, b in gaps.get(name, []))
+        times = [t for t, _ in result.json()["series"][names.index(name)]["data"]]
+        quiet = sum(b - a > 15 * 60_000 for a, b in itertools.pairwise(times))
+        assert quiet > 10  # what a 15-minute rule would have shaded
 
 
 @pytest.mark.parametrize(

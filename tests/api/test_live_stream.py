@@ -4,6 +4,7 @@ against the simulator's truth (with its visibility delay), and its bounds."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -219,3 +220,28 @@ async def test_a_downsampled_initial_answer_is_the_chart_apis(live: Live) -> Non
         for name, (t, _v) in series_of(e).items():
             assert set(t) <= set(live.truth(name, start, live.clock.ms + 1)[0])
     await stream.close()
+
+
+async def test_a_streamed_answer_lists_gaps_by_each_points_rule(live: Live) -> None:
+    """The initial answer's gaps are the chart API's: a change-of-value point's quiet
+    hours are not gaps (its own rule), as on ``/api/timeseries``."""
+    site = next(s for s in live.sim.sites if s.name == "rhine_lab")
+    kinds = ("occ_schedule", "ahu_mode", "zone_temp")
+    names = [next(p.name for p in site.collecting if p.kind == k) for k in kinds]
+    cov = dataclasses.replace(live, site=site.name, names=names)
+    start, end = NOW - 30 * MS_PER_HOUR, NOW - 2 * MS_PER_HOUR
+    for extra in ({}, {"interval": "1h", "agg": "avg"}):
+        params = cov.params(start, end, **extra)
+        stream = await cov.stream(params)
+        events = await stream.events_until("end")
+        transport = httpx.ASGITransport(app=stream._app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as client:
+            answer = await client.get("/api/timeseries", params=params, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        gaps = events[0].data["metadata"]["gaps"]
+        assert gaps == answer.json()["metadata"]["gaps"]
+        for name in names[:2]:  # hourly heartbeats: no band shorter than 1.5 of them
+            assert all(b - a > 90 * 60_000 for a, b in gaps.get(name, []))
+        t = live.truth(names[0], start, end)[0]
+        assert sum(b - a > 15 * 60_000 for a, b in itertools.pairwise(t)) > 10
+        await stream.close()

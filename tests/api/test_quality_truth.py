@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
+from tests.simtruth import HELD_KINDS, sim_gap_ms, walk_gaps
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
@@ -59,6 +60,9 @@ class Figures:
     flat: int
     out: int
     hours: int
+    gaps: int = 0  # silences longer than the point's gap limit
+    gap_ms: int = 0
+    coverage: float = 0.0  # rounded to 1e-9
 
 
 def brute(
@@ -68,17 +72,35 @@ def brute(
     now: int,
     tolerance: float,
     bounds: tuple[float | None, float | None],
+    kind: str = "",
 ) -> Figures:
-    """Every figure the way the documentation defines it, sample by sample."""
+    """Every figure the way the documentation defines it, sample by sample; ``kind``:
+    the simulator point's (its gap limit, and whether its value holds)."""
     start, end = span
     t = t_us // 1000
     keep = ~np.isnan(v)
     t, v = t[keep], v[keep]
     until = max(start, min(end, now + 1))
     expected = (until - start) // CADENCE_MS
-    if t.size == 0:
-        return Figures(0, expected, until - start, None, None, end > now, 0, 0, 0)
+    limit = sim_gap_ms(kind)
+    held = kind in HELD_KINDS
     hours = t // MS_PER_HOUR
+    # silences into another hour and at the range's ends (one inside an hour: not seen)
+    seen = [
+        (a, b)
+        for a, b in walk_gaps(t.tolist(), (start, until), -1)
+        if a == start or b == until or a // MS_PER_HOUR != b // MS_PER_HOUR
+    ]
+    long = [b - a for a, b in seen if b - a > limit]
+    if t.size == 0:  # missing: no coverage to speak of
+        coverage = 0.0 if expected else 100.0
+    elif held:
+        coverage = 100.0 * (1.0 - sum(long) / max(1, until - start)) if until > start else 100.0
+    else:
+        coverage = 100.0 if expected <= 0 else min(100.0, 100.0 * t.size / expected)
+    in_gaps = (len(long), sum(long), round(coverage, 9))
+    if t.size == 0:
+        return Figures(0, expected, until - start, None, None, end > now, 0, 0, 0, *in_gaps)
     gaps = [int(t[0]) - start, until - int(t[-1])]
     pairs = zip(t[:-1], t[1:], hours[:-1], hours[1:], strict=True)
     gaps += [int(b - a) for a, b, x, y in pairs if x != y]  # within an hour: not seen
@@ -97,11 +119,16 @@ def brute(
         max(gaps),
         int(t[-1]),
         stale_ms,
-        stale_ms is not None and stale_ms > 3 * CADENCE_MS,
+        stale_ms is not None and stale_ms > limit,
         flat,
         out,
         int(np.unique(hours).size),
+        *in_gaps,
     )
+
+
+def kind_of(h: Harness, name: str) -> str:
+    return h.sim.site_by_name[SITE].by_name[name].kind
 
 
 def figures_of(item: dict[str, Any]) -> Figures:
@@ -116,6 +143,9 @@ def figures_of(item: dict[str, Any]) -> Figures:
         item["flatlineHours"],
         item["outOfRangeHours"],
         item["hours"],
+        item["gaps"],
+        item["gapMs"],
+        round(item["coveragePct"], 9),
     )
 
 
@@ -173,7 +203,9 @@ def test_quality_equals_a_pass_over_the_truth(
             assert [p["name"] for p in body["points"]] == names
             for item in body["points"]:
                 t_us, v = h.sim.truth(item["name"], start, end)
-                want = brute(t_us, v, (start, end), now, tolerance, bounds)
+                kind = kind_of(h, item["name"])
+                want = brute(t_us, v, (start, end), now, tolerance, bounds, kind)
+                assert item["gapLimitMs"] == sim_gap_ms(kind)
                 assert figures_of(item) == want, (
                     item["name"],
                     format_time(start),
@@ -219,7 +251,9 @@ def test_a_final_window_is_kept_and_a_data_change_reads_it_again(harness: Harnes
         now = parse_time("now", fresh.json()["metadata"]["now"])
         for item in fresh.json()["points"]:
             t_us, v = h.sim.truth(item["name"], start, end)
-            assert figures_of(item) == brute(t_us, v, (start, end), now, 0.0, (None, None))
+            assert figures_of(item) == brute(
+                t_us, v, (start, end), now, 0.0, (None, None), kind_of(h, item["name"])
+            )
 
     h.run(check())
 
@@ -250,7 +284,9 @@ def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> 
         for item in body["points"]:
             t_us, v = h.sim.truth(item["name"], day - MS_PER_DAY, day + MS_PER_DAY)
             span = (day - MS_PER_DAY, day + MS_PER_DAY)
-            assert figures_of(item) == brute(t_us, v, span, now, 0.0, (None, None))
+            assert figures_of(item) == brute(
+                t_us, v, span, now, 0.0, (None, None), kind_of(h, item["name"])
+            )
         points: list[dict[str, Any]] = body["points"]
         return points
 

@@ -49,3 +49,13 @@ test("durations, the request and the summary read as a person would say them", (
     "4 points, 2026-01-01T00:00:00 to 2026-01-08T00:00:00 UTC (site zone America/New_York): 1 missing, 1 stale, 1 flatlined, 1 out of range; mean coverage 49.9 %.",
   );
 });
+
+test("the gaps column counts the chart's gap bands, against the point's own limit", () => {
+  const column = COLUMNS.find((c) => c.key === "gaps");
+  const cov = point("cov", { kind: "binary", mode: "cov", gaps: 2, gapLimitMs: 5_400_000 });
+  assert.equal(column.text(cov), "2 (over 1.5 h)");
+  assert.equal(column.text(point("s", { gaps: 0, gapLimitMs: 900_000 })), "0 (over 15 min)");
+  assert.equal(column.text(point("old")), "0"); // an answer without the figures
+  const rows = [cov, point("s", { gaps: 5, gapLimitMs: 900_000 }), point("none")];
+  assert.deepEqual(sortRows(rows, "gaps", false).map((p) => p.name), ["s", "cov", "none"]);
+});

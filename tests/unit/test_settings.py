@@ -50,6 +50,13 @@ def test_bad_env_value_names_the_variable() -> None:
         Settings.from_env({"TSGATE_PORT": "eighty"})
 
 
+@pytest.mark.parametrize("value", ["-1", "soon", "1e12"])
+def test_a_bad_cov_gap_floor_names_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="TSGATE_COV_GAP_FLOOR_S"):
+        Settings.from_env({"TSGATE_COV_GAP_FLOOR_S": value})
+    assert Settings.from_env({"TSGATE_COV_GAP_FLOOR_S": "7200"}).cov_gap_floor_s == 7200.0
+
+
 TABLE = {
     "memory": Adapter("tsgate.settings:Settings"),
     "fancy": Adapter("no_such_driver_pkg.mod:Thing", extra="fancy"),

@@ -18,7 +18,7 @@ from tsgate.core import calendar, rollups, weighted
 from tsgate.core.calendar import UTC
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.lru import LRU
-from tsgate.series.chart import INTERVALS, ChartQuery, estimate_samples, reads_raw
+from tsgate.series.chart import INTERVALS, ChartQuery, GapLimits, estimate_samples, reads_raw
 from tsgate.settings import Settings
 from tsgate.wire.ace import parse_int, parse_range
 
@@ -185,3 +185,13 @@ async def check_states(
                 f"{q.agg} needs binary or multistate points; {name!r} is analog "
                 "(TSGATE_POINT_KINDS can say otherwise)",
             )
+
+
+def chart_gap_limits(request: Request, token: str, *, access_checked: bool) -> GapLimits:
+    """Each point's gap limit (a chart's ``metadata.gaps``), as ``/api/quality`` judges it;
+    ``access_checked``: the request checked the token on the site already."""
+    services = services_of(request)
+    floor_ms = int(services.settings.cov_gap_floor_s * 1000)
+    return lambda site, names: services.catalog.gap_limits(
+        site, names, token, services.kinds, floor_ms=floor_ms, access_checked=access_checked
+    )

@@ -30,7 +30,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tsgate.api.auth import token_of
-from tsgate.api.chartquery import chart_request, check_raw_reads, resolve_zone
+from tsgate.api.chartquery import chart_gap_limits, chart_request, check_raw_reads, resolve_zone
 from tsgate.api.limits import check_fetch_budget
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
@@ -38,7 +38,7 @@ from tsgate.api.timeseries import describe_answer
 from tsgate.core.model import Series
 from tsgate.errors import BadParameter, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE
-from tsgate.series.chart import ChartQuery, ChartResult, answer_of, run_chart
+from tsgate.series.chart import ChartQuery, ChartResult, GapLimits, answer_of, run_chart
 from tsgate.series.live import LivePoller, Push, Viewer
 from tsgate.series.planning import Range
 from tsgate.services import Services
@@ -89,7 +89,9 @@ async def stream(request: Request) -> Response:
     try:
         first: list[bytes] = [f"retry: {RETRY_MS}\n\n".encode()]
         if _closed(services, q):
-            result = await run_chart(services.reader, q, token=token)
+            result = await run_chart(
+                services.reader, q, token=token, gap_limits=_gap_limits(request, q, token)
+            )
             first.append(event("initial", await _body(request, q, parsed.layout, result, token)))
             first.append(event("end", {"reason": "closed"}))
         else:
@@ -98,7 +100,9 @@ async def stream(request: Request) -> Response:
             poller = await hub.poller_for(q.site, q.points, scope, token, viewer)
             replay = await _resume(request, poller, viewer)
             if replay is None:
-                result = await _initial(services, poller, viewer, q, token)
+                result = await _initial(
+                    services, poller, viewer, q, token, _gap_limits(request, q, token)
+                )
                 body = await _body(request, q, parsed.layout, result, token)
                 first.append(event("initial", body, f"{poller.epoch}.{viewer.since}"))
             else:
@@ -153,8 +157,18 @@ async def _resume(request: Request, poller: LivePoller, viewer: Viewer) -> list[
     return await poller.resume(viewer, int(match[2]))
 
 
+def _gap_limits(request: Request, q: ChartQuery, token: str) -> GapLimits:
+    # the stream checked the token on the site (per point on the unknown site) first
+    return chart_gap_limits(request, token, access_checked=q.site != UNKNOWN_SITE)
+
+
 async def _initial(
-    services: Services, poller: LivePoller, viewer: Viewer, q: ChartQuery, token: str
+    services: Services,
+    poller: LivePoller,
+    viewer: Viewer,
+    q: ChartQuery,
+    token: str,
+    gap_limits: GapLimits | None = None,
 ) -> ChartResult:
     """The first answer. A raw query's is the poller's own read at the viewer's join, so
     the samples pushed after it are exactly those it lacks; a bucketed or downsampled one
@@ -170,7 +184,7 @@ async def _initial(
         stats.samples = sum(len(s) for s in series)
         return ChartResult(series, stats, stats.samples, "raw", "none")
     await poller.join(viewer, None)
-    return await run_chart(services.reader, q, token=token)
+    return await run_chart(services.reader, q, token=token, gap_limits=gap_limits)
 
 
 def _clipped(spans: list[Range], start_ms: int, end_ms: int) -> list[Range]:

@@ -19,14 +19,13 @@ from tsgate.api.limits import check_fetch_budget
 from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.core.model import MS_PER_DAY
-from tsgate.core.quality import PointProfile, Quality, profile_of, summarise
+from tsgate.core.quality import PointProfile, Quality, holds, profile_of, summarise
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.series.hourly import Judging, assess_points
 from tsgate.wire.ace import format_time, parse_range
 
 MAX_QUALITY_POINTS = 10_000
 MAX_QUALITY_DAYS = 92
-STALE_CADENCES = 3  # a point is stale after this many missed reports, unless told
 
 
 async def quality(request: Request) -> Response:
@@ -50,9 +49,8 @@ async def quality(request: Request) -> Response:
     profiles = await _profiles(request, site, q.get("points"))
     judging = Judging(
         cadence_ms=[p.cadence_s * 1000 for p in profiles],
-        stale_after_ms=[
-            int((stale_after_s or STALE_CADENCES * p.cadence_s) * 1000) for p in profiles
-        ],
+        # unless told, stale once the silence up to now is a gap (see gap_limits)
+        stale_after_ms=[None if not stale_after_s else int(stale_after_s * 1000)] * len(profiles),
         bounds=[
             (p.low if low is None else low, p.high if high is None else high) for p in profiles
         ],
@@ -63,6 +61,24 @@ async def quality(request: Request) -> Response:
         # what is not stored yet is fetched inline: at most inline_fetch_samples a batch
         await check_fetch_budget(services, site, names, *hours, token)
 
+    by_name = {p.name: p for p in profiles}
+    floor_ms = int(services.settings.cov_gap_floor_s * 1000)
+    judged: dict[str, tuple[str, int]] = {}  # each point's mode and gap limit, as judged
+
+    async def gap_limits(names: Sequence[str]) -> tuple[list[int], list[bool]]:
+        # the chart's rule (its gap bands): per point's kind and mode, the observed one
+        # counting once the samples are read
+        observed = await services.catalog.observed_modes(
+            site, [n for n in names if by_name[n].observed_decides]
+        )
+        for n in names:
+            mode = by_name[n].mode_given(observed.get(n))
+            judged[n] = mode, by_name[n].gap_ms(mode, floor_ms)
+        return (
+            [judged[n][1] for n in names],
+            [holds(by_name[n].kind, judged[n][0]) for n in names],
+        )
+
     items, stats, now_ms = await assess_points(
         services.reader,
         site,
@@ -72,12 +88,10 @@ async def quality(request: Request) -> Response:
         token=token,
         memo=services.quality,
         before_read=budget,
+        gap_limits=gap_limits,
     )
     zone = await services.zones.zone_of(site, token)
     summary = summarise(items, {p.name: p.kind for p in profiles})
-    observed = await services.catalog.observed_modes(
-        site, [p.name for p in profiles if p.observed_decides]
-    )
     body = {
         "metadata": {
             "siteId": site,
@@ -97,8 +111,7 @@ async def quality(request: Request) -> Response:
             "samples": summary.samples,
         },
         "points": [
-            _item(item, p, p.mode_given(observed.get(p.name)))
-            for item, p in zip(items, profiles, strict=True)
+            _item(item, p, *judged[p.name]) for item, p in zip(items, profiles, strict=True)
         ],
     }
     data, media_type = encode_body(body, wants_msgpack(request))
@@ -106,7 +119,7 @@ async def quality(request: Request) -> Response:
     return compressed(request, data, media_type, headers=headers)
 
 
-def _item(item: Quality, profile: PointProfile, mode: str) -> dict[str, Any]:
+def _item(item: Quality, profile: PointProfile, mode: str, gap_limit_ms: int) -> dict[str, Any]:
     return {
         "name": item.name,
         "unit": profile.unit,
@@ -117,6 +130,9 @@ def _item(item: Quality, profile: PointProfile, mode: str) -> dict[str, Any]:
         "expected": item.expected,
         "coveragePct": item.coverage_pct,
         "longestGapMs": item.longest_gap_ms,
+        "gapLimitMs": gap_limit_ms,
+        "gaps": item.gaps,
+        "gapMs": item.gap_ms,
         "lastTime": None if item.last_ms is None else format_time(item.last_ms),
         "staleMs": item.stale_ms,
         "stale": item.stale,

@@ -19,6 +19,7 @@ from tsgate.api import responses
 from tsgate.api.auth import token_of
 from tsgate.api.chartquery import (
     ChartRequest,
+    chart_gap_limits,
     chart_request,
     check_raw_reads,
     check_states,
@@ -101,6 +102,7 @@ async def timeseries(request: Request) -> Response:
         describe=lambda site, names: services.catalog.describe(
             site, names, token, services.kinds, access_checked=checked
         ),
+        gap_limits=chart_gap_limits(request, token, access_checked=checked),
     )
     computed = time.perf_counter()
     body_obj = chart_body(answer_of(q, result), layout, msgpack=msgpack)

@@ -38,6 +38,46 @@ _HIGH_TAGS = ("maxVal", "max_val", "max")
 # a chart's gaps: holes longer than three reporting intervals of a 5-minute point (the
 # hole threshold of the chunk periods)
 GAP_MS = 15 * MS_PER_MINUTE
+GAP_CADENCES = 3  # a sampled point: a silence longer than this many reporting intervals
+# a point reporting on change (COV, binary, multistate) is silent by design while its
+# value holds, up to its heartbeat (a kv tag, in seconds), else this one (BACnet
+# gateways and the ACE collector commonly send an hourly one)
+DEFAULT_HEARTBEAT_MS = MS_PER_HOUR
+HEARTBEAT_SLACK = 1.5  # a silence up to this many heartbeats is normal (a late report)
+_HEARTBEAT_TAGS = ("heartbeat", "hisHeartbeat", "heartbeat_s", "cov_heartbeat")
+
+
+def holds(kind: str, mode: str) -> bool:
+    """Whether a point's value holds until its next sample: it reports on change."""
+    return mode == "cov" or kind != "analog"
+
+
+def gap_limit_ms(
+    kind: str,
+    mode: str,
+    cadence_ms: int,
+    *,
+    heartbeat_ms: int | None = None,
+    floor_ms: int = GAP_MS,
+) -> int:
+    """A silence longer than this is a gap in a point's data (a chart's gap band, a gap of
+    ``/api/quality``): for a sampled analog point :data:`GAP_CADENCES` reporting intervals;
+    for a point reporting on change (its value known to hold meanwhile)
+    :data:`HEARTBEAT_SLACK` heartbeats (its own, else :data:`DEFAULT_HEARTBEAT_MS`), never
+    less than ``floor_ms``."""
+    if not holds(kind, mode):
+        return GAP_CADENCES * cadence_ms
+    beat = heartbeat_ms if heartbeat_ms and heartbeat_ms > 0 else DEFAULT_HEARTBEAT_MS
+    return max(floor_ms, int(HEARTBEAT_SLACK * beat))
+
+
+def heartbeat_ms_of(point: Mapping[str, Any]) -> int | None:
+    """The heartbeat a catalog point's kv tags give (seconds, a positive number), if any."""
+    tags = point.get("kv_tags")
+    if not isinstance(tags, Mapping):
+        return None
+    seconds = _tag_number(tags, _HEARTBEAT_TAGS)
+    return int(seconds * 1000) if seconds is not None and seconds > 0 else None
 
 
 def gaps(
@@ -82,10 +122,21 @@ class PointProfile:
     high: float | None
     # no tag or override fixes the mode: the reporting pattern observed decides it
     observed_decides: bool = False
+    heartbeat_ms: int | None = None  # from a ``heartbeat`` kv tag (seconds)
 
     def mode_given(self, observed: str | None) -> str:
         """The mode, given the one the point's reporting pattern showed (if any)."""
         return observed if self.observed_decides and observed in MODES else self.mode
+
+    def gap_ms(self, mode: str, floor_ms: int = GAP_MS) -> int:
+        """:func:`gap_limit_ms` of this point in ``mode`` (see :meth:`mode_given`)."""
+        return gap_limit_ms(
+            self.kind,
+            mode,
+            self.cadence_s * 1000,
+            heartbeat_ms=self.heartbeat_ms,
+            floor_ms=floor_ms,
+        )
 
 
 def profile_of(point: Mapping[str, Any], kinds: PointKinds) -> PointProfile:
@@ -109,6 +160,7 @@ def profile_of(point: Mapping[str, Any], kinds: PointKinds) -> PointProfile:
         _tag_number(tags, _LOW_TAGS),
         _tag_number(tags, _HIGH_TAGS),
         decides,
+        heartbeat_ms_of(point),
     )
 
 
@@ -218,6 +270,8 @@ class Quality:
     flatline_hours: int
     hours: int  # hours holding at least one sample
     out_of_range_hours: int = 0
+    gaps: int = 0  # silences longer than the point's gap limit (as a chart's gap bands)
+    gap_ms: int = 0  # the time they span
 
     @property
     def missing(self) -> bool:
@@ -234,6 +288,8 @@ def assess(
     stale_after_ms: int,
     flat_tolerance: float = 0.0,
     bounds: tuple[float | None, float | None] = (None, None),
+    gap_ms: int | None = None,
+    held: bool = False,
 ) -> Quality:
     """The quality of one point from its hourly buckets of exactly the samples in ``span``."""
     if hourly.width_ms != MS_PER_HOUR:
@@ -249,6 +305,8 @@ def assess(
         stale_after_ms=[stale_after_ms],
         flat_tolerance=flat_tolerance,
         bounds=[bounds],
+        gap_ms=None if gap_ms is None else [gap_ms],
+        held=[held],
     )
     return quality
 
@@ -263,12 +321,22 @@ def assess_frame(
     stale_after_ms: Sequence[int],
     flat_tolerance: float = 0.0,
     bounds: Sequence[tuple[float | None, float | None]],
+    gap_ms: Sequence[int] | None = None,
+    held: Sequence[bool] | None = None,
 ) -> list[Quality]:
     """The quality of each point (row ``i`` of ``frame`` is ``names[i]``) from hourly
-    buckets of exactly its samples in ``span``."""
+    buckets of exactly its samples in ``span``.
+
+    ``gap_ms``: per point, the silence longer than which is a gap (:func:`gap_limit_ms`;
+    by default :data:`GAP_CADENCES` reporting intervals); every gap of an hour or more is
+    found exactly. ``held``: per point, whether it reports on change (its value holds
+    meanwhile); its coverage is then the share of the time outside gaps, not of the
+    samples its cadence would promise."""
     cadence = np.asarray(cadence_ms, dtype=np.int64)
     if cadence.size and int(cadence.min()) <= 0:
         raise ValueError(f"cadence_ms must be positive, got {int(cadence.min())}")
+    limit = GAP_CADENCES * cadence if gap_ms is None else np.asarray(gap_ms, dtype=np.int64)
+    holding = np.zeros(len(names), dtype=np.bool_) if held is None else np.asarray(held, bool)
     start_ms, end_ms = span
     until = max(start_ms, min(end_ms, now_ms + 1))  # nothing can have arrived after now
     count = frame.count
@@ -280,9 +348,19 @@ def assess_frame(
     # the last sample before each hour (or the range's start), for the gap into the hour
     lasts = np.maximum.accumulate(np.where(has, frame.last_ms, start_ms), axis=1)
     before = np.concatenate((np.full((len(names), 1), start_ms), lasts[:, :-1]), axis=1)
-    into = np.where(has, frame.first_ms - before, 0).max(axis=1, initial=0)
+    silences = np.where(has, frame.first_ms - before, 0)
+    into = silences.max(axis=1, initial=0)
     last = lasts[:, -1] if frame.hours else np.full(len(names), start_ms)
     longest = np.maximum(into, until - last)
+    tail = until - last
+    inner_gaps = silences > limit[:, None]
+    gap_count = np.count_nonzero(inner_gaps, axis=1) + (tail > limit)
+    gap_time = np.where(inner_gaps, silences, 0).sum(axis=1) + np.where(tail > limit, tail, 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        by_time = np.where(
+            until > start_ms, 100.0 * (1.0 - gap_time / max(1, until - start_ms)), 100.0
+        )
+    coverage = np.where(holding, by_time, coverage)
     spread = np.where(has, frame.max - frame.min, np.inf)
     flat = np.count_nonzero((count >= 2) & (spread <= flat_tolerance), axis=1)
     low = np.array([np.nan if b[0] is None else b[0] for b in bounds], dtype=np.float64)
@@ -304,6 +382,7 @@ def assess_frame(
             live,
             int(stale_after_ms[i]),
             (int(flat[i]), int(filled[i]), int(out[i])),
+            (int(gap_count[i]), int(gap_time[i])),
         )
         for i, name in enumerate(names)
     ]
@@ -320,11 +399,23 @@ def _quality(
     live: bool,
     stale_after_ms: int,
     hours: tuple[int, int, int],
+    gaps: tuple[int, int],
 ) -> Quality:
     if samples == 0:
         # no sample at all: the whole range is one gap, and stale if it reaches now
         return Quality(
-            name, 0, expected, 0.0 if expected else 100.0, longest, None, None, live, 0, 0
+            name,
+            0,
+            expected,
+            0.0 if expected else 100.0,
+            longest,
+            None,
+            None,
+            live,
+            0,
+            0,
+            gaps=gaps[0],
+            gap_ms=gaps[1],
         )
     stale_ms = until - last if live else None
     flat, filled, out = hours
@@ -340,6 +431,8 @@ def _quality(
         flat,
         filled,
         out,
+        gaps[0],
+        gaps[1],
     )
 
 

@@ -236,13 +236,14 @@ async def run_query(ctx: JobContext) -> JobResult:
         token=ctx.token,
         earlier_ms=query.compare_ms,
     )
-    describe = ctx.describe
+    describe, limits = ctx.describe, ctx.gap_limits
     result = await run_chart(
         ctx.reader,
         query,
         token=ctx.token,
         prepared=prepared,
         describe=(lambda site, names: describe(site, names, ctx.token)) if describe else None,
+        gap_limits=(lambda site, names: limits(site, names, ctx.token)) if limits else None,
     )
     _complete(result.stats)
     body = chart_body(answer_of(query, result), req.layout or "series", msgpack=False)

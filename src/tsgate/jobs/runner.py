@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,8 @@ class JobResult:
 
 # (site, point names, token) -> each point's (kind, mode)
 Describe = Callable[[str, Sequence[str], str], Awaitable[dict[str, tuple[str, str]]]]
+# (site, point names, token) -> each point's gap limit in ms (its chart gap bands)
+GapLimits = Callable[[str, Sequence[str], str], Awaitable[Mapping[str, int]]]
 
 
 @dataclass
@@ -53,6 +55,7 @@ class JobContext:
     _report: Callable[[float, int, int], Awaitable[None]]
     samples_done: int = 0
     describe: Describe | None = None  # each point's (kind, mode), as the chart API says
+    gap_limits: GapLimits | None = None  # each point's gap limit, as the chart API says
 
     @property
     def request(self) -> JobRequest:
@@ -91,6 +94,7 @@ class JobRunner:
     clock_ms: Callable[[], int] = field(default=lambda: 0)
     rng: random.Random = field(default_factory=random.Random)
     describe: Describe | None = None
+    gap_limits: GapLimits | None = None
 
     async def execute(self, job: Job) -> JobState | None:
         """Run ``job`` to its next state; ``None`` when the lease was lost.
@@ -121,7 +125,15 @@ class JobRunner:
             if handler is None:
                 raise TsgateError(f"no handler for job kind {job.request.kind.value!r}")
             token = await self.token_for(job)
-            ctx = JobContext(job, self.reader, self.objects, token, _noop, describe=self.describe)
+            ctx = JobContext(
+                job,
+                self.reader,
+                self.objects,
+                token,
+                _noop,
+                describe=self.describe,
+                gap_limits=self.gap_limits,
+            )
             ctx._report = lambda pct, done, total: self._report(job, lease, pct, done, total)
             result = await handler(ctx)
         except JobCancelled:

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 from tsgate.clock import wall_clock_ms
 from tsgate.core.kinds import PointKinds
+from tsgate.core.quality import GAP_MS, profile_of
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
-from tsgate.series.access import AccessCheck
+from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.upstream.base import Upstream
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,17 @@ class Catalog(Protocol):
         self, site: str, tag: str, token: str, *, limit: int
     ) -> list[dict[str, Any]]: ...
 
+    async def gap_limits(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        floor_ms: int = GAP_MS,
+        access_checked: bool = False,
+    ) -> dict[str, int]: ...
+
     async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]: ...
 
     async def page(
@@ -151,7 +163,15 @@ class PointCatalog:
         """The catalog's objects of ``names`` (unknown names left out), the catalog
         refreshed when due; as stored while upstream fails, the series being read already
         (maybe stale) rather than the answer failing. ``access_checked``: the caller
-        checked the token on the site already."""
+        checked the token on the site already.
+
+        On the unknown site (points read without one) there is no catalog: the token's
+        access is checked per point (unless ``access_checked``) and nothing is stored."""
+        if site == UNKNOWN_SITE:
+            if not access_checked:
+                for name in names:
+                    await self.access.check(site, token, point=name)
+            return {}
         try:
             await self.fresh(site, token, access_checked=access_checked)
         except (UpstreamError, UpstreamBadAnswer) as exc:
@@ -190,6 +210,27 @@ class PointCatalog:
         observed = await self.observed_modes(site, names)
         described = {n: kinds.describe(objects.get(n, {"name": n}), observed.get(n)) for n in names}
         return objects, described
+
+    async def gap_limits(
+        self,
+        site: str,
+        names: Sequence[str],
+        token: str,
+        kinds: PointKinds,
+        *,
+        floor_ms: int = GAP_MS,
+        access_checked: bool = False,
+    ) -> dict[str, int]:
+        """Each point's gap limit (:func:`~tsgate.core.quality.gap_limit_ms`) from its
+        catalog object, kind and mode (as :meth:`described_objects`), as ``/api/quality``
+        judges it."""
+        objects, described = await self.described_objects(
+            site, names, token, kinds, access_checked=access_checked
+        )
+        return {
+            n: profile_of(objects.get(n, {"name": n}), kinds).gap_ms(described[n][1], floor_ms)
+            for n in names
+        }
 
     async def tagged(
         self, site: str, tag: str, token: str, *, limit: int

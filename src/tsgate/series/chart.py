@@ -25,7 +25,7 @@ from tsgate.core.calendar import UTC
 from tsgate.core.downsample import MIN_POINTS, choose_level, m4_from_buckets, minmax_lttb
 from tsgate.core.grids import Grid
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
-from tsgate.core.quality import bucket_gaps, sample_gaps
+from tsgate.core.quality import GAP_MS, bucket_gaps, sample_gaps
 from tsgate.errors import BadParameter
 from tsgate.series import periods
 from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
@@ -84,6 +84,8 @@ class ChartResult:
     compared_samples: int = 0
     # per point, the spans longer than the hole threshold without a sample (see quality)
     gaps: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    # per point, its gaps longer than a given limit (ms), from what the answer read
+    gaps_of: dict[str, Callable[[int], list[tuple[int, int]]]] = field(default_factory=dict)
 
 
 def saved_range(config: dict[str, Any], now_ms: int) -> tuple[int, int]:
@@ -109,6 +111,9 @@ def _saved_time(value: Any, name: str) -> int:
 
 # (site, point names) -> each point's (kind, mode), as the catalog says after a read
 Describe = Callable[[str, Sequence[str]], Awaitable[dict[str, tuple[str, str]]]]
+# (site, point names) -> each point's gap limit in ms (core.quality.gap_limit_ms), asked
+# after a read
+GapLimits = Callable[[str, Sequence[str]], Awaitable[Mapping[str, int]]]
 
 
 async def run_chart(
@@ -118,14 +123,22 @@ async def run_chart(
     token: str,
     prepared: PreparedRead | None = None,
     describe: Describe | None = None,
+    gap_limits: GapLimits | None = None,
 ) -> ChartResult:
     """The answer to ``q``. ``prepared``: its raw read of the query's span, made ready
     (access checked, rows read, plan made) by the caller, used where the chart reads it
     (its ``earlier`` where a comparison reads the earlier span).
     With ``describe``, a ``twavg`` joins the samples of sampled analog points by lines
     (asked once the samples are stored: an observed mode counts); without it every value
-    holds until the next sample."""
+    holds until the next sample. With ``gap_limits``, ``gaps`` lists each point's
+    silences longer than its own limit (a point reporting on change is silent by design
+    while its value holds); without it, those longer than :data:`GAP_MS`."""
     result = await _run(reader, q, token, prepared, describe)
+    if gap_limits is not None and result.gaps_of:
+        limits = await gap_limits(q.site, q.points)
+        result.gaps = _held(
+            {n: found(limits.get(n, GAP_MS)) for n, found in result.gaps_of.items()}
+        )
     if q.compare_ms:
         earlier = dataclasses.replace(
             q, start_ms=q.start_ms + q.compare_ms, end_ms=q.end_ms + q.compare_ms, compare_ms=0
@@ -156,9 +169,10 @@ async def _run(
         q.site, q.points, q.start_ms, q.end_ms, token=token, prepared=prepared
     )
     series = [found[n] for n in q.points]
-    until = _until(reader, q)
-    gaps = {n: sample_gaps(found[n], until) for n in q.points}
-    return ChartResult(series, stats, stats.samples, "raw", "none", gaps=_held(gaps))
+    return _with_gaps(
+        ChartResult(series, stats, stats.samples, "raw", "none"),
+        {n: _sample_gaps(found[n], _until(reader, q)) for n in q.points},
+    )
 
 
 def _auto_interval(start_ms: int, end_ms: int, max_points: int) -> str:
@@ -301,8 +315,10 @@ async def _aggregate(
     else:
         series = [rollups.as_series(found[n], q.agg, n) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
-    holes = {n: bucket_gaps(found[n], _until(reader, q)) for n in q.points}
-    return ChartResult(series, stats, total, interval, q.agg, gaps=_held(holes))
+    return _with_gaps(
+        ChartResult(series, stats, total, interval, q.agg),
+        {n: _bucket_gaps(found[n], _until(reader, q)) for n in q.points},
+    )
 
 
 async def _downsample(
@@ -318,9 +334,9 @@ async def _downsample(
             q.site, q.points, q.start_ms, q.end_ms, token=token, prepared=prepared
         )
         series = [minmax_lttb(raw[n], max_points) for n in q.points]
-        gaps = {n: sample_gaps(raw[n], _until(reader, q)) for n in q.points}
-        return ChartResult(
-            series, raw_stats, raw_stats.samples, "raw", "minmax-lttb", gaps=_held(gaps)
+        return _with_gaps(
+            ChartResult(series, raw_stats, raw_stats.samples, "raw", "minmax-lttb"),
+            {n: _sample_gaps(raw[n], _until(reader, q)) for n in q.points},
         )
     width = m4_width(q.start_ms, q.end_ms, max_points, level_ms)
     found, stats = await exact_buckets(
@@ -334,8 +350,10 @@ async def _downsample(
     )
     series = [_fit(m4_from_buckets(found[n], n), max_points) for n in q.points]
     total = sum(int(found[n].count.sum()) for n in q.points)
-    gaps = {n: bucket_gaps(found[n], _until(reader, q)) for n in q.points}
-    return ChartResult(series, stats, total, f"m4:{width}ms", "m4", gaps=_held(gaps))
+    return _with_gaps(
+        ChartResult(series, stats, total, f"m4:{width}ms", "m4"),
+        {n: _bucket_gaps(found[n], _until(reader, q)) for n in q.points},
+    )
 
 
 def _until(reader: SeriesReads, q: ChartQuery) -> tuple[int, int]:
@@ -345,6 +363,25 @@ def _until(reader: SeriesReads, q: ChartQuery) -> tuple[int, int]:
 
 def _held(gaps: dict[str, list[tuple[int, int]]]) -> dict[str, list[tuple[int, int]]]:
     return {n: spans for n, spans in gaps.items() if spans}
+
+
+Spans = list[tuple[int, int]]
+
+
+def _sample_gaps(s: Series, span: tuple[int, int]) -> Callable[[int], Spans]:
+    return lambda limit_ms: sample_gaps(s, span, limit_ms)
+
+
+def _bucket_gaps(b: rollups.Buckets, span: tuple[int, int]) -> Callable[[int], Spans]:
+    return lambda limit_ms: bucket_gaps(b, span, limit_ms)
+
+
+def _with_gaps(result: ChartResult, gaps_of: dict[str, Callable[[int], Spans]]) -> ChartResult:
+    """``result`` with its gaps longer than :data:`GAP_MS` (and how to find them longer
+    than any other limit, once the points' own limits are known)."""
+    result.gaps_of = gaps_of
+    result.gaps = _held({n: found(GAP_MS) for n, found in gaps_of.items()})
+    return result
 
 
 def m4_width(start_ms: int, end_ms: int, max_points: int, level_ms: int) -> int:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from tsgate.core import rollups
 from tsgate.core.model import MS_PER_HOUR
-from tsgate.core.quality import HourFrame, PointProfile, Quality, assess_frame
+from tsgate.core.quality import GAP_CADENCES, HourFrame, PointProfile, Quality, assess_frame
 from tsgate.lru import LRU
 from tsgate.series.reader import ReadStats, SeriesReads
 
@@ -34,6 +34,9 @@ FRAME_CELLS = 600_000
 FrameKey = tuple[str, str, bytes, int, int]  # site, data generation, points, first hour, hours
 Mask = npt.NDArray[np.bool_]
 BeforeRead = Callable[[Sequence[str], tuple[int, int]], Awaitable[None]]
+# the points of a batch -> each one's gap limit (ms) and whether its value holds between
+# samples; asked once the batch's samples are read (an observed sampling mode counts)
+GapLimits = Callable[[Sequence[str]], Awaitable[tuple[Sequence[int], Sequence[bool]]]]
 
 
 class QualityMemory(Protocol):
@@ -123,7 +126,8 @@ class Judging:
     """How each point is judged (lists parallel to the points)."""
 
     cadence_ms: Sequence[int]
-    stale_after_ms: Sequence[int]
+    # None: stale once the silence up to now is a gap (the point's gap limit)
+    stale_after_ms: Sequence[int | None]
     bounds: Sequence[tuple[float | None, float | None]]
     flat_tolerance: float = 0.0
 
@@ -138,6 +142,7 @@ async def assess_points(
     token: str,
     memo: QualityMemory | None = None,
     before_read: BeforeRead | None = None,
+    gap_limits: GapLimits | None = None,
 ) -> tuple[list[Quality], ReadStats, int]:
     """The quality of each of ``names`` over ``span``, in batches of whole frames, and
     the time it was judged at: ``now`` is read after each batch's samples, so none of
@@ -154,15 +159,24 @@ async def assess_points(
         )
         _add(total, stats)
         now_ms = reader.clock_ms()
+        limits, held = await gap_limits(names[lo:hi]) if gap_limits else (None, None)
+        cadence = judging.cadence_ms[lo:hi]
+        limit_of = list(limits) if limits is not None else [GAP_CADENCES * c for c in cadence]
+        stale_after = [
+            limit if after is None else after
+            for after, limit in zip(judging.stale_after_ms[lo:hi], limit_of, strict=True)
+        ]
         items += assess_frame(
             names[lo:hi],
             frame,
             span,
             now_ms,
-            cadence_ms=judging.cadence_ms[lo:hi],
-            stale_after_ms=judging.stale_after_ms[lo:hi],
+            cadence_ms=cadence,
+            stale_after_ms=stale_after,
             flat_tolerance=judging.flat_tolerance,
             bounds=judging.bounds[lo:hi],
+            gap_ms=limits,
+            held=held,
         )
     return items, total, now_ms
 

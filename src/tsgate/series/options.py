@@ -30,6 +30,9 @@ class CacheSettings:
     # point=kind[:mode] entries: a point's kind (analog|binary|multistate) and sampling
     # mode (sampled|cov), overriding what its BACnet object type and tags say
     point_kinds: tuple[str, ...] = ()
+    # the shortest silence of a point reporting on change (COV, binary, multistate) that
+    # is a gap in its data (its limit is otherwise 1.5 heartbeats)
+    cov_gap_floor_s: Seconds = 900.0
 
     def __post_init__(self) -> None:
         # what a type cannot check fails when the settings are read, not when first used

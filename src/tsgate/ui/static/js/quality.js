@@ -28,11 +28,19 @@ export const COLUMNS = [
   { key: "kind", title: "Kind", value: (p) => `${p.kind} ${p.mode}`, text: (p) => `${p.kind} (${p.mode})` },
   { key: "coveragePct", title: "Coverage %", value: (p) => p.coveragePct, text: (p) => p.coveragePct.toFixed(1) },
   { key: "longestGapMs", title: "Longest gap", value: (p) => p.longestGapMs, text: (p) => duration(p.longestGapMs) },
+  // the chart's gap bands: silences longer than the point's own limit (its cadence, or
+  // 1.5 heartbeats for a point reporting on change)
+  { key: "gaps", title: "Gaps", value: (p) => p.gaps ?? 0, text: (p) => gapsText(p) },
   { key: "staleMs", title: "Since last sample", value: (p) => (p.staleMs === null ? Infinity : p.staleMs), text: (p) => (p.staleMs === null ? "never" : duration(p.staleMs)) },
   { key: "flatlineHours", title: "Flatline h", value: (p) => p.flatlineHours, text: (p) => String(p.flatlineHours) },
   { key: "outOfRangeHours", title: "Out of range h", value: (p) => p.outOfRangeHours, text: (p) => String(p.outOfRangeHours) },
   { key: "flags", title: "Flags", value: (p) => flags(p).length, text: (p) => flags(p).join(", ") || "ok" },
 ];
+
+function gapsText(p) {
+  const count = String(p.gaps ?? 0);
+  return p.gapLimitMs ? `${count} (over ${duration(p.gapLimitMs)})` : count;
+}
 
 export function duration(ms) {
   if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
