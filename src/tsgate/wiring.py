@@ -79,6 +79,10 @@ def cache_policy(settings: Settings) -> CachePolicy:
         site_stream_min_points=settings.site_stream_min_points,
         site_page_size=settings.upstream_page_size,
         upstream_concurrency=settings.upstream_concurrency,
+        upstream_latency_ms=settings.upstream_latency_ms,
+        upstream_sample_us=settings.upstream_sample_us,
+        max_request_samples=settings.upstream_request_samples,
+        measure_costs=settings.upstream_measure_costs,
     )
 
 

@@ -20,9 +20,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,7 @@ from tsgate.core.model import Series
 from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
-from tsgate.series.chunkstore import ChunkStore, StoreCounters, WriteReport
+from tsgate.series.chunkstore import ChunkStore, Fetched, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
 from tsgate.series.planning import (
     PREPARED_FOR_MS,
@@ -44,6 +46,7 @@ from tsgate.series.planning import (
 from tsgate.series.singleflight import FetchLocks
 from tsgate.upstream import metering
 from tsgate.upstream.base import Upstream
+from tsgate.upstream.costs import RequestCosts
 
 if TYPE_CHECKING:
     from tsgate.cache.base import Cache
@@ -255,14 +258,19 @@ class SeriesReader:
     ) -> PreparedRead:
         """Check the token's access, read the index rows of the span once and plan what
         a read of it would fetch."""
-        await self._check_access(site, names, token)
         now = self.clock_ms()
         capped = min(end_ms, now + 1)
         rows: list[ChunkRow] = []
         plan: dict[str, list[Range]] = {}
         if capped > start_ms:
-            rows = await self.store.rows(site, names, start_ms, capped)
+            # the index is read while upstream answers the access check (both must pass)
+            _, rows = await asyncio.gather(
+                self._check_access(site, names, token),
+                self.store.rows(site, names, start_ms, capped),
+            )
             plan = plan_fetches(names, rows, start_ms, capped, now, self.policy.open_ttl_ms)
+        else:
+            await self._check_access(site, names, token)
         return PreparedRead(site, tuple(names), start_ms, end_ms, rows, plan, now)
 
     def _usable(
@@ -342,12 +350,43 @@ class SeriesReader:
         on_page: fetching.PageSink | None = None,
     ) -> list[ChunkRow]:
         if ready is not None:  # checked, read and planned once already
-            rows, plan = ready.rows, ready.plan
-        else:
-            await self._check_access(site, names, token)
+            return await self._ensure_checked(
+                site, names, (start_ms, end_ms), token, stats, ready.rows, ready.plan, ttl_ms,
+                None, on_page,
+            )  # fmt: skip
+        # the token's access is asked of upstream while the index is read and the first
+        # requests go out; nothing is returned, stored or shown before it has passed
+        checked = asyncio.ensure_future(self._check_access(site, names, token))
+        try:
             now = self.clock_ms()
             rows = await self.store.rows(site, names, start_ms, end_ms)
             plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
+            rows = await self._ensure_checked(
+                site, names, (start_ms, end_ms), token, stats, rows, plan, ttl_ms, checked,
+                on_page,
+            )  # fmt: skip
+            await checked  # also when upstream failed and the cached part would be served
+        finally:
+            if not checked.done():
+                checked.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await checked
+        return rows
+
+    async def _ensure_checked(
+        self,
+        site: str,
+        names: Sequence[str],
+        span: Range,
+        token: str,
+        stats: ReadStats,
+        rows: list[ChunkRow],
+        plan: dict[str, list[Range]],
+        ttl_ms: int,
+        checked: Awaitable[None] | None,
+        on_page: fetching.PageSink | None,
+    ) -> list[ChunkRow]:
+        start_ms, end_ms = span
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             return rows
@@ -362,7 +401,7 @@ class SeriesReader:
                 if not plan:
                     break
                 rows, damaged = await self._fetch_or_stale(
-                    site, names, plan, rows, (start_ms, end_ms), now, token, stats, on_page
+                    site, names, plan, rows, span, now, token, stats, on_page, checked
                 )
                 if not damaged:
                     break
@@ -381,20 +420,22 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
         on_page: fetching.PageSink | None = None,
+        gate: Awaitable[None] | None = None,
     ) -> tuple[list[ChunkRow], int]:
         """Fetch ``plan`` and return the fresh rows and how many stored objects the write
         found damaged; on an upstream failure, the cached ``rows`` when there are any (a
         partial picture beats none while upstream is down)."""
         try:
             report = await self.fetch_and_store(
-                site, plan, token=token, now_ms=now_ms, on_page=on_page
+                site, plan, token=token, now_ms=now_ms, on_page=on_page, gate=gate
             )
         except UpstreamError as exc:
             if not rows:
                 raise
             log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
             stats.stale = True
-            return rows, 0
+            # the months fetched before the failure are stored: served too
+            return await self.store.rows(site, names, *span), 0
         stats.fetched_ms += sum(e - s for spans in plan.values() for s, e in spans)
         stats.fetched_samples += report.samples
         stats.sources.add("ORIGIN")
@@ -410,36 +451,88 @@ class SeriesReader:
         token: str,
         now_ms: int,
         on_page: fetching.PageSink | None = None,
+        gate: Awaitable[None] | None = None,
+        background: bool = False,
     ) -> WriteReport:
         """Fetch ``plan`` from upstream and merge it into the store (the caller holds the
-        fetch locks of the planned points)."""
-        site_points = 0
-        if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
-            site_points = await self.store.collecting_points(site)
-        if fetching.site_stream_pays(plan, site_points, self.policy):
-            fetched, left = await fetching.site_stream(
-                self.upstream,
+        fetch locks of the planned points): month by month as it arrives (see
+        ``series/fetching.py``), nothing before ``gate`` (the caller's access check, run
+        alongside the first requests) has passed. On an upstream failure the months
+        already whole stay written and the error is raised. ``background`` work (the
+        re-checks) asks upstream with the fewest requests, not the quickest plan."""
+        report = WriteReport()
+        names = sorted(plan)
+        profiles = await self.store.profiles(site, names)
+
+        async def write(fetched: list[Fetched]) -> None:
+            known = {f.point for f in fetched} - profiles.keys()
+            if known:  # points the catalog did not know when the fetch began
+                profiles.update(await self.store.profiles(site, sorted(known)))
+            part = await self.store.write(
                 site,
-                plan,
-                token=token,
-                page_size=self.policy.site_page_size,
-                on_page=on_page,
+                fetched,
+                profiles=profiles,
+                now_ms=now_ms,
+                lookback_ms=self.policy.lookback_ms,
+                settle_ms=self.policy.settle_ms,
+                schedule_ms=self.policy.recheck_schedule_ms,
             )
+            _add(report, part)
+
+        try:
+            left = plan
+            site_points = 0
+            if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
+                site_points = await self.store.collecting_points(site)
+            # a stream shown page by page (the drop-in) keeps the page-count rule
+            cost = None if on_page is not None else self.request_cost()
+            if fetching.site_stream_pays(plan, site_points, self.policy, cost):
+                if gate is not None:
+                    await gate  # its pages are shown as they arrive: access first
+                    gate = None
+                streamed, left = await fetching.site_stream(
+                    self.upstream,
+                    site,
+                    plan,
+                    token=token,
+                    page_size=self.policy.site_page_size,
+                    on_page=on_page,
+                )
+                await write(streamed)
             if left:
-                fetched += await fetching.per_point(self.upstream, left, token=token)
-        else:
-            fetched = await fetching.per_point(self.upstream, plan, token=token)
-        profiles = await self.store.profiles(site, sorted({f.point for f in fetched}))
-        report = await self.store.write(
-            site,
-            fetched,
-            profiles=profiles,
-            now_ms=now_ms,
-            lookback_ms=self.policy.lookback_ms,
-            settle_ms=self.policy.settle_ms,
-            schedule_ms=self.policy.recheck_schedule_ms,
-        )
-        if report.repaired:
-            log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
-            await self.generations.bump(site)
+                cadences = {n: p.cadence_ms for n, p in profiles.items() if p.cadence_ms}
+                by_month = fetching.request_plan(left, self.policy, self.request_cost(), cadences)
+                await fetching.pipelined(
+                    self.upstream,
+                    by_month,
+                    token=token,
+                    concurrency=self.policy.upstream_concurrency,
+                    write=write,
+                    gate=gate,
+                )
+            elif gate is not None:
+                await gate
+        finally:
+            if report.repaired:
+                log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
+                await self.generations.bump(site)
         return report
+
+    def request_cost(self) -> fetching.RequestCost:
+        """What one upstream request costs: as measured, else the policy's figures."""
+        measured = getattr(self.upstream, "costs", None) if self.policy.measure_costs else None
+        estimate = measured.estimate() if isinstance(measured, RequestCosts) else None
+        if estimate is not None:
+            return fetching.RequestCost(*estimate)
+        return fetching.RequestCost(
+            self.policy.upstream_latency_ms / 1000, self.policy.upstream_sample_us / 1e6
+        )
+
+
+def _add(report: WriteReport, part: WriteReport) -> None:
+    report.periods += part.periods
+    report.samples += part.samples
+    report.repaired += part.repaired
+    report.damaged += part.damaged
+    for point, spans in part.changed.items():
+        report.changed.setdefault(point, []).extend(spans)
