@@ -31,9 +31,9 @@ from tsgate.api.auth import token_of
 from tsgate.api.limits import check_fetch_budget, refuse_over_fetch_budget
 from tsgate.api.services import services_of
 from tsgate.core.model import Series
+from tsgate.lru import LRU
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.index import PROVISIONAL, ChunkRow
-from tsgate.series.memory import LRU
 from tsgate.series.reader import ReadStats
 from tsgate.series.streamfill import StreamFill
 from tsgate.services import Services

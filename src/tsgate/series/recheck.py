@@ -69,7 +69,7 @@ async def recheck_due(
     limit: int = 2000,
 ) -> RecheckReport:
     """Re-check up to ``limit`` due provisional periods with ``token`` (the service's)."""
-    due = await reader.store.index.due(now_ms, limit)
+    due = await reader.store.due(now_ms, limit)
     by_site: dict[str, dict[str, list[ChunkRow]]] = defaultdict(lambda: defaultdict(list))
     for row in due:
         by_site[row.site][row.point].append(row)

@@ -13,8 +13,9 @@ from typing import Protocol
 from tsgate.core import extents, rollups
 from tsgate.core.codec import CodecError
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.lru import LRU
 from tsgate.series import offload
-from tsgate.series.memory import LRU, buckets_bytes
+from tsgate.series.memory import buckets_bytes
 
 # every stored level; 15-minute buckets serve the local days of zones whose offset is not
 # whole hours (Asia/Kolkata +5:30, Asia/Kathmandu +5:45), which no hourly bucket tiles
