@@ -11,6 +11,9 @@ points that miss the same spans are read together: ``k`` points per request (one
 of a batch of points), or one point's span in ``j`` windows, whichever shape the model
 says is quickest, with no request asked to carry more than ``max_request_samples``.
 
+A batch does not tell a point upstream does not know from one without samples; a
+point a batch returned nothing for is read on its own (its 404 is the caller's error).
+
 **The pipeline.** Months are fetched in time order, a few ahead of the one being
 written: each month is written (``ChunkStore.write``: the same chunks, rollups and
 re-check schedule as a write of the whole plan, since no stored period spans two
@@ -269,7 +272,16 @@ class _Pipeline:
 
     async def one(self, request: Request) -> list[Fetched]:
         async with self.slots:
-            return await _read(self.upstream, request, self.token)
+            got = await _read(self.upstream, request, self.token)
+        if len(request.names) == 1:
+            return got
+        # a batch says nothing of a point upstream does not know (a point's own read is a
+        # 404): what it returned nothing for is read on its own
+        empty = [f for f in got if not len(f.series)]
+        if not empty:
+            return got
+        alone = await asyncio.gather(*(self.one(Request((f.point,), f.span, 0)) for f in empty))
+        return [f for f in got if len(f.series)] + [f for part in alone for f in part]
 
     async def month(self, requests: Sequence[Request]) -> None:
         tasks = [asyncio.ensure_future(self.one(r)) for r in requests]
