@@ -46,7 +46,7 @@ class CachePolicy:
     # 100,000 rows)
     upstream_latency_ms: float = 200.0
     upstream_sample_us: float = 100.0
-    max_request_samples: int = 100_000  # one upstream request carries at most about this
+    max_request_samples: int = 20_000  # one upstream request carries at most about this
     measure_costs: bool = True  # plan by upstream's measured costs once known
     fetch_lock_ttl_s: float = 120.0  # a shared fetch lock lapses after this (crashed holder)
 
