@@ -501,7 +501,10 @@ class SeriesReader:
                 await write(streamed)
             if left:
                 cadences = {n: p.cadence_ms for n, p in profiles.items() if p.cadence_ms}
-                by_month = fetching.request_plan(left, self.policy, self.request_cost(), cadences)
+                cost = self.request_cost()
+                by_month = fetching.request_plan(
+                    left, self.policy, cost, cadences, fewest=background
+                )
                 await fetching.pipelined(
                     self.upstream,
                     by_month,
