@@ -118,8 +118,7 @@ def _requests(
     out: list[Request] = []
     for span, names in _groups(month):
         width = span[1] - span[0]
-        cuts = min(shape.windows, max(1, width // 60_000))
-        cuts = max(cuts, -(-width // max(1, max_window_ms)))
+        cuts = _cuts(width, shape.windows, max_window_ms)
         edges = [span[0] + width * i // cuts for i in range(cuts + 1)]
         for lo in range(0, len(names), shape.points):
             batch = tuple(names[lo : lo + shape.points])
@@ -153,26 +152,48 @@ def request_plan(
     by_month = months(plan)
     if not by_month:
         return []
-    widest = max(len(names) for m in by_month for _, names in _groups(m))
-    options: list[tuple[float, int, list[list[Request]]]] = []
+    # per month group: (points, samples of one point over its span, its width)
+    groups = [
+        (len(names), _samples(span, _cadence(names, cadences)), span[1] - span[0])
+        for m in by_month
+        for span, names in _groups(m)
+    ]
+    widest = max(n for n, _, _ in groups)
+    options: list[tuple[float, int, Shape]] = []
     for points in range(1, min(widest, MAX_BATCH_POINTS) + 1):
         for windows in range(1, MAX_WINDOWS + 1 if points == 1 else 2):
             shape = Shape(points, windows)  # batches read whole spans; single points are cut
-            shaped = [_requests(m, shape, cadences, policy.point_window_ms) for m in by_month]
-            flat = [r for m in shaped for r in m]
-            if max(r.samples for r in flat) > policy.max_request_samples:
+            count, biggest = _measure(groups, shape, policy.point_window_ms)
+            if biggest > policy.max_request_samples:
                 continue
-            options.append(
-                (plan_time_s(flat, cost, policy.upstream_concurrency), len(flat), shaped)
-            )
+            rounds = math.ceil(count / max(1, policy.upstream_concurrency))
+            options.append((rounds * cost.of(biggest), count, shape))
     if not options:  # nothing fits the cap: one point at a time, as finely as allowed
-        finest = Shape(1, MAX_WINDOWS)
-        return [_requests(m, finest, cadences, policy.point_window_ms) for m in by_month]
-    if fewest:
-        return min(options, key=lambda o: (o[1], o[0]))[2]
-    quickest = min(o[0] for o in options)
-    polite = [o for o in options if o[0] <= quickest * (1 + POLITE_SLACK)]
-    return min(polite, key=lambda o: (o[1], o[0]))[2]
+        chosen = Shape(1, MAX_WINDOWS)
+    elif fewest:
+        chosen = min(options, key=lambda o: (o[1], o[0]))[2]
+    else:
+        quickest = min(o[0] for o in options)
+        polite = [o for o in options if o[0] <= quickest * (1 + POLITE_SLACK)]
+        chosen = min(polite, key=lambda o: (o[1], o[0]))[2]
+    return [_requests(m, chosen, cadences, policy.point_window_ms) for m in by_month]
+
+
+def _cuts(width_ms: int, windows: int, max_window_ms: int) -> int:
+    cuts = min(windows, max(1, width_ms // 60_000))
+    return max(cuts, -(-width_ms // max(1, max_window_ms)))
+
+
+def _measure(
+    groups: Sequence[tuple[int, int, int]], shape: Shape, max_window_ms: int
+) -> tuple[int, int]:
+    """How many requests ``shape`` makes of ``groups``, and the most samples one carries."""
+    count = biggest = 0
+    for points, samples, width in groups:
+        cuts = _cuts(width, shape.windows, max_window_ms)
+        count += -(-points // shape.points) * cuts
+        biggest = max(biggest, min(points, shape.points) * -(-samples // cuts))
+    return count, biggest
 
 
 def site_stream_pays(
