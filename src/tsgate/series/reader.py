@@ -10,12 +10,16 @@
 - Fetches of the same point are single-flight, within the process and across processes
   sharing a cache (``series/singleflight.py``): concurrent readers wait for the one fetch
   and then read what it stored.
-- Few points are read per point in parallel; many points of one site use the site's
-  paginated stream, whose pages feed the chunks of every point they carry.
-- Nothing is stored from a failed fetch. When upstream fails (or its circuit is open)
-  and some of the range is cached, the cached part is served marked ``STALE``; with
-  nothing cached the error propagates. Access is still checked first: only a token
-  whose grant is cached is served while upstream is down.
+- Upstream requests are planned by their measured cost (``series/fetching.py``):
+  batches of points, a point's month in windows, or the site's paginated stream when it
+  is no slower; they are fetched month by month and each month is written as soon as
+  all of it arrived, while the next months are in flight.
+- A failed fetch leaves the months already whole stored (and claimed), nothing else.
+  When upstream fails (or its circuit is open) and some of the range was cached, the
+  cached part is served marked ``STALE``; with nothing cached the error propagates.
+  Access is checked beside the index read and the first requests, and must pass before
+  anything is stored or served: only a token whose grant is cached is served while
+  upstream is down.
 """
 
 from __future__ import annotations
@@ -308,8 +312,9 @@ class SeriesReader:
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
-        The token's access is checked first: cached data is served only to tokens
-        upstream lets read the site. ``on_page`` sees each page of a site stream as it
+        The token's access is checked alongside the index read and the first requests,
+        and must pass before anything is stored or returned: cached data is served only
+        to tokens upstream lets read the site. ``on_page`` sees each page of a site stream as it
         arrives (before anything of it is stored).
         """
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
