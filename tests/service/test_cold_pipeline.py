@@ -330,3 +330,26 @@ def test_measured_costs_replace_the_policy_figures() -> None:
     for _ in range(20):
         same_size.observe(0.3, 8_000)
     assert same_size.estimate() is None  # latency and transfer cannot be told apart
+
+
+async def test_the_ace_client_measures_its_data_requests_and_the_reader_plans_by_them(
+    tmp_path: Path,
+) -> None:
+    clock = Clock(NOW)
+    sim = create_simulator(seed=1, now_ms=clock)
+    upstream = sim_client(sim)
+    conf = replace(_settings(tmp_path), upstream_measure_costs=True)
+    async with open_services(conf, upstream=upstream, clock_ms=clock) as services:
+        reader = services.reader
+        assert reader.request_cost() == fetching.RequestCost(0.2, 100e-6)  # the settings'
+        name = sim.sites[2].collecting[0].name
+        start = NOW - 60 * DAY
+        for days in (1, 2, 4, 8, 16, 31, 1, 3, 9, 20):  # requests of different sizes
+            await upstream.points_request([name], start, start + days * DAY, token="t")
+        measured = upstream.costs.estimate()
+        assert measured is not None
+        assert reader.request_cost() == fetching.RequestCost(*measured)
+        # in-process, upstream answers in far less than the settings' 200 ms
+        assert measured[0] < 0.2
+        reader.policy = replace(reader.policy, measure_costs=False)
+        assert reader.request_cost() == fetching.RequestCost(0.2, 100e-6)
