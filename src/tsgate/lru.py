@@ -24,6 +24,11 @@ class LRU(Generic[K, V]):
         self._size_of = size_of
         self._items: OrderedDict[K, V] = OrderedDict()
 
+    @classmethod
+    def counted(cls, max_items: int) -> LRU[K, V]:
+        """An LRU of at most ``max_items`` entries, whatever their size."""
+        return cls(max_items, _one, largest=1)
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -74,3 +79,7 @@ class LRU(Generic[K, V]):
     def clear(self) -> None:
         self._items.clear()
         self.bytes = 0
+
+
+def _one(_: object) -> int:
+    return 1

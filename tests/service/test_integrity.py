@@ -188,7 +188,7 @@ async def test_a_gateway_backlog_is_repaired_by_the_recheck(env: Env) -> None:
     window = (start - MS_PER_DAY, end + MS_PER_DAY // 2)
     first = await env.read(names, *window)
     assert len(first[names[0]].crop(start, end)) == 0  # not visible yet
-    rows = await env.services.reader.store.rows(SITE, names[:2], start, end)
+    rows = await env.services.reader.rows(SITE, names[:2], start, end)
     assert any(r.state == "provisional" for r in rows)
     # the backlog arrives; the next due re-check (from the maintenance pass) picks it up
     env.clock.ms = outage.released_ms + 1
@@ -252,7 +252,7 @@ async def test_a_corrupt_object_is_refetched_not_a_500(env: Env) -> None:
     day = t("2025-10-01T00:00:00")
     await env.read(names, day, day + MS_PER_DAY)
     env.services.reader.store.forget(SITE)
-    (row,) = await env.services.reader.store.rows(SITE, names, day, day + MS_PER_DAY)
+    (row,) = await env.services.reader.rows(SITE, names, day, day + MS_PER_DAY)
     path = env.root / "objects" / row.object_key
     path.write_bytes(path.read_bytes()[:-7] + b"garbage")
     got = await env.read(names, day, day + MS_PER_DAY)

@@ -121,3 +121,13 @@ async def test_an_error_inside_releases_the_lock() -> None:
     async with locks.hold("a", wait_s=30):
         pass
     assert len(locks) == 0
+
+
+def test_a_counted_lru_keeps_the_most_recent_entries_whatever_their_size() -> None:
+    lru: LRU[int, bytes] = LRU.counted(3)
+    for key in range(3):
+        assert lru.put(key, bytes(1000))
+    assert lru.get(0) is not None  # 0 is now the most recently used
+    lru.put(3, b"")
+    assert sorted(k for k in range(4) if lru.peek(k) is not None) == [0, 2, 3]
+    assert len(lru) == 3

@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tsgate.clock import wall_clock_ms
+from tsgate.core.extents import END_OF_TIME_MS
 from tsgate.series.chunkstore import ChunkStore
-
-# the year 10000: "no end given" (well inside int64 and the month arithmetic)
-END_OF_TIME_MS = 253_402_300_800_000
 
 
 @dataclass(frozen=True)

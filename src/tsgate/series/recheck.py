@@ -54,7 +54,7 @@ async def _plan(
     lo = min(r.period_start_ms for r in rows) - _NEARBY_MS
     hi = max(r.period_end_ms for r in rows) + _NEARBY_MS
     nearby: dict[str, list[ChunkRow]] = defaultdict(list)
-    for row in await reader.store.rows(site, sorted(due), lo, hi):
+    for row in await reader.rows(site, sorted(due), lo, hi):
         if row.state == PROVISIONAL:
             nearby[row.point].append(row)
     return {point: hole_spans(nearby.get(point) or due[point]) for point in due}
