@@ -59,7 +59,9 @@ def settings(tmp_path: Path) -> Settings:
     from tsgate.settings import Settings
 
     return Settings(
-        database_url=f"sqlite:///{tmp_path}/tsgate.db", objects_url=f"file://{tmp_path}/objects"
+        database_url=f"sqlite:///{tmp_path}/tsgate.db",
+        objects_url=f"file://{tmp_path}/objects",
+        upstream_measure_costs=False,  # request plans by the fixed model: the same every run
     )
 
 

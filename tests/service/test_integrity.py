@@ -12,7 +12,7 @@ import itertools
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,12 @@ class LateUpstream:
         found = await self.inner.points_series(names, start_ms, end_ms, token=token)
         return {n: self._visible(s) for n, s in found.items()}
 
+    async def points_request(
+        self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> dict[str, Series]:
+        found = await self.inner.points_request(names, start_ms, end_ms, token=token)
+        return {n: self._visible(s) for n, s in found.items()}
+
     async def site_pages(
         self, site: str, start_ms: int, end_ms: int, **kw: Any
     ) -> AsyncIterator[dict[str, Series]]:
@@ -94,8 +100,13 @@ class Env:
         return found
 
     async def use_site_stream(self) -> None:
-        """Load the site's catalog: reads of many points then take the site's stream."""
+        """Load the site's catalog, and model upstream as latency-bound: reads of many
+        points then take the site's stream."""
         await self.services.catalog.fresh(SITE, "t")
+        reader = self.services.reader
+        reader.policy = replace(
+            reader.policy, upstream_sample_us=0.0, site_page_size=500_000, measure_costs=False
+        )
 
     async def truth(self, names: Sequence[str], start: int, end: int) -> dict[str, Series]:
         """What upstream holds now, read directly (nothing of tsgate's cache involved)."""
@@ -120,6 +131,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         maintenance_interval_s=0,
         recheck_interval_s=0,
         upstream_token="service-token",  # what re-checks run with
+        upstream_measure_costs=False,
     )
     async with open_services(settings, upstream=upstream, clock_ms=clock) as services:  # type: ignore[arg-type]
         yield Env(sim, services, clock, upstream, tmp_path)

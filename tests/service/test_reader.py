@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
-from tsgate.core import rollups
+from tsgate.core import extents, rollups
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR
 from tsgate.errors import UpstreamUnavailable
 from tsgate.settings import Settings
@@ -115,21 +115,37 @@ async def test_historic_window_shifted_by_an_hour_fetches_that_hour(env: Env) ->
     assert 2 * 10 <= env.sim.stats.samples - before <= 2 * 13
 
 
-async def test_failed_fetch_stores_nothing_and_is_a_clear_error(env: Env) -> None:
+def truth(env: Env, name: str, start: int, end: int) -> tuple[list[int], list[float]]:
+    """What upstream holds of ``name`` in ``[start, end)``, straight from the model."""
+    t_us, v = env.sim.truth(name, start, end)
+    return (t_us // 1000).tolist(), v.tolist()
+
+
+async def test_a_failed_fetch_keeps_the_whole_months_and_is_a_clear_error(env: Env) -> None:
     names = env.names(3)
-    # 95 days = 4 month windows per point: let a few reads succeed, then fail the rest
-    env.sim.faults.fail_after = 5
+    start, end = OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY
+    # four months of reads: let the first few succeed, then fail the rest
+    env.sim.faults.fail_after = 2
     with pytest.raises(UpstreamUnavailable):
-        await read(env, names, OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY)
-    counts = await env.services.database.chunks.counts()
-    assert counts["chunks"] == 0
-    assert [o async for o in env.services.objects.list("chunks/")] == []
-    # most windows failed: the circuit opened, so the next read waits out its reset time
-    assert env.services.upstream.breaker.state == "open"
+        await read(env, names, start, end)
+    store = env.services.reader.store
+    rows = await store.rows("elm_school", names, start, end)
+    assert len({(r.point, extents.month_floor(r.period_start_ms)) for r in rows}) < 3 * 4
+    # what was stored is exactly upstream's samples over all it claims to cover
+    for row in rows:
+        assert row.coverage == ((row.period_start_ms, row.period_end_ms),)
+        loaded = await store.load("elm_school", [row.point], [row], *row.coverage[0])
+        got = loaded.series[row.point]
+        assert (got.t_ms.tolist(), got.v.tolist()) == truth(env, row.point, *row.coverage[0])
     env.sim.faults.fail_after = None
     env.clock.ms += 30_000
-    got, _ = await read(env, names, OCT1 - 60 * MS_PER_DAY, OCT1 + 35 * MS_PER_DAY)
-    assert all(len(s) > 90 * 280 for s in got.values())
+    samples = env.sim.stats.samples
+    got_all, _ = await read(env, names, start, end)
+    for n in names:
+        assert (got_all[n].t_ms.tolist(), got_all[n].v.tolist()) == truth(env, n, start, end)
+    # the second read fetched only what the first did not store
+    stored = sum(r.samples for r in rows)
+    assert env.sim.stats.samples - samples == sum(len(s) for s in got_all.values()) - stored
 
 
 async def test_concurrent_identical_cold_reads_fetch_once(env: Env) -> None:
@@ -146,10 +162,13 @@ async def test_concurrent_identical_cold_reads_fetch_once(env: Env) -> None:
             assert found[n].v.tolist() == first[n].v.tolist()
 
 
-async def test_many_points_use_the_site_stream_and_warm_the_whole_site(env: Env) -> None:
+async def test_many_points_use_the_site_stream_when_upstream_is_latency_bound(env: Env) -> None:
     names = env.names(45, site=1)
-    # the stream pays when the site is known to be small next to the points asked
+    # the stream pays when the site is known to be small next to the points asked, and
+    # upstream's cost is its latency (the stream's pages come one after another)
     await env.services.catalog.fresh("office_tower", "t")
+    reader = env.services.reader
+    reader.policy = replace(reader.policy, upstream_sample_us=0.0, site_page_size=500_000)
     await read(env, names, OCT1, OCT1 + MS_PER_DAY, site="office_tower")
     assert env.sim.stats.by_route["paginated"] >= 1
     assert env.sim.stats.by_route["point_timeseries"] == 0
@@ -160,12 +179,25 @@ async def test_many_points_use_the_site_stream_and_warm_the_whole_site(env: Env)
     assert all(len(s) > 250 for s in got.values())
 
 
+async def test_transfer_bound_reads_of_many_points_go_in_parallel_batches(env: Env) -> None:
+    names = env.names(45, site=1)
+    await env.services.catalog.fresh("office_tower", "t")
+    got, _ = await read(env, names, OCT1, OCT1 + MS_PER_DAY, site="office_tower")
+    # one page after another would take longer than batches side by side
+    assert env.sim.stats.by_route["paginated"] == 0
+    assert 1 < env.sim.stats.by_route["get_timeseries"] <= 8
+    truth = await env.services.upstream.points_series(names, OCT1, OCT1 + MS_PER_DAY, token="t")
+    for n in names:
+        assert got[n].t_ms.tolist() == truth[n].t_ms.tolist()
+
+
 async def test_a_few_points_of_a_large_site_are_read_per_point(env: Env) -> None:
     await env.services.catalog.fresh("demo_campus", "t")
     names = env.names(45, site=0)
     await read(env, names, OCT1, OCT1 + 2 * MS_PER_DAY, site="demo_campus")
     assert env.sim.stats.by_route["paginated"] == 0
-    assert env.sim.stats.by_route["point_timeseries"] == 45
+    data = env.sim.stats.by_route["point_timeseries"] + env.sim.stats.by_route["get_timeseries"]
+    assert 1 < data <= 45  # batches of points, a few requests per concurrency slot
 
 
 async def test_settled_months_are_one_chunk_and_rollups_match_the_samples(env: Env) -> None:

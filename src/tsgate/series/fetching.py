@@ -1,10 +1,40 @@
-"""How to fetch a plan from upstream: per-point reads, or the site's paginated stream."""
+"""How to fetch a plan from upstream: batched per-point reads written month by month as
+they arrive, or the site's paginated stream.
+
+**The request plan, by cost.** One upstream request is modelled as costing a fixed part
+(its latency) plus a part per sample it carries (upstream's transfer); both are
+measured (``upstream.costs``) and the policy's figures stand in until they are.
+Requests run ``upstream_concurrency`` at a time, so a plan of ``R`` requests of at most
+``m`` samples takes about ``ceil(R / concurrency) × (latency + m × per-sample)``. The
+plan is cut into UTC months (the unit that is written, see below); within a month the
+points that miss the same spans are read together: ``k`` points per request (one POST
+of a batch of points), or one point's span in ``j`` windows, whichever shape the model
+says is quickest, with no request asked to carry more than ``max_request_samples``.
+
+A batch does not tell a point upstream does not know from one without samples; a
+point a batch returned nothing for is read on its own (its 404 is the caller's error).
+
+**The pipeline.** Months are fetched in time order, a few ahead of the one being
+written: each month is written (``ChunkStore.write``: the same chunks, rollups and
+re-check schedule as a write of the whole plan, since no stored period spans two
+months) as soon as all its requests have arrived, while the next months' requests are
+in flight. Memory holds the months in flight, not the whole range. When a request
+fails, the months already complete are still written, the rest is not (nothing of a
+month that is not whole is claimed), and the error is raised: the next read fetches
+only what is still missing. A ``gate`` (the caller's access check, run alongside the
+first requests) must pass before anything is written; when it refuses, the fetches
+stop and nothing fetched is kept.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import math
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from tsgate.core import extents
 from tsgate.core.model import Series, concat
@@ -15,42 +45,311 @@ from tsgate.upstream.base import Upstream
 # told of each page of a site stream as it arrives (the span streamed, the page per
 # point), then of the span's end (None: every page of it has arrived)
 PageSink = Callable[[Range, dict[str, Series] | None], None]
+# writes one batch of fetched months into the store
+MonthWriter = Callable[[list[Fetched]], Awaitable[None]]
+
+MAX_BATCH_POINTS = 100  # points one POST asks for, at most
+MAX_WINDOWS = 16  # a point's month is cut into at most this many windows
+POLITE_SLACK = 0.25  # fewer requests are worth this much more time
+_WRITE_AHEAD = 2  # months fully fetched beyond those being fetched, waiting to be written
 
 
-def site_stream_pays(plan: dict[str, list[Range]], site_points: int, policy: CachePolicy) -> bool:
+@dataclass(frozen=True, slots=True)
+class RequestCost:
+    """What one upstream request takes: ``latency_s`` plus ``sample_s`` per sample."""
+
+    latency_s: float
+    sample_s: float
+
+    def of(self, samples: int) -> float:
+        return self.latency_s + samples * self.sample_s
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One upstream read: the named points over ``span`` (one point: its window; more:
+    one batch)."""
+
+    names: tuple[str, ...]
+    span: Range
+    samples: int  # about how many samples it carries
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    points: int  # per request
+    windows: int  # per point-month span
+
+
+def months(plan: dict[str, list[Range]]) -> list[dict[str, list[Range]]]:
+    """``plan`` cut at UTC month boundaries, one plan per month, in time order."""
+    out: dict[int, dict[str, list[Range]]] = defaultdict(lambda: defaultdict(list))
+    for name, spans in plan.items():
+        for s, e in spans:
+            cursor = s
+            while cursor < e:
+                month = extents.month_floor(cursor)
+                stop = min(e, extents.next_month(cursor))
+                out[month][name].append((cursor, stop))
+                cursor = stop
+    return [dict(out[m]) for m in sorted(out)]
+
+
+def _groups(month: dict[str, list[Range]]) -> list[tuple[Range, list[str]]]:
+    """Each span of the month with the points that miss exactly it."""
+    by: dict[Range, list[str]] = defaultdict(list)
+    for name, spans in month.items():
+        for span in spans:
+            by[span].append(name)
+    return sorted(by.items())
+
+
+def _samples(span: Range, cadence_ms: int) -> int:
+    return max(1, (span[1] - span[0]) // max(1, cadence_ms))
+
+
+def _cadence(names: Sequence[str], cadences: dict[str, int]) -> int:
+    return min((cadences.get(n, SAMPLE_MS) for n in names), default=SAMPLE_MS)
+
+
+def _requests(
+    month: dict[str, list[Range]], shape: Shape, cadences: dict[str, int], max_window_ms: int
+) -> list[Request]:
+    out: list[Request] = []
+    for span, names in _groups(month):
+        width = span[1] - span[0]
+        cuts = _cuts(width, shape.windows, max_window_ms)
+        edges = [span[0] + width * i // cuts for i in range(cuts + 1)]
+        for lo in range(0, len(names), shape.points):
+            batch = tuple(names[lo : lo + shape.points])
+            cadence = _cadence(batch, cadences)
+            for s, e in itertools.pairwise(edges):
+                out.append(Request(batch, (s, e), len(batch) * _samples((s, e), cadence)))
+    return out
+
+
+def plan_time_s(requests: Sequence[Request], cost: RequestCost, concurrency: int) -> float:
+    """The model's time for ``requests`` run ``concurrency`` at a time."""
+    if not requests:
+        return 0.0
+    rounds = math.ceil(len(requests) / max(1, concurrency))
+    return rounds * cost.of(max(r.samples for r in requests))
+
+
+def request_plan(
+    plan: dict[str, list[Range]],
+    policy: CachePolicy,
+    cost: RequestCost,
+    cadences: dict[str, int] | None = None,
+    *,
+    fewest: bool = False,
+) -> list[list[Request]]:
+    """Per UTC month of ``plan`` (in time order), the upstream requests that fetch it,
+    shaped by the cost model (see the module's notes): the quickest shape, except that a
+    shape of fewer requests within :data:`POLITE_SLACK` of its time is taken instead
+    (upstream's load counts too). ``fewest``: background work, the fewest requests."""
+    cadences = cadences or {}
+    by_month = months(plan)
+    if not by_month:
+        return []
+    # per month group: (points, samples of one point over its span, its width)
+    groups = [
+        (len(names), _samples(span, _cadence(names, cadences)), span[1] - span[0])
+        for m in by_month
+        for span, names in _groups(m)
+    ]
+    widest = max(n for n, _, _ in groups)
+    options: list[tuple[float, int, Shape]] = []
+    for points in range(1, min(widest, MAX_BATCH_POINTS) + 1):
+        for windows in range(1, MAX_WINDOWS + 1 if points == 1 else 2):
+            shape = Shape(points, windows)  # batches read whole spans; single points are cut
+            count, biggest = _measure(groups, shape, policy.point_window_ms)
+            if biggest > policy.max_request_samples:
+                continue
+            rounds = math.ceil(count / max(1, policy.upstream_concurrency))
+            options.append((rounds * cost.of(biggest), count, shape))
+    if not options:  # nothing fits the cap: one point at a time, as finely as allowed
+        chosen = Shape(1, MAX_WINDOWS)
+    elif fewest:
+        chosen = min(options, key=lambda o: (o[1], o[0]))[2]
+    else:
+        quickest = min(o[0] for o in options)
+        polite = [o for o in options if o[0] <= quickest * (1 + POLITE_SLACK)]
+        chosen = min(polite, key=lambda o: (o[1], o[0]))[2]
+    return [_requests(m, chosen, cadences, policy.point_window_ms) for m in by_month]
+
+
+def _cuts(width_ms: int, windows: int, max_window_ms: int) -> int:
+    cuts = min(windows, max(1, width_ms // 60_000))
+    return max(cuts, -(-width_ms // max(1, max_window_ms)))
+
+
+def _measure(
+    groups: Sequence[tuple[int, int, int]], shape: Shape, max_window_ms: int
+) -> tuple[int, int]:
+    """How many requests ``shape`` makes of ``groups``, and the most samples one carries."""
+    count = biggest = 0
+    for points, samples, width in groups:
+        cuts = _cuts(width, shape.windows, max_window_ms)
+        count += -(-points // shape.points) * cuts
+        biggest = max(biggest, min(points, shape.points) * -(-samples // cuts))
+    return count, biggest
+
+
+def site_stream_pays(
+    plan: dict[str, list[Range]],
+    site_points: int,
+    policy: CachePolicy,
+    cost: RequestCost | None = None,
+) -> bool:
     """Whether the site's paginated stream beats per-point reads for this plan.
 
     The stream carries every point of the site, one page after another; per-point reads
-    carry only the asked points, ``concurrency`` at a time, one window per request. The
-    site's size comes from the cached catalog; unknown (0) means per-point reads.
+    carry only the asked points, ``concurrency`` at a time. The site's size comes from
+    the cached catalog; unknown (0) means per-point reads. Without a ``cost`` (a stream
+    whose pages are shown as they arrive) rounds of month windows are counted against
+    pages; with one, both sides are timed by the cost model: the stream's pages come one
+    after another, so it pays only when upstream is latency-bound and the site small.
     """
     if not site_points or len(plan) < policy.site_stream_min_points:
         return False
-    span_ms = sum(e - s for s, e in extents.merge([r for spans in plan.values() for r in spans]))
-    site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // policy.site_page_size)
-    windows = sum(
-        len(spans) + sum((e - s) // policy.point_window_ms for s, e in spans)
-        for spans in plan.values()
-    )
-    rounds = -(-windows // max(1, policy.upstream_concurrency))
-    return site_pages < rounds
+    spans = extents.merge([r for spans in plan.values() for r in spans])
+    if cost is None:
+        span_ms = sum(e - s for s, e in spans)
+        site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // policy.site_page_size)
+        windows = sum(
+            len(spans) + sum((e - s) // policy.point_window_ms for s, e in spans)
+            for spans in plan.values()
+        )
+        rounds = -(-windows // max(1, policy.upstream_concurrency))
+        return site_pages < rounds
+    stream_s = 0.0
+    for s, e in spans:  # one stream per span, one page at a time
+        samples = site_points * ((e - s) // SAMPLE_MS + 1)
+        pages = -(-samples // policy.site_page_size)
+        stream_s += pages * cost.of(min(samples, policy.site_page_size))
+    requests = [r for m in request_plan(plan, policy, cost) for r in m]
+    # a tie goes to the stream: it also stores the site's other points
+    return stream_s <= plan_time_s(requests, cost, policy.upstream_concurrency)
 
 
-async def per_point(
-    upstream: Upstream, plan: dict[str, list[Range]], *, token: str
-) -> list[Fetched]:
-    # points that miss the same spans (the usual dashboard) share one batch of reads
-    groups: dict[tuple[Range, ...], list[str]] = defaultdict(list)
-    for name, spans in plan.items():
-        groups[tuple(spans)].append(name)
-    out: list[Fetched] = []
+async def _read(upstream: Upstream, request: Request, token: str) -> list[Fetched]:
+    s, e = request.span
+    found = await upstream.points_request(request.names, s, e, token=token)
+    return [
+        Fetched(n, request.span, found.get(n, Series.empty(n)).crop(s, e)) for n in request.names
+    ]
 
-    async def fetch(span: Range, names: list[str]) -> None:
-        found = await upstream.points_series(names, span[0], span[1], token=token)
-        out.extend(Fetched(n, span, found.get(n, Series.empty(n)).crop(*span)) for n in names)
 
-    await asyncio.gather(*(fetch(span, names) for spans, names in groups.items() for span in spans))
-    return out
+async def pipelined(
+    upstream: Upstream,
+    by_month: Sequence[Sequence[Request]],
+    *,
+    token: str,
+    concurrency: int,
+    write: MonthWriter,
+    gate: Awaitable[None] | None = None,
+) -> None:
+    """Fetch ``by_month`` (months in time order) and hand each month, once all its
+    requests have arrived, to ``write`` (months that complete together in one call)."""
+    run = _Pipeline(upstream, token, concurrency, by_month)
+    fetcher = asyncio.ensure_future(run.fetch_all(by_month))
+    writer = asyncio.ensure_future(run.write_all(write, gate))
+    try:
+        await asyncio.wait({fetcher, writer}, return_when=asyncio.FIRST_EXCEPTION)
+        if writer.done() and writer.exception() is not None:
+            await _stopped(fetcher)  # refused (or the store failed): nothing more is fetched
+        # the writer stores the months the fetcher queued, then the fetcher's error
+        await writer
+        await fetcher
+    finally:
+        await _stopped(fetcher)
+        await _stopped(writer)
+
+
+async def _stopped(task: asyncio.Future[None]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+class _Pipeline:
+    def __init__(
+        self,
+        upstream: Upstream,
+        token: str,
+        concurrency: int,
+        by_month: Sequence[Sequence[Request]],
+    ) -> None:
+        self.upstream = upstream
+        self.token = token
+        self.slots = asyncio.Semaphore(max(1, concurrency))
+        # months started but not yet written: enough to keep every slot busy, and a few more
+        per_month = max((len(m) for m in by_month), default=1)
+        self.ahead = asyncio.Semaphore(-(-max(1, concurrency) // max(1, per_month)) + _WRITE_AHEAD)
+        self.ready: asyncio.Queue[list[Fetched] | None] = asyncio.Queue()
+        self.failures: list[BaseException] = []
+
+    async def one(self, request: Request) -> list[Fetched]:
+        async with self.slots:
+            got = await _read(self.upstream, request, self.token)
+        if len(request.names) == 1:
+            return got
+        # a batch says nothing of a point upstream does not know (a point's own read is a
+        # 404): what it returned nothing for is read on its own
+        empty = [f for f in got if not len(f.series)]
+        if not empty:
+            return got
+        alone = await asyncio.gather(*(self.one(Request((f.point,), f.span, 0)) for f in empty))
+        return [f for f in got if len(f.series)] + [f for part in alone for f in part]
+
+    async def month(self, requests: Sequence[Request]) -> None:
+        tasks = [asyncio.ensure_future(self.one(r)) for r in requests]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException as exc:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if not isinstance(exc, asyncio.CancelledError):
+                self.failures.append(exc)
+            self.ahead.release()  # the months loop sees the failure and starts no more
+            raise
+        self.ready.put_nowait([f for part in parts for f in part])
+
+    async def fetch_all(self, by_month: Sequence[Sequence[Request]]) -> None:
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for requests in by_month:
+                await self.ahead.acquire()
+                if self.failures:
+                    break
+                tasks.append(asyncio.ensure_future(self.month(requests)))
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.ready.put_nowait(None)  # every month fetched is queued before this
+        if self.failures:
+            raise self.failures[0]
+
+    async def write_all(self, write: MonthWriter, gate: Awaitable[None] | None) -> None:
+        if gate is not None:
+            await gate  # nothing is stored for a caller who may not read the site
+        done = False
+        while not done:
+            batch = [await self.ready.get()]
+            while not self.ready.empty():
+                batch.append(self.ready.get_nowait())
+            done = batch[-1] is None
+            months = [m for m in batch if m is not None]
+            fetched = [f for m in months for f in m]
+            if fetched:
+                await write(fetched)
+            for _ in months:
+                self.ahead.release()
 
 
 async def site_stream(

@@ -44,6 +44,13 @@ class CachePolicy:
     site_page_size: int = 50000
     upstream_concurrency: int = 8
     point_window_ms: int = 31 * MS_PER_DAY  # one per-point upstream read spans at most this
+    # the request cost model's figures until measured (series/fetching.py): upstream's
+    # latency per request and its transfer time per sample (the ACE API: ~10 s per
+    # 100,000 rows)
+    upstream_latency_ms: float = 200.0
+    upstream_sample_us: float = 100.0
+    max_request_samples: int = 20_000  # one upstream request carries at most about this
+    measure_costs: bool = True  # plan by upstream's measured costs once known
     fetch_lock_ttl_s: float = 120.0  # a shared fetch lock lapses after this (crashed holder)
 
     @classmethod
@@ -56,6 +63,10 @@ class CachePolicy:
             site_stream_min_points=cache.site_stream_min_points,
             site_page_size=upstream.upstream_page_size,
             upstream_concurrency=upstream.upstream_concurrency,
+            upstream_latency_ms=upstream.upstream_latency_ms,
+            upstream_sample_us=upstream.upstream_sample_us,
+            max_request_samples=upstream.upstream_request_samples,
+            measure_costs=upstream.upstream_measure_costs,
         )
 
 

@@ -10,20 +10,26 @@
 - Fetches of the same point are single-flight, within the process and across processes
   sharing a cache (``series/singleflight.py``): concurrent readers wait for the one fetch
   and then read what it stored.
-- Few points are read per point in parallel; many points of one site use the site's
-  paginated stream, whose pages feed the chunks of every point they carry.
-- Nothing is stored from a failed fetch. When upstream fails (or its circuit is open)
-  and some of the range is cached, the cached part is served marked ``STALE``; with
-  nothing cached the error propagates. Access is still checked first: only a token
-  whose grant is cached is served while upstream is down.
+- Upstream requests are planned by their measured cost (``series/fetching.py``):
+  batches of points, a point's month in windows, or the site's paginated stream when it
+  is no slower; they are fetched month by month and each month is written as soon as
+  all of it arrived, while the next months are in flight.
+- A failed fetch leaves the months already whole stored (and claimed), nothing else.
+  When upstream fails (or its circuit is open) and some of the range was cached, the
+  cached part is served marked ``STALE``; with nothing cached the error propagates.
+  Access is checked beside the index read and the first requests, and must pass before
+  anything is stored or served: only a token whose grant is cached is served while
+  upstream is down.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,7 +38,7 @@ from tsgate.core.model import Series
 from tsgate.errors import StorageError, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
-from tsgate.series.chunkstore import ChunkStore, Loaded, StoreCounters, WriteReport
+from tsgate.series.chunkstore import ChunkStore, Fetched, Loaded, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
 from tsgate.series.invalidation import Invalidated, invalidate
 from tsgate.series.periods import Profile
@@ -47,6 +53,7 @@ from tsgate.series.planning import (
 from tsgate.series.singleflight import FetchLocks
 from tsgate.upstream import metering
 from tsgate.upstream.base import Upstream
+from tsgate.upstream.costs import RequestCosts
 
 if TYPE_CHECKING:
     from tsgate.cache.base import Cache
@@ -375,18 +382,26 @@ class SeriesReader:
     ) -> PreparedRead:
         """Check the token's access, read the index rows of the span once and plan what
         a read of it would fetch. ``earlier_ms`` (< 0): the same span that much earlier
-        (a comparison) is made ready too, as ``earlier``, under the same access check."""
-        await self._check_access(site, names, token)
-        ready = await self._plan(site, names, start_ms, end_ms)
+        (a comparison) is made ready too, as ``earlier``, under the same access check. The
+        index is read while upstream answers the access check: both must pass, and
+        nothing is planned for a token refused."""
+        now = self.clock_ms()
+        spans = [(start_ms, end_ms)]
+        if earlier_ms:
+            spans.append((start_ms + earlier_ms, end_ms + earlier_ms))
+        ready = await _beside_access(
+            self._check_access(site, names, token),
+            [self._plan(site, names, lo, hi, now) for lo, hi in spans],
+        )
         if not earlier_ms:
-            return ready
-        other = await self._plan(site, names, start_ms + earlier_ms, end_ms + earlier_ms)
-        return dataclasses.replace(ready, earlier=other)
+            return ready[0]
+        return dataclasses.replace(ready[0], earlier=ready[1])
 
     async def _plan(
-        self, site: str, names: Sequence[str], start_ms: int, end_ms: int
+        self, site: str, names: Sequence[str], start_ms: int, end_ms: int, now: int
     ) -> PreparedRead:
-        now = self.clock_ms()
+        """The index rows of the span and what a read of it would fetch (no access
+        check: :meth:`prepare` makes it beside)."""
         capped = min(end_ms, now + 1)
         rows: list[ChunkRow] = []
         plan: dict[str, list[Range]] = {}
@@ -430,8 +445,9 @@ class SeriesReader:
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
-        The token's access is checked first: cached data is served only to tokens
-        upstream lets read the site. ``on_page`` sees each page of a site stream as it
+        The token's access is checked alongside the index read and the first requests,
+        and must pass before anything is stored or returned: cached data is served only
+        to tokens upstream lets read the site. ``on_page`` sees each page of a site stream as it
         arrives (before anything of it is stored).
         """
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
@@ -472,12 +488,43 @@ class SeriesReader:
         on_page: fetching.PageSink | None = None,
     ) -> list[ChunkRow]:
         if ready is not None:  # checked, read and planned once already
-            rows, plan = ready.rows, ready.plan
-        else:
-            await self._check_access(site, names, token)
+            return await self._ensure_checked(
+                site, names, (start_ms, end_ms), token, stats, ready.rows, ready.plan, ttl_ms,
+                None, on_page,
+            )  # fmt: skip
+        # the token's access is asked of upstream while the index is read and the first
+        # requests go out; nothing is returned, stored or shown before it has passed
+        checked = asyncio.ensure_future(self._check_access(site, names, token))
+        try:
             now = self.clock_ms()
             rows = await self.store.rows(site, names, start_ms, end_ms)
             plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
+            rows = await self._ensure_checked(
+                site, names, (start_ms, end_ms), token, stats, rows, plan, ttl_ms, checked,
+                on_page,
+            )  # fmt: skip
+            await checked  # also when upstream failed and the cached part would be served
+        finally:
+            if not checked.done():
+                checked.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await checked
+        return rows
+
+    async def _ensure_checked(
+        self,
+        site: str,
+        names: Sequence[str],
+        span: Range,
+        token: str,
+        stats: ReadStats,
+        rows: list[ChunkRow],
+        plan: dict[str, list[Range]],
+        ttl_ms: int,
+        checked: Awaitable[None] | None,
+        on_page: fetching.PageSink | None,
+    ) -> list[ChunkRow]:
+        start_ms, end_ms = span
         stats.needed_ms = (end_ms - start_ms) * len(names)
         if not plan:
             return rows
@@ -492,7 +539,7 @@ class SeriesReader:
                 if not plan:
                     break
                 rows, damaged = await self._fetch_or_stale(
-                    site, names, plan, rows, (start_ms, end_ms), now, token, stats, on_page
+                    site, names, plan, rows, span, now, token, stats, on_page, checked
                 )
                 if not damaged:
                     break
@@ -511,20 +558,22 @@ class SeriesReader:
         token: str,
         stats: ReadStats,
         on_page: fetching.PageSink | None = None,
+        gate: Awaitable[None] | None = None,
     ) -> tuple[list[ChunkRow], int]:
         """Fetch ``plan`` and return the fresh rows and how many stored objects the write
         found damaged; on an upstream failure, the cached ``rows`` when there are any (a
         partial picture beats none while upstream is down)."""
         try:
             report = await self.fetch_and_store(
-                site, plan, token=token, now_ms=now_ms, on_page=on_page
+                site, plan, token=token, now_ms=now_ms, on_page=on_page, gate=gate
             )
         except UpstreamError as exc:
             if not rows:
                 raise
             log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
             stats.stale = True
-            return rows, 0
+            # the months fetched before the failure are stored: served too
+            return await self.store.rows(site, names, *span), 0
         stats.fetched_ms += sum(e - s for spans in plan.values() for s, e in spans)
         stats.fetched_samples += report.samples
         stats.sources.add("ORIGIN")
@@ -540,36 +589,108 @@ class SeriesReader:
         token: str,
         now_ms: int,
         on_page: fetching.PageSink | None = None,
+        gate: Awaitable[None] | None = None,
+        background: bool = False,
     ) -> WriteReport:
         """Fetch ``plan`` from upstream and merge it into the store (the caller holds the
-        fetch locks of the planned points)."""
-        site_points = 0
-        if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
-            site_points = await self.store.collecting_points(site)
-        if fetching.site_stream_pays(plan, site_points, self.policy):
-            fetched, left = await fetching.site_stream(
-                self.upstream,
+        fetch locks of the planned points): month by month as it arrives (see
+        ``series/fetching.py``), nothing before ``gate`` (the caller's access check, run
+        alongside the first requests) has passed. On an upstream failure the months
+        already whole stay written and the error is raised. ``background`` work (the
+        re-checks) asks upstream with the fewest requests, not the quickest plan."""
+        report = WriteReport()
+        names = sorted(plan)
+        profiles = await self.store.profiles(site, names)
+
+        async def write(fetched: list[Fetched]) -> None:
+            known = {f.point for f in fetched} - profiles.keys()
+            if known:  # points the catalog did not know when the fetch began
+                profiles.update(await self.store.profiles(site, sorted(known)))
+            part = await self.store.write(
                 site,
-                plan,
-                token=token,
-                page_size=self.policy.site_page_size,
-                on_page=on_page,
+                fetched,
+                profiles=profiles,
+                now_ms=now_ms,
+                lookback_ms=self.policy.lookback_ms,
+                settle_ms=self.policy.settle_ms,
+                schedule_ms=self.policy.recheck_schedule_ms,
             )
+            _add(report, part)
+
+        try:
+            left = plan
+            site_points = 0
+            if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
+                site_points = await self.store.collecting_points(site)
+            # a stream shown page by page (the drop-in) keeps the page-count rule
+            cost = None if on_page is not None else self.request_cost()
+            if fetching.site_stream_pays(plan, site_points, self.policy, cost):
+                if gate is not None:
+                    await gate  # its pages are shown as they arrive: access first
+                    gate = None
+                streamed, left = await fetching.site_stream(
+                    self.upstream,
+                    site,
+                    plan,
+                    token=token,
+                    page_size=self.policy.site_page_size,
+                    on_page=on_page,
+                )
+                await write(streamed)
             if left:
-                fetched += await fetching.per_point(self.upstream, left, token=token)
-        else:
-            fetched = await fetching.per_point(self.upstream, plan, token=token)
-        profiles = await self.store.profiles(site, sorted({f.point for f in fetched}))
-        report = await self.store.write(
-            site,
-            fetched,
-            profiles=profiles,
-            now_ms=now_ms,
-            lookback_ms=self.policy.lookback_ms,
-            settle_ms=self.policy.settle_ms,
-            schedule_ms=self.policy.recheck_schedule_ms,
-        )
-        if report.repaired:
-            log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
-            await self.generations.bump(site)
+                cadences = {n: p.cadence_ms for n, p in profiles.items() if p.cadence_ms}
+                cost = self.request_cost()
+                by_month = fetching.request_plan(
+                    left, self.policy, cost, cadences, fewest=background
+                )
+                await fetching.pipelined(
+                    self.upstream,
+                    by_month,
+                    token=token,
+                    concurrency=self.policy.upstream_concurrency,
+                    write=write,
+                    gate=gate,
+                )
+            elif gate is not None:
+                await gate
+        finally:
+            if report.repaired:
+                log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
+                await self.generations.bump(site)
         return report
+
+    def request_cost(self) -> fetching.RequestCost:
+        """What one upstream request costs: as measured, else the policy's figures."""
+        measured = getattr(self.upstream, "costs", None) if self.policy.measure_costs else None
+        estimate = measured.estimate() if isinstance(measured, RequestCosts) else None
+        if estimate is not None:
+            return fetching.RequestCost(*estimate)
+        return fetching.RequestCost(
+            self.policy.upstream_latency_ms / 1000, self.policy.upstream_sample_us / 1e6
+        )
+
+
+def _add(report: WriteReport, part: WriteReport) -> None:
+    report.periods += part.periods
+    report.samples += part.samples
+    report.repaired += part.repaired
+    report.damaged += part.damaged
+    for point, spans in part.changed.items():
+        report.changed.setdefault(point, []).extend(spans)
+
+
+async def _beside_access(
+    check: Awaitable[None], work: Sequence[Awaitable[PreparedRead]]
+) -> list[PreparedRead]:
+    """Run ``work`` while ``check`` asks upstream for access: the check's error when it
+    refuses (the work is then cancelled), else the work's results in order."""
+    checking = asyncio.ensure_future(check)
+    working = [asyncio.ensure_future(w) for w in work]
+    try:
+        await checking
+    except BaseException:
+        for task in working:
+            task.cancel()
+        await asyncio.gather(*working, return_exceptions=True)
+        raise
+    return list(await asyncio.gather(*working))

@@ -80,7 +80,9 @@ async def recheck_due(
         with metering.metered() as meter:
             try:
                 async with reader.locks.hold(site, sorted(plan)):
-                    report = await reader.fetch_and_store(site, plan, token=token, now_ms=now_ms)
+                    report = await reader.fetch_and_store(
+                        site, plan, token=token, now_ms=now_ms, background=True
+                    )
             except TsgateError as exc:
                 log.warning(
                     "re-check of %d points of %s failed, will retry: %s", len(plan), site, exc

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,6 +40,7 @@ from tsgate.samples import Series
 from tsgate.upstream import metering
 from tsgate.upstream.base import Forwarded, Page, SitePage, upstream_error
 from tsgate.upstream.breaker import CircuitBreaker
+from tsgate.upstream.costs import RequestCosts
 from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.upstream.options import UpstreamSettings
@@ -161,6 +163,7 @@ class AceApi:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        costs: RequestCosts | None = None,
     ) -> None:
         self.policy = policy or ClientPolicy()
         self.base_url = base_url.rstrip("/")
@@ -171,11 +174,17 @@ class AceApi:
         )
         # the per-process concurrency bound, its slots taken in turns by caller (token)
         self._gate = FairGate(self.policy.concurrency)
+        self.costs = costs or RequestCosts()  # what data requests cost, for the planner
         self._sleep = sleep
         self._rand = rand
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def _measured(self, meter: metering.Meter, rows: int) -> None:
+        """One data request done: its rows counted, its cost observed."""
+        metering.sampled(rows)
+        self.costs.observe(meter.seconds, rows)
 
     # ---- the seam: AceReads --------------------------------------------------------------
 
@@ -214,36 +223,39 @@ class AceApi:
         }
         if cursor is not None:
             params["cursor"] = cursor
-        page = await self._call(
-            "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
-        )
-        metering.sampled(len(page.point_samples))
+        with metering.metered() as meter:
+            page = await self._call(
+                "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
+            )
+        self._measured(meter, len(page.point_samples))
         return SitePage(samples_to_series(page.point_samples), page.has_more, page.next_cursor)
 
     async def points_batch(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
     ) -> dict[str, Series]:
         params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
-        body = await self._call(
-            "POST",
-            "/points/get_timeseries",
-            token,
-            params=params,
-            json={"points": list(names)},
-            parse=_parse_samples,
-            no_data=SamplesBody(),
-        )
-        metering.sampled(len(body.point_samples))
+        with metering.metered() as meter:
+            body = await self._call(
+                "POST",
+                "/points/get_timeseries",
+                token,
+                params=params,
+                json={"points": list(names)},
+                parse=_parse_samples,
+                no_data=SamplesBody(),
+            )
+        self._measured(meter, len(body.point_samples))
         found = samples_to_series(body.point_samples)
         return {n: found.get(n, Series.empty(n)).crop(start_ms, end_ms) for n in names}
 
     async def point_window(self, name: str, start_ms: int, end_ms: int, *, token: str) -> Series:
         path = f"/points/{quote(name, safe='')}/timeseries"
         params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
-        body = await self._call(
-            "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
-        )
-        metering.sampled(len(body.point_samples))
+        with metering.metered() as meter:
+            body = await self._call(
+                "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
+            )
+        self._measured(meter, len(body.point_samples))
         series = samples_to_series(body.point_samples).get(name, Series.empty(name))
         return series.crop(start_ms, end_ms)
 
@@ -309,8 +321,10 @@ class AceApi:
         )
         for _ in range(MAX_REDIRECTS + 1):
             async with self._gate.slot(headers.get("Authorization", "")):
+                began = time.perf_counter()
                 resp = await self._http.send(request)
-            metering.record(1, len(resp.content))  # counted, and charged to the caller
+                took = time.perf_counter() - began
+            metering.record(1, len(resp.content), took)  # counted, and charged to the caller
             location = resp.headers.get("location")
             if resp.status_code not in REDIRECT_STATUSES or not location:
                 return resp
@@ -496,8 +510,11 @@ class AceClient(GuardedUpstream):
         breaker: CircuitBreaker | None = None,
     ) -> None:
         policy = policy or ClientPolicy()
-        api = AceApi(base_url, policy, transport=transport, sleep=sleep, rand=rand)
+        costs = RequestCosts()
+        api = AceApi(base_url, policy, transport=transport, sleep=sleep, rand=rand, costs=costs)
         super().__init__(
-            api, breaker or CircuitBreaker(policy.breaker_failures, policy.breaker_reset_s)
+            api,
+            breaker or CircuitBreaker(policy.breaker_failures, policy.breaker_reset_s),
+            costs=costs,
         )
         self.policy = policy

@@ -165,6 +165,13 @@ class Upstream(Protocol):
         """Raw samples of the named points (per-point reads in parallel, bounded)."""
         ...
 
+    async def points_request(
+        self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> dict[str, Series]:
+        """Raw samples of the named points in ONE upstream request: one point's window
+        (at most a month), or one batch of several points."""
+        ...
+
     async def forward(
         self,
         method: str,

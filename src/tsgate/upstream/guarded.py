@@ -25,6 +25,7 @@ from tsgate.samples import MS_PER_DAY, Series, concat
 from tsgate.upstream import metering
 from tsgate.upstream.base import AceReads, Forwarded, Page, SitePage, Upstream, UpstreamCounters
 from tsgate.upstream.breaker import CircuitBreaker
+from tsgate.upstream.costs import RequestCosts
 
 T = TypeVar("T")
 POINT_WINDOW_MS = 31 * MS_PER_DAY  # one per-point read never spans more than a month
@@ -48,10 +49,18 @@ class GuardedReads(Upstream, Protocol):
 class GuardedUpstream:
     """An :class:`~tsgate.upstream.base.Upstream` over ``reads``, guarded by ``breaker``."""
 
-    def __init__(self, reads: AceReads, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        reads: AceReads,
+        breaker: CircuitBreaker | None = None,
+        *,
+        costs: RequestCosts | None = None,
+    ) -> None:
         self.reads = reads
         self.breaker = breaker or CircuitBreaker()
         self.counters = UpstreamCounters()
+        # what data requests cost, as the adapter measured them (for the request planner)
+        self.costs = costs or RequestCosts()
 
     async def aclose(self) -> None:
         await self.reads.aclose()
@@ -150,6 +159,14 @@ class GuardedUpstream:
         for (name, _), part in zip(jobs, parts, strict=True):
             grouped[name].append(part)
         return {name: concat(name, pieces) for name, pieces in grouped.items()}
+
+    async def points_request(
+        self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
+    ) -> dict[str, Series]:
+        unique = list(dict.fromkeys(names))
+        if len(unique) == 1:
+            return {unique[0]: await self._window(unique[0], start_ms, end_ms, token)}
+        return await self._batch(unique, start_ms, end_ms, token)
 
     async def forward(
         self,

@@ -22,6 +22,7 @@ class Meter:
     bytes: int = 0  # of the answers' bodies
     retries: int = 0
     samples: int = 0  # sample rows in the answers, as upstream sent them
+    seconds: float = 0.0  # spent waiting for upstream's answers (not for a free slot)
 
 
 _open: ContextVar[tuple[Meter, ...]] = ContextVar("tsgate_upstream_meters", default=())
@@ -39,10 +40,11 @@ def metered() -> Iterator[Meter]:
         _open.reset(token)
 
 
-def record(requests: int, nbytes: int) -> None:
+def record(requests: int, nbytes: int, seconds: float = 0.0) -> None:
     for meter in _open.get():
         meter.requests += requests
         meter.bytes += nbytes
+        meter.seconds += seconds
 
 
 def retried() -> None:

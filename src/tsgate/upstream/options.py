@@ -21,5 +21,11 @@ class UpstreamSettings:
     upstream_backoff_s: Seconds = 0.5
     upstream_backoff_cap_s: Seconds = 10.0
     upstream_page_size: AtLeastOne = 50000
+    # the request planner's cost model until measured: upstream's latency per request and
+    # its transfer time per sample; one request carries at most about request_samples
+    upstream_latency_ms: Annotated[float, msgspec.Meta(ge=0)] = 200.0
+    upstream_sample_us: Annotated[float, msgspec.Meta(ge=0)] = 100.0
+    upstream_request_samples: AtLeastOne = 20_000
+    upstream_measure_costs: bool = True  # false: plan by the two figures above only
     breaker_failures: Count = 5  # consecutive failed upstream calls that open the circuit
     breaker_reset_s: PositiveSeconds = 30.0  # how long the circuit stays open before a trial call
