@@ -61,13 +61,13 @@ async def run_workers(
             _log(f"workers: round {i + 1} of {SCALING_ROUNDS}")
             for key, child in (("two", two), ("one", one)):
                 rounds[key].append(
-                    await load._load(
+                    await load.measure(
                         child.base_url, query, child.proc.pid, "–", connections, budget, plan
                     )
                 )
         base = max(rounds["one"], key=lambda o: o.rps)
         got = max(rounds["two"], key=lambda o: o.rps)
-        errors = sum(got.tally.errors.values())
+        errors = got.error_count
         report.add(
             [
                 Row(label, f"requests/s, best of {SCALING_ROUNDS} alternating rounds; baseline: "
@@ -76,8 +76,8 @@ async def run_workers(
                     f"≥ {SCALING_GOAL:g}×",
                     verdict(got.rps >= SCALING_GOAL * base.rps and errors == 0)),
                 Row(label, "latency p50 / p99", _p(got), _p(base)),
-                Row(label, "load client's CPU (% of one core, on the same 2 cores)",
-                    f"{_client_share(got):.0f} %", f"{_client_share(base):.0f} %"),
+                Row(label, f"load client ({got.client}) CPU per request; % of one core "
+                    "(on the same 2 cores)", load.client_cpu(got), load.client_cpu(base)),
                 Row(label, "server CPU per request (all processes)",
                     f"{got.cpu_per_request_us:,.0f} µs", f"{base.cpu_per_request_us:,.0f} µs",
                     ratio(base.cpu_per_request_us, got.cpu_per_request_us)),
@@ -117,8 +117,8 @@ async def _warm(base_url: str, query: str, plan: Plan) -> None:
     # the first answer of each process reaches upstream: give it time on a busy machine
     patient = dataclasses.replace(plan, load_time_limit_s=max(60.0, plan.load_time_limit_s))
     warm = await load._load(base_url, query, 0, "–", 20, 200, patient)
-    if warm.tally.errors:
-        raise RuntimeError(f"warming {base_url}: {warm.tally.errors}")
+    if warm.errors:
+        raise RuntimeError(f"warming {base_url}: {warm.errors}")
 
 
 async def _mixed(bench: Bench, child: procs.Child, query: str, years_back: int) -> Mixed:
@@ -203,22 +203,22 @@ async def _load_until(
     elapsed = time.perf_counter() - started
     cpu1 = procs.tree_cpu_seconds(child.proc.pid)
     server = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
-    return load.Outcome(tally, elapsed, server, time.process_time() - client0, "–")
+    return load.Outcome.of(tally, elapsed, server, time.process_time() - client0, "–")
 
 
 def _mixed_rows(child: procs.Child, m: Mixed) -> list[Row]:
     processes = "`--workers 2`" if child.name != "tsgate" else "`--workers 1`"
     label = f"(w) mixed: cached 1 pt × 1 d while a cold year and an export run, {processes}"
-    _, p99 = load._percentiles(m.during.tally.latencies_s)
-    errors = sum(m.during.tally.errors.values())
+    p99 = m.during.p99_s
+    errors = m.during.error_count
     return [
         Row(label, "cached latency p50 / p99; baseline: the same load alone", _p(m.during),
-            _p(m.alone), ratio(load._percentiles(m.alone.tally.latencies_s)[1], p99),
+            _p(m.alone), ratio(m.alone.p99_s, p99),
             f"p99 ≤ {fmt_ms(MIXED_P99_GOAL_S)}", verdict(p99 <= MIXED_P99_GOAL_S and errors == 0)),
         Row(label, "cached requests/s during / alone", f"{m.during.rps:,.0f}",
             f"{m.alone.rps:,.0f}", ratio(m.during.rps, m.alone.rps)),
         Row(label, "cold year done after; export done after", _done(m.cold_s), _done(m.export_s)),
-        Row(label, "errors", f"{errors} {dict(m.during.tally.errors) or ''}", goal="0 errors",
+        Row(label, "errors", f"{errors} {m.during.errors or ''}", goal="0 errors",
             met=verdict(errors == 0)),
     ]  # fmt: skip
 
@@ -231,13 +231,8 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _client_share(o: load.Outcome) -> float:
-    return o.client_cpu_s / o.elapsed_s * 100 if o.elapsed_s > 0 else 0.0
-
-
 def _p(o: load.Outcome) -> str:
-    p50, p99 = load._percentiles(o.tally.latencies_s)
-    return f"{fmt_ms(p50)} / {fmt_ms(p99)}"
+    return load.latency(o)
 
 
 def _mib(value: int | None) -> str:
