@@ -175,10 +175,25 @@ async def measure(
     wrk = native.available()
     if wrk is None:
         return await _load(base_url, query, server_pid, cache, connections, budget, plan)
+    return await native_load(wrk, base_url, query, server_pid, cache, connections,
+                             plan.native_load_s)  # fmt: skip
+
+
+async def native_load(
+    wrk: str,
+    base_url: str,
+    query: str,
+    server_pid: int,
+    cache: str,
+    connections: int,
+    duration_s: float,
+    until: asyncio.Event | None = None,
+) -> Outcome:
+    """``wrk``'s load for ``duration_s`` or until ``until`` is set."""
     cpu0 = tree_cpu_seconds(server_pid)
     summary, client_cpu = await native.run(
         wrk, f"{base_url}/api/timeseries?{query}", dict(LOAD_HEADERS), connections,
-        plan.native_load_s,
+        duration_s, until,
     )  # fmt: skip
     cpu1 = tree_cpu_seconds(server_pid)
     server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0

@@ -11,11 +11,14 @@ prints them as JSON), as do the socket errors, timeouts and non-2xx answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import IO
 
 import msgspec
 
@@ -61,9 +64,15 @@ def parse(stdout: str) -> Summary:
 
 
 async def run(
-    wrk: str, url: str, headers: dict[str, str], connections: int, duration_s: float
+    wrk: str,
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    duration_s: float,
+    until: asyncio.Event | None = None,
 ) -> tuple[Summary, float]:
-    """Load ``url`` for ``duration_s``; wrk's summary and the CPU seconds wrk used."""
+    """Load ``url`` for ``duration_s``, or until ``until`` is set if sooner (wrk stops on
+    SIGINT and still reports); wrk's summary and the CPU seconds wrk used."""
     argv = [
         wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s",
         f"--timeout={TIMEOUT_S}s", "-s", str(SCRIPT),
@@ -71,17 +80,35 @@ async def run(
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
     argv.append(url)
-    return await asyncio.to_thread(_run_blocking, argv)
-
-
-def _run_blocking(argv: list[str]) -> tuple[Summary, float]:
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-        # wait4: the kernel's CPU accounting of exactly this process, once it ended
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = _start(argv, out)
+        pidfd = os.pidfd_open(proc.pid)  # signals reach this process, never a reused pid
+        try:
+            ended = asyncio.ensure_future(asyncio.to_thread(_reap, proc))
+            if until is not None:
+                stop = asyncio.ensure_future(until.wait())
+                await asyncio.wait({ended, stop}, return_when=asyncio.FIRST_COMPLETED)
+                stop.cancel()
+                if not ended.done():
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(pidfd, signal.SIGINT)
+            cpu_s = await ended
+        finally:
+            os.close(pidfd)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
     if proc.returncode != 0:
         raise RuntimeError(f"wrk exited {proc.returncode}: {text[-500:]!r}")
-    return parse(text), usage.ru_utime + usage.ru_stime
+    return parse(text), cpu_s
+
+
+def _start(argv: list[str], out: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> float:
+    """Wait for wrk; the CPU seconds it used (wait4: the kernel's own account of exactly
+    this process)."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime

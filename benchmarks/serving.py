@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from benchmarks import load, procs
+from benchmarks import load, native, procs
 from benchmarks.chart import CHART_HEADERS
 from benchmarks.context import MS_PER_DAY, Bench, chart_params, fmt_ms, fmt_s, iso
 from benchmarks.plan import SITE, Plan
@@ -97,7 +97,8 @@ async def run_workers(
         "baseline is the one-process gateway of the other rows, loaded the same way just "
         "before (best of alternating rounds, as other work on the machine comes and goes). "
         "The two server processes share the machine's cores with the load client, so the "
-        "scaling is bounded by what the client leaves them. Mixed: the same "
+        "scaling is bounded by what the client (its CPU per request is in the rows) and the "
+        "machine's other work leave them. Mixed: the same "
         f"cached load while a cold chart ({COLD_POINTS} points × {plan.chart_days} d, "
         f"max_points={plan.chart_max_points}) and a CSV export job ({COLD_POINTS} other "
         f"points × {max(7, plan.chart_days // 4)} d, both years back, never read before) "
@@ -124,7 +125,7 @@ async def _warm(base_url: str, query: str, plan: Plan) -> None:
 async def _mixed(bench: Bench, child: procs.Child, query: str, years_back: int) -> Mixed:
     plan = bench.plan
     connections = plan.load_connections
-    alone = await load._load(
+    alone = await load.measure(
         child.base_url, query, child.proc.pid, "–", connections, plan.load_requests, plan
     )
     end_ms = bench.window(1)[1] - (years_back - 1) * 365 * MS_PER_DAY
@@ -183,6 +184,22 @@ async def _load_until(
     limit_s: float,
 ) -> load.Outcome:
     """The cached load, on ``connections`` connections, for as long as ``background`` runs."""
+    wrk = native.available()
+    if wrk is not None:
+        # wrk stops when the background work is done (or at the limit) and still reports
+        over = asyncio.Event()
+        background.add_done_callback(lambda _: over.set())
+        during = asyncio.ensure_future(
+            load.native_load(
+                wrk, child.base_url, query, child.proc.pid, "–", connections, limit_s,
+                until=over,
+            )
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(background, limit_s)
+        except TimeoutError:
+            _log(f"mixed: the cold work did not finish in {limit_s:g} s")  # shown as such
+        return await during
     host, port, request = load._request(child.base_url, query)
     tally = load.Tally(10**9)
     cpu0 = procs.tree_cpu_seconds(child.proc.pid)

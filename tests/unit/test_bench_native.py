@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import time
 
 import pytest
 from benchmarks import native
@@ -37,16 +38,25 @@ async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-def _load(path: str, headers: dict[str, str] | None = None) -> tuple[native.Summary, float]:
+def _load(
+    path: str,
+    headers: dict[str, str] | None = None,
+    *,
+    duration_s: float = 1,
+    stop_after_s: float | None = None,
+) -> tuple[native.Summary, float]:
     assert WRK is not None
     wanted = {"Accept": "application/json"} if headers is None else headers
 
     async def go() -> tuple[native.Summary, float]:
         server = await asyncio.start_server(_answer, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
+        until = None if stop_after_s is None else asyncio.Event()
+        if until is not None and stop_after_s is not None:
+            asyncio.get_running_loop().call_later(stop_after_s, until.set)
         async with server:
             return await native.run(
-                WRK, f"http://127.0.0.1:{port}{path}", wanted, connections=4, duration_s=1
+                WRK, f"http://127.0.0.1:{port}{path}", wanted, 4, duration_s, until
             )
 
     return asyncio.run(go())
@@ -60,6 +70,16 @@ def test_answers_are_counted_with_their_latency_and_wrks_cpu() -> None:
     assert 0 < summary.p50_us <= summary.p99_us <= summary.max_us
     assert summary.duration_us > 0
     assert cpu_s > 0  # the kernel's account of wrk's own process
+
+
+@needs_wrk
+def test_a_load_stops_when_told_and_still_reports() -> None:
+    started = time.monotonic()
+    summary, _ = _load("/ok", duration_s=120, stop_after_s=0.5)
+    assert time.monotonic() - started < 60  # stopped by the event, not by its duration
+    assert summary.requests > 0
+    assert summary.errors == {}
+    assert summary.duration_us < 60e6
 
 
 @needs_wrk
