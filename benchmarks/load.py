@@ -1,7 +1,9 @@
 """(e/f) A cached small query under load: many keep-alive connections on loopback.
 
-The load generator is a minimal HTTP/1.1 client on asyncio streams: httpx costs more
-CPU per request than the server does, and client and server share the same cores. The
+The load generator is ``wrk`` when installed (``benchmarks.native``, ``make wrk``), else
+a minimal HTTP/1.1 client on asyncio streams: httpx costs more CPU per request than the
+server does, and client and server share the same cores (so each row reports the load
+generator's own CPU per request beside the server's). The
 baseline is the framework floor (``benchmarks.floor``): the same server stack answering
 the same bytes with no work at all, loaded by the same client in the same run.
 """
@@ -325,7 +327,7 @@ def _note(o: Outcome, base: Outcome, connections: int) -> str:
         "one `wrk` thread (Debian's package, installed by `scripts/wrk.sh`; its latency "
         "percentiles, errors and non-2xx counts)" if o.client == "wrk"
         else "one asyncio process (a minimal HTTP/1.1 client, not httpx, whose own CPU cost "
-        "would be the limit; `wrk` is not installed)"
+        "would be the limit; `wrk` is not installed, or `TSGATE_BENCH_CLIENT=asyncio`)"
     )  # fmt: skip
     return (
         f"(e/f) {connections:,} keep-alive connections from {client} on the same "
