@@ -31,6 +31,9 @@ promtool: ## Install promtool for the Prometheus API tests (as root, when missin
 nginx: ## Install nginx for the benchmarks' proxy_cache baseline (as root, when missing)
 	@bash scripts/nginx.sh
 
+wrk: ## Install wrk, the load generator of the benchmarks' load scenarios (as root, when missing)
+	@bash scripts/wrk.sh
+
 jstools: ## Install the chart page's JavaScript tools (ESLint; pinned in package-lock.json)
 	@bash scripts/jstools.sh
 
@@ -58,7 +61,7 @@ types: $(STAMP) ## mypy --strict on src/ and benchmarks/
 
 check: lint types test ## What CI runs: lint, types, and every test with branch coverage
 
-bench: $(STAMP) nginx ## Benchmarks against the simulator; writes docs/benchmarks.md
+bench: $(STAMP) nginx wrk ## Benchmarks against the simulator; writes docs/benchmarks.md
 	$(PY) -m benchmarks
 
 fmt: $(STAMP) ## Format and autofix
@@ -68,4 +71,4 @@ fmt: $(STAMP) ## Format and autofix
 clean: ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache .coverage
 
-.PHONY: help venv services browser promtool nginx jstools demo test test-fast lint types check bench fmt clean
+.PHONY: help venv services browser promtool nginx wrk jstools demo test test-fast lint types check bench fmt clean

@@ -1,7 +1,9 @@
 """(e/f) A cached small query under load: many keep-alive connections on loopback.
 
-The load generator is a minimal HTTP/1.1 client on asyncio streams: httpx costs more
-CPU per request than the server does, and client and server share the same cores. The
+The load generator is ``wrk`` when installed (``benchmarks.native``, ``make wrk``), else
+a minimal HTTP/1.1 client on asyncio streams: httpx costs more CPU per request than the
+server does, and client and server share the same cores (so each row reports the load
+generator's own CPU per request beside the server's). The
 baseline is the framework floor (``benchmarks.floor``): the same server stack answering
 the same bytes with no work at all, loaded by the same client in the same run.
 """
@@ -18,7 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
-from benchmarks import procs
+from benchmarks import native, procs
 from benchmarks.context import Bench, chart_params, fmt_ms
 from benchmarks.floor import Answer
 from benchmarks.plan import Plan
@@ -30,6 +32,8 @@ from benchmarks.wire import fetch
 # work (auth scope, rate limit, response cache, metrics, stats) costs no more than HTTP
 FLOOR_SHARE_GOAL = 0.5
 WARMUPS = 3
+# the load request's headers besides Host, the same for both load generators
+LOAD_HEADERS = (("Accept", "application/json"), ("Connection", "keep-alive"))
 # headers that belong to one exchange, not to the answer the floor repeats
 _PER_EXCHANGE = frozenset({"date", "server", "content-length", "content-type", "x-request-id"})
 
@@ -52,20 +56,52 @@ class Tally:
 
 @dataclass(frozen=True)
 class Outcome:
-    tally: Tally
+    requests: int  # answered
+    p50_s: float
+    p99_s: float
+    errors: dict[str, int]
     elapsed_s: float
     server_cpu_s: float | None
     client_cpu_s: float
     cache: str
+    client: str  # the load generator: "wrk" or "asyncio"
+
+    @classmethod
+    def of(
+        cls,
+        tally: Tally,
+        elapsed_s: float,
+        server_cpu_s: float | None,
+        client_cpu_s: float,
+        cache: str,
+    ) -> Outcome:
+        """The Python client's outcome, from its tally of every request."""
+        p50, p99 = _percentiles(tally.latencies_s)
+        return cls(
+            len(tally.latencies_s), p50, p99, dict(tally.errors), elapsed_s, server_cpu_s,
+            client_cpu_s, cache, "asyncio",
+        )  # fmt: skip
 
     @property
     def rps(self) -> float:
-        return len(self.tally.latencies_s) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return self.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
 
     @property
     def cpu_per_request_us(self) -> float:
-        done = len(self.tally.latencies_s)
-        return (self.server_cpu_s or 0.0) / done * 1e6 if done else 0.0
+        return (self.server_cpu_s or 0.0) / self.requests * 1e6 if self.requests else 0.0
+
+    @property
+    def client_cpu_per_request_us(self) -> float:
+        return self.client_cpu_s / self.requests * 1e6 if self.requests else 0.0
+
+    @property
+    def client_share(self) -> float:
+        """The load generator's CPU, in % of one core."""
+        return self.client_cpu_s / self.elapsed_s * 100 if self.elapsed_s > 0 else 0.0
 
 
 async def run(bench: Bench, report: Report, server_pid: int, workdir: Path) -> None:
@@ -82,10 +118,10 @@ async def run(bench: Bench, report: Report, server_pid: int, workdir: Path) -> N
             ("(f)", plan.stress_connections, plan.stress_requests),
         ):
             label = f"{tag} cached 1 pt × 1 d, {connections:,} connections"
-            base = await _load(
+            base = await measure(
                 floor.base_url, query, floor.proc.pid, "–", connections, budget, plan
             )
-            outcome = await _load(
+            outcome = await measure(
                 bench.gateway_url, query, server_pid, cache, connections, budget, plan
             )
             report.add(rows(label, outcome, base, budget, plan.load_time_limit_s))
@@ -105,9 +141,9 @@ async def _warm(bench: Bench, query: str) -> str:
 def _request(base_url: str, query: str) -> tuple[str, int, bytes]:
     split = urlsplit(base_url)
     host, port = split.hostname or "127.0.0.1", split.port or 80
+    fields = "".join(f"{k}: {v}\r\n" for k, v in LOAD_HEADERS)
     request = (
-        f"GET /api/timeseries?{query} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        "Accept: application/json\r\nConnection: keep-alive\r\n\r\n"
+        f"GET /api/timeseries?{query} HTTP/1.1\r\nHost: {host}:{port}\r\n{fields}\r\n"
     ).encode()
     return host, port, request
 
@@ -124,6 +160,51 @@ async def _capture(base_url: str, query: str) -> Answer:
         writer.close()
     kept = {k: v for k, v in headers.items() if k not in _PER_EXCHANGE}
     return Answer(body, headers.get("content-type", "application/json"), kept)
+
+
+async def measure(
+    base_url: str,
+    query: str,
+    server_pid: int,
+    cache: str,
+    connections: int,
+    budget: int,
+    plan: Plan,
+) -> Outcome:
+    """The cached load on ``connections`` keep-alive connections: with ``wrk`` for
+    ``plan.native_load_s`` when it is installed, else ``budget`` requests of the Python
+    client."""
+    wrk = native.available()
+    if wrk is None:
+        return await _load(base_url, query, server_pid, cache, connections, budget, plan)
+    return await native_load(wrk, base_url, query, server_pid, cache, connections,
+                             plan.native_load_s)  # fmt: skip
+
+
+async def native_load(
+    wrk: str,
+    base_url: str,
+    query: str,
+    server_pid: int,
+    cache: str,
+    connections: int,
+    duration_s: float,
+    until: asyncio.Event | None = None,
+) -> Outcome:
+    """``wrk``'s load for ``duration_s`` or until ``until`` is set."""
+    cpu0 = tree_cpu_seconds(server_pid)
+    summary, client_cpu = await native.run(
+        wrk, f"{base_url}/api/timeseries?{query}", dict(LOAD_HEADERS), connections,
+        duration_s, until,
+    )  # fmt: skip
+    cpu1 = tree_cpu_seconds(server_pid)
+    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    # the CPU of servers and wrk over wrk's whole life (start-up and shutdown too), over
+    # the requests of its measured duration: slight overestimates, never underestimates
+    return Outcome(
+        summary.requests, summary.p50_us / 1e6, summary.p99_us / 1e6, summary.errors,
+        summary.duration_us / 1e6, server_cpu, client_cpu, cache, "wrk",
+    )  # fmt: skip
 
 
 async def _load(
@@ -145,7 +226,7 @@ async def _load(
     elapsed_s = time.perf_counter() - started
     cpu1 = tree_cpu_seconds(server_pid)
     server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
-    return Outcome(tally, elapsed_s, server_cpu, time.process_time() - client0, cache)
+    return Outcome.of(tally, elapsed_s, server_cpu, time.process_time() - client0, cache)
 
 
 async def _connection(host: str, port: int, request: bytes, tally: Tally, deadline: float) -> None:
@@ -196,26 +277,35 @@ async def _chunked(reader: asyncio.StreamReader) -> None:
 
 
 def rows(label: str, o: Outcome, base: Outcome, budget: int, limit_s: float) -> list[Row]:
-    done = len(o.tally.latencies_s)
     rps, base_rps = o.rps, base.rps
-    errors = sum(o.tally.errors.values())
-    p50, p99 = _percentiles(o.tally.latencies_s)
-    b50, b99 = _percentiles(base.tally.latencies_s)
+    errors = o.error_count
     # rates compare as time per request, so the ratio reads like every other row
     share = rps / base_rps if base_rps > 0 else 0.0
+    done = (
+        f"{o.requests:,} in {o.elapsed_s:.1f} s, wrk" if o.client == "wrk"
+        else f"{o.requests:,} of {budget:,} in {o.elapsed_s:.1f} s, limit {limit_s:g} s"
+    )  # fmt: skip
     return [
-        Row(label, f"requests/s ({done:,} of {budget:,} in {o.elapsed_s:.1f} s, limit "
-            f"{limit_s:g} s); baseline: framework floor", f"{rps:,.0f}", f"{base_rps:,.0f}",
-            ratio(rps, base_rps), f"≥ {FLOOR_SHARE_GOAL:g}×",
+        Row(label, f"requests/s ({done}); baseline: framework floor", f"{rps:,.0f}",
+            f"{base_rps:,.0f}", ratio(rps, base_rps), f"≥ {FLOOR_SHARE_GOAL:g}×",
             verdict(share >= FLOOR_SHARE_GOAL and errors == 0)),
-        Row(label, "latency p50 / p99", f"{fmt_ms(p50)} / {fmt_ms(p99)}",
-            f"{fmt_ms(b50)} / {fmt_ms(b99)}"),
-        Row(label, "errors; cache status", f"{errors} {dict(o.tally.errors) or ''}; {o.cache}",
-            f"{sum(base.tally.errors.values())}", goal="0 errors", met=verdict(errors == 0)),
+        Row(label, "latency p50 / p99", latency(o), latency(base)),
+        Row(label, "errors; cache status", f"{errors} {o.errors or ''}; {o.cache}",
+            f"{base.error_count}", goal="0 errors", met=verdict(errors == 0)),
         Row(label, "server CPU per request", f"{o.cpu_per_request_us:,.0f} µs",
             f"{base.cpu_per_request_us:,.0f} µs",
             ratio(base.cpu_per_request_us, o.cpu_per_request_us)),
+        Row(label, f"load client ({o.client}) CPU per request; % of one core",
+            client_cpu(o), client_cpu(base)),
     ]  # fmt: skip
+
+
+def latency(o: Outcome) -> str:
+    return f"{fmt_ms(o.p50_s)} / {fmt_ms(o.p99_s)}"
+
+
+def client_cpu(o: Outcome) -> str:
+    return f"{o.client_cpu_per_request_us:,.1f} µs; {o.client_share:.0f} %"
 
 
 def _percentiles(latencies_s: Sequence[float]) -> tuple[float, float]:
@@ -227,15 +317,20 @@ def _percentiles(latencies_s: Sequence[float]) -> tuple[float, float]:
 
 
 def _note(o: Outcome, base: Outcome, connections: int) -> str:
-    share = o.client_cpu_s / o.elapsed_s * 100 if o.elapsed_s else 0.0
+    share = o.client_share
     server = (
         f"{o.server_cpu_s / o.elapsed_s * 100:.0f} %"
         if o.server_cpu_s is not None and o.elapsed_s
         else "unknown"
     )
+    client = (
+        "one `wrk` thread (Debian's package, installed by `scripts/wrk.sh`; its latency "
+        "percentiles, errors and non-2xx counts)" if o.client == "wrk"
+        else "one asyncio process (a minimal HTTP/1.1 client, not httpx, whose own CPU cost "
+        "would be the limit; `wrk` is not installed, or `TSGATE_BENCH_CLIENT=asyncio`)"
+    )  # fmt: skip
     return (
-        f"(e/f) {connections:,} keep-alive connections from one asyncio process (a minimal "
-        "HTTP/1.1 client, not httpx, whose own CPU cost would be the limit) on the same "
+        f"(e/f) {connections:,} keep-alive connections from {client} on the same "
         f"cores as the server: the client used {share:.0f} % of a core, the server process "
         f"{server} (100 % = one core; tsgate serves from one process). The query is the "
         "default chart of one point over one settled day, after warm-up requests. The "

@@ -29,6 +29,7 @@ class Plan:
     load_requests: int = 5000
     load_connections: int = 100
     load_time_limit_s: float = 30.0
+    native_load_s: float = 10.0  # how long wrk loads, when installed, instead of a count
     # (f) the same under 1,000 concurrent connections: no errors, tail latency
     stress_requests: int = 10000
     stress_connections: int = 1000
@@ -59,6 +60,7 @@ QUICK = Plan(
     wire_timeout_s=30.0,
     load_requests=5000,  # fewer are over in a tenth of a second: too short for a rate
     load_time_limit_s=10.0,
+    native_load_s=4.0,
     stress_requests=2000,
     dropin_page_sizes=(50000,),
     dropin_warm_repeats=1,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
-from benchmarks import load, procs
+from benchmarks import load, native, procs
 from benchmarks.chart import CHART_HEADERS
 from benchmarks.context import MS_PER_DAY, Bench, chart_params, fmt_ms, fmt_s, iso
 from benchmarks.plan import SITE, Plan
@@ -61,13 +61,13 @@ async def run_workers(
             _log(f"workers: round {i + 1} of {SCALING_ROUNDS}")
             for key, child in (("two", two), ("one", one)):
                 rounds[key].append(
-                    await load._load(
+                    await load.measure(
                         child.base_url, query, child.proc.pid, "–", connections, budget, plan
                     )
                 )
         base = max(rounds["one"], key=lambda o: o.rps)
         got = max(rounds["two"], key=lambda o: o.rps)
-        errors = sum(got.tally.errors.values())
+        errors = got.error_count
         report.add(
             [
                 Row(label, f"requests/s, best of {SCALING_ROUNDS} alternating rounds; baseline: "
@@ -76,8 +76,8 @@ async def run_workers(
                     f"≥ {SCALING_GOAL:g}×",
                     verdict(got.rps >= SCALING_GOAL * base.rps and errors == 0)),
                 Row(label, "latency p50 / p99", _p(got), _p(base)),
-                Row(label, "load client's CPU (% of one core, on the same 2 cores)",
-                    f"{_client_share(got):.0f} %", f"{_client_share(base):.0f} %"),
+                Row(label, f"load client ({got.client}) CPU per request; % of one core "
+                    "(on the same 2 cores)", load.client_cpu(got), load.client_cpu(base)),
                 Row(label, "server CPU per request (all processes)",
                     f"{got.cpu_per_request_us:,.0f} µs", f"{base.cpu_per_request_us:,.0f} µs",
                     ratio(base.cpu_per_request_us, got.cpu_per_request_us)),
@@ -97,7 +97,8 @@ async def run_workers(
         "baseline is the one-process gateway of the other rows, loaded the same way just "
         "before (best of alternating rounds, as other work on the machine comes and goes). "
         "The two server processes share the machine's cores with the load client, so the "
-        "scaling is bounded by what the client leaves them. Mixed: the same "
+        "scaling is bounded by what the client (its CPU per request is in the rows) and the "
+        "machine's other work leave them. Mixed: the same "
         f"cached load while a cold chart ({COLD_POINTS} points × {plan.chart_days} d, "
         f"max_points={plan.chart_max_points}) and a CSV export job ({COLD_POINTS} other "
         f"points × {max(7, plan.chart_days // 4)} d, both years back, never read before) "
@@ -117,14 +118,14 @@ async def _warm(base_url: str, query: str, plan: Plan) -> None:
     # the first answer of each process reaches upstream: give it time on a busy machine
     patient = dataclasses.replace(plan, load_time_limit_s=max(60.0, plan.load_time_limit_s))
     warm = await load._load(base_url, query, 0, "–", 20, 200, patient)
-    if warm.tally.errors:
-        raise RuntimeError(f"warming {base_url}: {warm.tally.errors}")
+    if warm.errors:
+        raise RuntimeError(f"warming {base_url}: {warm.errors}")
 
 
 async def _mixed(bench: Bench, child: procs.Child, query: str, years_back: int) -> Mixed:
     plan = bench.plan
     connections = plan.load_connections
-    alone = await load._load(
+    alone = await load.measure(
         child.base_url, query, child.proc.pid, "–", connections, plan.load_requests, plan
     )
     end_ms = bench.window(1)[1] - (years_back - 1) * 365 * MS_PER_DAY
@@ -183,6 +184,22 @@ async def _load_until(
     limit_s: float,
 ) -> load.Outcome:
     """The cached load, on ``connections`` connections, for as long as ``background`` runs."""
+    wrk = native.available()
+    if wrk is not None:
+        # wrk stops when the background work is done (or at the limit) and still reports
+        over = asyncio.Event()
+        background.add_done_callback(lambda _: over.set())
+        during = asyncio.ensure_future(
+            load.native_load(
+                wrk, child.base_url, query, child.proc.pid, "–", connections, limit_s,
+                until=over,
+            )
+        )  # fmt: skip
+        try:
+            await asyncio.wait_for(background, limit_s)
+        except TimeoutError:
+            _log(f"mixed: the cold work did not finish in {limit_s:g} s")  # shown as such
+        return await during
     host, port, request = load._request(child.base_url, query)
     tally = load.Tally(10**9)
     cpu0 = procs.tree_cpu_seconds(child.proc.pid)
@@ -203,22 +220,22 @@ async def _load_until(
     elapsed = time.perf_counter() - started
     cpu1 = procs.tree_cpu_seconds(child.proc.pid)
     server = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
-    return load.Outcome(tally, elapsed, server, time.process_time() - client0, "–")
+    return load.Outcome.of(tally, elapsed, server, time.process_time() - client0, "–")
 
 
 def _mixed_rows(child: procs.Child, m: Mixed) -> list[Row]:
     processes = "`--workers 2`" if child.name != "tsgate" else "`--workers 1`"
     label = f"(w) mixed: cached 1 pt × 1 d while a cold year and an export run, {processes}"
-    _, p99 = load._percentiles(m.during.tally.latencies_s)
-    errors = sum(m.during.tally.errors.values())
+    p99 = m.during.p99_s
+    errors = m.during.error_count
     return [
         Row(label, "cached latency p50 / p99; baseline: the same load alone", _p(m.during),
-            _p(m.alone), ratio(load._percentiles(m.alone.tally.latencies_s)[1], p99),
+            _p(m.alone), ratio(m.alone.p99_s, p99),
             f"p99 ≤ {fmt_ms(MIXED_P99_GOAL_S)}", verdict(p99 <= MIXED_P99_GOAL_S and errors == 0)),
         Row(label, "cached requests/s during / alone", f"{m.during.rps:,.0f}",
             f"{m.alone.rps:,.0f}", ratio(m.during.rps, m.alone.rps)),
         Row(label, "cold year done after; export done after", _done(m.cold_s), _done(m.export_s)),
-        Row(label, "errors", f"{errors} {dict(m.during.tally.errors) or ''}", goal="0 errors",
+        Row(label, "errors", f"{errors} {m.during.errors or ''}", goal="0 errors",
             met=verdict(errors == 0)),
     ]  # fmt: skip
 
@@ -231,13 +248,8 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def _client_share(o: load.Outcome) -> float:
-    return o.client_cpu_s / o.elapsed_s * 100 if o.elapsed_s > 0 else 0.0
-
-
 def _p(o: load.Outcome) -> str:
-    p50, p99 = load._percentiles(o.tally.latencies_s)
-    return f"{fmt_ms(p50)} / {fmt_ms(p99)}"
+    return load.latency(o)
 
 
 def _mib(value: int | None) -> str:
