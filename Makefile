@@ -40,7 +40,7 @@ jstools: ## Install the chart page's JavaScript tools (ESLint; pinned in package
 demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE campus
 	$(VENV)/bin/tsgate serve --demo --port $(PORT)
 
-test: $(STAMP) services browser promtool jstools ## Every test, under branch coverage, then the report (fails when no test ran)
+test: $(STAMP) services browser promtool wrk jstools ## Every test, under branch coverage, then the report (fails when no test ran)
 	node --test tests/js/*.test.js
 	$(PY) -m coverage run -m pytest -q
 	$(PY) -m coverage report

@@ -11,8 +11,20 @@ import time
 import pytest
 from benchmarks import native
 
+from tests.conftest import IN_CI
+
 WRK = shutil.which("wrk")
-needs_wrk = pytest.mark.skipif(WRK is None, reason="wrk is not installed (make wrk)")
+needs_wrk = pytest.mark.usefixtures("wrk_installed")
+
+
+@pytest.fixture
+def wrk_installed() -> None:
+    """wrk, or skip (fail under CI=true, which installs it: `make test` runs `make wrk`)."""
+    if WRK is None:
+        message = "wrk is not installed (make wrk, or apt-get install wrk)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
