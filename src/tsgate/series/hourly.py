@@ -11,6 +11,7 @@ sides are read raw over the part inside the range.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,7 +22,7 @@ import numpy.typing as npt
 
 from tsgate.core import rollups
 from tsgate.core.model import MS_PER_HOUR
-from tsgate.core.quality import HourFrame, PointProfile, Quality, assess_frame
+from tsgate.core.quality import Assessed, HourFrame, PointProfile, assess_frame
 from tsgate.series.memory import LRU
 from tsgate.series.reader import ReadStats, SeriesReader
 
@@ -42,9 +43,12 @@ class QualityMemo:
       rows are final (every sample of those hours settled: no open day, no day awaiting a
       re-check), keyed by the site's data generation, which moves whenever samples
       already served change (a repaired late backlog, a refetched damaged object, an
-      invalidation); final rows are served from here for at most ``ttl_s`` (as long as a
-      final chart answer is kept), the others are read again every time, over the hours
-      that were not final only (the recent days, usually);
+      invalidation); the frame is served from here for at most ``ttl_s`` (as long as a
+      final chart answer is kept), and its rows that are not final only until their
+      samples could next change without the generation moving (a provisional day's
+      next re-check, the open TTL of a tail or of a range reaching now: what
+      :func:`~tsgate.series.planning.changes_at` says); then those rows are read again,
+      over the hours that were not final only (the recent days, usually);
     - **profiles**: each site's catalog as quality reads it, keyed by when the catalog was
       last refreshed.
     """
@@ -64,14 +68,15 @@ class QualityMemo:
         self._clock_s = clock_s
 
     def frame(self, key: FrameKey) -> Kept | None:
-        """A copy of the kept frame (callers cut its edges in place)."""
+        """The kept frame, shared: callers change only copies of it."""
         kept = self._frames.get(key)
         if kept is None or self._clock_s() - kept[0] > self._ttl_s:
             return None
-        return kept[1].copy()
+        return kept[1]
 
     def keep_frame(self, key: FrameKey, kept: Kept) -> None:
-        self._frames.put(key, (self._clock_s(), kept.copy()))
+        """Keep ``kept``, which the caller no longer changes."""
+        self._frames.put(key, (self._clock_s(), kept))
 
     def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None:
         kept = self._profiles.get(site)
@@ -89,17 +94,21 @@ def frame_key(site: str, generation: str, names: Sequence[str], span: tuple[int,
     return (site, generation, digest, int(hours[0]), int(hours.size))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Kept:
-    """An hour frame, which of its rows are final, and the hours (whole, within the
-    frame's) holding everything that is not: what a later read must read again."""
+    """An hour frame, which of its rows are final, the hours (whole, within the frame's)
+    holding everything that is not, and the earliest time that could change without the
+    site's generation moving (``None``: never): what a later read must read again, and
+    from when."""
 
     frame: HourFrame
     final: Mask
     pending: tuple[int, int] | None
+    changes_at_ms: int | None
 
-    def copy(self) -> Kept:
-        return Kept(self.frame.copy(), self.final.copy(), self.pending)
+    def due(self, now_ms: int) -> bool:
+        """Whether the rows not final must be read again at ``now_ms``."""
+        return self.changes_at_ms is not None and now_ms >= self.changes_at_ms
 
 
 @dataclass(frozen=True)
@@ -122,15 +131,24 @@ async def assess_points(
     token: str,
     memo: QualityMemo | None = None,
     before_read: BeforeRead | None = None,
-) -> tuple[list[Quality], ReadStats, int]:
+) -> tuple[Assessed, ReadStats, int]:
     """The quality of each of ``names`` over ``span``, in batches of whole frames, and
     the time it was judged at: ``now`` is read after each batch's samples, so none of
     them can lie after it."""
-    hours = len(_hours(span))
-    per_batch = max(1, FRAME_CELLS // hours)
-    items: list[Quality] = []
+    hours = _hours(span)
+    per_batch = max(1, FRAME_CELLS // hours.size)
     total = ReadStats()
     now_ms = reader.clock_ms()
+    parts = [
+        assess_frame(
+            HourFrame.of([], int(hours[0]), int(hours.size)),
+            span,
+            now_ms,
+            cadence_ms=[],
+            stale_after_ms=[],
+            bounds=[],
+        )
+    ]  # nothing, for a request of no points
     for lo in range(0, len(names), per_batch):
         hi = min(len(names), lo + per_batch)
         frame, stats = await exact_hours(
@@ -138,8 +156,7 @@ async def assess_points(
         )
         _add(total, stats)
         now_ms = reader.clock_ms()
-        items += assess_frame(
-            names[lo:hi],
+        part = assess_frame(
             frame,
             span,
             now_ms,
@@ -148,7 +165,8 @@ async def assess_points(
             flat_tolerance=judging.flat_tolerance,
             bounds=judging.bounds[lo:hi],
         )
-    return items, total, now_ms
+        parts.append(part)
+    return Assessed.concat(parts), total, now_ms
 
 
 async def exact_hours(
@@ -175,29 +193,36 @@ async def exact_hours(
         now = await _read_hours(reader, site, names, (first, last), token)
         frame, stats = now.frame, now.stats
         if memo is not None and key is not None:
-            memo.keep_frame(key, Kept(frame, now.final, now.pending))
+            memo.keep_frame(key, Kept(frame, now.final, now.pending, now.changes_at_ms))
     else:
         frame = kept.frame
         await reader.access.check(site, token)  # kept data is served only to readers
         stats = ReadStats(sources={"MEMORY"})
         again = np.flatnonzero(~kept.final)
-        if again.size and kept.pending is not None:
+        if again.size and kept.pending is not None and kept.due(reader.clock_ms()):
             unsettled = [names[int(i)] for i in again]
             if before_read is not None:
                 await before_read(unsettled, kept.pending)
             now = await _read_hours(reader, site, unsettled, kept.pending, token)
+            frame = frame.copy()
             frame.put_rows(again, now.frame)
             stats = now.stats
             stats.sources.add("MEMORY")
             if memo is not None and key is not None:
-                kept.final[again] = now.final
-                memo.keep_frame(key, Kept(frame, kept.final, now.pending))
+                final = kept.final.copy()
+                final[again] = now.final
+                memo.keep_frame(key, Kept(frame, final, now.pending, now.changes_at_ms))
+    # the frame may be the kept one: the edges are cut on a copy of the counts (and of
+    # the rest where an edge hour is read raw)
+    frame = dataclasses.replace(frame, count=frame.count.copy())
     # the part of the first and the last hour inside the range (one part: a single hour)
     cuts = [(0, start_ms, min(end_ms, first + MS_PER_HOUR))]
     if hours.size > 1:
         cuts.append((hours.size - 1, max(start_ms, last - MS_PER_HOUR), end_ms))
     edges = [(column, lo, hi, _cut(frame, column, lo, hi)) for column, lo, hi in cuts]
     raw_edges = [e for e in edges if e[3].size]
+    if raw_edges:
+        frame = frame.copy()
     reads = await asyncio.gather(
         *(
             reader.read(site, [names[r] for r in rows], lo, hi, token=token)
@@ -217,6 +242,10 @@ class _Read:
     final: Mask
     pending: tuple[int, int] | None
     stats: ReadStats
+
+    @property
+    def changes_at_ms(self) -> int | None:
+        return self.stats.changes_at_ms
 
 
 async def _read_hours(
