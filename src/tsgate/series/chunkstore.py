@@ -27,7 +27,7 @@ import numpy as np
 
 from tsgate.core import extents, rollups
 from tsgate.core.codec import CodecError, decode_series, encode_series
-from tsgate.core.kinds import observed_mode
+from tsgate.core.kinds import PeriodMode, observed_mode
 from tsgate.core.model import MS_PER_DAY, Series, concat
 from tsgate.series import offload, periods
 from tsgate.series.index import FINAL, PROVISIONAL, RAW, ChunkIndex, ChunkRow, Range
@@ -371,8 +371,11 @@ class ChunkStore:
             ],
             now_ms,
         )
-        observed = {d.point: observed_mode(d.series.t_ms, d.series.v) for d in drafts}
-        await self._modes.put(site, {p: m for p, m in observed.items() if m}, now_ms)
+        observed = [
+            PeriodMode(d.point, d.start_ms, d.end_ms, observed_mode(d.series.t_ms, d.series.v))
+            for d in drafts
+        ]
+        await self._modes.put(site, observed, now_ms)
         return rows
 
     # ---- compaction ---------------------------------------------------------------------
