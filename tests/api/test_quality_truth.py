@@ -242,9 +242,12 @@ def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> 
         "end": format_time(day + MS_PER_DAY),
     }
 
+    served: list[str] = []
+
     async def answer() -> list[dict[str, Any]]:
         r = await h.call("/api/quality", query)
         assert r.status_code == 200, r.text[:300]
+        served.append(r.headers["X-Cache-Status"])
         body = r.json()
         now = parse_time("now", body["metadata"]["now"])
         for item in body["points"]:
@@ -256,9 +259,11 @@ def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> 
 
     async def check() -> None:
         before = [await answer(), await answer()][1]
+        assert served[-1] == "HIT"  # the kept answer: nothing can change before the re-check
         assert all(p["longestGapMs"] >= gap[1] - gap[0] for p in before)
         h.clock.ms = NOW + 37 * MS_PER_HOUR  # the backlog is up, the re-check due
         after = await answer()
+        assert served[-1] != "HIT"
         assert all(p["longestGapMs"] < gap[1] - gap[0] for p in after)
         assert all(a["samples"] > b["samples"] for a, b in zip(after, before, strict=True))
 

@@ -22,7 +22,7 @@ from tsgate.api.services import services_of
 from tsgate.core.model import MS_PER_DAY
 from tsgate.core.quality import Assessed, PointProfile, profile_of, summary_of
 from tsgate.errors import BadParameter, TooLarge
-from tsgate.series.hourly import Judging, assess_points
+from tsgate.series.hourly import Judging, assess_points, names_digest
 from tsgate.wire.ace import format_time, format_times, parse_range
 
 MAX_QUALITY_POINTS = 10_000
@@ -48,7 +48,31 @@ async def quality(request: Request) -> Response:
         raise BadParameter("high", f"must not be below low ({low:g})")
     token = token_of(request, services.settings.upstream_token)
     await services.catalog.fresh(site, token)
-    profiles = await _profiles(request, site, q.get("points"))
+    version, profiles = await _profiles(request, site, q.get("points"))
+    observed = await services.catalog.modes.get(
+        site, [p.name for p in profiles if p.observed_decides]
+    )
+    modes = [p.mode_given(observed.get(p.name)) for p in profiles]
+    zone = await services.zones.zone_of(site, token)
+    reader, memo = services.reader, services.quality
+    binary = wants_msgpack(request)
+    key = (
+        site,
+        await reader.generation(site),
+        version,
+        names_digest([p.name for p in profiles]),
+        start_ms,
+        end_ms,
+        tolerance,
+        stale_after_s,
+        low,
+        high,
+        binary,
+    )
+    kept = memo.answer(key, reader.clock_ms(), (zone, *modes))
+    if kept is not None:
+        await reader.access.check(site, token)  # kept answers are served only to readers
+        return compressed(request, kept.body, kept.media_type, headers=kept.headers)
     judging = Judging(
         cadence_ms=[p.cadence_s * 1000 for p in profiles],
         stale_after_ms=[
@@ -65,21 +89,16 @@ async def quality(request: Request) -> Response:
         await check_fetch_budget(services, site, names, *hours, token)
 
     assessed, stats, now_ms = await assess_points(
-        services.reader,
+        reader,
         site,
         [p.name for p in profiles],
         (start_ms, end_ms),
         judging,
         token=token,
-        memo=services.quality,
+        memo=memo,
         before_read=budget,
     )
-    zone = await services.zones.zone_of(site, token)
     summary = summary_of(assessed, np.array([p.kind == "analog" for p in profiles], dtype=bool))
-    observed = await services.catalog.modes.get(
-        site, [p.name for p in profiles if p.observed_decides]
-    )
-    modes = [p.mode_given(observed.get(p.name)) for p in profiles]
     body = {
         "metadata": {
             "siteId": site,
@@ -100,8 +119,20 @@ async def quality(request: Request) -> Response:
         },
         "points": _items(assessed, profiles, modes),
     }
-    data, media_type = encode_body(body, wants_msgpack(request))
+    data, media_type = encode_body(body, binary)
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
+    # a past range's figures do not move with now: kept until its samples could change
+    # (never an answer served while upstream fails, nor one of a range reaching now)
+    if not stats.stale and stats.changes_at_ms != 0 and not assessed.live.any():
+        kept_headers = {"X-Cache-Status": "HIT", "X-Cache-Source": "MEMORY"}
+        memo.keep_answer(
+            key,
+            until_ms=stats.changes_at_ms,
+            shown=(zone, *modes),
+            body=data,
+            media_type=media_type,
+            headers=kept_headers,
+        )
     return compressed(request, data, media_type, headers=headers)
 
 
@@ -153,9 +184,12 @@ def _items(
     ]
 
 
-async def _profiles(request: Request, site: str, raw_points: str | None) -> list[PointProfile]:
-    """The points to assess: the named ones, else every point of the site that collects.
-    The site's catalog is read once per refresh of it (the profiles are kept)."""
+async def _profiles(
+    request: Request, site: str, raw_points: str | None
+) -> tuple[int | None, list[PointProfile]]:
+    """When the site's catalog was refreshed, and the points to assess: the named ones,
+    else every point of the site that collects. The site's catalog is read once per
+    refresh of it (the profiles are kept)."""
     services = services_of(request)
     version = await services.points.refreshed_at(site)
     known = services.quality.profiles(site, version)
@@ -170,11 +204,11 @@ async def _profiles(request: Request, site: str, raw_points: str | None) -> list
         unknown = [n for n in names if n not in known]
         if unknown:
             raise BadParameter("points", f"not points of {site!r}: {', '.join(unknown[:5])}")
-        return [known[n] for n in names]
+        return version, [known[n] for n in names]
     chosen = [p for p in known.values() if p.collects]
     if len(chosen) > MAX_QUALITY_POINTS:
         raise TooLarge("max_quality_points", f"at most {MAX_QUALITY_POINTS} points per request")
-    return chosen
+    return version, chosen
 
 
 def _number(raw: str | None, name: str, *, at_least: float | None = None) -> float | None:

@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +49,11 @@ class QualityMemo:
       next re-check, the open TTL of a tail or of a range reaching now: what
       :func:`~tsgate.series.planning.changes_at` says); then those rows are read again,
       over the hours that were not final only (the recent days, usually);
+    - **answers**: the encoded answer of a past range, keyed by everything it depends on
+      (:data:`AnswerKey`: the site's data generation and catalog refresh, the range and
+      the parameters), with what else it showed (the site's zone, the points' observed
+      modes), until its samples could change (as the frames) and for at most ``ttl_s``: a
+      repeat costs the checks and the bytes;
     - **profiles**: each site's catalog as quality reads it, keyed by when the catalog was
       last refreshed.
     """
@@ -63,6 +68,7 @@ class QualityMemo:
         self._frames: LRU[FrameKey, tuple[float, Kept]] = LRU(
             max_bytes, lambda kept: kept[1].frame.nbytes
         )
+        self._answers: LRU[AnswerKey, KeptAnswer] = LRU(max_bytes // 4, lambda kept: len(kept.body))
         self._profiles: dict[str, tuple[int | None, dict[str, PointProfile]]] = {}
         self._ttl_s = ttl_s
         self._clock_s = clock_s
@@ -78,6 +84,31 @@ class QualityMemo:
         """Keep ``kept``, which the caller no longer changes."""
         self._frames.put(key, (self._clock_s(), kept))
 
+    def answer(self, key: AnswerKey, now_ms: int, shown: Sequence[str]) -> KeptAnswer | None:
+        """The kept answer of ``key``, if it still holds at ``now_ms`` and showed what
+        is ``shown`` now (the zone and modes that are not in the key)."""
+        kept = self._answers.get(key)
+        if kept is None or self._clock_s() - kept.kept_at_s > self._ttl_s:
+            return None
+        if (kept.until_ms is not None and now_ms >= kept.until_ms) or kept.shown != tuple(shown):
+            return None
+        return kept
+
+    def keep_answer(
+        self,
+        key: AnswerKey,
+        *,
+        until_ms: int | None,
+        shown: Sequence[str],
+        body: bytes,
+        media_type: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Keep an answer that holds until ``until_ms`` (its samples could change then;
+        ``None``: only a repair, which moves the generation, can change them)."""
+        kept = KeptAnswer(self._clock_s(), until_ms, tuple(shown), body, media_type, dict(headers))
+        self._answers.put(key, kept)
+
     def profiles(self, site: str, version: int | None) -> dict[str, PointProfile] | None:
         kept = self._profiles.get(site)
         return kept[1] if kept is not None and kept[0] == version else None
@@ -88,10 +119,30 @@ class QualityMemo:
         self._profiles[site] = (version, profiles)
 
 
+# site, data generation, catalog refresh, names digest, range, flat tolerance, stale
+# after, low, high, binary encoding
+AnswerKey = tuple[
+    str, str, int | None, bytes, int, int, float, float | None, float | None, float | None, bool
+]
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    kept_at_s: float
+    until_ms: int | None
+    shown: tuple[str, ...]
+    body: bytes
+    media_type: str
+    headers: dict[str, str]
+
+
+def names_digest(names: Sequence[str]) -> bytes:
+    return hashlib.blake2b("\n".join(names).encode(), digest_size=16).digest()
+
+
 def frame_key(site: str, generation: str, names: Sequence[str], span: tuple[int, int]) -> FrameKey:
     hours = _hours(span)
-    digest = hashlib.blake2b("\n".join(names).encode(), digest_size=16).digest()
-    return (site, generation, digest, int(hours[0]), int(hours.size))
+    return (site, generation, names_digest(names), int(hours[0]), int(hours.size))
 
 
 @dataclass(frozen=True)
@@ -139,6 +190,7 @@ async def assess_points(
     per_batch = max(1, FRAME_CELLS // hours.size)
     total = ReadStats()
     now_ms = reader.clock_ms()
+    changes_at_ms: int | None = None
     parts = [
         assess_frame(
             HourFrame.of([], int(hours[0]), int(hours.size)),
@@ -155,6 +207,7 @@ async def assess_points(
             reader, site, names[lo:hi], span, token=token, memo=memo, before_read=before_read
         )
         _add(total, stats)
+        changes_at_ms = _sooner(changes_at_ms, stats.changes_at_ms)
         now_ms = reader.clock_ms()
         part = assess_frame(
             frame,
@@ -166,6 +219,7 @@ async def assess_points(
             bounds=judging.bounds[lo:hi],
         )
         parts.append(part)
+    total.changes_at_ms = changes_at_ms
     return Assessed.concat(parts), total, now_ms
 
 
@@ -197,7 +251,7 @@ async def exact_hours(
     else:
         frame = kept.frame
         await reader.access.check(site, token)  # kept data is served only to readers
-        stats = ReadStats(sources={"MEMORY"})
+        stats = ReadStats(sources={"MEMORY"}, changes_at_ms=kept.changes_at_ms)
         again = np.flatnonzero(~kept.final)
         if again.size and kept.pending is not None and kept.due(reader.clock_ms()):
             unsettled = [names[int(i)] for i in again]
@@ -297,6 +351,11 @@ def _set(frame: HourFrame, row: int, column: int, hour: rollups.Buckets) -> None
     frame.count[row, column] = hour.count[0]
     frame.min[row, column], frame.max[row, column] = hour.min[0], hour.max[0]
     frame.first_ms[row, column], frame.last_ms[row, column] = hour.first_ms[0], hour.last_ms[0]
+
+
+def _sooner(a: int | None, b: int | None) -> int | None:
+    """The earlier of two times a read's samples could change (``None``: never)."""
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _add(total: ReadStats, part: ReadStats) -> None:
