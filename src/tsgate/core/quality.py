@@ -362,17 +362,27 @@ def assess_frame(
         coverage = np.where(expected <= 0, 100.0, np.minimum(100.0, 100.0 * samples / expected))
     # the last sample before each hour (or the range's start), for the gap into the hour
     lasts = np.maximum.accumulate(np.where(has, frame.last_ms, start_ms), axis=1)
-    before = np.concatenate((np.full((rows, 1), start_ms), lasts[:, :-1]), axis=1)
-    into = np.where(has, frame.first_ms - before, 0).max(axis=1, initial=0)
+    into = np.zeros(rows, dtype=np.int64)
+    if frame.hours:
+        into = np.where(has[:, 0], frame.first_ms[:, 0] - start_ms, 0)
+    if frame.hours > 1:
+        later = np.where(has[:, 1:], frame.first_ms[:, 1:] - lasts[:, :-1], 0)
+        into = np.maximum(into, later.max(axis=1))
     last = lasts[:, -1] if frame.hours else np.full(rows, start_ms)
     longest = np.maximum(into, until - last)
-    spread = np.where(has, frame.max - frame.min, np.inf)
-    flat = np.count_nonzero((count >= 2) & (spread <= flat_tolerance), axis=1)
+    with np.errstate(invalid="ignore"):  # an hour without samples holds NaN
+        flat = np.count_nonzero((count >= 2) & (frame.max - frame.min <= flat_tolerance), axis=1)
     low = np.array([np.nan if b[0] is None else b[0] for b in bounds], dtype=np.float64)
     high = np.array([np.nan if b[1] is None else b[1] for b in bounds], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        outside = has & ((frame.min < low[:, None]) | (frame.max > high[:, None]))
-    out = np.count_nonzero(outside, axis=1)
+    out = np.zeros(rows, dtype=np.int64)
+    bounded = np.flatnonzero(~np.isnan(low) | ~np.isnan(high))  # the others: nothing to do
+    if bounded.size:
+        with np.errstate(invalid="ignore"):
+            outside = has[bounded] & (
+                (frame.min[bounded] < low[bounded, None])
+                | (frame.max[bounded] > high[bounded, None])
+            )
+        out[bounded] = np.count_nonzero(outside, axis=1)
     filled = np.count_nonzero(has, axis=1)
     # staleness is about now: a past range is judged by its end
     live = np.full(rows, end_ms > now_ms)
