@@ -26,9 +26,9 @@ class ObservedModes:
         """Record what each written period showed (replacing what the periods it
         overlaps showed, nothing when it shows neither mode) and decide again the mode of
         each point concerned; periods older than the history that decides are dropped."""
-        periods = _latest(periods)
+        periods = await self._changed(site, _latest(periods))
         if not periods:
-            return
+            return  # every period shows what it showed before (a day read again, usually)
         async with self._sql.write() as conn:
             overlapped = sa.delete(_PERIODS).where(
                 _PERIODS.c.site == site,
@@ -89,6 +89,34 @@ class ObservedModes:
             ]
             if rows:
                 await conn.execute(self._sql.upsert(point_modes), rows)
+
+    async def _changed(self, site: str, periods: Sequence[PeriodMode]) -> list[PeriodMode]:
+        """The periods whose showing differs from what is recorded over their span."""
+        if not periods:
+            return []
+        lo, hi = min(p.start_ms for p in periods), max(p.end_ms for p in periods)
+        recorded: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        async with self._sql.read() as conn:
+            for batch in batched(sorted({p.point for p in periods}), IN_LIST_MAX):
+                query = sa.select(
+                    _PERIODS.c.point,
+                    _PERIODS.c.period_start_ms,
+                    _PERIODS.c.period_end_ms,
+                    _PERIODS.c.mode,
+                ).where(
+                    _PERIODS.c.site == site,
+                    _PERIODS.c.point.in_(batch),
+                    _PERIODS.c.period_start_ms < hi,
+                    _PERIODS.c.period_end_ms > lo,
+                )
+                for point, start, end, mode in await conn.execute(query):
+                    recorded[str(point)].append((int(start), int(end), str(mode)))
+
+        def same(p: PeriodMode) -> bool:
+            over = [r for r in recorded[p.point] if r[0] < p.end_ms and p.start_ms < r[1]]
+            return over == ([] if p.mode is None else [(p.start_ms, p.end_ms, p.mode)])
+
+        return [p for p in periods if not same(p)]
 
     async def get(self, site: str, names: Sequence[str]) -> dict[str, str]:
         """The observed mode of each named point that has one."""
