@@ -46,6 +46,11 @@ async def test_junk_and_revoked_tokens_get_nothing_even_from_kept_hours(
         again = await api.get("/api/quality", params=FINAL, headers=GOOD)
         assert first.status_code == again.status_code == 200
         assert again.headers["X-Cache-Source"] == "MEMORY"  # served from the kept hours
+        assert again.headers["X-Cache-Status"] == "HIT"  # the kept answer itself
+        problem(
+            await api.get("/api/quality", params=FINAL, headers={"Authorization": "Bearer junk"}),
+            401,
+        )
         assert sim.tokens is not None
         del sim.tokens["good"]  # upstream revokes the token
         now[0] += 301_000  # TSGATE_ACCESS_TTL_S passes
