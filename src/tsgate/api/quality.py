@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from tsgate.api.auth import token_of
 from tsgate.api.limits import check_fetch_budget
-from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
+from tsgate.api.negotiation import choose_encoding, compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.core.model import MS_PER_DAY
 from tsgate.core.quality import Assessed, PointProfile, profile_of, summary_of
@@ -28,6 +28,7 @@ from tsgate.wire.ace import format_time, format_times, parse_range
 MAX_QUALITY_POINTS = 10_000
 MAX_QUALITY_DAYS = 92
 STALE_CADENCES = 3  # a point is stale after this many missed reports, unless told
+_KEPT_HEADERS = {"content-encoding", "vary"}  # of a sent answer, sent again with it
 
 
 async def quality(request: Request) -> Response:
@@ -68,11 +69,12 @@ async def quality(request: Request) -> Response:
         low,
         high,
         binary,
+        choose_encoding(request.headers.get("accept-encoding", "")),
     )
     kept = memo.answer(key, reader.clock_ms(), (zone, *modes))
     if kept is not None:
         await reader.access.check(site, token)  # kept answers are served only to readers
-        return compressed(request, kept.body, kept.media_type, headers=kept.headers)
+        return Response(kept.body, 200, headers=kept.headers, media_type=kept.media_type)
     judging = Judging(
         cadence_ms=[p.cadence_s * 1000 for p in profiles],
         stale_after_ms=[
@@ -121,19 +123,20 @@ async def quality(request: Request) -> Response:
     }
     data, media_type = encode_body(body, binary)
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
-    # a past range's figures do not move with now: kept until its samples could change
-    # (never an answer served while upstream fails, nor one of a range reaching now)
+    response = compressed(request, data, media_type, headers=headers)
+    # a past range's figures do not move with now: kept (as sent) until its samples could
+    # change (never an answer served while upstream fails, nor one of a range reaching now)
     if not stats.stale and stats.changes_at_ms != 0 and not assessed.live.any():
-        kept_headers = {"X-Cache-Status": "HIT", "X-Cache-Source": "MEMORY"}
+        sent = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
         memo.keep_answer(
             key,
             until_ms=stats.changes_at_ms,
             shown=(zone, *modes),
-            body=data,
+            body=bytes(response.body),
             media_type=media_type,
-            headers=kept_headers,
+            headers={**sent, "X-Cache-Status": "HIT", "X-Cache-Source": "MEMORY"},
         )
-    return compressed(request, data, media_type, headers=headers)
+    return response
 
 
 def _items(

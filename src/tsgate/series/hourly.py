@@ -120,9 +120,20 @@ class QualityMemo:
 
 
 # site, data generation, catalog refresh, names digest, range, flat tolerance, stale
-# after, low, high, binary encoding
+# after, low, high, binary encoding, content encoding
 AnswerKey = tuple[
-    str, str, int | None, bytes, int, int, float, float | None, float | None, float | None, bool
+    str,
+    str,
+    int | None,
+    bytes,
+    int,
+    int,
+    float,
+    float | None,
+    float | None,
+    float | None,
+    bool,
+    str | None,
 ]
 
 
