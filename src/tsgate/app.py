@@ -15,6 +15,7 @@ from tsgate import ui
 from tsgate.api import (
     ace,
     admin,
+    aggregations,
     chartimages,
     charts,
     files,
@@ -92,6 +93,7 @@ def create_app(
         *metrics.routes(meters),
         *livestream.routes(),
         *timeseries.routes(),
+        *aggregations.routes(),
         *quality.routes(),
         *points.routes(),
         *jobs.routes(),

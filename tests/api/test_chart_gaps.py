@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.clock import NOW
 from tests.instance import SITE, Harness
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
-from tsgate.upstream.campus import Outage
+from tsgate.upstream.visibility import Outage
 
 GAP_MS = 15 * MS_PER_MINUTE
 OUTAGE = (NOW - 2 * MS_PER_DAY + 5 * MS_PER_HOUR + 654_321, NOW - 2 * MS_PER_DAY + 9 * MS_PER_HOUR)

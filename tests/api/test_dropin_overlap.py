@@ -90,7 +90,7 @@ async def test_pages_come_while_the_stream_arrives_equal_to_upstream_and_the_tru
         await prefill.settled(gw.state)
         stored = sim.stats.samples
         names = [p.name for p in sim.site_by_name[SITE].collecting]
-        rows = await gw.services.reader.store.rows(SITE, names, START_MS, END_MS)
+        rows = await gw.services.reader.rows(SITE, names, START_MS, END_MS)
         sim.faults.latency_s = 0.0
         again = await answers_of(gw.api, PARAMS)
     # the first page did not wait for the whole day
@@ -161,7 +161,7 @@ async def test_an_upstream_failing_halfway_fails_the_waiting_pages_and_stores_no
             served.append(r.content)
             body = msgspec.json.decode(r.content)
         await prefill.settled(gw.state)
-        rows = await gw.services.reader.store.rows(SITE, names, START_MS, END_MS)
+        rows = await gw.services.reader.rows(SITE, names, START_MS, END_MS)
         sim.faults.fail_after = None
         ours = await answers_of(gw.api, PARAMS)
     assert first.status_code == 200

@@ -240,7 +240,7 @@ async def test_answers_are_bounded_by_bytes() -> None:
         scope = {"headers": [], "query_string": f"q={i}".encode()}
         hit = CachedResponse(b"x" * 900, "application/json", {}, until_ms=NOW + 60_000)
         answers.keep(scope, services, SITE, "0", hit)
-    assert 0 < len(answers) <= 8 and answers._bytes <= 8 * 1000
+    assert 0 < len(answers) <= 8 and answers._entries.bytes <= 8 * 1000
     expired = CachedResponse(b"y", "application/json", {}, until_ms=NOW)
     answers.keep({"headers": [], "query_string": b"old"}, services, SITE, "0", expired)
     assert len(answers) <= 8 and all(e.until_ms > NOW for e in answers._entries.values())

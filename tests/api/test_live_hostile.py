@@ -100,7 +100,7 @@ async def test_the_last_viewer_leaving_stops_the_poller(live: Live) -> None:
     await b.close()
     assert live.services.live.pollers == {} and live.services.live.viewers == 0
     await asyncio.sleep(0)
-    assert poller._task is not None and poller._task.done()
+    assert not poller._task.running
 
 
 async def test_a_failing_upstream_is_said_and_the_stream_goes_on(live: Live) -> None:

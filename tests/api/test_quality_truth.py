@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.clock import NOW
 from tests.instance import SITE, Harness
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
-from tsgate.upstream.campus import Outage
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
 
 OUTAGE = (NOW - 5 * MS_PER_DAY + 7 * MS_PER_HOUR + 123_456, NOW - 4 * MS_PER_DAY + 41_000)

@@ -19,8 +19,8 @@ from tsgate.app import create_app
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.series.planning import changes_at
 from tsgate.settings import Settings
-from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
 from tsgate.wiring import Services
 
@@ -111,7 +111,7 @@ async def test_a_late_upload_is_in_the_answer_after_the_due_recheck(env: Env) ->
     assert _served_whole(still) and not _served_whole(fresh)
     assert still.content == fresh.content  # kept exactly as long as nothing could differ
 
-    rows = await env.services.reader.store.rows(SITE, [env.name], START, END)
+    rows = await env.services.reader.rows(SITE, [env.name], START, END)
     recheck = min(r.recheck_at_ms for r in rows if r.recheck_at_ms is not None)
     assert recheck == DAY + MS_PER_DAY + 6 * MS_PER_HOUR
     env.clock.ms = recheck

@@ -34,8 +34,8 @@ from tests.differential.harness import (
     diff_settings,
     tally,
 )
-from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import parse_time
 
 pytestmark = [pytest.mark.slow, pytest.mark.differential]

@@ -26,8 +26,8 @@ from tests.differential.harness import (
     read_per_point,
     truth_of,
 )
-from tsgate.upstream.campus import LatePoint, Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import LatePoint, Outage
 from tsgate.wire.ace import format_time, parse_time
 
 pytestmark = [pytest.mark.anyio, pytest.mark.differential]

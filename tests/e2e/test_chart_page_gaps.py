@@ -22,8 +22,8 @@ from tests.e2e.test_chart_page_semantics import (  # base_url serves this module
     _press,
     base_url,
 )
-from tsgate.upstream.campus import Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import parse_time
 
 HOUR_MS = 3_600_000

@@ -176,7 +176,7 @@ async def test_a_gateway_backlog_is_repaired_by_the_recheck(env: Env) -> None:
     window = (start - MS_PER_DAY, end + MS_PER_DAY // 2)
     first = await env.read(names, *window)
     assert len(first[names[0]].crop(start, end)) == 0  # not visible yet
-    rows = await env.services.reader.store.rows(SITE, names[:2], start, end)
+    rows = await env.services.reader.rows(SITE, names[:2], start, end)
     assert any(r.state == "provisional" for r in rows)
     # the backlog arrives; the next due re-check (from the maintenance pass) picks it up
     env.clock.ms = outage.released_ms + 1
@@ -196,7 +196,7 @@ async def test_lost_objects_are_refetched_not_served_as_empty(env: Env) -> None:
     day = t("2025-10-01T00:00:00")
     want = await env.truth(names, day, day + 2 * MS_PER_DAY)
     await env.read(names, day, day + 2 * MS_PER_DAY)
-    env.services.reader.store.memory.drop_where(lambda _: True)
+    env.services.reader.store.forget(SITE)
     shutil.rmtree(env.root / "objects" / "chunks")
     got, stats = await env.services.reader.read(SITE, names, day, day + 2 * MS_PER_DAY, token="t")
     assert stats.healed > 0 and stats.cache_status != "HIT"
@@ -226,7 +226,7 @@ async def test_a_lost_s3_prefix_is_refetched_while_serving(seaweedfs: SeaweedFS)
         assert keys
         for key in keys:
             await services.objects.delete(key)
-        services.reader.store.memory.drop_where(lambda _: True)
+        services.reader.store.forget(SITE)
         got, stats = await services.reader.read(SITE, names, day, day + 3 * MS_PER_DAY, token="t")
         assert stats.healed == len(keys)
         assert_same(got, want)
@@ -239,8 +239,8 @@ async def test_a_corrupt_object_is_refetched_not_a_500(env: Env) -> None:
     names = env.names(1)
     day = t("2025-10-01T00:00:00")
     await env.read(names, day, day + MS_PER_DAY)
-    env.services.reader.store.memory.drop_where(lambda _: True)
-    (row,) = await env.services.reader.store.rows(SITE, names, day, day + MS_PER_DAY)
+    env.services.reader.store.forget(SITE)
+    (row,) = await env.services.reader.rows(SITE, names, day, day + MS_PER_DAY)
     path = env.root / "objects" / row.object_key
     path.write_bytes(path.read_bytes()[:-7] + b"garbage")
     got = await env.read(names, day, day + MS_PER_DAY)

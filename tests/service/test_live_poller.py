@@ -132,7 +132,7 @@ async def test_the_poll_interval_is_the_points_collect_interval_within_bounds() 
         conf = Settings(database_url=f"sqlite:///{tmp}/t.db", objects_url=f"file://{tmp}/objects")
         async with open_services(conf, upstream=sim_client(sim), clock_ms=clock) as services:
             await services.catalog.fresh(site, "t")
-            profiles = await services.reader.store.profiles(site, names)
+            profiles = await services.reader.profiles(site, names)
             cadences = {p.cadence_ms for p in profiles.values()}
             assert cadences == {300_000}  # the catalog's collect_interval, 300 s
             for limits, expected in [

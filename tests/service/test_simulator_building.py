@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tsgate.upstream import building, campus
+from tsgate.upstream import building, campus, visibility
 from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wire.ace import format_time, parse_time, parse_times
@@ -31,7 +31,7 @@ def of_kind(site: SimSite, kind: str) -> list[SimPoint]:
 
 
 def truth(site: SimSite, p: SimPoint, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    t_us, v = campus.samples(site, p, start, end, as_of_ms=SIM.now_ms())
+    t_us, v = visibility.samples(site, p, start, end, as_of_ms=SIM.now_ms())
     return t_us // 1000, v
 
 
@@ -77,7 +77,7 @@ def test_ahu_mode_and_schedule_follow_the_local_clock(site: SimSite, span: tuple
 def _reports_by_hand(site: SimSite, p: SimPoint, start: int, end: int) -> list[int]:
     """The change-of-value rule, one sweep at a time: report at each whole hour, and when
     the value moved more than the deadband since the last report."""
-    sweeps = campus.sweeps_of(start, end)
+    sweeps = visibility.sweeps_of(start, end)
     lo = int(sweeps[0]) // 12 * 12
     every = np.arange(lo, int(sweeps[-1]) + 1, dtype=np.int64)
     values = campus.values(site, p, every)

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from tests.asgi import sim_client
 from tests.clock import Clock
-from tsgate.upstream.campus import LatePoint, Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import LatePoint, Outage
 from tsgate.wire.ace import format_time, parse_time, parse_times
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tsgate.core.kinds import PointKinds, kind_of, mode_of, observed_mode, settled_mode
 from tsgate.errors import ConfigError
-from tsgate.upstream import campus
+from tsgate.upstream import visibility
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wire.ace import parse_time
 
@@ -105,7 +105,7 @@ _WEEK = (parse_time("s", "2026-05-04T00:00:00"), parse_time("e", "2026-05-11T00:
 
 def _truth(kind: str) -> tuple[np.ndarray, np.ndarray]:
     point = next(p for p in _LAB.collecting if p.kind == kind)
-    t_us, v = campus.samples(_LAB, point, *_WEEK, as_of_ms=_WEEK[1])
+    t_us, v = visibility.samples(_LAB, point, *_WEEK, as_of_ms=_WEEK[1])
     return t_us // 1000, v
 
 

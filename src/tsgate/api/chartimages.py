@@ -28,10 +28,10 @@ from starlette.routing import Route
 
 from tsgate.api import plotting, responses
 from tsgate.api.auth import token_of
+from tsgate.api.chartquery import resolve_zone
 from tsgate.api.charts import own_chart
 from tsgate.api.limits import check_fetch_budget, check_range
 from tsgate.api.services import services_of
-from tsgate.api.timeseries import resolve_zone
 from tsgate.core.model import MS_PER_DAY
 from tsgate.errors import BadParameter, RateLimited, TooLarge
 from tsgate.series.chart import (

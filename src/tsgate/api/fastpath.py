@@ -33,6 +33,7 @@ from tsgate.api.auth import token_from
 from tsgate.api.ratelimit import admit_cached
 from tsgate.api.responses import CachedResponse
 from tsgate.errors import Unauthorized
+from tsgate.lru import LRU
 from tsgate.series.access import UNKNOWN_SITE, token_hash
 from tsgate.services import Services
 
@@ -102,8 +103,10 @@ class FastAnswers:
 
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._entries: dict[_Key, _Entry] = {}
-        self._bytes = 0
+        # dropped oldest kept first (a lookup does not count as a use)
+        self._entries: LRU[_Key, _Entry] = LRU(
+            max_bytes, lambda entry: len(entry.body), largest=max_bytes // 8
+        )
         self.hits = 0
 
     def __len__(self) -> int:
@@ -132,29 +135,18 @@ class FastAnswers:
         ]
         not_modified = [(k, v) for k, v in stored if k != b"content-encoding"]
         entry = _Entry(site, generation, hit.until_ms, etag, hit.body, headers, not_modified)
-        key = _scoped(view.key, services)
-        self._drop(key)
-        self._entries[key] = entry
-        self._bytes += len(entry.body)
-        while self._bytes > self.max_bytes and self._entries:
-            self._drop(next(iter(self._entries)))
+        self._entries.put(_scoped(view.key, services), entry)
 
     def clear(self) -> None:
         self._entries.clear()
-        self._bytes = 0
-
-    def _drop(self, key: _Key) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= len(old.body)
 
     def lookup(self, view: _Request, services: Services) -> tuple[_Key, _Entry] | None:
         key = _scoped(view.key, services)
-        entry = self._entries.get(key)
+        entry = self._entries.peek(key)
         if entry is None:
             return None
         if entry.until_ms <= services.reader.clock_ms():
-            self._drop(key)
+            self._entries.pop(key)
             return None
         return key, entry
 

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tsgate.api.jobs import submitted_instead
 from tsgate.api.limits import check_points, check_range
 from tsgate.api.prometheus import ServiceSource, caller_token
 from tsgate.api.services import services_of
@@ -183,16 +184,13 @@ async def _warming(
     job_request = normalise(
         kind="query", site=site, points=names, start_ms=start_ms, end_ms=end_ms, interval="1h"
     )
-    job, _ = await services.jobs.submit(job_request, token)
-    status_url = f"/api/jobs/{job.id}"
-    body = {
-        "jobId": job.id,
-        "status": job.state.value,
-        "statusUrl": status_url,
-        "estimatedSamples": missing,
-        "detail": "the job fetches the frame's data; ask for the frame again once it completes",
-    }
-    headers = {"Location": status_url, "Retry-After": "2"}
+    body, headers = await submitted_instead(
+        services,
+        job_request,
+        token,
+        missing=missing,
+        detail="the job fetches the frame's data; ask for the frame again once it completes",
+    )
     return Response(msgspec.json.encode(body), 202, headers=headers, media_type="application/json")
 
 

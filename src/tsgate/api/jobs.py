@@ -165,6 +165,24 @@ async def submit(request: Request) -> Response:
     return respond(request, job.to_json(), status=status, headers={"Location": location})
 
 
+async def submitted_instead(
+    services: Services, job_request: JobRequest, token: str, *, missing: int, detail: str = ""
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A read too large to fetch inline (``missing`` samples) submitted as a job: the
+    body and headers of the 202 that points at it."""
+    job, _ = await services.jobs.submit(job_request, token)
+    status_url = f"/api/jobs/{job.id}"
+    body: dict[str, Any] = {
+        "jobId": job.id,
+        "status": job.state.value,
+        "statusUrl": status_url,
+        "estimatedSamples": missing,
+    }
+    if detail:
+        body["detail"] = detail
+    return body, {"Location": status_url, "Retry-After": "2"}
+
+
 async def _own_job(request: Request) -> tuple[Job, str]:
     """The caller's job named in the path, after its token's access is checked again."""
     services = services_of(request)

@@ -30,17 +30,19 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from tsgate.api.auth import token_of
+from tsgate.api.chartquery import chart_request, check_raw_reads, resolve_zone
 from tsgate.api.limits import check_fetch_budget
 from tsgate.api.problems import status_of
 from tsgate.api.services import services_of
-from tsgate.api.timeseries import chart_request, check_raw_reads, describe_answer, resolve_zone
+from tsgate.api.timeseries import describe_answer
 from tsgate.core.model import Series
 from tsgate.errors import BadParameter, UpstreamBadAnswer, UpstreamError
 from tsgate.series.access import UNKNOWN_SITE
-from tsgate.series.chart import ChartQuery, ChartResult, chart_body, run_chart
+from tsgate.series.chart import ChartQuery, ChartResult, answer_of, run_chart
 from tsgate.series.live import LivePoller, Push, Viewer
 from tsgate.series.planning import Range
 from tsgate.services import Services
+from tsgate.wire.chart import chart_body
 
 log = logging.getLogger(__name__)
 RETRY_MS = 5000  # how long an EventSource waits before it reconnects
@@ -179,7 +181,7 @@ def _clipped(spans: list[Range], start_ms: int, end_ms: int) -> list[Range]:
 async def _body(
     request: Request, q: ChartQuery, layout: str, result: ChartResult, token: str
 ) -> dict[str, Any]:
-    body = chart_body(q, result, layout, msgpack=False)
+    body = chart_body(answer_of(q, result), layout, msgpack=False)
     await describe_answer(request, q, body, token)
     return body
 

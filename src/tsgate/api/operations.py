@@ -15,6 +15,7 @@ from typing import Any
 from tsgate.api import (
     ace,
     admin,
+    aggregations,
     chartimages,
     charts,
     files,
@@ -252,7 +253,7 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
             what="events initial, samples, status, error, end (docs/api.md)",
         ),
     ),
-    timeseries.aggregations: Operation(
+    aggregations.aggregations: Operation(
         "Rollup rows (avg, min, max, sum, count, stddev) per hour or day",
         "chart API",
         params=(

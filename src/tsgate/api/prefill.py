@@ -19,7 +19,6 @@ and stores nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,10 +29,11 @@ from starlette.requests import Request
 from tsgate.api.auth import token_of
 from tsgate.api.limits import check_fetch_budget, refuse_over_fetch_budget
 from tsgate.api.services import services_of
+from tsgate.background import stop_all
 from tsgate.core.model import Series
+from tsgate.lru import LRU
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.index import PROVISIONAL, ChunkRow
-from tsgate.series.memory import LRU
 from tsgate.series.reader import ReadStats
 from tsgate.series.streamfill import StreamFill
 from tsgate.services import Services
@@ -309,7 +309,7 @@ def _state(request: Request) -> _State:
     app_state = request.app.state
     state: _State | None = getattr(app_state, "dropin_fills", None)
     if state is None:
-        state = _State(LRU(HELD_FILLS, lambda _: 1))
+        state = _State(LRU.counted(HELD_FILLS))
         app_state.dropin_fills = state
     return state
 
@@ -325,12 +325,5 @@ async def stop(app_state: object, grace_s: float = STOP_GRACE_S) -> None:
     """The app is shutting down: let its background fills finish (their first pages were
     served, the rest is about to be stored) for up to ``grace_s``, then cancel them."""
     state: _State | None = getattr(app_state, "dropin_fills", None)
-    if state is None or not state.tasks:
-        return
-    tasks = list(state.tasks)
-    _, late = await asyncio.wait(tasks, timeout=grace_s)
-    for task in late:
-        task.cancel()
-    for task in late:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if state is not None:
+        await stop_all(list(state.tasks), grace_s=grace_s)

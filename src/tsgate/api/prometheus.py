@@ -43,6 +43,7 @@ from tsgate.core.model import Series
 from tsgate.core.rollups import Buckets, crop
 from tsgate.errors import BadParameter, NotFound, TooLarge, TsgateError, UpstreamUnavailable
 from tsgate.jobs.model import normalise
+from tsgate.lru import LRU
 from tsgate.promql import engine, labels, wire
 from tsgate.promql.labels import Matcher, SeriesRef
 from tsgate.series.chunkstore import COARSE_LEVELS_MS
@@ -91,9 +92,7 @@ class ServiceSource:
             names.extend(str(i["name"]) for i in items if i.get("name"))
             if len(items) < 1000:
                 break
-        if len(_SITES) > 10_000:
-            _SITES.clear()
-        _SITES[scope] = (now + int(self.services.settings.access_ttl_s * 1000), names)
+        _SITES.put(scope, (now + int(self.services.settings.access_ttl_s * 1000), names))
         return names
 
     async def catalog(self, site: str) -> list[SeriesRef]:
@@ -105,9 +104,7 @@ class ServiceSource:
             return cached[1]
         _, items = await points.list(site, 0, 10_000_000)
         refs = [labels.series_of(site, p) for p in items if p.get("collect_enabled")]
-        if len(_CATALOGS) > 1_000:
-            _CATALOGS.clear()
-        _CATALOGS[site] = (stamp, refs)
+        _CATALOGS.put(site, (stamp, refs))
         return refs
 
     async def select(self, matchers: Sequence[Matcher]) -> list[SeriesRef]:
@@ -193,8 +190,9 @@ class ServiceSource:
         )
 
 
-_SITES: dict[str, tuple[int, list[str]]] = {}  # token scope -> (until ms, site names)
-_CATALOGS: dict[str, tuple[int | None, list[SeriesRef]]] = {}  # site -> (refreshed, series)
+_SITES: LRU[str, tuple[int, list[str]]] = LRU.counted(10_000)  # scope -> (until ms, site names)
+# site -> (catalog refreshed at, its series)
+_CATALOGS: LRU[str, tuple[int | None, list[SeriesRef]]] = LRU.counted(1_000)
 
 
 def _on(matchers: Sequence[Matcher], name: str) -> list[Matcher]:

@@ -1,213 +1,56 @@
-"""The chart API: ``GET /api/timeseries`` and ``GET /api/aggregations`` (DESIGN §3).
-
-Wire layouts (the storage codec is separate: changing these never touches chunks):
-
-- ``layout=series`` (default): ``series: [{name, data: [[ms, value], …]}]``.
-- ``layout=columnar``, JSON: ``series: [{name, t: [ms, …], v: [value, …]}]``.
-- ``layout=columnar``, MessagePack: ``series: [{name, n, t0, dt, v}]`` where ``dt`` is
-  binary little-endian int32 time deltas in ms (``n`` of them, ``dt[0] = 0``; time i is
-  ``t0 + dt[0] + … + dt[i]``) and ``v`` binary little-endian float32 values (NaN for gaps).
-  A series whose gaps exceed int32 ms (24.8 days) carries ``t`` as float64 ms instead.
-In JSON, NaN values are ``null``.
+"""The chart API: ``GET /api/timeseries`` (DESIGN §3): a chart answer inline, kept in
+the response cache while its periods stay as they are, or a job when the range is too
+large to fetch inline. The query is parsed in ``api/chartquery.py``; the wire layouts
+are ``wire/chart.py``'s; ``GET /api/aggregations`` is ``api/aggregations.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
-import re
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api import responses
 from tsgate.api.auth import token_of
+from tsgate.api.chartquery import (
+    ChartRequest,
+    chart_request,
+    check_raw_reads,
+    check_states,
+    point_kinds,
+    resolve_zone,
+)
 from tsgate.api.fastpath import FastAnswers
-from tsgate.api.limits import check_points, check_range
+from tsgate.api.jobs import submitted_instead
+from tsgate.api.limits import refuse_over_fetch_budget
 from tsgate.api.negotiation import (
-    checked_format,
     choose_encoding,
     compressed,
     encode_body,
     msgpack_for,
     respond,
-    wants_msgpack,
 )
 from tsgate.api.services import services_of
-from tsgate.core import calendar, rollups, weighted
-from tsgate.core.calendar import UTC
-from tsgate.errors import BadParameter, TooLarge, UpstreamBadAnswer, UpstreamError
+from tsgate.core import weighted
+from tsgate.errors import UpstreamBadAnswer, UpstreamError
 from tsgate.jobs.model import normalise
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.chart import (
-    INTERVALS,
     ChartQuery,
     ChartResult,
-    chart_body,
-    describe_series,
-    estimate_samples,
-    exact_buckets,
-    grid_for,
-    line_gaps,
-    linear_points,
-    reads_raw,
+    answer_of,
     run_chart,
 )
 from tsgate.series.planning import changes_at
-from tsgate.settings import Settings
-from tsgate.wire.ace import format_time, parse_bool, parse_int, parse_range
-
-MAX_AGGREGATION_ROWS = 500_000
-# the intervals the rollups serve (finer ones would read every raw sample of the range)
-AGGREGATION_INTERVALS = ("1h", "6h", "1d", "7d", "1mo")
+from tsgate.wire.ace import parse_bool
+from tsgate.wire.chart import chart_body, describe_series
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChartRequest:
-    """What the query string of a chart request asks for, checked."""
-
-    query: ChartQuery
-    layout: str
-    format: str | None  # ?format=, else the Accept header decides
-
-
-# parsed requests by (query string, limits): a dashboard repeats the same few queries,
-# and parsing them again is a large part of answering one from the response cache
-_PARSED: dict[tuple[bytes, int, int], ChartRequest] = {}
-_PARSED_MAX = 4096
-
-
-def chart_request(request: Request) -> ChartRequest:
-    """The chart request's parameters; a clear 4xx (``BadParameter``/``TooLarge``) if bad."""
-    settings = services_of(request).settings
-    memo = (
-        request.scope["query_string"],
-        settings.max_points_per_request,
-        settings.max_range_days,
-    )
-    parsed = _PARSED.get(memo)
-    if parsed is None:
-        q = request.query_params
-        parsed = ChartRequest(  # raises on bad input: nothing is kept
-            _parse_query(q, settings), _layout(q), checked_format(q.get("format"))
-        )
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[memo] = parsed
-    return parsed
-
-
-def parse_query(request: Request) -> ChartQuery:
-    """The chart query alone, parsed afresh (for routes without layout and format)."""
-    return _parse_query(request.query_params, services_of(request).settings)
-
-
-def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
-    site = (q.get("site") or q.get("siteId") or "").strip()
-    if not site:
-        raise BadParameter("site", "is required (a site name, e.g. demo_campus)")
-    raw_points = q.get("points") or q.get("pointNames") or ""
-    points = tuple(dict.fromkeys(p.strip() for p in raw_points.split(",") if p.strip()))
-    if not points:
-        raise BadParameter("points", "is required (comma-separated point names)")
-    check_points(settings, points, "points")
-    start_ms, end_ms = parse_range(q.get("start"), q.get("end"), names=("start", "end"))
-    check_range(settings, start_ms, end_ms, "end")
-    interval = q.get("interval") or ("auto" if q.get("agg") and not q.get("max_points") else "raw")
-    if interval not in INTERVALS:
-        raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")
-    agg = q.get("agg") or "avg"
-    if agg not in rollups.AGGREGATES and not weighted.is_time_weighted(agg):
-        shown = repr(agg) if len(agg) <= 40 else repr(agg[:40]) + "…"
-        raise BadParameter(
-            "agg",
-            f"{shown} is not one of {', '.join(sorted(rollups.AGGREGATES))}, "
-            "or timein:<state> with an integer state (e.g. timein:2)",
-        )
-    return ChartQuery(
-        site,
-        points,
-        start_ms,
-        end_ms,
-        interval,
-        parse_int("max_points", q.get("max_points"), lo=4, hi=1_000_000),
-        agg,
-        _zone_param(q.get("tz")),
-        _compare_param(q.get("compare"), settings),
-    )
-
-
-_DURATION = re.compile(r"-(\d{1,6})(m|h|d|w)")
-_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
-
-
-def _compare_param(raw: str | None, settings: Settings) -> int:
-    """``compare``: a duration into the past (``-7d``, ``-24h``, ``-90m``, ``-1w``) in ms."""
-    if not raw:
-        return 0
-    match = _DURATION.fullmatch(raw.strip())
-    if match is None or int(match[1]) == 0:
-        raise BadParameter("compare", f"{raw!r} is not a duration into the past like -7d, -24h")
-    offset = -int(match[1]) * _UNIT_MS[match[2]]
-    if -offset > settings.max_range_days * 86_400_000:
-        raise BadParameter("compare", f"at most {settings.max_range_days} days back")
-    return offset
-
-
-def _zone_param(raw: str | None) -> str:
-    """``tz``: UTC (default), ``site`` (the site's own zone) or an IANA zone name."""
-    name = (raw or UTC).strip()
-    if name.lower() in ("utc", "site"):
-        return name.upper() if name.lower() == "utc" else "site"
-    try:
-        calendar.zone(name)
-    except ValueError as exc:
-        raise BadParameter("tz", f"{exc}, or site for the site's own zone") from None
-    return name
-
-
-async def resolve_zone(request: Request, q: ChartQuery, token: str) -> ChartQuery:
-    """The query with ``tz=site`` replaced by the site's zone (cached per site)."""
-    if q.tz != "site":
-        return q
-    zone = await services_of(request).zones.zone_of(q.site, token)
-    return dataclasses.replace(q, tz=zone)
-
-
-def _layout(q: QueryParams) -> str:
-    layout = q.get("layout") or "series"
-    if layout not in ("series", "columnar"):
-        raise BadParameter("layout", f"{layout!r} is not one of series, columnar")
-    return layout
-
-
-def check_raw_reads(request: Request, q: ChartQuery) -> None:
-    """Refuse (413) a query that would read more raw samples than one answer may."""
-    limit = services_of(request).settings.max_inline_samples
-    if not reads_raw(q) or estimate_samples(q) <= limit:
-        return
-    if q.interval == "raw":
-        advice = (
-            "add max_points=N (downsampled), interval=1h|1d (aggregated), "
-            "or submit a job (POST /api/jobs)"
-        )
-    else:
-        advice = (
-            f"interval={q.interval} (tz={q.tz}) is computed from raw samples: "
-            "ask for a shorter range, fewer points or an interval of 1h or more"
-        )
-    raise TooLarge(
-        "max_inline_samples",
-        f"about {estimate_samples(q):,} raw samples; at most {limit:,} inline — {advice}",
-    )
 
 
 async def timeseries(request: Request) -> Response:
@@ -220,7 +63,7 @@ async def timeseries(request: Request) -> Response:
     q = await resolve_zone(request, q, token)
     check_raw_reads(request, q)
     if weighted.timein_state(q.agg) is not None:
-        await _check_states(request, q, token)
+        await check_states(request, q, token)
     key = responses.ResponseKey(
         services.access.scope(token),
         q,
@@ -252,7 +95,7 @@ async def timeseries(request: Request) -> Response:
         ),
     )
     computed = time.perf_counter()
-    body_obj = chart_body(q, result, layout, msgpack=msgpack)
+    body_obj = chart_body(answer_of(q, result), layout, msgpack=msgpack)
     # the prepared read checked the token on the site (per point on the unknown site)
     await describe_answer(request, q, body_obj, token, access_checked=q.site != UNKNOWN_SITE)
     body, media_type = encode_body(body_obj, msgpack)
@@ -296,29 +139,6 @@ def _keep_fast(
         answers.keep(request.scope, services_of(request), key.query.site, key.generation, entry)
 
 
-async def _kinds(
-    request: Request, q: ChartQuery, token: str, *, access_checked: bool = False
-) -> dict[str, tuple[str, str]]:
-    """Each point's ``(kind, mode)`` from the site's catalog (else from its name);
-    ``access_checked``: the request checked the token on the site already."""
-    services = services_of(request)
-    return await services.catalog.describe(
-        q.site, q.points, token, services.kinds, access_checked=access_checked
-    )
-
-
-async def _check_states(request: Request, q: ChartQuery, token: str) -> None:
-    """``timein:<state>`` asks how long a point held a state: binary and multi-state
-    points only (a 400 names the first analog one)."""
-    for name, (kind, _) in (await _kinds(request, q, token)).items():
-        if kind == "analog":
-            raise BadParameter(
-                "agg",
-                f"{q.agg} needs binary or multistate points; {name!r} is analog "
-                "(TSGATE_POINT_KINDS can say otherwise)",
-            )
-
-
 async def describe_answer(
     request: Request,
     q: ChartQuery,
@@ -329,7 +149,7 @@ async def describe_answer(
 ) -> None:
     """Each series' point ``kind`` and sampling ``mode``, from the site's catalog (else
     from the point's name), so a client knows what to draw as steps."""
-    describe_series(body, await _kinds(request, q, token, access_checked=access_checked))
+    describe_series(body, await point_kinds(request, q, token, access_checked=access_checked))
 
 
 # headers that describe the answer itself, not how this request got it
@@ -367,7 +187,7 @@ async def _response_until_ms(request: Request, q: ChartQuery, result: ChartResul
     if q.compare_ms:
         spans.append((q.start_ms + q.compare_ms, q.end_ms + q.compare_ms))
     for start_ms, end_ms in spans:
-        rows = await reader.store.rows(q.site, q.points, start_ms, end_ms)
+        rows = await reader.rows(q.site, q.points, start_ms, end_ms)
         at = changes_at(q.points, rows, start_ms, end_ms, now, reader.policy.open_ttl_ms)
         until = until if at is None else min(until, at)
     return until
@@ -415,10 +235,10 @@ async def _too_large_for_inline(
     if missing <= budget:
         return None
     if not parse_bool("async", request.query_params.get("async"), default=True):
-        raise TooLarge(
-            "inline_fetch_samples",
-            f"about {missing:,} samples must first be fetched from upstream; at most {budget:,} "
-            "inline — drop async=false to get a job (202), or ask for a shorter range",
+        refuse_over_fetch_budget(
+            services.settings,
+            missing,
+            hint="drop async=false to get a job (202), or ask for a shorter range",
         )
     job_request = normalise(
         kind="query",
@@ -433,86 +253,11 @@ async def _too_large_for_inline(
         tz=q.tz,
         compare_ms=q.compare_ms,
     )
-    job, _ = await services.jobs.submit(job_request, token)
-    status_url = f"/api/jobs/{job.id}"
-    body = {
-        "jobId": job.id,
-        "status": job.state.value,
-        "statusUrl": status_url,
-        "estimatedSamples": missing,
-    }
-    return respond(request, body, status=202, headers={"Location": status_url, "Retry-After": "2"})
-
-
-async def aggregations(request: Request) -> Response:
-    services = services_of(request)
-    q = parse_query(request)
-    interval = request.query_params.get("interval") or "1h"
-    if interval not in AGGREGATION_INTERVALS:
-        allowed = ", ".join(AGGREGATION_INTERVALS)
-        raise BadParameter("interval", f"{interval!r} is not one of {allowed}")
-    token = token_of(request, services.settings.upstream_token)
-    q = await resolve_zone(request, dataclasses.replace(q, interval=interval), token)
-    check_raw_reads(request, q)
-    grid = grid_for(interval, q.tz, q.start_ms, q.end_ms)
-    gaps = await line_gaps(services.reader, q.site, q.points)
-    found, stats = await exact_buckets(
-        services.reader, q.site, q.points, (q.start_ms, q.end_ms), grid, token=token, gaps=gaps
-    )
-    linear = linear_points(await _kinds(request, q, token))
-    rows = sum(len(b) for b in found.values())
-    if rows > MAX_AGGREGATION_ROWS:
-        raise TooLarge(
-            "max_aggregation_rows",
-            f"{rows:,} rows; at most {MAX_AGGREGATION_ROWS:,} — use interval=1d or a shorter range",
-        )
-    until = min(q.end_ms, services.reader.clock_ms() + 1)
-    items: list[dict[str, Any]] = []
-    for name in q.points:
-        ends = grid.ends(found[name], until)
-        items.extend(_rows(name, found[name], ends, until, linear=name in linear))
-    metadata = {
-        "siteId": q.site,
-        "pointNames": list(q.points),
-        "startTime": format_time(q.start_ms),
-        "endTime": format_time(q.end_ms),
-        "interval": interval,
-        "timeZone": q.tz,
-        "rows": len(items),
-    }
-    body, media_type = encode_body(
-        {"metadata": metadata, "aggregations": items}, wants_msgpack(request)
-    )
-    headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": "ROLLUP"}
-    return compressed(request, body, media_type, headers=headers)
-
-
-def _rows(
-    name: str, b: rollups.Buckets, ends: Any, until: int, *, linear: bool
-) -> list[dict[str, Any]]:
-    """One row per bucket: the sample statistics, and the time-weighted ones."""
-    columns = {
-        "avg": rollups.avg(b),
-        "min": b.min,
-        "max": b.max,
-        "sum": b.sum,
-        "count": b.count,
-        "stddev": rollups.stddev(b),
-        **{
-            agg: weighted.values(b, agg, ends, until, linear=linear)
-            for agg in ("twavg", "duty", "starts")
-        },
-    }
-    stamps = b.start_ms.tolist()
-    lists = {key: values.tolist() for key, values in columns.items()}
-    return [
-        {"name": name, "timestamp": format_time(ts), **{k: lists[k][i] for k in lists}}
-        for i, ts in enumerate(stamps)
-    ]
+    body, headers = await submitted_instead(services, job_request, token, missing=missing)
+    return respond(request, body, status=202, headers=headers)
 
 
 def routes() -> list[Route]:
     return [
         Route("/api/timeseries", timeseries, methods=["GET"]),
-        Route("/api/aggregations", aggregations, methods=["GET"]),
     ]

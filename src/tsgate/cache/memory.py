@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from tsgate.cache.base import Bucket, LockTimeout
 from tsgate.cache.bucket import take_token
 from tsgate.errors import ConfigError
+from tsgate.keylocks import KeyLocks
+from tsgate.lru import LRU
 
 DEFAULT_MAX_BYTES = 64 << 20
 # Beyond this many buckets, full (idle) ones are dropped: they equal a fresh bucket.
@@ -28,10 +28,12 @@ class MemoryCache:
             raise ConfigError(f"cache: max_bytes must be positive, not {max_bytes}")
         self.max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
-        self._size = 0
+        # value, expires at (s); a value as large as the whole cache is still kept
+        self._entries: LRU[str, tuple[bytes, float | None]] = LRU(
+            max_bytes, lambda entry: len(entry[0]), largest=max_bytes
+        )
         self._buckets: dict[str, tuple[float, float, float]] = {}  # tokens, at_s, full_at_s
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, holders + waiters
+        self._locks: KeyLocks[str] = KeyLocks()
 
     @classmethod
     def from_url(cls, url: str) -> MemoryCache:
@@ -44,7 +46,7 @@ class MemoryCache:
 
     @property
     def size_bytes(self) -> int:
-        return self._size
+        return self._entries.bytes
 
     async def get(self, key: str) -> bytes | None:
         entry = self._entries.get(key)
@@ -52,29 +54,20 @@ class MemoryCache:
             return None
         value, expires_at = entry
         if expires_at is not None and self._clock() >= expires_at:
-            self._drop(key)
+            self._entries.pop(key)
             return None
-        self._entries.move_to_end(key)
         return value
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        self._drop(key)
-        if len(value) > self.max_bytes:
-            return  # larger than the whole cache: never kept
+        self._entries.pop(key)  # a value larger than the whole cache is not kept
         expires_at = None if ttl_s is None else self._clock() + ttl_s
-        self._entries[key] = (bytes(value), expires_at)
-        self._size += len(value)
-        while self._size > self.max_bytes:
-            self._drop(next(iter(self._entries)))
+        self._entries.put(key, (bytes(value), expires_at))
 
     async def delete(self, key: str) -> None:
-        self._drop(key)
+        self._entries.pop(key)
 
     async def delete_prefix(self, prefix: str) -> int:
-        keys = [k for k in self._entries if k.startswith(prefix)]
-        for key in keys:
-            self._drop(key)
-        return len(keys)
+        return self._entries.drop_where(lambda key: key.startswith(prefix))
 
     async def take(
         self,
@@ -96,23 +89,15 @@ class MemoryCache:
     @contextlib.asynccontextmanager
     async def lock(self, key: str, ttl_s: float, wait_s: float = 10.0) -> AsyncIterator[None]:
         # One process: an asyncio lock is enough and never outlives its holder.
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
+        held = self._locks.hold(key, wait_s=wait_s)
         try:
-            try:
-                await asyncio.wait_for(lock.acquire(), wait_s)
-            except TimeoutError as exc:
-                raise LockTimeout(f"cache: lock {key!r} not acquired in {wait_s} s") from exc
-            try:
-                yield
-            finally:
-                lock.release()
+            await held.__aenter__()
+        except TimeoutError as exc:
+            raise LockTimeout(f"cache: lock {key!r} not acquired in {wait_s} s") from exc
+        try:
+            yield
         finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+            await held.__aexit__(None, None, None)
 
     async def ping(self) -> float:
         return 0.0
@@ -120,9 +105,3 @@ class MemoryCache:
     async def aclose(self) -> None:
         self._entries.clear()
         self._buckets.clear()
-        self._size = 0
-
-    def _drop(self, key: str) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._size -= len(entry[0])

@@ -16,6 +16,8 @@ from tsgate.core.model import MS_PER_DAY
 Range = tuple[int, int]
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# the year 10000: "no end given" (well inside int64 and the month arithmetic)
+END_OF_TIME_MS = 253_402_300_800_000
 
 
 def floor_to(ms: int, width_ms: int) -> int:

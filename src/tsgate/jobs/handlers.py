@@ -17,8 +17,9 @@ from tsgate.errors import UpstreamUnavailable
 from tsgate.jobs.exports import open_writer
 from tsgate.jobs.model import JobRequest, slices
 from tsgate.jobs.runner import Handler, JobContext, JobResult
-from tsgate.series.chart import ChartQuery, chart_body, describe_series, run_chart
+from tsgate.series.chart import ChartQuery, answer_of, run_chart
 from tsgate.series.reader import ReadStats
+from tsgate.wire.chart import chart_body, describe_series
 
 SPOOL_BYTES = 16 << 20  # exports up to this size stay in memory
 
@@ -102,7 +103,7 @@ async def run_query(ctx: JobContext) -> JobResult:
         describe=(lambda site, names: describe(site, names, ctx.token)) if describe else None,
     )
     _complete(result.stats)
-    body = chart_body(query, result, req.layout or "series", msgpack=False)
+    body = chart_body(answer_of(query, result), req.layout or "series", msgpack=False)
     if describe is not None:
         describe_series(body, await describe(req.site, req.points, ctx.token))
     data = msgspec.json.encode(body)

@@ -9,13 +9,13 @@ cancel was asked for and :class:`LeaseLost` when another attempt owns the job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tsgate.background import Background
 from tsgate.errors import TsgateError
 from tsgate.jobs.model import Job, JobRequest, JobState, RetryPolicy, is_retryable
 from tsgate.jobs.store import JobStore
@@ -98,16 +98,15 @@ class JobRunner:
         Cancelling the calling task (graceful shutdown) gives the job back uncounted.
         """
         lease = _Lease()
-        beat = asyncio.create_task(self._beat(job, lease))
+        beat = Background(f"tsgate-heartbeat-{job.id}")
+        beat.start(lambda: self._beat(job, lease))
         try:
             state, values = await self._run(job, lease)
         except asyncio.CancelledError:
             await asyncio.shield(self.store.release(job, now_ms=self.clock_ms()))
             raise
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            await beat.stop()
         if state is None:
             log.warning("job %s: lease lost on attempt %d", job.id, job.attempts)
             return None

@@ -31,6 +31,7 @@ import httpx
 import msgspec
 
 from tsgate import backoff
+from tsgate.background import stop_all
 from tsgate.errors import BadParameter
 from tsgate.jobs.model import Job
 from tsgate.jobs.store import Notifications
@@ -242,10 +243,7 @@ class WebhookOutbox:
 
     async def aclose(self) -> None:
         """Stop sends in flight (each is due again once its claim lapses)."""
-        tasks = list(self._sending)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_all(list(self._sending))
 
     async def _deliver(self, job: Job) -> bool:
         outcome = await self.sender.send(job)

@@ -17,6 +17,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from tsgate.background import Background
 from tsgate.errors import StorageError
 from tsgate.jobqueue.base import JobQueue
 from tsgate.jobs.runner import JobRunner
@@ -55,17 +56,14 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; the job in hand finishes first."""
-        webhooks = None
-        if self.outbox is not None:
-            webhooks = asyncio.create_task(self._deliver(self.outbox, stop))
+        webhooks = Background(f"tsgate-webhooks-{self.name}")
+        outbox = self.outbox
+        if outbox is not None:
+            webhooks.start(lambda: self._deliver(outbox, stop))
         try:
             await self._work(stop)
         finally:
-            if webhooks is not None:
-                # a send cut short here is sent again once its claim lapses
-                webhooks.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await webhooks
+            await webhooks.stop()  # a send cut short is sent again once its claim lapses
 
     async def _deliver(self, outbox: WebhookOutbox, stop: asyncio.Event) -> None:
         try:
@@ -104,13 +102,10 @@ async def running(worker: Worker, *, grace_s: float = 0.0) -> AsyncIterator[Work
     then cancelled, which gives it back to the queue uncounted.
     """
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop), name=f"tsgate-worker-{worker.name}")
+    task = Background(f"tsgate-worker-{worker.name}")
+    task.start(lambda: worker.run(stop))
     try:
         yield worker
     finally:
         stop.set()
-        done, _ = await asyncio.wait({task}, timeout=grace_s)
-        if not done:
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await task.stop(grace_s=grace_s)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tsgate.background import Background
 from tsgate.clock import wall_clock_ms
 from tsgate.errors import TsgateError
 from tsgate.ops.alerts import Alerts
@@ -264,23 +265,18 @@ class MaintenanceScheduler:
         self._recheck_s = recheck_s if maintenance.rechecks is not None else 0.0
         self._sample_s = sample_s if maintenance.monitor is not None else 0.0
         self._clock_ms = clock_ms
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("tsgate-maintenance")
         self._stop = asyncio.Event()
 
     def start(self) -> None:
-        if self._task is None and (
-            self._interval_s > 0 or self._recheck_s > 0 or self._sample_s > 0
-        ):
-            self._task = asyncio.create_task(self._run(), name="tsgate-maintenance")
+        if self._interval_s > 0 or self._recheck_s > 0 or self._sample_s > 0:
+            self._task.start(self._run)
 
     async def aclose(self) -> None:
         """Stop after the pass under way: a pass cancelled mid-query could leave a
         database connection to be closed after the event loop is gone."""
-        if self._task is not None:
-            self._stop.set()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, CLOSE_WAIT_S)  # cancels it on timeout
-            self._task = None
+        self._stop.set()
+        await self._task.stop(grace_s=CLOSE_WAIT_S)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -4,10 +4,10 @@ background task flushes it to the database every few seconds (and on close)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 
+from tsgate.background import Background
 from tsgate.errors import StorageError
 from tsgate.ops.stats import RequestStat, StatsTable
 
@@ -22,14 +22,14 @@ class StatsRecorder:
         self._flush_s = flush_s
         self._buffer: deque[RequestStat] = deque(maxlen=MAX_BUFFERED)
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("tsgate-stats-flush")
 
     def add(self, stat: RequestStat) -> None:
         self._buffer.append(stat)
 
     def start(self) -> None:
-        if self._task is None and self._flush_s > 0:
-            self._task = asyncio.create_task(self._run(), name="tsgate-stats-flush")
+        if self._flush_s > 0:
+            self._task.start(self._run)
 
     async def flush(self) -> int:
         """Write what is buffered; return how many rows were written. On failure the
@@ -44,11 +44,7 @@ class StatsRecorder:
             return len(rows)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         try:
             await self.flush()
         except StorageError as exc:

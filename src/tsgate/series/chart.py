@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from tsgate.core import calendar, grids, rollups, weighted
 from tsgate.core.calendar import UTC
 from tsgate.core.downsample import choose_level, m4_from_buckets, minmax_lttb
@@ -31,7 +29,8 @@ from tsgate.series import periods
 from tsgate.series.chunkstore import COARSE_LEVELS_MS, LEVELS_MS
 from tsgate.series.planning import PreparedRead
 from tsgate.series.reader import ReadStats, SeriesReader
-from tsgate.wire.ace import format_time, parse_time
+from tsgate.wire.ace import parse_time
+from tsgate.wire.chart import ChartAnswer
 
 INTERVALS_MS = {
     "5min": 5 * MS_PER_MINUTE,
@@ -241,7 +240,7 @@ def linear_points(kinds: Mapping[str, tuple[str, str]]) -> frozenset[str]:
 async def line_gaps(reader: SeriesReader, site: str, points: Sequence[str]) -> dict[str, int]:
     """Per point, how far apart samples may be for a line to join them (a linear
     ``twavg``): the hole threshold of its catalog cadence, as its rollups were built."""
-    profiles = await reader.store.profiles(site, points)
+    profiles = await reader.profiles(site, points)
     return {n: periods.gap_limit_ms(profiles.get(n, periods.Profile())) for n in points}
 
 
@@ -385,84 +384,24 @@ def estimate_samples(q: ChartQuery, *, sample_ms: int = 5 * MS_PER_MINUTE) -> in
     return (q.end_ms - q.start_ms) // sample_ms * len(q.points) * ranges
 
 
-# ---- the wire body (shared by /api/timeseries and query jobs) --------------------------
-
-_INT32_MAX = 2**31 - 1
+# ---- the answer handed to the wire encoder (wire/chart.py) ---------------------------
 
 
-def chart_body(q: ChartQuery, result: ChartResult, layout: str, *, msgpack: bool) -> dict[str, Any]:
-    """The response object of a chart query; see docs/api.md for the layouts."""
-    return {
-        "metadata": {
-            "siteId": q.site,
-            "pointNames": list(q.points),
-            "startTime": format_time(q.start_ms),
-            "endTime": format_time(q.end_ms),
-            "aggregation": result.aggregation,
-            "interval": result.interval,
-            "timeZone": q.tz,
-            "layout": layout,
-            "totalSamples": result.total_samples,
-            "returnedPoints": sum(len(s) for s in result.series),
-            # per point, the spans whose data may still change upstream (not final yet)
-            "provisional": {
-                name: [[s, e] for s, e in spans] for name, spans in result.stats.provisional.items()
-            },
-            # per point, the spans longer than 15 minutes without a sample (chart bands)
-            "gaps": {name: [[s, e] for s, e in spans] for name, spans in result.gaps.items()},
-            **_compare_metadata(q, result),
-        },
-        "series": [_encode(s, layout, msgpack) for s in result.series]
-        + [{**_encode(s, layout, msgpack), "offsetMs": q.compare_ms} for s in result.compared],
-    }
-
-
-def describe_series(body: dict[str, Any], kinds: dict[str, tuple[str, str]]) -> None:
-    """Add each series' point ``kind`` and sampling ``mode`` to a :func:`chart_body`, so a
-    client knows what to draw as steps."""
-    for s in body["series"]:
-        s["kind"], s["mode"] = kinds.get(s["name"], ("analog", "sampled"))
-
-
-def _compare_metadata(q: ChartQuery, result: ChartResult) -> dict[str, Any]:
-    if not q.compare_ms:
-        return {}
-    return {"compare": {"offsetMs": q.compare_ms, "totalSamples": result.compared_samples}}
-
-
-def _encode(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
-    if layout == "series":
-        pairs = zip(s.t_ms.tolist(), s.v.tolist(), strict=True)
-        return {"name": s.name, "data": [[t, v] for t, v in pairs]}
-    if not msgpack:
-        return {"name": s.name, "t": s.t_ms.tolist(), "v": s.v.tolist()}
-    out: dict[str, Any] = {"name": s.name, "n": len(s), "t0": int(s.t_ms[0]) if len(s) else 0}
-    deltas = np.diff(s.t_ms, prepend=s.t_ms[:1])
-    if len(s) and int(deltas.max(initial=0)) > _INT32_MAX:
-        out["t"] = s.t_ms.astype("<f8").tobytes()
-    else:
-        out["dt"] = deltas.astype("<i4").tobytes()
-    scale = _decimal_scale(s.v)
-    if scale is None:
-        out["v"] = s.v.astype("<f4").tobytes()
-    else:
-        # exact decimals compress better as integer steps than as float32 bit patterns
-        scaled = np.rint(s.v * scale).astype(np.int64)
-        out["vs"] = scale
-        out["vd"] = np.diff(scaled, prepend=0).astype("<i4").tobytes()
-    return out
-
-
-def _decimal_scale(v: np.ndarray[Any, Any]) -> int | None:
-    """The smallest 10**k (k ≤ 4) making every value an integer below 2**30, if any."""
-    if not v.size or not bool(np.all(np.isfinite(v))):
-        return None
-    for k in range(5):
-        scale: int = 10**k
-        scaled = v * scale
-        rounded = np.rint(scaled)
-        if float(np.max(np.abs(rounded))) >= 2**30:
-            return None
-        if bool(np.all(np.abs(scaled - rounded) <= 1e-9 * np.maximum(1.0, np.abs(scaled)))):
-            return scale
-    return None
+def answer_of(q: ChartQuery, result: ChartResult) -> ChartAnswer:
+    """What a chart query answered, as the wire encoder takes it."""
+    return ChartAnswer(
+        site=q.site,
+        points=q.points,
+        start_ms=q.start_ms,
+        end_ms=q.end_ms,
+        tz=q.tz,
+        compare_ms=q.compare_ms,
+        aggregation=result.aggregation,
+        interval=result.interval,
+        total_samples=result.total_samples,
+        compared_samples=result.compared_samples,
+        series=result.series,
+        compared=result.compared,
+        provisional=result.stats.provisional,
+        gaps=result.gaps,
+    )

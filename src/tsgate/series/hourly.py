@@ -23,7 +23,7 @@ import numpy.typing as npt
 from tsgate.core import rollups
 from tsgate.core.model import MS_PER_HOUR
 from tsgate.core.quality import Assessed, HourFrame, PointProfile, assess_frame
-from tsgate.series.memory import LRU
+from tsgate.lru import LRU
 from tsgate.series.reader import ReadStats, SeriesReader
 
 # cells (points x hours) of one frame: a request over many points and days is assessed

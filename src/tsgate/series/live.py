@@ -17,7 +17,6 @@ Pollers live in one process: servers started with several workers poll once per 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections import Counter, deque
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tsgate.background import Background
 from tsgate.core.model import Series, TimeArray
 from tsgate.errors import (
     Forbidden,
@@ -127,7 +127,7 @@ class LivePoller:
         self._ring: deque[Push] = deque(maxlen=ring)
         self._failing = False
         self._low = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background(f"live:{site}")
 
     def low_ms(self, now_ms: int) -> int:
         """Where the window starts: each point's newest sample minus the look-back (now
@@ -211,17 +211,13 @@ class LivePoller:
         return kept
 
     def start(self, on_end: Callable[[LivePoller], None]) -> None:
-        self._task = asyncio.create_task(self._run(on_end), name=f"live:{self.site}")
+        self._task.start(lambda: self._run(on_end))
 
     def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._task.cancel()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()
 
     async def _run(self, on_end: Callable[[LivePoller], None]) -> None:
         try:
@@ -319,7 +315,7 @@ class LiveHub:
         if self.limits.poll_ms > 0:
             return max(self.limits.min_poll_ms, self.limits.poll_ms)
         try:
-            profiles = await self.reader.store.profiles(site, points)
+            profiles = await self.reader.profiles(site, points)
         except TsgateError:
             profiles = {}
         cadences = [p.cadence_ms or DEFAULT_CADENCE_MS for p in profiles.values()]

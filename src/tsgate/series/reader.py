@@ -33,6 +33,7 @@ from tsgate.series import fetching
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.series.chunkstore import ChunkStore, StoreCounters, WriteReport
 from tsgate.series.index import ChunkRow
+from tsgate.series.periods import Profile
 from tsgate.series.planning import (
     PREPARED_FOR_MS,
     CachePolicy,
@@ -168,6 +169,10 @@ class SeriesReader:
     ) -> list[ChunkRow]:
         """The chunk index rows of ``names`` overlapping ``[start_ms, end_ms)``."""
         return await self.store.rows(site, names, start_ms, end_ms)
+
+    async def profiles(self, site: str, names: Sequence[str]) -> dict[str, Profile]:
+        """Collect flag and reporting interval of each point the catalog knows."""
+        return await self.store.profiles(site, names)
 
     async def read(
         self,

@@ -54,7 +54,7 @@ async def _plan(
     lo = min(r.period_start_ms for r in rows) - _NEARBY_MS
     hi = max(r.period_end_ms for r in rows) + _NEARBY_MS
     nearby: dict[str, list[ChunkRow]] = defaultdict(list)
-    for row in await reader.store.rows(site, sorted(due), lo, hi):
+    for row in await reader.rows(site, sorted(due), lo, hi):
         if row.state == PROVISIONAL:
             nearby[row.point].append(row)
     return {point: hole_spans(nearby.get(point) or due[point]) for point in due}
@@ -69,7 +69,7 @@ async def recheck_due(
     limit: int = 2000,
 ) -> RecheckReport:
     """Re-check up to ``limit`` due provisional periods with ``token`` (the service's)."""
-    due = await reader.store.index.due(now_ms, limit)
+    due = await reader.store.due(now_ms, limit)
     by_site: dict[str, dict[str, list[ChunkRow]]] = defaultdict(lambda: defaultdict(list))
     for row in due:
         by_site[row.site][row.point].append(row)

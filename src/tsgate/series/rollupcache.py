@@ -13,15 +13,15 @@ from typing import Protocol
 from tsgate.core import extents, rollups
 from tsgate.core.codec import CodecError
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
+from tsgate.lru import LRU
 from tsgate.series import offload
-from tsgate.series.memory import LRU, buckets_bytes
+from tsgate.series.memory import buckets_bytes
 
 # every stored level; 15-minute buckets serve the local days of zones whose offset is not
 # whole hours (Asia/Kolkata +5:30, Asia/Kathmandu +5:45), which no hourly bucket tiles
 LEVELS_MS = {"15m": 15 * MS_PER_MINUTE, "1h": MS_PER_HOUR, "1d": MS_PER_DAY}
 # the levels downsampling and PromQL windows read
 COARSE_LEVELS_MS = {"1h": MS_PER_HOUR, "1d": MS_PER_DAY}
-_END_OF_TIME_MS = 253_402_300_800_000
 
 log = logging.getLogger(__name__)
 # levels added after release: a month without a blob at such a level, but with an hourly
@@ -171,7 +171,7 @@ class RollupCache:
     async def delete(self, site: str, points: Sequence[str] | None) -> int:
         """Remove every rollup blob of ``points`` (``None``: all) of ``site``."""
         self.forget(site, points)
-        return await self._blobs.delete(site, points, 0, _END_OF_TIME_MS)
+        return await self._blobs.delete(site, points, 0, extents.END_OF_TIME_MS)
 
     async def update(self, site: str, periods: Sequence[Period], now_ms: int) -> int:
         """Rebuild the buckets of each period from its samples (buckets it no longer has

@@ -11,14 +11,14 @@ won in time never fails a read: the fetch goes ahead unlocked (at worst, fetched
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tsgate.errors import StorageError
+from tsgate.keylocks import KeyLocks
 
 if TYPE_CHECKING:
     from tsgate.cache.base import Cache
@@ -37,7 +37,7 @@ class FetchLocks:
         self.cache = cache
         self.buckets = buckets
         self.ttl_s = ttl_s  # a crashed holder's lock lapses after this
-        self._local: dict[tuple[str, str], list[Any]] = {}  # key -> [lock, users]
+        self._local: KeyLocks[tuple[str, str]] = KeyLocks()
 
     def keys(self, site: str, names: Sequence[str]) -> list[str]:
         """The cache-seam lock keys for fetching ``names`` of ``site`` (sorted, unique)."""
@@ -47,7 +47,8 @@ class FetchLocks:
 
     @contextlib.asynccontextmanager
     async def hold(self, site: str, names: Sequence[str]) -> AsyncIterator[None]:
-        local = self._local_locks(site, sorted(set(names)))
+        # sorted order: no two readers can deadlock
+        local = self._local.hold_all([(site, n) for n in sorted(set(names))])
         async with local, contextlib.AsyncExitStack() as stack:
             if self.cache is not None:
                 for key in self.keys(site, names):
@@ -73,24 +74,3 @@ class FetchLocks:
 
         stack.push_async_exit(release)
         return True
-
-    @contextlib.asynccontextmanager
-    async def _local_locks(self, site: str, names: Sequence[str]) -> AsyncIterator[None]:
-        keys = [(site, n) for n in names]
-        for key in keys:
-            entry = self._local.setdefault(key, [asyncio.Lock(), 0])
-            entry[1] += 1  # holders and waiters; the lock is dropped when none is left
-        acquired: list[asyncio.Lock] = []
-        try:
-            for key in keys:  # sorted order: no two readers can deadlock
-                lock = self._local[key][0]
-                await lock.acquire()
-                acquired.append(lock)
-            yield
-        finally:
-            for lock in acquired:
-                lock.release()
-            for key in keys:
-                self._local[key][1] -= 1
-                if self._local[key][1] == 0:
-                    del self._local[key]

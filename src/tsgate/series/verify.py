@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsgate.core import extents
-from tsgate.core.codec import CodecError, decode_series
 from tsgate.core.model import MS_PER_DAY, Series, concat
-from tsgate.series.chunkstore import ChunkStore, checksum_of
+from tsgate.series.chunkstore import ChunkStore
 from tsgate.series.invalidation import invalidate
 from tsgate.series.reader import ReadStats, SeriesReader
 from tsgate.upstream.base import Upstream
@@ -97,13 +96,11 @@ async def _cached(
     for row in rows:
         if not (row.samples and row.object_key):
             continue  # an empty chunk has no object
-        data = await store.objects.get(row.object_key)
-        try:
-            if data is None or checksum_of(data) != row.checksum:
-                raise CodecError("missing or damaged object")
-            parts.append(decode_series(name, data))
-        except CodecError:
+        series = await store.read_stored(row)
+        if series is None:
             unreadable.append((row.period_start_ms, row.period_end_ms))
+        else:
+            parts.append(series)
     return concat(name, parts).crop(start_ms, end_ms), spans, unreadable
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from tsgate.core.calendar import UTC, zone
 from tsgate.errors import ConfigError
+from tsgate.lru import LRU
 from tsgate.series.access import AccessCheck
 from tsgate.upstream.base import Upstream
 
@@ -64,7 +65,7 @@ class SiteZones:
         self.upstream = upstream
         self.access = access
         self.overrides = dict(overrides or {})
-        self._found: dict[str, str] = {}
+        self._found: LRU[str, str] = LRU.counted(_MAX_SITES)
 
     async def zone_of(self, site: str, token: str) -> str:
         """The site's zone (checking the token's access first, as any read does)."""
@@ -75,7 +76,5 @@ class SiteZones:
         if found is None:
             body = await self.upstream.site(site, token=token)
             found = zone_at(body.get("latitude"), body.get("longitude")) or UTC
-            if len(self._found) >= _MAX_SITES:
-                self._found.clear()
-            self._found[site] = found
+            self._found.put(site, found)
         return found

@@ -7,7 +7,7 @@ enum, base64-JSON cursors, ``raw_data`` 5-minute buckets, per-point reads with
 Fault switches (latency, a transfer cost per sample served, 500, 429, timeouts,
 truncated bodies, duplicate rows) and realism switches (a visibility delay, gateway
 outages with a late backlog, points added to the catalog later; see
-``campus.Visibility``) are set on ``Simulator.faults``
+``visibility.Visibility``) are set on ``Simulator.faults``
 in-process or through ``POST /_sim/faults`` out of process. ``Simulator.truth`` gives
 the samples upstream serves for a point, range and as-of time, read from the model
 directly (what tests compare tsgate with).
@@ -32,8 +32,8 @@ from starlette.types import Receive, Scope, Send
 
 from tsgate.clock import wall_clock_ms
 from tsgate.errors import BadParameter
-from tsgate.upstream import campus
-from tsgate.upstream.campus import SWEEP_MS, LatePoint, Outage, SimPoint, SimSite, Visibility
+from tsgate.upstream import campus, visibility
+from tsgate.upstream.campus import SWEEP_MS, SimPoint, SimSite
 from tsgate.upstream.fleet import Fleet
 from tsgate.upstream.simfleet import FleetEndpoints
 from tsgate.upstream.simhttp import (
@@ -45,6 +45,7 @@ from tsgate.upstream.simhttp import (
     no_route,
     redirect_308,
 )
+from tsgate.upstream.visibility import LatePoint, Outage, Visibility
 from tsgate.wire.ace import (
     PER_PAGE,
     Cursor,
@@ -157,7 +158,7 @@ class Simulator:
         upstream serves at ``as_of_ms`` (default: now), straight from the model."""
         site, point = self.point_index[name]
         as_of = self.now_ms() if as_of_ms is None else as_of_ms
-        return campus.samples(
+        return visibility.samples(
             site, point, start_ms, end_ms, as_of_ms=as_of, visibility=self.faults.visibility()
         )
 

@@ -1,0 +1,76 @@
+"""Rollups kept in step with the raw chunks: rebuilt for the periods a write changed,
+emptied for the periods an invalidation dropped, and rebuilt from the chunks of a
+month whose blob is of an older format when read."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from tsgate.core import extents, rollups
+from tsgate.core.model import Series
+from tsgate.series import periods
+from tsgate.series.chunkobjects import ChunkObjects
+from tsgate.series.index import ChunkRow
+from tsgate.series.periods import Profile
+from tsgate.series.rollupcache import Period, RollupBlobs, RollupCache
+
+Profiles = Callable[[str, Sequence[str]], Awaitable[dict[str, Profile]]]
+
+
+def period_of(point: str, start_ms: int, end_ms: int, series: Series, profile: Profile) -> Period:
+    """A stored period's samples, joined by lines no further than its profile's gap limit."""
+    return Period(point, start_ms, end_ms, series, periods.gap_limit_ms(profile))
+
+
+class RollupKeeper:
+    """The rollup levels of every stored period, read and kept in step with the chunks."""
+
+    def __init__(
+        self, blobs: RollupBlobs, chunks: ChunkObjects, profiles: Profiles, *, memory_bytes: int
+    ) -> None:
+        self._cache = RollupCache(blobs, memory_bytes=memory_bytes)
+        self._chunks = chunks
+        self._profiles = profiles
+
+    def forget(self, site: str, points: Sequence[str] | None = None) -> int:
+        """Drop this process's decoded rollups of ``points`` (``None``: every point)."""
+        return self._cache.forget(site, points)
+
+    async def read(
+        self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
+    ) -> dict[str, rollups.Buckets]:
+        return await self._cache.read(site, names, level, start_ms, end_ms, rebuild=self._months)
+
+    async def update(self, site: str, changed: Sequence[Period], now_ms: int) -> int:
+        """Rebuild the buckets of the periods a write changed; return the blobs written."""
+        return await self._cache.update(site, changed, now_ms)
+
+    async def drop(
+        self, site: str, points: Sequence[str] | None, rows: Sequence[ChunkRow] | None, now_ms: int
+    ) -> int:
+        """Remove the buckets of the dropped periods ``rows`` (``None``: every blob of
+        ``points``, ``None`` again: of the whole site); return the blobs rewritten or
+        removed."""
+        if rows is None:
+            dropped = await self._cache.delete(site, points)
+        else:
+            emptied = [
+                Period(r.point, r.period_start_ms, r.period_end_ms, Series.empty(r.point))
+                for r in rows
+            ]
+            dropped = await self._cache.update(site, emptied, now_ms)
+        self._cache.forget(site, points)
+        return dropped
+
+    async def _months(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
+        """The stored samples of each (point, month) as a whole-month period (rollup blobs
+        of an older format are rebuilt from them)."""
+        out = []
+        profiles = await self._profiles(site, sorted({p for p, _ in months}))
+        for point, month in months:
+            end = extents.next_month(month)
+            rows = await self._chunks.rows(site, [point], month, end)
+            loaded = await self._chunks.load(site, [point], rows, month, end)
+            profile = profiles.get(point, Profile())
+            out.append(period_of(point, month, end, loaded.series[point], profile))
+        return out
