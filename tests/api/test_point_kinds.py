@@ -11,6 +11,7 @@ import pytest
 from tests.clock import NOW, Clock
 from tests.instance import SITE, Harness
 from tsgate.core.model import MS_PER_DAY
+from tsgate.core.quality import gaps
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wire.ace import format_time
 
@@ -131,3 +132,41 @@ def test_modes_follow_the_reporting_pattern_once_samples_are_stored(harness: Har
     q = h.run(h.call("/api/quality", {k: query[k] for k in ("site", "points", "start", "end")}))
     assert q.status_code == 200, q.text
     assert {i["name"]: i["mode"] for i in q.json()["points"]} == want
+
+
+def test_a_kept_quality_answer_shows_the_modes_and_gap_limits_it_was_judged_by(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Nothing of the lab is stored yet: the first quality answer reads the samples, so
+    the change-of-value points are judged ``cov`` with a heartbeat's gap limit (the one
+    forced ``sampled`` by three intervals); the repeat is the kept answer, showing the
+    same modes, limits and gaps (those of the simulator's samples)."""
+    h = Harness(tmp_path_factory.mktemp("kept-modes"), point_kinds=(f"{FORCED}=analog:sampled",))
+    try:
+        start, end = NOW - 3 * MS_PER_DAY, NOW - 2 * MS_PER_DAY
+        query = {
+            "site": "rhine_lab",
+            "points": ",".join(COV_POINTS),
+            "start": format_time(start),
+            "end": format_time(end),
+        }
+        first = h.run(h.call("/api/quality", query))
+        assert first.status_code == 200, first.text
+        assert first.headers["X-Cache-Source"] != "MEMORY"
+        for item in first.json()["points"]:
+            name = item["name"]
+            if name == FORCED:
+                assert (item["mode"], item["gapLimitMs"]) == ("sampled", 3000 * item["cadenceS"])
+                continue  # its gaps are found exactly only from an hour (hourly buckets)
+            assert (item["mode"], item["gapLimitMs"]) == ("cov", 5_400_000)
+            # the gaps by that limit, as the simulator's samples have them
+            t_us, _ = h.sim.truth(name, start, end)
+            t_ms = t_us // 1000
+            found = gaps(t_ms, t_ms, (start, end), item["gapLimitMs"])
+            assert (item["gaps"], item["gapMs"]) == (len(found), sum(b - a for a, b in found))
+        again = h.run(h.call("/api/quality", query))
+        assert again.status_code == 200, again.text
+        assert again.headers["X-Cache-Source"] == "MEMORY"
+        assert again.json() == first.json()
+    finally:
+        h.close()

@@ -46,6 +46,11 @@ async def test_junk_and_revoked_tokens_get_nothing_even_from_kept_hours(
         again = await api.get("/api/quality", params=FINAL, headers=GOOD)
         assert first.status_code == again.status_code == 200
         assert again.headers["X-Cache-Source"] == "MEMORY"  # served from the kept hours
+        assert again.headers["X-Cache-Status"] == "HIT"  # the kept answer itself
+        problem(
+            await api.get("/api/quality", params=FINAL, headers={"Authorization": "Bearer junk"}),
+            401,
+        )
         assert sim.tokens is not None
         del sim.tokens["good"]  # upstream revokes the token
         now[0] += 301_000  # TSGATE_ACCESS_TTL_S passes
@@ -87,3 +92,23 @@ async def test_a_cold_read_over_the_inline_fetch_budget_is_refused(settings: Set
         problem(r, 413)
         assert "inline_fetch_samples" in r.text
         assert sim.stats.samples == 0  # nothing was fetched
+
+
+async def test_a_kept_answer_is_sent_again_in_the_encoding_each_caller_accepts(
+    settings: Settings,
+) -> None:
+    now = [NOW]
+    async with api_client(settings, simulator(), clock_ms=lambda: now[0]) as api:
+        answers: dict[str, list[dict[str, object]]] = {}
+        for encoding in ("gzip", "identity", "gzip", "identity"):
+            now[0] += 1_000  # a computed answer says when it was judged, a kept one keeps it
+            headers = {**GOOD, "Accept-Encoding": encoding}
+            r = await api.get("/api/quality", params=FINAL, headers=headers)
+            assert r.status_code == 200, r.text[:300]
+            assert r.headers.get("content-encoding") == (None if encoding == "identity" else "gzip")
+            answers.setdefault(encoding, []).append(r.json())
+        for first, again in answers.values():
+            assert again == first  # the kept answer, judged at the same time
+        gzip, identity = answers["gzip"][0], answers["identity"][0]
+        assert gzip["metadata"]["now"] != identity["metadata"]["now"]  # each computed once
+        assert gzip["points"] == identity["points"]

@@ -276,9 +276,12 @@ def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> 
         "end": format_time(day + MS_PER_DAY),
     }
 
+    judged: list[str] = []
+
     async def answer() -> list[dict[str, Any]]:
-        r = await h.call("/api/quality", query)
+        r = await h.call("/api/quality", query)  # the clock moves on between calls
         assert r.status_code == 200, r.text[:300]
+        judged.append(r.json()["metadata"]["now"])
         body = r.json()
         now = parse_time("now", body["metadata"]["now"])
         for item in body["points"]:
@@ -292,9 +295,11 @@ def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> 
 
     async def check() -> None:
         before = [await answer(), await answer()][1]
+        assert judged[0] == judged[1]  # the kept answer: nothing can change before the re-check
         assert all(p["longestGapMs"] >= gap[1] - gap[0] for p in before)
         h.clock.ms = NOW + 37 * MS_PER_HOUR  # the backlog is up, the re-check due
         after = await answer()
+        assert judged[-1] != judged[0]  # judged anew
         assert all(p["longestGapMs"] < gap[1] - gap[0] for p in after)
         assert all(a["samples"] > b["samples"] for a, b in zip(after, before, strict=True))
 
@@ -303,3 +308,50 @@ def test_a_late_backlog_after_a_kept_answer_is_in_the_next(harness: Harness) -> 
     finally:
         h.clock.ms = NOW
         h.sim.faults.outages = h.sim.faults.outages[:1]
+
+
+def test_a_window_not_final_is_kept_until_its_samples_could_change(harness: Harness) -> None:
+    """Days with holes (the outage) await a re-check: their kept rows are served until
+    it is due without reading the store again, and equal the truth each time; a range
+    reaching now is kept only for the open TTL, then read again with what arrived."""
+    h = harness
+    names = pool(h)[:4]  # of the outage's gateway: their days have holes
+    span = (OUTAGE[0] - MS_PER_DAY, OUTAGE[1] + MS_PER_DAY)
+    live = (NOW - 6 * MS_PER_HOUR, NOW + MS_PER_HOUR)
+
+    def query(start: int, end: int) -> dict[str, str]:
+        return {
+            "site": SITE,
+            "points": ",".join(names),
+            "start": format_time(start),
+            "end": format_time(end),
+        }
+
+    async def answer(start: int, end: int) -> tuple[str, list[dict[str, Any]]]:
+        r = await h.call("/api/quality", query(start, end))
+        assert r.status_code == 200, r.text[:300]
+        body = r.json()
+        now = parse_time("now", body["metadata"]["now"])
+        for item in body["points"]:
+            t_us, v = h.sim.truth(item["name"], start, end)
+            assert figures_of(item) == brute(t_us, v, (start, end), now, 0.0, (None, None))
+        points: list[dict[str, Any]] = body["points"]
+        return r.headers["X-Cache-Source"], points
+
+    async def check() -> None:
+        first, _ = await answer(*span)
+        assert first != "MEMORY"
+        for shorter in (1, 2):  # other ranges (no kept answer) over the same kept hours
+            source, _ = await answer(span[0], span[1] - shorter)
+            assert source == "MEMORY"  # not final, but nothing can change before the re-check
+        await answer(*live)
+        h.clock.ms = NOW + 10 * MS_PER_MINUTE  # past the open TTL: new samples arrived
+        source, after = await answer(*live)
+        assert source != "MEMORY"
+        assert all(p["lastTime"] is not None for p in after)
+        assert max(parse_time("t", p["lastTime"]) for p in after) > NOW
+
+    try:
+        h.run(check())
+    finally:
+        h.clock.ms = NOW

@@ -152,7 +152,7 @@ async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> N
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
             )
-    assert version == [("0011",)]
+    assert version == [("0012",)]
     assert diff == []
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tsgate.core.kinds import PointKinds, kind_of, mode_of, observed_mode
+from tsgate.core.kinds import PointKinds, kind_of, mode_of, observed_mode, settled_mode
 from tsgate.errors import ConfigError
 from tsgate.upstream import visibility
 from tsgate.upstream.simulator import create_simulator
@@ -145,3 +148,54 @@ def test_an_observed_mode_counts_only_for_analog_points_no_tag_describes() -> No
     binary = {"name": "ses/s/d/binaryValue/1"}
     assert kinds.describe(binary, "sampled") == ("binary", "cov")
     assert kinds.describe({"name": "forced"}, "cov") == ("analog", "sampled")
+
+
+WEEK_MS = 7 * 86_400_000
+
+
+def _weeks(*modes: str | None) -> list[tuple[int, int, str]]:
+    """Consecutive weeks from 0, each showing the mode given (None: neither)."""
+    return [(i * WEEK_MS, (i + 1) * WEEK_MS, m) for i, m in enumerate(modes) if m is not None]
+
+
+def test_a_settled_mode_changes_only_when_most_of_the_last_four_weeks_show_another() -> None:
+    assert settled_mode([]) is None
+    assert settled_mode(_weeks("sampled", "cov", "sampled", "sampled")) == "sampled"
+    assert settled_mode(_weeks("sampled", "sampled", "sampled", "cov")) == "sampled"  # one week
+    assert settled_mode(_weeks("sampled", "cov", "cov", "cov")) == "cov"
+    assert settled_mode(_weeks("cov", "cov", "sampled", "sampled")) == "sampled"  # tie: latest
+    assert settled_mode(_weeks("sampled", "sampled", None, None, "cov")) == "cov"
+    # weeks before the four up to the latest period do not count
+    assert settled_mode(_weeks(*["sampled"] * 10, "cov", "cov", "cov", "sampled")) == "cov"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 60), st.integers(1, 31), st.sampled_from(["sampled", "cov"])),
+        max_size=12,
+        unique_by=lambda p: p[0],  # as stored: one period of a point per start
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_a_settled_mode_is_the_time_majority_of_its_history_in_any_order(
+    drawn: list[tuple[int, int, str]], rng: random.Random
+) -> None:
+    day = 86_400_000
+    periods = [(s * day, (s + n) * day, m) for s, n, m in drawn]
+    shuffled = list(periods)
+    rng.shuffle(shuffled)
+    got = settled_mode(periods)
+    assert settled_mode(shuffled) == got
+    if not periods:
+        assert got is None
+        return
+    # brute force, day by day over the four weeks up to the latest end
+    end = max(e for _, e, _ in periods) // day
+    held = {"sampled": 0, "cov": 0}
+    for d in range(end - 28, end):
+        for s, e, m in periods:
+            held[m] += int(s <= d * day < e)
+    latest = max(periods, key=lambda p: (p[1], p[0]))[2]
+    other = "cov" if latest == "sampled" else "sampled"
+    assert got == (other if held[other] > held[latest] else latest)

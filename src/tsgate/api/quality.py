@@ -10,22 +10,24 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tsgate.api.auth import token_of
 from tsgate.api.limits import check_fetch_budget
-from tsgate.api.negotiation import compressed, encode_body, wants_msgpack
+from tsgate.api.negotiation import choose_encoding, compressed, encode_body, wants_msgpack
 from tsgate.api.services import services_of
 from tsgate.core.model import MS_PER_DAY
-from tsgate.core.quality import PointProfile, Quality, holds, profile_of, summarise
+from tsgate.core.quality import Assessed, PointProfile, holds, profile_of, summary_of
 from tsgate.errors import BadParameter, TooLarge
-from tsgate.series.hourly import Judging, assess_points
-from tsgate.wire.ace import format_time, parse_range
+from tsgate.series.hourly import Judging, assess_points, names_digest
+from tsgate.wire.ace import format_time, format_times, parse_range
 
 MAX_QUALITY_POINTS = 10_000
 MAX_QUALITY_DAYS = 92
+_KEPT_HEADERS = {"content-encoding", "vary"}  # of a sent answer, sent again with it
 
 
 async def quality(request: Request) -> Response:
@@ -46,7 +48,36 @@ async def quality(request: Request) -> Response:
         raise BadParameter("high", f"must not be below low ({low:g})")
     token = token_of(request, services.settings.upstream_token)
     await services.catalog.fresh(site, token)
-    profiles = await _profiles(request, site, q.get("points"))
+    version, profiles = await _profiles(request, site, q.get("points"))
+    # the modes the points would be judged in now: a kept answer judged in others is not
+    # shown (the gap limits, staleness and coverage of a point follow its mode)
+    observed = await services.catalog.observed_modes(
+        site, [p.name for p in profiles if p.observed_decides]
+    )
+    modes = [p.mode_given(observed.get(p.name)) for p in profiles]
+    floor_ms = int(services.settings.cov_gap_floor_s * 1000)
+    zone = await services.zones.zone_of(site, token)
+    reader, memo = services.reader, services.quality
+    binary = wants_msgpack(request)
+    key = (
+        site,
+        await reader.generation(site),
+        version,
+        names_digest([p.name for p in profiles]),
+        start_ms,
+        end_ms,
+        tolerance,
+        stale_after_s,
+        low,
+        high,
+        floor_ms,
+        binary,
+        choose_encoding(request.headers.get("accept-encoding", "")),
+    )
+    kept = memo.answer(key, reader.clock_ms(), (zone, *modes))
+    if kept is not None:
+        await reader.check_site(site, token)  # kept answers are served only to readers
+        return Response(kept.body, 200, headers=kept.headers, media_type=kept.media_type)
     judging = Judging(
         cadence_ms=[p.cadence_s * 1000 for p in profiles],
         # unless told, stale once the silence up to now is a gap (see gap_limits)
@@ -62,7 +93,6 @@ async def quality(request: Request) -> Response:
         await check_fetch_budget(services, site, names, *hours, token)
 
     by_name = {p.name: p for p in profiles}
-    floor_ms = int(services.settings.cov_gap_floor_s * 1000)
     judged: dict[str, tuple[str, int]] = {}  # each point's mode and gap limit, as judged
 
     async def gap_limits(names: Sequence[str]) -> tuple[list[int], list[bool]]:
@@ -79,19 +109,19 @@ async def quality(request: Request) -> Response:
             [holds(by_name[n].kind, judged[n][0]) for n in names],
         )
 
-    items, stats, now_ms = await assess_points(
-        services.reader,
+    assessed, stats, now_ms = await assess_points(
+        reader,
         site,
         [p.name for p in profiles],
         (start_ms, end_ms),
         judging,
         token=token,
-        memo=services.quality,
+        memo=memo,
         before_read=budget,
         gap_limits=gap_limits,
     )
-    zone = await services.zones.zone_of(site, token)
-    summary = summarise(items, {p.name: p.kind for p in profiles})
+    summary = summary_of(assessed, np.array([p.kind == "analog" for p in profiles], dtype=bool))
+    modes = [judged[p.name][0] for p in profiles]  # as judged, once the samples were read
     body = {
         "metadata": {
             "siteId": site,
@@ -110,42 +140,103 @@ async def quality(request: Request) -> Response:
             "meanCoveragePct": summary.mean_coverage_pct,
             "samples": summary.samples,
         },
-        "points": [
-            _item(item, p, *judged[p.name]) for item, p in zip(items, profiles, strict=True)
-        ],
+        "points": _items(assessed, profiles, modes, [judged[p.name][1] for p in profiles]),
     }
-    data, media_type = encode_body(body, wants_msgpack(request))
+    data, media_type = encode_body(body, binary)
     headers = {"X-Cache-Status": stats.cache_status, "X-Cache-Source": stats.cache_source}
-    return compressed(request, data, media_type, headers=headers)
+    response = compressed(request, data, media_type, headers=headers)
+    # a past range's figures do not move with now: kept (as sent) until its samples could
+    # change (never an answer served while upstream fails, nor one of a range reaching now)
+    if not stats.stale and stats.changes_at_ms != 0 and not assessed.live.any():
+        sent = {k: v for k, v in response.headers.items() if k in _KEPT_HEADERS}
+        memo.keep_answer(
+            key,
+            until_ms=stats.changes_at_ms,
+            shown=(zone, *modes),
+            body=bytes(response.body),
+            media_type=media_type,
+            headers={**sent, "X-Cache-Status": "HIT", "X-Cache-Source": "MEMORY"},
+        )
+    return response
 
 
-def _item(item: Quality, profile: PointProfile, mode: str, gap_limit_ms: int) -> dict[str, Any]:
-    return {
-        "name": item.name,
-        "unit": profile.unit,
-        "kind": profile.kind,
-        "mode": mode,
-        "cadenceS": profile.cadence_s,
-        "samples": item.samples,
-        "expected": item.expected,
-        "coveragePct": item.coverage_pct,
-        "longestGapMs": item.longest_gap_ms,
-        "gapLimitMs": gap_limit_ms,
-        "gaps": item.gaps,
-        "gapMs": item.gap_ms,
-        "lastTime": None if item.last_ms is None else format_time(item.last_ms),
-        "staleMs": item.stale_ms,
-        "stale": item.stale,
-        "missing": item.missing,
-        "flatlineHours": item.flatline_hours,
-        "outOfRangeHours": item.out_of_range_hours,
-        "hours": item.hours,
-    }
+def _items(
+    assessed: Assessed,
+    profiles: Sequence[PointProfile],
+    modes: Sequence[str],
+    gap_limits_ms: Sequence[int],
+) -> list[dict[str, Any]]:
+    """The answer's row of each point, from the figures of all (no per-point work but
+    the row itself)."""
+    reported = (~assessed.missing).tolist()
+    lasts = format_times(assessed.last_ms)
+    stale_ms = assessed.stale_ms.tolist()
+    live = assessed.live.tolist()
+    return [
+        {
+            "name": p.name,
+            "unit": p.unit,
+            "kind": p.kind,
+            "mode": mode,
+            "cadenceS": p.cadence_s,
+            "samples": samples,
+            "expected": expected,
+            "coveragePct": coverage,
+            "longestGapMs": longest,
+            "gapLimitMs": limit,
+            "gaps": gap_count,
+            "gapMs": gap_time,
+            "lastTime": lasts[i] if reported[i] else None,
+            "staleMs": stale_ms[i] if reported[i] and live[i] else None,
+            "stale": stale,
+            "missing": not reported[i],
+            "flatlineHours": flat,
+            "outOfRangeHours": out,
+            "hours": hours,
+        }
+        for i, (
+            p,
+            mode,
+            limit,
+            samples,
+            expected,
+            coverage,
+            longest,
+            gap_count,
+            gap_time,
+            stale,
+            flat,
+            out,
+            hours,
+        ) in (
+            enumerate(
+                zip(
+                    profiles,
+                    modes,
+                    gap_limits_ms,
+                    assessed.samples.tolist(),
+                    assessed.expected.tolist(),
+                    assessed.coverage_pct.tolist(),
+                    assessed.longest_gap_ms.tolist(),
+                    assessed.gaps.tolist(),
+                    assessed.gap_ms.tolist(),
+                    assessed.stale.tolist(),
+                    assessed.flatline_hours.tolist(),
+                    assessed.out_of_range_hours.tolist(),
+                    assessed.hours.tolist(),
+                    strict=True,
+                )
+            )
+        )
+    ]
 
 
-async def _profiles(request: Request, site: str, raw_points: str | None) -> list[PointProfile]:
-    """The points to assess: the named ones, else every point of the site that collects.
-    The site's catalog is read once per refresh of it (the profiles are kept)."""
+async def _profiles(
+    request: Request, site: str, raw_points: str | None
+) -> tuple[int | None, list[PointProfile]]:
+    """When the site's catalog was refreshed, and the points to assess: the named ones,
+    else every point of the site that collects. The site's catalog is read once per
+    refresh of it (the profiles are kept)."""
     services = services_of(request)
     version = await services.points.refreshed_at(site)
     known = services.quality.profiles(site, version)
@@ -160,11 +251,11 @@ async def _profiles(request: Request, site: str, raw_points: str | None) -> list
         unknown = [n for n in names if n not in known]
         if unknown:
             raise BadParameter("points", f"not points of {site!r}: {', '.join(unknown[:5])}")
-        return [known[n] for n in names]
+        return version, [known[n] for n in names]
     chosen = [p for p in known.values() if p.collects]
     if len(chosen) > MAX_QUALITY_POINTS:
         raise TooLarge("max_quality_points", f"at most {MAX_QUALITY_POINTS} points per request")
-    return chosen
+    return version, chosen
 
 
 def _number(raw: str | None, name: str, *, at_least: float | None = None) -> float | None:

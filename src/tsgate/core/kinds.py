@@ -19,11 +19,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from tsgate.core.model import TimeArray, ValueArray
+from tsgate.core.model import MS_PER_DAY, TimeArray, ValueArray
 from tsgate.errors import ConfigError
 
 KINDS = ("analog", "binary", "multistate")
@@ -112,6 +112,41 @@ def observed_mode(t_ms: TimeArray, v: ValueArray) -> str | None:
         return "sampled"
     repeats = float(np.mean(values[1:] == values[:-1]))
     return "cov" if regular < _IRREGULAR and repeats < _REPEATS else None
+
+
+# the stored periods that together decide a point's observed mode: those of the last four
+# weeks of its data, up to its latest period
+MODE_HISTORY_MS = 28 * MS_PER_DAY
+
+
+class PeriodMode(NamedTuple):
+    """What one stored period of a point showed (:func:`observed_mode` of its samples)."""
+
+    point: str
+    start_ms: int
+    end_ms: int
+    mode: str | None  # None: its samples show neither
+
+
+def settled_mode(periods: Iterable[tuple[int, int, str]]) -> str | None:
+    """The mode a point's stored periods show together, from ``(start_ms, end_ms, mode)``
+    of each period that showed one: over the :data:`MODE_HISTORY_MS` of data up to the
+    end of the latest period, the mode holding more of that time (a tie: the latest
+    period's). One week reporting on change among three heartbeating ones leaves a point
+    ``sampled``; it turns ``cov`` once most of the four weeks are. A function of the
+    periods alone, by their data time: the same stored data gives the same mode,
+    whatever order its periods were read and written in."""
+    shown = sorted(periods)
+    if not shown:
+        return None
+    end = max(e for _, e, _ in shown)
+    since = end - MODE_HISTORY_MS
+    held = dict.fromkeys(MODES, 0)
+    for start, stop, mode in shown:
+        held[mode] += max(0, min(stop, end) - max(start, since))
+    latest = max(shown, key=lambda p: (p[1], p[0]))[2]
+    other = "cov" if latest == "sampled" else "sampled"
+    return other if held[other] > held[latest] else latest
 
 
 def _marker_tags(point: Mapping[str, Any]) -> set[str]:

@@ -18,6 +18,7 @@ hours per point), with numpy and no loop over points or hours.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -278,6 +279,106 @@ class Quality:
         return self.samples == 0
 
 
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Assessed:
+    """The :class:`Quality` figures of many points as arrays (element ``i`` is point
+    ``i``), so that a whole site is judged and answered without a loop over points.
+    ``last_ms`` and ``stale_ms`` mean nothing where ``samples`` is 0, ``stale_ms``
+    nothing where ``live`` is false (the range ended before the point was judged: a past
+    range has no staleness)."""
+
+    samples: IntArray
+    expected: IntArray
+    coverage_pct: FloatArray
+    longest_gap_ms: IntArray
+    last_ms: IntArray
+    stale_ms: IntArray
+    stale: BoolArray
+    flatline_hours: IntArray
+    hours: IntArray
+    out_of_range_hours: IntArray
+    live: BoolArray
+    gaps: IntArray  # silences longer than the point's gap limit
+    gap_ms: IntArray  # the time they span
+
+    def __len__(self) -> int:
+        return int(self.samples.size)
+
+    @property
+    def missing(self) -> BoolArray:
+        missing: BoolArray = self.samples == 0
+        return missing
+
+    def items(self, names: Sequence[str]) -> list[Quality]:
+        """One :class:`Quality` per point (``names`` parallel to the arrays)."""
+        reported = (~self.missing).tolist()
+        live = self.live.tolist()
+        last = self.last_ms.tolist()
+        stale_ms = self.stale_ms.tolist()
+        return [
+            Quality(
+                name,
+                samples,
+                expected,
+                coverage,
+                longest,
+                last[i] if reported[i] else None,
+                stale_ms[i] if reported[i] and live[i] else None,
+                stale,
+                flat,
+                hours,
+                out,
+                gap_count,
+                gap_time,
+            )
+            for i, (
+                name,
+                samples,
+                expected,
+                coverage,
+                longest,
+                stale,
+                flat,
+                hours,
+                out,
+                gap_count,
+                gap_time,
+            ) in (
+                enumerate(
+                    zip(
+                        names,
+                        self.samples.tolist(),
+                        self.expected.tolist(),
+                        self.coverage_pct.tolist(),
+                        self.longest_gap_ms.tolist(),
+                        self.stale.tolist(),
+                        self.flatline_hours.tolist(),
+                        self.hours.tolist(),
+                        self.out_of_range_hours.tolist(),
+                        self.gaps.tolist(),
+                        self.gap_ms.tolist(),
+                        strict=True,
+                    )
+                )
+            )
+        ]
+
+    @classmethod
+    def concat(cls, parts: Sequence[Assessed]) -> Assessed:
+        """The points of ``parts`` (at least one), in order."""
+        return cls(
+            **{
+                f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                for f in dataclasses.fields(cls)
+            }
+        )
+
+
 def assess(
     name: str,
     hourly: Buckets,
@@ -296,8 +397,7 @@ def assess(
         raise ValueError(f"quality needs hourly buckets, got {hourly.width_ms} ms")
     first = span[0] // MS_PER_HOUR * MS_PER_HOUR
     hours = max(1, -(-span[1] // MS_PER_HOUR) - first // MS_PER_HOUR)
-    (quality,) = assess_frame(
-        [name],
+    assessed = assess_frame(
         HourFrame.of([hourly], first, hours),
         span,
         now_ms,
@@ -308,11 +408,11 @@ def assess(
         gap_ms=None if gap_ms is None else [gap_ms],
         held=[held],
     )
+    (quality,) = assessed.items([name])
     return quality
 
 
 def assess_frame(
-    names: Sequence[str],
     frame: HourFrame,
     span: tuple[int, int],
     now_ms: int,
@@ -323,9 +423,9 @@ def assess_frame(
     bounds: Sequence[tuple[float | None, float | None]],
     gap_ms: Sequence[int] | None = None,
     held: Sequence[bool] | None = None,
-) -> list[Quality]:
-    """The quality of each point (row ``i`` of ``frame`` is ``names[i]``) from hourly
-    buckets of exactly its samples in ``span``.
+) -> Assessed:
+    """The quality of each point (row ``i`` of ``frame``) from hourly buckets of exactly
+    its samples in ``span``.
 
     ``gap_ms``: per point, the silence longer than which is a gap (:func:`gap_limit_ms`;
     by default :data:`GAP_CADENCES` reporting intervals); every gap of an hour or more is
@@ -336,10 +436,11 @@ def assess_frame(
     if cadence.size and int(cadence.min()) <= 0:
         raise ValueError(f"cadence_ms must be positive, got {int(cadence.min())}")
     limit = GAP_CADENCES * cadence if gap_ms is None else np.asarray(gap_ms, dtype=np.int64)
-    holding = np.zeros(len(names), dtype=np.bool_) if held is None else np.asarray(held, bool)
     start_ms, end_ms = span
     until = max(start_ms, min(end_ms, now_ms + 1))  # nothing can have arrived after now
     count = frame.count
+    rows = count.shape[0]
+    holding = np.zeros(rows, dtype=np.bool_) if held is None else np.asarray(held, dtype=bool)
     has = count > 0
     samples = count.sum(axis=1)
     expected = (until - start_ms) // cadence
@@ -347,92 +448,60 @@ def assess_frame(
         coverage = np.where(expected <= 0, 100.0, np.minimum(100.0, 100.0 * samples / expected))
     # the last sample before each hour (or the range's start), for the gap into the hour
     lasts = np.maximum.accumulate(np.where(has, frame.last_ms, start_ms), axis=1)
-    before = np.concatenate((np.full((len(names), 1), start_ms), lasts[:, :-1]), axis=1)
-    silences = np.where(has, frame.first_ms - before, 0)
+    # the silence before each hour's first sample (0 in an hour without samples)
+    silences = np.zeros(count.shape, dtype=np.int64)
+    if frame.hours:
+        silences[:, 0] = np.where(has[:, 0], frame.first_ms[:, 0] - start_ms, 0)
+    if frame.hours > 1:
+        silences[:, 1:] = np.where(has[:, 1:], frame.first_ms[:, 1:] - lasts[:, :-1], 0)
     into = silences.max(axis=1, initial=0)
-    last = lasts[:, -1] if frame.hours else np.full(len(names), start_ms)
-    longest = np.maximum(into, until - last)
+    last = lasts[:, -1] if frame.hours else np.full(rows, start_ms)
     tail = until - last
+    longest = np.maximum(into, tail)
     inner_gaps = silences > limit[:, None]
     gap_count = np.count_nonzero(inner_gaps, axis=1) + (tail > limit)
     gap_time = np.where(inner_gaps, silences, 0).sum(axis=1) + np.where(tail > limit, tail, 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        by_time = np.where(
-            until > start_ms, 100.0 * (1.0 - gap_time / max(1, until - start_ms)), 100.0
-        )
+    by_time = 100.0 * (1.0 - gap_time / max(1, until - start_ms))
+    if until <= start_ms:
+        by_time = np.full(rows, 100.0)
     coverage = np.where(holding, by_time, coverage)
-    spread = np.where(has, frame.max - frame.min, np.inf)
-    flat = np.count_nonzero((count >= 2) & (spread <= flat_tolerance), axis=1)
+    # no sample at all: no coverage, whatever the point's rule
+    coverage = np.where(samples == 0, np.where(expected > 0, 0.0, 100.0), coverage)
+    with np.errstate(invalid="ignore"):  # an hour without samples holds NaN
+        flat = np.count_nonzero((count >= 2) & (frame.max - frame.min <= flat_tolerance), axis=1)
     low = np.array([np.nan if b[0] is None else b[0] for b in bounds], dtype=np.float64)
     high = np.array([np.nan if b[1] is None else b[1] for b in bounds], dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        outside = has & ((frame.min < low[:, None]) | (frame.max > high[:, None]))
-    out = np.count_nonzero(outside, axis=1)
+    out = np.zeros(rows, dtype=np.int64)
+    bounded = np.flatnonzero(~np.isnan(low) | ~np.isnan(high))  # the others: nothing to do
+    if bounded.size:
+        with np.errstate(invalid="ignore"):
+            outside = has[bounded] & (
+                (frame.min[bounded] < low[bounded, None])
+                | (frame.max[bounded] > high[bounded, None])
+            )
+        out[bounded] = np.count_nonzero(outside, axis=1)
     filled = np.count_nonzero(has, axis=1)
-    live = end_ms > now_ms  # staleness is about now: a past range is judged by its end
-    return [
-        _quality(
-            name,
-            int(samples[i]),
-            int(expected[i]),
-            float(coverage[i]),
-            int(longest[i]),
-            int(last[i]),
-            until,
-            live,
-            int(stale_after_ms[i]),
-            (int(flat[i]), int(filled[i]), int(out[i])),
-            (int(gap_count[i]), int(gap_time[i])),
-        )
-        for i, name in enumerate(names)
-    ]
-
-
-def _quality(
-    name: str,
-    samples: int,
-    expected: int,
-    coverage: float,
-    longest: int,
-    last: int,
-    until: int,
-    live: bool,
-    stale_after_ms: int,
-    hours: tuple[int, int, int],
-    gaps: tuple[int, int],
-) -> Quality:
-    if samples == 0:
-        # no sample at all: the whole range is one gap, and stale if it reaches now
-        return Quality(
-            name,
-            0,
-            expected,
-            0.0 if expected else 100.0,
-            longest,
-            None,
-            None,
-            live,
-            0,
-            0,
-            gaps=gaps[0],
-            gap_ms=gaps[1],
-        )
-    stale_ms = until - last if live else None
-    flat, filled, out = hours
-    return Quality(
-        name,
-        samples,
-        expected,
-        coverage,
-        longest,
-        last,
-        stale_ms,
-        stale_ms is not None and stale_ms > stale_after_ms,
-        flat,
-        filled,
-        out,
-        gaps[0],
-        gaps[1],
+    # staleness is about now: a past range is judged by its end
+    live = np.full(rows, end_ms > now_ms)
+    stale_ms = until - last
+    reported = samples > 0
+    # no sample at all: the whole range is one gap, and stale if it reaches now
+    after = np.asarray(stale_after_ms, dtype=np.int64)
+    stale = np.where(reported, stale_ms > after, True) & live
+    return Assessed(
+        samples=samples.astype(np.int64),
+        expected=expected.astype(np.int64),
+        coverage_pct=coverage.astype(np.float64),
+        longest_gap_ms=longest.astype(np.int64),
+        last_ms=last.astype(np.int64),
+        stale_ms=stale_ms.astype(np.int64),
+        stale=np.asarray(stale, dtype=bool),
+        flatline_hours=flat.astype(np.int64),
+        hours=filled.astype(np.int64),
+        out_of_range_hours=out.astype(np.int64),
+        live=live,
+        gaps=gap_count.astype(np.int64),
+        gap_ms=gap_time.astype(np.int64),
     )
 
 
@@ -448,17 +517,46 @@ class Summary:
 
 
 def summarise(items: Sequence[Quality], kinds: Mapping[str, str] | None = None) -> Summary:
-    """Counts over the points; an on/off or multistate point (``kinds``) holding its value
-    for hours is normal, so only analog points count as flatlined."""
+    """:func:`summarise_assessed` of single items; ``kinds`` by point name."""
     kinds = kinds or {}
+    return summarise_assessed(
+        np.array([q.samples for q in items], dtype=np.int64),
+        np.array([q.stale for q in items], dtype=bool),
+        np.array([q.flatline_hours > 0 for q in items], dtype=bool),
+        np.array([q.out_of_range_hours > 0 for q in items], dtype=bool),
+        np.array([q.coverage_pct for q in items], dtype=np.float64),
+        np.array([kinds.get(q.name, "analog") == "analog" for q in items], dtype=bool),
+    )
+
+
+def summary_of(assessed: Assessed, analog: BoolArray) -> Summary:
+    """The :class:`Summary` of many points; ``analog``: which of them are analog."""
+    return summarise_assessed(
+        assessed.samples,
+        assessed.stale,
+        assessed.flatline_hours > 0,
+        assessed.out_of_range_hours > 0,
+        assessed.coverage_pct,
+        analog,
+    )
+
+
+def summarise_assessed(
+    samples: IntArray,
+    stale: BoolArray,
+    flat: BoolArray,
+    out: BoolArray,
+    coverage_pct: FloatArray,
+    analog: BoolArray,
+) -> Summary:
+    """Counts over the points; an on/off or multistate point holding its value for hours
+    is normal, so only analog points count as flatlined."""
     return Summary(
-        points=len(items),
-        missing=sum(q.missing for q in items),
-        stale=sum(q.stale for q in items),
-        flatlined=sum(
-            q.flatline_hours > 0 and kinds.get(q.name, "analog") == "analog" for q in items
-        ),
-        out_of_range=sum(q.out_of_range_hours > 0 for q in items),
-        mean_coverage_pct=float(np.mean([q.coverage_pct for q in items])) if items else 100.0,
-        samples=sum(q.samples for q in items),
+        points=int(samples.size),
+        missing=int(np.count_nonzero(samples == 0)),
+        stale=int(np.count_nonzero(stale)),
+        flatlined=int(np.count_nonzero(flat & analog)),
+        out_of_range=int(np.count_nonzero(out)),
+        mean_coverage_pct=float(np.mean(coverage_pct)) if samples.size else 100.0,
+        samples=int(samples.sum()),
     )

@@ -95,6 +95,18 @@ point_modes = sa.Table(
     sa.CheckConstraint("mode IN ('sampled', 'cov')", name="mode"),
 )
 
+# what each stored period of a point showed of its mode (the periods decide point_modes)
+point_mode_periods = sa.Table(
+    "point_mode_periods",
+    metadata,
+    sa.Column("site", sa.Text, primary_key=True),
+    sa.Column("point", sa.Text, primary_key=True),
+    sa.Column("period_start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("period_end_ms", sa.BigInteger, nullable=False),
+    sa.Column("mode", sa.Text, nullable=False),
+    sa.CheckConstraint("mode IN ('sampled', 'cov')", name="mode"),
+)
+
 request_stats = sa.Table(
     "request_stats",
     metadata,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tsgate.clock import wall_clock_ms
-from tsgate.core.kinds import PointKinds
+from tsgate.core.kinds import PeriodMode, PointKinds
 from tsgate.core.quality import GAP_MS, profile_of
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
@@ -56,10 +56,11 @@ class PointRows(Protocol):
 
 class ObservedModeRows(Protocol):
     """The sampling mode each point's reporting pattern shows, kept per (site, point)
-    as chunks are written (``tsgate.database.modes`` implements it in SQL)."""
+    as chunks are written (``tsgate.database.modes`` implements it in SQL): what each
+    stored period showed, and the mode they decide together (``core.kinds.settled_mode``)."""
 
-    async def put(self, site: str, modes: Mapping[str, str], now_ms: int) -> None:
-        """Record (replace) the observed mode of each named point."""
+    async def put(self, site: str, periods: Sequence[PeriodMode], now_ms: int) -> None:
+        """Record what each written period showed and decide the points' modes again."""
 
     async def get(self, site: str, names: Sequence[str]) -> dict[str, str]:
         """The observed mode of each named point that has one."""

@@ -47,6 +47,7 @@ from tsgate.series.planning import (
     CachePolicy,
     PreparedRead,
     Range,
+    changes_at,
     plan_fetches,
     provisional_spans,
 )
@@ -78,6 +79,10 @@ class ReadStats:
     healed: int = 0  # damaged objects found and fetched again
     # per point, the spans of the answer that are not final yet (may still change upstream)
     provisional: dict[str, list[Range]] = field(default_factory=dict)
+    # the earliest time the samples read could change without the site's generation
+    # moving (see :func:`~tsgate.series.planning.changes_at`); ``None``: every period
+    # read is final. Rollup reads work it out; 0, the default, means at once
+    changes_at_ms: int | None = 0
 
     @property
     def cache_status(self) -> str:
@@ -345,12 +350,18 @@ class SeriesReader:
         whole; ``prepared`` as for :meth:`read`."""
         stats = ReadStats()
         ready = self._usable(prepared, site, names, start_ms, end_ms)
-        capped = min(end_ms, (ready.planned_at_ms if ready else self.clock_ms()) + 1)
+        now = ready.planned_at_ms if ready else self.clock_ms()
+        capped = min(end_ms, now + 1)
         if capped > start_ms:
+            ttl_ms = self.policy.open_ttl_ms
             rows = await self._ensure_metered(
-                site, names, start_ms, capped, token, stats, ready, self.policy.open_ttl_ms
+                site, names, start_ms, capped, token, stats, ready, ttl_ms
             )
             stats.provisional = provisional_spans(names, rows, start_ms, capped)
+            if not stats.stale:  # served while upstream fails: read again next time
+                final = not stats.provisional and end_ms <= now
+                at = None if final else changes_at(names, rows, start_ms, capped, now, ttl_ms)
+                stats.changes_at_ms = at
         found = await self.store.rollups(site, names, level, start_ms, end_ms)
         stats.sources.add("ROLLUP")
         return found, stats
