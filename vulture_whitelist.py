@@ -33,9 +33,5 @@ failed_sites  # src/tsgate/series/recheck.py
 skipped  # src/tsgate/ops/warm.py: ChartWarmCounters, in /api/stats and /metrics
 fetched_units  # src/tsgate/ops/warm.py: ChartWarmCounters, in /api/stats and /metrics
 
-# NOT false positives: dead code in modules that other open work is reshaping now
-# (issues #10, #12, #13). Delete each with its module's next change, then its line here.
-completed  # src/tsgate/jobs/worker.py: Worker.completed, counted and never read
-_._point  # src/tsgate/upstream/simulator.py
-webhook_concurrency  # src/tsgate/settings.py: parsed, and read by nothing
-webhook_per_host  # src/tsgate/settings.py: parsed, and read by nothing
+# pytest fixtures used by name (pytest.mark.usefixtures)
+wrk_installed  # tests/unit/test_bench_native.py

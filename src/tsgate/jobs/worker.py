@@ -48,7 +48,6 @@ class Worker:
     name: str = field(default_factory=worker_name)
     poll_s: float = 1.0
     lease_ms: int = 30_000
-    completed: int = 0
     outbox: WebhookOutbox | None = None  # delivers finished jobs' webhooks beside the jobs
 
     async def run_once(self) -> bool:
@@ -59,7 +58,6 @@ class Worker:
         log.info("job %s: attempt %d on %s", job.id, job.attempts, self.name)
         state = await self.runner.execute(job)
         log.info("job %s: %s", job.id, state.value if state else "lease lost")
-        self.completed += 1
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
