@@ -17,6 +17,7 @@ from tests.differential.harness import (
     DAY_MS,
     HOUR_MS,
     SITE,
+    EMPTY,
     Arrays,
     Harness,
     Tally,
@@ -281,3 +282,16 @@ async def test_bug4_a_corrupt_open_day_keeps_its_rollups_whole(
     t, _ = truth_of(sim, names, start, end)[names[0]]
     days, n = np.unique(np.maximum(t - t % DAY_MS, start), return_counts=True)
     assert counts == dict(zip(days.tolist(), n.astype(float).tolist(), strict=True))
+
+
+async def test_a_drop_in_page_of_the_last_few_minutes_is_fetched_not_taken_for_cached(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    """A window shorter than one reporting interval before now was estimated at zero
+    samples to fetch, so the drop-in fill took it for cached and answered 404."""
+    clock.ms += 61_000
+    name = names_of(sim, 1)[0]
+    start = clock.ms - 150_000
+    got = await read_paginated(h, [name], start, start + 300_000, 5000)
+    assert got is not None, h.tally.report()
+    assert_same(truth_of(sim, [name], start, start + 300_000)[name], got.get(name, EMPTY))
