@@ -15,9 +15,9 @@ import pytest
 from tests.clock import NOW, Clock
 from tests.differential.harness import (
     DAY_MS,
+    EMPTY,
     HOUR_MS,
     SITE,
-    EMPTY,
     Arrays,
     Harness,
     Tally,

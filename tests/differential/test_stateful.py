@@ -36,7 +36,10 @@ from tests.differential.harness import (
     Tally,
     check,
     compare_all,
+    decode_series,
     diff_settings,
+    read_paginated,
+    truth_buckets,
     truth_of,
 )
 from tsgate.upstream.campus import Outage
@@ -104,6 +107,8 @@ class TsgateMachine(RuleBasedStateMachine):
         self.pool = [p.name for p in self.sim.site_by_name[SITE].collecting][:12]
         self.hidden = list(range(len(HIDDEN)))  # outages not uploaded yet
         self.revoked_at: int | None = None
+        # a chart query, its window, the ETag and body of its last answer
+        self.etagged: tuple[dict[str, str], tuple[int, int], str, Any] | None = None
         self.sim.faults.outages = [
             Outage(a, b, backlog_ms=None, points=tuple(self.pool[:6])) for a, b in HIDDEN
         ]
@@ -113,6 +118,8 @@ class TsgateMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(coro)
 
     def teardown(self) -> None:
+        if os.environ.get("STATEFUL_VERBOSE"):
+            print("STAT", self.tally.queries, self.tally.samples, len(self.hidden), self.revoked_at)
         try:
             self.run(self.h.stop())
         finally:
@@ -156,8 +163,6 @@ class TsgateMachine(RuleBasedStateMachine):
         self, first: int, count: int, offset: int, length: int, page_size: int
     ) -> None:
         """The drop-in stream, every page size (small pages cut identical timestamps)."""
-        from tests.differential.harness import read_paginated
-
         start, end = self.window(offset, min(length, 6 * HOUR_MS))
         names = self.names(first, count)
         got = self.run(read_paginated(self.h, names, start, end, page_size))
@@ -181,8 +186,6 @@ class TsgateMachine(RuleBasedStateMachine):
         assert r is not None and r.status_code == 200, r.text if r is not None else None
         body = r.json()
         assert body["metadata"]["timeZone"] == ZONE
-        from tests.differential.harness import decode_series
-
         got = {s["name"]: decode_series(s) for s in body["series"]}
         truth = truth_of(self.sim, names, start, end)
         want = {n: local_day_buckets(t, v, start, agg) for n, (t, v) in truth.items()}
@@ -217,6 +220,43 @@ class TsgateMachine(RuleBasedStateMachine):
                     )
                 else:
                     assert row[col] in ("", "nan", "NaN"), (name, row[0], row[col])
+
+    @rule(
+        first=st.integers(0, 11),
+        offset=_offsets(),
+        length=_lengths(),
+        interval=st.sampled_from(["raw", "15min", "1h"]),
+    )
+    def read_again_with_the_etag(self, first: int, offset: int, length: int, interval: str) -> None:
+        """A chart read, then the same query with its ``ETag``: a 304 only while the answer
+        it names is still the truth (late uploads, repairs and restarts in between)."""
+        names = self.names(first, 2)
+        if self.etagged is None or first % 3 == 0:
+            start, end = self.window(offset, length)
+            q = {"site": SITE, "points": ",".join(names), "start": format_time(start)}
+            q |= {"end": format_time(end), "interval": interval, "agg": "max"}
+            r = self.run(self.h.get("/api/timeseries", "etag", params=q))
+            self.assert_clean()
+            assert r is not None and r.status_code == 200, r.text if r is not None else None
+            self.etagged = (q, (start, end), r.headers["etag"], r.json())
+        q, (start, end), etag, body = self.etagged
+        r = self.run(
+            self.h.get("/api/timeseries", "etag", params=q, headers={"If-None-Match": etag})
+        )
+        self.assert_clean()
+        assert r is not None and r.status_code in (200, 304), r.text if r is not None else None
+        if r.status_code == 200:
+            body = r.json()
+            self.etagged = (q, (start, end), r.headers["etag"], body)
+        got = {s["name"]: decode_series(s) for s in body["series"]}
+        truth = truth_of(self.sim, q["points"].split(","), start, end)
+        if q["interval"] == "raw":
+            want = truth
+        else:
+            width = {"15min": 15 * MINUTE_MS, "1h": HOUR_MS}[q["interval"]]
+            want = {n: truth_buckets(a, width, "max", start) for n, a in truth.items()}
+        compare_all(self.tally, f"etag {r.status_code}", str(q), want, got)
+        self.assert_clean()
 
     @precondition(lambda self: self.revoked_at is not None)
     @rule(path=st.sampled_from(["/api/timeseries", "/api/frame", "per_point"]))
@@ -314,13 +354,13 @@ class TsgateMachine(RuleBasedStateMachine):
         self.revoked_at = self.clock.ms
 
 
-EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "6"))
-STEPS = int(os.environ.get("STATEFUL_STEPS", "14"))
+EXAMPLES = int(os.environ.get("STATEFUL_EXAMPLES", "12"))
+STEPS = int(os.environ.get("STATEFUL_STEPS", "25"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     stateful_step_count=STEPS,
     deadline=None,
-    derandomize=True,
+    derandomize=not os.environ.get("STATEFUL_RANDOM"),
     database=None,
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.generate]
