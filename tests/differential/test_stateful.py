@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
+from tests import simtruth
 from tests.clock import NOW, Clock
 from tests.differential.harness import (
     DAY_MS,
@@ -109,6 +110,8 @@ class TsgateMachine(RuleBasedStateMachine):
         self.revoked_at: int | None = None
         # a chart query, its window, the ETag and body of its last answer
         self.etagged: tuple[dict[str, str], tuple[int, int], str, Any] | None = None
+        self.sim.faults.visibility_delay_s = 20  # samples arrive 20 s – 3 min late
+        self.sim.faults.visibility_jitter_s = 160
         self.sim.faults.outages = [
             Outage(a, b, backlog_ms=None, points=tuple(self.pool[:6])) for a, b in HIDDEN
         ]
@@ -257,6 +260,41 @@ class TsgateMachine(RuleBasedStateMachine):
             want = {n: truth_buckets(a, width, "max", start) for n, a in truth.items()}
         compare_all(self.tally, f"etag {r.status_code}", str(q), want, got)
         self.assert_clean()
+
+    @rule(
+        first=st.integers(0, 11),
+        offset=_offsets(),
+        hours=st.integers(1, 24),
+        step_s=st.sampled_from([60, 300, 900, 3600]),
+        range_s=st.sampled_from([300, 900, 3600]),
+        func=st.sampled_from(["avg", "max", "count", "last"]),
+    )
+    def read_prometheus(
+        self, first: int, offset: int, hours: int, step_s: int, range_s: int, func: str
+    ) -> None:
+        """``query_range`` of an ``*_over_time`` against the windows evaluated by hand."""
+        name = self.names(first, 1)[0]
+        end = (self.clock.ms + offset) // 1000 * 1000
+        start = end - hours * HOUR_MS
+        query = f'{func}_over_time(ace{{site="{SITE}",point="{name}"}}[{range_s}s])'
+        params = {"query": query, "start": str(start / 1000), "end": str(end / 1000)}
+        params["step"] = str(step_s)
+        r = self.run(self.h.get("/prometheus/api/v1/query_range", "prometheus", params=params))
+        self.assert_clean()
+        assert r is not None and r.status_code == 200, r.text if r is not None else None
+        result = r.json()["data"]["result"]
+        got = simtruth.as_map(result[0]["values"]) if result else {}
+        t, v = truth_of(self.sim, [name], start - range_s * 1000, end + 1)[name]
+        rows = list(zip(t.tolist(), v.tolist(), strict=True))
+        want = {
+            step: x
+            for step in simtruth.steps(start, end, step_s * 1000)
+            if (x := simtruth.over_time(func, simtruth.window(rows, step, range_s * 1000)))
+            is not None
+        }
+        assert set(got) == set(want), (query, sorted(set(got) ^ set(want))[:5])
+        bad = {k: (got[k], want[k]) for k in want if not simtruth.close(got[k], want[k])}
+        assert not bad, (query, list(bad.items())[:5])
 
     @precondition(lambda self: self.revoked_at is not None)
     @rule(path=st.sampled_from(["/api/timeseries", "/api/frame", "per_point"]))
