@@ -4,6 +4,7 @@ checked against the simulator's truth rather than remembered counts."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,9 +23,11 @@ from tests.differential.harness import (
     Harness,
     Tally,
     diff_settings,
+    read_chart_interval,
     read_chart_raw,
     read_paginated,
     read_per_point,
+    truth_buckets,
     truth_of,
 )
 from tsgate.upstream.campus import LatePoint, Outage
@@ -295,3 +298,26 @@ async def test_a_drop_in_page_of_the_last_few_minutes_is_fetched_not_taken_for_c
     got = await read_paginated(h, [name], start, start + 300_000, 5000)
     assert got is not None, h.tally.report()
     assert_same(truth_of(sim, [name], start, start + 300_000)[name], got.get(name, EMPTY))
+
+
+async def test_a_write_into_a_month_whose_rollup_blob_is_damaged_keeps_the_month_whole(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    """A write merged its periods' buckets into the damaged blob's month as if the month
+    held nothing else: the next read found a valid blob without the days before."""
+    name = names_of(sim, 1)[0]
+    start = clock.ms - 2 * DAY_MS
+    got, _ = await read_chart_raw(h, [name], start, clock.ms, "series", False)
+    assert got is not None, h.tally.report()
+    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
+        damaged = con.execute(
+            "UPDATE rollups SET blob = ? WHERE point = ? AND level = '1h'", (b"\x01garbage", name)
+        ).rowcount
+    assert damaged, "no rollup blob was damaged: the reproducer tests nothing"
+    await h.restart()
+    clock.ms += 376_000  # the open day's tail is fetched and written again
+    got, _ = await read_chart_interval(h, [name], start, clock.ms, "1h", "count")
+    assert got is not None, h.tally.report()
+    t, _ = truth_of(sim, [name], start, clock.ms)[name]
+    want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", start)
+    assert_same(want, got[name])

@@ -30,6 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from tests import simtruth
 from tests.clock import NOW, Clock
 from tests.differential.harness import (
+    AUTH,
     DAY_MS,
     HOUR_MS,
     SITE,
@@ -295,6 +296,47 @@ class TsgateMachine(RuleBasedStateMachine):
         assert set(got) == set(want), (query, sorted(set(got) ^ set(want))[:5])
         bad = {k: (got[k], want[k]) for k in want if not simtruth.close(got[k], want[k])}
         assert not bad, (query, list(bad.items())[:5])
+
+    @rule(
+        first=st.integers(0, 11),
+        offset=_offsets(),
+        length=_lengths(),
+        interval=st.sampled_from(["raw", "1h"]),
+    )
+    def read_while_upstream_fails(
+        self, first: int, offset: int, length: int, interval: str
+    ) -> None:
+        """Upstream answers 500 to every timeseries read: a chart answer is the truth, or
+        marked ``STALE`` (and holds only samples upstream serves), or a clear 5xx problem."""
+        start, end = self.window(offset, length)
+        names = self.names(first, 2)
+        q = {"site": SITE, "points": ",".join(names), "start": format_time(start)}
+        q |= {"end": format_time(end), "interval": interval, "agg": "max"}
+        self.sim.faults.fail_after = 0
+        try:
+            r = self.run(self.h.http.get("/api/timeseries", params=q, headers=AUTH))
+        finally:
+            self.sim.faults.fail_after = None
+        if r.status_code >= 500:
+            problem = r.json()
+            assert problem["status"] == r.status_code and problem["detail"], r.text[:200]
+            assert r.status_code in (502, 503, 504), r.text[:200]
+            return
+        assert r.status_code == 200, r.text[:200]
+        got = {s["name"]: decode_series(s) for s in r.json()["series"]}
+        truth = truth_of(self.sim, names, start, end)
+        if interval == "1h":
+            truth = {n: truth_buckets(a, HOUR_MS, "max", start) for n, a in truth.items()}
+        if r.headers.get("x-cache-status") == "STALE":
+            assert "no-store" in r.headers.get("cache-control", "")
+            for n, (t, v) in got.items():
+                if interval == "raw":  # the cached part: real samples only
+                    wt, wv = truth[n]
+                    idx = np.searchsorted(wt, t)
+                    assert np.isin(t, wt).all() and np.array_equal(wv[idx], v), n
+            return
+        compare_all(self.tally, "upstream failing", str(q), truth, got)
+        self.assert_clean()
 
     @precondition(lambda self: self.revoked_at is not None)
     @rule(path=st.sampled_from(["/api/timeseries", "/api/frame", "per_point"]))

@@ -370,6 +370,7 @@ class ChunkStore:
                 for d in drafts
             ],
             now_ms,
+            rebuild=self._months,  # a month whose blob is damaged is rebuilt whole
         )
         observed = {d.point: observed_mode(d.series.t_ms, d.series.v) for d in drafts}
         await self._modes.put(site, {p: m for p, m in observed.items() if m}, now_ms)
