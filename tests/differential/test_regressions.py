@@ -30,6 +30,7 @@ from tests.differential.harness import (
     truth_buckets,
     truth_of,
 )
+from tsgate.series.invalidation import invalidate
 from tsgate.upstream.campus import LatePoint, Outage
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.wire.ace import format_time, parse_time
@@ -320,4 +321,29 @@ async def test_a_write_into_a_month_whose_rollup_blob_is_damaged_keeps_the_month
     assert got is not None, h.tally.report()
     t, _ = truth_of(sim, [name], start, clock.ms)[name]
     want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", start)
+    assert_same(want, got[name])
+
+
+async def test_invalidating_days_of_a_month_whose_rollup_blob_is_damaged_keeps_the_rest(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    """Invalidating some days rewrote the damaged blob's month with those days emptied and
+    nothing else: the month's other days lost their buckets."""
+    name = names_of(sim, 1)[0]
+    start = clock.ms - 3 * DAY_MS
+    got, _ = await read_chart_raw(h, [name], start, clock.ms, "series", False)
+    assert got is not None, h.tally.report()
+    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
+        damaged = con.execute(
+            "UPDATE rollups SET blob = ? WHERE point = ? AND level = '1h'", (b"\x01garbage", name)
+        ).rowcount
+    assert damaged, "no rollup blob was damaged: the reproducer tests nothing"
+    await h.restart()
+    day = clock.ms - clock.ms % DAY_MS - DAY_MS
+    await invalidate(h.services.reader.store, SITE, [name], day, day + DAY_MS, now_ms=clock.ms)
+    first_day = day - DAY_MS
+    got, _ = await read_chart_interval(h, [name], first_day, day, "1h", "count")
+    assert got is not None, h.tally.report()
+    t, _ = truth_of(sim, [name], first_day, day)[name]
+    want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", first_day)
     assert_same(want, got[name])

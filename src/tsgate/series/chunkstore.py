@@ -241,10 +241,10 @@ class ChunkStore:
         self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
     ) -> dict[str, rollups.Buckets]:
         return await self.rollup_cache.read(
-            site, names, level, start_ms, end_ms, rebuild=self._months
+            site, names, level, start_ms, end_ms, rebuild=self.month_periods
         )
 
-    async def _months(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
+    async def month_periods(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
         """The stored samples of each (point, month) as a whole-month period (rollup blobs
         of an older format are rebuilt from them)."""
         out = []
@@ -370,7 +370,7 @@ class ChunkStore:
                 for d in drafts
             ],
             now_ms,
-            rebuild=self._months,  # a month whose blob is damaged is rebuilt whole
+            rebuild=self.month_periods,  # a month whose blob is damaged is rebuilt whole
         )
         observed = {d.point: observed_mode(d.series.t_ms, d.series.v) for d in drafts}
         await self._modes.put(site, {p: m for p, m in observed.items() if m}, now_ms)

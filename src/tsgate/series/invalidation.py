@@ -56,7 +56,10 @@ async def invalidate(
             Period(r.point, r.period_start_ms, r.period_end_ms, Series.empty(r.point)) for r in rows
         ]
         rollups = await store.rollup_cache.update(
-            site, emptied, now_ms if now_ms is not None else wall_clock_ms()
+            site,
+            emptied,
+            now_ms if now_ms is not None else wall_clock_ms(),
+            rebuild=store.month_periods,  # a damaged blob's month: from the chunks left
         )
     store.forget(site, points)
     dropped_lo = min((r.period_start_ms for r in rows), default=lo)
