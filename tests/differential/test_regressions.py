@@ -15,6 +15,7 @@ import pytest
 
 from tests.clock import NOW, Clock
 from tests.differential.harness import (
+    AUTH,
     DAY_MS,
     EMPTY,
     HOUR_MS,
@@ -347,3 +348,25 @@ async def test_invalidating_days_of_a_month_whose_rollup_blob_is_damaged_keeps_t
     t, _ = truth_of(sim, [name], first_day, day)[name]
     want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", first_day)
     assert_same(want, got[name])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a drop-in page cut from a stale read (upstream failing, only part of the range "
+    "cached) is served as 200 without X-Cache-Status: STALE, the rest of the range missing",
+)
+async def test_a_drop_in_page_read_while_upstream_fails_is_marked_stale(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    names = names_of(sim, 3)
+    start = clock.ms - 2 * DAY_MS
+    got = await read_paginated(h, names, start + 6 * HOUR_MS, start + 12 * HOUR_MS, 5000)
+    assert got, h.tally.report()  # a part of the range is cached
+    sim.faults.fail_after = 0  # every timeseries read upstream answers 500 from now on
+    params = {"start_time": format_time(start), "end_time": format_time(start + DAY_MS)}
+    params |= {"page_size": "50", "point_names": ",".join(names), "raw_data": "true"}
+    r = await h.http.get(f"/api/sites/{SITE}/timeseries/paginated", params=params, headers=AUTH)
+    assert r.status_code >= 500 or r.headers.get("x-cache-status") == "STALE", (
+        r.status_code,
+        r.headers.get("x-cache-status"),
+    )
