@@ -35,3 +35,19 @@ fetched_units  # src/tsgate/ops/warm.py: ChartWarmCounters, in /api/stats and /m
 
 # pytest fixtures used by name (pytest.mark.usefixtures)
 wrk_installed  # tests/unit/test_bench_native.py
+
+# hypothesis.stateful runs a state machine's rules, its teardown and its TestCase by name
+teardown  # tests/differential/test_stateful.py
+read_dropin_pages  # tests/differential/test_stateful.py
+read_local_days  # tests/differential/test_stateful.py
+read_frame  # tests/differential/test_stateful.py
+read_again_with_the_etag  # tests/differential/test_stateful.py
+read_prometheus  # tests/differential/test_stateful.py
+read_while_upstream_fails  # tests/differential/test_stateful.py
+read_with_the_revoked_token  # tests/differential/test_stateful.py
+advance_clock  # tests/differential/test_stateful.py
+upload_backlog  # tests/differential/test_stateful.py
+damage_an_object  # tests/differential/test_stateful.py
+damage_a_rollup  # tests/differential/test_stateful.py
+revoke_a_token  # tests/differential/test_stateful.py
+test_tsgate_answers_equal_upstream_through_every_change  # tests/differential/test_stateful.py

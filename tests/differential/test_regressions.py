@@ -4,6 +4,7 @@ checked against the simulator's truth rather than remembered counts."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,18 +15,23 @@ import pytest
 
 from tests.clock import NOW, Clock
 from tests.differential.harness import (
+    AUTH,
     DAY_MS,
+    EMPTY,
     HOUR_MS,
     SITE,
     Arrays,
     Harness,
     Tally,
     diff_settings,
+    read_chart_interval,
     read_chart_raw,
     read_paginated,
     read_per_point,
+    truth_buckets,
     truth_of,
 )
+from tsgate.series.invalidation import invalidate
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.upstream.visibility import LatePoint, Outage
 from tsgate.wire.ace import format_time, parse_time
@@ -281,3 +287,86 @@ async def test_bug4_a_corrupt_open_day_keeps_its_rollups_whole(
     t, _ = truth_of(sim, names, start, end)[names[0]]
     days, n = np.unique(np.maximum(t - t % DAY_MS, start), return_counts=True)
     assert counts == dict(zip(days.tolist(), n.astype(float).tolist(), strict=True))
+
+
+async def test_a_drop_in_page_of_the_last_few_minutes_is_fetched_not_taken_for_cached(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    """A window shorter than one reporting interval before now was estimated at zero
+    samples to fetch, so the drop-in fill took it for cached and answered 404."""
+    clock.ms += 61_000
+    name = names_of(sim, 1)[0]
+    start = clock.ms - 150_000
+    got = await read_paginated(h, [name], start, start + 300_000, 5000)
+    assert got is not None, h.tally.report()
+    assert_same(truth_of(sim, [name], start, start + 300_000)[name], got.get(name, EMPTY))
+
+
+async def test_a_write_into_a_month_whose_rollup_blob_is_damaged_keeps_the_month_whole(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    """A write merged its periods' buckets into the damaged blob's month as if the month
+    held nothing else: the next read found a valid blob without the days before."""
+    name = names_of(sim, 1)[0]
+    start = clock.ms - 2 * DAY_MS
+    got, _ = await read_chart_raw(h, [name], start, clock.ms, "series", False)
+    assert got is not None, h.tally.report()
+    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
+        damaged = con.execute(
+            "UPDATE rollups SET blob = ? WHERE point = ? AND level = '1h'", (b"\x01garbage", name)
+        ).rowcount
+    assert damaged, "no rollup blob was damaged: the reproducer tests nothing"
+    await h.restart()
+    clock.ms += 376_000  # the open day's tail is fetched and written again
+    got, _ = await read_chart_interval(h, [name], start, clock.ms, "1h", "count")
+    assert got is not None, h.tally.report()
+    t, _ = truth_of(sim, [name], start, clock.ms)[name]
+    want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", start)
+    assert_same(want, got[name])
+
+
+async def test_invalidating_days_of_a_month_whose_rollup_blob_is_damaged_keeps_the_rest(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    """Invalidating some days rewrote the damaged blob's month with those days emptied and
+    nothing else: the month's other days lost their buckets."""
+    name = names_of(sim, 1)[0]
+    start = clock.ms - 3 * DAY_MS
+    got, _ = await read_chart_raw(h, [name], start, clock.ms, "series", False)
+    assert got is not None, h.tally.report()
+    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
+        damaged = con.execute(
+            "UPDATE rollups SET blob = ? WHERE point = ? AND level = '1h'", (b"\x01garbage", name)
+        ).rowcount
+    assert damaged, "no rollup blob was damaged: the reproducer tests nothing"
+    await h.restart()
+    day = clock.ms - clock.ms % DAY_MS - DAY_MS
+    await invalidate(h.services.reader.store, SITE, [name], day, day + DAY_MS, now_ms=clock.ms)
+    first_day = day - DAY_MS
+    got, _ = await read_chart_interval(h, [name], first_day, day, "1h", "count")
+    assert got is not None, h.tally.report()
+    t, _ = truth_of(sim, [name], first_day, day)[name]
+    want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", first_day)
+    assert_same(want, got[name])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a drop-in page cut from a stale read (upstream failing, only part of the range "
+    "cached) is served as 200 without X-Cache-Status: STALE, the rest of the range missing",
+)
+async def test_a_drop_in_page_read_while_upstream_fails_is_marked_stale(
+    h: Harness, sim: Simulator, clock: Clock
+) -> None:
+    names = names_of(sim, 3)
+    start = clock.ms - 2 * DAY_MS
+    got = await read_paginated(h, names, start + 6 * HOUR_MS, start + 12 * HOUR_MS, 5000)
+    assert got, h.tally.report()  # a part of the range is cached
+    sim.faults.fail_after = 0  # every timeseries read upstream answers 500 from now on
+    params = {"start_time": format_time(start), "end_time": format_time(start + DAY_MS)}
+    params |= {"page_size": "50", "point_names": ",".join(names), "raw_data": "true"}
+    r = await h.http.get(f"/api/sites/{SITE}/timeseries/paginated", params=params, headers=AUTH)
+    assert r.status_code >= 500 or r.headers.get("x-cache-status") == "STALE", (
+        r.status_code,
+        r.headers.get("x-cache-status"),
+    )

@@ -364,6 +364,17 @@ OPERATIONS: dict[Callable[..., Any] | str, Operation] = {
         params=(JOB_ID,),
         ok=_ok(200, {}, *ANY_RESULT),
     ),
+    jobs.part: Operation(
+        "One part of a progressive query job's answer (0: the newest), ready before the job ends",
+        "jobs",
+        params=(
+            JOB_ID,
+            Param("index", "path", _string(pattern="^[0-9]{1,6}$"), "the part's number"),
+        ),
+        ok=_ok(200, _OBJECT_SCHEMA, "application/json", what="the chart JSON of the part"),
+        description="The parts, joined in time order, are the job's result; "
+        "`parts` in the job's status says how many are ready (docs/api.md).",
+    ),
     jobs.retry: Operation(
         "Run a dead, failed or cancelled job again",
         "jobs",

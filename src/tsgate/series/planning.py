@@ -173,8 +173,10 @@ class PreparedRead:
 
     @property
     def missing_samples(self) -> int:
-        """About how many samples the read still has to fetch (0: the rows answer it)."""
-        return sum(e - s for spans in self.plan.values() for s, e in spans) // SAMPLE_MS
+        """About how many samples the read still has to fetch (0: the rows answer it).
+        Each span counts at least one: a span shorter than a reporting interval (the last
+        minutes before now) still has to be fetched."""
+        return sum(-(-(e - s) // SAMPLE_MS) for spans in self.plan.values() for s, e in spans)
 
     @property
     def missing_with_earlier(self) -> int:

@@ -175,20 +175,38 @@ class RollupCache:
         self.forget(site, points)
         return await self._blobs.delete(site, points, 0, extents.END_OF_TIME_MS)
 
-    async def update(self, site: str, periods: Sequence[Period], now_ms: int) -> int:
+    async def update(
+        self,
+        site: str,
+        periods: Sequence[Period],
+        now_ms: int,
+        *,
+        rebuild: Rebuild | None = None,
+    ) -> int:
         """Rebuild the buckets of each period from its samples (buckets it no longer has
-        go too); buckets outside the periods are kept. Returns the blobs written."""
+        go too); buckets outside the periods are kept. A month whose blob cannot be read
+        keeps nothing outside the periods: with ``rebuild`` it is rebuilt whole from its
+        samples (the chunks, written before), so no bucket of the month is lost. Returns
+        the blobs written."""
         if not periods:
             return 0
         names = sorted({p.point for p in periods})
         lo = min(p.start_ms for p in periods)
         hi = max(p.end_ms for p in periods)
         written = 0
-        samples = sum(len(p.series) for p in periods)
+        periods = list(periods)
+        whole: set[tuple[str, int]] = set()  # months rebuilt whole from their samples
         async with self._writing.hold(site):  # one rewrite of a site's blobs at a time
             for level, width in LEVELS_MS.items():
                 existing = await self._blobs.get(site, names, level, lo, hi)
-                packed = await offload.run(samples, _rebuilt, existing, periods, width)
+                samples = sum(len(p.series) for p in periods)
+                packed, damaged = await offload.run(samples, _rebuilt, existing, periods, width)
+                todo = sorted(set(damaged) - whole)
+                if todo and rebuild is not None:
+                    whole.update(todo)
+                    periods.extend(p for p in await rebuild(site, todo) if len(p.series))
+                    samples = sum(len(p.series) for p in periods)
+                    packed, _ = await offload.run(samples, _rebuilt, existing, periods, width)
                 # a blob's version is what keys its decoded copies here and in every other
                 # process: it only grows, so two writes in one millisecond (or a clock
                 # that stands still or steps back) never leave a stale copy its version
@@ -213,15 +231,17 @@ def next_version(was: dict[tuple[str, int], int], point: str, month: int, now_ms
 
 def _rebuilt(
     existing: Sequence[RollupRow], periods: Sequence[Period], width: int
-) -> list[tuple[str, int, bytes]]:
+) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
     """The month blobs (point, month, packed buckets) of one level that ``periods`` change:
-    what ``existing`` held outside the periods, and the periods' samples bucketed anew."""
+    what ``existing`` held outside the periods, and the periods' samples bucketed anew;
+    and the (point, month) of the ``existing`` blobs that could not be read."""
     blobs: dict[tuple[str, int], rollups.Buckets] = {}
+    damaged: list[tuple[str, int]] = []
     for r in existing:
         try:
             blobs[(r.point, r.period_start_ms)] = rollups.unpack(r.blob)
         except CodecError:
-            continue  # rebuilt below from what the write knows
+            damaged.append((r.point, r.period_start_ms))  # nothing of it is kept
     changed: dict[tuple[str, int], rollups.Buckets] = {}
     for p in periods:
         fresh = rollups.bucketize(p.series, width, gap_ms=p.gap_ms)
@@ -236,4 +256,4 @@ def _rebuilt(
             )
             fresh_part = rollups.crop(fresh, month, extents.next_month(month))
             changed[key] = rollups.merge(kept, fresh_part)
-    return [(point, month, rollups.pack(b)) for (point, month), b in changed.items()]
+    return [(point, month, rollups.pack(b)) for (point, month), b in changed.items()], damaged

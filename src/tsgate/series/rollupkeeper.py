@@ -43,7 +43,8 @@ class RollupKeeper:
 
     async def update(self, site: str, changed: Sequence[Period], now_ms: int) -> int:
         """Rebuild the buckets of the periods a write changed; return the blobs written."""
-        return await self._cache.update(site, changed, now_ms)
+        # a month whose blob is damaged is rebuilt whole from its chunks (written before)
+        return await self._cache.update(site, changed, now_ms, rebuild=self._months)
 
     async def drop(
         self, site: str, points: Sequence[str] | None, rows: Sequence[ChunkRow] | None, now_ms: int
@@ -58,7 +59,8 @@ class RollupKeeper:
                 Period(r.point, r.period_start_ms, r.period_end_ms, Series.empty(r.point))
                 for r in rows
             ]
-            dropped = await self._cache.update(site, emptied, now_ms)
+            # a damaged blob's month: rebuilt from the chunks left
+            dropped = await self._cache.update(site, emptied, now_ms, rebuild=self._months)
         self._cache.forget(site, points)
         return dropped
 
