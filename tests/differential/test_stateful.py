@@ -110,8 +110,8 @@ class TsgateMachine(RuleBasedStateMachine):
         self.hidden = list(range(len(HIDDEN)))  # outages not uploaded yet
         self.revoked_at: int | None = None
         self.upstream_failed = False
-        # until then the breaker may still be open: drop-in pages are not read (a stale
-        # drop-in page is not marked so, test_regressions' xfail)
+        # until then the breaker may still be open: drop-in pages are not read (they are
+        # refused whole then, test_regressions' whole-or-refused test proves it)
         self.breaker_until = 0
         # a chart query, its window, the ETag and body of its last answer
         self.etagged: tuple[dict[str, str], tuple[int, int], str, Any] | None = None
