@@ -327,7 +327,7 @@ def _note(o: Outcome, base: Outcome, connections: int) -> str:
         "one `wrk` thread (Debian's package, installed by `scripts/wrk.sh`; its latency "
         "percentiles, errors and non-2xx counts)" if o.client == "wrk"
         else "one asyncio process (a minimal HTTP/1.1 client, not httpx, whose own CPU cost "
-        "would be the limit; `wrk` is not installed, or `TSGATE_BENCH_CLIENT=asyncio`)"
+        "would be the limit; `wrk` is not installed, or `BENCH_LOAD_CLIENT=asyncio`)"
     )  # fmt: skip
     return (
         f"(e/f) {connections:,} keep-alive connections from {client} on the same "

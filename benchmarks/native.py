@@ -50,7 +50,7 @@ class Summary(msgspec.Struct, frozen=True):
 
 def available() -> str | None:
     """The path of ``wrk``, or None: the benchmarks then load with the Python client."""
-    if os.environ.get("TSGATE_BENCH_CLIENT", "") == "asyncio":
+    if os.environ.get("BENCH_LOAD_CLIENT", "") == "asyncio":
         return None
     return shutil.which("wrk")
 

@@ -34,8 +34,13 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _listed(driver: Any) -> list[str]:
-    rows = driver.find_elements("css selector", "#attachment-list li button")
-    return [str(r.text) for r in rows]
+    """The attachments listed, read in one script (the list is drawn again as files
+    change: elements found one call earlier may be gone)."""
+    texts = driver.execute_script(
+        "return [...document.querySelectorAll('#attachment-list li button')]"
+        ".map((b) => b.innerText)"
+    )
+    return [str(t) for t in texts]
 
 
 def test_a_saved_chart_gets_attachments(base_url: str, browser: Any, tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_a_report_without_a_summary_is_refused(junk: str) -> None:
 
 
 def test_the_python_client_can_be_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TSGATE_BENCH_CLIENT", "asyncio")
+    monkeypatch.setenv("BENCH_LOAD_CLIENT", "asyncio")
     assert native.available() is None
-    monkeypatch.delenv("TSGATE_BENCH_CLIENT")
+    monkeypatch.delenv("BENCH_LOAD_CLIENT")
     assert native.available() == WRK
