@@ -420,3 +420,30 @@ async def test_instant_windows_at_any_time_read_rollups_and_edges(
         expected = simtruth.over_time(func, simtruth.window(rows, t, range_s * 1000))
         assert expected is not None and s["value"][0] == t / 1000
         assert float(s["value"][1]) == pytest.approx(expected, rel=1e-9)
+
+
+async def test_two_apps_in_one_process_never_see_each_others_catalog(
+    settings: Settings, tmp_path: Any
+) -> None:
+    """Selectors resolve against the app's own catalog: two gateways in one process (a
+    test run, an embedding) on sites of the same name but other points, refreshed at the
+    same instant, each select their own points (the catalogs were once shared)."""
+    import dataclasses
+
+    async def series_names(seed: int, folder: str) -> tuple[set[str], set[str]]:
+        sim = create_simulator(seed=seed, now_ms=lambda: NOW)
+        own = dataclasses.replace(
+            settings,
+            database_url=f"sqlite:///{tmp_path}/{folder}.db",
+            objects_url=f"file://{tmp_path}/{folder}",
+        )
+        async with api_client(own, sim, clock_ms=Clock(NOW)) as api:
+            body = await prom(api, "series", **{"match[]": 'ace{site="elm_school"}'})
+        got = {s["point"] for s in body["data"]}
+        return got, {p.name for p in sim.site_by_name["elm_school"].collecting}
+
+    first, first_truth = await series_names(1, "a")
+    second, second_truth = await series_names(11, "b")
+    assert first_truth != second_truth  # the two sites differ
+    assert first == first_truth
+    assert second == second_truth

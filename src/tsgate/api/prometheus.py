@@ -21,7 +21,9 @@ import gzip
 import hashlib
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -83,7 +85,8 @@ class ServiceSource:
     async def sites(self) -> list[str]:
         scope = self.services.access.scope(self.token)
         now = self.services.clock_ms()
-        cached = _SITES.get(scope)
+        memo = _memo_of(self.services)
+        cached = memo.sites.get(scope)
         if cached is not None and cached[0] > now:
             return cached[1]
         names: list[str] = []
@@ -92,19 +95,20 @@ class ServiceSource:
             names.extend(str(i["name"]) for i in items if i.get("name"))
             if len(items) < 1000:
                 break
-        _SITES.put(scope, (now + int(self.services.settings.access_ttl_s * 1000), names))
+        memo.sites.put(scope, (now + int(self.services.settings.access_ttl_s * 1000), names))
         return names
 
     async def catalog(self, site: str) -> list[SeriesRef]:
         await self.services.catalog.fresh(site, self.token)
         points = self.services.points
         stamp = await points.refreshed_at(site)
-        cached = _CATALOGS.get(site)
+        memo = _memo_of(self.services)
+        cached = memo.catalogs.get(site)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         _, items = await points.list(site, 0, 10_000_000)
         refs = [labels.series_of(site, p) for p in items if p.get("collect_enabled")]
-        _CATALOGS.put(site, (stamp, refs))
+        memo.catalogs.put(site, (stamp, refs))
         return refs
 
     async def select(self, matchers: Sequence[Matcher]) -> list[SeriesRef]:
@@ -190,9 +194,28 @@ class ServiceSource:
         )
 
 
-_SITES: LRU[str, tuple[int, list[str]]] = LRU.counted(10_000)  # scope -> (until ms, site names)
-# site -> (catalog refreshed at, its series)
-_CATALOGS: LRU[str, tuple[int | None, list[SeriesRef]]] = LRU.counted(1_000)
+@dataclass
+class _Memo:
+    """What PromQL selectors resolve against, kept per set of services (each app's own
+    stores: two apps in one process, as in tests, never see each other's catalogs)."""
+
+    # scope -> (until ms, site names)
+    sites: LRU[str, tuple[int, list[str]]] = field(default_factory=lambda: LRU.counted(10_000))
+    # site -> (catalog refreshed at, its series)
+    catalogs: LRU[str, tuple[int | None, list[SeriesRef]]] = field(
+        default_factory=lambda: LRU.counted(1_000)
+    )
+
+
+# by the services' point rows (one per opened set of services; gone with them)
+_MEMOS: weakref.WeakKeyDictionary[object, _Memo] = weakref.WeakKeyDictionary()
+
+
+def _memo_of(services: Services) -> _Memo:
+    memo = _MEMOS.get(services.points)
+    if memo is None:
+        memo = _MEMOS[services.points] = _Memo()
+    return memo
 
 
 def _on(matchers: Sequence[Matcher], name: str) -> list[Matcher]:
