@@ -23,6 +23,7 @@ from tests.differential.harness import (
     Arrays,
     Harness,
     Tally,
+    decode_series,
     diff_settings,
     read_chart_interval,
     read_chart_raw,
@@ -348,6 +349,55 @@ async def test_invalidating_days_of_a_month_whose_rollup_blob_is_damaged_keeps_t
     t, _ = truth_of(sim, [name], first_day, day)[name]
     want = truth_buckets((t, np.ones(t.size)), HOUR_MS, "count", first_day)
     assert_same(want, got[name])
+
+
+def delete_rollups(h: Harness, name: str, levels: tuple[str, ...]) -> int:
+    """Remove the rollup rows of ``name`` at ``levels`` (storage lost under the service)."""
+    marks = ",".join("?" * len(levels))
+    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
+        return con.execute(
+            f"DELETE FROM rollups WHERE point = ? AND level IN ({marks})", (name, *levels)
+        ).rowcount
+
+
+@pytest.mark.parametrize(("interval", "width"), [("1h", HOUR_MS), ("1d", DAY_MS)])
+async def test_a_month_whose_rollup_row_is_lost_is_rebuilt_from_its_chunks(
+    h: Harness, sim: Simulator, clock: Clock, interval: str, width: int
+) -> None:
+    """Found by the state machine: with a month's rollup row deleted (its chunks still
+    indexed and whole), a chart of whole buckets read the month as holding no samples:
+    only the raw edge buckets came back (47 of 49 hours missing), marked final, and a
+    re-read with its ETag got 304 for that answer. Which row the machine's damage rule
+    deleted follows the table's insertion order, which is why replays did not always
+    hit it. The month is rebuilt from its chunks when read."""
+    names = names_of(sim, 2)
+    # past every re-check: final; unaligned: the edges are read raw, the rest is not
+    start = clock.ms - 12 * DAY_MS - 31 * 60_000
+    end = clock.ms - 10 * DAY_MS + 17 * 60_000
+    whole_days = (start - start % DAY_MS, end - end % DAY_MS + DAY_MS)  # cached whole
+    got, _ = await read_chart_interval(h, names, *whole_days, interval, "count")
+    assert got is not None, h.tally.report()
+    assert delete_rollups(h, names[1], ("15m", "1h", "1d")) >= 3
+    await h.restart()
+    requests = sim.stats.by_route.copy()
+    q = {"site": SITE, "points": ",".join(names), "start": format_time(start)}
+    q |= {"end": format_time(end), "interval": interval, "agg": "count"}
+    first = await h.http.get("/api/timeseries", params=q, headers=AUTH)
+    assert first.status_code == 200, first.text[:300]
+    assert "immutable" in first.headers["cache-control"]  # a past range: final
+    again = await h.http.get(
+        "/api/timeseries", params=q, headers={**AUTH, "If-None-Match": first.headers["etag"]}
+    )
+    assert again.status_code == 304
+    truth = truth_of(sim, names, start, end)
+    body = {s["name"]: decode_series(s) for s in first.json()["series"]}
+    for name in names:
+        t, _ = truth[name]
+        assert_same(truth_buckets((t, np.ones(t.size)), width, "count", start), body[name])
+    timeseries = {k: v for k, v in sim.stats.by_route.items() if "timeseries" in k}
+    assert timeseries == {k: v for k, v in requests.items() if "timeseries" in k}, (
+        "rebuilt from the chunks, not fetched again"
+    )
 
 
 async def test_a_drop_in_answer_while_upstream_fails_is_whole_or_refused(

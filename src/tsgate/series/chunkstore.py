@@ -110,9 +110,18 @@ class ChunkStore:
         return await self._chunks.heal(damaged)
 
     async def rollups(
-        self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
+        self,
+        site: str,
+        names: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        rows: Sequence[ChunkRow] = (),
     ) -> dict[str, rollups.Buckets]:
-        return await self._rollups.read(site, names, level, start_ms, end_ms)
+        """The rollup buckets of ``names``; ``rows``: the chunk index rows of the range,
+        so a month whose chunks hold samples but whose blob is lost is rebuilt, not read
+        as empty."""
+        return await self._rollups.read(site, names, level, start_ms, end_ms, rows)
 
     # ---- writing ----------------------------------------------------------------------
 

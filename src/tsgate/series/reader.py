@@ -352,6 +352,7 @@ class SeriesReader:
         ready = self._usable(prepared, site, names, start_ms, end_ms)
         now = ready.planned_at_ms if ready else self.clock_ms()
         capped = min(end_ms, now + 1)
+        rows: list[ChunkRow] = []
         if capped > start_ms:
             ttl_ms = self.policy.open_ttl_ms
             rows = await self._ensure_metered(
@@ -362,7 +363,8 @@ class SeriesReader:
                 final = not stats.provisional and end_ms <= now
                 at = None if final else changes_at(names, rows, start_ms, capped, now, ttl_ms)
                 stats.changes_at_ms = at
-        found = await self.store.rollups(site, names, level, start_ms, end_ms)
+        # the chunk rows say which months hold samples: one whose blob is lost is rebuilt
+        found = await self.store.rollups(site, names, level, start_ms, end_ms, rows)
         stats.sources.add("ROLLUP")
         return found, stats
 

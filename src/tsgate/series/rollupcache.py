@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -112,11 +112,16 @@ class RollupCache:
         end_ms: int,
         *,
         rebuild: Rebuild | None = None,
+        held: Collection[tuple[str, int]] = (),
     ) -> dict[str, rollups.Buckets]:
         """Each point's buckets at ``level`` whose start lies in ``[start_ms, end_ms)``;
         decoded month blobs are re-read only when their row changed. A month blob that
         cannot be read (another format, or damaged) is rebuilt from ``rebuild``'s
-        samples and read again; without ``rebuild`` it counts as absent."""
+        samples and read again; without ``rebuild`` it counts as absent. ``held``: the
+        (point, month start) whose chunks hold samples (as the index says): such a month
+        without a blob at ``level`` lost it (a row deleted, a write that stopped between
+        its chunks and its rollups) and is rebuilt from ``rebuild``'s samples too, never
+        read as a month without samples."""
         versions = await self._blobs.versions(site, names, level, start_ms, end_ms)
         months: dict[tuple[str, int], rollups.Buckets] = {}
         stale: list[tuple[str, int, int]] = []
@@ -127,11 +132,18 @@ class RollupCache:
             else:
                 months[(point, month)] = hit
         unreadable: list[tuple[str, int]] = []
+        present = {(p, m) for p, m, _ in versions}
+        if rebuild is not None:
+            wanted = set(names)
+            lo, hi = extents.month_floor(start_ms), end_ms
+            unreadable.extend(
+                (p, m) for p, m in sorted(set(held) - present) if p in wanted and lo <= m < hi
+            )
         if level in _ADDED_LEVELS and rebuild is not None:
             # months written before this level existed have hourly blobs only
             hourly = await self._blobs.versions(site, names, "1h", start_ms, end_ms)
-            present = {(p, m) for p, m, _ in versions}
-            unreadable.extend((p, m) for p, m, _ in hourly if (p, m) not in present)
+            known = present | set(unreadable)
+            unreadable.extend((p, m) for p, m, _ in hourly if (p, m) not in known)
         if stale:
             rows = await self._blobs.get(
                 site,
@@ -157,7 +169,12 @@ class RollupCache:
             periods = await rebuild(site, sorted(unreadable))
             # a month whose chunks hold nothing keeps what it has (nothing to build from)
             periods = [p for p in periods if len(p.series)]
+            # the wall clock stamps only the blobs' versions (keys of decoded copies, in
+            # every process): no answer depends on it, and it never repeats a version a
+            # deleted row had in another process's memory
             await self.update(site, periods, int(time.time() * 1000))
+            # read again, without rebuilding: a month whose chunks held nothing to build
+            # from is read as it is (unreadable: absent), not rebuilt over and over
             return await self.read(site, names, level, start_ms, end_ms)
         grouped: dict[str, list[rollups.Buckets]] = defaultdict(list)
         for (point, _), buckets in sorted(months.items()):

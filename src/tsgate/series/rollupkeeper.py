@@ -37,9 +37,20 @@ class RollupKeeper:
         return self._cache.forget(site, points)
 
     async def read(
-        self, site: str, names: Sequence[str], level: str, start_ms: int, end_ms: int
+        self,
+        site: str,
+        names: Sequence[str],
+        level: str,
+        start_ms: int,
+        end_ms: int,
+        rows: Sequence[ChunkRow] = (),
     ) -> dict[str, rollups.Buckets]:
-        return await self._cache.read(site, names, level, start_ms, end_ms, rebuild=self._months)
+        """The buckets of ``names`` at ``level``; a month that ``rows`` (the chunk index
+        of the range) say holds samples but has no blob is rebuilt from its chunks."""
+        held = {(r.point, extents.month_floor(r.period_start_ms)) for r in rows if r.samples}
+        return await self._cache.read(
+            site, names, level, start_ms, end_ms, rebuild=self._months, held=held
+        )
 
     async def update(self, site: str, changed: Sequence[Period], now_ms: int) -> int:
         """Rebuild the buckets of the periods a write changed; return the blobs written."""
