@@ -48,6 +48,7 @@ read_with_the_revoked_token  # tests/differential/test_stateful.py
 advance_clock  # tests/differential/test_stateful.py
 upload_backlog  # tests/differential/test_stateful.py
 damage_an_object  # tests/differential/test_stateful.py
+plan_by  # tests/differential/test_stateful.py
 damage_a_rollup  # tests/differential/test_stateful.py
 revoke_a_token  # tests/differential/test_stateful.py
 test_tsgate_answers_equal_upstream_through_every_change  # tests/differential/test_stateful.py
