@@ -6,6 +6,7 @@ this process or another one sharing the database, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -306,3 +307,72 @@ def test_any_writes_and_reads_answer_the_quarters_of_the_samples(
             await db.aclose()
 
     anyio.run(run)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_two_gateways_sharing_storage_keep_a_built_month_in_step(
+    tmp_path: Path, backend: str
+) -> None:
+    """Gateway A builds a month's 15-minute blob; gateway B, on the same database and
+    objects, writes samples that became visible late into that month: both then answer
+    the month's quarters of what upstream holds now."""
+    from tests.asgi import sim_client
+    from tests.clock import Clock
+    from tests.service.test_integrity import LateUpstream, Outage
+    from tsgate.series.invalidation import invalidate
+    from tsgate.settings import Settings
+    from tsgate.upstream.simulator import create_simulator
+    from tsgate.wire.ace import parse_time
+    from tsgate.wiring import open_services
+
+    clock = Clock(parse_time("now", "2025-11-15T12:00:00"))
+    sim = create_simulator(seed=1, now_ms=clock)
+    site = sim.sites[2]
+    names = [p.name for p in site.collecting[:3]]
+    oct1, nov1 = parse_time("s", "2025-10-01T00:00:00"), parse_time("e", "2025-11-01T00:00:00")
+    day = parse_time("d", "2025-10-12T00:00:00")
+    outage = Outage(set(names[:2]), day, day + MS_PER_DAY, clock.ms + MS_PER_DAY)
+
+    def upstream() -> LateUpstream:
+        late = LateUpstream(sim_client(sim), clock)
+        late.outages.append(outage)
+        return late
+
+    with contextlib.ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path}/tsgate.db"
+            if backend == "sqlite"
+            else stack.enter_context(postgres_schema())
+        )
+        settings = Settings(
+            database_url=url,
+            objects_url=f"file://{tmp_path}/objects",
+            upstream_measure_costs=False,
+            maintenance_interval_s=0,
+            recheck_interval_s=0,
+        )
+        a_up, b_up = upstream(), upstream()
+        async with (
+            open_services(settings, upstream=a_up, clock_ms=clock) as a,  # type: ignore[arg-type]
+            open_services(settings, upstream=b_up, clock_ms=clock) as b,  # type: ignore[arg-type]
+        ):
+            first, _ = await a.reader.read_rollups(site.name, names, "15m", oct1, nov1, token="t")
+            held, _ = await a.reader.read(site.name, names, oct1, nov1, token="t")
+            for n in names:
+                assert_quarters(first[n], held[n], oct1, nov1)
+            assert not len(held[names[0]].crop(day, day + MS_PER_DAY))  # not visible yet
+            assert len(await a.database.rollups.get(site.name, names, "15m", oct1, nov1)) == 3
+            # the backlog is released; B drops the day and reads it again (a repair)
+            clock.ms = outage.released_ms + 1
+            await invalidate(b.reader.store, site.name, names[:2], day, day + MS_PER_DAY)
+            await b.reader.read(site.name, names, day, day + MS_PER_DAY, token="t")
+            truth = await b_up.points_series(names, oct1, nov1, token="t")
+            assert len(truth[names[0]].crop(day, day + MS_PER_DAY)) > 100
+            for gateway in (a, b):
+                got, _ = await gateway.reader.read_rollups(
+                    site.name, names, "15m", oct1, nov1, token="t"
+                )
+                for n in names:
+                    assert_quarters(got[n], truth[n].crop(oct1, nov1), oct1, nov1)
