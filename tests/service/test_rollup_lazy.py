@@ -56,6 +56,7 @@ class Chunks:
 
     def __init__(self) -> None:
         self.samples: dict[str, Series] = {}
+        self.lost: set[tuple[str, int]] = set()  # months with a chunk that cannot be read
 
     def of(self, point: str) -> Series:
         return self.samples.get(point, Series.empty(point))
@@ -72,10 +73,14 @@ class Chunks:
 
     async def rebuild(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
         assert site == SITE
-        return [
-            Period(p, m, extents.next_month(m), self.of(p).crop(m, extents.next_month(m)))
-            for p, m in months
-        ]
+        out = []
+        for p, m in months:
+            end = extents.next_month(m)
+            held = self.of(p).crop(m, end)
+            if (p, m) in self.lost:  # its last days' chunk is gone: as ChunkObjects loads
+                held = held.crop(m, end - 5 * MS_PER_DAY)
+            out.append(Period(p, m, end, held, whole=(p, m) not in self.lost))
+        return out
 
 
 def samples(point: str, start: int, end: int, step: int, seed: int) -> Series:
@@ -376,3 +381,16 @@ async def test_two_gateways_sharing_storage_keep_a_built_month_in_step(
                 )
                 for n in names:
                     assert_quarters(got[n], truth[n].crop(oct1, nov1), oct1, nov1)
+
+
+async def test_a_month_with_a_lost_chunk_is_answered_but_not_stored_built(db: Database) -> None:
+    cache, chunks = RollupCache(db.rollups, memory_bytes=1 << 24), Chunks()
+    await write(cache, chunks, POINT, MAR, APR, seed=1, step=5 * MS_PER_MINUTE)
+    chunks.lost.add((POINT, MAR))
+    got = await cache.read(SITE, [POINT], "15m", MAR, APR, rebuild=chunks.rebuild)
+    assert_quarters(got[POINT], chunks.of(POINT), MAR, APR - 5 * MS_PER_DAY)
+    assert await stored_months(db, "15m") == []  # never kept missing samples
+    chunks.lost.clear()  # the chunk is fetched again (the reader refills what is lost)
+    got = await cache.read(SITE, [POINT], "15m", MAR, APR, rebuild=chunks.rebuild)
+    assert_quarters(got[POINT], chunks.of(POINT), MAR, APR)
+    assert await stored_months(db, "15m") == [MAR]
