@@ -69,16 +69,23 @@ class RollupKeeper:
 
     async def _months(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
         """The stored samples of each (point, month) as a whole-month period (rollup blobs
-        of an older format, damaged or not built yet are built from them); one chunk read
-        per point over its months."""
+        of an older format, damaged or not built yet are built from them): one index
+        query, then one load of each point's chunks over its months."""
         out = []
         by_point: dict[str, list[int]] = defaultdict(list)
         for point, month in months:
             by_point[point].append(month)
         profiles = await self._profiles(site, sorted(by_point))
+        lo = min(m for _, m in months)
+        hi = extents.next_month(max(m for _, m in months))
+        every = await self._chunks.rows(site, sorted(by_point), lo, hi)  # one query
         for point, starts in sorted(by_point.items()):
             lo, hi = min(starts), extents.next_month(max(starts))
-            rows = await self._chunks.rows(site, [point], lo, hi)
+            rows = [
+                r
+                for r in every
+                if r.point == point and r.period_start_ms < hi and lo < r.period_end_ms
+            ]
             loaded = await self._chunks.load(site, [point], rows, lo, hi)
             profile = profiles.get(point, Profile())
             damaged = loaded.damaged
