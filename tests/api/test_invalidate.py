@@ -52,6 +52,11 @@ async def test_the_next_read_refetches_what_was_invalidated(env: Env) -> None:
     first = await env.chart(names)
     kept = await env.chart(other)
     hourly = await env.chart(names, interval="1h")
+    # local days of a half-hour zone read the 15-minute level: October's is built for
+    # the first point only (the other month stays hourly and daily only)
+    kolkata = {"interval": "1d", "tz": "Asia/Kolkata"}
+    quarters = await env.chart(names[:1], **kolkata)
+    assert quarters.status_code == 200, quarters.text
     before = env.sim.stats.requests
     assert (await env.chart(names)).headers["x-cache-status"] == "HIT"
     assert env.sim.stats.requests == before  # zero upstream calls while cached
@@ -61,9 +66,10 @@ async def test_the_next_read_refetches_what_was_invalidated(env: Env) -> None:
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["deletedChunks"] >= 2 * 7 and body["deletedObjects"] >= 2 * 7
-    assert body["deletedRollups"] == 2 * 3  # 15m, 1h and 1d blobs of October, per point
-    # every cached chart answer goes (three charts were asked above), and the planted one
-    assert body["deletedResponses"] == 4 and await env.services.cache.get("resp:some-chart") is None
+    # the 1h and 1d blobs of October of both points, and the first one's 15m blob
+    assert body["deletedRollups"] == 2 * 2 + 1
+    # every cached chart answer goes (four charts were asked above), and the planted one
+    assert body["deletedResponses"] == 5 and await env.services.cache.get("resp:some-chart") is None
     assert body["startTime"].startswith("2025-10-01") and body["endTime"].startswith("2025-10-08")
     assert [o.key async for o in env.services.objects.list("chunks/")] != []  # the other point's
 
@@ -72,6 +78,8 @@ async def test_the_next_read_refetches_what_was_invalidated(env: Env) -> None:
     assert env.sim.stats.by_route["point_timeseries"] > 0 and env.sim.stats.requests > before
     assert again.json()["series"] == first.json()["series"]
     assert (await env.chart(names, interval="1h")).json()["series"] == hourly.json()["series"]
+    rebuilt = await env.chart(names[:1], **kolkata)
+    assert rebuilt.json()["series"] == quarters.json()["series"]
     untouched = await env.chart(other)
     assert untouched.headers["x-cache-status"] == "HIT"
     assert untouched.json()["series"] == kept.json()["series"]

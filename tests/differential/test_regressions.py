@@ -377,7 +377,8 @@ async def test_a_month_whose_rollup_row_is_lost_is_rebuilt_from_its_chunks(
     whole_days = (start - start % DAY_MS, end - end % DAY_MS + DAY_MS)  # cached whole
     got, _ = await read_chart_interval(h, names, *whole_days, interval, "count")
     assert got is not None, h.tally.report()
-    assert delete_rollups(h, names[1], ("15m", "1h", "1d")) >= 3
+    # a write stores the hourly and daily levels (the 15-minute one only once read)
+    assert delete_rollups(h, names[1], ("15m", "1h", "1d")) >= 2
     await h.restart()
     requests = sim.stats.by_route.copy()
     q = {"site": SITE, "points": ",".join(names), "start": format_time(start)}

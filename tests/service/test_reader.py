@@ -12,7 +12,7 @@ import pytest
 from tests.asgi import sim_client
 from tests.clock import NOW, OCT1, Clock
 from tsgate.core import extents, rollups
-from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, Series
 from tsgate.errors import UpstreamUnavailable
 from tsgate.settings import Settings
 from tsgate.upstream.breaker import CircuitBreaker
@@ -220,8 +220,21 @@ async def test_settled_months_are_one_chunk_and_rollups_match_the_samples(env: E
 async def test_day_chunks_compact_into_a_month_once_settled(env: Env) -> None:
     name = env.names(1)
     start = parse_time("t", "2025-09-01T00:00:00")
+    reader, blobs = env.services.reader, env.services.database.rollups
     for day in range(30):  # a month read one day at a time, as dashboards do
         await read(env, name, start + day * MS_PER_DAY, start + (day + 1) * MS_PER_DAY)
+        if day == 9:  # a half-hour zone's chart builds the month's 15-minute blob
+            await reader.read_rollups(
+                "elm_school", name, "15m", start, start + MS_PER_DAY, token="t"
+            )
+            assert len(await blobs.get("elm_school", name, "15m", start, start + 1)) == 1
+    # the days written after it, and the compaction, kept it in step
+    quarters = await reader.store.rollups("elm_school", name, "15m", start, start + 30 * MS_PER_DAY)
+    t_us, v = env.sim.truth(name[0], start, start + 30 * MS_PER_DAY)
+    want = rollups.bucketize(Series(name[0], t_us // 1000, v), 15 * 60_000)
+    assert quarters[name[0]].start_ms.tolist() == want.start_ms.tolist()
+    assert quarters[name[0]].count.tolist() == want.count.tolist()
+    assert quarters[name[0]].max.tolist() == want.max.tolist()
     rows = await env.services.database.chunks.overlapping(
         "elm_school", name, "raw", start, start + 30 * MS_PER_DAY
     )

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from tests.asgi import api_client, sim_client
 from tests.clock import NOW, Clock
+from tests.differential.harness import truth_buckets
 from tsgate.__main__ import main
 from tsgate.cli.verify import run_verify
 from tsgate.core.codec import decode_series, encode_series
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.anyio
 SITE = "demo_campus"
 START = parse_time("t", "2025-10-30T00:00:00")
 END = NOW  # the open day is verified as far as it was fetched
+QUARTER = 15 * 60_000
 
 
 @pytest.fixture
@@ -107,6 +109,11 @@ async def test_verify_finds_a_damaged_chunk_and_repair_fixes_it(
     settings: Settings, sim: Simulator, clock: Clock
 ) -> None:
     await cache_range(settings, sim, clock)
+    # the 15-minute level of October and November is built before the damage
+    async with open_services(settings, upstream=sim_client(sim), clock_ms=clock) as services:
+        await services.reader.read_rollups(SITE, names(sim), "15m", START, END, token="t")
+        built = await services.database.rollups.get(SITE, names(sim), "15m", START, END)
+        assert len(built) == 2 * 3
     wrong, lost = await _damage(settings, sim, clock)
     code, text = await verify(settings, sim, clock, points=True)
     assert code == 1, text
@@ -129,6 +136,19 @@ async def test_verify_finds_a_damaged_chunk_and_repair_fixes_it(
             t_us, v = sim.truth(name, START, END)
             got = r.json()["series"][0]
             assert got["t"] == (t_us // 1000).tolist() and got["v"] == v.tolist()
+    # and so are the 15-minute buckets of the repaired months (built again from them)
+    async with open_services(settings, upstream=sim_client(sim), clock_ms=clock) as services:
+        quarters, _ = await services.reader.read_rollups(
+            SITE, names(sim), "15m", START, END, token="t"
+        )
+        for name in names(sim):
+            t_us, v = sim.truth(name, START, END)
+            t_ms = t_us // 1000
+            want_t, want_n = truth_buckets((t_ms, v), QUARTER, "count", START)
+            assert quarters[name].start_ms.tolist() == want_t.tolist()
+            assert quarters[name].count.tolist() == want_n.astype(np.int64).tolist()
+            want_max = truth_buckets((t_ms, v), QUARTER, "max", START)[1]
+            np.testing.assert_array_equal(quarters[name].max, want_max)
 
 
 @pytest.mark.parametrize(

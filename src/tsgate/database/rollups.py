@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tsgate.database.chunks import IN_LIST_MAX
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import rollups
-from tsgate.series.rollupcache import RollupRow
+from tsgate.series.rollupcache import BASIS_LEVEL, BuiltRow, RollupRow
 
 # Few rows per statement: each may carry a large blob.
 _WRITE_BATCH = 100
@@ -54,10 +55,56 @@ class RollupStore:
         """Insert or replace ``rows`` (by primary key) in one transaction."""
         if not rows:
             return
-        stmt = self._sql.upsert(rollups)
         async with self._sql.write() as conn:
-            for batch in batched(rows, _WRITE_BATCH):
-                await conn.execute(stmt, [dataclasses.asdict(r) for r in batch])
+            await self._upsert(conn, rows)
+
+    async def _upsert(self, conn: AsyncConnection, rows: Sequence[RollupRow]) -> None:
+        # in key order, as ``put_built`` locks them: two writers never wait on each other
+        ordered = sorted(rows, key=lambda r: (r.site, r.point, r.level, r.period_start_ms))
+        stmt = self._sql.upsert(rollups)
+        for batch in batched(ordered, _WRITE_BATCH):
+            await conn.execute(stmt, [dataclasses.asdict(r) for r in batch])
+
+    async def put_built(self, site: str, rows: Sequence[BuiltRow]) -> list[RollupRow]:
+        """Store each built row whose guard holds, in one transaction: the hourly rows
+        (and the rows replaced) are read ``FOR UPDATE`` on PostgreSQL, so a write of the
+        hourly blob waits for it or makes it see the new version; a SQLite write
+        transaction holds the database's one write lock from its start."""
+        if not rows:
+            return []
+        levels = sorted({BASIS_LEVEL, *(b.row.level for b in rows)})
+        months = sorted({b.row.period_start_ms for b in rows})
+        columns = (
+            rollups.c.point,
+            rollups.c.level,
+            rollups.c.period_start_ms,
+            rollups.c.updated_at_ms,
+        )
+        async with self._sql.write() as conn:
+            now: dict[tuple[str, str, int], int] = {}
+            for names in batched(sorted({b.row.point for b in rows}), IN_LIST_MAX):
+                query = (
+                    sa.select(*columns)
+                    .where(
+                        rollups.c.site == site,
+                        rollups.c.point.in_(names),
+                        rollups.c.level.in_(levels),
+                        rollups.c.period_start_ms.in_(months),
+                    )
+                    .order_by(rollups.c.point, rollups.c.level, rollups.c.period_start_ms)
+                    .with_for_update()
+                )
+                for point, level, month, version in await conn.execute(query):
+                    now[(str(point), str(level), int(month))] = int(version)
+            stored = [
+                b.row
+                for b in rows
+                if b.row.site == site
+                and now.get((b.row.point, BASIS_LEVEL, b.row.period_start_ms)) == b.basis
+                and now.get((b.row.point, b.row.level, b.row.period_start_ms)) == b.replaces
+            ]
+            await self._upsert(conn, stored)
+        return stored
 
     async def versions(
         self, site: str, points: Sequence[str], level: str, start_ms: int, end_ms: int

@@ -1,5 +1,14 @@
 """Rollup blobs kept in step with the chunks: rebuilt for every period a write changes,
-read through a decoded in-memory copy keyed by the blob's version."""
+read through a decoded in-memory copy keyed by the blob's version.
+
+The hourly and daily levels are written with every write. The 15-minute level (about 3×
+the hourly blob) is lazy: a month's 15-minute blob is built from its chunks the first
+time a read asks for it, and from then on kept in step by every write like the others;
+a month no read asked for stays without one. A built blob is stored only if the month's
+hourly blob still has the version it had before the chunks were read (checked and
+stored in one transaction that locks the hourly rows): a write updates the hourly blob
+before it reads the 15-minute one, so a write that landed meanwhile either finds the
+built blob and brings it in step, or makes the build be dropped."""
 
 from __future__ import annotations
 
@@ -25,9 +34,14 @@ LEVELS_MS = {"15m": 15 * MS_PER_MINUTE, "1h": MS_PER_HOUR, "1d": MS_PER_DAY}
 COARSE_LEVELS_MS = {"1h": MS_PER_HOUR, "1d": MS_PER_DAY}
 
 log = logging.getLogger(__name__)
-# levels added after release: a month without a blob at such a level, but with an hourly
-# one, was written before; it is built from the chunks when first read
-_ADDED_LEVELS = frozenset({"15m"})
+# the level every write writes first, and whose version a built blob is guarded by
+BASIS_LEVEL = "1h"
+# levels built for a month only when a read asks for one (a month with an hourly blob
+# but none at such a level was never asked for, or written before the level existed);
+# once built, writes keep them in step
+LAZY_LEVELS = frozenset({"15m"})
+# the order a write rewrites the levels in: the basis first (see the module docstring)
+_WRITE_ORDER = (BASIS_LEVEL, *sorted(set(LEVELS_MS) - {BASIS_LEVEL}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,7 @@ class Period:
     end_ms: int
     series: Series
     gap_ms: int = rollups.DEFAULT_GAP_MS  # samples further apart are not joined by lines
+    whole: bool = True  # False: some of its chunks could not be read (samples are missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +66,17 @@ class RollupRow:
     period_start_ms: int  # the UTC month start
     blob: bytes  # series.rollups.pack
     updated_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltRow:
+    """A blob built from a month's chunks, to store only if nothing was written since:
+    the month's hourly blob still has version ``basis`` and the row at ``row``'s key
+    still has version ``replaces`` (``None``: there is none, for either)."""
+
+    row: RollupRow
+    basis: int | None
+    replaces: int | None
 
 
 class RollupBlobs(Protocol):
@@ -77,6 +103,10 @@ class RollupBlobs(Protocol):
     ) -> list[RollupRow]:
         """Rows of ``points`` whose month overlaps ``[start_ms, end_ms)``, by point then
         month; ``months`` narrows it to those month starts."""
+
+    async def put_built(self, site: str, rows: Sequence[BuiltRow]) -> list[RollupRow]:
+        """In one transaction that locks the hourly rows it checks: store each of
+        ``site``'s built rows whose guard holds (see ``BuiltRow``); return those stored."""
 
     async def delete(
         self, site: str, points: Sequence[str] | None, start_ms: int, end_ms: int
@@ -115,13 +145,16 @@ class RollupCache:
         held: Collection[tuple[str, int]] = (),
     ) -> dict[str, rollups.Buckets]:
         """Each point's buckets at ``level`` whose start lies in ``[start_ms, end_ms)``;
-        decoded month blobs are re-read only when their row changed. A month blob that
-        cannot be read (another format, or damaged) is rebuilt from ``rebuild``'s
-        samples and read again; without ``rebuild`` it counts as absent. ``held``: the
-        (point, month start) whose chunks hold samples (as the index says): such a month
-        without a blob at ``level`` lost it (a row deleted, a write that stopped between
-        its chunks and its rollups) and is rebuilt from ``rebuild``'s samples too, never
-        read as a month without samples."""
+        decoded month blobs are re-read only when their row changed. With ``rebuild``
+        (the months' samples, from the chunks), a month blob that cannot be read
+        (another format, or damaged) is rebuilt, and so is a month's blob of a lazy level
+        that was never built (the month has an hourly blob but none at ``level``); each is
+        stored unless a write came meanwhile (``BuiltRow``) and answers either way.
+        ``held``: the (point, month start) whose chunks hold samples (as the index says):
+        such a month without a blob at ``level`` lost it (a row deleted, a write that
+        stopped between its chunks and its rollups) and is built from ``rebuild``'s
+        samples too, never read as a month without samples. Without ``rebuild`` such
+        months count as absent."""
         versions = await self._blobs.versions(site, names, level, start_ms, end_ms)
         months: dict[tuple[str, int], rollups.Buckets] = {}
         stale: list[tuple[str, int, int]] = []
@@ -131,19 +164,8 @@ class RollupCache:
                 stale.append((point, month, updated))
             else:
                 months[(point, month)] = hit
-        unreadable: list[tuple[str, int]] = []
-        present = {(p, m) for p, m, _ in versions}
-        if rebuild is not None:
-            wanted = set(names)
-            lo, hi = extents.month_floor(start_ms), end_ms
-            unreadable.extend(
-                (p, m) for p, m in sorted(set(held) - present) if p in wanted and lo <= m < hi
-            )
-        if level in _ADDED_LEVELS and rebuild is not None:
-            # months written before this level existed have hourly blobs only
-            hourly = await self._blobs.versions(site, names, "1h", start_ms, end_ms)
-            known = present | set(unreadable)
-            unreadable.extend((p, m) for p, m, _ in hourly if (p, m) not in known)
+        # (point, month) to build → the version of the row it replaces (None: no row)
+        todo: dict[tuple[str, int], int | None] = {}
         if stale:
             rows = await self._blobs.get(
                 site,
@@ -157,25 +179,36 @@ class RollupCache:
                 try:
                     buckets = rollups.unpack(row.blob)
                 except CodecError as exc:
-                    unreadable.append((row.point, row.period_start_ms))
+                    todo[(row.point, row.period_start_ms)] = row.updated_at_ms
                     log.warning("rollup %s/%s/%s: %s", site, row.point, level, exc)
                     continue
                 months[(row.point, row.period_start_ms)] = buckets
                 self.decoded.put(
                     (site, row.point, level, row.period_start_ms, row.updated_at_ms), buckets
                 )
-        if unreadable and rebuild is not None:
-            # rebuilt in the current format from the samples behind them, then read again
-            periods = await rebuild(site, sorted(unreadable))
-            # a month whose chunks hold nothing keeps what it has (nothing to build from)
-            periods = [p for p in periods if len(p.series)]
-            # the wall clock stamps only the blobs' versions (keys of decoded copies, in
-            # every process): no answer depends on it, and it never repeats a version a
-            # deleted row had in another process's memory
-            await self.update(site, periods, int(time.time() * 1000))
-            # read again, without rebuilding: a month whose chunks held nothing to build
-            # from is read as it is (unreadable: absent), not rebuilt over and over
-            return await self.read(site, names, level, start_ms, end_ms)
+        present = {(p, m) for p, m, _ in versions}
+        if rebuild is not None and held:
+            wanted, lo = set(names), extents.month_floor(start_ms)
+            for point, month in sorted(set(held) - present):
+                if point in wanted and lo <= month < end_ms:
+                    todo.setdefault((point, month), None)
+        if rebuild is not None and (todo or level in LAZY_LEVELS):
+            # the hourly versions guard what is built: read before the chunks are (at the
+            # hourly level, each row guards itself: its version then, None when absent)
+            basis: dict[tuple[str, int], int | None] = (
+                dict(todo)
+                if level == BASIS_LEVEL
+                else {
+                    (p, m): v
+                    for p, m, v in await self._blobs.versions(
+                        site, names, BASIS_LEVEL, start_ms, end_ms
+                    )
+                }
+            )
+            if level in LAZY_LEVELS:
+                todo.update((k, None) for k in basis if k not in present and k not in todo)
+            if todo:
+                months.update(await self._build(site, level, todo, basis, rebuild))
         grouped: dict[str, list[rollups.Buckets]] = defaultdict(list)
         for (point, _), buckets in sorted(months.items()):
             grouped[point].append(buckets)
@@ -186,6 +219,54 @@ class RollupCache:
             else rollups.Buckets.empty(width)
             for n in names
         }
+
+    async def _build(
+        self,
+        site: str,
+        level: str,
+        todo: dict[tuple[str, int], int | None],
+        basis: dict[tuple[str, int], int | None],
+        rebuild: Rebuild,
+    ) -> dict[tuple[str, int], rollups.Buckets]:
+        """The ``level`` buckets of the ``todo`` months, from their samples; those built
+        from every chunk of a month that holds samples, and whose month has an hourly
+        blob, are stored if nothing was written since ``basis`` was read."""
+        periods = await rebuild(site, sorted(todo))
+        samples = sum(len(p.series) for p in periods)
+        built = await offload.run(samples, _bucketed, periods, LEVELS_MS[level])
+        now_ms = int(time.time() * 1000)
+        keep = [
+            BuiltRow(
+                RollupRow(
+                    site,
+                    point,
+                    level,
+                    month,
+                    blob,
+                    next_version(_was(point, month, todo[(point, month)]), point, month, now_ms),
+                ),
+                basis[(point, month)],
+                todo[(point, month)],
+            )
+            for (point, month), (buckets, blob, whole) in built.items()
+            if whole and len(buckets) and (point, month) in basis and (point, month) in todo
+        ]
+        if keep:
+            async with self._writing.hold(site):
+                stored = await self._blobs.put_built(site, keep)
+            for row in stored:
+                self.decoded.put(
+                    (site, row.point, level, row.period_start_ms, row.updated_at_ms),
+                    built[(row.point, row.period_start_ms)][0],
+                )
+            if len(stored) < len(keep):
+                log.info(
+                    "rollup %s/%s: %d built blobs not stored (written meanwhile)",
+                    site,
+                    level,
+                    len(keep) - len(stored),
+                )
+        return {key: buckets for key, (buckets, _, _) in built.items() if key in todo}
 
     async def delete(self, site: str, points: Sequence[str] | None) -> int:
         """Remove every rollup blob of ``points`` (``None``: all) of ``site``."""
@@ -203,8 +284,9 @@ class RollupCache:
         """Rebuild the buckets of each period from its samples (buckets it no longer has
         go too); buckets outside the periods are kept. A month whose blob cannot be read
         keeps nothing outside the periods: with ``rebuild`` it is rebuilt whole from its
-        samples (the chunks, written before), so no bucket of the month is lost. Returns
-        the blobs written."""
+        samples (the chunks, written before), so no bucket of the month is lost. A lazy
+        level is rewritten only for the months that have a blob at it; the hourly level
+        is written first (see the module docstring). Returns the blobs written."""
         if not periods:
             return 0
         names = sorted({p.point for p in periods})
@@ -214,16 +296,31 @@ class RollupCache:
         periods = list(periods)
         whole: set[tuple[str, int]] = set()  # months rebuilt whole from their samples
         async with self._writing.hold(site):  # one rewrite of a site's blobs at a time
-            for level, width in LEVELS_MS.items():
+            for level in _WRITE_ORDER:
+                width = LEVELS_MS[level]
                 existing = await self._blobs.get(site, names, level, lo, hi)
-                samples = sum(len(p.series) for p in periods)
-                packed, damaged = await offload.run(samples, _rebuilt, existing, periods, width)
+                level_periods = periods
+                if level in LAZY_LEVELS:  # only the months a read had built
+                    built = {(r.point, r.period_start_ms) for r in existing}
+                    level_periods = [p for p in periods if _touches(p, built)]
+                    if not level_periods:
+                        continue
+                samples = sum(len(p.series) for p in level_periods)
+                packed, damaged = await offload.run(
+                    samples, _rebuilt, existing, level_periods, width
+                )
                 todo = sorted(set(damaged) - whole)
                 if todo and rebuild is not None:
                     whole.update(todo)
                     periods.extend(p for p in await rebuild(site, todo) if len(p.series))
-                    samples = sum(len(p.series) for p in periods)
-                    packed, _ = await offload.run(samples, _rebuilt, existing, periods, width)
+                    if level in LAZY_LEVELS:
+                        level_periods = [p for p in periods if _touches(p, built)]
+                    else:
+                        level_periods = periods
+                    samples = sum(len(p.series) for p in level_periods)
+                    packed, _ = await offload.run(samples, _rebuilt, existing, level_periods, width)
+                if level in LAZY_LEVELS:
+                    packed = [(p, m, blob) for p, m, blob in packed if (p, m) in built]
                 # a blob's version is what keys its decoded copies here and in every other
                 # process: it only grows, so two writes in one millisecond (or a clock
                 # that stands still or steps back) never leave a stale copy its version
@@ -244,6 +341,30 @@ def next_version(was: dict[tuple[str, int], int], point: str, month: int, now_ms
     """The version a rewritten blob gets: now, and always above the one it replaces."""
     old = was.get((point, month))
     return now_ms if old is None else max(now_ms, old + 1)
+
+
+def _touches(period: Period, months: set[tuple[str, int]]) -> bool:
+    """Whether ``period`` overlaps one of the (point, month) ``months``."""
+    return any(
+        (period.point, m) in months for m in extents.months_covering(period.start_ms, period.end_ms)
+    )
+
+
+def _was(point: str, month: int, version: int | None) -> dict[tuple[str, int], int]:
+    return {} if version is None else {(point, month): version}
+
+
+def _bucketed(
+    periods: Sequence[Period], width: int
+) -> dict[tuple[str, int], tuple[rollups.Buckets, bytes, bool]]:
+    """Each whole-month period's buckets, packed, and whether all its chunks were read."""
+    out: dict[tuple[str, int], tuple[rollups.Buckets, bytes, bool]] = {}
+    for p in periods:
+        buckets = rollups.crop(
+            rollups.bucketize(p.series, width, gap_ms=p.gap_ms), p.start_ms, p.end_ms
+        )
+        out[(p.point, p.start_ms)] = (buckets, rollups.pack(buckets), p.whole)
+    return out
 
 
 def _rebuilt(

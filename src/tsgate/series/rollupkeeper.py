@@ -1,9 +1,12 @@
 """Rollups kept in step with the raw chunks: rebuilt for the periods a write changed,
-emptied for the periods an invalidation dropped, and rebuilt from the chunks of a
-month whose blob is of an older format when read."""
+emptied for the periods an invalidation dropped, and built from the chunks of a month
+whose blob is of an older format, damaged, or (the 15-minute level) not built yet when
+read."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 
 from tsgate.core import extents, rollups
@@ -77,13 +80,31 @@ class RollupKeeper:
 
     async def _months(self, site: str, months: Sequence[tuple[str, int]]) -> list[Period]:
         """The stored samples of each (point, month) as a whole-month period (rollup blobs
-        of an older format are rebuilt from them)."""
+        of an older format, damaged or not built yet are built from them): one index
+        query, then one load of each point's chunks over its months."""
         out = []
-        profiles = await self._profiles(site, sorted({p for p, _ in months}))
+        by_point: dict[str, list[int]] = defaultdict(list)
         for point, month in months:
-            end = extents.next_month(month)
-            rows = await self._chunks.rows(site, [point], month, end)
-            loaded = await self._chunks.load(site, [point], rows, month, end)
+            by_point[point].append(month)
+        profiles = await self._profiles(site, sorted(by_point))
+        lo = min(m for _, m in months)
+        hi = extents.next_month(max(m for _, m in months))
+        every = await self._chunks.rows(site, sorted(by_point), lo, hi)  # one query
+        for point, starts in sorted(by_point.items()):
+            lo, hi = min(starts), extents.next_month(max(starts))
+            rows = [
+                r
+                for r in every
+                if r.point == point and r.period_start_ms < hi and lo < r.period_end_ms
+            ]
+            loaded = await self._chunks.load(site, [point], rows, lo, hi)
             profile = profiles.get(point, Profile())
-            out.append(period_of(point, month, end, loaded.series[point], profile))
+            damaged = loaded.damaged
+            for month in sorted(starts):
+                end = extents.next_month(month)
+                series = loaded.series[point].crop(month, end)
+                period = period_of(point, month, end, series, profile)
+                # a lost or damaged chunk leaves samples out: such a month is not stored
+                lost = any(r.period_start_ms < end and month < r.period_end_ms for r in damaged)
+                out.append(dataclasses.replace(period, whole=not lost))
         return out
