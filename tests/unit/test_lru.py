@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tsgate.core.model import Series
 from tsgate.keylocks import KeyLocks
 from tsgate.lru import LRU
+from tsgate.series.memory import series_bytes
 
 pytestmark = pytest.mark.anyio
 
@@ -131,3 +134,16 @@ def test_a_counted_lru_keeps_the_most_recent_entries_whatever_their_size() -> No
     lru.put(3, b"")
     assert sorted(k for k in range(4) if lru.peek(k) is not None) == [0, 2, 3]
     assert len(lru) == 3
+
+
+def test_decoded_series_are_measured_with_their_microseconds() -> None:
+    # 100 samples: 1,600 bytes of times and values, 200 more of sub-millisecond parts
+    t = np.arange(100, dtype=np.int64)
+    plain = Series("p", t, t.astype(np.float64))
+    micro = Series("p", t, t.astype(np.float64), np.full(100, 7, dtype=np.uint16))
+    assert series_bytes(plain) == 1600
+    assert series_bytes(micro) == 1800
+    kept: LRU[str, Series] = LRU(3500, series_bytes, largest=3500)
+    kept.put("a", micro)
+    kept.put("b", micro)  # 3,600 bytes: more than the bound, so "a" goes
+    assert kept.get("a") is None and kept.get("b") is micro

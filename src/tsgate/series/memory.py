@@ -7,7 +7,8 @@ from tsgate.core.model import Series
 
 
 def series_bytes(s: Series) -> int:
-    return int(s.t_ms.nbytes + s.v.nbytes)
+    """What a decoded series holds: times, values and their sub-millisecond parts."""
+    return int(s.t_ms.nbytes + s.v.nbytes + (s.us.nbytes if s.us is not None else 0))
 
 
 def buckets_bytes(b: rollups.Buckets) -> int:

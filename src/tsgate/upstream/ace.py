@@ -44,7 +44,7 @@ from tsgate.upstream.costs import RequestCosts
 from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.upstream.options import UpstreamSettings
-from tsgate.wire.ace import PageBody, SamplesBody, format_time, samples_to_series
+from tsgate.wire.ace import PageBody, Sample, SamplesBody, format_time, samples_to_series
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -228,7 +228,7 @@ class AceApi:
                 "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
             )
         self._measured(meter, len(page.point_samples))
-        return SitePage(samples_to_series(page.point_samples), page.has_more, page.next_cursor)
+        return SitePage(_series(page.point_samples, path), page.has_more, page.next_cursor)
 
     async def points_batch(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
@@ -245,7 +245,7 @@ class AceApi:
                 no_data=SamplesBody(),
             )
         self._measured(meter, len(body.point_samples))
-        found = samples_to_series(body.point_samples)
+        found = _series(body.point_samples, "/points/get_timeseries")
         return {n: found.get(n, Series.empty(n)).crop(start_ms, end_ms) for n in names}
 
     async def point_window(self, name: str, start_ms: int, end_ms: int, *, token: str) -> Series:
@@ -256,7 +256,7 @@ class AceApi:
                 "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
             )
         self._measured(meter, len(body.point_samples))
-        series = samples_to_series(body.point_samples).get(name, Series.empty(name))
+        series = _series(body.point_samples, path).get(name, Series.empty(name))
         return series.crop(start_ms, end_ms)
 
     async def forward(
@@ -474,6 +474,15 @@ def _parse_page(content: bytes) -> PageBody:
 
 def _parse_samples(content: bytes) -> SamplesBody:
     return msgspec.json.decode(content, type=SamplesBody)
+
+
+def _series(rows: list[Sample], path: str) -> dict[str, Series]:
+    try:
+        return samples_to_series(rows)
+    except ValueError as exc:
+        # upstream is alive and answered nonsense: not retried, not the caller's fault
+        detail = f"upstream {path}: a sample time is not ISO 8601 ({str(exc)[:120]})"
+        raise UpstreamBadAnswer(detail) from exc
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

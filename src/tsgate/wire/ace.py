@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import operator
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,17 +38,19 @@ _FALSE = {"false", "0"}
 _EPOCH = np.datetime64(0, "ms")
 
 
-class Sample(msgspec.Struct, frozen=True):
+# ``gc=False``: a row holds only strings, so it can be in no reference cycle; a page of
+# 20,000 rows is then 20,000 objects fewer for the collector to track and traverse
+class Sample(msgspec.Struct, frozen=True, gc=False):
     name: str
     value: str
     time: str
 
 
-class SamplesBody(msgspec.Struct):
+class SamplesBody(msgspec.Struct, gc=False):
     point_samples: list[Sample] = msgspec.field(default_factory=list)
 
 
-class PageBody(msgspec.Struct):
+class PageBody(msgspec.Struct, gc=False):
     point_samples: list[Sample] = msgspec.field(default_factory=list)
     next_cursor: str | None = None
     has_more: bool = False
@@ -145,10 +148,38 @@ def parse_values(texts: Sequence[str]) -> ValueArray:
     """String values to float64; booleans become 1/0, anything unparsable NaN."""
     if not texts:
         return np.empty(0, dtype=np.float64)
+    numbers = _json_numbers(texts)
+    if numbers is not None:
+        return numbers
     try:
         return np.array(texts, dtype=np.float64)
     except ValueError:
         return np.array([_value(t) for t in texts], dtype=np.float64)
+
+
+def _json_numbers(texts: Sequence[str]) -> ValueArray | None:
+    """``texts`` parsed as one JSON array of numbers, when each text is one JSON number
+    (about half the cost of numpy's string parsing); ``None`` when any is not.
+
+    Exactly ``float(text)`` of each: a JSON number is a subset of what ``float`` reads,
+    both round correctly, and no text holds a comma (the count proves it), so each array
+    element is one text (a bracket in one nests or ends the array: refused). msgspec
+    reads ``-0`` as the integer 0, so zeros are read again when a ``-0`` is present;
+    a number too large for a float is refused (``float`` reads it as infinite).
+    """
+    joined = ",".join(texts)
+    if joined.count(",") != len(texts) - 1:
+        return None
+    try:
+        numbers = np.array(msgspec.json.decode(f"[{joined}]", type=list[float]), np.float64)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if numbers.size != len(texts):
+        return None
+    if "-0" in joined:
+        for i in np.flatnonzero(numbers == 0).tolist():
+            numbers[i] = float(texts[i])
+    return numbers
 
 
 def _value(text: str) -> float:
@@ -201,29 +232,38 @@ def _unique_values(v: ValueArray) -> list[str]:
 
 # ---- rows <-> series ---------------------------------------------------------------
 
+_NAME = operator.attrgetter("name")
+_VALUE = operator.attrgetter("value")
+_TIME = operator.attrgetter("time")
+
 
 def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
     """Group rows by point into sorted, de-duplicated series.
 
     Times and values of all rows are parsed at once (a page carries thousands of points),
-    sorted once by (point, time) and split by point in first-seen order; as
-    ``Series.from_unsorted``, the last row of a repeated millisecond wins.
+    sorted once by (point, time) unless they come in that order (upstream's usual: each
+    point's rows together, in time order) and split by point in first-seen order; as
+    ``Series.from_unsorted``, the last row of a repeated millisecond wins. A time that is
+    not ISO 8601 raises ``ValueError``.
     """
     rows = samples if isinstance(samples, list) else list(samples)
     if not rows:
         return {}
-    t_ms, us = parse_times_us([s.time for s in rows])
-    values = parse_values([s.value for s in rows])
-    codes: dict[str, int] = {}
-    point = np.fromiter(
-        (codes.setdefault(s.name, len(codes)) for s in rows), dtype=np.int64, count=len(rows)
-    )
-    order = np.lexsort((t_ms, point))  # stable: equal (point, time) keep their row order
-    point, t_ms = point[order], t_ms[order]
-    keep = np.ones(t_ms.size, dtype=bool)
-    keep[:-1] = (t_ms[1:] != t_ms[:-1]) | (point[1:] != point[:-1])
-    kept = order[keep]
-    point, t_ms, values, us = point[keep], t_ms[keep], values[kept], us[kept]
+    t_ms, us = parse_times_us(list(map(_TIME, rows)))
+    values = parse_values(list(map(_VALUE, rows)))
+    names = list(map(_NAME, rows))
+    codes = {name: i for i, name in enumerate(dict.fromkeys(names))}  # first-seen order
+    point = np.fromiter(map(codes.__getitem__, names), dtype=np.int64, count=len(rows))
+    del names
+    same = point[1:] == point[:-1]
+    in_order = (point[1:] > point[:-1]) | (same & (t_ms[1:] > t_ms[:-1]))
+    if not bool(in_order.all()):  # upstream's usual order needs no sort, no de-duplication
+        order = np.lexsort((t_ms, point))  # stable: equal (point, time) keep their row order
+        point, t_ms = point[order], t_ms[order]
+        keep = np.ones(t_ms.size, dtype=bool)
+        keep[:-1] = (t_ms[1:] != t_ms[:-1]) | (point[1:] != point[:-1])
+        kept = order[keep]
+        point, t_ms, values, us = point[keep], t_ms[keep], values[kept], us[kept]
     bounds = np.searchsorted(point, np.arange(len(codes) + 1)).tolist()
     with_us = np.add.reduceat(us != 0, bounds[:-1]).tolist()  # any sub-ms part, per point
     out = {}
