@@ -153,6 +153,8 @@ JOB_BODY: dict[str, Any] = {
         "max_points": {"type": "integer", "minimum": 4, "maximum": 1_000_000},
         "agg": CHART_AGG,
         "layout": {"enum": ["series", "columnar"]},
+        "tz": _string(description="a query's zone, as the chart API's tz (UTC, site, IANA)"),
+        "compare": _string(description="a query's comparison, as the chart API's (e.g. -7d)"),
         "notify_url": _string(format="uri", description="http(s), a public address"),
     },
 }
