@@ -37,7 +37,7 @@ from tsgate.core import weighted
 from tsgate.core.calendar import UTC
 from tsgate.errors import BadParameter, Forbidden, NotFound, RequestError
 from tsgate.jobs.exports import MEDIA_TYPES
-from tsgate.jobs.handlers import chart_query, part_key, parts_ready, progressive
+from tsgate.jobs.handlers import chart_query, job_status, part_key, parts_ready, progressive
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
@@ -49,6 +49,7 @@ from tsgate.wire.ace import parse_time
 MAX_BODY_BYTES = 256 << 10
 STREAM_CHUNK_BYTES = 1 << 20
 EVENTS_POLL_S = 0.5
+PARTS_POLL_S = 0.1  # while a progressive job runs: a part is told of within this
 _JOB_ID = re.compile(r"[0-9a-f]{24}")  # job ids are 12-byte hashes in hex
 
 
@@ -200,13 +201,8 @@ async def submit(request: Request) -> Response:
 
 
 def _body(job: Job) -> dict[str, Any]:
-    """A job as the API shows it; a progressive query job also says how many parts of its
-    answer (newest first) can be read already."""
-    body = job.to_json()
-    if progressive(job.request):
-        body["parts"] = parts_ready(job)
-        body["partsUrl"] = f"/api/jobs/{job.id}/parts"
-    return body
+    """A job as the API shows it (:func:`~tsgate.jobs.handlers.job_status`)."""
+    return job_status(job)
 
 
 async def submitted_instead(
@@ -344,6 +340,8 @@ async def events(request: Request) -> Response:
 async def _events(get: Any, job: Job) -> AsyncIterator[bytes]:
     last: tuple[Any, ...] | None = None
     current: Job | None = job
+    # a chart drawn part by part is told of each part soon after it is kept
+    poll_s = PARTS_POLL_S if progressive(job.request) else EVENTS_POLL_S
     while current is not None:
         seen = (current.state, current.progress, current.attempts)
         if seen != last:
@@ -353,7 +351,7 @@ async def _events(get: Any, job: Job) -> AsyncIterator[bytes]:
             last = seen
         if current.terminal:
             return
-        await asyncio.sleep(EVENTS_POLL_S)
+        await asyncio.sleep(poll_s)
         current = await get(job.id)
 
 

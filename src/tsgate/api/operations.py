@@ -613,7 +613,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "jobId": _string(),
             "kind": {"enum": ["query", "export"]},
             "status": {"enum": [s.value for s in JobState]},
-            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "progress": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 100,
+                "description": "the share of the job's slices done (its parts', if any)",
+            },
+            "samplesDone": {"type": "integer", "description": "samples of the slices done"},
+            "samplesTotal": {
+                "type": ["integer", "null"],
+                "description": "samples the job expects to read (estimated; null until it "
+                "has; exact once done)",
+            },
+            "partsDone": {"type": "integer", "description": "parts ready (progressive charts)"},
+            "partsTotal": {"type": "integer", "description": "parts of the answer"},
+            "partsUrl": _string(description="part n at partsUrl/n, 0 the newest"),
             "attempts": {"type": "integer"},
             "error": {"type": ["string", "null"]},
             "statusUrl": _string(),
