@@ -255,6 +255,7 @@ async def _fetched_ahead(
             fill()
 
     try:
+        fill()  # the first slice is under way before anything else the job does
         yield each()
     finally:
         for task in pending:
