@@ -355,3 +355,57 @@ async def test_any_range_and_width_joins_to_the_one_request_answer(
     series, gaps = joined(parts)
     assert series == result["series"]
     assert gaps == result["metadata"]["gaps"]
+
+
+async def test_the_status_counts_samples_and_parts_as_they_are(conf: Settings) -> None:
+    """``samplesDone``/``samplesTotal`` are samples (done, expected; exact at the end: the
+    simulator's samples of the range and of its comparison's), ``partsDone``/``partsTotal``
+    parts, as the job runs and once it is done."""
+    sim = simulator()
+    sim.faults.latency_s = 0.02  # slow enough to see it running
+    names = names_of(sim)
+    query = params(names, max_points="400", compare="-7d")
+    seen: list[dict[str, Any]] = []
+    async with api_client(conf, sim, clock_ms=lambda: NOW) as api:
+        cold = await api.get("/api/timeseries", params=query, headers=AUTH)
+        url = cold.headers["location"]
+        for _ in range(3000):
+            seen.append((await api.get(url, headers=AUTH)).json())
+            if seen[-1]["status"] in TERMINAL:
+                break
+            await asyncio.sleep(0.005)
+        result = (await api.get(f"{url}/result", headers=AUTH)).json()
+        parts = await parts_of(api, url, seen[-1]["partsDone"])
+    end = seen[-1]
+    assert end["status"] == "completed" and end["progress"] == 100
+    assert end["partsDone"] == end["partsTotal"] == end["parts"] == len(parts) == 5
+    # exact at the end: every sample behind the answer, its comparison's included
+    meta = result["metadata"]
+    behind = meta["totalSamples"] + meta["compare"]["totalSamples"]
+    week = 7 * MS_PER_DAY
+    truth = sum(
+        len(sim.truth(n, START, NOW)[0]) + len(sim.truth(n, START - week, NOW - week)[0])
+        for n in names
+    )
+    assert end["samplesDone"] == end["samplesTotal"] == behind == truth
+    # claimed, the job estimates what it will read before it reads any
+    running = [s for s in seen if s["status"] == "running" and s["samplesTotal"] is not None]
+    assert running, "the job was never seen running"
+    assert all(s["samplesDone"] == 0 for s in seen if s["samplesTotal"] is None)
+    assert all(s["partsTotal"] == 5 for s in seen)
+    done = [s["samplesDone"] for s in seen]
+    assert done == sorted(done) and [s["partsDone"] for s in seen] == sorted(
+        s["partsDone"] for s in seen
+    )
+    for s in running:
+        assert s["samplesDone"] <= s["samplesTotal"]
+        assert s["partsDone"] == round(s["progress"] * 5 / 100)
+        # the parts ready hold exactly the samples done
+        held = sum(
+            p["metadata"]["totalSamples"] + p["metadata"]["compare"]["totalSamples"]
+            for p in parts[: s["partsDone"]]
+        )
+        assert s["samplesDone"] == held
+    # expected from the points' 5-minute reporting before any was read: near the truth
+    estimates = {s["samplesTotal"] for s in running}
+    assert all(0.8 * truth <= e <= 1.2 * truth for e in estimates), (estimates, truth)

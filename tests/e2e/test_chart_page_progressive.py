@@ -134,8 +134,9 @@ def test_the_newest_months_are_drawn_before_the_last_arrive(served: Served, brow
     drawn = browser.execute_script(DRAWN)
     assert len(drawn["series"]) == POINTS and all(s["values"] > 0 for s in drawn["series"])
     # the newest parts only: fewer than the job's slices, starting months after the range
-    total = job["samplesTotal"]  # the newest week, then the months newest first
+    total = job["partsTotal"]  # the newest hours, then the months newest first
     assert 1 <= first["parts"] < total and total >= 12
+    assert job["partsDone"] <= total and job["samplesDone"] <= job["samplesTotal"]
     start_ms = job["request"]["start_ms"]
     assert first["startTime"] > time.strftime(
         "%Y-%m-%dT%H:%M:%S", time.gmtime(start_ms / 1000 + 30 * 86_400)

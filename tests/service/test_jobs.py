@@ -90,7 +90,7 @@ async def test_export_files_hold_every_sample(
     assert data is not None and len(data) == done.result_size
     expected = await direct(env, job)
     total = sum(len(t) for t in expected.values())
-    assert total > 0 and done.samples_done == total
+    assert total > 0 and done.samples_done == done.samples_total == total
     if fmt == "parquet":
         table = pq.read_table(io.BytesIO(data))
         assert table.schema.field("time").type == pa.timestamp("ms", tz="UTC")

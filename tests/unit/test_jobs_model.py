@@ -11,9 +11,16 @@ import pytest
 
 from tsgate.clock import format_utc
 from tsgate.core.extents import month_floor
-from tsgate.core.model import MS_PER_DAY
+from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.errors import BadParameter, NotFound, StorageError, UpstreamTimeout
-from tsgate.jobs.handlers import metadata, newest_first
+from tsgate.jobs.handlers import (
+    FIRST_PART_MIN_MS,
+    FIRST_PART_MS,
+    FIRST_PART_SAMPLES,
+    first_part_ms,
+    metadata,
+    newest_first,
+)
 from tsgate.jobs.model import (
     Job,
     JobState,
@@ -148,3 +155,16 @@ def test_a_progressive_query_fetches_its_newest_week_first_then_months_newest_fi
     assert got[-1][0] == start and all(a < b for a, b in got)
     assert all(older[1] == newer[0] for newer, older in itertools.pairwise(got))
     assert all(any(ma <= a and b <= mb for ma, mb in months) for a, b in got[1:])
+
+
+@pytest.mark.parametrize("points", [1, 3, 14, 15, 50, 100, 101, 500])
+def test_the_first_part_holds_about_its_sample_budget_in_whole_hours(points: int) -> None:
+    span = first_part_ms(points)
+    assert span % MS_PER_HOUR == 0 and FIRST_PART_MIN_MS <= span <= FIRST_PART_MS
+    samples = span // (5 * MS_PER_MINUTE) * points  # 5-minute points
+    if FIRST_PART_MIN_MS < span < FIRST_PART_MS:
+        # within an hour's samples of the budget, never over it
+        assert FIRST_PART_SAMPLES - 12 * points < samples <= FIRST_PART_SAMPLES
+    elif span == FIRST_PART_MS:
+        assert samples <= FIRST_PART_SAMPLES  # a week of few points
+    assert first_part_ms(points) >= first_part_ms(points + 1)

@@ -19,6 +19,7 @@ from tsgate.core.calendar import UTC
 from tsgate.errors import BadParameter, TooLarge
 from tsgate.lru import LRU
 from tsgate.series.chart import INTERVALS, ChartQuery, GapLimits, estimate_samples, reads_raw
+from tsgate.services import Services
 from tsgate.settings import Settings
 from tsgate.wire.ace import parse_int, parse_range
 
@@ -71,17 +72,11 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
     check_points(settings, points, "points")
     start_ms, end_ms = parse_range(q.get("start"), q.get("end"), names=("start", "end"))
     check_range(settings, start_ms, end_ms, "end")
-    interval = q.get("interval") or ("auto" if q.get("agg") and not q.get("max_points") else "raw")
-    if interval not in INTERVALS:
-        raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")
-    agg = q.get("agg") or "avg"
-    if agg not in rollups.AGGREGATES and not weighted.is_time_weighted(agg):
-        shown = repr(agg) if len(agg) <= 40 else repr(agg[:40]) + "…"
-        raise BadParameter(
-            "agg",
-            f"{shown} is not one of {', '.join(sorted(rollups.AGGREGATES))}, "
-            "or timein:<state> with an integer state (e.g. timein:2)",
-        )
+    interval = default_interval(
+        q.get("interval"), has_agg=bool(q.get("agg")), has_max_points=bool(q.get("max_points"))
+    )
+    interval_param(interval)
+    agg = aggregate_param(q.get("agg") or "avg")
     return ChartQuery(
         site,
         points,
@@ -90,16 +85,41 @@ def _parse_query(q: QueryParams, settings: Settings) -> ChartQuery:
         interval,
         parse_int("max_points", q.get("max_points"), lo=4, hi=1_000_000),
         agg,
-        _zone_param(q.get("tz")),
-        _compare_param(q.get("compare"), settings),
+        zone_param(q.get("tz")),
+        compare_param(q.get("compare"), settings),
     )
+
+
+def default_interval(interval: str | None, *, has_agg: bool, has_max_points: bool) -> str:
+    """``interval`` when given; else ``auto`` for an aggregate without ``max_points``
+    (buckets sized to the range), ``raw`` otherwise."""
+    return interval or ("auto" if has_agg and not has_max_points else "raw")
+
+
+def interval_param(interval: str) -> str:
+    """``interval``: one of :data:`~tsgate.series.chart.INTERVALS`."""
+    if interval not in INTERVALS:
+        raise BadParameter("interval", f"{interval!r} is not one of {', '.join(INTERVALS)}")
+    return interval
+
+
+def aggregate_param(agg: str) -> str:
+    """``agg``: a rollup aggregate, a time-weighted one, or ``timein:<state>``."""
+    if agg not in rollups.AGGREGATES and not weighted.is_time_weighted(agg):
+        shown = repr(agg) if len(agg) <= 40 else repr(agg[:40]) + "…"
+        raise BadParameter(
+            "agg",
+            f"{shown} is not one of {', '.join(sorted(rollups.AGGREGATES))}, "
+            "or timein:<state> with an integer state (e.g. timein:2)",
+        )
+    return agg
 
 
 _DURATION = re.compile(r"-(\d{1,6})(m|h|d|w)")
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
 
 
-def _compare_param(raw: str | None, settings: Settings) -> int:
+def compare_param(raw: str | None, settings: Settings) -> int:
     """``compare``: a duration into the past (``-7d``, ``-24h``, ``-90m``, ``-1w``) in ms."""
     if not raw:
         return 0
@@ -112,7 +132,7 @@ def _compare_param(raw: str | None, settings: Settings) -> int:
     return offset
 
 
-def _zone_param(raw: str | None) -> str:
+def zone_param(raw: str | None) -> str:
     """``tz``: UTC (default), ``site`` (the site's own zone) or an IANA zone name."""
     name = (raw or UTC).strip()
     if name.lower() in ("utc", "site"):
@@ -141,7 +161,11 @@ def _layout(q: QueryParams) -> str:
 
 def check_raw_reads(request: Request, q: ChartQuery) -> None:
     """Refuse (413) a query that would read more raw samples than one answer may."""
-    limit = services_of(request).settings.max_inline_samples
+    refuse_raw_reads(services_of(request).settings.max_inline_samples, q)
+
+
+def refuse_raw_reads(limit: int, q: ChartQuery) -> None:
+    """:func:`check_raw_reads` with the limit given (a job's request is checked alike)."""
     if not reads_raw(q) or estimate_samples(q) <= limit:
         return
     if q.interval == "raw":
@@ -177,7 +201,16 @@ async def check_states(
     """``timein:<state>`` asks how long a point held a state: binary and multi-state
     points only (a 400 names the first analog one). ``access_checked``: the request
     checked the token on the site already (its prepared read)."""
-    kinds = await point_kinds(request, q, token, access_checked=access_checked)
+    await check_states_of(services_of(request), q, token, access_checked=access_checked)
+
+
+async def check_states_of(
+    services: Services, q: ChartQuery, token: str, *, access_checked: bool = False
+) -> None:
+    """:func:`check_states` with the services given (a job's request is checked alike)."""
+    kinds = await services.catalog.describe(
+        q.site, q.points, token, services.kinds, access_checked=access_checked
+    )
     for name, (kind, _) in kinds.items():
         if kind == "analog":
             raise BadParameter(

@@ -9,6 +9,7 @@ token upstream revokes loses its jobs and results within ``TSGATE_ACCESS_TTL_S``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Collection
 from typing import Any
@@ -20,19 +21,27 @@ from starlette.routing import Route
 
 from tsgate.api.auth import token_of
 from tsgate.api.bodies import json_object
+from tsgate.api.chartquery import (
+    aggregate_param,
+    check_states_of,
+    compare_param,
+    default_interval,
+    interval_param,
+    refuse_raw_reads,
+    zone_param,
+)
 from tsgate.api.limits import check_points, check_range, check_samples, check_time_ms
 from tsgate.api.negotiation import respond
 from tsgate.api.services import services_of
 from tsgate.core import weighted
-from tsgate.core.rollups import AGGREGATES
+from tsgate.core.calendar import UTC
 from tsgate.errors import BadParameter, Forbidden, NotFound, RequestError
 from tsgate.jobs.exports import MEDIA_TYPES
-from tsgate.jobs.handlers import part_key, parts_ready, progressive
+from tsgate.jobs.handlers import chart_query, job_status, part_key, parts_ready, progressive
 from tsgate.jobs.model import Job, JobKind, JobRequest, JobState, normalise
 from tsgate.jobs.webhooks import check_addresses
 from tsgate.object_store.base import ObjectStore
 from tsgate.series.access import UNKNOWN_SITE, check_site_name
-from tsgate.series.chart import INTERVALS, ChartQuery
 from tsgate.services import Services
 from tsgate.settings import Settings
 from tsgate.wire.ace import parse_time
@@ -40,6 +49,7 @@ from tsgate.wire.ace import parse_time
 MAX_BODY_BYTES = 256 << 10
 STREAM_CHUNK_BYTES = 1 << 20
 EVENTS_POLL_S = 0.5
+PARTS_POLL_S = 0.1  # while a progressive job runs: a part is told of within this
 _JOB_ID = re.compile(r"[0-9a-f]{24}")  # job ids are 12-byte hashes in hex
 
 
@@ -86,11 +96,13 @@ def _choice(body: dict[str, Any], name: str, allowed: Collection[str]) -> str | 
 
 
 def _aggregate(body: dict[str, Any]) -> str | None:
-    """``agg``: a named aggregate, or ``timein:<state>``."""
+    """``agg``: as the chart API takes it (a named aggregate, or ``timein:<state>``)."""
     value = body.get("agg")
-    if isinstance(value, str) and weighted.timein_state(value) is not None:
-        return value
-    return _choice(body, "agg", AGGREGATES)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadParameter("agg", "must be a string")
+    return aggregate_param(value)
 
 
 def job_request_of(body: dict[str, Any], settings: Settings) -> JobRequest:
@@ -108,35 +120,56 @@ def job_request_of(body: dict[str, Any], settings: Settings) -> JobRequest:
     site = _string(body, "site")
     if site:
         check_site_name(site)
-    request = normalise(
-        kind=_string(body, "kind"),
+    kind = _string(body, "kind")
+    interval = _string(body, "interval") or None
+    if interval is not None:
+        interval_param(interval)
+    max_points = _optional_int(body, "max_points", lo=4, hi=1_000_000)
+    agg = _aggregate(body)
+    # a query takes the chart API's parameters, checked and defaulted as it does them
+    tz, compare_ms = UTC, 0
+    if kind == JobKind.QUERY:
+        tz = zone_param(_string(body, "tz") or None)
+        compare_ms = compare_param(_string(body, "compare") or None, settings)
+        if interval is None and agg is not None and max_points is None:
+            interval = default_interval(None, has_agg=True, has_max_points=False)
+    else:
+        for name in ("tz", "compare"):
+            if body.get(name) is not None:
+                raise BadParameter(name, "is a query job's parameter (kind query), not an export's")
+    return normalise(
+        kind=kind,
         site=site,
         points=points,
         start_ms=start_ms,
         end_ms=end_ms,
         format=_string(body, "format", "json"),
-        interval=_choice(body, "interval", INTERVALS),
-        max_points=_optional_int(body, "max_points", lo=4, hi=1_000_000),
+        interval=interval,
+        max_points=max_points,
         notify_url=body.get("notify_url"),
-        agg=_aggregate(body),
+        agg=agg,
         layout=_choice(body, "layout", ("series", "columnar")),
+        tz=tz,
+        compare_ms=compare_ms,
     )
-    if request.kind is JobKind.QUERY:
-        # a query's result is one chart answer: the chart API's sample limit holds
-        check_samples(settings, query_of(request))
+
+
+async def checked_query(services: Services, request: JobRequest, token: str) -> JobRequest:
+    """A query job's request with ``tz=site`` resolved to the site's zone, refused (4xx)
+    where the chart API would refuse the same parameters: more raw samples than one
+    answer may carry (413), ``timein:<state>`` of an analog point (400)."""
+    if request.kind is not JobKind.QUERY:
+        return request
+    if request.tz == "site":
+        zone = await services.zones.zone_of(request.site, token)
+        request = dataclasses.replace(request, tz=None if zone == UTC else zone)
+    query = chart_query(request)
+    # a query's result is one chart answer: the chart API's sample limits hold
+    check_samples(services.settings, query)
+    refuse_raw_reads(services.settings.max_inline_samples, query)
+    if weighted.timein_state(query.agg) is not None:
+        await check_states_of(services, query, token, access_checked=request.site != UNKNOWN_SITE)
     return request
-
-
-def query_of(request: JobRequest) -> ChartQuery:
-    return ChartQuery(
-        request.site,
-        request.points,
-        request.start_ms,
-        request.end_ms,
-        request.interval or "raw",
-        request.max_points,
-        request.agg or "avg",
-    )
 
 
 async def check_job_access(services: Services, request: JobRequest, token: str) -> None:
@@ -158,6 +191,7 @@ async def submit(request: Request) -> Response:
     job_request = job_request_of(body, services.settings)
     # who may: upstream says (cached), before anything is stored or sliced
     await check_job_access(services, job_request, token)
+    job_request = await checked_query(services, job_request, token)
     if notify_url is not None:
         await check_addresses(notify_url, allow_private=services.settings.webhook_allow_private)
     job, _queued = await services.jobs.submit(job_request, token)
@@ -167,13 +201,8 @@ async def submit(request: Request) -> Response:
 
 
 def _body(job: Job) -> dict[str, Any]:
-    """A job as the API shows it; a progressive query job also says how many parts of its
-    answer (newest first) can be read already."""
-    body = job.to_json()
-    if progressive(job.request):
-        body["parts"] = parts_ready(job)
-        body["partsUrl"] = f"/api/jobs/{job.id}/parts"
-    return body
+    """A job as the API shows it (:func:`~tsgate.jobs.handlers.job_status`)."""
+    return job_status(job)
 
 
 async def submitted_instead(
@@ -311,6 +340,8 @@ async def events(request: Request) -> Response:
 async def _events(get: Any, job: Job) -> AsyncIterator[bytes]:
     last: tuple[Any, ...] | None = None
     current: Job | None = job
+    # a chart drawn part by part is told of each part soon after it is kept
+    poll_s = PARTS_POLL_S if progressive(job.request) else EVENTS_POLL_S
     while current is not None:
         seen = (current.state, current.progress, current.attempts)
         if seen != last:
@@ -320,7 +351,7 @@ async def _events(get: Any, job: Job) -> AsyncIterator[bytes]:
             last = seen
         if current.terminal:
             return
-        await asyncio.sleep(EVENTS_POLL_S)
+        await asyncio.sleep(poll_s)
         current = await get(job.id)
 
 

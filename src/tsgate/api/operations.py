@@ -153,6 +153,8 @@ JOB_BODY: dict[str, Any] = {
         "max_points": {"type": "integer", "minimum": 4, "maximum": 1_000_000},
         "agg": CHART_AGG,
         "layout": {"enum": ["series", "columnar"]},
+        "tz": _string(description="a query's zone, as the chart API's tz (UTC, site, IANA)"),
+        "compare": _string(description="a query's comparison, as the chart API's (e.g. -7d)"),
         "notify_url": _string(format="uri", description="http(s), a public address"),
     },
 }
@@ -611,7 +613,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "jobId": _string(),
             "kind": {"enum": ["query", "export"]},
             "status": {"enum": [s.value for s in JobState]},
-            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "progress": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 100,
+                "description": "the share of the job's slices done (its parts', if any)",
+            },
+            "samplesDone": {"type": "integer", "description": "samples of the slices done"},
+            "samplesTotal": {
+                "type": ["integer", "null"],
+                "description": "samples the job expects to read (estimated; null until it "
+                "has; exact once done)",
+            },
+            "partsDone": {"type": "integer", "description": "parts ready (progressive charts)"},
+            "partsTotal": {"type": "integer", "description": "parts of the answer"},
+            "partsUrl": _string(description="part n at partsUrl/n, 0 the newest"),
             "attempts": {"type": "integer"},
             "error": {"type": ["string", "null"]},
             "statusUrl": _string(),

@@ -14,6 +14,7 @@ import signal
 import msgspec
 
 from tsgate.clock import wall_clock_ms
+from tsgate.jobs.handlers import job_status
 from tsgate.jobs.model import Job
 from tsgate.jobs.store import JobStore
 from tsgate.ops.logs import redact
@@ -61,7 +62,7 @@ async def jobs_command(settings: Settings, args: argparse.Namespace) -> int:
             job = await store.cancel(job.id, now_ms=wall_clock_ms()) or job
         if args.action == "show" and args.follow:
             job = await _follow(store, job)
-        print(msgspec.json.format(msgspec.json.encode(job.to_json())).decode())
+        print(msgspec.json.format(msgspec.json.encode(job_status(job))).decode())
         return 0
 
 
@@ -75,11 +76,23 @@ async def _follow(store: JobStore, job: Job) -> Job:
     with Progress() as bar:
         task = bar.add_task(job.id, total=100)
         while not job.terminal:
-            bar.update(task, completed=job.progress, description=f"{job.id} {job.state.value}")
+            bar.update(task, completed=job.progress, description=_described(job))
             await asyncio.sleep(0.5)
             job = await store.get(job.id) or job
-        bar.update(task, completed=job.progress, description=f"{job.id} {job.state.value}")
+        bar.update(task, completed=job.progress, description=_described(job))
     return job
+
+
+def _described(job: Job) -> str:
+    """The job, its state, its samples done of those expected, and its parts ready."""
+    shown = job_status(job)
+    text = f"{job.id} {job.state.value} · {job.samples_done:,} "
+    if job.samples_total:
+        text += f"of {'' if job.terminal else 'about '}{job.samples_total:,} "
+    text += "samples"
+    if "partsTotal" in shown:
+        text += f" · {shown['partsDone']} of {shown['partsTotal']} parts"
+    return text
 
 
 async def migrate_command(settings: Settings) -> int:

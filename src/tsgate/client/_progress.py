@@ -37,8 +37,13 @@ class JobProgress:
         if self._progress is None:
             return
         done = job.get("samplesDone") or 0
+        total = job.get("samplesTotal") or 0
+        about = "" if job.get("status") == "completed" else "about "
+        samples = f"{done:,} of {about}{total:,} samples" if total else f"{done:,} samples"
+        if job.get("partsTotal"):
+            samples += f" · {job.get('partsDone')} of {job['partsTotal']} parts"
         self._progress.update(
             self._task,
             completed=float(job.get("progress") or 0),
-            samples=f"{done:,} samples · {job.get('status')}",
+            samples=f"{samples} · {job.get('status')}",
         )

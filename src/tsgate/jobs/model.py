@@ -271,7 +271,8 @@ class Job:
             "status": self.state.value,
             "progress": round(self.progress, 2),
             "samplesDone": self.samples_done,
-            "samplesTotal": self.samples_total,
+            # the samples expected; null until the running job has estimated them
+            "samplesTotal": self.samples_total if self.samples_total or self.terminal else None,
             "attempts": self.attempts,
             "maxAttempts": self.max_attempts,
             "error": self.error,

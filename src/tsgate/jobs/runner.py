@@ -54,6 +54,7 @@ class JobContext:
     token: str
     _report: Callable[[float, int, int], Awaitable[None]]
     samples_done: int = 0
+    samples_total: int = 0  # the samples the job expects to read (an estimate)
     describe: Describe | None = None  # each point's (kind, mode), as the chart API says
     gap_limits: GapLimits | None = None  # each point's gap limit, as the chart API says
 
@@ -66,9 +67,12 @@ class JobContext:
         return f"jobs/{self.job.id[:2]}/{self.job.id}/result.{ext}"
 
     async def step(self, done: int, total: int, samples: int) -> None:
-        """Slice ``done`` of ``total`` finished with ``samples`` more samples."""
+        """Slice ``done`` of ``total`` finished with ``samples`` more samples; reported
+        as the share of slices done, the samples done and the samples expected (at
+        least those done)."""
         self.samples_done += samples
-        await self._report(100.0 * done / max(total, 1), self.samples_done, total)
+        expected = max(self.samples_total, self.samples_done)
+        await self._report(100.0 * done / max(total, 1), self.samples_done, expected)
 
 
 Handler = Callable[[JobContext], Awaitable[JobResult]]
@@ -148,6 +152,7 @@ class JobRunner:
             "result_key": result.key,
             "result_size": result.size,
             "samples_done": result.samples,
+            "samples_total": result.samples,  # exact once done
             "token_box": None,
         }
         return JobState.COMPLETED, values

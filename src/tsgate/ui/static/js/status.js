@@ -38,8 +38,12 @@ export function showJob(job) {
   const progress = Math.round(job.progress || 0);
   $("job-progress").value = progress;
   const estimate = job.estimatedSamples ? ` · about ${job.estimatedSamples.toLocaleString()} samples` : "";
-  const drawn = job.parts ? ` · ${job.parts} of ${job.samplesTotal} parts ready, newest first` : "";
-  $("job-text").textContent = `Job ${job.jobId}: ${job.status} ${progress}%${estimate}${drawn}`;
+  const total = job.samplesTotal || 0;
+  const samples = total
+    ? ` · ${(job.samplesDone || 0).toLocaleString()} of ${job.status === "completed" ? "" : "about "}${total.toLocaleString()} samples`
+    : "";
+  const drawn = job.partsTotal ? ` · ${job.partsDone} of ${job.partsTotal} parts ready, newest first` : "";
+  $("job-text").textContent = `Job ${job.jobId}: ${job.status} ${progress}%${estimate}${samples}${drawn}`;
 }
 
 function kB(bytes) {
