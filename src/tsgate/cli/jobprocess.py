@@ -58,14 +58,20 @@ class JobProcesses:
             self._threads.append(thread)
             thread.start()
 
-    def stop(self) -> None:
-        """SIGTERM to each child, then SIGKILL to what is left after the timeout."""
+    def terminate(self) -> None:
+        """SIGTERM to each child (none is started again), without waiting for them."""
         self._stopping.set()
         with self._lock:
             children = list(self._children.values())
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        """SIGTERM to each child, then SIGKILL to what is left after the timeout."""
+        self.terminate()
+        with self._lock:
+            children = list(self._children.values())
         deadline = time.monotonic() + self.stop_timeout_s
         for child in children:
             try:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tsgate import __version__
+from tsgate.cli.jobprocess import JobProcesses
 from tsgate.ops import logs
 from tsgate.ops.logs import redact
 from tsgate.settings import ENV_PREFIX, Settings
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     job_processes = settings.job_processes if settings.inline_worker else 0
     if job_processes:
         print(f"  jobs: {job_processes} worker process{'es' if job_processes > 1 else ''}")
-    with _jobs_apart(settings, level, job_processes) as (serving, stop_jobs):
+    with _jobs_apart(settings, level, job_processes) as (serving, jobs):
         if workers == 1:
             from tsgate.app import create_app
             from tsgate.server import uvicorn_config
@@ -84,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
                 log_config=None,  # uvicorn's lines go through tsgate.ops.logs like every other
                 access_log=False,  # tsgate.access logs one line per request instead
             )
-            _run_server(config, stop_jobs)
+            _run_server(config, jobs.stop if jobs else _nothing)
             return 0
-        return _supervise(serving, level)
+        return _supervise(serving, level, jobs.terminate if jobs else _nothing)
 
 
 def _run_server(config: Any, on_shutdown: Callable[[], None]) -> None:
@@ -126,14 +127,13 @@ def _process_env(settings: Settings, level: str) -> dict[str, str]:
 @contextlib.contextmanager
 def _jobs_apart(
     settings: Settings, level: str, count: int
-) -> Iterator[tuple[Settings, Callable[[], None]]]:
+) -> Iterator[tuple[Settings, JobProcesses | None]]:
     """With ``count`` job processes: the database migrated once, the children started
-    (and stopped on leaving, or before by the function given), and the settings of server
-    processes that run no job."""
+    (and stopped on leaving, if not before), and the settings of server processes that
+    run no job."""
     if not count:
-        yield settings, _nothing
+        yield settings, None
         return
-    from tsgate.cli.jobprocess import JobProcesses
     from tsgate.wiring import migrate_database
 
     if settings.auto_migrate:
@@ -142,7 +142,7 @@ def _jobs_apart(
     children = JobProcesses(count, env, stop_timeout_s=settings.shutdown_timeout_s)
     children.start()
     try:
-        yield dataclasses.replace(settings, inline_worker=False), children.stop
+        yield dataclasses.replace(settings, inline_worker=False), children
     finally:
         children.stop()  # a second stop finds nothing left to stop
 
@@ -151,9 +151,16 @@ def _nothing() -> None:
     return None
 
 
-def _supervise(settings: Settings, level: str) -> int:
+def _supervise(settings: Settings, level: str, on_stop: Callable[[], None]) -> int:
+    """N server processes under uvicorn's supervisor; ``on_stop`` is called as it starts
+    stopping them (the job processes then stop at the same time)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            on_stop()
+            super().terminate_all()
 
     from tsgate.wiring import migrate_database
 
@@ -174,7 +181,7 @@ def _supervise(settings: Settings, level: str) -> int:
         access_log=False,
     )
     sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    Supervisor(config, sockets=[sock]).run()
     return 0
 
 
