@@ -43,6 +43,7 @@ from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.api.telemetry import TelemetryMiddleware
+from tsgate.ops.looplag import LoopLagProbe
 from tsgate.settings import Settings
 from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.wiring import open_services
@@ -69,23 +70,32 @@ def create_app(
     *,
     upstream: GuardedUpstream | None = None,
     clock_ms: Callable[[], int] | None = None,
+    shared_processes: bool = False,
 ) -> Starlette:
-    """Build the app; nothing is opened until the lifespan starts."""
+    """Build the app; nothing is opened until the lifespan starts. ``shared_processes``:
+    other processes (job workers) share its stores (:func:`tsgate.wiring.open_services`)."""
     conf = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with open_services(conf, upstream=upstream, clock_ms=clock_ms) as services:
-            try:
-                yield {
-                    "services": services,
-                    "compress_min_bytes": conf.compress_min_bytes,
-                    "fast_answers": FastAnswers(),
-                }
-            finally:
-                await prefill.stop(app.state)  # background fills end before the services
+        probe.start()
+        try:
+            async with open_services(
+                conf, upstream=upstream, clock_ms=clock_ms, shared_processes=shared_processes
+            ) as services:
+                try:
+                    yield {
+                        "services": services,
+                        "compress_min_bytes": conf.compress_min_bytes,
+                        "fast_answers": FastAnswers(),
+                    }
+                finally:
+                    await prefill.stop(app.state)  # background fills end before the services
+        finally:
+            await probe.aclose()
 
-    meters = metrics.Metrics()
+    probe = LoopLagProbe(conf.loop_lag_interval_s)
+    meters = metrics.Metrics(loop_lag=probe.counts)
     # the ACE drop-in routes end with a catch-all passthrough: they go last
     routes: list[BaseRoute] = [
         *ops.routes(),

@@ -101,11 +101,13 @@ async def open_services(
     *,
     upstream: GuardedUpstream | None = None,
     clock_ms: Callable[[], int] | None = None,
+    shared_processes: bool = False,
 ) -> AsyncIterator[OpenedServices]:
     """Open every backend named by ``settings``; close them all on exit.
 
     ``upstream`` and ``clock_ms`` may be given by tests (a simulator with fault switches,
-    an injected clock).
+    an injected clock). ``shared_processes``: other processes write to the same stores
+    (the job workers of ``tsgate serve``, or this is one), as with ``--workers N``.
     """
     async with contextlib.AsyncExitStack() as stack:
         objects = open_object_store(settings.objects_url)
@@ -143,7 +145,8 @@ async def open_services(
         )
         policy = CachePolicy.of(settings, settings)
         reader = SeriesReader(up, store, access, policy, cache=cache, clock_ms=clock_ms)
-        if settings.workers > 1 and settings.cache_url.startswith("memory:"):
+        shared = shared_processes or settings.workers > 1
+        if shared and settings.cache_url.startswith("memory:"):
             # the processes of one server share no cache: the data versions that key every
             # kept answer go to the shared object store instead
             reader.generations = StoredGenerations(objects)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -159,3 +162,41 @@ async def test_each_app_has_its_own_registry(settings: Settings) -> None:
         text = (await b.get("/metrics")).text
     health = (("method", "GET"), ("route", "/api/health"), ("status", "200"))
     assert ("tsgate_http_requests_total", health) not in samples_of(text)
+
+
+async def test_metrics_show_how_long_work_held_the_event_loop(settings: Settings) -> None:
+    conf = dataclasses.replace(settings, loop_lag_interval_s=0.01)
+    app = with_cached_route(create_app(conf, upstream=sim_client(create_simulator(seed=1))))
+    async with (
+        lifespan_app(app) as asgi,
+        httpx.AsyncClient(transport=httpx.ASGITransport(asgi), base_url="http://t") as api,
+    ):
+        await asyncio.sleep(0.1)  # the probe runs freely: its lags stay small
+        before = samples_of((await api.get("/metrics")).text)
+        time.sleep(0.3)  # noqa: ASYNC251 - work holding the loop, as a large encode would
+        await asyncio.sleep(0.05)
+        after = samples_of((await api.get("/metrics")).text)
+    name = "tsgate_event_loop_lag_seconds"
+    assert before[(name + "_count", ())] >= 1
+    assert after[(name + "_count", ())] > before[(name + "_count", ())]
+    # the stall is one probe waking at least 0.25 s late: past the 0.25 s bound, once
+    late = after[(name + "_count", ())] - after[(name + "_bucket", (("le", "0.25"),))]
+    assert (
+        late - (before[(name + "_count", ())] - before[(name + "_bucket", (("le", "0.25"),))]) == 1
+    )
+    assert after[(name + "_sum", ())] - before[(name + "_sum", ())] >= 0.25
+    assert after[("tsgate_event_loop_lag_max_seconds", ())] >= 0.25
+    buckets = [v for (n, _), v in after.items() if n == name + "_bucket"]
+    assert sorted(buckets) == buckets  # cumulative
+
+
+async def test_no_loop_lag_probe_when_its_interval_is_zero(settings: Settings) -> None:
+    conf = dataclasses.replace(settings, loop_lag_interval_s=0)
+    app = create_app(conf, upstream=sim_client(create_simulator(seed=1)))
+    async with (
+        lifespan_app(app) as asgi,
+        httpx.AsyncClient(transport=httpx.ASGITransport(asgi), base_url="http://t") as api,
+    ):
+        await asyncio.sleep(0.05)
+        found = samples_of((await api.get("/metrics")).text)
+    assert found[("tsgate_event_loop_lag_seconds_count", ())] == 0

@@ -117,7 +117,11 @@ def cluster(tmp: Path, database_url: str, db_query: Any, queue_url: str) -> Iter
 
 def serve(c: Cluster, *, inline: bool) -> str:
     port = free_port()
-    extra = {"TSGATE_INLINE_WORKER": "true" if inline else "false"}
+    extra = {
+        "TSGATE_INLINE_WORKER": "true" if inline else "false",
+        # the server process itself holds the jobs it is killed with (not a job process)
+        "TSGATE_JOB_PROCESSES": "0",
+    }
     c.start("serve", "--port", str(port), "--log-level", "warning", extra=extra)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/api/jobs")

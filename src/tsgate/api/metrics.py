@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from tsgate.api.services import services_of
 from tsgate.errors import StorageError
+from tsgate.ops.looplag import LAG_BUCKETS_S, LagCounts
 from tsgate.ops.monitor import level_number
 from tsgate.services import Services
 
@@ -131,13 +132,40 @@ class _Requests(Collector):
         yield samples
 
 
+class _LoopLag(Collector):
+    """The event-loop lag probe's counts (:mod:`tsgate.ops.looplag`), read as scraped."""
+
+    def __init__(self, counts: LagCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        c = self.counts
+        lag = HistogramMetricFamily(
+            "tsgate_event_loop_lag_seconds",
+            "how much later than due the event loop ran the lag probe (work holding the loop)",
+        )
+        cumulative, buckets = 0, []
+        for bound, in_bucket in zip((*LAG_BUCKETS_S, math.inf), c.buckets, strict=True):
+            cumulative += in_bucket
+            buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), cumulative))
+        lag.add_metric([], buckets, sum_value=c.total_s)
+        yield lag
+        worst = GaugeMetricFamily(
+            "tsgate_event_loop_lag_max_seconds", "the longest event-loop lag measured"
+        )
+        worst.add_metric([], c.worst_s)
+        yield worst
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, loop_lag: LagCounts | None = None) -> None:
         self.registry = CollectorRegistry()
         self._requests = _Requests()
         self.registry.register(self._requests)
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
+        if loop_lag is not None:
+            self.registry.register(_LoopLag(loop_lag))
 
     def observe(
         self,

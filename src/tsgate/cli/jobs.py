@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import signal
+import sys
 
 import msgspec
 
@@ -22,6 +24,7 @@ from tsgate.settings import Settings
 from tsgate.wiring import JobAdmin, migrate_database, open_job_admin, open_services
 
 MAX_LISTED = 10_000
+_PR_SET_PDEATHSIG = 1
 
 
 async def run_worker(settings: Settings) -> None:
@@ -29,8 +32,9 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # the worker is the services' inline worker; leaving the block gives its job back
-    async with open_services(settings) as services:
+    # the worker is the services' inline worker; leaving the block gives its job back.
+    # Servers are other processes on the same stores: their data versions are shared.
+    async with open_services(settings, shared_processes=True) as services:
         print(f"tsgate worker {services.worker.name} on {redact(settings.queue_url)}", flush=True)
         await stop.wait()
 
@@ -103,6 +107,11 @@ async def migrate_command(settings: Settings) -> int:
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = sub.add_parser("worker", help="run jobs from TSGATE_DATABASE_URL/TSGATE_QUEUE_URL")
+    worker.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop (as on SIGTERM) when the parent process dies (`tsgate serve` uses it)",
+    )
     worker.set_defaults(func=_worker)
     jobs = sub.add_parser("jobs", help="list, show, retry or cancel background jobs")
     actions = jobs.add_subparsers(dest="action", required=True)
@@ -129,6 +138,9 @@ def _limit(raw: str) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    if args.exit_with_parent and sys.platform == "linux":
+        # a server killed outright must not leave its job worker running
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     asyncio.run(run_worker(Settings.from_env(inline_worker=True)))
     return 0
 

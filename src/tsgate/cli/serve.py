@@ -16,18 +16,29 @@ restarts one that dies). What they share and what each keeps:
   connections land on several processes may get up to N times ``TSGATE_RATE_LIMIT_*``.
   With a ``redis://`` cache all of these are shared and limits hold exactly;
 - each process runs its own maintenance pass and re-checks (idempotent, but repeated).
+
+Jobs (cold charts turned into jobs, exports) run in ``TSGATE_JOB_PROCESSES`` child
+processes of their own (``tsgate worker``, :mod:`tsgate.cli.jobprocess`), not in the
+server processes, so that their work never holds a server's event loop; ``0`` runs a
+worker inside each server process instead. The children share what the server processes
+share, and the database is migrated once before any of them starts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ctypes
+import dataclasses
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from tsgate import __version__
+from tsgate.cli.jobprocess import JobProcesses
 from tsgate.ops import logs
 from tsgate.ops.logs import redact
 from tsgate.settings import ENV_PREFIX, Settings
@@ -44,7 +55,6 @@ def default_workers() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import uvicorn
 
     workers = args.workers if args.workers is not None else default_workers()
     given = {"host": args.host, "port": args.port, "workers": workers}
@@ -60,42 +70,104 @@ def run(args: argparse.Namespace) -> int:
     if args.demo:
         print(f"demo mode: try  curl '{url}/api/sites'", flush=True)
     level = args.log_level or settings.log_level
-    if workers == 1:
-        from tsgate.app import create_app
-        from tsgate.server import uvicorn_config
+    job_processes = settings.job_processes if settings.inline_worker else 0
+    if job_processes:
+        print(f"  jobs: {job_processes} worker process{'es' if job_processes > 1 else ''}")
+    with _jobs_apart(settings, level, job_processes) as (serving, jobs):
+        if workers == 1:
+            from tsgate.app import create_app
+            from tsgate.server import uvicorn_config
 
-        config = uvicorn_config(
-            create_app(settings),
-            settings,
-            log_level=level,
-            log_config=None,  # uvicorn's lines go through tsgate.ops.logs like every other
-            access_log=False,  # tsgate.access logs one line per request instead
-        )
-        uvicorn.Server(config).run()
-        return 0
-    return _supervise(settings, level)
+            config = uvicorn_config(
+                create_app(serving, shared_processes=job_processes > 0),
+                serving,
+                log_level=level,
+                log_config=None,  # uvicorn's lines go through tsgate.ops.logs like every other
+                access_log=False,  # tsgate.access logs one line per request instead
+            )
+            _run_server(config, jobs.stop if jobs else _nothing)
+            return 0
+        return _supervise(serving, level, jobs.terminate if jobs else _nothing)
 
 
-def _supervise(settings: Settings, level: str) -> int:
+def _run_server(config: Any, on_shutdown: Callable[[], None]) -> None:
+    """uvicorn's server, calling ``on_shutdown`` once it has shut down: before uvicorn
+    raises again the signal that stopped it (to exit as that signal says)."""
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    captured = server.capture_signals
+
+    @contextlib.contextmanager
+    def capture_signals() -> Iterator[None]:
+        with captured():
+            try:
+                yield
+            finally:
+                on_shutdown()
+
+    server.capture_signals = capture_signals  # type: ignore[method-assign]
+    server.run()
+
+
+def _process_env(settings: Settings, level: str) -> dict[str, str]:
+    """What another process of this server reads its settings from: the environment
+    where this one found them, plus what the command line said."""
+    env = {
+        ENV_PREFIX + "HOST": settings.host,
+        ENV_PREFIX + "PORT": str(settings.port),
+        ENV_PREFIX + "WORKERS": str(settings.workers),
+        ENV_PREFIX + "LOG_LEVEL": level,
+    }
+    if settings.upstream_token:
+        env[ENV_PREFIX + "UPSTREAM_TOKEN"] = settings.upstream_token
+    return env
+
+
+@contextlib.contextmanager
+def _jobs_apart(
+    settings: Settings, level: str, count: int
+) -> Iterator[tuple[Settings, JobProcesses | None]]:
+    """With ``count`` job processes: the database migrated once, the children started
+    (and stopped on leaving, if not before), and the settings of server processes that
+    run no job."""
+    if not count:
+        yield settings, None
+        return
+    from tsgate.wiring import migrate_database
+
+    if settings.auto_migrate:
+        asyncio.run(migrate_database(settings))  # before any of the processes opens it
+    env = {**os.environ, **_process_env(settings, level), ENV_PREFIX + "INLINE_WORKER": "true"}
+    children = JobProcesses(count, env, stop_timeout_s=settings.shutdown_timeout_s)
+    children.start()
+    try:
+        yield dataclasses.replace(settings, inline_worker=False), children
+    finally:
+        children.stop()  # a second stop finds nothing left to stop
+
+
+def _nothing() -> None:
+    return None
+
+
+def _supervise(settings: Settings, level: str, on_stop: Callable[[], None]) -> int:
+    """N server processes under uvicorn's supervisor; ``on_stop`` is called as it starts
+    stopping them (the job processes then stop at the same time)."""
     import uvicorn
     from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            on_stop()
+            super().terminate_all()
 
     from tsgate.wiring import migrate_database
 
     if settings.auto_migrate:
         asyncio.run(migrate_database(settings))
-    # the processes read their settings where the parent found them, plus what the
-    # command line said
-    os.environ.update(
-        {
-            ENV_PREFIX + "HOST": settings.host,
-            ENV_PREFIX + "PORT": str(settings.port),
-            ENV_PREFIX + "WORKERS": str(settings.workers),
-            ENV_PREFIX + "LOG_LEVEL": level,
-        }
-    )
-    if settings.upstream_token:
-        os.environ[ENV_PREFIX + "UPSTREAM_TOKEN"] = settings.upstream_token
+    os.environ.update(_process_env(settings, level))
+    os.environ[ENV_PREFIX + "INLINE_WORKER"] = "true" if settings.inline_worker else "false"
     config = uvicorn.Config(
         "tsgate.cli.serve:worker_app",
         factory=True,
@@ -109,7 +181,7 @@ def _supervise(settings: Settings, level: str) -> int:
         access_log=False,
     )
     sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    Supervisor(config, sockets=[sock]).run()
     return 0
 
 

@@ -14,6 +14,9 @@ from tsgate.options import DAY_S, AtLeastOne, Count, PositiveSeconds, Seconds
 class JobSettings:
     secret: str | None = field(default=None, repr=False)  # seals job tokens, signs webhooks
     inline_worker: bool = True  # run a worker inside the server (embedded default)
+    # `tsgate serve` runs that worker as this many child processes (`tsgate worker`), so
+    # jobs never hold a server's event loop; 0: one inside each server process
+    job_processes: Annotated[int, msgspec.Meta(ge=0, le=64)] = 1
     job_lease_s: PositiveSeconds = 30.0
     job_heartbeat_s: PositiveSeconds = 5.0
     job_poll_s: PositiveSeconds = 1.0

@@ -20,6 +20,8 @@ class OpsSettings:
     log_format: Literal["json", "text"] = "json"  # json (one object per line) | text
     health_timeout_s: PositiveSeconds = 3.0
     stats_flush_s: PositiveSeconds = 2.0
+    # the event-loop lag probe's period (tsgate_event_loop_lag_seconds); 0: no probe
+    loop_lag_interval_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 0.25
 
 
 @dataclass(frozen=True)
