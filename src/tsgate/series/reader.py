@@ -16,7 +16,8 @@
   all of it arrived, while the next months are in flight.
 - A failed fetch leaves the months already whole stored (and claimed), nothing else.
   When upstream fails (or its circuit is open) and some of the range was cached, the
-  cached part is served marked ``STALE``; with nothing cached the error propagates.
+  cached part is served marked ``STALE``; with nothing cached the error propagates, and
+  so it does for a ``whole`` read (the drop-in's: its clients see no ``STALE`` header).
   Access is checked beside the index read and the first requests, and must pass before
   anything is stored or served: only a token whose grant is cached is served while
   upstream is down.
@@ -76,6 +77,9 @@ class ReadStats:
     fetched_ms: int = 0  # point-milliseconds that had to come from upstream
     sources: set[str] = field(default_factory=set)
     stale: bool = False  # upstream failed: only what was cached is served
+    # the upstream error the stale answer stands in for (what a read without a cache
+    # would have raised); ``None`` unless ``stale``
+    failure: UpstreamError | None = None
     healed: int = 0  # damaged objects found and fetched again
     # per point, the spans of the answer that are not final yet (may still change upstream)
     provisional: dict[str, list[Range]] = field(default_factory=dict)
@@ -176,6 +180,7 @@ class SeriesReads(Protocol):
         token: str,
         prepared: PreparedRead | None = None,
         open_ttl_ms: int | None = None,
+        whole: bool = False,
     ) -> tuple[dict[str, Series], ReadStats]: ...
 
     async def read_rollups(
@@ -220,6 +225,7 @@ class SeriesReads(Protocol):
         stats: ReadStats,
         open_ttl_ms: int | None = None,
         on_page: fetching.PageSink | None = None,
+        whole: bool = False,
     ) -> list[ChunkRow]: ...
 
 
@@ -299,13 +305,17 @@ class SeriesReader:
         token: str,
         prepared: PreparedRead | None = None,
         open_ttl_ms: int | None = None,
+        whole: bool = False,
     ) -> tuple[dict[str, Series], ReadStats]:
         """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty.
 
         ``prepared``: this read as :meth:`prepare` made it ready (used if it is of the
         same span and fresh). ``open_ttl_ms`` overrides the policy's open TTL for this read
         (a live poll passes 0: the tail is fetched again, from its look-back on, whatever
-        its age); a prepared read, planned with the policy's, is then not used."""
+        its age); a prepared read, planned with the policy's, is then not used.
+        ``whole``: the answer is the whole range or an error. When upstream fails and
+        only part of the range is cached, upstream's own error is raised (as a read
+        without a cache would get it) instead of the cached part marked stale."""
         stats = ReadStats()
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
         ready = (
@@ -320,6 +330,7 @@ class SeriesReader:
             rows = await self._ensure_metered(
                 site, names, start_ms, end_ms, token, stats, ready, ttl_ms
             )
+            _refuse_partial(stats, whole)
             ready = None  # a second round (objects were damaged) plans afresh
             loaded = await self.store.load(site, names, rows, start_ms, end_ms)
             if not loaded.damaged or stats.stale:
@@ -453,18 +464,22 @@ class SeriesReader:
         stats: ReadStats,
         open_ttl_ms: int | None = None,
         on_page: fetching.PageSink | None = None,
+        whole: bool = False,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
         The token's access is checked alongside the index read and the first requests,
         and must pass before anything is stored or returned: cached data is served only
         to tokens upstream lets read the site. ``on_page`` sees each page of a site stream as it
-        arrives (before anything of it is stored).
+        arrives (before anything of it is stored). ``whole`` as for :meth:`read`: upstream's
+        error, not the cached part, when upstream fails and only part is cached.
         """
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
-        return await self._ensure_metered(
+        rows = await self._ensure_metered(
             site, names, start_ms, end_ms, token, stats, None, ttl_ms, on_page
         )
+        _refuse_partial(stats, whole)
+        return rows
 
     async def _ensure_metered(
         self,
@@ -581,8 +596,9 @@ class SeriesReader:
         except UpstreamError as exc:
             if not rows:
                 raise
-            log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
+            log.warning("upstream failed, %s has only the cached part: %s", site, exc.detail)
             stats.stale = True
+            stats.failure = exc
             # the months fetched before the failure are stored: served too
             return await self.store.rows(site, names, *span), 0
         stats.fetched_ms += sum(e - s for spans in plan.values() for s, e in spans)
@@ -679,6 +695,13 @@ class SeriesReader:
         return fetching.RequestCost(
             self.policy.upstream_latency_ms / 1000, self.policy.upstream_sample_us / 1e6
         )
+
+
+def _refuse_partial(stats: ReadStats, whole: bool) -> None:
+    """A ``whole`` read that could serve only the cached part raises upstream's error
+    (the access check has passed by then: a refused token gets its refusal first)."""
+    if whole and stats.failure is not None:
+        raise stats.failure
 
 
 def _add(report: WriteReport, part: WriteReport) -> None:
