@@ -26,13 +26,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from tsgate.clock import wall_clock_ms
 from tsgate.core.model import Series
@@ -64,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tsgate.reader")
 
 _HEAL_ROUNDS = 2  # reads again after dropping damaged objects, at most this often
+T = TypeVar("T")
 
 
 @dataclass
@@ -413,7 +413,7 @@ class SeriesReader:
             spans.append((start_ms + earlier_ms, end_ms + earlier_ms))
         ready = await _beside_access(
             self._check_access(site, names, token),
-            [self._plan(site, names, lo, hi, now) for lo, hi in spans],
+            lambda _: asyncio.gather(*(self._plan(site, names, lo, hi, now) for lo, hi in spans)),
         )
         if not earlier_ms:
             return ready[0]
@@ -518,24 +518,21 @@ class SeriesReader:
                 site, names, (start_ms, end_ms), token, stats, ready.rows, ready.plan, ttl_ms,
                 None, on_page,
             )  # fmt: skip
+
         # the token's access is asked of upstream while the index is read and the first
-        # requests go out; nothing is returned, stored or shown before it has passed
-        checked = asyncio.ensure_future(self._check_access(site, names, token))
-        try:
+        # requests go out (nothing of them stored or shown before it has passed: the
+        # check is their gate); the rows are returned only once it has passed, also
+        # when upstream failed and the cached part would be served
+        async def index_and_fetch(checked: Awaitable[None]) -> list[ChunkRow]:
             now = self.clock_ms()
             rows = await self.store.rows(site, names, start_ms, end_ms)
             plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
-            rows = await self._ensure_checked(
+            return await self._ensure_checked(
                 site, names, (start_ms, end_ms), token, stats, rows, plan, ttl_ms, checked,
                 on_page,
             )  # fmt: skip
-            await checked  # also when upstream failed and the cached part would be served
-        finally:
-            if not checked.done():
-                checked.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await checked
-        return rows
+
+        return await _beside_access(self._check_access(site, names, token), index_and_fetch)
 
     async def _ensure_checked(
         self,
@@ -714,17 +711,27 @@ def _add(report: WriteReport, part: WriteReport) -> None:
 
 
 async def _beside_access(
-    check: Awaitable[None], work: Sequence[Awaitable[PreparedRead]]
-) -> list[PreparedRead]:
-    """Run ``work`` while ``check`` asks upstream for access: the check's error when it
-    refuses (the work is then cancelled), else the work's results in order."""
+    check: Awaitable[None], work: Callable[[Awaitable[None]], Awaitable[T]]
+) -> T:
+    """Run ``work(gate)`` while ``check`` asks upstream for access, and return its result
+    only once the check has passed. ``gate`` is the check itself, for the work to await
+    before it stores or shows anything (a fetch's first requests may go out before).
+
+    When the check refuses, its error is raised and the work is cancelled at once,
+    whatever it was doing; when the work fails, its error is raised once the check has
+    passed (a refused token gets its refusal, nothing else). Cancelling the caller
+    cancels both."""
     checking = asyncio.ensure_future(check)
-    working = [asyncio.ensure_future(w) for w in work]
+    working = asyncio.ensure_future(work(checking))
     try:
         await checking
-    except BaseException:
-        for task in working:
+        return await working
+    finally:
+        pending = [task for task in (checking, working) if not task.done()]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*working, return_exceptions=True)
-        raise
-    return list(await asyncio.gather(*working))
+        if pending:
+            await asyncio.wait(pending)
+        for task in (checking, working):
+            if not task.cancelled():
+                task.exception()  # retrieved: neither is logged as never retrieved
