@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from tsgate.core import rollups
 from tsgate.core.model import Series
 from tsgate.wire.ace import (
     Cursor,
@@ -143,3 +144,48 @@ def test_pages_are_the_samples_sorted_and_formatted_one_by_one(
             break
         cursor = decode_cursor(nxt)
     assert got == want
+
+
+@st.composite
+def _raw_series(draw: st.DrawFn) -> list[Series]:
+    """Raw samples of a few points, several to a 5-minute bucket or fewer, with µs."""
+    out = []
+    for i in range(draw(st.integers(1, 5))):
+        steps = draw(hnp.arrays(np.int64, st.integers(0, 60), elements=st.integers(0, 90)))
+        t = np.unique(T0 + steps * draw(st.sampled_from([37_000, 100_000, 300_000, 300_001])))
+        values = draw(st.lists(st.floats(-1e6, 1e6), min_size=t.size, max_size=t.size))
+        us = draw(st.lists(st.integers(0, 999), min_size=t.size, max_size=t.size))
+        out.append(Series(f"site/p{i}", t, np.array(values), np.array(us, dtype=np.uint16)))
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(_raw_series(), st.sampled_from([1, 3, 10, 50]))
+def test_a_bucketed_pages_cursor_names_the_next_rows_first_raw_sample(
+    raw: list[Series], page_size: int
+) -> None:
+    """With ``raw`` given, the cursor of a page of 5-minute buckets is stamped with the
+    time of the next row's raw sample (its point's first in its bucket), as upstream's
+    is, and counts the rows of that bucket already served."""
+    slot = 300_000
+    firsts: dict[tuple[int, int], tuple[int, int]] = {}  # (bucket, point) -> first (ms, µs)
+    for i, s in enumerate(raw):
+        for t, u in zip(s.t_ms.tolist(), s.micros.tolist(), strict=True):
+            firsts.setdefault((t - t % slot, i), (t, u))
+    order = sorted(firsts)  # upstream's rows: by bucket, then point
+    bucketed = [rollups.as_series(rollups.bucketize(s, slot), "avg", s.name) for s in raw]
+    served = 0
+    cursor: Cursor | None = None
+    for _ in range(10_000):
+        rows, nxt = page_rows(bucketed, cursor, page_size, bucket_times=True, raw=raw)
+        assert [r["name"] for r in rows] == [
+            raw[i].name for _, i in order[served : served + len(rows)]
+        ]
+        served += len(rows)
+        if nxt is None:
+            break
+        cursor = decode_cursor(nxt)
+        bucket, point = order[served]
+        assert cursor.timestamp == _stamp(*firsts[(bucket, point)])
+        assert cursor.offset == sum(1 for b, _ in order[:served] if b == bucket)
+    assert served == len(order)

@@ -216,12 +216,16 @@ async def site_paginated(request: Request) -> Response:
     while True:
         hi = min(end_ms, lo + window_ms)
         found = await filled.window(lo, hi)
-        series = await _read(request, site, names, lo, hi) if found is None else found
+        samples = await _read(request, site, names, lo, hi) if found is None else found
+        series = samples
         if not raw:
             series = [
-                rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in series
+                rollups.as_series(rollups.bucketize(s, FIVE_MIN_MS), "avg", s.name) for s in samples
             ]
-        rows, next_cursor = page_rows(series, cursor, page_size, bucket_times=not raw)
+        # a bucketed page's cursor is stamped with the next raw sample's time, as upstream's
+        rows, next_cursor = page_rows(
+            series, cursor, page_size, bucket_times=not raw, raw=None if raw else samples
+        )
         if next_cursor is not None or hi >= end_ms:
             break
         window_ms *= 4  # short of a page, or full with no next row in sight: look further

@@ -31,7 +31,6 @@ from tsgate.api.limits import check_fetch_budget, refuse_over_fetch_budget
 from tsgate.api.services import services_of
 from tsgate.background import stop_all
 from tsgate.core.model import Series
-from tsgate.errors import UpstreamUnavailable
 from tsgate.lru import LRU
 from tsgate.series.access import UNKNOWN_SITE
 from tsgate.series.index import PROVISIONAL, ChunkRow
@@ -222,8 +221,7 @@ async def prefill(request: Request, site: str, names: list[str], lo: int, end_ms
         refuse_over_fetch_budget(services.settings, missing)
         if not rows and known and len(read.state.running) < BACKGROUND_FILLS:
             return _start(read, lo, hi, token)  # cold: fetched in the background
-        rows = await reader.ensure(site, names, lo, hi, token=token, stats=stats)
-        refuse_partial(stats)
+        rows = await reader.ensure(site, names, lo, hi, token=token, stats=stats, whole=True)
     filled = await _filled(read, lo, hi, rows, stats)
     if filled is None:  # lost or corrupt objects: the reader drops and refetches them
         return Filled(await read_series(request, site, names, lo, hi), lo, hi, [], stale=True)
@@ -263,7 +261,14 @@ def _start(read: _Read, lo: int, hi: int, token: str) -> Streaming:
         stats = ReadStats()
         try:
             rows = await services.reader.ensure(
-                read.site, read.names, lo, hi, token=token, stats=stats, on_page=stream.feed
+                read.site,
+                read.names,
+                lo,
+                hi,
+                token=token,
+                stats=stats,
+                on_page=stream.feed,
+                whole=True,
             )
             # no result when objects were damaged: the pages still waiting read inline
             streaming.result = await _filled(read, lo, hi, rows, stats)
@@ -292,21 +297,10 @@ async def read_series(
     services = services_of(request)
     token = _token(request)
     await check_fetch_budget(services, site, names, start_ms, end_ms, token)
-    found, stats = await services.reader.read(site, names, start_ms, end_ms, token=token)
-    refuse_partial(stats)
+    # a drop-in client sees no X-Cache-Status and would take a missing rest for no data:
+    # with upstream failing and only part cached, upstream's own error (as uncached)
+    found, _ = await services.reader.read(site, names, start_ms, end_ms, token=token, whole=True)
     return [found.get(n, Series.empty(n)) for n in names]
-
-
-def refuse_partial(stats: ReadStats) -> None:
-    """A drop-in answer is whole or not at all: when upstream failed and only part of the
-    range is cached, the reader's stale picture (a chart marks it STALE) is refused with
-    the upstream failure a read without a cache would get, for a drop-in client sees no header and
-    would take the missing rest for no data."""
-    if stats.stale:
-        raise UpstreamUnavailable(
-            "upstream is failing and only part of this range is cached; "
-            "a drop-in answer is never partial: try again later"
-        )
 
 
 _Held = LRU[tuple[str, bytes], tuple[str, int, Filled]]  # generation, until (ms), fill

@@ -16,7 +16,8 @@
   all of it arrived, while the next months are in flight.
 - A failed fetch leaves the months already whole stored (and claimed), nothing else.
   When upstream fails (or its circuit is open) and some of the range was cached, the
-  cached part is served marked ``STALE``; with nothing cached the error propagates.
+  cached part is served marked ``STALE``; with nothing cached the error propagates, and
+  so it does for a ``whole`` read (the drop-in's: its clients see no ``STALE`` header).
   Access is checked beside the index read and the first requests, and must pass before
   anything is stored or served: only a token whose grant is cached is served while
   upstream is down.
@@ -25,13 +26,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from tsgate.clock import wall_clock_ms
 from tsgate.core.model import Series
@@ -63,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tsgate.reader")
 
 _HEAL_ROUNDS = 2  # reads again after dropping damaged objects, at most this often
+T = TypeVar("T")
 
 
 @dataclass
@@ -76,6 +77,9 @@ class ReadStats:
     fetched_ms: int = 0  # point-milliseconds that had to come from upstream
     sources: set[str] = field(default_factory=set)
     stale: bool = False  # upstream failed: only what was cached is served
+    # the upstream error the stale answer stands in for (what a read without a cache
+    # would have raised); ``None`` unless ``stale``
+    failure: UpstreamError | None = None
     healed: int = 0  # damaged objects found and fetched again
     # per point, the spans of the answer that are not final yet (may still change upstream)
     provisional: dict[str, list[Range]] = field(default_factory=dict)
@@ -176,6 +180,7 @@ class SeriesReads(Protocol):
         token: str,
         prepared: PreparedRead | None = None,
         open_ttl_ms: int | None = None,
+        whole: bool = False,
     ) -> tuple[dict[str, Series], ReadStats]: ...
 
     async def read_rollups(
@@ -220,6 +225,7 @@ class SeriesReads(Protocol):
         stats: ReadStats,
         open_ttl_ms: int | None = None,
         on_page: fetching.PageSink | None = None,
+        whole: bool = False,
     ) -> list[ChunkRow]: ...
 
 
@@ -299,13 +305,17 @@ class SeriesReader:
         token: str,
         prepared: PreparedRead | None = None,
         open_ttl_ms: int | None = None,
+        whole: bool = False,
     ) -> tuple[dict[str, Series], ReadStats]:
         """Raw samples of ``names`` in ``[start_ms, end_ms)``; unknown points come back empty.
 
         ``prepared``: this read as :meth:`prepare` made it ready (used if it is of the
         same span and fresh). ``open_ttl_ms`` overrides the policy's open TTL for this read
         (a live poll passes 0: the tail is fetched again, from its look-back on, whatever
-        its age); a prepared read, planned with the policy's, is then not used."""
+        its age); a prepared read, planned with the policy's, is then not used.
+        ``whole``: the answer is the whole range or an error. When upstream fails and
+        only part of the range is cached, upstream's own error is raised (as a read
+        without a cache would get it) instead of the cached part marked stale."""
         stats = ReadStats()
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
         ready = (
@@ -320,6 +330,7 @@ class SeriesReader:
             rows = await self._ensure_metered(
                 site, names, start_ms, end_ms, token, stats, ready, ttl_ms
             )
+            _refuse_partial(stats, whole)
             ready = None  # a second round (objects were damaged) plans afresh
             loaded = await self.store.load(site, names, rows, start_ms, end_ms)
             if not loaded.damaged or stats.stale:
@@ -404,7 +415,7 @@ class SeriesReader:
             spans.append((start_ms + earlier_ms, end_ms + earlier_ms))
         ready = await _beside_access(
             self._check_access(site, names, token),
-            [self._plan(site, names, lo, hi, now) for lo, hi in spans],
+            lambda _: asyncio.gather(*(self._plan(site, names, lo, hi, now) for lo, hi in spans)),
         )
         if not earlier_ms:
             return ready[0]
@@ -455,18 +466,22 @@ class SeriesReader:
         stats: ReadStats,
         open_ttl_ms: int | None = None,
         on_page: fetching.PageSink | None = None,
+        whole: bool = False,
     ) -> list[ChunkRow]:
         """Make the chunks of ``names`` cover ``[start_ms, end_ms)``; return their index rows.
 
         The token's access is checked alongside the index read and the first requests,
         and must pass before anything is stored or returned: cached data is served only
         to tokens upstream lets read the site. ``on_page`` sees each page of a site stream as it
-        arrives (before anything of it is stored).
+        arrives (before anything of it is stored). ``whole`` as for :meth:`read`: upstream's
+        error, not the cached part, when upstream fails and only part is cached.
         """
         ttl_ms = self.policy.open_ttl_ms if open_ttl_ms is None else open_ttl_ms
-        return await self._ensure_metered(
+        rows = await self._ensure_metered(
             site, names, start_ms, end_ms, token, stats, None, ttl_ms, on_page
         )
+        _refuse_partial(stats, whole)
+        return rows
 
     async def _ensure_metered(
         self,
@@ -505,24 +520,21 @@ class SeriesReader:
                 site, names, (start_ms, end_ms), token, stats, ready.rows, ready.plan, ttl_ms,
                 None, on_page,
             )  # fmt: skip
+
         # the token's access is asked of upstream while the index is read and the first
-        # requests go out; nothing is returned, stored or shown before it has passed
-        checked = asyncio.ensure_future(self._check_access(site, names, token))
-        try:
+        # requests go out (nothing of them stored or shown before it has passed: the
+        # check is their gate); the rows are returned only once it has passed, also
+        # when upstream failed and the cached part would be served
+        async def index_and_fetch(checked: Awaitable[None]) -> list[ChunkRow]:
             now = self.clock_ms()
             rows = await self.store.rows(site, names, start_ms, end_ms)
             plan = plan_fetches(names, rows, start_ms, end_ms, now, ttl_ms)
-            rows = await self._ensure_checked(
+            return await self._ensure_checked(
                 site, names, (start_ms, end_ms), token, stats, rows, plan, ttl_ms, checked,
                 on_page,
             )  # fmt: skip
-            await checked  # also when upstream failed and the cached part would be served
-        finally:
-            if not checked.done():
-                checked.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await checked
-        return rows
+
+        return await _beside_access(self._check_access(site, names, token), index_and_fetch)
 
     async def _ensure_checked(
         self,
@@ -583,8 +595,9 @@ class SeriesReader:
         except UpstreamError as exc:
             if not rows:
                 raise
-            log.warning("serving %s from the cache only (stale): %s", site, exc.detail)
+            log.warning("upstream failed, %s has only the cached part: %s", site, exc.detail)
             stats.stale = True
+            stats.failure = exc
             # the months fetched before the failure are stored: served too
             return await self.store.rows(site, names, *span), 0
         stats.fetched_ms += sum(e - s for spans in plan.values() for s, e in spans)
@@ -683,6 +696,13 @@ class SeriesReader:
         )
 
 
+def _refuse_partial(stats: ReadStats, whole: bool) -> None:
+    """A ``whole`` read that could serve only the cached part raises upstream's error
+    (the access check has passed by then: a refused token gets its refusal first)."""
+    if whole and stats.failure is not None:
+        raise stats.failure
+
+
 def _add(report: WriteReport, part: WriteReport) -> None:
     report.periods += part.periods
     report.samples += part.samples
@@ -693,17 +713,27 @@ def _add(report: WriteReport, part: WriteReport) -> None:
 
 
 async def _beside_access(
-    check: Awaitable[None], work: Sequence[Awaitable[PreparedRead]]
-) -> list[PreparedRead]:
-    """Run ``work`` while ``check`` asks upstream for access: the check's error when it
-    refuses (the work is then cancelled), else the work's results in order."""
+    check: Awaitable[None], work: Callable[[Awaitable[None]], Awaitable[T]]
+) -> T:
+    """Run ``work(gate)`` while ``check`` asks upstream for access, and return its result
+    only once the check has passed. ``gate`` is the check itself, for the work to await
+    before it stores or shows anything (a fetch's first requests may go out before).
+
+    When the check refuses, its error is raised and the work is cancelled at once,
+    whatever it was doing; when the work fails, its error is raised once the check has
+    passed (a refused token gets its refusal, nothing else). Cancelling the caller
+    cancels both."""
     checking = asyncio.ensure_future(check)
-    working = [asyncio.ensure_future(w) for w in work]
+    working = asyncio.ensure_future(work(checking))
     try:
         await checking
-    except BaseException:
-        for task in working:
+        return await working
+    finally:
+        pending = [task for task in (checking, working) if not task.done()]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*working, return_exceptions=True)
-        raise
-    return list(await asyncio.gather(*working))
+        if pending:
+            await asyncio.wait(pending)
+        for task in (checking, working):
+            if not task.cancelled():
+                task.exception()  # retrieved: neither is logged as never retrieved

@@ -390,12 +390,16 @@ def page_rows(
     page_size: int,
     *,
     bucket_times: bool = False,
+    raw: Sequence[Series] | None = None,
 ) -> tuple[list[dict[str, str]], str | None]:
     """One ACE page of rows ordered by (time, position in ``series``).
 
     The cursor names the sweep slot of the next row and how many of that slot's rows
     were already served, as upstream's does, so cursors pass between tsgate and upstream
-    and stay valid whatever is cached when the next page is asked.
+    and stay valid whatever is cached when the next page is asked. ``raw``: the samples
+    ``series`` were bucketed from; the cursor is then stamped, as upstream stamps it,
+    with the time of the next row's raw sample (the first of its point in its bucket),
+    not with the bucket's start, so its bytes are upstream's.
     """
     m = series if isinstance(series, Merged) else Merged.of(series)
     t = m.t_ms
@@ -420,7 +424,21 @@ def page_rows(
     next_ms = int(t[stop])
     first_at = int(np.searchsorted(t, _slot(next_ms), side="left"))
     stamp = format_time(next_ms, micros=int(m.us[stop]))
+    if raw is not None:
+        stamp = _raw_stamp(raw, m.names[int(m.idx[stop])], next_ms) or stamp
     return rows, encode_cursor(Cursor(offset=stop - first_at, timestamp=stamp))
+
+
+def _raw_stamp(raw: Sequence[Series], name: str, bucket_ms: int) -> str | None:
+    """The time of ``name``'s first raw sample in the bucket starting at ``bucket_ms``
+    (``None`` when ``raw`` has none there)."""
+    for s in raw:
+        if s.name != name:
+            continue
+        at = int(np.searchsorted(s.t_ms, bucket_ms, side="left"))
+        if at < len(s) and _slot(int(s.t_ms[at])) == _slot(bucket_ms):
+            return format_time(int(s.t_ms[at]), micros=int(s.micros[at]))
+    return None
 
 
 def _slot(ms: int) -> int:
