@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from tsgate.core.model import MS_PER_DAY, TimeArray, ValueArray
 from tsgate.errors import ConfigError
@@ -87,7 +88,7 @@ def mode_of(point: Mapping[str, Any], kind: str | None = None, observed: str | N
 
 # the reporting pattern says something from this many samples on
 PATTERN_SAMPLES = 20
-_ON_CADENCE = 0.1  # an interval within 10 % of the median one keeps the cadence
+ON_CADENCE = 0.1  # an interval within 10 % of the median one keeps the cadence
 _REGULAR = 0.8  # ... when this share of the intervals does: sampled
 _IRREGULAR = 0.6  # ... when fewer than this share do, and values rarely repeat: cov
 _REPEATS = 0.1
@@ -99,19 +100,45 @@ def observed_mode(t_ms: TimeArray, v: ValueArray) -> str | None:
     regular cadence, lost samples aside); ``cov`` when fewer than 60 % are and fewer than
     10 % of the values repeat the one before (a device reporting on change suppresses
     repeats)."""
+    return observed_pattern(t_ms, v)[0]
+
+
+def observed_pattern(t_ms: TimeArray, v: ValueArray) -> tuple[str | None, int | None]:
+    """:func:`observed_mode` of the samples, and the cadence they show while the value
+    holds (:func:`holding_cadence_ms`)."""
     keep = ~np.isnan(v)
     t, values = t_ms[keep], v[keep]
     if t.size < PATTERN_SAMPLES:
-        return None
+        return None, None
     steps = np.diff(t)
+    repeated = values[1:] == values[:-1]
+    cadence = holding_cadence_ms(steps, repeated)
     median = float(np.median(steps))
     if median <= 0:
-        return None
-    regular = float(np.mean(np.abs(steps - median) <= _ON_CADENCE * median))
+        return None, cadence
+    regular = float(np.mean(np.abs(steps - median) <= ON_CADENCE * median))
     if regular >= _REGULAR:
-        return "sampled"
-    repeats = float(np.mean(values[1:] == values[:-1]))
-    return "cov" if regular < _IRREGULAR and repeats < _REPEATS else None
+        return "sampled", cadence
+    repeats = float(np.mean(repeated))
+    return ("cov" if regular < _IRREGULAR and repeats < _REPEATS else None), cadence
+
+
+def holding_cadence_ms(steps: npt.NDArray[np.int64], repeated: npt.NDArray[np.bool_]) -> int | None:
+    """The regular interval at which a point reports while its value holds, or None: the
+    median of the intervals ending in a sample that repeats the one before (a report
+    carrying no change), when there are at least :data:`PATTERN_SAMPLES` of them and 80 %
+    are within 10 % of it. A polled point shows its polling interval (a fan status polled
+    every 5 minutes: 5 minutes, whatever holes it has); a point reporting on change
+    repeats its value only at a heartbeat, so it shows the heartbeat, or nothing when its
+    changes break the beat; one that changes at every report (a compressor cycling at
+    the polling rate) shows nothing, however regular its reports are."""
+    held = steps[repeated]
+    if held.size < PATTERN_SAMPLES:
+        return None
+    median = float(np.median(held))
+    if median <= 0 or np.mean(np.abs(held - median) <= ON_CADENCE * median) < _REGULAR:
+        return None
+    return round(median)
 
 
 # the stored periods that together decide a point's observed mode: those of the last four
@@ -126,6 +153,41 @@ class PeriodMode(NamedTuple):
     start_ms: int
     end_ms: int
     mode: str | None  # None: its samples show neither
+    # the regular interval it reported at while its value held (holding_cadence_ms)
+    cadence_ms: int | None = None
+
+
+def judged_cadence_ms(
+    periods: Iterable[tuple[int, int, str, int | None]], span: tuple[int, int]
+) -> int | None:
+    """The regular cadence a point shows over ``span`` (``[start, end)``) while its value
+    holds, from ``(start_ms, end_ms, mode, cadence_ms)`` of its stored periods, or None.
+    The periods overlapping ``span`` judge it: when those showing a cadence hold more of
+    ``span`` than those showing none, it is their cadence at the median of the time of
+    ``span`` they hold (so a point whose cadence changed is judged by the cadence of the
+    periods judged); else None. When no period overlaps ``span``, the one nearest to it
+    judges."""
+    start, end = span
+    shown = sorted(periods)
+    over = [p for p in shown if p[0] < end and start < p[1]]
+    if not over:
+        if not shown:
+            return None
+        return min(shown, key=lambda p: max(p[0] - end, start - p[1]))[3]
+    regular: list[tuple[int, int]] = []  # (cadence, time of span held)
+    without = 0
+    for s, e, _, cadence in over:
+        held = min(e, end) - max(s, start)
+        if cadence is not None and cadence > 0:
+            regular.append((cadence, held))
+        else:
+            without += held
+    weight = sum(w for _, w in regular)
+    if weight <= without:
+        return None
+    regular.sort()
+    held_up_to = np.cumsum([w for _, w in regular])
+    return regular[int(np.searchsorted(held_up_to, weight / 2))][0]
 
 
 def settled_mode(periods: Iterable[tuple[int, int, str]]) -> str | None:
