@@ -17,7 +17,7 @@ Either can be overridden per point: a ``kind`` kv tag (``binary``, ``multistate`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -162,32 +162,36 @@ def judged_cadence_ms(
 ) -> int | None:
     """The regular cadence a point shows over ``span`` (``[start, end)``) while its value
     holds, from ``(start_ms, end_ms, mode, cadence_ms)`` of its stored periods, or None.
-    The periods overlapping ``span`` judge it: when those showing a cadence hold more of
-    ``span`` than those showing none, it is their cadence at the median of the time of
-    ``span`` they hold (so a point whose cadence changed is judged by the cadence of the
-    periods judged); else None. When no period overlaps ``span``, the one nearest to it
-    judges."""
+    The periods overlapping ``span`` judge it (:func:`cadence_of_held`, each by the time
+    of ``span`` it holds), so a point whose cadence changed is judged by the cadence of
+    the periods judged. When no period overlaps ``span``, the one nearest to it judges."""
     start, end = span
-    shown = sorted(periods)
-    over = [p for p in shown if p[0] < end and start < p[1]]
-    if not over:
-        if not shown:
-            return None
-        return min(shown, key=lambda p: max(p[0] - end, start - p[1]))[3]
-    regular: list[tuple[int, int]] = []  # (cadence, time of span held)
-    without = 0
-    for s, e, _, cadence in over:
-        held = min(e, end) - max(s, start)
-        if cadence is not None and cadence > 0:
-            regular.append((cadence, held))
-        else:
-            without += held
+    shown = list(periods)
+    held = [
+        (cadence, min(e, end) - max(s, start))
+        for s, e, _, cadence in shown
+        if s < end and start < e
+    ]
+    if held or not shown:
+        return cadence_of_held(held)
+    return min(shown, key=lambda p: (max(p[0] - end, start - p[1]), p[0]))[3]
+
+
+def cadence_of_held(held: Sequence[tuple[int | None, int]]) -> int | None:
+    """The cadence of a range from ``(cadence_ms or None, time of the range held)`` of
+    its periods: when those with a cadence hold more of it than those without, their
+    cadence at the median of the time they hold; else None."""
+    regular = sorted((c, w) for c, w in held if c is not None and c > 0)
     weight = sum(w for _, w in regular)
+    without = sum(w for c, w in held if c is None or c <= 0)
     if weight <= without:
         return None
-    regular.sort()
-    held_up_to = np.cumsum([w for _, w in regular])
-    return regular[int(np.searchsorted(held_up_to, weight / 2))][0]
+    running = 0
+    for cadence, w in regular:
+        running += w
+        if 2 * running >= weight:
+            return cadence
+    return None  # not reached: the running total ends at the weight
 
 
 def settled_mode(periods: Iterable[tuple[int, int, str]]) -> str | None:

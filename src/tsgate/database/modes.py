@@ -13,7 +13,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tsgate.core.kinds import MODE_HISTORY_MS, PeriodMode, judged_cadence_ms, settled_mode
+from tsgate.core.kinds import (
+    MODE_HISTORY_MS,
+    PeriodMode,
+    cadence_of_held,
+    judged_cadence_ms,
+    settled_mode,
+)
 from tsgate.database.chunks import IN_LIST_MAX
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import point_mode_periods, point_modes
@@ -107,12 +113,36 @@ class ObservedModes:
         self, site: str, names: Sequence[str], span: tuple[int, int]
     ) -> dict[str, int]:
         """The regular cadence each named point shows over ``span``
-        (:func:`~tsgate.core.kinds.judged_cadence_ms` of its stored periods: those
-        overlapping ``span``, else all, for the nearest; points showing none left out)."""
+        (:func:`~tsgate.core.kinds.judged_cadence_ms` of its stored periods: the time of
+        ``span`` each cadence holds, summed in SQL, else the nearest period; points
+        showing none left out)."""
         wanted = sorted(set(names))
-        held = await self._periods(site, wanted, span)
-        held.update(await self._periods(site, [n for n in wanted if n not in held], None))
-        judged = {name: judged_cadence_ms(periods, span) for name, periods in held.items()}
+        start, end = (sa.literal(t, sa.BigInteger) for t in span)
+        p = _PERIODS.c
+        held_ms = sa.func.sum(
+            sa.case((p.period_end_ms < end, p.period_end_ms), else_=end)
+            - sa.case((p.period_start_ms > start, p.period_start_ms), else_=start)
+        )
+        weights: dict[str, list[tuple[int | None, int]]] = defaultdict(list)
+        async with self._sql.read() as conn:
+            for batch in batched(wanted, IN_LIST_MAX):
+                query = (
+                    sa.select(p.point, p.cadence_ms, held_ms)
+                    .where(
+                        p.site == site,
+                        p.point.in_(batch),
+                        p.period_start_ms < end,
+                        p.period_end_ms > start,
+                    )
+                    .group_by(p.point, p.cadence_ms)
+                )
+                for point, cadence, held in await conn.execute(query):
+                    weights[str(point)].append(
+                        (None if cadence is None else int(cadence), int(held))
+                    )
+        judged = {name: cadence_of_held(held) for name, held in weights.items()}
+        nearest = await self._periods(site, [n for n in wanted if n not in weights], None)
+        judged.update((n, judged_cadence_ms(periods, span)) for n, periods in nearest.items())
         return {name: cadence for name, cadence in judged.items() if cadence is not None}
 
     async def _periods(
