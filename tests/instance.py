@@ -98,9 +98,12 @@ class Harness:
         self.clock.ms += 1
         return await self.api.get(path, params=params, headers=self.token())
 
-    async def get(self, path: str, names: list[str], start: int, end: int, **params: str) -> Any:
+    async def get(
+        self, path: str, names: list[str], start: int, end: int, *, site: str = SITE, **params: str
+    ) -> Any:
+        """The JSON answer (a 200) of ``path`` for ``names`` of ``site`` over ``[start, end)``."""
         query = {
-            "site": SITE,
+            "site": site,
             "points": ",".join(names),
             "start": format_time(start),
             "end": format_time(end),

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from tsgate.upstream import building
 from tsgate.upstream.simulator import Simulator
 from tsgate.wire.ace import format_time, parse_times
 
@@ -73,15 +74,23 @@ def close(a: float, b: float) -> bool:
 
 # the gap rule (chart bands, /api/quality), restated for the simulator's points: a point
 # reporting on change (its value holds) may be silent for 1.5 hourly heartbeats, a sampled
-# one for three 5-minute reporting intervals
+# one for three 5-minute reporting intervals, and so may a point whose value holds but
+# which the simulator polls every 5 minutes (its regular cadence is observed)
 HELD_GAP_MS = 90 * 60_000
 SAMPLED_GAP_MS = 15 * 60_000
 HELD_KINDS = frozenset({"fan_status", "occupancy", "ahu_mode", "occ_schedule", "compressor"})
+# the simulator's points reporting on change: at each whole hour, and on a change beyond
+# their deadband (the other points report at every 5-minute sweep)
+COV_KINDS = frozenset(building.DEADBANDS)
 
 
-def sim_gap_ms(kind: str, mode: str = "sampled") -> int:
-    """The gap limit of a simulator point of ``kind`` (an analog point in ``mode``)."""
-    return HELD_GAP_MS if kind in HELD_KINDS or mode == "cov" else SAMPLED_GAP_MS
+def sim_gap_ms(kind: str, mode: str = "sampled", *, collects: bool = True) -> int:
+    """The gap limit of a simulator point of ``kind`` (an analog point in ``mode``): a
+    polled point whose value holds is judged by its observed cadence once it reports
+    (``collects``), else by the heartbeat rule."""
+    if kind not in HELD_KINDS and mode != "cov":
+        return SAMPLED_GAP_MS
+    return SAMPLED_GAP_MS if collects and kind not in COV_KINDS else HELD_GAP_MS
 
 
 def walk_gaps(t_ms: Sequence[int], span: tuple[int, int], limit_ms: int) -> list[tuple[int, int]]:

@@ -176,8 +176,13 @@ async def open_services(
             queue,
             clock_ms,
             describe=lambda site, names, token: catalog.describe(site, names, token, kinds),
-            gap_limits=lambda site, names, token: catalog.gap_limits(
-                site, names, token, kinds, floor_ms=int(settings.cov_gap_floor_s * 1000)
+            gap_limits=lambda site, names, token, span: catalog.gap_limits(
+                site,
+                names,
+                token,
+                kinds,
+                span=span,
+                floor_ms=int(settings.cov_gap_floor_s * 1000),
             ),
         )
         if settings.inline_worker:

@@ -19,7 +19,6 @@ from tests.instance import Harness
 from tests.simtruth import HELD_GAP_MS, SAMPLED_GAP_MS, sim_gap_ms, walk_gaps
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.campus import SimPoint
-from tsgate.wire.ace import format_time
 
 SITES = ("rhine_lab", "pune_clinic")  # the simulator's sites with building points
 KINDS = ("ahu_mode", "occ_schedule", "compressor", "zone_temp_cov", "stale_rh")
@@ -44,18 +43,15 @@ def points(h: Harness, site: str) -> list[SimPoint]:
 async def chart(
     h: Harness, site: str, names: list[str], span: tuple[int, int], **params: str
 ) -> Any:
-    r = await h.call(
-        "/api/timeseries",
-        {
-            "site": site,
-            "points": ",".join(names),
-            "start": format_time(span[0]),
-            "end": format_time(span[1]),
-            **params,
-        },
-    )
-    assert r.status_code == 200, r.text
-    return r.json()
+    return await h.get("/api/timeseries", names, *span, site=site, **params)
+
+
+async def quality_of(
+    h: Harness, site: str, names: list[str], span: tuple[int, int]
+) -> dict[str, Any]:
+    """Each point's row of ``/api/quality`` over ``span``, by name."""
+    body = await h.get("/api/quality", names, *span, site=site)
+    return {item["name"]: item for item in body["points"]}
 
 
 def truth_gaps(h: Harness, p: SimPoint, span: tuple[int, int], mode: str) -> list[tuple[int, int]]:
@@ -101,17 +97,7 @@ def test_gaps_equal_a_walk_over_the_truth_with_each_points_rule(
         raw = await chart(h, site, names, span)
         hourly = await chart(h, site, names, span, interval="1h", agg="avg")
         m4 = await chart(h, site, names, span, max_points="400")
-        r = await h.call(
-            "/api/quality",
-            {
-                "site": site,
-                "points": ",".join(names),
-                "start": format_time(span[0]),
-                "end": format_time(span[1]),
-            },
-        )
-        assert r.status_code == 200, r.text
-        quality = {item["name"]: item for item in r.json()["points"]}
+        quality = await quality_of(h, site, names, span)
         until = max(span[0], min(span[1], h.clock.ms + 1))
         modes = {s["name"]: s["mode"] for s in raw["series"]}
         for p in chosen:
@@ -194,17 +180,7 @@ def test_a_stale_sampled_point_still_shows_its_gap(harness: Harness) -> None:
     async def check() -> None:
         body = await chart(h, site, [rh.name], span)
         assert listed(body, rh.name) == want
-        r = await h.call(
-            "/api/quality",
-            {
-                "site": site,
-                "points": rh.name,
-                "start": format_time(span[0]),
-                "end": format_time(span[1]),
-            },
-        )
-        assert r.status_code == 200, r.text
-        (item,) = r.json()["points"]
+        (item,) = (await quality_of(h, site, [rh.name], span)).values()
         assert item["gapLimitMs"] == SAMPLED_GAP_MS and item["gaps"] >= 1
 
     h.run(check())
@@ -226,17 +202,7 @@ def test_a_configured_floor_raises_the_limit_for_chart_and_quality_alike(
 
         async def check() -> None:
             hourly = await chart(h, site, names, span, interval="1h", agg="avg")
-            r = await h.call(
-                "/api/quality",
-                {
-                    "site": site,
-                    "points": ",".join(names),
-                    "start": format_time(span[0]),
-                    "end": format_time(span[1]),
-                },
-            )
-            assert r.status_code == 200, r.text
-            quality = {item["name"]: item for item in r.json()["points"]}
+            quality = await quality_of(h, site, names, span)
             for p in chosen:
                 limit = SAMPLED_GAP_MS if p.kind == "stale_rh" else floor_ms
                 t_us, v = h.sim.truth(p.name, *span)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
-from tests.simtruth import HELD_KINDS, sim_gap_ms, walk_gaps
+from tests.simtruth import COV_KINDS, HELD_KINDS, sim_gap_ms, walk_gaps
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
@@ -35,9 +35,25 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         Outage(*OUTAGE, backlog_ms=None, site=SITE, points=tuple(p.name for p in site.points[:40]))
     ]
     try:
+        h.run(_read_polled_history(h))
         yield h
     finally:
         h.close()
+
+
+async def _read_polled_history(h: Harness) -> None:
+    """The pool's polled on/off points are judged by the cadence their stored periods
+    show (before any is stored, by the heartbeat rule): their history is read once, as
+    a point's is once charted, so every range of theirs has periods to judge it."""
+    site = h.sim.site_by_name[SITE]
+    polled = [n for n in pool(h) if site.by_name[n].kind in HELD_KINDS - COV_KINDS]
+    if polled:
+        start, end = EARLIEST - MS_PER_DAY, NOW + MS_PER_DAY
+        query = {"site": SITE, "points": ",".join(polled)}
+        r = await h.call(
+            "/api/timeseries", {**query, "start": format_time(start), "end": format_time(end)}
+        )
+        assert r.status_code == 200, r.text
 
 
 def pool(h: Harness) -> list[str]:
@@ -73,16 +89,18 @@ def brute(
     tolerance: float,
     bounds: tuple[float | None, float | None],
     kind: str = "",
+    collects: bool = True,
 ) -> Figures:
     """Every figure the way the documentation defines it, sample by sample; ``kind``:
-    the simulator point's (its gap limit, and whether its value holds)."""
+    the simulator point's (its gap limit, and whether its value holds), ``collects``
+    whether it reports at all (a polled point's cadence is observed once it does)."""
     start, end = span
     t = t_us // 1000
     keep = ~np.isnan(v)
     t, v = t[keep], v[keep]
     until = max(start, min(end, now + 1))
     expected = (until - start) // CADENCE_MS
-    limit = sim_gap_ms(kind)
+    limit = sim_gap_ms(kind, collects=collects)
     held = kind in HELD_KINDS
     hours = t // MS_PER_HOUR
     # silences into another hour and at the range's ends (one inside an hour: not seen)
@@ -203,9 +221,11 @@ def test_quality_equals_a_pass_over_the_truth(
             assert [p["name"] for p in body["points"]] == names
             for item in body["points"]:
                 t_us, v = h.sim.truth(item["name"], start, end)
-                kind = kind_of(h, item["name"])
-                want = brute(t_us, v, (start, end), now, tolerance, bounds, kind)
-                assert item["gapLimitMs"] == sim_gap_ms(kind)
+                point = h.sim.site_by_name[SITE].by_name[item["name"]]
+                want = brute(
+                    t_us, v, (start, end), now, tolerance, bounds, point.kind, point.collect
+                )
+                assert item["gapLimitMs"] == sim_gap_ms(point.kind, collects=point.collect)
                 assert figures_of(item) == want, (
                     item["name"],
                     format_time(start),

@@ -19,6 +19,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
+from tsgate.core.kinds import PeriodMode
 from tsgate.database import (
     Database,
     RequestStat,
@@ -152,7 +153,7 @@ async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> N
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
             )
-    assert version == [("0012",)]
+    assert version == [("0013",)]
     assert diff == []
 
 
@@ -381,6 +382,39 @@ async def test_catalog_lifts_unit_and_tags_into_columns(db: Database) -> None:
         ("bare", None, "  ", False),
         (ace_point(7)["name"], "ppm", " zone co2 sensor ", True),
     ]
+
+
+# -- observed modes and cadences ------------------------------------------------------
+
+
+async def test_period_cadences_judge_the_range_asked_and_follow_rewrites(db: Database) -> None:
+    """Each stored period keeps the cadence it showed; a range is judged by the periods
+    over it (the nearest when none is), and a period written again with another cadence
+    replaces it; periods older than four weeks before the latest are kept for that."""
+    minute = 60_000
+    polled = [
+        PeriodMode("fan", JAN_MS + d * DAY_MS, JAN_MS + (d + 1) * DAY_MS, "sampled", 5 * minute)
+        for d in range(3)
+    ]
+    await db.modes.put("campus", polled, now_ms=JAN_MS)
+    beating = PeriodMode("fan", MAR_MS, MAR_MS + DAY_MS, "sampled", 60 * minute)
+    await db.modes.put("campus", [beating], now_ms=MAR_MS)
+    early = (JAN_MS + DAY_MS, JAN_MS + DAY_MS + 3_600_000)
+    assert await db.modes.cadences("campus", ["fan", "none"], early) == {"fan": 5 * minute}
+    assert await db.modes.cadences("campus", ["fan"], (MAR_MS, MAR_MS + 1)) == {"fan": 60 * minute}
+    # between them, nearer the March day
+    assert await db.modes.cadences("campus", ["fan"], (MAR_MS - DAY_MS, MAR_MS - 1)) == {
+        "fan": 60 * minute
+    }
+    # a period that shows a mode but no cadence (changes break the beat) judges none
+    await db.modes.put("campus", [polled[1]._replace(cadence_ms=None)], now_ms=MAR_MS)
+    assert await db.modes.cadences("campus", ["fan"], early) == {}
+    await db.modes.put("campus", [polled[1]._replace(cadence_ms=2 * minute)], now_ms=MAR_MS)
+    assert await db.modes.cadences("campus", ["fan"], early) == {"fan": 2 * minute}
+    # a period showing nothing removes what it showed before
+    await db.modes.put("campus", [polled[1]._replace(mode=None, cadence_ms=None)], now_ms=MAR_MS)
+    assert await db.modes.cadences("campus", ["fan"], early) == {"fan": 5 * minute}  # nearest
+    assert await db.modes.cadences("other", ["fan"], early) == {}
 
 
 # -- rollups ---------------------------------------------------------------------------

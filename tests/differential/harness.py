@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import itertools
 import shutil
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -207,6 +208,17 @@ class Harness:
             p.write_bytes(data[: len(data) // 2] if i % 2 else b"\x00garbage" + data[8:])
         self.tally.damaged += len(files)
         return len(files)
+
+    def damage_rollup_blobs(self, point: str, level: str = "1h") -> int:
+        """Overwrite the point's stored rollup blobs of ``level`` with bytes that decode
+        to nothing valid (in the SQLite database)."""
+        path = Path(self.settings.database_url.removeprefix("sqlite:///"))
+        with sqlite3.connect(path) as con:
+            damaged = con.execute(
+                "UPDATE rollups SET blob = ? WHERE point = ? AND level = ?",
+                (b"\x01garbage", point, level),
+            ).rowcount
+        return int(damaged)
 
     # ---- requests ------------------------------------------------------------------
 

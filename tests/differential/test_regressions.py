@@ -4,7 +4,6 @@ checked against the simulator's truth rather than remembered counts."""
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -66,6 +65,15 @@ async def h(sim: Simulator, clock: Clock, request: pytest.FixtureRequest) -> Asy
 
 def names_of(sim: Simulator, n: int, site: str = SITE) -> list[str]:
     return [p.name for p in sim.site_by_name[site].collecting[:n]]
+
+
+async def cache_then_damage_rollups(h: Harness, name: str, start: int) -> None:
+    """The point's samples from ``start`` to now cached (read as a raw chart), its hourly
+    rollup blobs then damaged and the gateway restarted (nothing of them kept in memory)."""
+    got, _ = await read_chart_raw(h, [name], start, h.clock.ms, "series", False)
+    assert got is not None, h.tally.report()
+    assert h.damage_rollup_blobs(name), "no rollup blob was damaged: the reproducer tests nothing"
+    await h.restart()
 
 
 def assert_same(want: Arrays, got: Arrays) -> None:
@@ -310,14 +318,7 @@ async def test_a_write_into_a_month_whose_rollup_blob_is_damaged_keeps_the_month
     held nothing else: the next read found a valid blob without the days before."""
     name = names_of(sim, 1)[0]
     start = clock.ms - 2 * DAY_MS
-    got, _ = await read_chart_raw(h, [name], start, clock.ms, "series", False)
-    assert got is not None, h.tally.report()
-    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
-        damaged = con.execute(
-            "UPDATE rollups SET blob = ? WHERE point = ? AND level = '1h'", (b"\x01garbage", name)
-        ).rowcount
-    assert damaged, "no rollup blob was damaged: the reproducer tests nothing"
-    await h.restart()
+    await cache_then_damage_rollups(h, name, start)
     clock.ms += 376_000  # the open day's tail is fetched and written again
     got, _ = await read_chart_interval(h, [name], start, clock.ms, "1h", "count")
     assert got is not None, h.tally.report()
@@ -333,14 +334,7 @@ async def test_invalidating_days_of_a_month_whose_rollup_blob_is_damaged_keeps_t
     nothing else: the month's other days lost their buckets."""
     name = names_of(sim, 1)[0]
     start = clock.ms - 3 * DAY_MS
-    got, _ = await read_chart_raw(h, [name], start, clock.ms, "series", False)
-    assert got is not None, h.tally.report()
-    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
-        damaged = con.execute(
-            "UPDATE rollups SET blob = ? WHERE point = ? AND level = '1h'", (b"\x01garbage", name)
-        ).rowcount
-    assert damaged, "no rollup blob was damaged: the reproducer tests nothing"
-    await h.restart()
+    await cache_then_damage_rollups(h, name, start)
     day = clock.ms - clock.ms % DAY_MS - DAY_MS
     await invalidate(h.services.reader.store, SITE, [name], day, day + DAY_MS, now_ms=clock.ms)
     first_day = day - DAY_MS

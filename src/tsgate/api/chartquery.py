@@ -225,6 +225,12 @@ def chart_gap_limits(request: Request, token: str, *, access_checked: bool) -> G
     ``access_checked``: the request checked the token on the site already."""
     services = services_of(request)
     floor_ms = int(services.settings.cov_gap_floor_s * 1000)
-    return lambda site, names: services.catalog.gap_limits(
-        site, names, token, services.kinds, floor_ms=floor_ms, access_checked=access_checked
+    return lambda site, names, span: services.catalog.gap_limits(
+        site,
+        names,
+        token,
+        services.kinds,
+        span=span,
+        floor_ms=floor_ms,
+        access_checked=access_checked,
     )

@@ -49,13 +49,26 @@ async def quality(request: Request) -> Response:
     token = token_of(request, services.settings.upstream_token)
     await services.catalog.fresh(site, token)
     version, profiles = await _profiles(request, site, q.get("points"))
-    # the modes the points would be judged in now: a kept answer judged in others is not
-    # shown (the gap limits, staleness and coverage of a point follow its mode)
-    observed = await services.catalog.observed_modes(
-        site, [p.name for p in profiles if p.observed_decides]
-    )
-    modes = [p.mode_given(observed.get(p.name)) for p in profiles]
     floor_ms = int(services.settings.cov_gap_floor_s * 1000)
+    by_name = {p.name: p for p in profiles}
+
+    async def judge(names: Sequence[str]) -> dict[str, tuple[str, int]]:
+        # the chart's rule (its gap bands): each point's mode (the observed one counting)
+        # and gap limit (for a point whose value holds, by the cadence its stored periods
+        # over the range show)
+        observed = await services.catalog.observed_modes(
+            site, [n for n in names if by_name[n].observed_decides]
+        )
+        modes = {n: by_name[n].mode_given(observed.get(n)) for n in names}
+        held = [n for n in names if holds(by_name[n].kind, modes[n])]
+        cadences = await services.catalog.observed_cadences(site, held, (start_ms, end_ms))
+        return {
+            n: (modes[n], by_name[n].gap_ms(modes[n], floor_ms, cadences.get(n))) for n in names
+        }
+
+    # the modes and limits the points would be judged by now: a kept answer judged by
+    # others is not shown (the gaps, staleness and coverage of a point follow them)
+    shown = _shown(await judge([p.name for p in profiles]), profiles)
     zone = await services.zones.zone_of(site, token)
     reader, memo = services.reader, services.quality
     binary = wants_msgpack(request)
@@ -74,7 +87,7 @@ async def quality(request: Request) -> Response:
         binary,
         choose_encoding(request.headers.get("accept-encoding", "")),
     )
-    kept = memo.answer(key, reader.clock_ms(), (zone, *modes))
+    kept = memo.answer(key, reader.clock_ms(), (zone, *shown))
     if kept is not None:
         await reader.check_site(site, token)  # kept answers are served only to readers
         return Response(kept.body, 200, headers=kept.headers, media_type=kept.media_type)
@@ -92,18 +105,11 @@ async def quality(request: Request) -> Response:
         # what is not stored yet is fetched inline: at most inline_fetch_samples a batch
         await check_fetch_budget(services, site, names, *hours, token)
 
-    by_name = {p.name: p for p in profiles}
     judged: dict[str, tuple[str, int]] = {}  # each point's mode and gap limit, as judged
 
     async def gap_limits(names: Sequence[str]) -> tuple[list[int], list[bool]]:
-        # the chart's rule (its gap bands): per point's kind and mode, the observed one
-        # counting once the samples are read
-        observed = await services.catalog.observed_modes(
-            site, [n for n in names if by_name[n].observed_decides]
-        )
-        for n in names:
-            mode = by_name[n].mode_given(observed.get(n))
-            judged[n] = mode, by_name[n].gap_ms(mode, floor_ms)
+        # judged once the samples are read (and their periods stored)
+        judged.update(await judge(names))
         return (
             [judged[n][1] for n in names],
             [holds(by_name[n].kind, judged[n][0]) for n in names],
@@ -152,12 +158,17 @@ async def quality(request: Request) -> Response:
         memo.keep_answer(
             key,
             until_ms=stats.changes_at_ms,
-            shown=(zone, *modes),
+            shown=(zone, *_shown(judged, profiles)),
             body=bytes(response.body),
             media_type=media_type,
             headers={**sent, "X-Cache-Status": "HIT", "X-Cache-Source": "MEMORY"},
         )
     return response
+
+
+def _shown(judged: dict[str, tuple[str, int]], profiles: Sequence[PointProfile]) -> list[str]:
+    """Each point's mode and gap limit as judged, as a kept answer is shown by them."""
+    return [f"{judged[p.name][0]}:{judged[p.name][1]}" for p in profiles]
 
 
 def _items(

@@ -17,11 +17,12 @@ Either can be overridden per point: a ``kind`` kv tag (``binary``, ``multistate`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from tsgate.core.model import MS_PER_DAY, TimeArray, ValueArray
 from tsgate.errors import ConfigError
@@ -87,7 +88,7 @@ def mode_of(point: Mapping[str, Any], kind: str | None = None, observed: str | N
 
 # the reporting pattern says something from this many samples on
 PATTERN_SAMPLES = 20
-_ON_CADENCE = 0.1  # an interval within 10 % of the median one keeps the cadence
+ON_CADENCE = 0.1  # an interval within 10 % of the median one keeps the cadence
 _REGULAR = 0.8  # ... when this share of the intervals does: sampled
 _IRREGULAR = 0.6  # ... when fewer than this share do, and values rarely repeat: cov
 _REPEATS = 0.1
@@ -99,19 +100,45 @@ def observed_mode(t_ms: TimeArray, v: ValueArray) -> str | None:
     regular cadence, lost samples aside); ``cov`` when fewer than 60 % are and fewer than
     10 % of the values repeat the one before (a device reporting on change suppresses
     repeats)."""
+    return observed_pattern(t_ms, v)[0]
+
+
+def observed_pattern(t_ms: TimeArray, v: ValueArray) -> tuple[str | None, int | None]:
+    """:func:`observed_mode` of the samples, and the cadence they show while the value
+    holds (:func:`holding_cadence_ms`)."""
     keep = ~np.isnan(v)
     t, values = t_ms[keep], v[keep]
     if t.size < PATTERN_SAMPLES:
-        return None
+        return None, None
     steps = np.diff(t)
+    repeated = values[1:] == values[:-1]
+    cadence = holding_cadence_ms(steps, repeated)
     median = float(np.median(steps))
     if median <= 0:
-        return None
-    regular = float(np.mean(np.abs(steps - median) <= _ON_CADENCE * median))
+        return None, cadence
+    regular = float(np.mean(np.abs(steps - median) <= ON_CADENCE * median))
     if regular >= _REGULAR:
-        return "sampled"
-    repeats = float(np.mean(values[1:] == values[:-1]))
-    return "cov" if regular < _IRREGULAR and repeats < _REPEATS else None
+        return "sampled", cadence
+    repeats = float(np.mean(repeated))
+    return ("cov" if regular < _IRREGULAR and repeats < _REPEATS else None), cadence
+
+
+def holding_cadence_ms(steps: npt.NDArray[np.int64], repeated: npt.NDArray[np.bool_]) -> int | None:
+    """The regular interval at which a point reports while its value holds, or None: the
+    median of the intervals ending in a sample that repeats the one before (a report
+    carrying no change), when there are at least :data:`PATTERN_SAMPLES` of them and 80 %
+    are within 10 % of it. A polled point shows its polling interval (a fan status polled
+    every 5 minutes: 5 minutes, whatever holes it has); a point reporting on change
+    repeats its value only at a heartbeat, so it shows the heartbeat, or nothing when its
+    changes break the beat; one that changes at every report (a compressor cycling at
+    the polling rate) shows nothing, however regular its reports are."""
+    held = steps[repeated]
+    if held.size < PATTERN_SAMPLES:
+        return None
+    median = float(np.median(held))
+    if median <= 0 or np.mean(np.abs(held - median) <= ON_CADENCE * median) < _REGULAR:
+        return None
+    return round(median)
 
 
 # the stored periods that together decide a point's observed mode: those of the last four
@@ -126,6 +153,45 @@ class PeriodMode(NamedTuple):
     start_ms: int
     end_ms: int
     mode: str | None  # None: its samples show neither
+    # the regular interval it reported at while its value held (holding_cadence_ms)
+    cadence_ms: int | None = None
+
+
+def judged_cadence_ms(
+    periods: Iterable[tuple[int, int, str, int | None]], span: tuple[int, int]
+) -> int | None:
+    """The regular cadence a point shows over ``span`` (``[start, end)``) while its value
+    holds, from ``(start_ms, end_ms, mode, cadence_ms)`` of its stored periods, or None.
+    The periods overlapping ``span`` judge it (:func:`cadence_of_held`, each by the time
+    of ``span`` it holds), so a point whose cadence changed is judged by the cadence of
+    the periods judged. When no period overlaps ``span``, the one nearest to it judges."""
+    start, end = span
+    shown = list(periods)
+    held = [
+        (cadence, min(e, end) - max(s, start))
+        for s, e, _, cadence in shown
+        if s < end and start < e
+    ]
+    if held or not shown:
+        return cadence_of_held(held)
+    return min(shown, key=lambda p: (max(p[0] - end, start - p[1]), p[0]))[3]
+
+
+def cadence_of_held(held: Sequence[tuple[int | None, int]]) -> int | None:
+    """The cadence of a range from ``(cadence_ms or None, time of the range held)`` of
+    its periods: when those with a cadence hold more of it than those without, their
+    cadence at the median of the time they hold; else None."""
+    regular = sorted((c, w) for c, w in held if c is not None and c > 0)
+    weight = sum(w for _, w in regular)
+    without = sum(w for c, w in held if c is None or c <= 0)
+    if weight <= without:
+        return None
+    running = 0
+    for cadence, w in regular:
+        running += w
+        if 2 * running >= weight:
+            return cadence
+    return None  # not reached: the running total ends at the weight
 
 
 def settled_mode(periods: Iterable[tuple[int, int, str]]) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from tsgate.core.kinds import MODES, PointKinds
+from tsgate.core.kinds import MODES, ON_CADENCE, PointKinds
 from tsgate.core.model import MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.core.rollups import Buckets, drop_nan
 
@@ -60,16 +60,28 @@ def gap_limit_ms(
     *,
     heartbeat_ms: int | None = None,
     floor_ms: int = GAP_MS,
+    observed_cadence_ms: int | None = None,
 ) -> int:
     """A silence longer than this is a gap in a point's data (a chart's gap band, a gap of
-    ``/api/quality``): for a sampled analog point :data:`GAP_CADENCES` reporting intervals;
-    for a point reporting on change (its value known to hold meanwhile)
-    :data:`HEARTBEAT_SLACK` heartbeats (its own, else :data:`DEFAULT_HEARTBEAT_MS`), never
-    less than ``floor_ms``."""
+    ``/api/quality``): for a sampled analog point :data:`GAP_CADENCES` reporting intervals
+    (``cadence_ms``, the catalog's); for a point whose value holds between reports (COV,
+    binary, multistate) :data:`HEARTBEAT_SLACK` heartbeats (its own, else
+    :data:`DEFAULT_HEARTBEAT_MS`) or, when shorter, :data:`GAP_CADENCES` intervals of the
+    regular ``observed_cadence_ms`` its stored periods over the range judged show while
+    its value holds (:func:`~tsgate.core.kinds.judged_cadence_ms`: a fan status polled
+    every 5 minutes, 15 minutes; a point heartbeating hourly keeps 1.5 heartbeats, and
+    one whose changes break the beat shows no cadence), never less than ``floor_ms``. An
+    observed cadence within :data:`~tsgate.core.kinds.ON_CADENCE` of ``cadence_ms`` is
+    that one (a poller's jitter aside, the point keeps its declared interval)."""
     if not holds(kind, mode):
         return GAP_CADENCES * cadence_ms
     beat = heartbeat_ms if heartbeat_ms and heartbeat_ms > 0 else DEFAULT_HEARTBEAT_MS
-    return max(floor_ms, int(HEARTBEAT_SLACK * beat))
+    held = int(HEARTBEAT_SLACK * beat)
+    if observed_cadence_ms is not None and observed_cadence_ms > 0:
+        if abs(observed_cadence_ms - cadence_ms) <= ON_CADENCE * cadence_ms:
+            observed_cadence_ms = cadence_ms
+        held = min(held, GAP_CADENCES * observed_cadence_ms)
+    return max(floor_ms, held)
 
 
 def heartbeat_ms_of(point: Mapping[str, Any]) -> int | None:
@@ -129,14 +141,18 @@ class PointProfile:
         """The mode, given the one the point's reporting pattern showed (if any)."""
         return observed if self.observed_decides and observed in MODES else self.mode
 
-    def gap_ms(self, mode: str, floor_ms: int = GAP_MS) -> int:
-        """:func:`gap_limit_ms` of this point in ``mode`` (see :meth:`mode_given`)."""
+    def gap_ms(
+        self, mode: str, floor_ms: int = GAP_MS, observed_cadence_ms: int | None = None
+    ) -> int:
+        """:func:`gap_limit_ms` of this point in ``mode`` (see :meth:`mode_given`), given
+        the regular cadence its periods judged show (if any)."""
         return gap_limit_ms(
             self.kind,
             mode,
             self.cadence_s * 1000,
             heartbeat_ms=self.heartbeat_ms,
             floor_ms=floor_ms,
+            observed_cadence_ms=observed_cadence_ms,
         )
 
 

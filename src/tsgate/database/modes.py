@@ -1,7 +1,9 @@
 """The sampling mode each point's reporting pattern shows (``core.kinds.observed_mode``),
-for points no tag describes: what each stored period showed, and the mode those periods
-decide together (``core.kinds.settled_mode``), kept per (site, point) as chunks are
-written."""
+for points no tag describes: what each stored period showed (and, showing ``sampled``,
+its cadence), and the mode those periods decide together (``core.kinds.settled_mode``),
+kept per (site, point) as chunks are written. The periods are kept as long as the
+point's data: the cadence of any range judged is the one its own periods showed
+(``core.kinds.judged_cadence_ms``)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tsgate.core.kinds import MODE_HISTORY_MS, PeriodMode, settled_mode
+from tsgate.core.kinds import (
+    MODE_HISTORY_MS,
+    PeriodMode,
+    cadence_of_held,
+    judged_cadence_ms,
+    settled_mode,
+)
 from tsgate.database.chunks import IN_LIST_MAX
 from tsgate.database.engine import SqlEngine, batched
 from tsgate.database.tables import point_mode_periods, point_modes
@@ -25,7 +34,7 @@ class ObservedModes:
     async def put(self, site: str, periods: Sequence[PeriodMode], now_ms: int) -> None:
         """Record what each written period showed (replacing what the periods it
         overlaps showed, nothing when it shows neither mode) and decide again the mode of
-        each point concerned; periods older than the history that decides are dropped."""
+        each point concerned from the periods of its history (:data:`MODE_HISTORY_MS`)."""
         periods = await self._changed(site, _latest(periods))
         if not periods:
             return  # every period shows what it showed before (a day read again, usually)
@@ -46,34 +55,19 @@ class ObservedModes:
                     "period_start_ms": p.start_ms,
                     "period_end_ms": p.end_ms,
                     "mode": p.mode,
+                    "cadence_ms": p.cadence_ms,
                 }
                 for p in periods
                 if p.mode is not None
             ]
             if shown:
                 await conn.execute(sa.insert(_PERIODS), shown)
-            stored: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
             names = sorted({p.point for p in periods})
-            for batch in batched(names, IN_LIST_MAX):
-                query = sa.select(
-                    _PERIODS.c.point,
-                    _PERIODS.c.period_start_ms,
-                    _PERIODS.c.period_end_ms,
-                    _PERIODS.c.mode,
-                ).where(_PERIODS.c.site == site, _PERIODS.c.point.in_(batch))
-                for point, start, end, mode in await conn.execute(query):
-                    stored[str(point)].append((int(start), int(end), str(mode)))
-            cutoffs = [
-                {"p": name, "c": max(e for _, e, _ in held) - MODE_HISTORY_MS}
-                for name, held in stored.items()
-            ]
-            if cutoffs:
-                old = sa.delete(_PERIODS).where(
-                    _PERIODS.c.site == site,
-                    _PERIODS.c.point == sa.bindparam("p"),
-                    _PERIODS.c.period_end_ms <= sa.bindparam("c"),
-                )
-                await conn.execute(old, cutoffs)
+            # every period that can decide: the history before each point's latest period
+            # reaches back past the earliest written one by MODE_HISTORY_MS at most
+            since = min(p.start_ms for p in periods) - MODE_HISTORY_MS
+            held = await _read(conn, site, names, _PERIODS.c.period_end_ms > since)
+            stored = {name: [(s, e, m) for s, e, m, _ in rows] for name, rows in held.items()}
             decided = {name: settled_mode(stored.get(name, ())) for name in names}
             undecided = [name for name, mode in decided.items() if mode is None]
             for batch in batched(undecided, IN_LIST_MAX):
@@ -95,26 +89,12 @@ class ObservedModes:
         if not periods:
             return []
         lo, hi = min(p.start_ms for p in periods), max(p.end_ms for p in periods)
-        recorded: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        async with self._sql.read() as conn:
-            for batch in batched(sorted({p.point for p in periods}), IN_LIST_MAX):
-                query = sa.select(
-                    _PERIODS.c.point,
-                    _PERIODS.c.period_start_ms,
-                    _PERIODS.c.period_end_ms,
-                    _PERIODS.c.mode,
-                ).where(
-                    _PERIODS.c.site == site,
-                    _PERIODS.c.point.in_(batch),
-                    _PERIODS.c.period_start_ms < hi,
-                    _PERIODS.c.period_end_ms > lo,
-                )
-                for point, start, end, mode in await conn.execute(query):
-                    recorded[str(point)].append((int(start), int(end), str(mode)))
+        recorded = await self._periods(site, sorted({p.point for p in periods}), (lo, hi))
 
         def same(p: PeriodMode) -> bool:
-            over = [r for r in recorded[p.point] if r[0] < p.end_ms and p.start_ms < r[1]]
-            return over == ([] if p.mode is None else [(p.start_ms, p.end_ms, p.mode)])
+            over = [r for r in recorded.get(p.point, []) if r[0] < p.end_ms and p.start_ms < r[1]]
+            shown = (p.start_ms, p.end_ms, p.mode, p.cadence_ms)
+            return over == ([] if p.mode is None else [shown])
 
         return [p for p in periods if not same(p)]
 
@@ -128,6 +108,78 @@ class ObservedModes:
                 )
                 found.update((str(p), str(m)) for p, m in await conn.execute(query))
         return found
+
+    async def cadences(
+        self, site: str, names: Sequence[str], span: tuple[int, int]
+    ) -> dict[str, int]:
+        """The regular cadence each named point shows over ``span``
+        (:func:`~tsgate.core.kinds.judged_cadence_ms` of its stored periods: the time of
+        ``span`` each cadence holds, summed in SQL, else the nearest period; points
+        showing none left out)."""
+        wanted = sorted(set(names))
+        start, end = (sa.literal(t, sa.BigInteger) for t in span)
+        p = _PERIODS.c
+        held_ms = sa.func.sum(
+            sa.case((p.period_end_ms < end, p.period_end_ms), else_=end)
+            - sa.case((p.period_start_ms > start, p.period_start_ms), else_=start)
+        )
+        weights: dict[str, list[tuple[int | None, int]]] = defaultdict(list)
+        async with self._sql.read() as conn:
+            for batch in batched(wanted, IN_LIST_MAX):
+                query = (
+                    sa.select(p.point, p.cadence_ms, held_ms)
+                    .where(
+                        p.site == site,
+                        p.point.in_(batch),
+                        p.period_start_ms < end,
+                        p.period_end_ms > start,
+                    )
+                    .group_by(p.point, p.cadence_ms)
+                )
+                for point, cadence, held in await conn.execute(query):
+                    weights[str(point)].append(
+                        (None if cadence is None else int(cadence), int(held))
+                    )
+        judged = {name: cadence_of_held(held) for name, held in weights.items()}
+        nearest = await self._periods(site, [n for n in wanted if n not in weights], None)
+        judged.update((n, judged_cadence_ms(periods, span)) for n, periods in nearest.items())
+        return {name: cadence for name, cadence in judged.items() if cadence is not None}
+
+    async def _periods(
+        self, site: str, names: Sequence[str], span: tuple[int, int] | None
+    ) -> dict[str, list[Shown]]:
+        """The stored periods of ``names`` (overlapping ``span`` when given)."""
+        overlapping = (
+            sa.true()
+            if span is None
+            else sa.and_(_PERIODS.c.period_start_ms < span[1], _PERIODS.c.period_end_ms > span[0])
+        )
+        async with self._sql.read() as conn:
+            return await _read(conn, site, names, overlapping)
+
+
+# what one stored period showed: (start_ms, end_ms, mode, cadence_ms or None)
+Shown = tuple[int, int, str, int | None]
+
+
+async def _read(
+    conn: AsyncConnection, site: str, names: Sequence[str], where: sa.ColumnElement[bool]
+) -> dict[str, list[Shown]]:
+    """The stored periods of ``names`` that ``where`` keeps, per point."""
+    held: dict[str, list[Shown]] = defaultdict(list)
+    for batch in batched(names, IN_LIST_MAX):
+        query = sa.select(
+            _PERIODS.c.point,
+            _PERIODS.c.period_start_ms,
+            _PERIODS.c.period_end_ms,
+            _PERIODS.c.mode,
+            _PERIODS.c.cadence_ms,
+        ).where(_PERIODS.c.site == site, _PERIODS.c.point.in_(batch), where)
+        for point, start, end, mode, cadence in await conn.execute(query):
+            held[str(point)].append(
+                (int(start), int(end), str(mode), None if cadence is None else int(cadence))
+            )
+    return dict(held)
 
 
 def _latest(periods: Sequence[PeriodMode]) -> list[PeriodMode]:

@@ -96,6 +96,7 @@ point_modes = sa.Table(
 )
 
 # what each stored period of a point showed of its mode (the periods decide point_modes)
+# and, showing ``sampled``, its cadence (the periods over a range judge its gap limit)
 point_mode_periods = sa.Table(
     "point_mode_periods",
     metadata,
@@ -104,6 +105,7 @@ point_mode_periods = sa.Table(
     sa.Column("period_start_ms", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("period_end_ms", sa.BigInteger, nullable=False),
     sa.Column("mode", sa.Text, nullable=False),
+    sa.Column("cadence_ms", sa.BigInteger, nullable=True),
     sa.CheckConstraint("mode IN ('sampled', 'cov')", name="mode"),
 )
 

@@ -340,7 +340,9 @@ async def run_query(ctx: JobContext) -> JobResult:
         token=ctx.token,
         prepared=prepared,
         describe=(lambda site, names: describe(site, names, ctx.token)) if describe else None,
-        gap_limits=(lambda site, names: limits(site, names, ctx.token)) if limits else None,
+        gap_limits=(
+            (lambda site, names, span: limits(site, names, ctx.token, span)) if limits else None
+        ),
     )
     _complete(result.stats)
     body = chart_body(answer_of(query, result), req.layout or "series", msgpack=False)

@@ -42,8 +42,9 @@ class JobResult:
 
 # (site, point names, token) -> each point's (kind, mode)
 Describe = Callable[[str, Sequence[str], str], Awaitable[dict[str, tuple[str, str]]]]
-# (site, point names, token) -> each point's gap limit in ms (its chart gap bands)
-GapLimits = Callable[[str, Sequence[str], str], Awaitable[Mapping[str, int]]]
+# (site, point names, token, span judged) -> each point's gap limit in ms over the span
+# (its chart gap bands)
+GapLimits = Callable[[str, Sequence[str], str, tuple[int, int]], Awaitable[Mapping[str, int]]]
 
 
 @dataclass

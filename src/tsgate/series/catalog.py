@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from tsgate.clock import wall_clock_ms
 from tsgate.core.kinds import PeriodMode, PointKinds
-from tsgate.core.quality import GAP_MS, profile_of
+from tsgate.core.quality import GAP_MS, holds, profile_of
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.upstream.base import Upstream
@@ -65,6 +65,12 @@ class ObservedModeRows(Protocol):
     async def get(self, site: str, names: Sequence[str]) -> dict[str, str]:
         """The observed mode of each named point that has one."""
 
+    async def cadences(
+        self, site: str, names: Sequence[str], span: tuple[int, int]
+    ) -> dict[str, int]:
+        """The regular cadence each named point's stored periods show over ``span``
+        (``core.kinds.judged_cadence_ms``; points showing none left out)."""
+
 
 class Catalog(Protocol):
     """What handlers ask of the point catalog (:class:`PointCatalog` is it)."""
@@ -108,11 +114,16 @@ class Catalog(Protocol):
         token: str,
         kinds: PointKinds,
         *,
+        span: tuple[int, int],
         floor_ms: int = GAP_MS,
         access_checked: bool = False,
     ) -> dict[str, int]: ...
 
     async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]: ...
+
+    async def observed_cadences(
+        self, site: str, names: Sequence[str], span: tuple[int, int]
+    ) -> dict[str, int]: ...
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False
@@ -219,17 +230,23 @@ class PointCatalog:
         token: str,
         kinds: PointKinds,
         *,
+        span: tuple[int, int],
         floor_ms: int = GAP_MS,
         access_checked: bool = False,
     ) -> dict[str, int]:
-        """Each point's gap limit (:func:`~tsgate.core.quality.gap_limit_ms`) from its
-        catalog object, kind and mode (as :meth:`described_objects`), as ``/api/quality``
-        judges it."""
+        """Each point's gap limit over ``span`` (:func:`~tsgate.core.quality.gap_limit_ms`)
+        from its catalog object, kind and mode (as :meth:`described_objects`) and the
+        regular cadence its stored periods over ``span`` show, as ``/api/quality`` judges
+        it."""
         objects, described = await self.described_objects(
             site, names, token, kinds, access_checked=access_checked
         )
+        held = [n for n in names if holds(*described[n])]
+        cadences = await self.observed_cadences(site, held, span) if held else {}
         return {
-            n: profile_of(objects.get(n, {"name": n}), kinds).gap_ms(described[n][1], floor_ms)
+            n: profile_of(objects.get(n, {"name": n}), kinds).gap_ms(
+                described[n][1], floor_ms, cadences.get(n)
+            )
             for n in names
         }
 
@@ -249,6 +266,15 @@ class PointCatalog:
     async def observed_modes(self, site: str, names: Sequence[str]) -> dict[str, str]:
         """The sampling mode each point's stored periods show (points without one left out)."""
         return await self.modes.get(site, names)
+
+    async def observed_cadences(
+        self, site: str, names: Sequence[str], span: tuple[int, int]
+    ) -> dict[str, int]:
+        """The regular cadence each point's stored periods over ``span`` show (points
+        showing none left out)."""
+        if not names:
+            return {}
+        return await self.modes.cadences(site, names, span)
 
     async def page(
         self, site: str, token: str, page: int, per_page: int, *, bypass: bool = False

@@ -111,9 +111,9 @@ def _saved_time(value: Any, name: str) -> int:
 
 # (site, point names) -> each point's (kind, mode), as the catalog says after a read
 Describe = Callable[[str, Sequence[str]], Awaitable[dict[str, tuple[str, str]]]]
-# (site, point names) -> each point's gap limit in ms (core.quality.gap_limit_ms), asked
-# after a read
-GapLimits = Callable[[str, Sequence[str]], Awaitable[Mapping[str, int]]]
+# (site, point names, span judged) -> each point's gap limit in ms over the span
+# (core.quality.gap_limit_ms), asked after a read
+GapLimits = Callable[[str, Sequence[str], tuple[int, int]], Awaitable[Mapping[str, int]]]
 
 
 async def run_chart(
@@ -135,7 +135,7 @@ async def run_chart(
     while its value holds); without it, those longer than :data:`GAP_MS`."""
     result = await _run(reader, q, token, prepared, describe)
     if gap_limits is not None and result.gaps_of:
-        limits = await gap_limits(q.site, q.points)
+        limits = await gap_limits(q.site, q.points, (q.start_ms, q.end_ms))
         result.gaps = _held(
             {n: found(limits.get(n, GAP_MS)) for n, found in result.gaps_of.items()}
         )

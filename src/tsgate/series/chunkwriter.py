@@ -22,7 +22,7 @@ import numpy as np
 
 from tsgate.core import extents
 from tsgate.core.codec import encode_series
-from tsgate.core.kinds import PeriodMode, observed_mode
+from tsgate.core.kinds import PeriodMode, observed_pattern
 from tsgate.core.model import Series, concat
 from tsgate.series import offload, periods
 from tsgate.series.chunkobjects import ChunkObjects, checksum_of, object_key
@@ -185,7 +185,7 @@ class ChunkWriter:
         ]
         await self._rollups.update(site, changed, now_ms)
         observed = [
-            PeriodMode(d.point, d.start_ms, d.end_ms, observed_mode(d.series.t_ms, d.series.v))
+            PeriodMode(d.point, d.start_ms, d.end_ms, *observed_pattern(d.series.t_ms, d.series.v))
             for d in drafts
         ]
         await self._modes.put(site, observed, now_ms)
