@@ -212,13 +212,22 @@ class Harness:
     def damage_rollup_blobs(self, point: str, level: str = "1h") -> int:
         """Overwrite the point's stored rollup blobs of ``level`` with bytes that decode
         to nothing valid (in the SQLite database)."""
+        return self._change_rollups(
+            "UPDATE rollups SET blob = ? WHERE point = ? AND level = ?",
+            (b"\x01garbage", point, level),
+        )
+
+    def delete_rollups(self, point: str, levels: tuple[str, ...]) -> int:
+        """Remove the point's rollup rows at ``levels`` (storage lost under the service)."""
+        marks = ",".join("?" * len(levels))
+        return self._change_rollups(
+            f"DELETE FROM rollups WHERE point = ? AND level IN ({marks})", (point, *levels)
+        )
+
+    def _change_rollups(self, statement: str, params: tuple[object, ...]) -> int:
         path = Path(self.settings.database_url.removeprefix("sqlite:///"))
         with sqlite3.connect(path) as con:
-            damaged = con.execute(
-                "UPDATE rollups SET blob = ? WHERE point = ? AND level = ?",
-                (b"\x01garbage", point, level),
-            ).rowcount
-        return int(damaged)
+            return int(con.execute(statement, params).rowcount)
 
     # ---- requests ------------------------------------------------------------------
 

@@ -345,15 +345,6 @@ async def test_invalidating_days_of_a_month_whose_rollup_blob_is_damaged_keeps_t
     assert_same(want, got[name])
 
 
-def delete_rollups(h: Harness, name: str, levels: tuple[str, ...]) -> int:
-    """Remove the rollup rows of ``name`` at ``levels`` (storage lost under the service)."""
-    marks = ",".join("?" * len(levels))
-    with sqlite3.connect(Path(h.settings.database_url.removeprefix("sqlite:///"))) as con:
-        return con.execute(
-            f"DELETE FROM rollups WHERE point = ? AND level IN ({marks})", (name, *levels)
-        ).rowcount
-
-
 @pytest.mark.parametrize(("interval", "width"), [("1h", HOUR_MS), ("1d", DAY_MS)])
 async def test_a_month_whose_rollup_row_is_lost_is_rebuilt_from_its_chunks(
     h: Harness, sim: Simulator, clock: Clock, interval: str, width: int
@@ -372,7 +363,7 @@ async def test_a_month_whose_rollup_row_is_lost_is_rebuilt_from_its_chunks(
     got, _ = await read_chart_interval(h, names, *whole_days, interval, "count")
     assert got is not None, h.tally.report()
     # a write stores the hourly and daily levels (the 15-minute one only once read)
-    assert delete_rollups(h, names[1], ("15m", "1h", "1d")) >= 2
+    assert h.delete_rollups(names[1], ("15m", "1h", "1d")) >= 2
     await h.restart()
     requests = sim.stats.by_route.copy()
     q = {"site": SITE, "points": ",".join(names), "start": format_time(start)}

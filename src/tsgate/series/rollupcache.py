@@ -187,11 +187,9 @@ class RollupCache:
                     (site, row.point, level, row.period_start_ms, row.updated_at_ms), buckets
                 )
         present = {(p, m) for p, m, _ in versions}
-        if rebuild is not None and held:
-            wanted, lo = set(names), extents.month_floor(start_ms)
-            for point, month in sorted(set(held) - present):
-                if point in wanted and lo <= month < end_ms:
-                    todo.setdefault((point, month), None)
+        if rebuild is not None:
+            for key in _lost(held, present, names, start_ms, end_ms):
+                todo.setdefault(key, None)
         if rebuild is not None and (todo or level in LAZY_LEVELS):
             # the hourly versions guard what is built: read before the chunks are (at the
             # hourly level, each row guards itself: its version then, None when absent)
@@ -335,6 +333,19 @@ class RollupCache:
             # and this process's copies of what was just replaced go
             self.forget(site, names)
         return written
+
+
+def _lost(
+    held: Collection[tuple[str, int]],
+    present: set[tuple[str, int]],
+    names: Sequence[str],
+    start_ms: int,
+    end_ms: int,
+) -> list[tuple[str, int]]:
+    """The (point, month) of ``names`` in the range whose chunks hold samples (``held``)
+    but which have no blob (``present``: those that have one)."""
+    wanted, lo = set(names), extents.month_floor(start_ms)
+    return [(p, m) for p, m in sorted(set(held) - present) if p in wanted and lo <= m < end_ms]
 
 
 def next_version(was: dict[tuple[str, int], int], point: str, month: int, now_ms: int) -> int:
