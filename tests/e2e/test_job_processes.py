@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -202,3 +203,107 @@ def test_job_processes_zero_keeps_the_worker_inside_the_server(tmp_path: Path) -
         assert job_worker_pid(db, job) == server.pid
         assert job_children(server.pid) == []
         assert exported_values(url, job) == truth_values(sim, names[0], *DAY)
+
+
+def wake_dirs(child: int) -> list[Path]:
+    """The wake-up directory the server process names to a job process (in its env)."""
+    raw = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+    return [Path(v.split(b"=", 1)[1].decode()) for v in raw if v.startswith(b"_TSGATE_WAKE_DIR=")]
+
+
+def test_a_job_posted_wakes_the_job_process_at_once_also_after_a_restart(tmp_path: Path) -> None:
+    """With a 30 s poll, each job completes before the child's next poll could have come:
+    the child polls when it starts, then only every 30 s, unless woken."""
+    names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
+    sim_port, port = free_port(), free_port()
+    sim, url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
+    db = tmp_path / "t.db"
+    poll_s = 30.0
+    env = {
+        "TSGATE_UPSTREAM_URL": sim + "/api",
+        "TSGATE_DATABASE_URL": f"sqlite:///{db}",
+        "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
+        "TSGATE_JOB_POLL_S": str(poll_s),
+        "TSGATE_LOG_FORMAT": "text",
+    }
+    log = tmp_path / "gw.log"
+    with (
+        process(["simulate", "--port", str(sim_port)], {}, tmp_path / "sim.log"),
+        process(["serve", "--port", str(port), "--workers", "1"], env, log) as server,
+    ):
+        wait_for(lambda: answers(sim + "/_sim/stats"), "the simulator", tmp_path / "sim.log")
+        wait_for(lambda: len(job_children(server.pid)) == 1, "its job process", log)
+        seen = time.monotonic()  # before the child's first poll
+        (first,) = job_children(server.pid)
+        wait_for(lambda: answers(url + "/api/health"), "the server", log)
+        (wake,) = wake_dirs(first)
+        assert wake.stat().st_mode & 0o777 == 0o700
+        wait_for(lambda: len(list(wake.glob("*.sock"))) == 1, "the child's socket", log)
+
+        job = export(url, names[0], *DAY)
+        wait_for(lambda: status(url, job) == "completed", "the export", log, poll_s)
+        assert time.monotonic() - seen < poll_s, "woken, not found by the poll"
+        assert job_worker_pid(db, job) == first
+        assert exported_values(url, job) == truth_values(sim, names[0], *DAY)
+
+        # killed outright: the new child binds anew (the dead one's socket goes) and is woken
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: job_children(server.pid) not in ([], [first]), "a new child", log)
+        seen = time.monotonic()
+        (second,) = job_children(server.pid)
+        wait_for(
+            lambda: any(p.name.startswith(f"{second}-") for p in wake.glob("*.sock")),
+            "the new child's socket",
+            log,
+        )
+        job = export(url, names[1], *DAY)
+        wait_for(lambda: status(url, job) == "completed", "the second export", log, poll_s)
+        assert time.monotonic() - seen < poll_s, "the restarted child is woken too"
+        assert job_worker_pid(db, job) == second
+        assert exported_values(url, job) == truth_values(sim, names[1], *DAY)
+        assert [p.name.split("-")[0] for p in wake.glob("*.sock")] == [str(second)]
+
+        server.terminate()
+        assert server.wait(30) == -signal.SIGTERM, log.read_text()[-3000:]
+        assert not wake.exists(), "the directory is removed at stop"
+
+
+def test_several_processes_claim_a_job_once_and_the_poll_remains(tmp_path: Path) -> None:
+    """Two server processes and two job processes: every child is woken, one runs the job;
+    with the sockets' directory gone, jobs still run, found by the poll."""
+    names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
+    sim_port, port = free_port(), free_port()
+    sim, url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
+    db = tmp_path / "t.db"
+    env = {
+        "TSGATE_UPSTREAM_URL": sim + "/api",
+        "TSGATE_DATABASE_URL": f"sqlite:///{db}",
+        "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
+        "TSGATE_JOB_POLL_S": "3",
+        "TSGATE_JOB_PROCESSES": "2",
+        "TSGATE_LOG_FORMAT": "text",
+    }
+    log = tmp_path / "gw.log"
+    with (
+        process(["simulate", "--port", str(sim_port)], {}, tmp_path / "sim.log"),
+        process(["serve", "--port", str(port), "--workers", "2"], env, log) as server,
+    ):
+        wait_for(lambda: answers(sim + "/_sim/stats"), "the simulator", tmp_path / "sim.log")
+        wait_for(lambda: answers(url + "/api/health"), "the server", log)
+        wait_for(lambda: len(job_children(server.pid)) == 2, "its job processes", log)
+        (wake,) = wake_dirs(job_children(server.pid)[0])
+        wait_for(lambda: len(list(wake.glob("*.sock"))) == 2, "the children's sockets", log)
+        jobs = [export(url, name, *DAY) for name in names[:4]]
+        for job in jobs:
+            wait_for(lambda j=job: status(url, j) == "completed", "the exports", log)
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            attempts = conn.execute("SELECT attempts FROM jobs").fetchall()
+        assert attempts == [(1,)] * len(jobs)  # each claimed once
+        for job, name in zip(jobs, names, strict=False):
+            assert exported_values(url, job) == truth_values(sim, name, *DAY)
+
+        shutil.rmtree(wake)  # lost: the wake-ups stop, the poll does not
+        job = export(url, names[4], *DAY)
+        wait_for(lambda: status(url, job) == "completed", "the export by the poll", log)
+        assert exported_values(url, job) == truth_values(sim, names[4], *DAY)
+        assert "Traceback" not in log.read_text()

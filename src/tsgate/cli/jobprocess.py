@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 log = logging.getLogger("tsgate.jobs")
 RESTART_FIRST_S = 0.5
@@ -40,10 +40,12 @@ class JobProcesses:
         *,
         stop_timeout_s: float,
         argv: Sequence[str] | None = None,
+        cleanup: Callable[[], None] | None = None,
     ) -> None:
         self.count = count
         self.env = dict(env)
         self.stop_timeout_s = stop_timeout_s
+        self.cleanup = cleanup  # called once the children are gone (by each stop)
         self.argv = list(argv or [sys.executable, "-m", "tsgate", "worker", "--exit-with-parent"])
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -68,7 +70,8 @@ class JobProcesses:
                 child.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
-        """SIGTERM to each child, then SIGKILL to what is left after the timeout."""
+        """SIGTERM to each child, then SIGKILL to what is left after the timeout; then
+        ``cleanup``."""
         self.terminate()
         with self._lock:
             children = list(self._children.values())
@@ -82,6 +85,8 @@ class JobProcesses:
                 child.wait()
         for thread in self._threads:
             thread.join(self.stop_timeout_s)
+        if self.cleanup is not None:
+            self.cleanup()
 
     def _spawn(self, slot: int) -> subprocess.Popen[bytes] | None:
         with self._lock:

@@ -21,7 +21,10 @@ Jobs (cold charts turned into jobs, exports) run in ``TSGATE_JOB_PROCESSES`` chi
 processes of their own (``tsgate worker``, :mod:`tsgate.cli.jobprocess`), not in the
 server processes, so that their work never holds a server's event loop; ``0`` runs a
 worker inside each server process instead. The children share what the server processes
-share, and the database is migrated once before any of them starts.
+share, and the database is migrated once before any of them starts. With the
+``memory://`` queue a job posted to a server process wakes them through Unix datagram
+sockets in a private directory made for this run (:mod:`tsgate.jobqueue.memory`,
+removed at stop); other queues wake them themselves, and the poll of the store stays.
 """
 
 from __future__ import annotations
@@ -32,13 +35,16 @@ import contextlib
 import ctypes
 import dataclasses
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from tsgate import __version__
 from tsgate.cli.jobprocess import JobProcesses
+from tsgate.jobqueue.memory import WAKE_DIR_ENV
 from tsgate.ops import logs
 from tsgate.ops.logs import redact
 from tsgate.settings import ENV_PREFIX, Settings
@@ -138,13 +144,40 @@ def _jobs_apart(
 
     if settings.auto_migrate:
         asyncio.run(migrate_database(settings))  # before any of the processes opens it
-    env = {**os.environ, **_process_env(settings, level), ENV_PREFIX + "INLINE_WORKER": "true"}
-    children = JobProcesses(count, env, stop_timeout_s=settings.shutdown_timeout_s)
-    children.start()
+    with _wake_dir(settings.queue_url) as remove:
+        env = {**os.environ, **_process_env(settings, level)}
+        env[ENV_PREFIX + "INLINE_WORKER"] = "true"
+        children = JobProcesses(
+            count, env, stop_timeout_s=settings.shutdown_timeout_s, cleanup=remove
+        )
+        children.start()
+        try:
+            yield dataclasses.replace(settings, inline_worker=False), children
+        finally:
+            children.stop()  # a second stop finds nothing left to stop
+
+
+@contextlib.contextmanager
+def _wake_dir(queue_url: str) -> Iterator[Callable[[], None]]:
+    """With the ``memory://`` queue: a private directory (mode 0700) for the wake-up
+    sockets of the job processes, named to every process started from here (the server
+    processes and the job children inherit the environment). It is removed by the
+    function given (the server stopped by a signal exits before leaving this block),
+    or else on leaving."""
+    if not queue_url.startswith("memory:"):
+        yield _nothing  # Redis and RabbitMQ wake every process themselves
+        return
+    path = tempfile.mkdtemp(prefix="tsgate-wake-")  # mode 0700, this user's only
+
+    def remove() -> None:
+        os.environ.pop(WAKE_DIR_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)
+
+    os.environ[WAKE_DIR_ENV] = path
     try:
-        yield dataclasses.replace(settings, inline_worker=False), children
+        yield remove
     finally:
-        children.stop()  # a second stop finds nothing left to stop
+        remove()
 
 
 def _nothing() -> None:
