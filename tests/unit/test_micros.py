@@ -87,7 +87,13 @@ def test_format_1_chunks_still_decode() -> None:
     old = decode_series("p", V1_CHUNK)
     assert old.us is None and old.micros.tolist() == [0, 0, 0] and len(old) == 3
     t_ms, _ = parse_times_us(STAMPS)
-    assert encode_series(Series("p", t_ms, np.array([10.0, 11.0, 12.0]))) == V1_CHUNK
+    # the same samples without microseconds are still written in format 1 (the bytes
+    # follow the compression level; what they decode to does not)
+    again = encode_series(Series("p", t_ms, np.array([10.0, 11.0, 12.0])))
+    assert again[:5] == V1_CHUNK[:5]
+    back = decode_series("p", again)
+    np.testing.assert_array_equal(back.t_ms, old.t_ms)
+    np.testing.assert_array_equal(back.v, old.v)
 
 
 def test_codec_refuses_bad_microseconds() -> None:
