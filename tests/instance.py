@@ -18,6 +18,7 @@ import numpy as np
 
 from tests.asgi import api_client
 from tests.clock import NOW, Clock
+from tests.simtruth import COV_KINDS, HELD_KINDS
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 from tsgate.wire.ace import format_time
@@ -97,6 +98,19 @@ class Harness:
         would look unchanged."""
         self.clock.ms += 1
         return await self.api.get(path, params=params, headers=self.token())
+
+    async def read_polled_history(self, names: list[str], start: int, end: int) -> None:
+        """Chart the polled on/off points among ``names`` over ``[start, end)`` once: such a
+        point is judged by the cadence its stored periods show (before any is stored, by
+        the heartbeat rule), as a point's is once charted, so every range of theirs then
+        has periods to judge it."""
+        site = self.sim.site_by_name[SITE]
+        polled = [n for n in names if site.by_name[n].kind in HELD_KINDS - COV_KINDS]
+        if polled:
+            query = {"site": SITE, "points": ",".join(polled)}
+            query |= {"start": format_time(start), "end": format_time(end)}
+            r = await self.call("/api/timeseries", query)
+            assert r.status_code == 200, r.text
 
     async def get(
         self, path: str, names: list[str], start: int, end: int, *, site: str = SITE, **params: str

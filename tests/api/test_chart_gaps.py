@@ -27,6 +27,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     names = tuple(p.name for p in h.sim.site_by_name[SITE].points[:30])
     h.sim.faults.outages = [Outage(*OUTAGE, backlog_ms=None, site=SITE, points=names)]
     try:
+        collecting = [p.name for p in h.sim.site_by_name[SITE].collecting[:43]]
+        h.run(h.read_polled_history(collecting, NOW - 4 * MS_PER_DAY, NOW + MS_PER_HOUR))
         yield h
     finally:
         h.close()

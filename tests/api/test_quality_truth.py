@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
-from tests.simtruth import COV_KINDS, HELD_KINDS, sim_gap_ms, walk_gaps
+from tests.simtruth import HELD_KINDS, sim_gap_ms, walk_gaps
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE
 from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import format_time, parse_time
@@ -35,25 +35,10 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         Outage(*OUTAGE, backlog_ms=None, site=SITE, points=tuple(p.name for p in site.points[:40]))
     ]
     try:
-        h.run(_read_polled_history(h))
+        h.run(h.read_polled_history(pool(h), EARLIEST - MS_PER_DAY, NOW + MS_PER_DAY))
         yield h
     finally:
         h.close()
-
-
-async def _read_polled_history(h: Harness) -> None:
-    """The pool's polled on/off points are judged by the cadence their stored periods
-    show (before any is stored, by the heartbeat rule): their history is read once, as
-    a point's is once charted, so every range of theirs has periods to judge it."""
-    site = h.sim.site_by_name[SITE]
-    polled = [n for n in pool(h) if site.by_name[n].kind in HELD_KINDS - COV_KINDS]
-    if polled:
-        start, end = EARLIEST - MS_PER_DAY, NOW + MS_PER_DAY
-        query = {"site": SITE, "points": ",".join(polled)}
-        r = await h.call(
-            "/api/timeseries", {**query, "start": format_time(start), "end": format_time(end)}
-        )
-        assert r.status_code == 200, r.text
 
 
 def pool(h: Harness) -> list[str]:
