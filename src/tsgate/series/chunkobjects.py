@@ -177,10 +177,7 @@ class ChunkObjects:
         decoded: Sequence[tuple[ChunkRow, Series]],
     ) -> None:
         """Swap ``old`` rows for ``new`` ones: objects first, then the index rows in one
-        swap, then the old objects. The decoded series of the new rows that are not final
-        are kept (they are read again: re-checks, dashboards); a final one is decoded when
-        first read, so a cold year written at once does not fill this process's memory
-        with months that charts answer from rollups."""
+        swap, then the old objects; the decoded series of the new rows are kept."""
         old_keys = {r.object_key for r in old if r.object_key}
         # one batch; no fsync: a torn object fails its checksum and is fetched again
         await self._objects.put_many(
@@ -190,7 +187,7 @@ class ChunkObjects:
         doomed = old_keys - set(blobs)
         await asyncio.gather(*(self._objects.delete(k) for k in doomed))
         for row, series in decoded:
-            if row.object_key and not row.final:
+            if row.object_key:
                 self._memory.put(row.object_key, series)
 
     async def delete(
