@@ -6,7 +6,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -15,6 +15,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.seaweedfs import SeaweedFS
+    from tsgate.database import Database
     from tsgate.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -89,3 +90,27 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 
     with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database on each backend: SQLite in the test's folder, and a schema of
+    its own on PostgreSQL."""
+    if request.param == "sqlite":
+        # a nested folder: opening the database creates its parents
+        yield f"sqlite:///{tmp_path}/nested/dir/tsgate.db"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """The database at ``db_url``, migrated, closed afterwards."""
+    from tsgate.database import open_database
+
+    database = await open_database(db_url, migrate=True)
+    try:
+        yield database
+    finally:
+        await database.aclose()

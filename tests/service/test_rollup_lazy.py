@@ -7,7 +7,7 @@ this process or another one sharing the database, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,24 +30,6 @@ MAR = 1_772_323_200_000  # 2026-03-01T00:00Z
 APR = extents.next_month(MAR)
 MAY = extents.next_month(APR)
 NOW = MAY + 40 * MS_PER_DAY
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/tsgate.db"
-        return
-    with postgres_schema() as url:
-        yield url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = await open_database(db_url, migrate=True)
-    try:
-        yield database
-    finally:
-        await database.aclose()
 
 
 class Chunks:
