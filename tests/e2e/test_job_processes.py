@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import os
 import shutil
@@ -126,26 +127,43 @@ def exported_values(url: str, job_id: str) -> list[float]:
     return [float(row["value"]) for row in csv.DictReader(io.StringIO(got.text))]
 
 
-def test_serve_runs_jobs_in_a_child_that_is_replaced_when_killed_and_stops_with_it(
-    tmp_path: Path,
-) -> None:
-    names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
+@dataclasses.dataclass(frozen=True)
+class Served:
+    sim: str
+    url: str
+    db: Path
+    log: Path
+    server: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def served(tmp_path: Path, workers: int, **settings: str) -> Iterator[Served]:
+    """A simulator and ``tsgate serve --workers N`` on SQLite and a folder in
+    ``tmp_path``, with the ``TSGATE_`` settings given; yielded once the simulator answers
+    (the server may still be starting)."""
     sim_port, port = free_port(), free_port()
     sim, url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
-    db = tmp_path / "t.db"
+    db, log = tmp_path / "t.db", tmp_path / "gw.log"
     env = {
         "TSGATE_UPSTREAM_URL": sim + "/api",
         "TSGATE_DATABASE_URL": f"sqlite:///{db}",
         "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
-        "TSGATE_JOB_POLL_S": "0.2",
-        "TSGATE_LOG_FORMAT": "text",
+        **{f"TSGATE_{k}": v for k, v in settings.items()},
     }
-    log = tmp_path / "gw.log"
     with (
         process(["simulate", "--port", str(sim_port)], {}, tmp_path / "sim.log"),
-        process(["serve", "--port", str(port), "--workers", "1"], env, log) as server,
+        process(["serve", "--port", str(port), "--workers", str(workers)], env, log) as server,
     ):
         wait_for(lambda: answers(sim + "/_sim/stats"), "the simulator", tmp_path / "sim.log")
+        yield Served(sim, url, db, log, server)
+
+
+def test_serve_runs_jobs_in_a_child_that_is_replaced_when_killed_and_stops_with_it(
+    tmp_path: Path,
+) -> None:
+    names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
+    with served(tmp_path, 1, JOB_POLL_S="0.2", LOG_FORMAT="text") as s:
+        sim, url, db, log, server = s.sim, s.url, s.db, s.log, s.server
         wait_for(lambda: answers(url + "/api/health"), "the server", log)
         wait_for(lambda: len(job_children(server.pid)) == 1, "its job process", log)
         (first,) = job_children(server.pid)
@@ -182,21 +200,8 @@ def test_serve_runs_jobs_in_a_child_that_is_replaced_when_killed_and_stops_with_
 
 def test_job_processes_zero_keeps_the_worker_inside_the_server(tmp_path: Path) -> None:
     names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
-    sim_port, port = free_port(), free_port()
-    sim, url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
-    db = tmp_path / "t.db"
-    env = {
-        "TSGATE_UPSTREAM_URL": sim + "/api",
-        "TSGATE_DATABASE_URL": f"sqlite:///{db}",
-        "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
-        "TSGATE_JOB_PROCESSES": "0",
-    }
-    log = tmp_path / "gw.log"
-    with (
-        process(["simulate", "--port", str(sim_port)], {}, tmp_path / "sim.log"),
-        process(["serve", "--port", str(port), "--workers", "1"], env, log) as server,
-    ):
-        wait_for(lambda: answers(sim + "/_sim/stats"), "the simulator", tmp_path / "sim.log")
+    with served(tmp_path, 1, JOB_PROCESSES="0") as s:
+        sim, url, db, log, server = s.sim, s.url, s.db, s.log, s.server
         wait_for(lambda: answers(url + "/api/health"), "the server", log)
         job = export(url, names[0], *DAY)
         wait_for(lambda: status(url, job) == "completed", "the export", log)
@@ -215,23 +220,9 @@ def test_a_job_posted_wakes_the_job_process_at_once_also_after_a_restart(tmp_pat
     """With a 30 s poll, each job completes before the child's next poll could have come:
     the child polls when it starts, then only every 30 s, unless woken."""
     names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
-    sim_port, port = free_port(), free_port()
-    sim, url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
-    db = tmp_path / "t.db"
     poll_s = 30.0
-    env = {
-        "TSGATE_UPSTREAM_URL": sim + "/api",
-        "TSGATE_DATABASE_URL": f"sqlite:///{db}",
-        "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
-        "TSGATE_JOB_POLL_S": str(poll_s),
-        "TSGATE_LOG_FORMAT": "text",
-    }
-    log = tmp_path / "gw.log"
-    with (
-        process(["simulate", "--port", str(sim_port)], {}, tmp_path / "sim.log"),
-        process(["serve", "--port", str(port), "--workers", "1"], env, log) as server,
-    ):
-        wait_for(lambda: answers(sim + "/_sim/stats"), "the simulator", tmp_path / "sim.log")
+    with served(tmp_path, 1, JOB_POLL_S=str(poll_s), LOG_FORMAT="text") as s:
+        sim, url, db, log, server = s.sim, s.url, s.db, s.log, s.server
         wait_for(lambda: len(job_children(server.pid)) == 1, "its job process", log)
         seen = time.monotonic()  # before the child's first poll
         (first,) = job_children(server.pid)
@@ -272,23 +263,8 @@ def test_several_processes_claim_a_job_once_and_the_poll_remains(tmp_path: Path)
     """Two server processes and two job processes: every child is woken, one runs the job;
     with the sockets' directory gone, jobs still run, found by the poll."""
     names = [p.name for p in create_simulator(seed=1).sites[2].collecting]
-    sim_port, port = free_port(), free_port()
-    sim, url = f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{port}"
-    db = tmp_path / "t.db"
-    env = {
-        "TSGATE_UPSTREAM_URL": sim + "/api",
-        "TSGATE_DATABASE_URL": f"sqlite:///{db}",
-        "TSGATE_OBJECTS_URL": f"file://{tmp_path}/objects",
-        "TSGATE_JOB_POLL_S": "3",
-        "TSGATE_JOB_PROCESSES": "2",
-        "TSGATE_LOG_FORMAT": "text",
-    }
-    log = tmp_path / "gw.log"
-    with (
-        process(["simulate", "--port", str(sim_port)], {}, tmp_path / "sim.log"),
-        process(["serve", "--port", str(port), "--workers", "2"], env, log) as server,
-    ):
-        wait_for(lambda: answers(sim + "/_sim/stats"), "the simulator", tmp_path / "sim.log")
+    with served(tmp_path, 2, JOB_POLL_S="3", JOB_PROCESSES="2", LOG_FORMAT="text") as s:
+        sim, url, db, log, server = s.sim, s.url, s.db, s.log, s.server
         wait_for(lambda: answers(url + "/api/health"), "the server", log)
         wait_for(lambda: len(job_children(server.pid)) == 2, "its job processes", log)
         (wake,) = wake_dirs(job_children(server.pid)[0])
