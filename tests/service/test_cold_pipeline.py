@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -202,12 +203,20 @@ async def test_months_are_written_while_the_next_are_in_flight(env: Env) -> None
 
 
 class RefusingSite(AceClient):
-    """An upstream that refuses the token for the site (after a while) but, misconfigured,
-    still serves its points' samples: only the access check stands in the way."""
+    """An upstream that refuses the token for the site (once samples have been served) but,
+    misconfigured, still serves its points' samples: only the access check stands in the
+    way. The refusal waits for a served fetch, so the fetch beside the check really ran
+    whatever the machine's load (a fixed delay let the check win on a loaded machine)."""
+
+    def __init__(self, *args: Any, fetched: Callable[[], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fetched = fetched
 
     async def site(self, site: str, *, token: str) -> dict[str, object]:
         if token == "revoked":
-            await asyncio.sleep(0.05)
+            async with asyncio.timeout(30):
+                while not self._fetched():
+                    await asyncio.sleep(0.01)
             raise Forbidden("upstream refused access: Not authorized for this site")
         return await super().site(site, token=token)
 
@@ -216,7 +225,10 @@ async def test_nothing_fetched_for_a_refused_token_is_kept(tmp_path: Path) -> No
     clock = Clock(NOW)
     sim = create_simulator(seed=1, now_ms=clock)
     upstream = RefusingSite(
-        "http://simulator/api", FAST_POLICY, transport=httpx.ASGITransport(app=sim)
+        "http://simulator/api",
+        FAST_POLICY,
+        transport=httpx.ASGITransport(app=sim),
+        fetched=lambda: sim.stats.samples > 0,
     )
     async with opened(tmp_path, upstream, sim, clock) as env:
         names = env.names(3)
