@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+# the test workers (xdist, one test file per worker at a time); the suite runs under load on each
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -42,7 +44,9 @@ demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE c
 
 test: $(STAMP) services browser promtool wrk jstools ## Every test, under branch coverage, then the report (fails when no test ran)
 	node --test tests/js/*.test.js
-	$(PY) -m coverage run -m pytest -q
+	$(PY) -m coverage erase
+	$(PY) -m coverage run -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 
 test-fast: $(STAMP) services jstools ## The tests not marked slow, on two workers: the edit-test loop
