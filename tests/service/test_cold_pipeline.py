@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +28,7 @@ from tsgate.series import fetching
 from tsgate.series.index import ChunkRow
 from tsgate.series.planning import CachePolicy, plan_fetches
 from tsgate.settings import Settings
-from tsgate.upstream.ace import AceClient
+from tsgate.upstream.ace import AceClient, ClientPolicy
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.wiring import OpenedServices, open_services
@@ -202,21 +201,34 @@ async def test_months_are_written_while_the_next_are_in_flight(env: Env) -> None
 # ---- the access check beside the first requests ------------------------------------------
 
 
+class SignallingTransport(httpx.ASGITransport):
+    """The simulator's transport, setting ``served`` once a timeseries answer came back."""
+
+    def __init__(self, app: Simulator) -> None:
+        super().__init__(app=app)
+        self.served = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if "timeseries" in request.url.path and response.status_code == 200:
+            self.served.set()
+        return response
+
+
 class RefusingSite(AceClient):
     """An upstream that refuses the token for the site (once samples have been served) but,
     misconfigured, still serves its points' samples: only the access check stands in the
     way. The refusal waits for a served fetch, so the fetch beside the check really ran
     whatever the machine's load (a fixed delay let the check win on a loaded machine)."""
 
-    def __init__(self, *args: Any, fetched: Callable[[], bool], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fetched = fetched
+    def __init__(self, base: str, policy: ClientPolicy, transport: SignallingTransport) -> None:
+        super().__init__(base, policy, transport=transport)
+        self._served = transport.served
 
     async def site(self, site: str, *, token: str) -> dict[str, object]:
         if token == "revoked":
             async with asyncio.timeout(30):
-                while not self._fetched():
-                    await asyncio.sleep(0.01)
+                await self._served.wait()
             raise Forbidden("upstream refused access: Not authorized for this site")
         return await super().site(site, token=token)
 
@@ -224,12 +236,7 @@ class RefusingSite(AceClient):
 async def test_nothing_fetched_for_a_refused_token_is_kept(tmp_path: Path) -> None:
     clock = Clock(NOW)
     sim = create_simulator(seed=1, now_ms=clock)
-    upstream = RefusingSite(
-        "http://simulator/api",
-        FAST_POLICY,
-        transport=httpx.ASGITransport(app=sim),
-        fetched=lambda: sim.stats.samples > 0,
-    )
+    upstream = RefusingSite("http://simulator/api", FAST_POLICY, SignallingTransport(sim))
     async with opened(tmp_path, upstream, sim, clock) as env:
         names = env.names(3)
         start, end = NOW - 70 * MS_PER_DAY, NOW - 10 * MS_PER_DAY
