@@ -111,37 +111,66 @@ class ReadStats:
 class Generations:
     """A version per site that moves whenever samples already served change (late data
     repaired, damaged objects refetched, invalidation); response-cache keys include it.
-    Kept in the shared cache, read through a one-second local copy."""
+    Kept in the shared cache, read through a one-second local copy.
+
+    The copy is refreshed by one read per site however many requests find it expired
+    (the others await that read, and a caller that leaves does not cancel it): under a
+    thousand concurrent cached requests, a read each would hold the event loop once a
+    second. A bump made while a read is in flight wins over what that read brings back.
+    """
 
     _LOCAL_S = 1.0
 
     def __init__(self, cache: Cache | None) -> None:
         self._cache = cache
         self._local: dict[str, tuple[float, str]] = {}
+        self._reading: dict[str, asyncio.Task[str]] = {}
 
     async def get(self, site: str) -> str:
         hit = self._local.get(site)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._LOCAL_S:
+        if hit is not None and time.monotonic() - hit[0] < self._LOCAL_S:
             return hit[1]
-        value = "0"
+        task = self._reading.get(site)
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            task = asyncio.create_task(self._refresh(site), name=f"data version of {site}")
+            self._reading[site] = task
+        return await asyncio.shield(task)
+
+    async def _refresh(self, site: str) -> str:
+        now = time.monotonic()
+        try:
+            value = await self._read(site)
+        finally:
+            current = self._reading.get(site) is asyncio.current_task()
+            if current:
+                del self._reading[site]
+        if current:  # else a bump came meanwhile: its value is the newer
+            self._local[site] = (now, value)
+            return value
+        return self._local[site][1] if site in self._local else value
+
+    async def _read(self, site: str) -> str:
+        """The site's version as published (``"0"`` when none is, or it cannot be read)."""
+        if self._cache is None:
+            return "0"
+        try:
+            raw = await self._cache.get(f"gen:{site}")
+        except StorageError:
+            return "0"
+        return raw.decode() if raw else "0"
+
+    async def _publish(self, site: str, value: str) -> None:
         if self._cache is not None:
-            try:
-                raw = await self._cache.get(f"gen:{site}")
-            except StorageError:
-                raw = None
-            value = raw.decode() if raw else "0"
-        self._local[site] = (now, value)
-        return value
+            await self._cache.set(f"gen:{site}", value.encode())
 
     async def bump(self, site: str) -> None:
         value = f"{time.time_ns():x}"
         self._local[site] = (time.monotonic(), value)
-        if self._cache is not None:
-            try:
-                await self._cache.set(f"gen:{site}", value.encode())
-            except StorageError as exc:
-                log.warning("could not publish the new data version of %s: %s", site, exc)
+        self._reading.pop(site, None)  # a read in flight brings an older value back
+        try:
+            await self._publish(site, value)
+        except StorageError as exc:
+            log.warning("could not publish the new data version of %s: %s", site, exc)
 
 
 class SeriesReads(Protocol):

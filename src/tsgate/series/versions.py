@@ -11,15 +11,12 @@ still bounded by their time to live.
 from __future__ import annotations
 
 import hashlib
-import logging
-import time
 
 from tsgate.errors import StorageError
 from tsgate.object_store.base import ObjectStore
 from tsgate.series.reader import Generations
 
 PREFIX = "_system/versions/"
-log = logging.getLogger(__name__)
 
 
 class StoredGenerations(Generations):
@@ -31,23 +28,12 @@ class StoredGenerations(Generations):
     def _key(site: str) -> str:
         return PREFIX + hashlib.blake2b(site.encode(), digest_size=16).hexdigest()
 
-    async def get(self, site: str) -> str:
-        hit = self._local.get(site)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._LOCAL_S:
-            return hit[1]
+    async def _read(self, site: str) -> str:
         try:
             raw = await self._objects.get(self._key(site))
         except StorageError:
             raw = None
-        value = raw.decode("utf-8", "replace") if raw else "0"  # any bytes name a version
-        self._local[site] = (now, value)
-        return value
+        return raw.decode("utf-8", "replace") if raw else "0"  # any bytes name a version
 
-    async def bump(self, site: str) -> None:
-        value = f"{time.time_ns():x}"
-        self._local[site] = (time.monotonic(), value)
-        try:
-            await self._objects.put(self._key(site), value.encode())
-        except StorageError as exc:
-            log.warning("could not publish the new data version of %s: %s", site, exc)
+    async def _publish(self, site: str, value: str) -> None:
+        await self._objects.put(self._key(site), value.encode())
