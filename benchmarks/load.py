@@ -28,9 +28,9 @@ from benchmarks.procs import tree_cpu_seconds
 from benchmarks.report import Report, Row, ratio, verdict
 from benchmarks.wire import fetch
 
-# tsgate's time per cached answer at most twice the framework floor's: the gateway's own
-# work (auth scope, rate limit, response cache, metrics, stats) costs no more than HTTP
-FLOOR_SHARE_GOAL = 0.5
+# tsgate's time per cached answer at most 1.4 times the framework floor's: the gateway's own
+# work (auth scope, rate limit, response cache, metrics, stats) costs under half of HTTP's
+FLOOR_SHARE_GOAL = 0.7
 WARMUPS = 3
 # the load request's headers besides Host, the same for both load generators
 LOAD_HEADERS = (("Accept", "application/json"), ("Connection", "keep-alive"))

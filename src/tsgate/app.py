@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -43,10 +44,12 @@ from tsgate.api.limits import BodyLimitMiddleware, UrlGuardMiddleware
 from tsgate.api.problems import HANDLERS
 from tsgate.api.ratelimit import RateLimitMiddleware
 from tsgate.api.telemetry import TelemetryMiddleware
-from tsgate.ops.looplag import LoopLagProbe
+from tsgate.ops.looplag import LoopLagProbe, settle_heap
 from tsgate.settings import Settings
 from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.wiring import open_services
+
+log = logging.getLogger("tsgate.server")
 
 EXPOSED_HEADERS = (
     "X-Cache-Status",
@@ -71,9 +74,12 @@ def create_app(
     upstream: GuardedUpstream | None = None,
     clock_ms: Callable[[], int] | None = None,
     shared_processes: bool = False,
+    settle: bool = False,
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts. ``shared_processes``:
-    other processes (job workers) share its stores (:func:`tsgate.wiring.open_services`)."""
+    other processes (job workers) share its stores (:func:`tsgate.wiring.open_services`).
+    ``settle``: this app is its process's server, whose heap is settled once the services
+    are open (:func:`tsgate.ops.looplag.settle_heap`; not for apps made in tests)."""
     conf = settings or Settings.from_env()
 
     @contextlib.asynccontextmanager
@@ -83,6 +89,8 @@ def create_app(
             async with open_services(
                 conf, upstream=upstream, clock_ms=clock_ms, shared_processes=shared_processes
             ) as services:
+                if settle:
+                    log.info("heap settled: %d objects frozen", settle_heap())
                 try:
                     yield {
                         "services": services,
@@ -95,7 +103,7 @@ def create_app(
             await probe.aclose()
 
     probe = LoopLagProbe(conf.loop_lag_interval_s)
-    meters = metrics.Metrics(loop_lag=probe.counts)
+    meters = metrics.Metrics(loop_lag=probe.counts, gc_pauses=probe.gc.counts)
     # the ACE drop-in routes end with a catch-all passthrough: they go last
     routes: list[BaseRoute] = [
         *ops.routes(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from tests.asgi import lifespan_app, sim_client
 from tsgate.app import create_app
 from tsgate.ops.logs import JsonFormatter, RequestIdFilter
+from tsgate.ops.looplag import GcPauses
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 
@@ -200,3 +202,22 @@ async def test_no_loop_lag_probe_when_its_interval_is_zero(settings: Settings) -
         await asyncio.sleep(0.05)
         found = samples_of((await api.get("/metrics")).text)
     assert found[("tsgate_event_loop_lag_seconds_count", ())] == 0
+
+
+async def test_metrics_show_the_garbage_collectors_pauses(settings: Settings) -> None:
+    app = create_app(settings, upstream=sim_client(create_simulator(seed=1)))
+    async with (
+        lifespan_app(app) as asgi,
+        httpx.AsyncClient(transport=httpx.ASGITransport(asgi), base_url="http://t") as api,
+    ):
+        before = samples_of((await api.get("/metrics")).text)
+        for _ in range(3):
+            gc.collect()
+        after = samples_of((await api.get("/metrics")).text)
+    name = "tsgate_gc_pause_seconds"
+    assert after[(name + "_count", ())] - before[(name + "_count", ())] >= 3
+    assert after[(name + "_sum", ())] > before[(name + "_sum", ())]
+    # an app made here is not its process's server: it freezes nothing
+    assert after[("tsgate_gc_frozen_objects", ())] == gc.get_freeze_count() == 0
+    # and once the app stopped, its hook is gone from the collector
+    assert not any(isinstance(getattr(cb, "__self__", None), GcPauses) for cb in gc.callbacks)

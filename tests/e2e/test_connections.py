@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.asgi import free_port
 from tsgate.upstream.simulator import create_simulator
@@ -217,3 +218,14 @@ def test_a_large_drop_in_answer_streams_in_bounded_memory(tmp_path: Path) -> Non
     # built whole, the answer alone needs several times the body (rows, then bytes)
     # (measured: +65 MiB streamed, +631 MiB built whole, for a 190 MiB answer)
     assert after - warm < body_mib / 2, (warm, after, body_mib)
+
+
+def test_a_served_process_settles_its_heap_and_reports_its_collections(tmp_path: Path) -> None:
+    with tsgate(tmp_path) as (url, _):
+        for _ in range(3):
+            assert httpx.get(f"{url}/api/health", timeout=10).status_code == 200
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+    found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    # what was alive once the services were open is out of the collector's walks
+    assert found["tsgate_gc_frozen_objects"] > 10_000
+    assert found["tsgate_gc_pause_seconds_count"] >= 1

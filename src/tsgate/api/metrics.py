@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import gc
 import logging
 import math
 from collections.abc import Iterator
@@ -132,40 +133,60 @@ class _Requests(Collector):
         yield samples
 
 
-class _LoopLag(Collector):
-    """The event-loop lag probe's counts (:mod:`tsgate.ops.looplag`), read as scraped."""
+def _histogram(name: str, doc: str, c: LagCounts) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, doc)
+    cumulative, buckets = 0, []
+    for bound, in_bucket in zip((*LAG_BUCKETS_S, math.inf), c.buckets, strict=True):
+        cumulative += in_bucket
+        buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), cumulative))
+    family.add_metric([], buckets, sum_value=c.total_s)
+    return family
 
-    def __init__(self, counts: LagCounts) -> None:
+
+class _LoopLag(Collector):
+    """The event-loop lag probe's counts and the collector's pauses
+    (:mod:`tsgate.ops.looplag`), read as scraped."""
+
+    def __init__(self, counts: LagCounts, gc_pauses: LagCounts | None) -> None:
         self.counts = counts
+        self.gc_pauses = gc_pauses
 
     def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
-        c = self.counts
-        lag = HistogramMetricFamily(
+        yield _histogram(
             "tsgate_event_loop_lag_seconds",
             "how much later than due the event loop ran the lag probe (work holding the loop)",
+            self.counts,
         )
-        cumulative, buckets = 0, []
-        for bound, in_bucket in zip((*LAG_BUCKETS_S, math.inf), c.buckets, strict=True):
-            cumulative += in_bucket
-            buckets.append(("+Inf" if math.isinf(bound) else str(float(bound)), cumulative))
-        lag.add_metric([], buckets, sum_value=c.total_s)
-        yield lag
         worst = GaugeMetricFamily(
             "tsgate_event_loop_lag_max_seconds", "the longest event-loop lag measured"
         )
-        worst.add_metric([], c.worst_s)
+        worst.add_metric([], self.counts.worst_s)
         yield worst
+        if self.gc_pauses is not None:
+            yield _histogram(
+                "tsgate_gc_pause_seconds",
+                "how long each cyclic garbage collection held this process",
+                self.gc_pauses,
+            )
+            frozen = GaugeMetricFamily(
+                "tsgate_gc_frozen_objects",
+                "objects frozen out of the garbage collector's walks once the server started",
+            )
+            frozen.add_metric([], gc.get_freeze_count())
+            yield frozen
 
 
 class Metrics:
-    def __init__(self, loop_lag: LagCounts | None = None) -> None:
+    def __init__(
+        self, loop_lag: LagCounts | None = None, gc_pauses: LagCounts | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
         self._requests = _Requests()
         self.registry.register(self._requests)
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)
         if loop_lag is not None:
-            self.registry.register(_LoopLag(loop_lag))
+            self.registry.register(_LoopLag(loop_lag, gc_pauses))
 
     def observe(
         self,

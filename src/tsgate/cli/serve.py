@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             from tsgate.server import uvicorn_config
 
             config = uvicorn_config(
-                create_app(serving, shared_processes=job_processes > 0),
+                create_app(serving, shared_processes=job_processes > 0, settle=True),
                 serving,
                 log_level=level,
                 log_config=None,  # uvicorn's lines go through tsgate.ops.logs like every other
@@ -229,4 +229,4 @@ def worker_app() -> object:
     settings = Settings.from_env()
     logs.configure(level=settings.log_level, fmt=settings.log_format)
     GuardedHttpProtocol.header_timeout_s = settings.header_timeout_s
-    return create_app(settings)
+    return create_app(settings, settle=True)
