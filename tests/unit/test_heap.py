@@ -11,8 +11,8 @@ import pytest
 from tsgate.ops.looplag import GcPauses, settle_heap
 
 
-@pytest.fixture
-def unfrozen() -> Iterator[None]:
+@pytest.fixture(autouse=True)
+def _unfreeze() -> Iterator[None]:
     yield
     gc.unfreeze()  # the test process itself goes on collecting as before
 
@@ -22,7 +22,7 @@ class Cycle:
         self.me = self
 
 
-def test_settling_collects_startups_garbage_and_freezes_the_rest(unfrozen: None) -> None:
+def test_settling_collects_startups_garbage_and_freezes_the_rest() -> None:
     kept = Cycle()
     garbage = Cycle()
     gone = weakref.ref(garbage)
