@@ -24,8 +24,9 @@ _.binary_location  # tests/browser.py
 # the app factory uvicorn imports by name in each `tsgate serve --workers N` process
 worker_app  # src/tsgate/cli/serve.py
 
-# an autouse pytest fixture, and a pytest hook
+# autouse pytest fixtures, and a pytest hook
 restore_root  # tests/unit/test_logs.py
+_unfreeze  # tests/unit/test_heap.py
 pytest_terminal_summary  # tests/differential/conftest.py
 
 # report fields read only through dataclasses.asdict (tsgate cleanup prints the report)
