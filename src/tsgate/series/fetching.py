@@ -40,6 +40,7 @@ from tsgate.core import extents
 from tsgate.core.model import Series, concat
 from tsgate.series.chunkstore import Fetched
 from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range
+from tsgate.series.streamfill import SLOT_MS
 from tsgate.upstream.base import Upstream
 
 # told of each page of a site stream as it arrives (the span streamed, the page per
@@ -352,6 +353,18 @@ class _Pipeline:
                 self.ahead.release()
 
 
+def stream_parts(span: Range, site_points: int, page_size: int, concurrency: int) -> list[Range]:
+    """``span`` cut into the streams read side by side: as many as the pages it needs, at
+    most ``concurrency``, cut on sweep slots (each stream's rows stay in sweep order, and
+    the streams one after another are the whole span's). Unknown size: one stream."""
+    s, e = span
+    pages = -(-site_points * ((e - s) // SAMPLE_MS + 1) // page_size) if site_points else 1
+    count = max(1, min(concurrency, pages))
+    cuts = {(s + (e - s) * i // count) // SLOT_MS * SLOT_MS for i in range(1, count)}
+    bounds = [s, *sorted(c for c in cuts if s < c < e), e]
+    return list(itertools.pairwise(bounds))
+
+
 async def site_stream(
     upstream: Upstream,
     site: str,
@@ -360,8 +373,18 @@ async def site_stream(
     token: str,
     page_size: int,
     on_page: PageSink | None = None,
+    site_points: int = 0,
+    concurrency: int = 1,
 ) -> tuple[list[Fetched], dict[str, list[Range]]]:
-    """One stream of the site's pages per missing span (each page shown to ``on_page``).
+    """The site's pages per missing span (each page shown to ``on_page``, in the order of
+    the one stream over the span).
+
+    A span whose stream runs to several pages is read as up to ``concurrency`` streams
+    side by side, each over a part of it cut on sweep slots (:func:`stream_parts`): the
+    pages of one stream come one after another, each waiting for the one before. Pages
+    are shown in the order of the parts, a part's pages held until the parts before it
+    have all been shown, so what ``on_page`` sees is one stream over the span; a part's
+    page is cut to its part, so a sample at a cut is shown once.
 
     Every point the stream carries is stored for that span. A planned point the stream
     did not carry is not known to be empty (the stream leaves out points that are not
@@ -373,15 +396,20 @@ async def site_stream(
     left: dict[str, list[Range]] = defaultdict(list)
     for span in spans:
         parts: dict[str, list[Series]] = defaultdict(list)
-        pages = upstream.site_pages(
-            site, span[0], span[1], token=token, raw=True, page_size=page_size
-        )
-        async for page in pages:
+
+        def show(
+            page: dict[str, Series],
+            span: Range = span,
+            parts: dict[str, list[Series]] = parts,
+        ) -> None:
             if on_page is not None:
                 on_page(span, page)
             for name, series in page.items():
                 if len(series):
                     parts[name].append(series)
+
+        cut = stream_parts(span, site_points, page_size, concurrency)
+        await _read_parts(upstream, site, cut, token=token, page_size=page_size, show=show)
         if on_page is not None:
             on_page(span, None)
         out.extend(Fetched(n, span, concat(n, p).crop(*span)) for n, p in parts.items())
@@ -389,6 +417,47 @@ async def site_stream(
             if name not in parts:
                 left[name].extend(_clip(wanted, span))
     return out, {n: extents.merge(s) for n, s in left.items() if s}
+
+
+async def _read_parts(
+    upstream: Upstream,
+    site: str,
+    cut: Sequence[Range],
+    *,
+    token: str,
+    page_size: int,
+    show: Callable[[dict[str, Series]], None],
+) -> None:
+    """The streams over the parts ``cut`` side by side, their pages shown in part order
+    (each part but the last cut to itself). A stream that fails fails the read with its
+    own error once its part's turn comes; the others are then cancelled."""
+    Item = dict[str, Series] | BaseException | None
+    queues: list[asyncio.Queue[Item]] = [asyncio.Queue() for _ in cut]
+
+    async def read(part: Range, into: asyncio.Queue[Item]) -> None:
+        last = part[1] == cut[-1][1]
+        try:
+            pages = upstream.site_pages(
+                site, part[0], part[1], token=token, raw=True, page_size=page_size
+            )
+            async for page in pages:
+                into.put_nowait(page if last else {n: s.crop(*part) for n, s in page.items()})
+        except Exception as exc:  # the consumer raises it in its turn
+            into.put_nowait(exc)
+        else:
+            into.put_nowait(None)
+
+    readers = [asyncio.create_task(read(p, q)) for p, q in zip(cut, queues, strict=True)]
+    try:
+        for into in queues:
+            while (item := await into.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                show(item)
+    finally:
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
 
 
 def _clip(spans: Sequence[Range], span: Range) -> list[Range]:

@@ -690,6 +690,8 @@ class SeriesReader:
                     token=token,
                     page_size=self.policy.site_page_size,
                     on_page=on_page,
+                    site_points=site_points,
+                    concurrency=self.policy.upstream_concurrency,
                 )
                 await write(streamed)
             if left:
