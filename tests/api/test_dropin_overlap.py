@@ -74,7 +74,8 @@ async def test_pages_come_while_the_stream_arrives_equal_to_upstream_and_the_tru
     direct_samples = sim.stats.samples
     sim.stats.reset()
     sim.faults.latency_s = 0.1  # the stream takes 0.7 s; the first page needs 1 of its pages
-    async with gateway(settings, sim) as gw:
+    # one stream (parts side by side are tests/service/test_site_stream_parts.py)
+    async with gateway(dataclasses.replace(settings, upstream_concurrency=1), sim) as gw:
         first = await gw.api.get(URL, params=PARAMS, headers=AUTH)
         streamed_at_first = sim.stats.by_route["paginated"]
         ours = await pages_of(gw.api, PARAMS)
@@ -112,7 +113,7 @@ async def test_a_caller_leaving_mid_stream_leaves_the_fetch_to_finish_and_be_sto
     theirs = await upstream_pages(sim, PARAMS)
     sim.stats.reset()
     sim.faults.latency_s = 0.2
-    async with gateway(settings, sim) as gw:
+    async with gateway(dataclasses.replace(settings, upstream_concurrency=1), sim) as gw:
         asked = asyncio.ensure_future(gw.api.get(URL, params=PARAMS, headers=AUTH))
         while not sim.stats.by_route["paginated"]:  # noqa: ASYNC110 (the stream has begun)
             await asyncio.sleep(0.01)
