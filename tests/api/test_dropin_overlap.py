@@ -138,7 +138,7 @@ async def test_an_upstream_failing_halfway_fails_the_waiting_pages_and_stores_no
     sim.stats.reset()
     sim.faults.fail_after = 3  # the 4th upstream page of 7 on answers 500, retries too
     names = [p.name for p in sim.site_by_name[SITE].collecting]
-    async with gateway(settings, sim) as gw:
+    async with gateway(dataclasses.replace(settings, upstream_concurrency=1), sim) as gw:
         first = await gw.api.get(URL, params=PARAMS, headers=AUTH)
         failed: httpx.Response | None = None
         query = dict(PARAMS)

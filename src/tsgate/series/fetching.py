@@ -430,7 +430,8 @@ async def _read_parts(
 ) -> None:
     """The streams over the parts ``cut`` side by side, their pages shown in part order
     (each part but the last cut to itself). A stream that fails fails the read with its
-    own error once its part's turn comes; the others are then cancelled."""
+    own error at once (the pages before it in part order shown first); the others are
+    then cancelled, so a failing upstream is not asked on by streams whose read failed."""
     Item = dict[str, Series] | BaseException | None
     queues: list[asyncio.Queue[Item]] = [asyncio.Queue() for _ in cut]
 
@@ -442,8 +443,9 @@ async def _read_parts(
             )
             async for page in pages:
                 into.put_nowait(page if last else {n: s.crop(*part) for n, s in page.items()})
-        except Exception as exc:  # the consumer raises it in its turn
-            into.put_nowait(exc)
+        except Exception as exc:  # the read fails whole: at once, whichever part it waits on
+            for each in queues:
+                each.put_nowait(exc)
         else:
             into.put_nowait(None)
 
