@@ -209,8 +209,10 @@ def site_stream_pays(
     carry only the asked points, ``concurrency`` at a time. The site's size comes from
     the cached catalog; unknown (0) means per-point reads. Without a ``cost`` (a stream
     whose pages are shown as they arrive) rounds of month windows are counted against
-    pages; with one, both sides are timed by the cost model: the stream's pages come one
-    after another, so it pays only when upstream is latency-bound and the site small.
+    pages; with one, both sides are timed by the cost model: a span's stream is read as
+    up to ``upstream_concurrency`` parts side by side (:func:`stream_parts`), each part's
+    pages one after another, so it pays only when upstream is latency-bound and the site
+    small.
     """
     if not site_points or len(plan) < policy.site_stream_min_points:
         return False
@@ -225,10 +227,13 @@ def site_stream_pays(
         rounds = -(-windows // max(1, policy.upstream_concurrency))
         return site_pages < rounds
     stream_s = 0.0
-    for s, e in spans:  # one stream per span, one page at a time
+    for s, e in spans:  # per span, its parts' streams side by side, a page at a time each
         samples = site_points * ((e - s) // SAMPLE_MS + 1)
         pages = -(-samples // policy.site_page_size)
-        stream_s += pages * cost.of(min(samples, policy.site_page_size))
+        parts = len(
+            stream_parts((s, e), site_points, policy.site_page_size, policy.upstream_concurrency)
+        )
+        stream_s += -(-pages // parts) * cost.of(min(samples, policy.site_page_size))
     requests = [r for m in request_plan(plan, policy, cost) for r in m]
     # a tie goes to the stream: it also stores the site's other points
     return stream_s <= plan_time_s(requests, cost, policy.upstream_concurrency)
