@@ -197,6 +197,11 @@ def _measure(
     return count, biggest
 
 
+def _site_samples(site_points: int, width_ms: int) -> int:
+    """About how many samples the site's stream carries over ``width_ms``."""
+    return site_points * (width_ms // SAMPLE_MS + 1)
+
+
 def site_stream_pays(
     plan: dict[str, list[Range]],
     site_points: int,
@@ -219,7 +224,7 @@ def site_stream_pays(
     spans = extents.merge([r for spans in plan.values() for r in spans])
     if cost is None:
         span_ms = sum(e - s for s, e in spans)
-        site_pages = -(-site_points * (span_ms // SAMPLE_MS + 1) // policy.site_page_size)
+        site_pages = -(-_site_samples(site_points, span_ms) // policy.site_page_size)
         windows = sum(
             len(spans) + sum((e - s) // policy.point_window_ms for s, e in spans)
             for spans in plan.values()
@@ -228,7 +233,7 @@ def site_stream_pays(
         return site_pages < rounds
     stream_s = 0.0
     for s, e in spans:  # per span, its parts' streams side by side, a page at a time each
-        samples = site_points * ((e - s) // SAMPLE_MS + 1)
+        samples = _site_samples(site_points, e - s)
         pages = -(-samples // policy.site_page_size)
         parts = len(
             stream_parts((s, e), site_points, policy.site_page_size, policy.upstream_concurrency)
@@ -363,7 +368,7 @@ def stream_parts(span: Range, site_points: int, page_size: int, concurrency: int
     most ``concurrency``, cut on sweep slots (each stream's rows stay in sweep order, and
     the streams one after another are the whole span's). Unknown size: one stream."""
     s, e = span
-    pages = -(-site_points * ((e - s) // SAMPLE_MS + 1) // page_size) if site_points else 1
+    pages = -(-_site_samples(site_points, e - s) // page_size) if site_points else 1
     count = max(1, min(concurrency, pages))
     cuts = {(s + (e - s) * i // count) // SLOT_MS * SLOT_MS for i in range(1, count)}
     bounds = [s, *sorted(c for c in cuts if s < c < e), e]
@@ -437,7 +442,7 @@ async def _read_parts(
     (each part but the last cut to itself). A stream that fails fails the read with its
     own error at once (the pages before it in part order shown first); the others are
     then cancelled, so a failing upstream is not asked on by streams whose read failed."""
-    Item = dict[str, Series] | BaseException | None
+    Item = dict[str, Series] | Exception | None
     queues: list[asyncio.Queue[Item]] = [asyncio.Queue() for _ in cut]
 
     async def read(part: Range, into: asyncio.Queue[Item]) -> None:
@@ -458,7 +463,7 @@ async def _read_parts(
     try:
         for into in queues:
             while (item := await into.get()) is not None:
-                if isinstance(item, BaseException):
+                if isinstance(item, Exception):
                     raise item
                 show(item)
     finally:
