@@ -55,10 +55,15 @@ class CountingStore(MemoryObjectStore):
         return value
 
 
-async def test_many_requests_finding_the_copy_expired_make_one_read() -> None:
+async def _published(version: bytes) -> tuple[CountingStore, StoredGenerations]:
+    """Versions over a counting store in which site ``s`` has ``version`` published."""
     objects = CountingStore()
-    await objects.put(StoredGenerations._key("s"), b"v1")
-    versions = StoredGenerations(objects)
+    await objects.put(StoredGenerations._key("s"), version)
+    return objects, StoredGenerations(objects)
+
+
+async def test_many_requests_finding_the_copy_expired_make_one_read() -> None:
+    objects, versions = await _published(b"v1")
     waiting = [asyncio.create_task(versions.get("s")) for _ in range(500)]
     await asyncio.sleep(0.01)
     assert objects.reads == 1  # one read, however many asked
@@ -71,9 +76,7 @@ async def test_many_requests_finding_the_copy_expired_make_one_read() -> None:
 
 
 async def test_a_caller_that_leaves_does_not_cancel_the_read_the_others_await() -> None:
-    objects = CountingStore()
-    await objects.put(StoredGenerations._key("s"), b"v1")
-    versions = StoredGenerations(objects)
+    objects, versions = await _published(b"v1")
     first = asyncio.create_task(versions.get("s"))
     await asyncio.sleep(0.01)
     second = asyncio.create_task(versions.get("s"))
@@ -87,9 +90,7 @@ async def test_a_caller_that_leaves_does_not_cancel_the_read_the_others_await() 
 
 
 async def test_a_bump_during_a_read_wins_over_what_the_read_brings_back() -> None:
-    objects = CountingStore()
-    await objects.put(StoredGenerations._key("s"), b"old")
-    versions = StoredGenerations(objects)
+    objects, versions = await _published(b"old")
     reading = asyncio.create_task(versions.get("s"))
     await asyncio.sleep(0.01)
     await versions.bump("s")  # while the read is in flight
