@@ -151,3 +151,42 @@ async def test_a_part_that_fails_fails_the_read_with_its_own_error_and_stops_the
         await upstream.aclose()
     await asyncio.sleep(0)
     assert asyncio.all_tasks() == before  # no stream left running
+
+
+class Slow(AceClient):
+    """Upstream whose every stream page takes a while, counting the streams still open."""
+
+    open_streams = 0
+
+    async def site_pages(  # type: ignore[override]
+        self, site: str, start_ms: int, end_ms: int, **kw: object
+    ) -> AsyncIterator[dict[str, Series]]:
+        Slow.open_streams += 1
+        try:
+            async for page in super().site_pages(site, start_ms, end_ms, **kw):  # type: ignore[arg-type]
+                await asyncio.sleep(0.05)
+                yield page
+        finally:
+            Slow.open_streams -= 1
+
+
+async def test_a_caller_that_leaves_mid_read_leaves_no_stream_running() -> None:
+    sim = create_simulator(seed=1, now_ms=Clock(NOW))
+    site = next(s for s in sim.sites if s.name == SITE)
+    names = [p.name for p in site.collecting]
+    start = NOW - 10 * 24 * MS_PER_HOUR
+    plan = {n: [(start, start + 24 * MS_PER_HOUR)] for n in names}
+    upstream = Slow("http://simulator/api", FAST_POLICY, transport=httpx.ASGITransport(app=sim))
+    before = asyncio.all_tasks()
+    try:
+        reading = asyncio.ensure_future(_stream(upstream, plan, len(names), 4))
+        while Slow.open_streams < 4:  # noqa: ASYNC110 (every part's stream has begun)
+            await asyncio.sleep(0.01)
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+    finally:
+        await upstream.aclose()
+    await asyncio.sleep(0)
+    assert Slow.open_streams == 0
+    assert asyncio.all_tasks() == before
