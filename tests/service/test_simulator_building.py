@@ -175,3 +175,29 @@ async def test_served_rows_are_the_truth() -> None:
         site, p = SIM.point_index[name]
         t, v = truth(site, p, start, end)
         assert served[name] == list(zip(t.tolist(), v.tolist(), strict=True))
+
+
+@pytest.mark.anyio
+async def test_a_long_read_of_one_point_is_the_truth_of_its_days() -> None:
+    """One point's read is generated months at a time (a site's, a day at a time): over a
+    read longer than one batch, a change-of-value and a stale point still serve exactly
+    the truth, day after day."""
+    transport = httpx.ASGITransport(app=SIM)
+    start = parse_time("s", "2026-01-01T00:00:00")
+    end = start + 100 * 86_400_000  # longer than one batch of one point's sweeps
+    chosen = [of_kind(BERLIN, kind)[0] for kind in ("stale_rh", *building.DEADBANDS)][:3]
+    async with httpx.AsyncClient(transport=transport, base_url="http://sim/api") as c:
+        for p in chosen:
+            r = await c.get(
+                f"/points/{p.name.replace('/', '%2F')}/timeseries",
+                params={"start_time": format_time(start), "end_time": format_time(end)},
+                headers={"Authorization": "Bearer t"},
+            )
+            assert r.status_code == 200, r.text
+            rows = r.json()["point_samples"]
+            days = [truth(BERLIN, p, d, d + 86_400_000) for d in range(start, end, 86_400_000)]
+            want_t = np.concatenate([t for t, _ in days])
+            want_v = np.concatenate([v for _, v in days])
+            assert len(rows) == want_t.size > 2_000
+            assert np.array_equal(parse_times([row["time"] for row in rows]), want_t)
+            assert [float(row["value"]) for row in rows] == want_v.tolist()

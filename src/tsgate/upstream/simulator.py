@@ -431,7 +431,10 @@ def create_simulator(
 
 # ---- sample generation -------------------------------------------------------------
 
-_BATCH_SWEEPS = 288  # generate a day of sweeps at a time
+# samples generated at a time: a day of a whole site's sweeps, or months of one point's
+# (what a batch holds does not change what it generates: every signal is counter-based)
+_BATCH_CELLS = 1 << 19
+_BATCH_SWEEPS = 288 * 92
 
 
 def _rows(
@@ -459,7 +462,7 @@ def _rows(
     while sweep < last_sweep:  # a full page goes on to find the next row for its cursor
         # enough sweeps for the rows still wanted (plus slack for gaps), at most a day
         wanted = (limit - len(out) + offset) // max(1, len(points)) + 2
-        batch = max(1, min(_BATCH_SWEEPS, wanted))
+        batch = max(1, min(_BATCH_SWEEPS, _BATCH_CELLS // max(1, len(points)), wanted))
         sweeps = np.arange(sweep, min(sweep + batch, last_sweep), dtype=np.int64)
         times_us = campus.sweep_times_us(site, sweeps)
         in_range = (times_us >= start_ms * 1000) & (times_us < end_ms * 1000)
@@ -517,10 +520,13 @@ def _format(
         # raw_data=false: 5-minute buckets, stamped at the bucket start
         stamps = np.datetime_as_string((sweeps * SWEEP_MS).astype("datetime64[ms]"), unit="s")
     names = [p.name for p in points]
-    values = vals[s_idx, p_idx].tolist()
+    values = map(repr, vals[s_idx, p_idx].tolist())
     times = stamps[s_idx].tolist()
+    if len(points) == 1:
+        name = names[0]
+        return [{"name": name, "value": v, "time": t} for v, t in zip(values, times, strict=True)]
     return [
-        {"name": names[p], "value": repr(v), "time": t}
+        {"name": names[p], "value": v, "time": t}
         for p, v, t in zip(p_idx.tolist(), values, times, strict=True)
     ]
 
