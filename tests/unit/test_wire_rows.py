@@ -61,10 +61,13 @@ def test_values_are_written_as_repr_writes_them(values: list[float], repeat: boo
     ),
     st.sampled_from([1, 1000, 300_000]),
     st.booleans(),
+    st.booleans(),
 )
 def test_rows_group_into_the_series_each_point_alone_gives(
-    drawn: list[tuple[int, int, int, float]], step_ms: int, whole_ms: bool
+    drawn: list[tuple[int, int, int, float]], step_ms: int, whole_ms: bool, in_runs: bool
 ) -> None:
+    if in_runs:  # a point's rows together (a point's own read), else as drawn (a stream)
+        drawn = sorted(drawn, key=lambda d: d[0])
     rows = [
         Sample(f"p{p}", repr(v), _stamp(T0 + k * step_ms, 0 if whole_ms else us))
         for p, k, us, v in drawn
