@@ -204,7 +204,13 @@ async def test_file_store_leaves_no_temporary_files(tmp_path: Path) -> None:
     await store.put("a/b", b"1")
     await store.put("a/b", b"2")
     assert await store.put("a/b", b"3", if_absent=True) is False
-    assert _names_in(tmp_path / "a") == ["b"]
+    assert await store.put("a/c", b"4", if_absent=True) is True
+    await store.put_many([("a/d", b"5"), ("a/b", b"6")], durable=False)
+    (tmp_path / "a" / "e").mkdir()  # a name taken by a folder: the replace fails
+    with pytest.raises(StorageError):
+        await store.put("a/e", b"7")
+    assert _names_in(tmp_path / "a") == ["b", "c", "d", "e"]
+    assert [await store.get(k) for k in ("a/b", "a/c", "a/d")] == [b"6", b"4", b"5"]
     await store.aclose()
 
 

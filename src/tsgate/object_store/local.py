@@ -197,6 +197,7 @@ class LocalObjectStore:
             if durable:
                 # results and exports are not fetched again: they must not survive as zeros
                 os.fsync(tmp_file.fileno())
+        moved = False  # a replace moves the temporary name: nothing left to remove
         try:
             if if_absent:
                 # link() fails when the name exists, so of racing writers exactly one wins.
@@ -206,8 +207,10 @@ class LocalObjectStore:
                     return False
             else:
                 os.replace(tmp, path)
+                moved = True
         finally:
-            tmp.unlink(missing_ok=True)
+            if not moved:
+                tmp.unlink(missing_ok=True)
         return True
 
 
