@@ -27,6 +27,7 @@ from tsgate.errors import Forbidden, NotFound, UpstreamError
 from tsgate.series import fetching
 from tsgate.series.index import ChunkRow
 from tsgate.series.planning import CachePolicy, plan_fetches
+from tsgate.series.reader import ReadStats
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient, ClientPolicy
 from tsgate.upstream.breaker import CircuitBreaker
@@ -196,6 +197,33 @@ async def test_months_are_written_while_the_next_are_in_flight(env: Env) -> None
     rows = await env.rows(names, start, end)
     # settled months fetched whole are one chunk each, as a write of the whole range makes
     assert len(rows) == len(names) * len(extents.months_covering(start, end))
+
+
+async def test_a_cold_read_keeps_its_days_in_memory_and_its_months_only_once_read(
+    env: Env,
+) -> None:
+    """A long cold read does not push every other caller's working set out of memory: the
+    whole settled months it writes are decoded into memory when read, not when written;
+    the days (recent data, what dashboards read next) are kept as written. Either way
+    every sample is the truth."""
+    names = env.names(2)
+    start = extents.month_floor(extents.month_floor(NOW) - 40 * MS_PER_DAY)
+    end = extents.day_floor(NOW)
+    store = env.services.reader.store
+    # fetched and stored, as a chart's read does before it reads the rollups
+    rows = await env.services.reader.ensure(SITE, names, start, end, token="t", stats=ReadStats())
+    months = [r for r in rows if r.period_end_ms - r.period_start_ms > MS_PER_DAY]
+    days = [r for r in rows if r.period_end_ms - r.period_start_ms == MS_PER_DAY]
+    assert months and days
+    for group, first_source in ((months, {"STORE"}), (days, {"MEMORY"})):
+        for row in group:
+            span = (row.period_start_ms, row.period_end_ms)
+            once = await store.load(SITE, [row.point], [row], *span)
+            again = await store.load(SITE, [row.point], [row], *span)
+            assert (once.sources, again.sources) == (first_source, {"MEMORY"})
+            for loaded in (once, again):
+                got = loaded.series[row.point]
+                assert (got.t_ms.tolist(), got.v.tolist()) == env.truth(row.point, *span)
 
 
 # ---- the access check beside the first requests ------------------------------------------
