@@ -9,13 +9,26 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks.context import TOKEN, Bench, SimCounts, chart_params, fmt_ms, fmt_s, iso
+from benchmarks import procs
+from benchmarks.context import (
+    TOKEN,
+    Bench,
+    SimCounts,
+    chart_params,
+    fmt_mib,
+    fmt_ms,
+    fmt_s,
+    iso,
+)
 from benchmarks.report import Report, Row, ratio, verdict
 from benchmarks.wire import MSGPACK, Fetched, fetch
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient, ClientPolicy
 
 WARM_GOAL_MS = 100.0
+COLD_GOAL = 0.75  # the cold chart in at most this share of the direct client's time
+RSS_GOAL = 2.0  # its peak memory growth at most this many times the samples it fetched
+SAMPLE_BYTES = 16  # a sample held as its time (int64 ms) and value (float64)
 JOB_POLL_S = 0.5
 CHART_HEADERS = {"Accept": MSGPACK, "Accept-Encoding": "zstd"}
 
@@ -42,7 +55,15 @@ class Answer:
         return f"{self.fetched.header('X-Cache-Status')}/{self.fetched.header('X-Cache-Source')}"
 
 
-async def run(bench: Bench, report: Report) -> None:
+@dataclass(frozen=True)
+class Memory:
+    """tsgate's resident memory as its cold read began, and its peak during the read."""
+
+    before: int | None
+    peak: int | None
+
+
+async def run(bench: Bench, report: Report, gw: procs.Child | None = None) -> None:
     plan = bench.plan
     names = bench.pick(plan.chart_points)
     start_ms, end_ms = bench.window(plan.chart_days)
@@ -51,12 +72,16 @@ async def run(bench: Bench, report: Report) -> None:
     params = chart_params(
         names, start_ms, end_ms, max_points=plan.chart_max_points, layout="columnar"
     )
+    if gw is not None:
+        procs.reset_peak_rss(gw.proc.pid)
+    before = gw.rss_bytes() if gw is not None else None
     cold = await asyncio.wait_for(ask(bench, params), plan.chart_timeout_s)
+    memory = Memory(before, gw.peak_rss_bytes() if gw is not None else None)
     cold.fetched.check("cold chart")
     warm = await asyncio.wait_for(_repeat(bench, params), plan.chart_timeout_s)
     for answer in warm:
         answer.fetched.check("warm chart")
-    report.add(rows(label, base, cold, warm))
+    report.add(rows(label, base, cold, warm, memory))
     report.notes.append(_note(cold, base, names, start_ms, end_ms))
 
 
@@ -106,7 +131,9 @@ async def _wait_job(bench: Bench, accepted: Fetched) -> None:
         await asyncio.sleep(JOB_POLL_S)
 
 
-def rows(label: str, base: Baseline, cold: Answer, warm: Sequence[Answer]) -> list[Row]:
+def rows(
+    label: str, base: Baseline, cold: Answer, warm: Sequence[Answer], memory: Memory
+) -> list[Row]:
     warm_wall_s = statistics.median(a.wall_s for a in warm)
     server = [a.server_ms for a in warm if a.server_ms is not None]
     warm_server_ms = statistics.median(server) if server else None
@@ -114,7 +141,9 @@ def rows(label: str, base: Baseline, cold: Answer, warm: Sequence[Answer]) -> li
     n = len(warm)
     return [
         Row(label, "cold: wall time", fmt_s(cold.wall_s), fmt_s(base.wall_s),
-            ratio(base.wall_s, cold.wall_s)),
+            ratio(base.wall_s, cold.wall_s), f"≤ {COLD_GOAL}× direct",
+            verdict(cold.wall_s <= COLD_GOAL * base.wall_s)),
+        *_memory_rows(label, memory, cold.upstream.samples),
         Row(label, "cold: server time, cache status/source",
             f"{_ms(cold.server_ms)}, {cold.cache}"),
         Row(label, "cold: upstream requests / samples",
@@ -127,6 +156,18 @@ def rows(label: str, base: Baseline, cold: Answer, warm: Sequence[Answer]) -> li
             met=verdict(warm_server_ms is not None and warm_server_ms <= WARM_GOAL_MS)),
         Row(label, "warm: cache status/source, upstream requests",
             f"{caches}, {sum(a.upstream.requests for a in warm)}"),
+    ]  # fmt: skip
+
+
+def _memory_rows(label: str, memory: Memory, samples: int) -> list[Row]:
+    if memory.before is None or memory.peak is None or not samples:
+        return []
+    grown = max(0, memory.peak - memory.before)
+    held = samples * SAMPLE_BYTES
+    return [
+        Row(label, "cold: peak RSS growth (VmHWM over resident memory at the start); baseline: "
+            f"the samples fetched, {SAMPLE_BYTES} B each", fmt_mib(grown), fmt_mib(held),
+            ratio(held, grown), f"≤ {RSS_GOAL:g}× the samples", verdict(grown <= RSS_GOAL * held)),
     ]  # fmt: skip
 
 

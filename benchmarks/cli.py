@@ -30,7 +30,7 @@ from benchmarks import (
     storage,
     wirebytes,
 )
-from benchmarks.context import Bench, collecting_points
+from benchmarks.context import Bench, collecting_points, fmt_mib
 from benchmarks.plan import FULL, QUICK
 from benchmarks.report import (
     Report,
@@ -154,7 +154,7 @@ async def _run(
                 bench.collecting = await collecting_points(http, sim.base_url)
                 steps: dict[str, Callable[[], Awaitable[None]]] = {
                     "dropin": lambda: dropin.run(bench, report),
-                    "chart": lambda: chart.run(bench, report),
+                    "chart": lambda: chart.run(bench, report, gw),
                     "progressive": lambda: progressive.run(bench, report),
                     "dashboard": lambda: dashboard.run(bench, report),
                     "wire": lambda: wirebytes.run(bench, report),
@@ -202,19 +202,15 @@ def memory_rows(
                 "(d) peak RSS per scenario",
                 f"tsgate (VmHWM) during {name}; baseline: its "
                 "resident memory before the first scenario",
-                _mib(peak),
-                _mib(gw.started_rss),
+                fmt_mib(peak),
+                fmt_mib(gw.started_rss),
                 ratio(gw.started_rss or 0, peak or 0),
             )
             for name, peak in peaks.items()
         ),
-        Row(label, "simulator peak RSS (VmHWM), for scale", _mib(sim.peak_rss_bytes())),
-        Row(label, "tsgate data on disk (SQLite + objects)", _mib(store)),
+        Row(label, "simulator peak RSS (VmHWM), for scale", fmt_mib(sim.peak_rss_bytes())),
+        Row(label, "tsgate data on disk (SQLite + objects)", fmt_mib(store)),
     ]
-
-
-def _mib(value: int | None) -> str:
-    return "–" if value is None else f"{value / 2**20:,.0f} MiB"
 
 
 def _setup_notes(args: argparse.Namespace, env: dict[str, str]) -> list[str]:

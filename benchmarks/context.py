@@ -91,3 +91,7 @@ def fmt_ms(seconds: float) -> str:
 
 def fmt_s(seconds: float) -> str:
     return f"{seconds:,.1f} s" if seconds >= 1 else fmt_ms(seconds)
+
+
+def fmt_mib(value: int | None) -> str:
+    return "–" if value is None else f"{value / 2**20:,.0f} MiB"

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from benchmarks import load, native, procs
 from benchmarks.chart import CHART_HEADERS
-from benchmarks.context import MS_PER_DAY, Bench, chart_params, fmt_ms, fmt_s, iso
+from benchmarks.context import MS_PER_DAY, Bench, chart_params, fmt_mib, fmt_ms, fmt_s, iso
 from benchmarks.plan import SITE, Plan
 from benchmarks.report import Report, Row, ratio, verdict
 from benchmarks.wire import fetch
@@ -90,7 +90,7 @@ async def run_workers(
         peak_two, peak_one = two.peak_rss_bytes() or 0, one.peak_rss_bytes() or 0
         report.add(
             [Row(label, "peak RSS (VmHWM, all processes) over (w); baseline: `--workers 1` "
-                 "over the same", _mib(peak_two), _mib(peak_one), ratio(peak_one, peak_two))]
+                 "over the same", fmt_mib(peak_two), fmt_mib(peak_one), ratio(peak_one, peak_two))]
         )  # fmt: skip
     report.notes.append(
         "(w) `tsgate serve --workers 2` on its own data folder and the same simulator; the "
@@ -250,7 +250,3 @@ def _log(message: str) -> None:
 
 def _p(o: load.Outcome) -> str:
     return load.latency(o)
-
-
-def _mib(value: int | None) -> str:
-    return "–" if value is None else f"{value / 2**20:,.0f} MiB"
