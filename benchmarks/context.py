@@ -18,9 +18,18 @@ TOKEN = "bench"
 class SimCounts:
     requests: int
     samples: int
+    data_requests: int = 0  # of ``requests``, those for samples (the rest: catalog, access)
 
     def __sub__(self, other: SimCounts) -> SimCounts:
-        return SimCounts(self.requests - other.requests, self.samples - other.samples)
+        return SimCounts(
+            self.requests - other.requests,
+            self.samples - other.samples,
+            self.data_requests - other.data_requests,
+        )
+
+
+# the simulator's routes that serve samples (``/_sim/stats`` counts requests per route)
+DATA_ROUTES = frozenset({"point_timeseries", "get_timeseries", "paginated"})
 
 
 @dataclass
@@ -53,7 +62,9 @@ class Bench:
         resp = await self.http.get(self.sim_url + "/_sim/stats", headers={"Accept": "*/*"})
         resp.raise_for_status()
         body = resp.json()
-        return SimCounts(int(body["requests"]), int(body["samples"]))
+        routes: dict[str, int] = body.get("by_route", {})
+        data = sum(n for route, n in routes.items() if route in DATA_ROUTES)
+        return SimCounts(int(body["requests"]), int(body["samples"]), data)
 
 
 def iso(ms: int) -> str:

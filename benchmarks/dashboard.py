@@ -51,7 +51,9 @@ async def run(bench: Bench, report: Report) -> None:
         "after its time (`--visibility-delay-s`), as gateways upload in batches; the site "
         "reports in one burst 30–50 s into every 5-minute sweep. *New samples per refresh* "
         "are those newer than the previous answer's newest sample of the same point. "
-        "Upstream requests and samples are deltas of the simulator's `/_sim/stats`; samples "
+        "Upstream requests and samples are deltas of the simulator's `/_sim/stats`; data "
+        "requests are those for samples (the others are access re-checks: a token's grant "
+        "for the site is asked again every 5 minutes, and the catalog); samples "
         "returned are counted in the (raw, columnar) answers. The baseline refetches the "
         f"whole 24 h with the ACE client ({plan.dash_baseline_refreshes} refreshes)."
     )
@@ -133,22 +135,25 @@ async def _baseline_refreshes(bench: Bench, names: Sequence[str]) -> list[Refres
 def rows(
     label: str, first: Refresh, refreshes: Sequence[Refresh], base: Sequence[Refresh]
 ) -> list[Row]:
-    per_refresh = statistics.mean(r.upstream.requests for r in refreshes)
-    base_per_refresh = statistics.mean(r.upstream.requests for r in base)
+    per_refresh = statistics.mean(r.upstream.data_requests for r in refreshes)
+    base_per_refresh = statistics.mean(r.upstream.data_requests for r in base)
+    others = sum(r.upstream.requests - r.upstream.data_requests for r in refreshes)
     cached_pct = _cached_pct(refreshes)
     base_samples = statistics.mean(r.upstream.samples for r in base)
     up_samples = statistics.mean(r.upstream.samples for r in refreshes)
     wall = statistics.median(r.wall_s for r in refreshes)
     base_wall = statistics.median(r.wall_s for r in base)
-    most = max(r.upstream.requests for r in refreshes)
+    most = max(r.upstream.data_requests for r in refreshes)
     new = statistics.mean(r.new for r in refreshes)
     return [
         Row(label, "first (cold) load: wall, upstream requests",
             f"{fmt_ms(first.wall_s)}, {first.upstream.requests}"),
-        Row(label, "upstream requests per refresh (mean; max)",
+        Row(label, "upstream data requests per refresh (mean; max)",
             f"{per_refresh:.2f}; {most}", f"{base_per_refresh:.2f}",
             ratio(base_per_refresh, per_refresh), f"≤ {REQUESTS_GOAL:g}",
             verdict(per_refresh <= REQUESTS_GOAL)),
+        Row(label, "other upstream requests over the refreshes (access re-checks, catalog)",
+            f"{others}"),
         Row(label, "new samples per refresh (mean; total)",
             f"{new:,.2f}; {sum(r.new for r in refreshes):,}", "", "", "> 0",
             verdict(new > 0)),
