@@ -29,7 +29,7 @@ class SimCounts:
 
 
 # the simulator's routes that serve samples (``/_sim/stats`` counts requests per route)
-DATA_ROUTES = frozenset({"point_timeseries", "get_timeseries", "paginated"})
+DATA_ROUTES = frozenset({"point_timeseries", "get_timeseries", "paginated", "site_timeseries"})
 
 
 @dataclass
