@@ -45,7 +45,8 @@ demo: $(STAMP) ## Serve tsgate on the embedded defaults with the simulated ACE c
 test: $(STAMP) services browser promtool wrk jstools ## Every test, under branch coverage, then the report (fails when no test ran)
 	node --test tests/js/*.test.js
 	$(PY) -m coverage erase
-	$(PY) -m coverage run -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m coverage run -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not alone"
+	$(PY) -m coverage run -m pytest -q -m alone
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

@@ -142,6 +142,9 @@ async def _slow_clients(port: int, hold_s: float) -> list[socket.socket]:
 HEADER_DEADLINE_S = 12.0
 
 
+# the server under its own load, not beside another test worker's: on 2 shared cores a
+# neighbour slowed the run from 19 s to 51 s and some connections were dropped
+@pytest.mark.alone
 def test_a_thousand_clients_beside_two_hundred_slow_ones(tmp_path: Path) -> None:
     names = [p.name for p in create_simulator(seed=1).sites[2].collecting[:60]]
     # a header deadline the slow clients pass but a starved real client never does: on a
