@@ -460,7 +460,7 @@ def _rows(
     # 30–50 s into its slot), so a window split anywhere serves what the whole one does
     last_sweep = _first_sweep(end_ms - 1) + 1
     while sweep < last_sweep:  # a full page goes on to find the next row for its cursor
-        # enough sweeps for the rows still wanted (plus slack for gaps), at most a day
+        # enough sweeps for the rows still wanted (plus slack for gaps), at most a batch
         wanted = (limit - len(out) + offset) // max(1, len(points)) + 2
         batch = max(1, min(_BATCH_SWEEPS, _BATCH_CELLS // max(1, len(points)), wanted))
         sweeps = np.arange(sweep, min(sweep + batch, last_sweep), dtype=np.int64)
@@ -522,9 +522,6 @@ def _format(
     names = [p.name for p in points]
     values = map(repr, vals[s_idx, p_idx].tolist())
     times = stamps[s_idx].tolist()
-    if len(points) == 1:
-        name = names[0]
-        return [{"name": name, "value": v, "time": t} for v, t in zip(values, times, strict=True)]
     return [
         {"name": names[p], "value": v, "time": t}
         for p, v, t in zip(p_idx.tolist(), values, times, strict=True)
