@@ -212,8 +212,8 @@ async def test_a_cold_read_keeps_its_days_in_memory_and_its_months_only_once_rea
     store = env.services.reader.store
     # fetched and stored, as a chart's read does before it reads the rollups
     rows = await env.services.reader.ensure(SITE, names, start, end, token="t", stats=ReadStats())
-    months = [r for r in rows if r.period_end_ms - r.period_start_ms > MS_PER_DAY]
-    days = [r for r in rows if r.period_end_ms - r.period_start_ms == MS_PER_DAY]
+    months = [r for r in rows if not r.day]
+    days = [r for r in rows if r.day]
     assert months and days
     for group, first_source in ((months, {"STORE"}), (days, {"MEMORY"})):
         for row in group:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tsgate.core.codec import CodecError, decode_series
-from tsgate.core.model import MS_PER_DAY, Series, concat
+from tsgate.core.model import Series, concat
 from tsgate.lru import LRU
 from tsgate.series.index import RAW, ChunkIndex, ChunkRow
 from tsgate.series.memory import series_bytes
@@ -190,7 +190,7 @@ class ChunkObjects:
             # days (recent data: what dashboards read next) are kept as written; whole
             # months (history a long cold read writes) only once read, so one cold year
             # does not push every other caller's working set out of memory
-            if row.object_key and row.period_end_ms - row.period_start_ms <= MS_PER_DAY:
+            if row.object_key and row.day:
                 self._memory.put(row.object_key, series)
 
     async def delete(

@@ -20,9 +20,7 @@ def finished_months(
     current = {(r.point, r.period_start_ms): r for rows in layout.values() for r in rows}
     current |= {(r.point, r.period_start_ms): r for r in written}
     months = {
-        (r.point, extents.month_floor(r.period_start_ms))
-        for r in written
-        if r.final and r.period_end_ms - r.period_start_ms == MS_PER_DAY
+        (r.point, extents.month_floor(r.period_start_ms)) for r in written if r.final and r.day
     }
     ready = []
     for point, month in sorted(months):

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from tsgate.core.model import MS_PER_DAY
+
 Range = tuple[int, int]
 
 RAW = "raw"
@@ -55,6 +57,11 @@ class ChunkRow:
     @property
     def final(self) -> bool:
         return self.state == FINAL
+
+    @property
+    def day(self) -> bool:
+        """A day's period (the other kind: a whole month's)."""
+        return self.period_end_ms - self.period_start_ms == MS_PER_DAY
 
     @property
     def complete(self) -> bool:
