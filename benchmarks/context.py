@@ -28,10 +28,6 @@ class SimCounts:
         )
 
 
-# the simulator's routes that serve samples (``/_sim/stats`` counts requests per route)
-DATA_ROUTES = frozenset({"point_timeseries", "get_timeseries", "paginated", "site_timeseries"})
-
-
 @dataclass
 class Bench:
     plan: Plan
@@ -62,9 +58,7 @@ class Bench:
         resp = await self.http.get(self.sim_url + "/_sim/stats", headers={"Accept": "*/*"})
         resp.raise_for_status()
         body = resp.json()
-        routes: dict[str, int] = body.get("by_route", {})
-        data = sum(n for route, n in routes.items() if route in DATA_ROUTES)
-        return SimCounts(int(body["requests"]), int(body["samples"]), data)
+        return SimCounts(int(body["requests"]), int(body["samples"]), int(body["data_requests"]))
 
 
 def iso(ms: int) -> str:

@@ -223,3 +223,18 @@ async def test_a_transfer_cost_per_sample_slows_timeseries_answers_and_changes_n
     assert len(slow.json()["point_samples"]) == 10000
     assert slow_s >= 0.2
     assert set_cost.status_code == 200 and costly.faults.sample_cost_us == 0
+
+
+async def test_stats_count_the_requests_for_samples_apart_from_the_others() -> None:
+    sim = create_simulator(seed=1)
+    params = {**DAY, "page_size": "1000", "raw_data": "true"}
+    async with client(sim) as c:
+        assert (await c.get("/sites/elm_school")).status_code == 200
+        assert (await c.get("/sites/elm_school/timeseries/paginated", params=params)).is_success
+        assert (await c.get("/sites/elm_school/timeseries", params=DAY)).is_success
+        stats = (await c.get("http://sim/_sim/stats")).json()
+        reset = (await c.delete("http://sim/_sim/stats")).json()
+    # the control routes (/_sim/...) are not counted
+    assert (stats["requests"], stats["data_requests"]) == (3, 2)
+    assert stats["samples"] > 1000
+    assert (reset["requests"], reset["data_requests"], reset["samples"]) == (0, 0, 0)

@@ -104,11 +104,13 @@ class Faults:
 @dataclass
 class SimStats:
     requests: int = 0
+    data_requests: int = 0  # of ``requests``, those to the routes that serve samples
     samples: int = 0
     by_route: Counter[str] = field(default_factory=Counter)
 
     def reset(self) -> None:
         self.requests = 0
+        self.data_requests = 0
         self.samples = 0
         self.by_route.clear()
 
@@ -199,6 +201,7 @@ class Simulator:
     ) -> Callable[[Request], Any]:
         async def endpoint(request: Request) -> Response:
             self.stats.requests += 1
+            self.stats.data_requests += ts
             self.stats.by_route[route] += 1
             try:
                 self._authorise(request)
@@ -411,6 +414,7 @@ class Simulator:
         return json_response(
             {
                 "requests": self.stats.requests,
+                "data_requests": self.stats.data_requests,
                 "samples": self.stats.samples,
                 "by_route": dict(self.stats.by_route),
             },
