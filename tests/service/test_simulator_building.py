@@ -154,6 +154,20 @@ def test_any_split_of_a_range_serves_what_the_whole_does(
     assert np.array_equal(whole[1], np.concatenate([first[1], second[1]]))
 
 
+async def _served(
+    c: httpx.AsyncClient, name: str, start: int, end: int
+) -> tuple[np.ndarray, list[float]]:
+    """One point's own read, as the simulator serves it: times (ms) and values."""
+    r = await c.get(
+        f"/points/{name.replace('/', '%2F')}/timeseries",
+        params={"start_time": format_time(start), "end_time": format_time(end)},
+        headers={"Authorization": "Bearer t"},
+    )
+    assert r.status_code == 200, r.text
+    rows = r.json()["point_samples"]
+    return parse_times([row["time"] for row in rows]), [float(row["value"]) for row in rows]
+
+
 @pytest.mark.anyio
 async def test_served_rows_are_the_truth() -> None:
     transport = httpx.ASGITransport(app=SIM)
@@ -162,15 +176,8 @@ async def test_served_rows_are_the_truth() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://sim/api") as c:
         served: dict[str, list[tuple[int, float]]] = {n: [] for n in names}
         for name in names:
-            r = await c.get(
-                f"/points/{name.replace('/', '%2F')}/timeseries",
-                params={"start_time": format_time(start), "end_time": format_time(end)},
-                headers={"Authorization": "Bearer t"},
-            )
-            assert r.status_code == 200, r.text
-            rows = r.json()["point_samples"]
-            times = parse_times([row["time"] for row in rows]).tolist()
-            served[name] = list(zip(times, (float(row["value"]) for row in rows), strict=True))
+            times, values = await _served(c, name, start, end)
+            served[name] = list(zip(times.tolist(), values, strict=True))
     for name in names:
         site, p = SIM.point_index[name]
         t, v = truth(site, p, start, end)
@@ -188,16 +195,10 @@ async def test_a_long_read_of_one_point_is_the_truth_of_its_days() -> None:
     chosen = [of_kind(BERLIN, kind)[0] for kind in ("stale_rh", *building.DEADBANDS)][:3]
     async with httpx.AsyncClient(transport=transport, base_url="http://sim/api") as c:
         for p in chosen:
-            r = await c.get(
-                f"/points/{p.name.replace('/', '%2F')}/timeseries",
-                params={"start_time": format_time(start), "end_time": format_time(end)},
-                headers={"Authorization": "Bearer t"},
-            )
-            assert r.status_code == 200, r.text
-            rows = r.json()["point_samples"]
+            times, values = await _served(c, p.name, start, end)
             days = [truth(BERLIN, p, d, d + 86_400_000) for d in range(start, end, 86_400_000)]
             want_t = np.concatenate([t for t, _ in days])
             want_v = np.concatenate([v for _, v in days])
-            assert len(rows) == want_t.size > 2_000
-            assert np.array_equal(parse_times([row["time"] for row in rows]), want_t)
-            assert [float(row["value"]) for row in rows] == want_v.tolist()
+            assert len(values) == want_t.size > 2_000
+            assert np.array_equal(times, want_t)
+            assert values == want_v.tolist()
