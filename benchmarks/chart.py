@@ -63,7 +63,7 @@ class Memory:
     peak: int | None
 
 
-async def run(bench: Bench, report: Report, gw: procs.Child | None = None) -> None:
+async def run(bench: Bench, report: Report, gw: procs.Child) -> None:
     plan = bench.plan
     names = bench.pick(plan.chart_points)
     start_ms, end_ms = bench.window(plan.chart_days)
@@ -72,11 +72,10 @@ async def run(bench: Bench, report: Report, gw: procs.Child | None = None) -> No
     params = chart_params(
         names, start_ms, end_ms, max_points=plan.chart_max_points, layout="columnar"
     )
-    if gw is not None:
-        procs.reset_peak_rss(gw.proc.pid)
-    before = gw.rss_bytes() if gw is not None else None
+    procs.reset_peak_rss(gw.proc.pid)
+    before = gw.rss_bytes()
     cold = await asyncio.wait_for(ask(bench, params), plan.chart_timeout_s)
-    memory = Memory(before, gw.peak_rss_bytes() if gw is not None else None)
+    memory = Memory(before, gw.peak_rss_bytes())
     cold.fetched.check("cold chart")
     warm = await asyncio.wait_for(_repeat(bench, params), plan.chart_timeout_s)
     for answer in warm:

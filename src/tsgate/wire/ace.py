@@ -245,8 +245,8 @@ def _point_codes(rows: list[Sample]) -> tuple[dict[str, int], npt.NDArray[np.int
     rows whose points alternate (the site's stream: a sweep's points one after another)
     a row at a time, which is quicker when runs are short.
     """
-    codes: dict[str, int] = {}
     if len(rows) > 1 and rows[0].name == rows[1].name:
+        codes: dict[str, int] = {}
         run_codes: list[int] = []
         run_lengths: list[int] = []
         for name, run in itertools.groupby(map(_NAME, rows)):
