@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 
 import httpx
@@ -255,3 +256,29 @@ async def test_passed_through_5xx_reach_the_caller_but_never_open_the_breaker() 
     finally:
         await client.aclose()
     assert [a.status for a in answers] == [502] * 6
+
+
+async def test_no_upstream_answer_outlives_its_read_without_the_cyclic_collector() -> None:
+    """httpx ties each response to its stream in a reference cycle; left alone, every
+    page (its body included) stays in memory until the collector's next pass. The client
+    breaks it, so with the collector off no answer survives its read, and the reads are
+    still upstream's samples, exactly."""
+    sim = create_simulator()
+    names = [p.name for p in sim.sites[2].collecting[:4]]
+    client = sim_client(sim)
+    gc.collect()
+    gc.disable()
+    try:
+        got = await client.points_series(names, START, START + 40 * 86_400_000, token="t")
+        forwarded = await client.forward("GET", "/sites", token="t", query="per_page=2")
+        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Response)]
+    finally:
+        gc.enable()
+        await client.aclose()
+    assert sim.stats.by_route["point_timeseries"] == 2 * len(names)  # month windows, each
+    assert forwarded.status == 200 and forwarded.content
+    assert alive == []
+    for name in names:
+        t_us, v = sim.truth(name, START, START + 40 * 86_400_000)
+        assert got[name].t_ms.tolist() == (t_us // 1000).tolist()
+        assert got[name].v.tolist() == v.tolist()

@@ -324,6 +324,7 @@ class AceApi:
                 began = time.perf_counter()
                 resp = await self._http.send(request)
                 took = time.perf_counter() - began
+            _unbind(resp)
             metering.record(1, len(resp.content), took)  # counted, and charged to the caller
             location = resp.headers.get("location")
             if resp.status_code not in REDIRECT_STATUSES or not location:
@@ -461,6 +462,17 @@ class AceApi:
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             # a truncated or garbled body: retry, never hand back a short answer
             raise _Retryable(f"broken body ({len(resp.content)} bytes)") from exc
+
+
+def _unbind(resp: httpx.Response) -> None:
+    """Break the reference cycle httpx makes between a response and its stream (the stream
+    holds the response to set its ``elapsed`` when closed; encode/httpx#3733), once the body
+    is read and the stream closed. Otherwise every answer, body included, outlives its last
+    use until the cyclic collector finds it: 10 MiB more at the peak of a cold 50-point
+    year with the collector's default thresholds, 270 MiB more with a tenth as many
+    collections, and every full collection walked them all."""
+    if resp.is_closed:
+        resp.stream = httpx.ByteStream(b"")
 
 
 def _is_json(resp: httpx.Response) -> bool:
