@@ -15,6 +15,7 @@ class Plan:
     chart_max_points: int = 2000
     chart_warm_repeats: int = 5
     chart_timeout_s: float = 240.0
+    quarter_days: int = 90  # the same chart over a shorter range, cold (0: not measured)
     # (b) a sliding 24 h dashboard
     dash_points: int = 20
     dash_refreshes: int = 40
@@ -52,6 +53,7 @@ QUICK = Plan(
     chart_days=30,
     chart_warm_repeats=3,
     chart_timeout_s=60.0,
+    quarter_days=0,
     dash_refreshes=12,
     dash_interval_s=5.0,
     dash_baseline_refreshes=2,
