@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import msgspec
 import numpy as np
 import pytest
+from starlette.types import Receive, Scope, Send
 
-from tests.asgi import api_client
+from tests.asgi import FAST_POLICY, api_client, lifespan_app, lifespan_client, sim_client
+from tsgate.app import create_app
 from tsgate.settings import Settings
+from tsgate.upstream.ace import AceClient
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.wire.ace import parse_time
 
 pytestmark = pytest.mark.anyio
 AUTH = {"Authorization": "Bearer t"}
@@ -317,3 +322,56 @@ async def test_response_cache_keeps_encodings_and_etags_apart(
         headers={**AUTH, "If-None-Match": first.headers["ETag"]},
     )
     assert not_modified.status_code == 304
+
+
+async def test_a_cold_chart_refreshes_the_catalog_while_its_samples_arrive(
+    settings: Settings,
+) -> None:
+    """The catalog a chart's gaps are judged by is fetched beside the samples, not after
+    them (a site's first chart paid both in turn), once, and the answer is still exactly
+    upstream's samples."""
+    sim = create_simulator(seed=5)
+    sim.faults.latency_s = 0.05
+    calls: list[tuple[str, float, float]] = []
+
+    async def recorded(scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
+        await sim(scope, receive, send)
+        if scope["type"] == "http":
+            calls.append((scope["path"], began, time.perf_counter()))
+
+    upstream = AceClient(
+        "http://simulator/api", FAST_POLICY, transport=httpx.ASGITransport(app=recorded)
+    )
+    names = points(sim, 12)
+    rng = {"start": "2025-08-01T00:00:00", "end": "2025-10-01T00:00:00"}
+    async with lifespan_app(create_app(settings, upstream=upstream)) as asgi:
+        transport = httpx.ASGITransport(app=asgi)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tsgate") as api:
+            got = await raw_of(api, sim, names, rng)
+            again = await raw_of(api, sim, names, rng)
+    catalog = [began for path, began, _ in calls if path.endswith("/configured_points")]
+    samples = [ended for path, _, ended in calls if "timeseries" in path]
+    assert len(catalog) == 1 and len(samples) >= 4
+    assert catalog[0] < max(samples)  # asked while samples were still arriving
+    start, end = parse_time("start", rng["start"]), parse_time("end", rng["end"])
+    for answer in (got, again):
+        for name in names:
+            t_us, v = sim.truth(name, start, end)
+            np.testing.assert_array_equal(answer[name][0], t_us // 1000)
+            np.testing.assert_array_equal(answer[name][1], v)
+
+
+async def test_concurrent_catalog_refreshes_of_a_site_fetch_it_once(settings: Settings) -> None:
+    sim = create_simulator(seed=5)
+    sim.faults.latency_s = 0.02
+    async with lifespan_client(create_app(settings, upstream=sim_client(sim))) as (api, state):
+        catalog = state["services"].catalog
+        sources = await asyncio.gather(*(catalog.fresh("elm_school", "t") for _ in range(5)))
+        listed = await api.get(
+            "/api/sites/elm_school/configured_points", params={"per_page": 5000}, headers=AUTH
+        )
+    assert sorted(sources) == ["ORIGIN"] + ["STORE"] * 4
+    assert sim.stats.by_route["configured_points"] == 1  # the listing too is the stored one
+    assert listed.status_code == 200
+    assert [p["name"] for p in listed.json()["items"]] == [p.name for p in sim.sites[2].points]

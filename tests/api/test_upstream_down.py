@@ -49,6 +49,10 @@ async def env(settings: Settings) -> AsyncIterator[Env]:
 
 
 async def test_open_circuit_is_503_with_retry_after_and_no_upstream_request(env: Env) -> None:
+    # the site's catalog is fresh before its data reads fail: a cold chart refreshes it
+    # beside its fetch, and that answer (upstream alive) would count against the outage
+    listed = await env.api.get("/api/sites/elm_school/configured_points", headers=AUTH)
+    assert listed.status_code == 200
     env.sim.faults.fail_next = dict(OUTAGE)
     for _ in range(2):
         failed = await env.chart(DAY1)

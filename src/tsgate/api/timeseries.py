@@ -94,19 +94,27 @@ async def timeseries(request: Request) -> Response:
     queued = await _too_large_for_inline(request, q, layout, token, prepared.missing_with_earlier)
     if queued is not None:
         return queued
-    result = await run_chart(
-        services.reader,
-        q,
-        token=token,
-        prepared=prepared,
-        describe=lambda site, names: services.catalog.describe(
-            site, names, token, services.kinds, access_checked=checked
-        ),
-        gap_limits=chart_gap_limits(request, token, access_checked=checked),
-    )
-    computed = time.perf_counter()
-    body_obj = chart_body(answer_of(q, result), layout, msgpack=msgpack)
-    await describe_answer(request, q, body_obj, token, access_checked=checked)
+    # what the answer asks of the catalog once the samples are in (kinds, gap limits),
+    # made fresh while they are fetched rather than after
+    fetching = checked and prepared.missing_with_earlier > 0
+    ahead = services.catalog.refresh_ahead(q.site, token) if fetching else None
+    try:
+        result = await run_chart(
+            services.reader,
+            q,
+            token=token,
+            prepared=prepared,
+            describe=lambda site, names: services.catalog.describe(
+                site, names, token, services.kinds, access_checked=checked
+            ),
+            gap_limits=chart_gap_limits(request, token, access_checked=checked),
+        )
+        computed = time.perf_counter()
+        body_obj = chart_body(answer_of(q, result), layout, msgpack=msgpack)
+        await describe_answer(request, q, body_obj, token, access_checked=checked)
+    finally:
+        if ahead is not None:
+            ahead.cancel()  # done by now, unless the chart failed first
     body, media_type = encode_body(body_obj, msgpack)
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     headers = _headers(request, q, result, started, computed, etag)

@@ -6,6 +6,7 @@ not trusted (its ``pages`` can be wrong): paging stops on a short page or the to
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +16,7 @@ from tsgate.clock import wall_clock_ms
 from tsgate.core.kinds import PeriodMode, PointKinds
 from tsgate.core.quality import GAP_MS, holds, profile_of
 from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
+from tsgate.keylocks import KeyLocks
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.upstream.base import Upstream
 
@@ -78,6 +80,8 @@ class Catalog(Protocol):
     async def fresh(
         self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False
     ) -> str: ...
+
+    def refresh_ahead(self, site: str, token: str) -> asyncio.Task[None]: ...
 
     async def stored_objects(
         self, site: str, names: Sequence[str], token: str, *, access_checked: bool = False
@@ -151,6 +155,7 @@ class PointCatalog:
         self.modes = modes
         self.ttl_ms = ttl_ms
         self._clock = clock_ms or wall_clock_ms
+        self._refreshing: KeyLocks[str] = KeyLocks()
 
     async def fresh(
         self, site: str, token: str, *, bypass: bool = False, access_checked: bool = False
@@ -161,13 +166,36 @@ class PointCatalog:
         same request (a prepared read), so it is not asked again."""
         if not access_checked:
             await self.access.check(site, token)
-        refreshed = await self.points.refreshed_at(site)
-        now = self._clock()
-        if not bypass and refreshed is not None and now - refreshed <= self.ttl_ms:
+        if not bypass and await self._is_fresh(site):
             return "STORE"
-        points = await self._fetch_all(site, token)
-        await self.points.replace_site(site, points, now)
+        # one refresh of a site at a time: a caller arriving meanwhile (a chart's refresh
+        # ahead of its fetch, then its own gaps) waits for it instead of fetching again
+        async with self._refreshing.hold(site):
+            if not bypass and await self._is_fresh(site):
+                return "STORE"
+            now = self._clock()
+            points = await self._fetch_all(site, token)
+            await self.points.replace_site(site, points, now)
         return "ORIGIN"
+
+    def refresh_ahead(self, site: str, token: str) -> asyncio.Task[None]:
+        """Make ``site``'s catalog fresh in the background (the token's access to it
+        checked by the caller already), while the caller's fetch runs: what the answer
+        asks of the catalog afterwards is there by then, or joins the refresh. A failure
+        is logged, as a refresh's is when the series are read anyway; cancel the task
+        when the caller no longer needs it."""
+
+        async def refresh() -> None:
+            try:
+                await self.fresh(site, token, access_checked=True)
+            except (UpstreamError, UpstreamBadAnswer) as exc:
+                log.warning("point catalog of %s not refreshed: %s", site, exc)
+
+        return asyncio.ensure_future(refresh())
+
+    async def _is_fresh(self, site: str) -> bool:
+        refreshed = await self.points.refreshed_at(site)
+        return refreshed is not None and self._clock() - refreshed <= self.ttl_ms
 
     async def stored_objects(
         self, site: str, names: Sequence[str], token: str, *, access_checked: bool = False
