@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from tests.asgi import FAST_POLICY, api_client, lifespan_app, lifespan_client, sim_client
 from tsgate.app import create_app
+from tsgate.errors import Unauthorized
 from tsgate.settings import Settings
 from tsgate.upstream.ace import AceClient
 from tsgate.upstream.simulator import Simulator, create_simulator
@@ -375,3 +376,18 @@ async def test_concurrent_catalog_refreshes_of_a_site_fetch_it_once(settings: Se
     assert sim.stats.by_route["configured_points"] == 1  # the listing too is the stored one
     assert listed.status_code == 200
     assert [p["name"] for p in listed.json()["items"]] == [p.name for p in sim.sites[2].points]
+
+
+async def test_a_refused_catalog_refresh_ahead_stores_nothing_and_the_caller_is_refused(
+    settings: Settings,
+) -> None:
+    sim = create_simulator(seed=5, tokens={"good": ["elm_school"]})
+    async with lifespan_client(create_app(settings, upstream=sim_client(sim))) as (_, state):
+        services = state["services"]
+        ahead = services.catalog.refresh_ahead("elm_school", "revoked")
+        await asyncio.wait({ahead})
+        assert ahead.exception() is None  # logged, not left for nobody to retrieve
+        assert await services.database.points.refreshed_at("elm_school") is None
+        with pytest.raises(Unauthorized):
+            await services.catalog.fresh("elm_school", "revoked", access_checked=True)
+        assert await services.catalog.fresh("elm_school", "good") == "ORIGIN"

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from tsgate.clock import wall_clock_ms
 from tsgate.core.kinds import PeriodMode, PointKinds
 from tsgate.core.quality import GAP_MS, holds, profile_of
-from tsgate.errors import UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
+from tsgate.errors import TsgateError, UpstreamBadAnswer, UpstreamError, UpstreamUnavailable
 from tsgate.keylocks import KeyLocks
 from tsgate.series.access import UNKNOWN_SITE, AccessCheck
 from tsgate.upstream.base import Upstream
@@ -182,14 +182,15 @@ class PointCatalog:
         """Make ``site``'s catalog fresh in the background (the token's access to it
         checked by the caller already), while the caller's fetch runs: what the answer
         asks of the catalog afterwards is there by then, or joins the refresh. A failure
-        is logged, as a refresh's is when the series are read anyway; cancel the task
-        when the caller no longer needs it."""
+        is logged and goes no further: the caller's own use of the catalog refreshes it
+        again, and a refusal (a token upstream no longer allows) reaches the caller
+        there. Cancel the task when the caller no longer needs it."""
 
         async def refresh() -> None:
             try:
                 await self.fresh(site, token, access_checked=True)
-            except (UpstreamError, UpstreamBadAnswer) as exc:
-                log.warning("point catalog of %s not refreshed: %s", site, exc)
+            except TsgateError as exc:
+                log.warning("point catalog of %s not refreshed ahead: %s", site, exc)
 
         return asyncio.ensure_future(refresh())
 
