@@ -7,6 +7,7 @@ afterwards, so runs are independent and parallel runs never collide.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from tsgate.database import (
     tables,
 )
 from tsgate.errors import ConfigError, MissingDependency, StorageError
+from tsgate.ops.recorder import StatsRecorder
 from tsgate.series.index import ChunkRow
 from tsgate.series.rollupcache import RollupRow
 
@@ -153,7 +155,7 @@ async def test_migrate_twice_is_a_no_op_and_matches_the_tables(db_url: str) -> N
             diff = await conn.run_sync(
                 lambda c: compare_metadata(MigrationContext.configure(c), tables.metadata)
             )
-    assert version == [("0013",)]
+    assert version == [("0014",)]
     assert diff == []
 
 
@@ -471,6 +473,64 @@ async def test_request_stats_summary_and_trim(db: Database) -> None:
         "bytes_out": 12_000,
     }
     assert await db.stats.trim(before_ms=JAN_MS + 4) == 0
+
+
+class _FailingOnce:
+    """A stats table whose first write fails, as a database away for a moment."""
+
+    def __init__(self, table: Any) -> None:
+        self.table, self.failed = table, False
+
+    async def record(self, rows: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise StorageError("away")
+        await self.table.record(rows)
+
+
+async def test_grouped_requests_count_as_each_request_would(db: Database) -> None:
+    """The recorder keeps one row per second, route, status and cache status; what the
+    stats and the monitor read back equals what the requests themselves add up to, also
+    when a write fails and the groups held meanwhile grow."""
+    rand = random.Random(7)
+    told = [
+        RequestStat(
+            JAN_MS + rand.randrange(5_000), rand.choice(["/api/a", "/api/b"]),
+            rand.choice([200, 200, 304, 404, 503]), rand.random(), rand.randrange(100),
+            rand.randrange(10_000), rand.choice(["HIT:MEMORY", "MISS", "BYPASS"]),
+        )
+        for _ in range(2_000)
+    ]  # fmt: skip
+    table = _FailingOnce(db.stats)
+    recorder = StatsRecorder(table, flush_s=0)  # type: ignore[arg-type]
+    for stat in told[:1_000]:
+        recorder.add(stat)
+    with pytest.raises(StorageError):
+        await recorder.flush()
+    for stat in told[1_000:]:
+        recorder.add(stat)
+    assert await recorder.flush() == 2_000
+    assert await recorder.flush() == 0
+    rows = await db.stats.trim(before_ms=0)  # nothing that old: nothing goes
+    assert rows == 0
+
+    for since in (0, JAN_MS, JAN_MS + 1_000, JAN_MS + 3_000, JAN_MS + 5_000):
+        counted = [s for s in told if s.at_ms - s.at_ms % 1_000 >= since]
+        by_status: dict[str, int] = {}
+        for s in counted:
+            by_status[s.cache_status] = by_status.get(s.cache_status, 0) + 1
+        assert await db.stats.summary(since) == {
+            "count": len(counted),
+            "by_cache_status": by_status,
+            "samples": sum(s.samples for s in counted),
+            "bytes_out": sum(s.bytes_out for s in counted),
+        }
+        failed = sum(1 for s in counted if s.status >= 500)
+        assert await db.monitor.request_errors(since) == (len(counted), failed)
+    async with db.sql.read() as conn:
+        query = sa.select(sa.func.count()).select_from(tables.request_stats)
+        stored = (await conn.execute(query)).scalar()
+    assert stored is not None and stored <= 5 * 2 * 5 * 3  # seconds × routes × statuses × caches
 
 
 async def test_ping_and_size(db: Database) -> None:

@@ -114,8 +114,11 @@ class SqlMonitorHistory:
     async def request_errors(self, since_ms: int) -> tuple[int, int]:
         """``(requests, server errors)`` recorded since ``since_ms``."""
         t = request_stats
-        errors = sa.func.coalesce(sa.func.sum(sa.case((t.c.status >= SERVER_ERROR, 1), else_=0)), 0)
-        query = sa.select(sa.func.count(), errors).where(t.c.at_ms >= since_ms)
+        server_errors = sa.case((t.c.status >= SERVER_ERROR, t.c.requests), else_=0)
+        query = sa.select(
+            sa.func.coalesce(sa.func.sum(t.c.requests), 0),
+            sa.func.coalesce(sa.func.sum(server_errors), 0),
+        ).where(t.c.at_ms >= since_ms)
         async with self._sql.read() as conn:
             total, failed = (await conn.execute(query)).one()
         return int(total), int(failed)

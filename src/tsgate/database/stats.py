@@ -1,4 +1,5 @@
-"""Request statistics: one row per served request, trimmed to a retention window."""
+"""Request statistics: one row per group of requests (a second, a route, a status and a
+cache status), trimmed to a retention window."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from tsgate.ops.stats import RequestGroup, RequestStat
 _WRITE_BATCH = 1_000
 
 
-_COLUMNS = ("at_ms", "route", "status", "duration_ms", "samples", "bytes_out", "cache_status")
+_COLUMNS = (
+    "at_ms", "route", "status", "duration_ms", "samples", "bytes_out", "cache_status", "requests",
+)  # fmt: skip
 
 
 def _row(r: RequestStat) -> dict[str, Any]:
@@ -27,6 +30,7 @@ def _row(r: RequestStat) -> dict[str, Any]:
         "samples": r.samples,
         "bytes_out": r.bytes_out,
         "cache_status": r.cache_status,
+        "requests": r.requests,
     }
 
 
@@ -40,10 +44,9 @@ class RequestStats:
     async def record(self, rows: Sequence[RequestStat]) -> None:
         """Append ``rows`` in one transaction (callers buffer and flush in batches).
 
-        One row per request served: the insert is compiled once and its rows go to the
-        driver as they are, since SQLAlchemy's per-row parameter processing cost the event
-        loop more than the rest of a cached answer's bookkeeping (a few milliseconds for
-        each thousand rows, all at once at every flush)."""
+        The insert is compiled once and its rows go to the driver as they are, since
+        SQLAlchemy's per-row parameter processing costs the event loop a few milliseconds
+        for each thousand rows."""
         if not rows:
             return
         async with self._sql.write() as conn:
@@ -51,7 +54,7 @@ class RequestStats:
             for batch in batched(rows, _WRITE_BATCH):
                 params: list[Any] = (
                     [(r.at_ms, r.route, r.status, r.duration_ms, r.samples, r.bytes_out,
-                      r.cache_status) for r in batch]
+                      r.cache_status, r.requests) for r in batch]
                     if positional
                     else [_row(r) for r in batch]
                 )  # fmt: skip
@@ -67,7 +70,7 @@ class RequestStats:
         return known
 
     async def trim(self, before_ms: int) -> int:
-        """Delete rows recorded before ``before_ms``; return how many went."""
+        """Delete records made before ``before_ms``; return how many rows went."""
         stmt = sa.delete(request_stats).where(request_stats.c.at_ms < before_ms)
         async with self._sql.write() as conn:
             result = await conn.execute(stmt)
@@ -79,7 +82,7 @@ class RequestStats:
         query = (
             sa.select(
                 t.c.cache_status,
-                sa.func.count(),
+                sa.func.sum(t.c.requests),
                 sa.func.coalesce(sa.func.sum(t.c.samples), 0),
                 sa.func.coalesce(sa.func.sum(t.c.bytes_out), 0),
             )

@@ -120,6 +120,7 @@ request_stats = sa.Table(
     sa.Column("samples", sa.BigInteger, nullable=False),
     sa.Column("bytes_out", sa.BigInteger, nullable=False),
     sa.Column("cache_status", sa.Text, nullable=False),
+    sa.Column("requests", sa.BigInteger, nullable=False, server_default=sa.text("1")),
 )
 
 # Background jobs (tsgate.database.jobs): state, lease and result of each job.

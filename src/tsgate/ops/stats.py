@@ -1,6 +1,7 @@
-"""Request statistics as operations see them: one record per served request, the groups
-``/api/stats`` reports, and the table that keeps them (a Protocol the database
-implements as ``tsgate.database.stats.RequestStats``)."""
+"""Request statistics as operations see them: a record of the requests served in one
+second with the same route, status and cache status, the groups ``/api/stats`` reports,
+and the table that keeps them (a Protocol the database implements as
+``tsgate.database.stats.RequestStats``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class RequestStat:
+    """``requests`` requests (one, as a request is told) and the totals of their
+    ``duration_ms``, ``samples`` and ``bytes_out``."""
+
     at_ms: int
     route: str
     status: int
@@ -18,6 +22,7 @@ class RequestStat:
     samples: int
     bytes_out: int
     cache_status: str  # HIT | PARTIAL | MISS | BYPASS | …
+    requests: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +35,11 @@ class RequestGroup:
 
 class StatsTable(Protocol):
     async def record(self, rows: Sequence[RequestStat]) -> None:
-        """Append ``rows`` in one transaction (callers buffer and flush in batches)."""
+        """Append ``rows`` in one transaction (callers group them and flush in batches)."""
         ...
 
     async def trim(self, before_ms: int) -> int:
-        """Delete rows recorded before ``before_ms``; return how many went."""
+        """Delete records made before ``before_ms``; return how many rows went."""
         ...
 
     async def groups(self, since_ms: int) -> list[RequestGroup]:
