@@ -95,6 +95,16 @@ def test_connections_that_never_finish_their_headers_are_closed(tmp_path: Path) 
             socks.append(s)
         silent = socket.create_connection(("127.0.0.1", port))  # sends nothing at all
         socks.append(silent)
+        for _ in range(20):  # one whole request answered, then half of the next
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.settimeout(10)
+            answer = b""
+            while not answer.endswith(b"}"):
+                answer += s.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+            s.sendall(b"GET /api/health HTTP/1.1\r\n")
+            socks.append(s)
         started = time.monotonic()
         closed_after: list[float] = []
         for s in socks:
