@@ -134,9 +134,9 @@ def create_app(
         expose_headers=EXPOSED_HEADERS,
     )
     middleware = [
-        Middleware(TelemetryMiddleware, metrics=meters),
         # cached chart answers leave here, before the middleware below and the routing
-        Middleware(FastPathMiddleware, cors=cors),
+        Middleware(FastPathMiddleware, cors=cors, metrics=meters),
+        Middleware(TelemetryMiddleware, metrics=meters),
         Middleware(ChunkedBodyMiddleware),
         Middleware(DisconnectMiddleware),
         Middleware(AdmissionMiddleware, max_active=conf.max_active_requests),

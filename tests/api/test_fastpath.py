@@ -4,6 +4,8 @@ never past a data repair, a revoked token or the caller's rate limit."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ from tests.asgi import lifespan_client, sim_client
 from tsgate.api.fastpath import FastAnswers
 from tsgate.api.responses import CachedResponse
 from tsgate.app import create_app
+from tsgate.ops.logs import JsonFormatter
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.wiring import Services
@@ -104,6 +107,50 @@ async def test_a_fast_answer_is_the_full_paths_answer(
     assert {k: v for k, v in _answer(first)[2].items() if not k.startswith("x-cache")} == {
         k: v for k, v in _answer(fast)[2].items() if not k.startswith("x-cache")
     }
+
+
+async def test_a_fast_answer_is_told_as_the_full_path_tells_its_answers(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Served before the telemetry middleware, a fast answer still keeps a sane request
+    id, logs its access line and counts in the metrics and the request statistics, just
+    as the same answer served by the full path does."""
+    names = env.names(2)
+    await env.chart(names)
+    env.answers.clear()
+    await env.services.recorder.flush()
+    stats_before = await env.services.database.stats.summary(0)
+    with caplog.at_level(logging.INFO, logger="tsgate.access"):
+        full = await env.chart(names, {**GOOD, "X-Request-ID": "full-1"})
+        hits = env.answers.hits
+        fast = await env.chart(names, {**GOOD, "X-Request-ID": "fast-1"})
+        assert env.answers.hits == hits + 1
+        fresh = await env.chart(names, {**GOOD, "X-Request-ID": "a b"})  # not sane: replaced
+    assert full.headers["x-request-id"] == "full-1" and fast.headers["x-request-id"] == "fast-1"
+    assert fresh.headers["x-request-id"] != "a b" and len(fresh.headers["x-request-id"]) == 32
+    as_json = JsonFormatter()
+    lines = [json.loads(as_json.format(r)) for r in caplog.records if r.name == "tsgate.access"]
+    told = [{k: v for k, v in line.items() if k in _TOLD_FIELDS} for line in lines]
+    assert told[0] == told[1] == told[2] == {
+        "method": "GET", "path": "/api/timeseries", "route": "/api/timeseries", "status": 200,
+        "bytes": int(full.headers["content-length"]), "cache": "HIT", "source": "MEMORY",
+    }  # fmt: skip
+    assert [line["request_id"] for line in lines[:2]] == ["full-1", "fast-1"]
+    await env.services.recorder.flush()
+    stats = await env.services.database.stats.summary(0)
+    samples = int(full.headers["x-data-samples"])
+    assert stats["count"] == stats_before["count"] + 3
+    assert stats["samples"] == stats_before["samples"] + 3 * samples
+    assert stats["bytes_out"] == stats_before["bytes_out"] + 3 * int(full.headers["content-length"])
+    hit = stats["by_cache_status"].get("HIT:MEMORY", 0)
+    assert hit == stats_before["by_cache_status"].get("HIT:MEMORY", 0) + 3
+    metrics = (await env.api.get("/metrics")).text
+    assert 'tsgate_http_requests_total{method="GET",route="/api/timeseries",status="200"} 4.0' in (
+        metrics
+    )
+
+
+_TOLD_FIELDS = {"method", "path", "route", "status", "bytes", "cache", "source"}
 
 
 async def test_the_fast_answer_holds_the_samples_upstream_has(env: Env) -> None:

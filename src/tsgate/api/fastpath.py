@@ -31,8 +31,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tsgate.api.auth import token_from
 from tsgate.api.cors import CorsPolicy, add_vary
+from tsgate.api.metrics import Metrics
 from tsgate.api.ratelimit import admit_cached
 from tsgate.api.responses import CachedResponse
+from tsgate.api.telemetry import Telemetry, header_count, request_id_of
 from tsgate.errors import Unauthorized
 from tsgate.lru import LRU
 from tsgate.series.access import UNKNOWN_SITE, token_hash
@@ -44,22 +46,13 @@ _Key = tuple[bytes, str, bytes, bytes]  # query string, scope, Accept, Accept-En
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
-    """What telemetry labels the request with (the router never sees it)."""
-
-    path: str = PATH
-
-
-_ROUTE = _Route()
-
-
-@dataclass(frozen=True, slots=True)
 class _Entry:
     site: str
     generation: str
     until_ms: int
     etag: bytes
     body: bytes
+    samples: int  # as its X-Data-Samples says, for telemetry
     headers: list[tuple[bytes, bytes]]  # 200, without the per-request ones
     not_modified: list[tuple[bytes, bytes]]  # 304, likewise
     # the same as a request without ``Origin`` gets them (``Vary`` names ``Origin``)
@@ -148,6 +141,7 @@ class FastAnswers:
             hit.until_ms,
             etag,
             hit.body,
+            header_count(next((v for k, v in stored if k == b"x-data-samples"), None)),
             headers,
             not_modified,
             same_origin,
@@ -175,11 +169,16 @@ def _scoped(key: _Key, services: Services) -> _Key:
 
 
 class FastPathMiddleware:
-    """Answers ``GET /api/timeseries`` from :class:`FastAnswers` when it may (see above)."""
+    """Answers ``GET /api/timeseries`` from :class:`FastAnswers` when it may (see above).
 
-    def __init__(self, app: ASGIApp, cors: CorsPolicy) -> None:
+    It is the outermost middleware: an answer it serves passes through nothing else, and
+    it tells :class:`~tsgate.api.telemetry.Telemetry` of it itself (request id, metrics,
+    access line, request statistics) with what the entry already knows."""
+
+    def __init__(self, app: ASGIApp, cors: CorsPolicy, metrics: Metrics) -> None:
         self.app = app
         self.cors = cors
+        self.telemetry = Telemetry(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "GET":
@@ -210,27 +209,33 @@ class FastPathMiddleware:
             await self.app(scope, receive, send)  # refused: the full path answers the 429
             return
         answers.hits += 1
-        scope["route"] = _ROUTE
-        elapsed = f"{(time.perf_counter() - started) * 1000:.2f}".encode()
-        timing = [
-            (b"x-cache-status", b"HIT"),
-            (b"x-cache-source", b"MEMORY"),
-            (b"x-processing-time", elapsed),
-            (b"server-timing", b"cache;dur=" + elapsed),
-        ]
-        if entry.etag and entry.etag in view.if_none_match:
+        request_id = request_id_of(scope["headers"])
+        status, bytes_out = 500, 0
+        try:
+            elapsed = f"{(time.perf_counter() - started) * 1000:.2f}".encode()
+            timing = [
+                (b"x-cache-status", b"HIT"),
+                (b"x-cache-source", b"MEMORY"),
+                (b"x-processing-time", elapsed),
+                (b"server-timing", b"cache;dur=" + elapsed),
+                (b"x-request-id", request_id.encode()),
+            ]
+            not_modified = bool(entry.etag) and entry.etag in view.if_none_match
             if view.origin is None:
-                headers = [*entry.not_modified_same_origin, *timing, *limits]
+                base = entry.not_modified_same_origin if not_modified else entry.headers_same_origin
+                headers = [*base, *timing, *limits]
             else:
-                headers = [*entry.not_modified, *timing, *limits]
+                headers = [*(entry.not_modified if not_modified else entry.headers), *timing,
+                           *limits]  # fmt: skip
                 self.cors.apply(headers, view.origin)
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        if view.origin is None:
-            headers = [*entry.headers_same_origin, *timing, *limits]
-        else:
-            headers = [*entry.headers, *timing, *limits]
-            self.cors.apply(headers, view.origin)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": entry.body})
+            body = b"" if not_modified else entry.body
+            await send({"type": "http.response.start", "status": 304 if not_modified else 200,
+                        "headers": headers})  # fmt: skip
+            status = 304 if not_modified else 200
+            await send({"type": "http.response.body", "body": body})
+            bytes_out = len(body)
+        finally:
+            self.telemetry.finished(
+                scope, request_id, PATH, status, time.perf_counter() - started, bytes_out,
+                entry.samples, "HIT", "MEMORY",
+            )  # fmt: skip

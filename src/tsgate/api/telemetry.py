@@ -3,9 +3,10 @@
 Each request gets an ``X-Request-ID`` (a sane incoming one is kept; every line logged
 while serving it carries it, see ``tsgate.ops.logs``), one ``tsgate.access`` line when it
 finishes (method, path without query, status, duration, bytes, cache status — never
-headers, queries or tokens), Prometheus metrics, and, under ``/api/``, a row of
-request statistics buffered for the database. STALE answers are made uncacheable here,
-for every route at once.
+headers, queries or tokens), Prometheus metrics, and, under ``/api/``, its count in
+the request statistics (``tsgate.ops.recorder``). STALE answers are made uncacheable
+here, for every route at once. The fast path (``tsgate.api.fastpath``) sits outside this
+middleware and tells :class:`Telemetry` of the answers it serves itself.
 """
 
 from __future__ import annotations
@@ -64,10 +65,76 @@ def _uncacheable_if_stale(headers: list[tuple[bytes, bytes]]) -> list[tuple[byte
     return [(k, v) for k, v in headers if k != b"cache-control"] + [(b"cache-control", b"no-store")]
 
 
+class Telemetry:
+    """What is recorded of a finished request: its metrics, its access line and, under
+    ``/api/``, its request statistics. The middleware below tells it of every request;
+    the fast path (``tsgate.api.fastpath``) of the answers it serves itself."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def finished(
+        self,
+        scope: Scope,
+        request_id: str,
+        route: str,
+        status: int,
+        duration_s: float,
+        bytes_out: int,
+        samples: int,
+        cache_status: str | None,
+        cache_source: str | None,
+    ) -> None:
+        self.metrics.observe(
+            route=route,
+            method=scope["method"],
+            status=status,
+            duration_s=duration_s,
+            bytes_out=bytes_out,
+            samples=samples,
+            cache_status=cache_status,
+            cache_source=cache_source,
+        )
+        if log.isEnabledFor(logging.INFO):
+            fields = {
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(duration_s * 1000, 2),
+                "bytes": bytes_out,
+                "cache": cache_status,
+                "source": cache_source,
+            }
+            log.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "request_id": request_id,
+                    "fields": {k: v for k, v in fields.items() if v is not None},
+                },
+            )
+        services: Services | None = scope.get("state", {}).get("services")
+        if services is not None and scope["path"].startswith("/api/"):
+            services.recorder.add(
+                RequestStat(
+                    at_ms=services.clock_ms(),
+                    route=route,
+                    status=status,
+                    duration_ms=duration_s * 1000,
+                    samples=samples,
+                    bytes_out=bytes_out,
+                    cache_status=_cache_label(cache_status, cache_source),
+                )
+            )
+
+
 class TelemetryMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
-        self.metrics = metrics
+        self.telemetry = Telemetry(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,70 +162,19 @@ class TelemetryMiddleware:
         try:
             await self.app(scope, receive, send_tracked)
         finally:
-            self._finish(scope, exchange)
-            REQUEST_ID.reset(context)
-
-    def _finish(self, scope: Scope, exchange: _Exchange) -> None:
-        duration_s = time.perf_counter() - exchange.started_s
-        route = getattr(scope.get("route"), "path", None) or "unmatched"
-        cache_status = exchange.told.get(b"x-cache-status")
-        cache_source = exchange.told.get(b"x-cache-source")
-        samples = _int(exchange.told.get(b"x-data-samples"))
-        self.metrics.observe(
-            route=route,
-            method=scope["method"],
-            status=exchange.status,
-            duration_s=duration_s,
-            bytes_out=exchange.bytes_out,
-            samples=samples,
-            cache_status=cache_status,
-            cache_source=cache_source,
-        )
-        if log.isEnabledFor(logging.INFO):
-            self._log(scope, exchange, route, duration_s, cache_status, cache_source)
-        services: Services | None = scope.get("state", {}).get("services")
-        if services is not None and scope["path"].startswith("/api/"):
-            services.recorder.add(
-                RequestStat(
-                    at_ms=services.clock_ms(),
-                    route=route,
-                    status=exchange.status,
-                    duration_ms=duration_s * 1000,
-                    samples=samples,
-                    bytes_out=exchange.bytes_out,
-                    cache_status=_cache_label(cache_status, cache_source),
-                )
+            told = exchange.told
+            self.telemetry.finished(
+                scope,
+                exchange.request_id,
+                getattr(scope.get("route"), "path", None) or "unmatched",
+                exchange.status,
+                time.perf_counter() - exchange.started_s,
+                exchange.bytes_out,
+                header_count(told.get(b"x-data-samples")),
+                told.get(b"x-cache-status"),
+                told.get(b"x-cache-source"),
             )
-
-    @staticmethod
-    def _log(
-        scope: Scope,
-        exchange: _Exchange,
-        route: str,
-        duration_s: float,
-        cache_status: str | None,
-        cache_source: str | None,
-    ) -> None:
-        fields = {
-            "method": scope["method"],
-            "path": scope["path"],
-            "route": route,
-            "status": exchange.status,
-            "duration_ms": round(duration_s * 1000, 2),
-            "bytes": exchange.bytes_out,
-            "cache": cache_status,
-            "source": cache_source,
-        }
-        log.info(
-            "%s %s %d",
-            scope["method"],
-            scope["path"],
-            exchange.status,
-            extra={
-                "request_id": exchange.request_id,
-                "fields": {k: v for k, v in fields.items() if v is not None},
-            },
-        )
+            REQUEST_ID.reset(context)
 
 
 def _cache_label(status: str | None, source: str | None) -> str:
@@ -168,7 +184,8 @@ def _cache_label(status: str | None, source: str | None) -> str:
     return f"{status}:{source}" if source else status
 
 
-def _int(raw: str | None) -> int:
+def header_count(raw: str | bytes | None) -> int:
+    """A count a header told (``X-Data-Samples``): 0 when absent or not a count."""
     try:
         return max(0, int(raw)) if raw else 0
     except ValueError:
