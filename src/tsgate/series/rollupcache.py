@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 from tsgate.core import extents, rollups
 from tsgate.core.codec import CodecError
 from tsgate.core.model import MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Series
@@ -384,6 +386,53 @@ def _rebuilt(
     """The month blobs (point, month, packed buckets) of one level that ``periods`` change:
     what ``existing`` held outside the periods, and the periods' samples bucketed anew;
     and the (point, month) of the ``existing`` blobs that could not be read."""
+    return _rebuilt_each(existing, joined_periods(periods), width)
+
+
+def joined_periods(periods: Sequence[Period]) -> list[Period]:
+    """``periods`` with each run of them that follow one another (in the order given) for
+    one point within one UTC month, built with the same gap limit, joined into one period.
+    Their buckets are the same at every level: a period starts and ends on a UTC day, so
+    on a bucket edge, and no bucket holds a pair of samples across its edge. Bucketing a
+    month at once costs about what bucketing one of its days did."""
+    out: list[Period] = []
+    run: list[Period] = []
+
+    def close() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            first, last = run[0], run[-1]
+            series = Series(
+                first.series.name,
+                np.concatenate([p.series.t_ms for p in run]),
+                np.concatenate([p.series.v for p in run]),
+            )
+            whole = all(p.whole for p in run)
+            out.append(
+                Period(first.point, first.start_ms, last.end_ms, series, first.gap_ms, whole)
+            )
+        run.clear()
+
+    for p in periods:
+        month = extents.month_floor(p.start_ms)
+        if run and not (
+            p.point == run[-1].point
+            and p.start_ms == run[-1].end_ms
+            and p.gap_ms == run[-1].gap_ms
+            and month == extents.month_floor(run[0].start_ms)
+            and extents.month_floor(p.end_ms - 1) == month
+        ):
+            close()
+        run.append(p)
+    close()
+    return out
+
+
+def _rebuilt_each(
+    existing: Sequence[RollupRow], periods: Sequence[Period], width: int
+) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
+    """:func:`_rebuilt`, bucketing each period on its own."""
     blobs: dict[tuple[str, int], rollups.Buckets] = {}
     damaged: list[tuple[str, int]] = []
     for r in existing:
