@@ -300,3 +300,25 @@ async def test_file_store_batches_stay_inside_the_root_and_survive_removed_dirs(
     assert _names_in(outside) == []
     assert sorted(p.name for p in (root / "a" / "b").iterdir()) == ["c"]  # no temporaries
     await store.aclose()
+
+
+async def test_file_store_follows_links_that_stay_inside_and_refuses_files_as_dirs(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    store = open_object_store(f"file://{root}")
+    await store.put("real/a", b"1")
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    assert await store.get("alias/a") == b"1"
+    await store.put("alias/deeper/b", b"2")
+    assert (root / "real" / "deeper" / "b").read_bytes() == b"2"
+    (root / "dangling").symlink_to(root / "nowhere", target_is_directory=True)
+    assert await store.get("dangling/a") is None
+    (root / "afile").write_bytes(b"x")
+    assert await store.get("afile/c") is None
+    with pytest.raises(StorageError):
+        await store.put("afile/c", b"3")
+    with pytest.raises(StorageError):
+        await store.put_many([("dangling/c", b"3")], durable=False)
+    assert (root / "afile").read_bytes() == b"x" and not (root / "nowhere").exists()
+    await store.aclose()

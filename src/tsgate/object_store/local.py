@@ -23,6 +23,7 @@ import functools
 import os
 import secrets
 import shutil
+import stat
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO, Self, TypeVar
@@ -133,17 +134,55 @@ class LocalObjectStore:
 
     def _checked_dir(self, directory: Path, *, create: bool) -> bool:
         """Whether ``directory`` exists (made when ``create``), once checked to lie inside
-        the root; the answer is remembered for directories that exist."""
+        the root; the answer is remembered for directories that exist.
+
+        Checked from the root down, each level once: below a checked directory, one that
+        this call makes, or that exists and is no symlink, lies inside too (one ``lstat``
+        or ``mkdir``); only a symlink has its target resolved and checked, before anything
+        is made through it. Resolving every new directory's whole path cost more than
+        writing the object into it."""
         if directory in self._dirs:
             return True
-        # Check before mkdir, so a symlinked directory cannot make us create dirs outside.
-        self._check_contained(directory)
-        if create:
-            directory.mkdir(parents=True, exist_ok=True)
-        elif not directory.is_dir():
+        if directory == self._root:
+            if create:
+                directory.mkdir(parents=True, exist_ok=True)
+            elif not directory.is_dir():
+                return False
+            self._dirs.add(directory)
+            return True
+        parent = directory.parent
+        if parent == directory or not directory.is_relative_to(self._root):
+            raise InvalidKey(f"object path {directory} lies outside the store root")
+        if not self._checked_dir(parent, create=create):
+            return False
+        mode = self._mode(directory, create=create)
+        if mode is not None and stat.S_ISLNK(mode):
+            self._check_contained(directory)
+            mode = _followed_mode(directory)
+        if mode is None or not stat.S_ISDIR(mode):
+            if create:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(directory))
             return False
         self._dirs.add(directory)
         return True
+
+    def _mode(self, directory: Path, *, create: bool) -> int | None:
+        """``directory``'s own mode (a symlink's, not its target's), made first when it
+        is missing and ``create``; ``None`` when it is missing."""
+        try:
+            return os.lstat(directory).st_mode
+        except FileNotFoundError:
+            if not create:
+                return None
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            pass  # made meanwhile: looked at like any that exists
+        except FileNotFoundError:  # its parent was removed behind our back: check again
+            self._dirs.discard(directory.parent)
+            self._checked_dir(directory.parent, create=True)
+            directory.mkdir(exist_ok=True)
+        return os.lstat(directory).st_mode
 
     def _read(self, path: Path, offset: int, length: int | None) -> bytes | None:
         try:
@@ -251,3 +290,11 @@ async def _run(func: Callable[[], _T]) -> _T:
         return await anyio.to_thread.run_sync(func)
     except OSError as exc:
         raise StorageError(f"local object store: {exc.strerror or exc}") from exc
+
+
+def _followed_mode(path: Path) -> int | None:
+    """The mode of what ``path`` leads to; ``None`` for a dangling link."""
+    try:
+        return os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
