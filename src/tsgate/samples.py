@@ -68,8 +68,9 @@ class Series:
 
     def crop(self, start_ms: int, end_ms: int) -> Series:
         """Samples with ``start_ms <= t < end_ms``."""
-        lo = int(np.searchsorted(self.t_ms, start_ms, side="left"))
-        hi = int(np.searchsorted(self.t_ms, end_ms, side="left"))
+        # the method, not np.searchsorted: a third of the cost, and a page of the site
+        # stream crops every point of a site
+        lo, hi = self.t_ms.searchsorted((start_ms, end_ms)).tolist()
         if lo == 0 and hi == self.t_ms.size:
             return self
         us = self.us[lo:hi] if self.us is not None else None

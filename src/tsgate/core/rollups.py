@@ -381,8 +381,7 @@ def merge(a: Buckets, b: Buckets) -> Buckets:
 
 def crop(b: Buckets, start_ms: int, end_ms: int) -> Buckets:
     """Buckets whose *start* lies in ``[start_ms, end_ms)``."""
-    lo = int(np.searchsorted(b.start_ms, start_ms, side="left"))
-    hi = int(np.searchsorted(b.start_ms, end_ms, side="left"))
+    lo, hi = b.start_ms.searchsorted((start_ms, end_ms)).tolist()
     return b if (lo, hi) == (0, len(b)) else b.take(slice(lo, max(lo, hi)))
 
 
