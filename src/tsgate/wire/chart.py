@@ -115,7 +115,8 @@ def series_object(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
 
 
 def decimal_scale(v: np.ndarray[Any, Any]) -> int | None:
-    """The smallest 10**k (k ≤ 4) making every value an integer below 2**30, if any."""
+    """The smallest 10**k (k ≤ 4) making every value an integer below 2**30 (to within a
+    billionth of itself), if any."""
     if not v.size or not bool(np.all(np.isfinite(v))):
         return None
     for k in range(5):
@@ -124,6 +125,7 @@ def decimal_scale(v: np.ndarray[Any, Any]) -> int | None:
         rounded = np.rint(scaled)
         if float(np.max(np.abs(rounded))) >= 2**30:
             return None
-        if bool(np.all(np.abs(scaled - rounded) <= 1e-9 * np.maximum(1.0, np.abs(scaled)))):
+        # relative only: a value near 0 (3e-10) is not the decimal 0
+        if bool(np.all(np.abs(scaled - rounded) <= 1e-9 * np.abs(scaled))):
             return scale
     return None
