@@ -87,16 +87,25 @@ async def _refresh(bench: Bench, names: Sequence[str], previous: dict[str, int])
 
 
 def times_in(fetched: Fetched) -> dict[str, np.ndarray[Any, np.dtype[np.int64]]]:
-    """Each series' sample times in a columnar MessagePack answer (t0 + int32 deltas)."""
+    """Each series' sample times in a columnar MessagePack answer (t0 + int32 deltas, or
+    float64 times after a long gap; both in byte planes)."""
     body = fetched.decoded()
     out: dict[str, np.ndarray[Any, np.dtype[np.int64]]] = {}
     for s in body.get("series", []) if isinstance(body, dict) else []:
-        if "dt" in s:
-            deltas = np.frombuffer(s["dt"], dtype="<i4").astype(np.int64)
+        if "dtp" in s:
+            deltas = _unplane(s["dtp"], "<i4").astype(np.int64)
             out[s["name"]] = int(s["t0"]) + np.cumsum(deltas)
-        elif "t" in s and isinstance(s["t"], bytes):
-            out[s["name"]] = np.frombuffer(s["t"], dtype="<f8").astype(np.int64)
+        elif "tp" in s:
+            out[s["name"]] = _unplane(s["tp"], "<f8").astype(np.int64)
+        else:
+            raise RuntimeError(f"{s.get('name')}: neither dtp nor tp in a MessagePack series")
     return out
+
+
+def _unplane(planes: bytes, dtype: str) -> np.ndarray[Any, Any]:
+    """A binary column from its byte planes (byte b of element i at b × n + i)."""
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(planes, dtype=np.uint8).reshape(size, -1).T.copy().view(dtype).ravel()
 
 
 def samples_in(fetched: Fetched) -> int:

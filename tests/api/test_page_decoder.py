@@ -1,14 +1,13 @@
 """The chart page's decoder (``decode.js``, run in Node) reads what the server encodes.
 
-The same chart is asked for as columnar MessagePack (binary int32 time deltas; float32
-or exact-decimal values) and as JSON pairs; the page's decoding of the first must give
-the second's times exactly and its values to float32 precision.
+The same chart is asked for as columnar MessagePack (int32 time deltas; float32 or
+exact-decimal values; each in byte planes) and as JSON pairs; the page's decoding of the
+first must give the second's times exactly and its values to float32 precision.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,29 +18,17 @@ import numpy as np
 import pytest
 
 from tests.asgi import api_client
-from tests.conftest import IN_CI
+from tests.pagedecoder import SCRIPT, node
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import create_simulator
 
 pytestmark = pytest.mark.anyio
 TOKEN = {"Authorization": "Bearer alice"}
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "tests" / "js" / "decode_file.js"
 POINTS = (
     "C.Drivers.BacnetNetwork.Ahu1.points.SaTemp",
     "C.Drivers.BacnetNetwork.Ahu1.points.SfPower",
     "ses/demo_campus/8000:33-8033/analogValue/100",
 )
-
-
-def _node() -> str:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "@msgpack" / "msgpack").is_dir():
-        reason = "Node.js and the page's tools are not installed (bash scripts/jstools.sh)"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return node
 
 
 @pytest.fixture
@@ -53,16 +40,16 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.mark.parametrize(
     ("query", "values_as"),
     [
-        ("", "vd"),
-        ("&max_points=400", "vd"),
-        ("&interval=1h&agg=avg", "v"),
-        ("&interval=15min&agg=stddev", "v"),
+        ("", "vdp"),
+        ("&max_points=400", "vdp"),
+        ("&interval=1h&agg=avg", "vp"),
+        ("&interval=15min&agg=stddev", "vp"),
     ],
 )
 async def test_the_page_decodes_the_servers_msgpack_columns(
     api: httpx.AsyncClient, tmp_path: Path, query: str, values_as: str
 ) -> None:
-    node = _node()
+    node_path = node()
     search = await api.get(
         "/api/points/search", params={"site": "demo_campus", "limit": "500"}, headers=TOKEN
     )
@@ -79,14 +66,14 @@ async def test_the_page_decodes_the_servers_msgpack_columns(
         url + "&layout=columnar", headers={**TOKEN, "Accept": "application/x-msgpack"}
     )
     assert packed.status_code == 200 and packed.headers["content-type"] == "application/x-msgpack"
-    # both value encodings are exercised: exact decimals (vd) and float32 (v)
+    # both value encodings are exercised: exact decimals (vdp) and float32 (vp)
     assert all(values_as in s for s in msgspec.msgpack.decode(packed.content)["series"])
     pairs = (await api.get(url + "&layout=series", headers=TOKEN)).json()["series"]
 
     body = tmp_path / "chart.msgpack"
     body.write_bytes(packed.content)
     with anyio.fail_after(60):
-        run = await anyio.run_process([node, str(SCRIPT), str(body)], check=False)
+        run = await anyio.run_process([node_path, str(SCRIPT), str(body)], check=False)
     assert run.returncode == 0, run.stderr.decode()
     decoded = json.loads(run.stdout)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -100,17 +101,23 @@ async def test_columnar_msgpack_carries_binary_arrays(
     assert r.headers["content-type"] == "application/x-msgpack"
     body = msgspec.msgpack.decode(r.content)
     for s in body["series"]:
-        t = s["t0"] + np.cumsum(np.frombuffer(s["dt"], dtype="<i4").astype(np.int64))
-        if "vd" in s:  # exact decimals: int32 deltas of value × vs
-            v = np.cumsum(np.frombuffer(s["vd"], dtype="<i4").astype(np.int64)) / s["vs"]
+        t = s["t0"] + np.cumsum(_unplane(s["dtp"], "<i4").astype(np.int64))
+        if "vdp" in s:  # exact decimals: int32 deltas of value × vs
+            v = np.cumsum(_unplane(s["vdp"], "<i4").astype(np.int64)) / s["vs"]
             assert v.tolist() == raw[s["name"]][1].tolist()
         else:
-            v = np.frombuffer(s["v"], dtype="<f4")
+            v = _unplane(s["vp"], "<f4")
             assert np.allclose(v, raw[s["name"]][1], rtol=1e-6)
         assert s["n"] == len(t) == len(v)
         assert t.tolist() == raw[s["name"]][0].tolist()
     # a binary column costs about 8 bytes a sample before compression, JSON ~30
     assert len(r.content) < 10 * sum(len(x[0]) for x in raw.values())
+
+
+def _unplane(planes: bytes, dtype: str) -> np.ndarray[Any, Any]:
+    """A binary column from its byte planes: byte b of element i at b × n + i (docs/api.md)."""
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(planes, dtype=np.uint8).reshape(size, -1).T.copy().view(dtype).ravel()
 
 
 @pytest.mark.parametrize("agg", ["avg", "min", "max", "sum", "count", "stddev"])

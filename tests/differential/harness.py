@@ -494,15 +494,22 @@ def decode_series(s: dict[str, Any]) -> Arrays:
         return data[:, 0].astype(np.int64), data[:, 1]
     if "n" not in s:
         return np.array(s["t"], dtype=np.int64), np.array(s["v"], dtype=np.float64)
-    if "dt" in s:
-        t = s["t0"] + np.cumsum(np.frombuffer(s["dt"], dtype="<i4").astype(np.int64))
+    n = s["n"]
+    if "dtp" in s:
+        t = s["t0"] + np.cumsum(_unplane(s["dtp"], "<i4", n).astype(np.int64))
     else:
-        t = np.frombuffer(s["t"], dtype="<f8").astype(np.int64)
-    if "vd" in s:
-        v = np.cumsum(np.frombuffer(s["vd"], dtype="<i4").astype(np.int64)) / s["vs"]
+        t = _unplane(s["tp"], "<f8", n).astype(np.int64)
+    if "vdp" in s:
+        v = np.cumsum(_unplane(s["vdp"], "<i4", n).astype(np.int64)) / s["vs"]
     else:
-        v = np.frombuffer(s["v"], dtype="<f4").astype(np.float64)
-    return t[: s["n"]], v[: s["n"]]
+        v = _unplane(s["vp"], "<f4", n).astype(np.float64)
+    return t, v
+
+
+def _unplane(planes: bytes, dtype: str, n: int) -> np.ndarray[Any, Any]:
+    """A MessagePack column back from its byte planes (byte b of element i at b·n + i)."""
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(planes, dtype=np.uint8).reshape(size, n).T.copy().view(dtype).ravel()
 
 
 async def read_chart_raw(
@@ -515,7 +522,7 @@ async def read_chart_raw(
     )
     if body is None:
         return None, False
-    lossy = any("v" in s and "n" in s for s in body["series"])
+    lossy = any("vp" in s for s in body["series"])
     got = {s["name"]: decode_series(s) for s in body["series"]}
     total = body["metadata"]["totalSamples"]
     if total != sum(a[0].size for a in got.values()):

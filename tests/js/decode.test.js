@@ -1,4 +1,5 @@
-// The chart page's decoder against bodies built here byte by byte from docs/api.md.
+// The chart page's decoder against bodies built here byte by byte from docs/api.md
+// (tests/unit/test_chart_wire.py holds it against the server's encoder).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -15,32 +16,76 @@ function bytes(kind, values, offset = 0) {
   return new Uint8Array(buffer, offset, size * values.length);
 }
 
+/** ``values`` as ``kind`` in byte planes (docs/api.md): byte b of element i at b × n + i. */
+function planes(kind, values, offset = 0) {
+  const flat = bytes(kind, values);
+  const size = flat.length / Math.max(1, values.length);
+  const out = new Uint8Array(offset + flat.length);
+  values.forEach((_, i) => {
+    for (let b = 0; b < size; b++) out[offset + b * values.length + i] = flat[i * size + b];
+  });
+  return out.subarray(offset);
+}
+
 const T0 = Date.UTC(2025, 9, 1);
 
-test("binary columns: t0 + int32 deltas (the first 0) and float32 values", () => {
+test("byte planes: every first byte, then every second byte, …", () => {
+  // dt [0, 0x01020304] (int32 little-endian: 04 03 02 01), values [1, -2] (float32)
+  const dtp = new Uint8Array([0x00, 0x04, 0x00, 0x03, 0x00, 0x02, 0x00, 0x01]);
+  const vp = new Uint8Array([0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x3f, 0xc0]);
+  const [s] = seriesOf({ series: [{ name: "p", n: 2, t0: T0, dtp, vp }] });
+  assert.deepEqual([...s.t], [T0, T0 + 0x01020304]);
+  assert.deepEqual([...s.v], [1, -2]);
+  assert.deepEqual([...planes("int32", [0, 0x01020304])], [...dtp]);
+});
+
+test("binary columns: t0 + int32 deltas (the first 0) and float32 values, in byte planes", () => {
   const times = [T0, T0 + 300_000, T0 + 600_000, T0 + 1_500_000];
   const dt = [0, 300_000, 300_000, 900_000];
-  const values = [21.5, -3.25, 1e6, 0.1];
-  const [s] = seriesOf({ series: [{ name: "a", n: 4, t0: T0, dt: bytes("int32", dt, 1), v: bytes("float32", values, 3) }] });
+  const values = [21.5, 0.1, 1e6, NaN];
+  const [s] = seriesOf({ series: [{ name: "a", n: 4, t0: T0, dtp: planes("int32", dt, 1), vp: planes("float32", values, 3) }] });
   assert.equal(s.name, "a");
   assert.deepEqual([...s.t], times);
   assert.deepEqual([...s.v], values.map(Math.fround));
   assert.ok(s.t instanceof Float64Array && s.v instanceof Float64Array);
 });
 
-test("binary columns: float64 times when a gap exceeds int32", () => {
-  const times = [T0, T0 + 2 ** 31 + 5];
-  const [s] = seriesOf({ series: [{ name: "b", n: 2, t0: T0, t: bytes("float64", times, 5), v: bytes("float32", [1, 2]) }] });
+test("binary columns: float64 times in byte planes when a gap exceeds int32", () => {
+  const times = [T0, T0 + 2 ** 31 + 5, T0 + 2 ** 33 + 0.5];
+  const [s] = seriesOf({ series: [{ name: "b", n: 3, t0: T0, tp: planes("float64", times, 5), vp: planes("float32", [1, 2, 3]) }] });
   assert.deepEqual([...s.t], times);
+  assert.deepEqual([...s.v], [1, 2, 3]);
 });
 
-test("exact decimals: int32 deltas of value × vs, the first from 0", () => {
+test("exact decimals: int32 deltas of value × vs in byte planes, the first from 0", () => {
   const values = [72.4, 72.5, 71.9, -0.3];
   const scaled = values.map((x) => Math.round(x * 10));
   const vd = scaled.map((x, i) => x - (i ? scaled[i - 1] : 0));
-  const [s] = seriesOf({ series: [{ name: "c", n: 4, t0: T0, dt: bytes("int32", [0, 1, 1, 1]), vs: 10, vd: bytes("int32", vd, 2) }] });
+  const [s] = seriesOf({ series: [{ name: "c", n: 4, t0: T0, vs: 10, dtp: planes("int32", [0, 1, 1, 1]), vdp: planes("int32", vd, 2) }] });
   assert.deepEqual([...s.v], values);
   assert.deepEqual([...s.t], [T0, T0 + 1, T0 + 2, T0 + 3]);
+});
+
+test("earlier servers' plain arrays (dt, t, v, vd) still decode", () => {
+  const values = [72.4, 72.5];
+  const [flat, far, decimals] = seriesOf({
+    series: [
+      { name: "a", n: 2, t0: T0, dt: bytes("int32", [0, 300_000], 1), v: bytes("float32", [21.5, -3.25], 3) },
+      { name: "b", n: 2, t0: T0, t: bytes("float64", [T0, T0 + 2 ** 31 + 5], 5), v: bytes("float32", [1, 2]) },
+      { name: "c", n: 2, t0: T0, dt: bytes("int32", [0, 1]), vs: 10, vd: bytes("int32", [724, 1], 2) },
+    ],
+  });
+  assert.deepEqual([...flat.t], [T0, T0 + 300_000]);
+  assert.deepEqual([...flat.v], [21.5, -3.25]);
+  assert.deepEqual([...far.t], [T0, T0 + 2 ** 31 + 5]);
+  assert.deepEqual([...decimals.v], values);
+});
+
+test("a binary series without known arrays, or with arrays of the wrong length, throws", () => {
+  const dtp = planes("int32", [0, 1]);
+  assert.throws(() => seriesOf({ series: [{ name: "x", n: 2, t0: T0, dtp, xv: planes("float32", [1, 2]) }] }), /neither vp nor v/);
+  assert.throws(() => seriesOf({ series: [{ name: "x", n: 2, t0: T0, vp: planes("float32", [1, 2]) }] }), /neither dtp nor dt/);
+  assert.throws(() => seriesOf({ series: [{ name: "x", n: 3, t0: T0, dtp, vp: planes("float32", [1, 2, 3]) }] }), /dtp has 8 bytes/);
 });
 
 test("JSON columns and pairs: null is a gap (NaN)", () => {
@@ -57,7 +102,7 @@ test("JSON columns and pairs: null is a gap (NaN)", () => {
 });
 
 test("empty series and a body without series", () => {
-  const [s] = seriesOf({ series: [{ name: "f", n: 0, t0: 0, dt: new Uint8Array(0), v: new Uint8Array(0) }] });
+  const [s] = seriesOf({ series: [{ name: "f", n: 0, t0: 0, dtp: new Uint8Array(0), vp: new Uint8Array(0) }] });
   assert.equal(s.t.length, 0);
   assert.equal(s.v.length, 0);
   assert.deepEqual(seriesOf({}), []);

@@ -108,18 +108,42 @@ def columns(series: Mapping[str, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray
         t = np.asarray(series["t"], dtype=np.int64)
         v = np.array([np.nan if x is None else x for x in series["v"]], dtype=np.float64)
         return t, v
-    n = int(series.get("n", 0))
-    if isinstance(series.get("t"), bytes | bytearray):
-        t = np.frombuffer(series["t"], dtype="<f8").astype(np.int64)
+    n = int(series["n"])
+    times = _column(series, "t", "<f8", n)
+    if times is not None:
+        t = times.astype(np.int64)
     else:
-        deltas = np.frombuffer(series.get("dt", b""), dtype="<i4").astype(np.int64)
-        t = int(series.get("t0", 0)) + np.cumsum(deltas) if n else np.empty(0, dtype=np.int64)
-    if "vd" in series:
-        steps = np.frombuffer(series["vd"], dtype="<i4").astype(np.int64)
-        v = np.cumsum(steps) / float(series["vs"])
+        deltas = _required(series, "dt", "<i4", n).astype(np.int64)
+        t = int(series.get("t0", 0)) + np.cumsum(deltas)
+    steps = _column(series, "vd", "<i4", n)
+    if steps is not None:
+        v = np.cumsum(steps.astype(np.int64)) / float(series["vs"])
     else:
-        v = np.frombuffer(series.get("v", b""), dtype="<f4").astype(np.float64)
-    return t[:n], v[:n]
+        v = _required(series, "v", "<f4", n).astype(np.float64)
+    return t, v
+
+
+def _column(series: Mapping[str, Any], key: str, dtype: str, n: int) -> np.ndarray[Any, Any] | None:
+    """The array ``key`` of a msgpack series: sent as byte planes under ``key + "p"``, or
+    as plain little-endian elements under ``key`` (servers before the byte planes)."""
+    size = np.dtype(dtype).itemsize
+    packed = key + "p" in series
+    name = key + "p" if packed else key
+    raw = series.get(name)
+    if not isinstance(raw, bytes | bytearray):
+        return None
+    if len(raw) != n * size:
+        raise ValueError(f"{series.get('name')}: {name} has {len(raw)} bytes, not {n} × {size}")
+    if not packed:
+        return np.frombuffer(raw, dtype=dtype)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(size, n).T.copy().view(dtype).ravel()
+
+
+def _required(series: Mapping[str, Any], key: str, dtype: str, n: int) -> np.ndarray[Any, Any]:
+    got = _column(series, key, dtype, n)
+    if got is None:
+        raise ValueError(f"{series.get('name')}: neither {key}p nor {key} in the series")
+    return got
 
 
 def series_frame(body: Mapping[str, Any], tz: str | None) -> Any:

@@ -4,12 +4,17 @@ these layouts never touches chunks.
 
 - ``layout=series`` (default): ``series: [{name, data: [[ms, value], …]}]``.
 - ``layout=columnar``, JSON: ``series: [{name, t: [ms, …], v: [value, …]}]``.
-- ``layout=columnar``, MessagePack: ``series: [{name, n, t0, dt, v}]`` where ``dt`` is
-  binary little-endian int32 time deltas in ms (``n`` of them, ``dt[0] = 0``; time i is
-  ``t0 + dt[0] + … + dt[i]``) and ``v`` binary little-endian float32 values (NaN for gaps).
-  A series whose gaps exceed int32 ms (24.8 days) carries ``t`` as float64 ms instead;
-  exact decimals travel as ``vs`` (a power of ten) and ``vd`` (int32 steps of the
-  values times ``vs``) instead of ``v``.
+- ``layout=columnar``, MessagePack: ``series: [{name, n, t0, dtp, vp}]`` where ``dtp``
+  holds the time deltas in ms as little-endian int32 (``n`` of them, ``dt[0] = 0``; time
+  i is ``t0 + dt[0] + … + dt[i]``) and ``vp`` the values as little-endian float32 (NaN
+  for gaps). A series whose gaps exceed int32 ms (24.8 days) carries ``tp``, the times
+  as float64 ms, instead of ``dtp``; exact decimals travel as ``vs`` (a power of ten)
+  and ``vdp`` (int32 steps of the values times ``vs``) instead of ``vp``.
+  Each of these arrays is sent as byte planes (:func:`planes`): the first byte of every
+  element, then the second byte of every element, and so on, which compresses better
+  than the elements one after another. Earlier servers sent the same arrays element
+  after element as ``dt``, ``v``, ``t`` and ``vd``: the names differ so that a decoder
+  knowing only those never reads planes as elements.
 In JSON, NaN values are ``null``.
 """
 
@@ -98,20 +103,29 @@ def series_object(s: Series, layout: str, msgpack: bool) -> dict[str, Any]:
     if not msgpack:
         return {"name": s.name, "t": s.t_ms.tolist(), "v": s.v.tolist()}
     out: dict[str, Any] = {"name": s.name, "n": len(s), "t0": int(s.t_ms[0]) if len(s) else 0}
+    scale = decimal_scale(s.v)
+    if scale is not None:
+        out["vs"] = scale
     deltas = np.diff(s.t_ms, prepend=s.t_ms[:1])
     if len(s) and int(deltas.max(initial=0)) > _INT32_MAX:
-        out["t"] = s.t_ms.astype("<f8").tobytes()
+        out["tp"] = planes(s.t_ms.astype("<f8"))
     else:
-        out["dt"] = deltas.astype("<i4").tobytes()
-    scale = decimal_scale(s.v)
+        out["dtp"] = planes(deltas.astype("<i4"))
     if scale is None:
-        out["v"] = s.v.astype("<f4").tobytes()
+        out["vp"] = planes(s.v.astype("<f4"))
     else:
         # exact decimals compress better as integer steps than as float32 bit patterns
         scaled = np.rint(s.v * scale).astype(np.int64)
-        out["vs"] = scale
-        out["vd"] = np.diff(scaled, prepend=0).astype("<i4").tobytes()
+        out["vdp"] = planes(np.diff(scaled, prepend=0).astype("<i4"))
     return out
+
+
+def planes(a: np.ndarray[Any, Any]) -> bytes:
+    """The little-endian bytes of the 1-d array ``a`` as byte planes: byte b of element
+    i is at ``b * len(a) + i`` (the bytes reshaped to ``(len(a), itemsize)`` and
+    transposed, the "shuffle" of HDF5 and Blosc)."""
+    little = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return little.view(np.uint8).reshape(len(little), little.itemsize).T.tobytes()
 
 
 def decimal_scale(v: np.ndarray[Any, Any]) -> int | None:

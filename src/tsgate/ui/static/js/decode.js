@@ -2,33 +2,67 @@
 // Result: [{name, t: Float64Array (ms), v: Float64Array (NaN for gaps)}], plus the
 // point's ``kind`` and ``mode`` and a comparison's ``offsetMs`` where the body says them.
 
-function view(bytes, Type) {
+function checked(bytes, Type, n, key) {
+  if (bytes.byteLength !== n * Type.BYTES_PER_ELEMENT) {
+    throw new Error(`${key} has ${bytes.byteLength} bytes, not ${n} × ${Type.BYTES_PER_ELEMENT}`);
+  }
+}
+
+function view(bytes, Type, n, key) {
+  checked(bytes, Type, n, key);
   // copy: msgpack's binary fields may sit at offsets typed arrays cannot start on
   const copy = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   return new Type(copy);
 }
 
-function fromBinaryColumns(s) {
-  const n = s.n;
-  let t;
-  if (s.t instanceof Uint8Array) {
-    t = view(s.t, Float64Array);
-  } else {
-    const dt = view(s.dt, Int32Array);
-    t = new Float64Array(n);
-    let acc = s.t0;
-    for (let i = 0; i < n; i++) {
-      acc += dt[i];
-      t[i] = acc;
-    }
+function unplane(planes, Type, n, key) {
+  // byte planes: byte b of element i is planes[b * n + i]
+  checked(planes, Type, n, key);
+  const size = Type.BYTES_PER_ELEMENT;
+  const bytes = new Uint8Array(n * size);
+  for (let b = 0; b < size; b++) {
+    const plane = planes.subarray(b * n, (b + 1) * n);
+    for (let i = 0; i < n; i++) bytes[i * size + b] = plane[i];
   }
-  return { name: s.name, t, v: valuesOf(s) };
+  return new Type(bytes.buffer);
+}
+
+function column(s, key, Type) {
+  // the array ``key`` as byte planes (``key`` + "p"), or as plain elements under ``key``
+  // as servers before the byte planes sent it
+  const planes = s[`${key}p`];
+  if (planes instanceof Uint8Array) return unplane(planes, Type, s.n, `${key}p`);
+  if (s[key] instanceof Uint8Array) return view(s[key], Type, s.n, key);
+  return null;
+}
+
+function required(s, key, Type) {
+  const got = column(s, key, Type);
+  if (got === null) throw new Error(`series ${s.name}: neither ${key}p nor ${key}`);
+  return got;
+}
+
+function fromBinaryColumns(s) {
+  return { name: s.name, t: timesOf(s), v: valuesOf(s) };
+}
+
+function timesOf(s) {
+  const t = column(s, "t", Float64Array);
+  if (t !== null) return t;
+  const dt = required(s, "dt", Int32Array);
+  const out = new Float64Array(s.n);
+  let acc = s.t0;
+  for (let i = 0; i < s.n; i++) {
+    acc += dt[i];
+    out[i] = acc;
+  }
+  return out;
 }
 
 function valuesOf(s) {
-  if (!(s.vd instanceof Uint8Array)) return Float64Array.from(view(s.v, Float32Array));
   // exact decimals: int32 deltas of value × vs
-  const vd = view(s.vd, Int32Array);
+  const vd = column(s, "vd", Int32Array);
+  if (vd === null) return Float64Array.from(required(s, "v", Float32Array));
   const v = new Float64Array(vd.length);
   let acc = 0;
   for (let i = 0; i < vd.length; i++) {
@@ -58,7 +92,7 @@ function fromPairs(s) {
 }
 
 function columns(s) {
-  if (s.v instanceof Uint8Array || s.vd instanceof Uint8Array) return fromBinaryColumns(s);
+  if (typeof s.n === "number") return fromBinaryColumns(s);
   if (Array.isArray(s.t)) return fromJsonColumns(s);
   return fromPairs(s);
 }
