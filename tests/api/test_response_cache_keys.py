@@ -1,5 +1,6 @@
 """One caller asking the same range by UTC and local days, and with a comparison: each
-answer is its own, never another's kept in the response cache."""
+answer is its own, never another's kept in the response cache; nor one kept under an
+earlier revision of the wire encodings."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pytest
 
 from tests.clock import NOW
 from tests.instance import SITE, Harness
+from tsgate.api import responses
+from tsgate.cache.memory import MemoryCache
 from tsgate.core.model import MS_PER_DAY
+from tsgate.series.chart import ChartQuery
+from tsgate.wire import chart as chart_wire
 from tsgate.wire.ace import format_time
 
 AUTH = {"Authorization": "Bearer one-caller"}
@@ -55,3 +60,17 @@ def test_zone_and_comparison_are_part_of_the_cached_answer(harness: Harness) -> 
             assert series[:2] == utc["series"]  # type: ignore[index]
 
     h.run(check())
+
+
+@pytest.mark.anyio
+async def test_an_answer_kept_under_earlier_wire_encodings_is_not_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = MemoryCache()
+    query = ChartQuery(SITE, ("p",), NOW - MS_PER_DAY, NOW)
+    key = responses.ResponseKey("scope", query, "columnar", True, "zstd")
+    entry = responses.CachedResponse(b"\x81", "application/x-msgpack", {})
+    assert await responses.store(cache, key, entry, ttl_s=60)
+    assert await responses.load(cache, key) == entry
+    monkeypatch.setattr(chart_wire, "REVISION", chart_wire.REVISION - 1)
+    assert await responses.load(cache, key) is None

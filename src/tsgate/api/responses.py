@@ -17,6 +17,7 @@ import msgspec
 from tsgate.cache.base import Cache, Namespace
 from tsgate.errors import StorageError
 from tsgate.series.chart import ChartQuery
+from tsgate.wire import chart as chart_wire
 
 RESPONSES = Namespace("resp:")  # every cached answer, dropped whole on invalidation
 MAX_BYTES = 8 << 20  # larger answers are cheaper to recompute than to hold
@@ -59,6 +60,7 @@ class ResponseKey:
                     q.compare_ms,  # a comparison carries more series
                     self.layout,
                     self.msgpack,
+                    chart_wire.REVISION,  # a kept answer of older encodings is not served
                     self.encoding,
                 ),
             )

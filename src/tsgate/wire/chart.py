@@ -53,6 +53,9 @@ class ChartAnswer:
 
 
 _INT32_MAX = 2**31 - 1
+# which encodings these are: an answer kept in the response cache under another revision
+# is not served (2: columnar MessagePack arrays in byte planes)
+REVISION = 2
 
 
 def chart_body(a: ChartAnswer, layout: str, *, msgpack: bool) -> dict[str, Any]:
