@@ -22,6 +22,7 @@ from tsgate.api import prefill
 from tsgate.app import create_app
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
+from tsgate.upstream.visibility import Outage
 from tsgate.wire.ace import parse_times_us
 from tsgate.wiring import Services
 
@@ -104,6 +105,49 @@ async def test_pages_come_while_the_stream_arrives_equal_to_upstream_and_the_tru
         got_t, got_v = served.get(name, ([], []))
         assert got_t == t_us.tolist(), name
         np.testing.assert_array_equal(np.array(got_v), v)
+
+
+async def test_every_page_is_answered_before_the_day_is_stored_the_left_out_points_too(
+    settings: Settings,
+) -> None:
+    """Points the stream does not carry (nothing reported all day) are read per point;
+    the pages wait for those reads, not for the store: with every write held back, the
+    whole read is answered, equal to upstream's pages, and stored once released."""
+    sim = create_simulator(seed=3)
+    silent = tuple(p.name for p in sim.site_by_name[SITE].collecting[:5])
+    day_ms = END_MS - START_MS
+    sim.faults.outages = [  # their gateway offline all day, its backlog never sent
+        Outage(START_MS - day_ms, END_MS + day_ms, backlog_ms=None, site=SITE, points=silent)
+    ]
+    theirs = await upstream_pages(sim, PARAMS)
+    sim.stats.reset()
+    async with gateway(settings, sim) as gw:
+        store = gw.services.reader.store
+        release, writes = asyncio.Event(), []
+        unheld = store.write
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            writes.append(len(args[1]))
+            await release.wait()
+            return await unheld(*args, **kwargs)
+
+        store.write = held  # type: ignore[method-assign]
+        ours = await asyncio.wait_for(pages_of(gw.api, PARAMS), timeout=60)
+        assert writes and not release.is_set()  # the stream's points wait to be written
+        alone = sim.stats.by_route["get_timeseries"] + sim.stats.by_route["point_timeseries"]
+        release.set()
+        await prefill.settled(gw.state)
+        names = [p.name for p in sim.site_by_name[SITE].collecting]
+        rows = await gw.services.reader.rows(SITE, names, START_MS, END_MS)
+        fetched = sim.stats.samples
+        again = await pages_of(gw.api, PARAMS)
+    assert alone > 0  # the silent points were read on their own
+    assert not {row["name"] for page in decoded(ours) for row in page["point_samples"]} & set(
+        silent
+    )
+    assert decoded(ours) == decoded(theirs)
+    assert decoded(again) == decoded(theirs) and sim.stats.samples == fetched
+    assert {r.point for r in rows} == set(names) and all(r.final for r in rows)
 
 
 async def test_a_caller_leaving_mid_stream_leaves_the_fetch_to_finish_and_be_stored(

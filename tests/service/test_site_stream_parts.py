@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import numpy as np
@@ -18,6 +18,7 @@ from tests.clock import NOW, Clock
 from tsgate.core.model import MS_PER_HOUR, MS_PER_MINUTE, Series
 from tsgate.errors import UpstreamUnavailable
 from tsgate.series import fetching
+from tsgate.series.chunkstore import Fetched
 from tsgate.series.index import Range
 from tsgate.series.streamfill import SLOT_MS
 from tsgate.upstream.ace import AceClient
@@ -56,10 +57,14 @@ async def _stream(
     shown: dict[str, list[int]] = defaultdict(list)
     marks: list[str] = []
 
-    def on_page(span: Range, page: dict[str, Series] | None) -> None:
-        marks.append("end" if page is None else "page")
-        for name, s in (page or {}).items():
-            shown[name].extend(s.t_ms.tolist())
+    class Shown:
+        def feed(self, span: Range, page: dict[str, Series] | None) -> None:
+            marks.append("end" if page is None else "page")
+            for name, s in (page or {}).items():
+                shown[name].extend(s.t_ms.tolist())
+
+        def read_alone(self, fetched: Sequence[Fetched]) -> None:
+            raise AssertionError("the stream alone tells of no per-point read")
 
     fetched, _left = await fetching.site_stream(
         upstream,
@@ -67,7 +72,7 @@ async def _stream(
         plan,
         token="t",
         page_size=500,
-        on_page=on_page,
+        on_page=Shown(),
         site_points=points,
         concurrency=concurrency,
     )

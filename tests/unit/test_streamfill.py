@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsgate.core.model import Series
+from tsgate.series.chunkwriter import Fetched
 from tsgate.series.streamfill import SLOT_MS, StreamFill
 
 START = 1_759_276_800_000  # 2025-10-01T00:00:00Z
@@ -127,3 +128,34 @@ async def test_waiters_wake_when_the_window_arrives_or_the_fetch_ends() -> None:
     assert not late.done()
     fill.finish()  # failed: the waiter learns the stream will not answer it
     assert await late is False
+
+
+def test_points_the_stream_left_out_are_answered_once_their_reads_cover_the_span() -> None:
+    span = (START, START + 4 * SLOT_MS)
+    rows = _rows(4, [[True, True, False]] * 4, [0] * 4)  # "c" is not in the stream
+    mid = START + 2 * SLOT_MS
+    c_t = np.array([START + 40_000, mid + 50_000, mid + 90_000], dtype=np.int64)
+    c = Series("c", c_t, np.array([1.0, 2.0, 3.0]))
+    fill = StreamFill(span)
+    fill.feed(span, _page(rows))
+    fill.read_alone([Fetched("c", span, c)])  # before the stream's end: not taken
+    assert not fill.covers(NAMES, START + SLOT_MS)
+    fill.feed(span, None)
+    assert fill.covers(["a", "b"], span[1]) and not fill.covers(NAMES, span[1])
+    fill.read_alone([Fetched("c", (START, mid), c.crop(START, mid))])
+    assert not fill.covers(NAMES, START + SLOT_MS)  # half the span read: not yet
+    fill.read_alone([Fetched("c", (mid, span[1]), c.crop(mid, span[1]))])
+    assert fill.covers(NAMES, span[1])
+    for lo, hi in [(START, span[1]), (START + 45_000, mid + 60_000), (mid, mid + 1)]:
+        got = {s.name: s for s in fill.cut(NAMES, lo, hi)}
+        assert got["c"].t_ms.tolist() == [t for t in c_t.tolist() if lo <= t < hi]
+        for name in ("a", "b"):
+            assert list(zip(got[name].t_ms.tolist(), got[name].v.tolist(), strict=True)) == (
+                _truth(rows, name, lo, hi)
+            )
+    empty = StreamFill(span)
+    empty.feed(span, _page(rows))
+    empty.feed(span, None)
+    empty.read_alone([Fetched("c", span, Series.empty("c"))])  # read: it has no samples
+    assert empty.covers(NAMES, span[1])
+    assert len(next(s for s in empty.cut(NAMES, START, span[1]) if s.name == "c")) == 0

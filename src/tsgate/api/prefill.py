@@ -267,7 +267,7 @@ def _start(read: _Read, lo: int, hi: int, token: str) -> Streaming:
                 hi,
                 token=token,
                 stats=stats,
-                on_page=stream.feed,
+                on_page=stream,
                 whole=True,
             )
             # no result when objects were damaged: the pages still waiting read inline

@@ -35,6 +35,7 @@ import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from tsgate.core import extents
 from tsgate.core.model import Series, concat
@@ -43,9 +44,17 @@ from tsgate.series.planning import SAMPLE_MS, CachePolicy, Range
 from tsgate.series.streamfill import SLOT_MS
 from tsgate.upstream.base import Upstream
 
-# told of each page of a site stream as it arrives (the span streamed, the page per
-# point), then of the span's end (None: every page of it has arrived)
-PageSink = Callable[[Range, dict[str, Series] | None], None]
+
+class PageSink(Protocol):
+    """Told of a site stream as it arrives, then of the reads of the points it left out."""
+
+    def feed(self, span: Range, batch: dict[str, Series] | None) -> None:
+        """One page of the stream over ``span`` (per point), in stream order; then the
+        span's end (``None``: every page of it has arrived)."""
+
+    def read_alone(self, fetched: Sequence[Fetched]) -> None:
+        """Per-point reads of planned points the stream did not carry, as they arrive
+        (before they are stored), once the stream has ended."""
 # writes one batch of fetched months into the store
 MonthWriter = Callable[[list[Fetched]], Awaitable[None]]
 
@@ -413,7 +422,7 @@ async def site_stream(
             parts: dict[str, list[Series]] = parts,
         ) -> None:
             if on_page is not None:
-                on_page(span, page)
+                on_page.feed(span, page)
             for name, series in page.items():
                 if len(series):
                     parts[name].append(series)
@@ -421,7 +430,7 @@ async def site_stream(
         cut = stream_parts(span, site_points, page_size, concurrency)
         await _read_parts(upstream, site, cut, token=token, page_size=page_size, show=show)
         if on_page is not None:
-            on_page(span, None)
+            on_page.feed(span, None)
         out.extend(Fetched(n, span, concat(n, p).crop(*span)) for n, p in parts.items())
         for name, wanted in plan.items():
             if name not in parts:

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -673,6 +674,40 @@ class SeriesReader:
             _add(report, part)
 
         try:
+            await self._fetch(site, plan, profiles, write, token, on_page, gate, background)
+        finally:
+            if report.repaired:
+                log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
+                await self.generations.bump(site)
+        return report
+
+    async def _fetch(
+        self,
+        site: str,
+        plan: dict[str, list[Range]],
+        profiles: dict[str, Profile],
+        write: fetching.MonthWriter,
+        token: str,
+        on_page: fetching.PageSink | None,
+        gate: Awaitable[None] | None,
+        background: bool,
+    ) -> None:
+        """:meth:`fetch_and_store`'s fetch: the site stream when it pays, written while
+        the points it left out are read per point (which the pages shown wait for, not
+        for the stream's points to be stored); one write at a time."""
+        storing: asyncio.Future[None] | None = None  # the stream's points, being written
+        writing = asyncio.Lock()  # one write at a time
+
+        async def write_one(fetched: list[Fetched]) -> None:
+            async with writing:
+                await write(fetched)
+
+        async def write_alone(fetched: list[Fetched]) -> None:
+            if on_page is not None:
+                on_page.read_alone(fetched)  # the pages waiting need not wait for the store
+            await write_one(fetched)
+
+        try:
             left = plan
             site_points = 0
             if site != UNKNOWN_SITE and len(plan) >= self.policy.site_stream_min_points:
@@ -693,7 +728,8 @@ class SeriesReader:
                     site_points=site_points,
                     concurrency=self.policy.upstream_concurrency,
                 )
-                await write(streamed)
+                # written while the points it left out are read
+                storing = asyncio.ensure_future(write_one(streamed))
             if left:
                 cadences = {n: p.cadence_ms for n, p in profiles.items() if p.cadence_ms}
                 cost = self.request_cost()
@@ -705,16 +741,19 @@ class SeriesReader:
                     by_month,
                     token=token,
                     concurrency=self.policy.upstream_concurrency,
-                    write=write,
+                    write=write_alone,
                     gate=gate,
                 )
             elif gate is not None:
                 await gate
-        finally:
-            if report.repaired:
-                log.info("%s: %d late samples merged into cached ranges", site, report.repaired)
-                await self.generations.bump(site)
-        return report
+            if storing is not None:
+                await storing
+        except BaseException as exc:
+            if storing is not None:
+                # cancelled: so is the write; failed: the stream's points are whole and
+                # their write ends first
+                await _ended(storing, cancel=isinstance(exc, asyncio.CancelledError))
+            raise
 
     def request_cost(self) -> fetching.RequestCost:
         """What one upstream request costs: as measured, else the policy's figures."""
@@ -725,6 +764,14 @@ class SeriesReader:
         return fetching.RequestCost(
             self.policy.upstream_latency_ms / 1000, self.policy.upstream_sample_us / 1e6
         )
+
+
+async def _ended(task: asyncio.Future[None], *, cancel: bool) -> None:
+    """``task`` over (cancelled first when ``cancel``), whatever its outcome."""
+    if cancel:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 def _refuse_partial(stats: ReadStats, whole: bool) -> None:

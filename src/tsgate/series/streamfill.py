@@ -5,8 +5,8 @@ arrived, every sample of a sweep slot before the slot of its last row has arrive
 so the part of the range before that slot (the *watermark*) can be answered from the
 pages already here while the rest is still being fetched (and, once it has all arrived,
 written to the chunks). Until then a point is answered only once the stream has carried
-it: a point the stream never carries is read per point after it, so its samples are
-known only when the whole fetch is done.
+it: a planned point the stream never carries is read per point after it, and answered
+from here once those reads cover the span (``read_alone``), before anything is stored.
 
 Nothing here is stored: the fetch writes through the chunk store as any other, and a
 stream that fails leaves no chunk behind; what was answered from it before the failure
@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+from tsgate.core import extents
 from tsgate.core.model import Series, concat
+from tsgate.series.chunkwriter import Fetched
 from tsgate.series.index import Range
 
 SLOT_MS = 300_000  # the sweep slot of a row is its time floored to this
@@ -35,6 +37,7 @@ class StreamFill:
         self.samples = 0
         self._pages: list[tuple[int, int, dict[str, Series]]] = []  # first, last, series
         self._seen: set[str] = set()
+        self._alone: dict[str, list[Range]] = {}  # spans read per point so far
         self._tick = asyncio.Event()
 
     def feed(self, span: Range, batch: dict[str, Series] | None) -> None:
@@ -60,6 +63,25 @@ class StreamFill:
                 self.samples += sum(len(s) for s in parts.values())
                 reached = min(self.span[1], last - last % SLOT_MS)
                 self.watermark_ms = max(self.watermark_ms, reached)
+        self._wake()
+
+    def read_alone(self, fetched: Sequence[Fetched]) -> None:
+        """Per-point reads of points the stream did not carry, after its end: a point is
+        answered from here once its reads cover the whole span."""
+        if self.finished or not self.trusted or self.watermark_ms < self.span[1]:
+            return
+        parts = {f.point: f.series for f in fetched if len(f.series)}
+        if parts:
+            first = min(int(s.t_ms[0]) for s in parts.values())
+            last = max(int(s.t_ms[-1]) for s in parts.values())
+            self._pages.append((first, last, parts))
+            self.samples += sum(len(s) for s in parts.values())
+        for f in fetched:
+            spans = self._alone.setdefault(f.point, [])
+            spans.append(f.span)
+            merged = extents.merge(spans)
+            if merged and merged[0][0] <= self.span[0] and merged[0][1] >= self.span[1]:
+                self._seen.add(f.point)
         self._wake()
 
     def finish(self) -> None:
