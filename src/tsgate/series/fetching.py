@@ -55,6 +55,8 @@ class PageSink(Protocol):
     def read_alone(self, fetched: Sequence[Fetched]) -> None:
         """Per-point reads of planned points the stream did not carry, as they arrive
         (before they are stored), once the stream has ended."""
+
+
 # writes one batch of fetched months into the store
 MonthWriter = Callable[[list[Fetched]], Awaitable[None]]
 
