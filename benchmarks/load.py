@@ -34,6 +34,7 @@ FLOOR_SHARE_GOAL = 0.7
 WARMUPS = 3
 # the load request's headers besides Host, the same for both load generators
 LOAD_HEADERS = (("Accept", "application/json"), ("Connection", "keep-alive"))
+PACED_CONNECTIONS = 64  # the open-loop load's connections: enough for its rate
 # headers that belong to one exchange, not to the answer the floor repeats
 _PER_EXCHANGE = frozenset({"date", "server", "content-length", "content-type", "x-request-id"})
 
@@ -247,6 +248,62 @@ async def _connection(host: str, port: int, request: bytes, tally: Tally, deadli
         tally.error(type(exc).__name__)
     finally:
         writer.close()
+
+
+async def paced(
+    base_url: str,
+    query: str,
+    server_pid: int,
+    rate_per_s: float,
+    over: asyncio.Event,
+    limit_s: float,
+    connections: int = PACED_CONNECTIONS,
+) -> Outcome:
+    """An open-loop load: a request falls due every ``1 / rate_per_s`` s and goes out on
+    the next free connection, until ``over`` is set (or ``limit_s``). Each latency counts
+    from when its request fell due, so a server that stalls is charged for every request
+    that waited behind the stall, not only the one in flight (no coordinated omission)."""
+    host, port, request = _request(base_url, query)
+    tally = Tally(10**9)
+    due: asyncio.Queue[float | None] = asyncio.Queue()
+
+    async def connection() -> None:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError as exc:
+            tally.error(type(exc).__name__)
+            return
+        try:
+            while (at := await due.get()) is not None:
+                writer.write(request)
+                status = await _response(reader)
+                tally.latencies_s.append(time.perf_counter() - at)
+                if status != 200:
+                    tally.error(f"HTTP {status}")
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+            tally.error(type(exc).__name__)
+        finally:
+            writer.close()
+
+    cpu0, client0 = tree_cpu_seconds(server_pid), time.process_time()
+    workers = [asyncio.ensure_future(connection()) for _ in range(connections)]
+    started = time.perf_counter()
+    sent = 0
+    while not over.is_set() and (now := time.perf_counter()) - started < limit_s:
+        while started + sent / rate_per_s <= now:
+            due.put_nowait(started + sent / rate_per_s)
+            sent += 1
+        await asyncio.sleep(max(0.0, started + sent / rate_per_s - time.perf_counter()))
+    elapsed_s = time.perf_counter() - started
+    for _ in workers:
+        due.put_nowait(None)
+    await asyncio.wait_for(asyncio.gather(*workers), 60)
+    cpu1 = tree_cpu_seconds(server_pid)
+    server_cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    unanswered = sent - len(tally.latencies_s) - sum(tally.errors.values())
+    if unanswered > 0:
+        tally.errors["never sent"] = unanswered  # every connection failed before
+    return Outcome.of(tally, elapsed_s, server_cpu, time.process_time() - client0, "–")
 
 
 async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
