@@ -40,6 +40,7 @@ shared by many requests, so accidental in-place edits must fail loudly.
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -71,9 +72,30 @@ class CodecError(ValueError):
     """Stored bytes are not something this codec wrote (bad magic, version, truncation)."""
 
 
+# one compressor per level and one decompressor per thread (they are not thread-safe):
+# making one per blob cost about as much as compressing a day's chunk
+_CODERS = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    made: dict[int, zstandard.ZstdCompressor] | None = getattr(_CODERS, "compressors", None)
+    if made is None:
+        made = _CODERS.compressors = {}
+    compressor = made.get(level)
+    if compressor is None:
+        compressor = made[level] = zstandard.ZstdCompressor(level=level, write_checksum=True)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    made: zstandard.ZstdDecompressor | None = getattr(_CODERS, "decompressor", None)
+    if made is None:
+        made = _CODERS.decompressor = zstandard.ZstdDecompressor()
+    return made
+
+
 def _compress(payload: bytes, level: int = ZSTD_LEVEL) -> bytes:
-    compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
-    return compressor.compress(payload)
+    return _compressor(level).compress(payload)
 
 
 def _decompress(frame: bytes, expected_size: int | None) -> bytes:
@@ -87,8 +109,9 @@ def _decompress(frame: bytes, expected_size: int | None) -> bytes:
     if declared > _MAX_PAYLOAD_BYTES:
         raise CodecError(f"payload of {declared} bytes is larger than any blob we write")
     try:
-        return zstandard.ZstdDecompressor().decompress(frame, max_output_size=declared)
+        return _decompressor().decompress(frame, max_output_size=declared)
     except zstandard.ZstdError as exc:
+        _CODERS.decompressor = None  # never reused after a failure
         raise CodecError(f"corrupt or truncated payload: {exc}") from exc
 
 
