@@ -49,6 +49,8 @@ def test_parts_cover_the_span_once_cut_on_sweep_slots(
     assert 1 <= len(parts) <= concurrency
     if points == 0:
         assert parts == [span]  # a site of unknown size: one stream
+    if len(parts) > 1 and page >= 2 * points:  # the first part: one upstream page
+        assert fetching._site_samples(points, parts[0][1] - parts[0][0]) <= page
 
 
 async def _stream(
@@ -65,6 +67,9 @@ async def _stream(
 
         def read_alone(self, fetched: Sequence[Fetched]) -> None:
             raise AssertionError("the stream alone tells of no per-point read")
+
+        async def quiet(self) -> None:
+            raise AssertionError("the stream alone stores nothing")
 
     fetched, _left = await fetching.site_stream(
         upstream,

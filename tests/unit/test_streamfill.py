@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tsgate.core.model import Series
+from tsgate.series import streamfill
 from tsgate.series.chunkwriter import Fetched
 from tsgate.series.streamfill import SLOT_MS, StreamFill
 
@@ -159,3 +160,26 @@ def test_points_the_stream_left_out_are_answered_once_their_reads_cover_the_span
     empty.read_alone([Fetched("c", span, Series.empty("c"))])  # read: it has no samples
     assert empty.covers(NAMES, span[1])
     assert len(next(s for s in empty.cut(NAMES, START, span[1]) if s.name == "c")) == 0
+
+
+@pytest.mark.anyio
+async def test_the_store_waits_until_no_page_has_been_cut_for_a_while() -> None:
+    span = (START, START + 4 * SLOT_MS)
+    fill = StreamFill(span)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await fill.quiet()  # nothing cut yet: at once
+    assert loop.time() - began < 0.1
+    fill.feed(span, _page(_rows(4, [[True] * 3] * 4, [0] * 4)))
+    fill.feed(span, None)
+    waiting = asyncio.ensure_future(fill.quiet())
+    for _ in range(4):  # pages keep being cut: the store keeps waiting
+        fill.cut(NAMES, START, START + SLOT_MS)
+        await asyncio.sleep(streamfill.QUIET_S / 2)
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, streamfill.QUIET_S * 3)
+    fill.cut(NAMES, START, START + SLOT_MS)
+    fill.finish()  # over: nothing to wait for
+    began = loop.time()
+    await fill.quiet()
+    assert loop.time() - began < 0.1

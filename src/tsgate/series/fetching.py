@@ -56,6 +56,10 @@ class PageSink(Protocol):
         """Per-point reads of planned points the stream did not carry, as they arrive
         (before they are stored), once the stream has ended."""
 
+    async def quiet(self) -> None:
+        """Until the pages shown so far have been answered (the stream's points are
+        stored then, their CPU work not slowing those pages)."""
+
 
 # writes one batch of fetched months into the store
 MonthWriter = Callable[[list[Fetched]], Awaitable[None]]
@@ -381,8 +385,16 @@ def stream_parts(span: Range, site_points: int, page_size: int, concurrency: int
     s, e = span
     pages = -(-_site_samples(site_points, e - s) // page_size) if site_points else 1
     count = max(1, min(concurrency, pages))
-    cuts = {(s + (e - s) * i // count) // SLOT_MS * SLOT_MS for i in range(1, count)}
-    bounds = [s, *sorted(c for c in cuts if s < c < e), e]
+    if count == 1:
+        return [span]
+    # the first part is one upstream page: the first pages a paged read shows need no
+    # second round trip; the rest is shared evenly by the other parts
+    first = s + max(1, page_size // site_points - 1) * SLOT_MS
+    first = first - first % SLOT_MS
+    rest = first if s < first < e else s
+    others = count - 1
+    cuts = {(rest + (e - rest) * i // others) // SLOT_MS * SLOT_MS for i in range(1, others)}
+    bounds = [s, *sorted(c for c in {*cuts, rest} if s < c < e), e]
     return list(itertools.pairwise(bounds))
 
 

@@ -696,17 +696,7 @@ class SeriesReader:
         the points it left out are read per point (which the pages shown wait for, not
         for the stream's points to be stored); one write at a time."""
         storing: asyncio.Future[None] | None = None  # the stream's points, being written
-        writing = asyncio.Lock()  # one write at a time
-
-        async def write_one(fetched: list[Fetched]) -> None:
-            async with writing:
-                await write(fetched)
-
-        async def write_alone(fetched: list[Fetched]) -> None:
-            if on_page is not None:
-                on_page.read_alone(fetched)  # the pages waiting need not wait for the store
-            await write_one(fetched)
-
+        writes = _Writes(write, on_page)
         try:
             left = plan
             site_points = 0
@@ -728,8 +718,9 @@ class SeriesReader:
                     site_points=site_points,
                     concurrency=self.policy.upstream_concurrency,
                 )
-                # written while the points it left out are read
-                storing = asyncio.ensure_future(write_one(streamed))
+                # written while the points it left out are read, once the pages shown
+                # from it have been answered
+                storing = asyncio.ensure_future(writes.streamed(streamed))
             if left:
                 cadences = {n: p.cadence_ms for n, p in profiles.items() if p.cadence_ms}
                 cost = self.request_cost()
@@ -741,7 +732,7 @@ class SeriesReader:
                     by_month,
                     token=token,
                     concurrency=self.policy.upstream_concurrency,
-                    write=write_alone,
+                    write=writes.alone,
                     gate=gate,
                 )
             elif gate is not None:
@@ -764,6 +755,31 @@ class SeriesReader:
         return fetching.RequestCost(
             self.policy.upstream_latency_ms / 1000, self.policy.upstream_sample_us / 1e6
         )
+
+
+class _Writes:
+    """The writes of one fetch, one at a time: the site stream's points once the pages
+    shown from it have been answered, the points it left out as they arrive (shown to
+    the pages waiting for them first)."""
+
+    def __init__(self, write: fetching.MonthWriter, sink: fetching.PageSink | None) -> None:
+        self._write = write
+        self._sink = sink
+        self._one_at_a_time = asyncio.Lock()
+
+    async def _one(self, fetched: list[Fetched]) -> None:
+        async with self._one_at_a_time:
+            await self._write(fetched)
+
+    async def streamed(self, fetched: list[Fetched]) -> None:
+        if self._sink is not None:
+            await self._sink.quiet()
+        await self._one(fetched)
+
+    async def alone(self, fetched: list[Fetched]) -> None:
+        if self._sink is not None:
+            self._sink.read_alone(fetched)
+        await self._one(fetched)
 
 
 async def _ended(task: asyncio.Future[None], *, cancel: bool) -> None:

@@ -16,6 +16,8 @@ was upstream's own data.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Sequence
 
 from tsgate.core import extents
@@ -24,6 +26,10 @@ from tsgate.series.chunkwriter import Fetched
 from tsgate.series.index import Range
 
 SLOT_MS = 300_000  # the sweep slot of a row is its time floored to this
+# the fetch's store waits until no page has been cut from the stream for this long (the
+# pages being read have been answered: its CPU work does not slow them), at most MOST_S
+QUIET_S = 0.5
+QUIET_MOST_S = 10.0
 
 
 class StreamFill:
@@ -38,6 +44,7 @@ class StreamFill:
         self._pages: list[tuple[int, int, dict[str, Series]]] = []  # first, last, series
         self._seen: set[str] = set()
         self._alone: dict[str, list[Range]] = {}  # spans read per point so far
+        self._cut_at = -math.inf  # when a window was last cut from here (monotonic s)
         self._tick = asyncio.Event()
 
     def feed(self, span: Range, batch: dict[str, Series] | None) -> None:
@@ -113,8 +120,19 @@ class StreamFill:
         while not self.finished:
             await self._tick.wait()
 
+    async def quiet(self) -> None:
+        """Until no window has been cut from here for :data:`QUIET_S`, or the fill is
+        over (at most :data:`QUIET_MOST_S`)."""
+        deadline = time.monotonic() + QUIET_MOST_S
+        while not self.finished and (now := time.monotonic()) < deadline:
+            idle_s = now - self._cut_at
+            if idle_s >= QUIET_S:
+                return
+            await asyncio.sleep(min(QUIET_S - idle_s, deadline - now))
+
     def cut(self, names: Sequence[str], lo: int, hi: int) -> list[Series]:
         """Each point's samples in ``[lo, hi)`` from the pages here (``covers`` first)."""
+        self._cut_at = time.monotonic()
         pages = [p for first, last, p in self._pages if first < hi and last >= lo]
         # each piece cropped first: most windows take one piece of a point, and a piece
         # alone is taken as it is (no copy)
