@@ -61,17 +61,18 @@ def test_joined_periods_rebuild_the_same_blobs(
 ) -> None:
     width = LEVELS_MS[level]
     packed, _ = _rebuilt_each([], before, width)  # what the months held before
-    existing = [RollupRow("s", p, level, m, blob, 1) for p, m, blob in packed]
+    existing = [RollupRow("s", p, level, m, blob, 1) for p, m, blob, _ in packed]
     if damaged and existing:
         existing[0] = RollupRow("s", existing[0].point, level, existing[0].period_start_ms,
                                 b"not a blob", 1)  # fmt: skip
     joined = _rebuilt(existing, written, width)
     each = _rebuilt_each(existing, written, width)
     assert sorted(joined[1]) == sorted(each[1])
-    by_month = {(p, m): blob for p, m, blob in each[0]}
-    assert sorted(by_month) == sorted((p, m) for p, m, _ in joined[0])
-    for point, month, blob in joined[0]:
+    by_month = {(p, m): blob for p, m, blob, _ in each[0]}
+    assert sorted(by_month) == sorted((p, m) for p, m, _, _ in joined[0])
+    for point, month, blob, buckets in joined[0]:
         _same_buckets(rollups.unpack(blob), rollups.unpack(by_month[(point, month)]))
+        _same_buckets(buckets, rollups.unpack(blob))  # what a read decodes: the same
     runs = joined_periods(written)
     assert sum(len(p.series) for p in runs) == sum(len(p.series) for p in written)
     assert all(month_floor(p.start_ms) == month_floor(p.end_ms - 1) for p in runs)

@@ -295,6 +295,7 @@ class RollupCache:
         written = 0
         periods = list(periods)
         whole: set[tuple[str, int]] = set()  # months rebuilt whole from their samples
+        fresh: list[tuple[tuple[str, str, str, int, int], rollups.Buckets]] = []
         async with self._writing.hold(site):  # one rewrite of a site's blobs at a time
             for level in _WRITE_ORDER:
                 width = LEVELS_MS[level]
@@ -320,20 +321,26 @@ class RollupCache:
                     samples = sum(len(p.series) for p in level_periods)
                     packed, _ = await offload.run(samples, _rebuilt, existing, level_periods, width)
                 if level in LAZY_LEVELS:
-                    packed = [(p, m, blob) for p, m, blob in packed if (p, m) in built]
+                    packed = [(p, m, blob, b) for p, m, blob, b in packed if (p, m) in built]
                 # a blob's version is what keys its decoded copies here and in every other
                 # process: it only grows, so two writes in one millisecond (or a clock
                 # that stands still or steps back) never leave a stale copy its version
                 was = {(r.point, r.period_start_ms): r.updated_at_ms for r in existing}
-                await self._blobs.put(
-                    [
-                        RollupRow(site, p, level, month, blob, next_version(was, p, month, now_ms))
-                        for p, month, blob in packed
-                    ]
+                rows = [
+                    RollupRow(site, p, level, month, blob, next_version(was, p, month, now_ms))
+                    for p, month, blob, _ in packed
+                ]
+                await self._blobs.put(rows)
+                fresh.extend(
+                    ((site, r.point, level, r.period_start_ms, r.updated_at_ms), b)
+                    for r, (_, _, _, b) in zip(rows, packed, strict=True)
                 )
                 written += len(packed)
-            # and this process's copies of what was just replaced go
+            # this process's copies of what was just replaced go, and those of what was
+            # written come: the read that follows a write does not decode them again
             self.forget(site, names)
+            for key, buckets in fresh:
+                self.decoded.put(key, buckets)
         return written
 
 
@@ -382,8 +389,8 @@ def _bucketed(
 
 def _rebuilt(
     existing: Sequence[RollupRow], periods: Sequence[Period], width: int
-) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
-    """The month blobs (point, month, packed buckets) of one level that ``periods`` change:
+) -> tuple[list[tuple[str, int, bytes, rollups.Buckets]], list[tuple[str, int]]]:
+    """The month blobs (point, month, packed buckets, buckets) of one level that ``periods`` change:
     what ``existing`` held outside the periods, and the periods' samples bucketed anew;
     and the (point, month) of the ``existing`` blobs that could not be read."""
     return _rebuilt_each(existing, joined_periods(periods), width)
@@ -431,7 +438,7 @@ def joined_periods(periods: Sequence[Period]) -> list[Period]:
 
 def _rebuilt_each(
     existing: Sequence[RollupRow], periods: Sequence[Period], width: int
-) -> tuple[list[tuple[str, int, bytes]], list[tuple[str, int]]]:
+) -> tuple[list[tuple[str, int, bytes, rollups.Buckets]], list[tuple[str, int]]]:
     """:func:`_rebuilt`, bucketing each period on its own."""
     blobs: dict[tuple[str, int], rollups.Buckets] = {}
     damaged: list[tuple[str, int]] = []
@@ -454,4 +461,4 @@ def _rebuilt_each(
             )
             fresh_part = rollups.crop(fresh, month, extents.next_month(month))
             changed[key] = rollups.merge(kept, fresh_part)
-    return [(point, month, rollups.pack(b)) for (point, month), b in changed.items()], damaged
+    return [(point, month, rollups.pack(b), b) for (point, month), b in changed.items()], damaged
