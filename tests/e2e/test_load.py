@@ -139,7 +139,7 @@ async def _slow_clients(port: int, hold_s: float) -> list[socket.socket]:
     return held
 
 
-HEADER_DEADLINE_S = 12.0
+HEADER_DEADLINE_S = 20.0
 
 
 # the server under its own load, not beside another test worker's: on 2 shared cores a
@@ -149,7 +149,9 @@ def test_a_thousand_clients_beside_two_hundred_slow_ones(tmp_path: Path) -> None
     names = [p.name for p in create_simulator(seed=1).sites[2].collecting[:60]]
     # a header deadline the slow clients pass but a starved real client never does: on a
     # loaded 2-core runner the server's loop can be busy for seconds while connections
-    # queue, and 5 s from connect would drop clients that did send their headers
+    # queue, and 5 s from connect would drop clients that did send their headers; on a
+    # runner where the burst took 55 s instead of 22 s, one of the 1,000 client tasks
+    # (sharing a core) sent its request more than 12 s after it connected
     env = {"TSGATE_RATE_LIMIT_PER_MIN": "0", "TSGATE_HEADER_TIMEOUT_S": str(HEADER_DEADLINE_S)}
     with tsgate(tmp_path, **env) as (url, proc):
         port = int(url.rsplit(":", 1)[1])
