@@ -389,8 +389,7 @@ def stream_parts(span: Range, site_points: int, page_size: int, concurrency: int
         return [span]
     # the first part is one upstream page: the first pages a paged read shows need no
     # second round trip; the rest is shared evenly by the other parts
-    first = s + max(1, page_size // site_points - 1) * SLOT_MS
-    first = first - first % SLOT_MS
+    first = extents.floor_to(s + max(1, page_size // site_points - 1) * SLOT_MS, SLOT_MS)
     rest = first if s < first < e else s
     others = count - 1
     cuts = {(rest + (e - rest) * i // others) // SLOT_MS * SLOT_MS for i in range(1, others)}

@@ -86,8 +86,7 @@ class StreamFill:
         for f in fetched:
             spans = self._alone.setdefault(f.point, [])
             spans.append(f.span)
-            merged = extents.merge(spans)
-            if merged and merged[0][0] <= self.span[0] and merged[0][1] >= self.span[1]:
+            if not extents.subtract(self.span, spans):
                 self._seen.add(f.point)
         self._wake()
 
