@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -231,17 +231,31 @@ async def _load(
 
 
 async def _connection(host: str, port: int, request: bytes, tally: Tally, deadline: float) -> None:
+    async def now_if_left() -> float | None:
+        return time.perf_counter() if time.perf_counter() < deadline and tally.take() else None
+
+    await _requests(host, port, request, tally, now_if_left)
+
+
+async def _requests(
+    host: str,
+    port: int,
+    request: bytes,
+    tally: Tally,
+    next_from: Callable[[], Awaitable[float | None]],
+) -> None:
+    """One connection sending ``request`` each time ``next_from`` gives the time its
+    latency counts from (``None``: no more), each answer read whole and tallied."""
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
         tally.error(type(exc).__name__)
         return
     try:
-        while time.perf_counter() < deadline and tally.take():
-            sent = time.perf_counter()
+        while (since := await next_from()) is not None:
             writer.write(request)
             status = await _response(reader)
-            tally.latencies_s.append(time.perf_counter() - sent)
+            tally.latencies_s.append(time.perf_counter() - since)
             if status != 200:
                 tally.error(f"HTTP {status}")
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
@@ -267,26 +281,11 @@ async def paced(
     tally = Tally(10**9)
     due: asyncio.Queue[float | None] = asyncio.Queue()
 
-    async def connection() -> None:
-        try:
-            reader, writer = await asyncio.open_connection(host, port)
-        except OSError as exc:
-            tally.error(type(exc).__name__)
-            return
-        try:
-            while (at := await due.get()) is not None:
-                writer.write(request)
-                status = await _response(reader)
-                tally.latencies_s.append(time.perf_counter() - at)
-                if status != 200:
-                    tally.error(f"HTTP {status}")
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
-            tally.error(type(exc).__name__)
-        finally:
-            writer.close()
-
     cpu0, client0 = tree_cpu_seconds(server_pid), time.process_time()
-    workers = [asyncio.ensure_future(connection()) for _ in range(connections)]
+    workers = [
+        asyncio.ensure_future(_requests(host, port, request, tally, due.get))
+        for _ in range(connections)
+    ]
     started = time.perf_counter()
     sent = 0
     while not over.is_set() and (now := time.perf_counter()) - started < limit_s:
