@@ -28,6 +28,7 @@ from benchmarks import (
     semantics,
     serving,
     storage,
+    transfer,
     wirebytes,
 )
 from benchmarks.context import Bench, collecting_points, fmt_mib
@@ -55,6 +56,7 @@ SCENARIOS = (
     "semantics",
     "nginx",
     "serving",
+    "transfer",
 )
 
 
@@ -165,6 +167,7 @@ async def _run(
                     "semantics": lambda: semantics.run(bench, report),
                     "nginx": lambda: nginx.run(bench, report, workdir),
                     "serving": lambda: serving.run_workers(bench, report, gw, workdir, env),
+                    "transfer": lambda: transfer.run(bench, report, workdir, env, args.latency_ms),
                 }
                 for name in selected:
                     await _guarded(name, steps[name], report, gw)

@@ -58,7 +58,7 @@ async def run(bench: Bench, report: Report) -> None:
             )
             for _ in range(plan.dropin_warm_repeats)
         ]
-        same = all(_rows(p.pages) == _rows(base.pages) for p in (cold, *warm))
+        same = all(same_rows(p.pages, base.pages) for p in (cold, *warm))
         if not same:
             report.failures.append(f"{label}: tsgate's pages differ from upstream's")
         report.add(rows(label, base, cold, warm, same))
@@ -66,14 +66,20 @@ async def run(bench: Bench, report: Report) -> None:
 
 
 async def page_through(
-    bench: Bench, api: str, start_ms: int, page_size: int, *, upstream: bool = False
+    bench: Bench,
+    api: str,
+    start_ms: int,
+    page_size: int,
+    *,
+    upstream: bool = False,
+    span_ms: int = MS_PER_DAY,
 ) -> Paged:
-    """Every page of ``[start_ms, start_ms + 1 day)``, following ``next_cursor``."""
+    """Every page of ``[start_ms, start_ms + span_ms)``, following ``next_cursor``."""
     url = f"{api}/sites/{SITE}/timeseries/paginated"
     headers = {"Authorization": f"Bearer {TOKEN}"} if upstream else {}
     params: dict[str, str | int] = {
         "start_time": iso(start_ms),
-        "end_time": iso(start_ms + MS_PER_DAY),
+        "end_time": iso(start_ms + span_ms),
         "page_size": page_size,
         "raw_data": "true",
     }
@@ -94,6 +100,11 @@ async def page_through(
         params["cursor"] = body["next_cursor"]
     wall_s = time.perf_counter() - started
     return Paged(wall_s, pages, await bench.sim_counts() - before, count, hits)
+
+
+def same_rows(a: Sequence[bytes], b: Sequence[bytes]) -> bool:
+    """The pages of ``a`` and ``b`` hold the same objects, page for page."""
+    return _rows(a) == _rows(b)
 
 
 def _rows(pages: Sequence[bytes]) -> list[object]:

@@ -41,6 +41,12 @@ class Plan:
     # (h) an aligned frame of an air handler and its boxes
     frame_points: int = 21
     frame_days: int = 30
+    # (t) a transfer-bound upstream: the drop-in stream and a chart, cold
+    transfer_stream_hours: int = 3
+    transfer_page_size: int = 10000
+    transfer_chart_points: int = 20
+    transfer_chart_days: int = 30
+    transfer_timeout_s: float = 180.0
     # the window ends this many whole days before today (UTC): settled, sealed history
     end_days_ago: int = 3
     # the simulator shows each sample this long after its time (late visibility)
@@ -68,4 +74,8 @@ QUICK = Plan(
     dropin_warm_repeats=1,
     dropin_timeout_s=120.0,
     frame_days=7,
+    transfer_stream_hours=1,
+    transfer_chart_points=5,
+    transfer_chart_days=7,
+    transfer_timeout_s=60.0,
 )

@@ -154,6 +154,12 @@ async def test_stats_sum_recorded_requests(settings: Settings, sim: Simulator) -
     assert body["samples_served"] == 750
     assert body["bytes_saved"] == 750 * 150 - 300
     assert body["upstream"]["requests"] == 1
+    # one data request is too few to measure upstream by: the settings' figures plan
+    assert body["upstream"]["request_cost"] == {
+        "latency_ms": settings.upstream_latency_ms,
+        "sample_us": settings.upstream_sample_us,
+        "source": "settings",
+    }
     assert body["store"]["chunks"] == 0 and body["store"]["database_bytes"] > 0
     assert body["store"]["job_results"] == 0 and body["store"]["job_result_bytes"] == 0
     assert body["jobs"] == {}  # the jobs table exists and holds no job

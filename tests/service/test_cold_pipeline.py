@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -377,6 +378,34 @@ def test_measured_costs_replace_the_policy_figures() -> None:
     for _ in range(20):
         same_size.observe(0.3, 8_000)
     assert same_size.estimate() is None  # latency and transfer cannot be told apart
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    latency=st.floats(0.01, 1.0),
+    per_sample=st.floats(0.0, 200e-6),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_requests_that_waited_upstream_do_not_bend_the_measured_cost(
+    latency: float, per_sample: float, seed: int
+) -> None:
+    """Most requests wait behind others (up to 3 s more); the quickest of each size
+    still show the cost, and the fit is theirs (least squares over every request: off
+    by seconds)."""
+    from tsgate.upstream.costs import RequestCosts
+
+    rng = np.random.default_rng(seed)
+    costs = RequestCosts()
+    sizes = np.exp(rng.uniform(np.log(50), np.log(60_000), size=200)).astype(int)
+    for samples in sizes.tolist():  # sizes over three orders of magnitude, as a reader's
+        waited = float(rng.uniform(0, 3.0)) if rng.random() < 0.7 else 0.0
+        costs.observe(latency + samples * per_sample + waited, samples)
+    for samples in (100, 1_000, 10_000, 50_000):  # one unhindered request of a few sizes
+        costs.observe(latency + samples * per_sample, samples)
+    fitted = costs.estimate()
+    assert fitted is not None
+    assert fitted[0] == pytest.approx(latency, rel=0.05, abs=2e-3)
+    assert fitted[1] == pytest.approx(per_sample, rel=0.05, abs=0.1e-6)
 
 
 async def test_the_ace_client_measures_its_data_requests_and_the_reader_plans_by_them(

@@ -36,12 +36,18 @@ SITE = "elm_school"
     points=st.integers(0, 5000),
     page=st.integers(1, 100_000),
     concurrency=st.integers(1, 16),
+    cost=st.none() | st.builds(fetching.RequestCost, st.floats(0, 2), st.floats(0, 1e-3)),
 )
 def test_parts_cover_the_span_once_cut_on_sweep_slots(
-    start: int, width: int, points: int, page: int, concurrency: int
+    start: int,
+    width: int,
+    points: int,
+    page: int,
+    concurrency: int,
+    cost: fetching.RequestCost | None,
 ) -> None:
     span = (start, start + width)
-    parts = fetching.stream_parts(span, points, page, concurrency)
+    parts = fetching.stream_parts(span, points, page, concurrency, cost)
     assert parts[0][0] == span[0] and parts[-1][1] == span[1]
     assert all(a < b for a, b in parts)
     assert all(parts[i][1] == parts[i + 1][0] for i in range(len(parts) - 1))
@@ -51,6 +57,26 @@ def test_parts_cover_the_span_once_cut_on_sweep_slots(
         assert parts == [span]  # a site of unknown size: one stream
     if len(parts) > 1 and page >= 2 * points:  # the first part: one upstream page
         assert fetching._site_samples(points, parts[0][1] - parts[0][0]) <= page
+
+
+def test_a_transfer_bound_upstream_reads_even_one_page_as_parts_side_by_side() -> None:
+    hour = (NOW // MS_PER_HOUR * MS_PER_HOUR, NOW // MS_PER_HOUR * MS_PER_HOUR + MS_PER_HOUR)
+    points, page = 2_000, 50_000  # 26,000 samples: one upstream page
+    latency_bound = fetching.RequestCost(0.2, 0.0)
+    transfer_bound = fetching.RequestCost(0.2, 100e-6)  # the real API: ~100 µs a sample
+    assert fetching.stream_parts(hour, points, page, 8) == [hour]
+    assert fetching.stream_parts(hour, points, page, 8, latency_bound) == [hour]
+    parts = fetching.stream_parts(hour, points, page, 8, transfer_bound)
+    # the fewest within POLITE_SLACK of the quickest (8 parts): 6 parts of 1–3 sweeps
+    assert len(parts) == 6
+    sizes = [fetching._site_samples(points, e - s) for s, e in parts]
+    # no part carries much more than an even share: the slowest sets the read's time
+    assert max(sizes) <= 2 * fetching._site_samples(points, MS_PER_HOUR) / len(parts)
+    # a day is 12 pages: latency-bound, 7 streams of 2 pages are as quick as 8 streams,
+    # with fewer requests (6 would leave the others 3 pages each)
+    day = (hour[0], hour[0] + 24 * MS_PER_HOUR)
+    assert len(fetching.stream_parts(day, points, page, 8)) == 8  # without a cost: per page
+    assert len(fetching.stream_parts(day, points, page, 8, latency_bound)) == 7
 
 
 async def _stream(

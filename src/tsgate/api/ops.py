@@ -133,6 +133,7 @@ async def stats(request: Request) -> Response:
     sampled_bytes = sum(g.bytes_out for g in groups if g.samples)
     counters = services.upstream.counters
     counts = await services.chunks.counts()
+    cost, measured = services.reader.request_cost_known()
     results, result_bytes = await services.jobs.stored_results()
     files, file_bytes = await services.files.usage()
     body = {
@@ -150,6 +151,12 @@ async def stats(request: Request) -> Response:
             "bytes": counters.bytes,
             "circuit": services.upstream.circuit_state(),
             "circuit_opens": services.upstream.circuit_opens(),
+            # what the request planner takes one data request to cost
+            "request_cost": {
+                "latency_ms": round(cost.latency_s * 1000, 3),
+                "sample_us": round(cost.sample_s * 1e6, 3),
+                "source": "measured" if measured else "settings",
+            },
         },
         "store": {
             **counts,

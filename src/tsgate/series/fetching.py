@@ -246,14 +246,17 @@ def site_stream_pays(
         )
         rounds = -(-windows // max(1, policy.upstream_concurrency))
         return site_pages < rounds
-    stream_s = 0.0
-    for s, e in spans:  # per span, its parts' streams side by side, a page at a time each
-        samples = _site_samples(site_points, e - s)
-        pages = -(-samples // policy.site_page_size)
-        parts = len(
-            stream_parts((s, e), site_points, policy.site_page_size, policy.upstream_concurrency)
+    stream_s = sum(
+        _parts_time(
+            stream_parts(
+                span, site_points, policy.site_page_size, policy.upstream_concurrency, cost
+            ),
+            site_points,
+            policy.site_page_size,
+            cost,
         )
-        stream_s += -(-pages // parts) * cost.of(min(samples, policy.site_page_size))
+        for span in spans  # per span, its parts' streams side by side, a page at a time each
+    )
     requests = [r for m in request_plan(plan, policy, cost) for r in m]
     # a tie goes to the stream: it also stores the site's other points
     return stream_s <= plan_time_s(requests, cost, policy.upstream_concurrency)
@@ -378,23 +381,66 @@ class _Pipeline:
                 self.ahead.release()
 
 
-def stream_parts(span: Range, site_points: int, page_size: int, concurrency: int) -> list[Range]:
-    """``span`` cut into the streams read side by side: as many as the pages it needs, at
-    most ``concurrency``, cut on sweep slots (each stream's rows stay in sweep order, and
-    the streams one after another are the whole span's). Unknown size: one stream."""
+def stream_parts(
+    span: Range,
+    site_points: int,
+    page_size: int,
+    concurrency: int,
+    cost: RequestCost | None = None,
+) -> list[Range]:
+    """``span`` cut into the streams read side by side, cut on sweep slots (each stream's
+    rows stay in sweep order, and the streams one after another are the whole span's).
+    Unknown size: one stream.
+
+    Without a ``cost``, as many streams as the pages the span needs, at most
+    ``concurrency`` (upstream latency-bound: each page is one round trip). With one, the
+    count the cost model finds quickest (the fewest within :data:`POLITE_SLACK` of it):
+    where upstream's time goes into carrying samples, a span of one page is quicker as
+    several smaller pages side by side. The first stream is one upstream page, and no
+    more than an even share of the span: the first pages a paged read shows come with
+    its first answer."""
     s, e = span
-    pages = -(-_site_samples(site_points, e - s) // page_size) if site_points else 1
+    samples = _site_samples(site_points, e - s)
+    pages = -(-samples // page_size) if site_points else 1
     count = max(1, min(concurrency, pages))
+    if cost is not None and site_points:
+        slots = -(-(e - s) // SLOT_MS)
+        most = max(1, min(concurrency, slots))
+        timed = [(_share_time(samples, n, page_size, cost), n) for n in range(1, most + 1)]
+        quickest = min(t for t, _ in timed)
+        count = min(n for t, n in timed if t <= quickest * (1 + POLITE_SLACK))
     if count == 1:
         return [span]
-    # the first part is one upstream page: the first pages a paged read shows need no
-    # second round trip; the rest is shared evenly by the other parts
-    first = extents.floor_to(s + max(1, page_size // site_points - 1) * SLOT_MS, SLOT_MS)
+    share = min(page_size, -(-samples // count))
+    first = extents.floor_to(s + max(1, share // site_points - 1) * SLOT_MS, SLOT_MS)
     rest = first if s < first < e else s
     others = count - 1
     cuts = {(rest + (e - rest) * i // others) // SLOT_MS * SLOT_MS for i in range(1, others)}
     bounds = [s, *sorted(c for c in {*cuts, rest} if s < c < e), e]
     return list(itertools.pairwise(bounds))
+
+
+def _share_time(samples: int, parts: int, page_size: int, cost: RequestCost) -> float:
+    """The model's time for ``samples`` of the stream read as ``parts`` streams cut as
+    :func:`stream_parts` cuts them: the first one page (at most an even share), the
+    rest shared evenly by the others."""
+    first = min(page_size, -(-samples // parts))
+    if parts == 1 or samples <= first:
+        return -(-samples // page_size) * cost.of(min(samples, page_size))
+    share = -(-(samples - first) // (parts - 1))
+    return max(cost.of(first), -(-share // page_size) * cost.of(min(share, page_size)))
+
+
+def _parts_time(
+    parts: Sequence[Range], site_points: int, page_size: int, cost: RequestCost
+) -> float:
+    """The model's time for the streams over ``parts`` side by side: the slowest one's
+    pages, one after another."""
+    slowest = 0.0
+    for s, e in parts:
+        samples = _site_samples(site_points, e - s)
+        slowest = max(slowest, -(-samples // page_size) * cost.of(min(samples, page_size)))
+    return slowest
 
 
 async def site_stream(
@@ -407,12 +453,14 @@ async def site_stream(
     on_page: PageSink | None = None,
     site_points: int = 0,
     concurrency: int = 1,
+    cost: RequestCost | None = None,
 ) -> tuple[list[Fetched], dict[str, list[Range]]]:
     """The site's pages per missing span (each page shown to ``on_page``, in the order of
     the one stream over the span).
 
-    A span whose stream runs to several pages is read as up to ``concurrency`` streams
-    side by side, each over a part of it cut on sweep slots (:func:`stream_parts`): the
+    A span whose stream runs to several pages (or, by ``cost``, carries enough samples)
+    is read as up to ``concurrency`` streams side by side, each over a part of it cut on
+    sweep slots (:func:`stream_parts`): the
     pages of one stream come one after another, each waiting for the one before. Pages
     are shown in the order of the parts, a part's pages held until the parts before it
     have all been shown, so what ``on_page`` sees is one stream over the span; a part's
@@ -440,7 +488,7 @@ async def site_stream(
                 if len(series):
                     parts[name].append(series)
 
-        cut = stream_parts(span, site_points, page_size, concurrency)
+        cut = stream_parts(span, site_points, page_size, concurrency, cost)
         await _read_parts(upstream, site, cut, token=token, page_size=page_size, show=show)
         if on_page is not None:
             on_page.feed(span, None)

@@ -188,6 +188,8 @@ class SeriesReads(Protocol):
 
     def store_counters(self) -> StoreCounters: ...
 
+    def request_cost_known(self) -> tuple[fetching.RequestCost, bool]: ...
+
     async def check_site(self, site: str, token: str) -> None: ...
 
     async def rows(
@@ -717,6 +719,7 @@ class SeriesReader:
                     on_page=on_page,
                     site_points=site_points,
                     concurrency=self.policy.upstream_concurrency,
+                    cost=self.request_cost(),
                 )
                 # written while the points it left out are read, once the pages shown
                 # from it have been answered
@@ -748,13 +751,18 @@ class SeriesReader:
 
     def request_cost(self) -> fetching.RequestCost:
         """What one upstream request costs: as measured, else the policy's figures."""
+        return self.request_cost_known()[0]
+
+    def request_cost_known(self) -> tuple[fetching.RequestCost, bool]:
+        """:meth:`request_cost`, and whether it is measured (not the policy's figures)."""
         measured = getattr(self.upstream, "costs", None) if self.policy.measure_costs else None
         estimate = measured.estimate() if isinstance(measured, RequestCosts) else None
         if estimate is not None:
-            return fetching.RequestCost(*estimate)
-        return fetching.RequestCost(
+            return fetching.RequestCost(*estimate), True
+        figures = fetching.RequestCost(
             self.policy.upstream_latency_ms / 1000, self.policy.upstream_sample_us / 1e6
         )
+        return figures, False
 
 
 class _Writes:
