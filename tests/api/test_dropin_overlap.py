@@ -20,6 +20,7 @@ from tests.api.test_dropin_stream import AUTH, URL, answers_of, decoded, pages_o
 from tests.asgi import lifespan_client, sim_client
 from tsgate.api import prefill
 from tsgate.app import create_app
+from tsgate.errors import UpstreamUnavailable
 from tsgate.settings import Settings
 from tsgate.upstream.simulator import Simulator, create_simulator
 from tsgate.upstream.visibility import Outage
@@ -148,6 +149,69 @@ async def test_every_page_is_answered_before_the_day_is_stored_the_left_out_poin
     assert decoded(ours) == decoded(theirs)
     assert decoded(again) == decoded(theirs) and sim.stats.samples == fetched
     assert {r.point for r in rows} == set(names) and all(r.final for r in rows)
+
+
+async def test_a_left_out_point_whose_read_fails_fails_the_pages_and_the_stream_is_kept(
+    settings: Settings,
+) -> None:
+    """The points the stream left out are read on their own while the stream's points
+    wait to be written; when those reads fail, the pages waiting for them get upstream's
+    error (never a page without them), the stream's points are still stored, and the
+    next read asks upstream only for the left-out points."""
+    sim = create_simulator(seed=3)
+    silent = tuple(p.name for p in sim.site_by_name[SITE].collecting[:5])
+    day_ms = END_MS - START_MS
+    sim.faults.outages = [
+        Outage(START_MS - day_ms, END_MS + day_ms, backlog_ms=None, site=SITE, points=silent)
+    ]
+    theirs = await upstream_pages(sim, PARAMS)
+    sim.stats.reset()
+    async with gateway(settings, sim) as gw:
+        store, upstream = gw.services.reader.store, gw.services.reader.upstream
+        release, writes, refused = asyncio.Event(), [], []
+        unheld, reads = store.write, upstream.points_request
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            writes.append(len(args[1]))
+            await release.wait()
+            return await unheld(*args, **kwargs)
+
+        async def failing(names: Any, *args: Any, **kwargs: Any) -> Any:
+            refused.append(tuple(names))
+            raise UpstreamUnavailable("upstream answered HTTP 503")
+
+        store.write = held  # type: ignore[method-assign]
+        upstream.points_request = failing  # type: ignore[method-assign]
+        query, served, failed = dict(PARAMS), [], None
+        for _ in range(100):
+            r = await asyncio.wait_for(gw.api.get(URL, params=query, headers=AUTH), 30)
+            if r.status_code != 200:
+                failed = r
+                break
+            served.append(r.content)
+            body = msgspec.json.decode(r.content)
+            if not body["has_more"]:
+                break
+            query["cursor"] = body["next_cursor"]
+        assert writes and not release.is_set()  # the stream's write was pending throughout
+        release.set()
+        await prefill.settled(gw.state)
+        names = [p.name for p in sim.site_by_name[SITE].collecting]
+        rows = await gw.services.reader.rows(SITE, names, START_MS, END_MS)
+        upstream.points_request = reads  # type: ignore[method-assign]
+        streamed = sim.stats.by_route["paginated"]
+        sim.stats.reset()
+        again = await pages_of(gw.api, PARAMS)
+    assert refused and {n for batch in refused for n in batch} <= set(silent)
+    assert failed is not None and failed.status_code == 502  # upstream's failure, at once
+    assert failed.headers["content-type"].startswith("application/problem+json")
+    assert decoded(served) == decoded(theirs)[: len(served)]  # upstream's, up to the failure
+    stored = {r.point for r in rows}
+    assert stored == set(names) - set(silent)  # the stream's points kept, the others not
+    assert all(r.final for r in rows)
+    assert streamed > 0 and sim.stats.by_route["paginated"] == 0  # the stream not read again
+    assert sim.stats.by_route["get_timeseries"] + sim.stats.by_route["point_timeseries"] > 0
+    assert decoded(again) == decoded(theirs)
 
 
 async def test_a_caller_leaving_mid_stream_leaves_the_fetch_to_finish_and_be_stored(

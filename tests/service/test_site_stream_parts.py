@@ -97,6 +97,9 @@ async def _stream(
         async def quiet(self) -> None:
             raise AssertionError("the stream alone stores nothing")
 
+        def failed(self, error: Exception) -> None:
+            raise AssertionError("the stream alone tells of no failed fetch")
+
     fetched, _left = await fetching.site_stream(
         upstream,
         SITE,

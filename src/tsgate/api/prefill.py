@@ -136,6 +136,8 @@ class Streaming:
             return None
         if await self.stream.wait(self.names, hi):
             return self.stream.cut(self.names, lo, hi)
+        if self.stream.error is not None:  # failed: not waiting for its write to end
+            raise self.stream.error
         await self.stream.until_finished()
         if self.error is not None:
             raise self.error

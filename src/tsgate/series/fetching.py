@@ -60,6 +60,10 @@ class PageSink(Protocol):
         """Until the pages shown so far have been answered (the stream's points are
         stored then, their CPU work not slowing those pages)."""
 
+    def failed(self, error: Exception) -> None:
+        """The fetch failed with ``error``, told at once (what the stream carried may
+        still be being written): the pages waiting for the rest get the error."""
+
 
 # writes one batch of fetched months into the store
 MonthWriter = Callable[[list[Fetched]], Awaitable[None]]
@@ -287,17 +291,18 @@ async def pipelined(
     try:
         await asyncio.wait({fetcher, writer}, return_when=asyncio.FIRST_EXCEPTION)
         if writer.done() and writer.exception() is not None:
-            await _stopped(fetcher)  # refused (or the store failed): nothing more is fetched
+            await ended(fetcher)  # refused (or the store failed): nothing more is fetched
         # the writer stores the months the fetcher queued, then the fetcher's error
         await writer
         await fetcher
     finally:
-        await _stopped(fetcher)
-        await _stopped(writer)
+        await ended(fetcher)
+        await ended(writer)
 
 
-async def _stopped(task: asyncio.Future[None]) -> None:
-    if not task.done():
+async def ended(task: asyncio.Future[None], *, cancel: bool = True) -> None:
+    """``task`` over (cancelled first when ``cancel``), whatever its outcome."""
+    if cancel and not task.done():
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task

@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -743,10 +742,12 @@ class SeriesReader:
             if storing is not None:
                 await storing
         except BaseException as exc:
+            if on_page is not None and isinstance(exc, Exception):
+                on_page.failed(exc)  # the pages waiting are answered now, not after a write
             if storing is not None:
                 # cancelled: so is the write; failed: the stream's points are whole and
                 # their write ends first
-                await _ended(storing, cancel=isinstance(exc, asyncio.CancelledError))
+                await fetching.ended(storing, cancel=isinstance(exc, asyncio.CancelledError))
             raise
 
     def request_cost(self) -> fetching.RequestCost:
@@ -788,14 +789,6 @@ class _Writes:
         if self._sink is not None:
             self._sink.read_alone(fetched)
         await self._one(fetched)
-
-
-async def _ended(task: asyncio.Future[None], *, cancel: bool) -> None:
-    """``task`` over (cancelled first when ``cancel``), whatever its outcome."""
-    if cancel:
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
 
 
 def _refuse_partial(stats: ReadStats, whole: bool) -> None:

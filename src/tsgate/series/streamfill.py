@@ -40,6 +40,7 @@ class StreamFill:
         self.watermark_ms = span[0]  # every sample before this has arrived
         self.trusted = True  # pages arrived in sweep order, for this span only
         self.finished = False
+        self.error: Exception | None = None  # the fetch failed: what waits gets this
         self.samples = 0
         self._pages: list[tuple[int, int, dict[str, Series]]] = []  # first, last, series
         self._seen: set[str] = set()
@@ -90,6 +91,13 @@ class StreamFill:
                 self._seen.add(f.point)
         self._wake()
 
+    def failed(self, error: Exception) -> None:
+        """The fetch failed (its stream's points may still be being written): a page
+        waiting for what has not arrived gets ``error`` at once."""
+        if self.error is None:
+            self.error = error
+        self._wake()
+
     def finish(self) -> None:
         """The fetch is over (done or failed): nothing more arrives; the pages are let go."""
         self.finished = True
@@ -111,7 +119,7 @@ class StreamFill:
             tick = self._tick
             if self.covers(names, hi):
                 return True
-            if self.finished or not self.trusted:
+            if self.finished or not self.trusted or self.error is not None:
                 return False
             await tick.wait()
 
