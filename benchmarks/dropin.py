@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from benchmarks.chart import wall_row
 from benchmarks.context import MS_PER_DAY, TOKEN, Bench, SimCounts, fmt_s, iso
 from benchmarks.plan import SITE
 from benchmarks.report import Report, Row, ratio, verdict
@@ -115,9 +116,7 @@ def rows(label: str, base: Paged, cold: Paged, warm: Sequence[Paged], same: bool
     warm_s = statistics.median(w.wall_s for w in warm)
     n = len(warm)
     return [
-        Row(label, "cold: wall time, every page", fmt_s(cold.wall_s), fmt_s(base.wall_s),
-            ratio(base.wall_s, cold.wall_s), goal=f"≤ {COLD_GOAL}× direct",
-            met=verdict(cold.wall_s <= COLD_GOAL * base.wall_s)),
+        wall_row(label, "cold: wall time, every page", cold.wall_s, base.wall_s, COLD_GOAL),
         Row(label, "cold: pages / rows / upstream requests",
             f"{cold.page_times} / {cold.rows:,} / {cold.upstream.requests:,}",
             f"{base.page_times} / {base.rows:,} / {base.upstream.requests:,}"),

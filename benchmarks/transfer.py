@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from benchmarks import chart, dropin, procs
-from benchmarks.context import MS_PER_DAY, Bench, chart_params, fmt_s
-from benchmarks.report import Report, Row, ratio, verdict
+from benchmarks.context import MS_PER_DAY, Bench
+from benchmarks.report import Report, Row
 
 SAMPLE_COST_US = 100.0  # the real API's transfer time per sample
 STREAM_GOAL = 1.0  # the cold drop-in read: at most the direct client's time
@@ -67,9 +67,9 @@ async def _stream(bench: Bench, report: Report, latency_ms: float) -> None:
         report.failures.append(f"{label}: tsgate's pages differ from upstream's")
     report.add(
         [
-            Row(label, "cold: wall time, every page", fmt_s(cold.wall_s), fmt_s(base.wall_s),
-                ratio(base.wall_s, cold.wall_s), f"≤ {STREAM_GOAL:g}× direct",
-                verdict(cold.wall_s <= STREAM_GOAL * base.wall_s)),
+            chart.wall_row(
+                label, "cold: wall time, every page", cold.wall_s, base.wall_s, STREAM_GOAL
+            ),
             Row(label, "cold: pages / rows / upstream requests / samples; equal to upstream's",
                 f"{cold.page_times} / {cold.rows:,} / {cold.upstream.requests:,} / "
                 f"{cold.upstream.samples:,}; {'yes' if same else '**no**'}",
@@ -84,31 +84,16 @@ async def _chart(bench: Bench, report: Report, latency_ms: float) -> None:
     figures, the second by what the first measured (``upstream.costs``)."""
     plan = bench.plan
     count, days = plan.transfer_chart_points, plan.transfer_chart_days
-    start_ms, end_ms = bench.window(days)
     picked = bench.pick(2 * count)
     for i, names in enumerate((picked[0::2], picked[1::2])):
         planned = "default cost figures" if i == 0 else "measured costs"
         label = (
             f"(t) chart {count} pts × {days} d, upstream {_cost(latency_ms)}, planned by {planned}"
         )
-        base = await asyncio.wait_for(
-            chart.baseline(bench, names, start_ms, end_ms), plan.transfer_timeout_s
+        _, _, measured = await chart.cold_against_direct(
+            bench, label, names, bench.window(days), CHART_GOAL, plan.transfer_timeout_s
         )
-        params = chart_params(
-            names, start_ms, end_ms, max_points=plan.chart_max_points, layout="columnar"
-        )
-        cold = await asyncio.wait_for(chart.ask(bench, params), plan.transfer_timeout_s)
-        cold.fetched.check(f"cold chart, {label}")
-        report.add(
-            [
-                Row(label, "cold: wall time", fmt_s(cold.wall_s), fmt_s(base.wall_s),
-                    ratio(base.wall_s, cold.wall_s), f"≤ {CHART_GOAL:g}× direct",
-                    verdict(cold.wall_s <= CHART_GOAL * base.wall_s)),
-                Row(label, "cold: upstream requests / samples",
-                    f"{cold.upstream.requests:,} / {cold.upstream.samples:,}",
-                    f"{base.upstream.requests:,} / {base.upstream.samples:,}"),
-            ]
-        )  # fmt: skip
+        report.add(measured)
     report.notes.append(
         f"(t) a simulator of its own at {_cost(latency_ms)} (the real API's transfer time) "
         "and a fresh gateway against it, with the settings of the other rows; the "
