@@ -74,7 +74,9 @@ def device_points(site: str, devices: int) -> list[tuple[str, str, str, str, boo
     return out
 
 
-Uniform = Callable[[int, npt.NDArray[np.int64], int], npt.NDArray[np.float64]]
+# a point's key, or a row of keys (many points at once)
+Key = int | npt.NDArray[np.uint64]
+Uniform = Callable[[Key, npt.NDArray[np.int64], int], npt.NDArray[np.float64]]
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -96,7 +98,7 @@ def utc_offsets_h(zone: str, sweeps: npt.NDArray[np.int64]) -> npt.NDArray[np.fl
 def signal(
     kind: str,
     *,
-    key: int,
+    key: Key,
     sweeps: npt.NDArray[np.int64],
     local: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.bool_]],
     load: npt.NDArray[np.float64],
@@ -105,7 +107,10 @@ def signal(
     uniform: Uniform,
 ) -> npt.NDArray[np.float64]:
     """The value of a building point at each sweep: ``local`` is (local hour, local day
-    number, occupied), ``base`` the usual signal of the analog kind it resembles."""
+    number, occupied), ``base`` the usual signal of the analog kind it resembles.
+
+    Many points of a kind at once: ``key`` a row of keys, ``sweeps`` and ``local`` columns,
+    ``load``, ``noise`` and ``base`` sweeps × points (a signal they share is a column)."""
     local_h, day, occupied = local
     weekday = ((day + 3) % 7) < 5  # 1970-01-01 was a Thursday
     days = day.astype(np.int64)
@@ -127,9 +132,9 @@ def signal(
     raise ValueError(f"unknown building point kind {kind!r}")
 
 
-def stale(key: int, sweeps: npt.NDArray[np.int64], uniform: Uniform) -> npt.NDArray[np.bool_]:
+def stale(key: Key, sweeps: npt.NDArray[np.int64], uniform: Uniform) -> npt.NDArray[np.bool_]:
     """Sweeps in which a ``stale_rh`` point is silent: from a random hour of a stale day to
-    the end of that (UTC) day."""
+    the end of that (UTC) day (many at once: ``key`` a row, ``sweeps`` a column)."""
     days = sweeps // (24 * SWEEPS_PER_HOUR)
     from_sweep = (uniform(key, days, 9) * 24).astype(np.int64) * SWEEPS_PER_HOUR
     silent: npt.NDArray[np.bool_] = (uniform(key, days, 10) < STALE_DAYS) & (
@@ -147,9 +152,24 @@ def cov_reports(
     where its value differs from its last report by more than ``deadband``."""
     if sweeps.size == 0:
         return np.zeros(sweeps.shape, dtype=np.bool_)
+    hours = whole_hours(sweeps)
+    found: npt.NDArray[np.bool_] = cov_chain(values_at(hours), deadband)[sweeps - hours[0]]
+    return found
+
+
+def whole_hours(sweeps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The sweeps of every whole hour holding one of ``sweeps`` (not empty), in order."""
     lo = int(sweeps.min()) // SWEEPS_PER_HOUR * SWEEPS_PER_HOUR
     hi = (int(sweeps.max()) // SWEEPS_PER_HOUR + 1) * SWEEPS_PER_HOUR
-    hours = values_at(np.arange(lo, hi, dtype=np.int64)).reshape(-1, SWEEPS_PER_HOUR)
+    return np.arange(lo, hi, dtype=np.int64)
+
+
+def cov_chain(
+    values: npt.NDArray[np.float64], deadband: float | npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """The reports of change-of-value points over :func:`whole_hours`: ``values`` of one
+    point, or sweeps × points (``deadband`` then one or a row, one per point)."""
+    hours = values.reshape(-1, SWEEPS_PER_HOUR, *values.shape[1:])
     report = np.zeros(hours.shape, dtype=np.bool_)
     report[:, 0] = True
     last = hours[:, 0].copy()
@@ -157,5 +177,4 @@ def cov_reports(
         moved = np.abs(hours[:, j] - last) > deadband
         report[:, j] = moved
         last = np.where(moved, hours[:, j], last)
-    found: npt.NDArray[np.bool_] = report.reshape(-1)[sweeps - lo]
-    return found
+    return report.reshape(values.shape)

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -222,12 +223,20 @@ def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return x ^ (x >> _U64(31))
 
 
-def uniform(key: int, idx: npt.NDArray[np.int64], salt: int = 0) -> npt.NDArray[np.float64]:
-    """Deterministic uniform [0, 1) noise for a key and sweep indexes."""
-    mixed = _mix(
-        idx.astype(np.uint64) * _U64(0x9E3779B97F4A7C15)
-        + _U64((key + salt * 7919) & 0xFFFF_FFFF_FFFF_FFFF)
-    )
+def uniform(
+    key: building.Key, idx: npt.NDArray[np.int64], salt: int = 0
+) -> npt.NDArray[np.float64]:
+    """Deterministic uniform [0, 1) noise for a key and sweep indexes.
+
+    ``key`` may be a vector of keys, broadcast against ``idx``: with the
+    sweeps as a column, the noise of many points at once, sweeps × points.
+    """
+    salted: np.unsignedinteger[Any] | npt.NDArray[np.unsignedinteger[Any]]
+    if isinstance(key, int):
+        salted = _U64((key + salt * 7919) & 0xFFFF_FFFF_FFFF_FFFF)
+    else:  # uint64 arithmetic wraps as the mask does
+        salted = key + _U64(salt * 7919)
+    mixed = _mix(idx.astype(np.uint64) * _U64(0x9E3779B97F4A7C15) + salted)
     return (mixed >> _U64(11)).astype(np.float64) / float(1 << 53)
 
 
@@ -244,19 +253,25 @@ def present(site: SimSite, point: SimPoint, sweeps: npt.NDArray[np.int64]) -> np
     """
     if not point.collect:
         return np.zeros(sweeps.shape, dtype=np.bool_)
-    hours = sweeps // 12
-    lost_hour = uniform(point.key, hours, salt=2) < 0.003
-    days = sweeps // 288
-    outage_day = uniform(site.key, days, salt=3) < 0.02
-    slot = (uniform(site.key, days, salt=4) * 280).astype(np.int64)
-    in_outage = outage_day & (sweeps % 288 >= slot) & (sweeps % 288 < slot + 6)
-    reported = ~(lost_hour | in_outage)
+    lost_hour = uniform(point.key, sweeps // 12, salt=2) < 0.003
+    reported = ~(lost_hour | site_outage(site, sweeps))
     if point.kind in building.DEADBANDS:
         deadband = building.DEADBANDS[point.kind]
         reported &= building.cov_reports(sweeps, deadband, lambda s: values(site, point, s))
     elif point.kind == "stale_rh":
         reported &= ~building.stale(point.key, sweeps, uniform)
     return reported
+
+
+def site_outage(site: SimSite, sweeps: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """The sweeps in the site's own outages: half an hour on about one day in fifty."""
+    days = sweeps // 288
+    outage_day = uniform(site.key, days, salt=3) < 0.02
+    slot = (uniform(site.key, days, salt=4) * 280).astype(np.int64)
+    in_outage: npt.NDArray[np.bool_] = (
+        outage_day & (sweeps % 288 >= slot) & (sweeps % 288 < slot + 6)
+    )
+    return in_outage
 
 
 @dataclass(frozen=True)
@@ -269,7 +284,7 @@ class _Context:
     oat: npt.NDArray[np.float64]
     load: npt.NDArray[np.float64]
     noise: npt.NDArray[np.float64]
-    bias: float
+    bias: float | npt.NDArray[np.float64]
 
 
 Signal = Callable[[_Context], npt.NDArray[np.float64]]
@@ -298,10 +313,21 @@ _SIGNALS: dict[str, Signal] = {
 }
 
 
-def values(
-    site: SimSite, point: SimPoint, sweeps: npt.NDArray[np.int64]
-) -> npt.NDArray[np.float64]:
-    """The point's signal at each sweep, rounded as a controller reports it."""
+@dataclass(frozen=True)
+class Drivers:
+    """What every point's signal at a set of sweeps shares: the site's clock and weather."""
+
+    local_h: npt.NDArray[np.float64]
+    day: npt.NDArray[np.float64]  # the local day number
+    occupied: npt.NDArray[np.bool_]
+    occ: npt.NDArray[np.float64]
+    diurnal: npt.NDArray[np.float64]
+    oat: npt.NDArray[np.float64]
+    base_load: npt.NDArray[np.float64]  # the load before each point's noise is added
+
+
+def drivers(site: SimSite, sweeps: npt.NDArray[np.int64]) -> Drivers:
+    """The site's drivers at each sweep (the same for every point of the site)."""
     t_s = sweeps.astype(np.float64) * (SWEEP_MS / 1000)
     offset_h = site.utc_offset_h if site.zone is None else building.utc_offsets_h(site.zone, sweeps)
     local_h = ((t_s / 3600 + offset_h) % 24 + 24) % 24
@@ -310,24 +336,48 @@ def values(
     occupied = weekday & (local_h >= 6.5) & (local_h < 19)
     season = np.sin(2 * np.pi * (t_s / 86400 % 365.25 - 110) / 365.25)
     diurnal = np.sin(2 * np.pi * (local_h - 9) / 24)
-    noise = uniform(point.key, sweeps) - 0.5
     oat = 55 + 22 * season + 9 * diurnal
     occ = occupied.astype(np.float64)
-    load = np.clip(0.35 + 0.02 * (oat - 55) + 0.3 * occ + 0.3 * noise, 0, 1)
-    ctx = _Context(occupied, occ, diurnal, oat, load, noise, point.bias)
-    if point.kind in building.KINDS:
-        base = _SIGNALS[building.RESEMBLES.get(point.kind, "zone_temp")](ctx)
-        signal = building.signal(
-            point.kind,
-            key=point.key,
+    base_load = 0.35 + 0.02 * (oat - 55) + 0.3 * occ
+    return Drivers(local_h, day, occupied, occ, diurnal, oat, base_load)
+
+
+def values(
+    site: SimSite, point: SimPoint, sweeps: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """The point's signal at each sweep, rounded as a controller reports it."""
+    d = drivers(site, sweeps)
+    noise = uniform(point.key, sweeps) - 0.5
+    return signal(point.kind, d, key=point.key, sweeps=sweeps, noise=noise, bias=point.bias)
+
+
+def signal(
+    kind: str,
+    d: Drivers,
+    *,
+    key: building.Key,
+    sweeps: npt.NDArray[np.int64],
+    noise: npt.NDArray[np.float64],
+    bias: float | npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """The rounded signal of points of ``kind``: of one point (1-D over the sweeps), or of
+    many (``d`` and ``sweeps`` as columns, ``key`` and ``bias`` rows, ``noise`` sweeps ×
+    points; a signal the points share comes back as a column)."""
+    load = np.clip(d.base_load + 0.3 * noise, 0, 1)
+    ctx = _Context(d.occupied, d.occ, d.diurnal, d.oat, load, noise, bias)
+    if kind in building.KINDS:
+        base = _SIGNALS[building.RESEMBLES.get(kind, "zone_temp")](ctx)
+        found = building.signal(
+            kind,
+            key=key,
             sweeps=sweeps,
-            local=(local_h, day, occupied),
+            local=(d.local_h, d.day, d.occupied),
             load=load,
             noise=noise,
             base=base,
             uniform=uniform,
         )
     else:
-        signal = _SIGNALS[point.kind](ctx)
-    rounded: npt.NDArray[np.float64] = np.round(signal, 2)
+        found = _SIGNALS[kind](ctx)
+    rounded: npt.NDArray[np.float64] = np.round(found, 2)
     return rounded
