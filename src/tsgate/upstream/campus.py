@@ -9,8 +9,8 @@ When a sample is *visible* upstream is a separate question, answered in
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -228,7 +228,7 @@ def uniform(
 ) -> npt.NDArray[np.float64]:
     """Deterministic uniform [0, 1) noise for a key and sweep indexes.
 
-    ``key`` may be a vector of keys, broadcast against ``idx``: with the
+    ``key`` may be a vector of keys (see :func:`keys`), broadcast against ``idx``: with the
     sweeps as a column, the noise of many points at once, sweeps × points.
     """
     salted: np.unsignedinteger[Any] | npt.NDArray[np.unsignedinteger[Any]]
@@ -238,6 +238,11 @@ def uniform(
         salted = key + _U64(salt * 7919)
     mixed = _mix(idx.astype(np.uint64) * _U64(0x9E3779B97F4A7C15) + salted)
     return (mixed >> _U64(11)).astype(np.float64) / float(1 << 53)
+
+
+def keys(points: Sequence[SimPoint]) -> npt.NDArray[np.uint64]:
+    """The points' keys as a vector, for :func:`uniform`."""
+    return np.fromiter((p.key for p in points), dtype=np.uint64, count=len(points))
 
 
 def sweep_times_us(site: SimSite, sweeps: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -315,7 +320,10 @@ _SIGNALS: dict[str, Signal] = {
 
 @dataclass(frozen=True)
 class Drivers:
-    """What every point's signal at a set of sweeps shares: the site's clock and weather."""
+    """What every point's signal at a set of sweeps shares: the site's clock and weather.
+
+    1-D over the sweeps; :meth:`as_column` makes each a column for sweeps × points blocks.
+    """
 
     local_h: npt.NDArray[np.float64]
     day: npt.NDArray[np.float64]  # the local day number
@@ -324,6 +332,9 @@ class Drivers:
     diurnal: npt.NDArray[np.float64]
     oat: npt.NDArray[np.float64]
     base_load: npt.NDArray[np.float64]  # the load before each point's noise is added
+
+    def as_column(self) -> Drivers:
+        return Drivers(*(getattr(self, f.name)[:, None] for f in fields(self)))
 
 
 def drivers(site: SimSite, sweeps: npt.NDArray[np.int64]) -> Drivers:

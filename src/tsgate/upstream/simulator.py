@@ -45,6 +45,7 @@ from tsgate.upstream.simhttp import (
     no_route,
     redirect_308,
 )
+from tsgate.upstream.sweepblock import sweep_block
 from tsgate.upstream.visibility import LatePoint, Outage, Visibility
 from tsgate.wire.ace import (
     PER_PAGE,
@@ -461,7 +462,6 @@ def _rows(
     Returns the rows and the cursor of the next row, or None when the range is exhausted.
     """
     start_ms, end_ms = span
-    visibility, now_ms = seen
     out: list[Sample] = []
     sweep = first_sweep
     # exclusive; the sweep holding end_ms - 1 may have samples before end_ms (they lie
@@ -474,18 +474,8 @@ def _rows(
         sweeps = np.arange(sweep, min(sweep + batch, last_sweep), dtype=np.int64)
         times_us = campus.sweep_times_us(site, sweeps)
         in_range = (times_us >= start_ms * 1000) & (times_us < end_ms * 1000)
-        mask = (
-            np.stack(
-                [
-                    campus.present(site, p, sweeps)
-                    & visibility.visible(p, sweeps, times_us, now_ms)
-                    for p in points
-                ],
-                axis=1,
-            )
-            & in_range[:, None]
-        )
-        vals = np.stack([campus.values(site, p, sweeps) for p in points], axis=1)
+        served, vals = sweep_block(site, points, sweeps, times_us, seen)
+        mask = served & in_range[:, None]
         s_idx, p_idx = np.nonzero(mask)  # row-major: sweep first, then point order
         if offset:
             skip = int(np.searchsorted(s_idx, 1, side="left")) if s_idx.size else 0

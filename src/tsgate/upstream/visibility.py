@@ -9,6 +9,7 @@ and an as-of time (the values themselves are ``upstream.campus``'s).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -97,6 +98,35 @@ class Visibility:
         if late is not None:
             since_ms = late.added_ms if late.since_ms is None else late.since_ms
             mask &= (times_us >= since_ms * 1000) & (as_of_ms >= late.added_ms)
+        return mask
+
+    def visible_block(
+        self,
+        points: Sequence[SimPoint],
+        keys: npt.NDArray[np.uint64],
+        sweeps: npt.NDArray[np.int64],
+        times_us: npt.NDArray[np.int64],
+        as_of_ms: int,
+    ) -> npt.NDArray[np.bool_]:
+        """:meth:`visible` of many points at once, sweeps × points (``keys`` theirs)."""
+        seen_at_us = times_us[:, None]
+        if self.delay_s or self.jitter_s:
+            # without a jitter every point's delay is the same (``jitter_s × u`` adds ±0)
+            u = uniform(keys, sweeps[:, None], salt=5) if self.jitter_s else np.zeros((1, 1))
+            delay = self.delay_s + self.jitter_s * u
+            seen_at_us = seen_at_us + (delay * 1e6).astype(np.int64)
+        mask = np.empty((sweeps.size, len(points)), dtype=np.bool_)
+        mask[...] = seen_at_us // 1000 <= as_of_ms
+        for outage in self.outages:
+            if outage.backlog_ms is None or as_of_ms < outage.backlog_ms:
+                kept = (times_us < outage.start_ms * 1000) | (times_us >= outage.end_ms * 1000)
+                covered = np.fromiter(map(outage.covers, points), np.bool_, len(points))
+                mask &= kept[:, None] | ~covered
+        lates = [(i, self._late.get(p.name)) for i, p in enumerate(points)] if self._late else []
+        for column, late in lates:
+            if late is not None:
+                since_ms = late.added_ms if late.since_ms is None else late.since_ms
+                mask[:, column] &= (times_us >= since_ms * 1000) & (as_of_ms >= late.added_ms)
         return mask
 
 
