@@ -1,7 +1,7 @@
 """The vectorised row builders equal the plain per-row definitions, bit for bit:
 ``format_values`` is ``repr`` of every float, ``samples_to_series`` is grouping by point
-and ``Series.from_unsorted``, ``page_rows`` is sorting every sample by (time, µs, point)
-and formatting it alone."""
+and ``Series.from_unsorted`` (rows given as columns sorted as ``np.lexsort`` sorts them),
+``page_rows`` is sorting every sample by (time, µs, point) and formatting it alone."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tsgate.wire.ace import (
     format_values,
     page_rows,
     samples_to_series,
+    series_of_columns,
 )
 
 T0 = 1_760_000_000_000  # 2025-10-09T08:53:20Z
@@ -192,3 +193,32 @@ def test_a_bucketed_pages_cursor_names_the_next_rows_first_raw_sample(
         assert cursor.timestamp == _stamp(*firsts[(bucket, point)])
         assert cursor.offset == sum(1 for b, _ in order[:served] if b == bucket)
     assert served == len(order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=1, max_size=60),
+    st.sampled_from([1, 997, 2**57]),  # the last: too wide for one integer key
+    st.integers(-(2**61), 2**61),
+)
+def test_rows_as_columns_group_as_lexsort_orders_them(
+    drawn: list[tuple[int, int]], step_ms: int, base_ms: int
+) -> None:
+    """Both keys sorted as one integer where they fit, else ``np.lexsort``: the same order."""
+    first_seen = list(dict.fromkeys(p for p, _ in drawn))
+    point = np.array([first_seen.index(p) for p, _ in drawn], dtype=np.int64)
+    t_ms = np.array([base_ms // 2 + k * step_ms for _, k in drawn], dtype=np.int64)
+    us = np.arange(point.size, dtype=np.uint16) % 3
+    v = np.arange(point.size, dtype=np.float64)
+    names = [f"p{p}" for p in first_seen]
+    got = series_of_columns(names, point, t_ms, us, v)
+    order = np.lexsort((t_ms, point))
+    keep = np.ones(order.size, dtype=bool)
+    keep[:-1] = (t_ms[order][1:] != t_ms[order][:-1]) | (point[order][1:] != point[order][:-1])
+    kept = order[keep]
+    assert list(got) == names
+    for i, name in enumerate(names):
+        mine = kept[point[kept] == i]
+        assert got[name].t_ms.tolist() == t_ms[mine].tolist()
+        assert got[name].v.tolist() == v[mine].tolist()
+        assert got[name].micros.tolist() == us[mine].tolist()

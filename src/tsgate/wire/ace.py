@@ -259,13 +259,10 @@ def _point_codes(rows: list[Sample]) -> tuple[dict[str, int], npt.NDArray[np.int
 
 
 def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
-    """Group rows by point into sorted, de-duplicated series.
+    """Group rows by point into sorted, de-duplicated series (``series_of_columns``).
 
-    Times and values of all rows are parsed at once (a page carries thousands of points),
-    sorted once by (point, time) unless they come in that order (upstream's usual: each
-    point's rows together, in time order) and split by point in first-seen order; as
-    ``Series.from_unsorted``, the last row of a repeated millisecond wins. A time that is
-    not ISO 8601 raises ``ValueError``.
+    Times and values of all rows are parsed at once (a page carries thousands of points).
+    A time that is not ISO 8601 raises ``ValueError``.
     """
     rows = samples if isinstance(samples, list) else list(samples)
     if not rows:
@@ -273,22 +270,57 @@ def samples_to_series(samples: Iterable[Sample]) -> dict[str, Series]:
     t_ms, us = parse_times_us(list(map(_TIME, rows)))
     values = parse_values(list(map(_VALUE, rows)))
     codes, point = _point_codes(rows)
-    same = point[1:] == point[:-1]
-    in_order = (point[1:] > point[:-1]) | (same & (t_ms[1:] > t_ms[:-1]))
-    if not bool(in_order.all()):  # upstream's usual order needs no sort, no de-duplication
-        order = np.lexsort((t_ms, point))  # stable: equal (point, time) keep their row order
+    return series_of_columns(list(codes), point, t_ms, us, values)
+
+
+def series_of_columns(
+    names: list[str],
+    point: npt.NDArray[np.int64],
+    t_ms: TimeArray,
+    us: MicroArray,
+    values: ValueArray,
+) -> dict[str, Series]:
+    """Rows given as columns (each row's point as a code into ``names``, the names in
+    first-seen order) grouped by point into sorted, de-duplicated series.
+
+    Sorted once by (point, time) unless the rows come in that order (upstream's usual:
+    each point's rows together, in time order) and split by point in first-seen order;
+    as ``Series.from_unsorted``, the last row of a repeated millisecond wins.
+    """
+    order = _point_time_order(point, t_ms, len(names))
+    if order is not None:
         point, t_ms = point[order], t_ms[order]
         keep = np.ones(t_ms.size, dtype=bool)
         keep[:-1] = (t_ms[1:] != t_ms[:-1]) | (point[1:] != point[:-1])
         kept = order[keep]
         point, t_ms, values, us = point[keep], t_ms[keep], values[kept], us[kept]
-    bounds = np.searchsorted(point, np.arange(len(codes) + 1)).tolist()
+    bounds = np.searchsorted(point, np.arange(len(names) + 1)).tolist()
     with_us = np.add.reduceat(us != 0, bounds[:-1]).tolist()  # any sub-ms part, per point
     out = {}
-    for (name, i), micros in zip(codes.items(), with_us, strict=True):
-        lo, hi = bounds[i], bounds[i + 1]
+    for name, lo, hi, micros in zip(names, bounds[:-1], bounds[1:], with_us, strict=True):
         out[name] = Series(name, t_ms[lo:hi], values[lo:hi], us[lo:hi] if micros else None)
     return out
+
+
+def _point_time_order(
+    point: npt.NDArray[np.int64], t_ms: TimeArray, points: int
+) -> npt.NDArray[np.int64] | None:
+    """The order of the rows by (point, time), equal ones in row order (``np.lexsort``'s);
+    ``None`` when the rows are in it, each (point, time) once.
+
+    Both keys as one integer when they fit, whose stable sort (a merge of the rows' runs:
+    a sweep's points in order, one point's times in order) is far quicker than lexsort.
+    """
+    lo, hi = int(t_ms.min()), int(t_ms.max())
+    span = hi - lo + 1
+    if span * points >= 2**62:
+        same = point[1:] == point[:-1]
+        in_order = (point[1:] > point[:-1]) | (same & (t_ms[1:] > t_ms[:-1]))
+        return None if bool(in_order.all()) else np.lexsort((t_ms, point))
+    key = point * span + (t_ms - lo)
+    if bool((key[1:] > key[:-1]).all()):  # upstream's usual order: no sort, no duplicate
+        return None
+    return np.argsort(key, kind="stable")
 
 
 def grouped_rows(series: Sequence[Series]) -> list[dict[str, str]]:
