@@ -27,6 +27,7 @@ worker_app  # src/tsgate/cli/serve.py
 # autouse pytest fixtures, and a pytest hook
 restore_root  # tests/unit/test_logs.py
 _unfreeze  # tests/unit/test_heap.py
+_any_size  # tests/unit/test_wire_body.py
 pytest_terminal_summary  # tests/differential/conftest.py
 
 # report fields read only through dataclasses.asdict (tsgate cleanup prints the report)

@@ -19,7 +19,7 @@ import datetime as dt
 import itertools
 import operator
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -164,22 +164,38 @@ def _json_numbers(texts: Sequence[str]) -> ValueArray | None:
 
     Exactly ``float(text)`` of each: a JSON number is a subset of what ``float`` reads,
     both round correctly, and no text holds a comma (the count proves it), so each array
-    element is one text (a bracket in one nests or ends the array: refused). msgspec
-    reads ``-0`` as the integer 0, so zeros are read again when a ``-0`` is present;
-    a number too large for a float is refused (``float`` reads it as infinite).
+    element is one text (a bracket in one nests or ends the array: refused).
     """
     joined = ",".join(texts)
     if joined.count(",") != len(texts) - 1:
         return None
+    return joined_numbers(joined, len(texts), texts.__getitem__)
+
+
+def joined_numbers(
+    joined: str | bytes, count: int, text_at: Callable[[int], str]
+) -> ValueArray | None:
+    """The ``count`` comma-separated texts of ``joined`` (none holding a comma, each maybe
+    padded with JSON whitespace) read as JSON numbers; ``None`` when any is not one.
+
+    msgspec reads ``-0`` as the integer 0, so zeros are read again (``text_at(i)``, the
+    ``i``-th text) when a ``-0`` is present; a number too large for a float is refused
+    (``float`` reads it as infinite).
+    """
+    array: str | bytes
+    if isinstance(joined, bytes):
+        array, minus_zero = b"[" + joined + b"]", b"-0" in joined
+    else:
+        array, minus_zero = f"[{joined}]", "-0" in joined
     try:
-        numbers = np.array(msgspec.json.decode(f"[{joined}]", type=list[float]), np.float64)
+        numbers = np.array(msgspec.json.decode(array, type=list[float]), np.float64)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    if numbers.size != len(texts):
+    if numbers.size != count:
         return None
-    if "-0" in joined:
+    if minus_zero:
         for i in np.flatnonzero(numbers == 0).tolist():
-            numbers[i] = float(texts[i])
+            numbers[i] = float(text_at(i))
     return numbers
 
 
