@@ -6,6 +6,7 @@ import gc
 from collections.abc import Callable
 
 import httpx
+import msgspec
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from tsgate.errors import (
     Forbidden,
     NotFound,
     Unauthorized,
+    UpstreamBadAnswer,
     UpstreamCircuitOpen,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -21,7 +23,8 @@ from tsgate.errors import (
 from tsgate.upstream.ace import AceClient, ClientPolicy
 from tsgate.upstream.breaker import CircuitBreaker
 from tsgate.upstream.simulator import create_simulator
-from tsgate.wire.ace import parse_time
+from tsgate.wire.ace import SamplesBody, format_time, parse_time, samples_to_series
+from tsgate.wire.acebody import decode_samples
 
 pytestmark = pytest.mark.anyio
 START = parse_time("start", "2025-10-01T00:00:00")
@@ -198,6 +201,39 @@ async def test_no_data_is_an_empty_series_and_token_is_sent_as_bearer() -> None:
         await client.aclose()
     assert len(got["a/b"]) == 0
     assert seen == ["Bearer tok"]
+
+
+async def test_a_large_answer_read_from_its_bytes_is_retried_cut_and_refused_garbled() -> None:
+    """An answer of upstream's own layout over 64 KiB is read from its bytes: cut short,
+    it is asked for again; with a time that is no ISO 8601, it is a bad answer."""
+    rows = [
+        {"name": "s/p", "value": f"{k % 97}.25", "time": format_time(START + k * 60_000, micros=7)}
+        for k in range(1440)
+    ]
+    whole = msgspec.json.encode({"point_samples": rows})
+    rows[700]["time"] = "2025-10-01T11:40:00.000007Z?"
+    garbled = msgspec.json.encode({"point_samples": rows})
+    assert len(whole) > 1 << 16 and not isinstance(decode_samples(whole).rows, list)
+    answers = [whole[: len(whole) - 2], whole, garbled]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, content=answers.pop(0), headers={"content-type": "application/json"}
+        )
+
+    client = mock(handler)
+    try:
+        got = (await client.points_series(["s/p"], START, END, token="t"))["s/p"]
+        assert not answers[:-1]  # the answer cut short was asked for again
+        with pytest.raises(UpstreamBadAnswer, match="not ISO 8601"):
+            await client.points_series(["s/p"], START, END, token="t")
+    finally:
+        await client.aclose()
+    assert not answers  # a bad answer is not asked for again
+    want = samples_to_series(msgspec.json.decode(whole, type=SamplesBody).point_samples)["s/p"]
+    assert got.t_ms.tobytes() == want.t_ms.tobytes() and got.v.tobytes() == want.v.tobytes()
+    assert got.us is not None and want.us is not None and got.us.tobytes() == want.us.tobytes()
+    assert client.counters.retries == 1
 
 
 async def test_short_spans_of_many_points_are_one_post() -> None:

@@ -44,7 +44,8 @@ from tsgate.upstream.costs import RequestCosts
 from tsgate.upstream.fairgate import FairGate
 from tsgate.upstream.guarded import GuardedUpstream
 from tsgate.upstream.options import UpstreamSettings
-from tsgate.wire.ace import PageBody, Sample, SamplesBody, format_time, samples_to_series
+from tsgate.wire.ace import format_time
+from tsgate.wire.acebody import DataBody, decode_page, decode_samples
 
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -225,10 +226,10 @@ class AceApi:
             params["cursor"] = cursor
         with metering.metered() as meter:
             page = await self._call(
-                "GET", path, token, params=params, parse=_parse_page, no_data=PageBody()
+                "GET", path, token, params=params, parse=decode_page, no_data=DataBody()
             )
-        self._measured(meter, len(page.point_samples))
-        return SitePage(_series(page.point_samples, path), page.has_more, page.next_cursor)
+        self._measured(meter, len(page))
+        return SitePage(_series(page, path), page.has_more, page.next_cursor)
 
     async def points_batch(
         self, names: Sequence[str], start_ms: int, end_ms: int, *, token: str
@@ -241,11 +242,11 @@ class AceApi:
                 token,
                 params=params,
                 json={"points": list(names)},
-                parse=_parse_samples,
-                no_data=SamplesBody(),
+                parse=decode_samples,
+                no_data=DataBody(),
             )
-        self._measured(meter, len(body.point_samples))
-        found = _series(body.point_samples, "/points/get_timeseries")
+        self._measured(meter, len(body))
+        found = _series(body, "/points/get_timeseries")
         return {n: found.get(n, Series.empty(n)).crop(start_ms, end_ms) for n in names}
 
     async def point_window(self, name: str, start_ms: int, end_ms: int, *, token: str) -> Series:
@@ -253,10 +254,10 @@ class AceApi:
         params = {"start_time": format_time(start_ms), "end_time": format_time(end_ms)}
         with metering.metered() as meter:
             body = await self._call(
-                "GET", path, token, params=params, parse=_parse_samples, no_data=SamplesBody()
+                "GET", path, token, params=params, parse=decode_samples, no_data=DataBody()
             )
-        self._measured(meter, len(body.point_samples))
-        series = _series(body.point_samples, path).get(name, Series.empty(name))
+        self._measured(meter, len(body))
+        series = _series(body, path).get(name, Series.empty(name))
         return series.crop(start_ms, end_ms)
 
     async def forward(
@@ -480,17 +481,9 @@ def _is_json(resp: httpx.Response) -> bool:
     return kind == "application/json" or kind.endswith("+json")
 
 
-def _parse_page(content: bytes) -> PageBody:
-    return msgspec.json.decode(content, type=PageBody)
-
-
-def _parse_samples(content: bytes) -> SamplesBody:
-    return msgspec.json.decode(content, type=SamplesBody)
-
-
-def _series(rows: list[Sample], path: str) -> dict[str, Series]:
+def _series(body: DataBody, path: str) -> dict[str, Series]:
     try:
-        return samples_to_series(rows)
+        return body.series()
     except ValueError as exc:
         # upstream is alive and answered nonsense: not retried, not the caller's fault
         detail = f"upstream {path}: a sample time is not ISO 8601 ({str(exc)[:120]})"
