@@ -334,6 +334,32 @@ def test_transfer_bound_upstream_spreads_one_point_over_the_slots() -> None:
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
 
 
+def test_fewer_requests_are_taken_only_when_they_spare_upstream_work() -> None:
+    """20 points × a month of 5-minute samples: latency-bound, batches of points halve
+    upstream's work and are taken; transfer-bound (the real API's 100 µs a sample),
+    batches carry the same samples, save upstream a tenth and cost a fifth more time,
+    so each point is its own request, as the quickest plan has it."""
+    policy = CachePolicy()
+    latency_bound = _all(fetching.request_plan(_plan(20, 31), policy, fetching.RequestCost(0.2, 0)))
+    assert len(latency_bound) < 20
+    transfer = fetching.RequestCost(0.2, 100e-6)
+    transfer_bound = _all(fetching.request_plan(_plan(20, 31), policy, transfer))
+    assert len(transfer_bound) == 20 and all(len(r.names) == 1 for r in transfer_bound)
+    quick = fetching.plan_time_s(transfer_bound, transfer, policy.upstream_concurrency)
+    assert quick < 3.3  # 3 rounds of 0.2 s + 8,928 samples (10 batches of 2: 3.8 s)
+
+
+def test_polite_takes_a_slower_option_only_for_its_share_of_upstream_work_saved() -> None:
+    # (wall time, upstream's busy time, choice)
+    assert fetching.polite([(1.0, 10.0, "quick"), (1.2, 5.0, "half the work")]) == "half the work"
+    assert fetching.polite([(1.0, 10.0, "quick"), (1.2, 9.0, "a tenth less")]) == "quick"
+    assert fetching.polite([(1.0, 10.0, "quick"), (1.3, 1.0, "too slow")]) == "quick"
+    assert fetching.polite([(1.0, 10.0, "a"), (1.0, 9.0, "as quick, less work")]) == (
+        "as quick, less work"
+    )
+    assert fetching.polite([(0.0, 0.0, "free"), (0.0, 0.0, "also free")]) in ("free", "also free")
+
+
 def test_background_work_asks_with_the_fewest_requests() -> None:
     policy = CachePolicy()
     cost = fetching.RequestCost(0.2, 100e-6)

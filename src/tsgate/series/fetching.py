@@ -35,7 +35,7 @@ import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tsgate.core import extents
 from tsgate.core.model import Series, concat
@@ -70,7 +70,7 @@ MonthWriter = Callable[[list[Fetched]], Awaitable[None]]
 
 MAX_BATCH_POINTS = 100  # points one POST asks for, at most
 MAX_WINDOWS = 16  # a point's month is cut into at most this many windows
-POLITE_SLACK = 0.25  # fewer requests are worth this much more time
+POLITE_SLACK = 0.25  # fewer requests are worth at most this much more time (see polite)
 _WRITE_AHEAD = 2  # months fully fetched beyond those being fetched, waiting to be written
 
 
@@ -165,9 +165,9 @@ def request_plan(
     fewest: bool = False,
 ) -> list[list[Request]]:
     """Per UTC month of ``plan`` (in time order), the upstream requests that fetch it,
-    shaped by the cost model (see the module's notes): the quickest shape, except that a
-    shape of fewer requests within :data:`POLITE_SLACK` of its time is taken instead
-    (upstream's load counts too). ``fewest``: background work, the fewest requests."""
+    shaped by the cost model (see the module's notes): the quickest shape, or a
+    :func:`polite` one of fewer requests (upstream's load counts too). ``fewest``:
+    background work, the fewest requests."""
     cadences = cadences or {}
     by_month = months(plan)
     if not by_month:
@@ -179,6 +179,7 @@ def request_plan(
         for span, names in _groups(m)
     ]
     widest = max(n for n, _, _ in groups)
+    carried = sum(n * samples for n, samples, _ in groups)  # the same in every shape
     options: list[tuple[float, int, Shape]] = []
     for points in range(1, min(widest, MAX_BATCH_POINTS) + 1):
         for windows in range(1, MAX_WINDOWS + 1 if points == 1 else 2):
@@ -193,10 +194,35 @@ def request_plan(
     elif fewest:
         chosen = min(options, key=lambda o: (o[1], o[0]))[2]
     else:
-        quickest = min(o[0] for o in options)
-        polite = [o for o in options if o[0] <= quickest * (1 + POLITE_SLACK)]
-        chosen = min(polite, key=lambda o: (o[1], o[0]))[2]
+        timed = [(t, _busy(count, carried, cost), shape) for t, count, shape in options]
+        chosen = polite(timed)
     return [_requests(m, chosen, cadences, policy.point_window_ms) for m in by_month]
+
+
+def _busy(requests: int, samples: int, cost: RequestCost) -> float:
+    """What ``requests`` carrying ``samples`` in all cost upstream, one after another."""
+    return requests * cost.latency_s + samples * cost.sample_s
+
+
+Choice = TypeVar("Choice")
+
+
+def polite(options: Sequence[tuple[float, float, Choice]]) -> Choice:
+    """Of ``(wall time, upstream's busy time, choice)`` options, the quickest, or one
+    that spares upstream more work for a little more time: from the quickest, each
+    step to an option of less work is taken when it costs at most :data:`POLITE_SLACK`
+    more time than the quickest, and no larger a share of the time than the share of
+    upstream's work it saves. Latency-bound, half the requests is half upstream's work
+    and worth a little time; transfer-bound, fewer requests carry the same samples and
+    save upstream little, so the quickest plan (or one about as quick) stays."""
+    wall, busy, choice = min(options, key=lambda o: (o[0], o[1]))
+    limit = wall * (1 + POLITE_SLACK)
+    for o_wall, o_busy, o_choice in sorted(options, key=lambda o: (-o[1], o[0])):
+        if o_busy >= busy or o_wall > limit:
+            continue
+        if (o_wall - wall) * busy <= (busy - o_busy) * wall:
+            wall, busy, choice = o_wall, o_busy, o_choice
+    return choice
 
 
 def _cuts(width_ms: int, windows: int, max_window_ms: int) -> int:
@@ -399,7 +425,7 @@ def stream_parts(
 
     Without a ``cost``, as many streams as the pages the span needs, at most
     ``concurrency`` (upstream latency-bound: each page is one round trip). With one, the
-    count the cost model finds quickest (the fewest within :data:`POLITE_SLACK` of it):
+    count the cost model finds quickest (or a :func:`polite` one, of fewer requests):
     where upstream's time goes into carrying samples, a span of one page is quicker as
     several smaller pages side by side. The first stream is one upstream page, and no
     more than an even share of the span: the first pages a paged read shows come with
@@ -411,9 +437,16 @@ def stream_parts(
     if cost is not None and site_points:
         slots = -(-(e - s) // SLOT_MS)
         most = max(1, min(concurrency, slots))
-        timed = [(_share_time(samples, n, page_size, cost), n) for n in range(1, most + 1)]
-        quickest = min(t for t, _ in timed)
-        count = min(n for t, n in timed if t <= quickest * (1 + POLITE_SLACK))
+        count = polite(
+            [
+                (
+                    _share_time(samples, n, page_size, cost),
+                    _stream_busy(samples, n, page_size, cost),
+                    n,
+                )
+                for n in range(1, most + 1)
+            ]
+        )
     if count == 1:
         return [span]
     share = min(page_size, -(-samples // count))
@@ -434,6 +467,16 @@ def _share_time(samples: int, parts: int, page_size: int, cost: RequestCost) -> 
         return -(-samples // page_size) * cost.of(min(samples, page_size))
     share = -(-(samples - first) // (parts - 1))
     return max(cost.of(first), -(-share // page_size) * cost.of(min(share, page_size)))
+
+
+def _stream_busy(samples: int, parts: int, page_size: int, cost: RequestCost) -> float:
+    """Upstream's busy time for ``samples`` of the stream as ``parts`` streams: each
+    page one request."""
+    first = min(page_size, -(-samples // parts))
+    if parts == 1 or samples <= first:
+        return _busy(-(-samples // page_size), samples, cost)
+    share = -(-(samples - first) // (parts - 1))
+    return _busy(1 + (parts - 1) * -(-share // page_size), samples, cost)
 
 
 def _parts_time(
