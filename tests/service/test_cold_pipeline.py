@@ -227,6 +227,40 @@ async def test_a_cold_read_keeps_its_days_in_memory_and_its_months_only_once_rea
                 assert (got.t_ms.tolist(), got.v.tolist()) == env.truth(row.point, *span)
 
 
+async def test_a_month_read_around_a_day_stored_before_is_written_as_one_chunk(
+    env: Env,
+) -> None:
+    """A day of a settled month was read first (a dashboard's); reading the whole month
+    then fetches the rest around it, and the month is stored as one period that takes
+    the day in, not as a chunk per day; every sample is the truth."""
+    names = env.names(2)
+    month = extents.month_floor(extents.month_floor(NOW) - 40 * MS_PER_DAY)
+    end = extents.next_month(month)
+    day = month + 12 * MS_PER_DAY
+    await env.services.reader.ensure(
+        SITE, names, day, day + MS_PER_DAY, token="t", stats=ReadStats()
+    )
+    before = await env.rows(names, month, end)
+    assert {(r.period_start_ms, r.period_end_ms) for r in before} == {(day, day + MS_PER_DAY)}
+    objects = env.services.objects
+    written: list[str] = []
+    put_many = objects.put_many
+
+    async def counted(items: Sequence[tuple[str, bytes]], **kw: bool) -> None:
+        written.extend(k for k, _ in items)
+        await put_many(items, **kw)
+
+    objects.put_many = counted  # type: ignore[method-assign]
+    rows = await env.services.reader.ensure(SITE, names, month, end, token="t", stats=ReadStats())
+    # one object per point: the month, written once (not a day chunk per day, then merged)
+    assert len(written) == len(names)
+    assert sorted((r.point, r.period_start_ms, r.period_end_ms) for r in rows) == [
+        (n, month, end) for n in sorted(names)
+    ]
+    assert all(r.coverage == ((month, end),) for r in rows)
+    await env.assert_rows_hold_the_truth(rows)
+
+
 # ---- the access check beside the first requests ------------------------------------------
 
 

@@ -109,9 +109,12 @@ class ChunkWriter:
         for row in await self._chunks.rows(site, points, lo, hi):
             layout[row.point].append(row)
         drafts: dict[tuple[str, int], Draft] = {}
+        spans: dict[str, list[Range]] = defaultdict(list)  # each point's, in this write
+        for f in fetched:
+            spans[f.point].append(f.span)
         for f in sorted(fetched, key=lambda f: (f.point, f.span)):
             for target in periods.targets(
-                layout[f.point], f.span, now_ms=now_ms, settle_ms=settle_ms
+                layout[f.point], f.span, now_ms=now_ms, settle_ms=settle_ms, fetched=spans[f.point]
             ):
                 key = (f.point, target.start_ms)
                 draft = drafts.get(key)

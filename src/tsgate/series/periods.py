@@ -65,8 +65,20 @@ def split_fetch(
     return trusted, tail
 
 
-def targets(rows: Sequence[ChunkRow], span: Range, *, now_ms: int, settle_ms: int) -> list[Target]:
-    """The periods ``span`` of one point lands in, given that point's stored ``rows``."""
+def targets(
+    rows: Sequence[ChunkRow],
+    span: Range,
+    *,
+    now_ms: int,
+    settle_ms: int,
+    fetched: Sequence[Range] = (),
+) -> list[Target]:
+    """The periods ``span`` of one point lands in, given that point's stored ``rows``.
+
+    A settled month becomes one period (replacing the rows inside it) when ``span``,
+    the point's other spans of the same write (``fetched``) and what the rows inside it
+    cover make it whole: a month read around a day stored before is written once, not
+    as a day chunk per day."""
     out: list[Target] = []
     day = extents.day_floor(span[0])
     while day < span[1]:
@@ -77,9 +89,10 @@ def targets(rows: Sequence[ChunkRow], span: Range, *, now_ms: int, settle_ms: in
             continue
         month_end = extents.next_month(day)
         inside = tuple(r for r in rows if day <= r.period_start_ms < month_end)
+        covered = [*fetched, span, *(c for r in inside for c in r.coverage)]
         whole_month = (
             day == extents.month_floor(day)
-            and month_end <= span[1]
+            and not extents.subtract((day, month_end), covered)
             and extents.is_settled(month_end, now_ms, settle_ms)
             and all(r.period_end_ms <= month_end for r in inside)
         )
