@@ -60,6 +60,10 @@ async def test_two_concurrent_claimers_take_each_job_exactly_once(db_url: str) -
         await open_database(db_url, migrate=True) as one,
         await open_database(db_url) as two,
     ):
+        # both connections open before the race (a first connection takes longer than
+        # a claim: the other claimer took every job meanwhile)
+        for db in (one, two):
+            assert await JobStore(db.sql).claim("warm", now_ms=T0, lease_ms=LEASE) is None
         for i in range(30):
             await JobStore(one.sql).submit(job(f"j{i:02}"), token_box=None, now_ms=T0)
 
