@@ -449,7 +449,7 @@ def stream_parts(
         )
     if count == 1:
         return [span]
-    share = min(page_size, -(-samples // count))
+    share = _shares(samples, count, page_size)[0]
     first = extents.floor_to(s + max(1, share // site_points - 1) * SLOT_MS, SLOT_MS)
     rest = first if s < first < e else s
     others = count - 1
@@ -458,37 +458,48 @@ def stream_parts(
     return list(itertools.pairwise(bounds))
 
 
-def _share_time(samples: int, parts: int, page_size: int, cost: RequestCost) -> float:
-    """The model's time for ``samples`` of the stream read as ``parts`` streams cut as
-    :func:`stream_parts` cuts them: the first one page (at most an even share), the
-    rest shared evenly by the others."""
+def _shares(samples: int, parts: int, page_size: int) -> tuple[int, int]:
+    """The samples of the first stream and of each other one, as :func:`stream_parts`
+    cuts ``samples`` into ``parts``: the first one page (at most an even share), the
+    rest shared evenly by the others (``(samples, 0)``: one stream)."""
     first = min(page_size, -(-samples // parts))
     if parts == 1 or samples <= first:
-        return -(-samples // page_size) * cost.of(min(samples, page_size))
-    share = -(-(samples - first) // (parts - 1))
-    return max(cost.of(first), -(-share // page_size) * cost.of(min(share, page_size)))
+        return samples, 0
+    return first, -(-(samples - first) // (parts - 1))
+
+
+def _pages(samples: int, page_size: int) -> int:
+    return -(-samples // page_size)
+
+
+def _stream_s(samples: int, page_size: int, cost: RequestCost) -> float:
+    """The model's time for one stream of ``samples``: its pages one after another."""
+    return _pages(samples, page_size) * cost.of(min(samples, page_size))
+
+
+def _share_time(samples: int, parts: int, page_size: int, cost: RequestCost) -> float:
+    """The model's time for ``samples`` of the stream read as ``parts`` streams
+    side by side (:func:`_shares`): the slowest one's."""
+    first, share = _shares(samples, parts, page_size)
+    return max(_stream_s(first, page_size, cost), _stream_s(share, page_size, cost))
 
 
 def _stream_busy(samples: int, parts: int, page_size: int, cost: RequestCost) -> float:
     """Upstream's busy time for ``samples`` of the stream as ``parts`` streams: each
     page one request."""
-    first = min(page_size, -(-samples // parts))
-    if parts == 1 or samples <= first:
-        return _busy(-(-samples // page_size), samples, cost)
-    share = -(-(samples - first) // (parts - 1))
-    return _busy(1 + (parts - 1) * -(-share // page_size), samples, cost)
+    first, share = _shares(samples, parts, page_size)
+    requests = _pages(first, page_size) + (parts - 1) * _pages(share, page_size)
+    return _busy(requests, samples, cost)
 
 
 def _parts_time(
     parts: Sequence[Range], site_points: int, page_size: int, cost: RequestCost
 ) -> float:
-    """The model's time for the streams over ``parts`` side by side: the slowest one's
-    pages, one after another."""
-    slowest = 0.0
-    for s, e in parts:
-        samples = _site_samples(site_points, e - s)
-        slowest = max(slowest, -(-samples // page_size) * cost.of(min(samples, page_size)))
-    return slowest
+    """The model's time for the streams over ``parts`` side by side: the slowest one's."""
+    return max(
+        (_stream_s(_site_samples(site_points, e - s), page_size, cost) for s, e in parts),
+        default=0.0,
+    )
 
 
 async def site_stream(
