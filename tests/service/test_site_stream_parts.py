@@ -80,7 +80,11 @@ def test_a_transfer_bound_upstream_reads_even_one_page_as_parts_side_by_side() -
 
 
 async def _stream(
-    upstream: AceClient, plan: dict[str, list[Range]], points: int, concurrency: int
+    upstream: AceClient,
+    plan: dict[str, list[Range]],
+    points: int,
+    concurrency: int,
+    cost: fetching.RequestCost | None = None,
 ) -> tuple[dict[str, Series], dict[str, list[int]], list[str]]:
     shown: dict[str, list[int]] = defaultdict(list)
     marks: list[str] = []
@@ -109,6 +113,7 @@ async def _stream(
         on_page=Shown(),
         site_points=points,
         concurrency=concurrency,
+        cost=cost,
     )
     return {f.point: f.series for f in fetched}, shown, marks
 
@@ -129,9 +134,10 @@ class Overreaching(AceClient):
     width=st.integers(10 * MS_PER_MINUTE, 30 * MS_PER_HOUR),
     concurrency=st.integers(2, 8),
     overreaching=st.booleans(),
+    transfer_bound=st.booleans(),  # parts counted by a cost model of 100 µs a sample
 )
 async def test_streams_side_by_side_show_and_store_what_one_stream_does(
-    offset: int, width: int, concurrency: int, overreaching: bool
+    offset: int, width: int, concurrency: int, overreaching: bool, transfer_bound: bool
 ) -> None:
     sim = create_simulator(seed=1, now_ms=Clock(NOW))
     site = next(s for s in sim.sites if s.name == SITE)
@@ -142,7 +148,8 @@ async def test_streams_side_by_side_show_and_store_what_one_stream_does(
     upstream = kind("http://simulator/api", FAST_POLICY, transport=httpx.ASGITransport(app=sim))
     try:
         one, shown_one, _ = await _stream(upstream, plan, 0, 1)
-        many, shown_many, marks_many = await _stream(upstream, plan, len(names), concurrency)
+        cost = fetching.RequestCost(0.2, 100e-6) if transfer_bound else None
+        many, shown_many, marks_many = await _stream(upstream, plan, len(names), concurrency, cost)
     finally:
         await upstream.aclose()
     assert marks_many[-1] == "end" and marks_many.count("end") == 1
